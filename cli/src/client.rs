@@ -1,0 +1,107 @@
+//! Talking to a coordinator as the backend or as an admin.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context;
+use k256::ecdsa::SigningKey;
+use quorate_wire::{
+    admin::admin_service_client::AdminServiceClient, tls::TlsMaterial,
+    withdrawal::withdrawal_service_client::WithdrawalServiceClient, MAX_MESSAGE_BYTES,
+};
+use tonic::transport::Channel;
+
+use crate::setup::{ClientFile, Credentials};
+
+/// Which credentials to present.
+#[derive(Clone, Copy)]
+pub enum As {
+    /// The exchange backend.
+    Backend,
+    /// An administrator.
+    Admin,
+}
+
+fn creds(c: &ClientFile, who: As) -> &Credentials {
+    match who {
+        As::Backend => &c.backend,
+        As::Admin => &c.admin,
+    }
+}
+
+/// Opens a mutual-TLS channel to the coordinator.
+pub async fn channel(c: &ClientFile, who: As, addr: Option<&str>) -> anyhow::Result<Channel> {
+    let cr = creds(c, who);
+    let tls = TlsMaterial::load(&c.ca, &cr.cert, &cr.key)?;
+    let addr = addr.unwrap_or(&c.coordinator);
+    Ok(quorate_wire::tls::connect(addr, &c.server_name, tls.client_config()?).await?)
+}
+
+/// A withdrawal client.
+pub async fn withdrawals(
+    c: &ClientFile,
+    addr: Option<&str>,
+) -> anyhow::Result<WithdrawalServiceClient<Channel>> {
+    Ok(
+        WithdrawalServiceClient::new(channel(c, As::Backend, addr).await?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
+}
+
+/// An admin client.
+pub async fn admin(
+    c: &ClientFile,
+    addr: Option<&str>,
+) -> anyhow::Result<AdminServiceClient<Channel>> {
+    Ok(AdminServiceClient::new(channel(c, As::Admin, addr).await?)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// Reads a hex secp256k1 signing key file.
+pub fn signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(text.trim()).with_context(|| format!("{}: not hex", path.display()))?,
+    );
+    SigningKey::from_slice(&bytes)
+        .with_context(|| format!("{}: not a secp256k1 key", path.display()))
+}
+
+/// Waits until the coordinator reports every signer connected, up to `limit`.
+pub async fn wait_for_signers(
+    c: &ClientFile,
+    addr: Option<&str>,
+    limit: Duration,
+) -> anyhow::Result<quorate_wire::admin::ClusterStatus> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last_err: String;
+    loop {
+        match admin(c, addr).await {
+            Ok(mut a) => match a
+                .get_cluster_status(quorate_wire::admin::GetClusterStatusRequest {})
+                .await
+            {
+                Ok(s) => {
+                    let s = s.into_inner();
+                    if s.signers.iter().all(|x| x.connected) {
+                        return Ok(s);
+                    }
+                    let waiting: Vec<_> = s
+                        .signers
+                        .iter()
+                        .filter(|x| !x.connected)
+                        .map(|x| x.name.clone())
+                        .collect();
+                    last_err = format!("waiting for {}", waiting.join(", "));
+                }
+                Err(e) => last_err = e.to_string(),
+            },
+            Err(e) => last_err = format!("{e:#}"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("signers did not all connect in {limit:?}: {last_err}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,286 @@
+//! The client commands: submit, get, verify, status, dkg.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use quorate_core::{backend, fingerprint::group_key_fingerprint, intent::WithdrawalIntent};
+use quorate_wire::{admin as apb, convert::intent_to_proto, withdrawal as pb, RULE_METADATA_KEY};
+use serde_json::json;
+
+use crate::{client, setup::ClientFile};
+
+/// Flags of `quorate submit`.
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// Chain: ethereum, polygon, bitcoin, bitcoin-testnet, tron, solana.
+    #[arg(long)]
+    pub chain: String,
+    /// Asset symbol, e.g. ETH.
+    #[arg(long)]
+    pub asset: String,
+    /// Destination address.
+    #[arg(long)]
+    pub to: String,
+    /// Amount in base units (decimal integer).
+    #[arg(long)]
+    pub amount: String,
+    /// Withdrawal id (idempotency key); random if omitted.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Customer reference.
+    #[arg(long)]
+    pub customer_ref: Option<String>,
+    /// How long the intent stays valid.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// How long to wait for the outcome.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn status_name(s: i32) -> &'static str {
+    match pb::Status::try_from(s).unwrap_or(pb::Status::Unspecified) {
+        pb::Status::Unspecified => "unspecified",
+        pb::Status::Received => "received",
+        pb::Status::Signing => "signing",
+        pb::Status::Signed => "signed",
+        pb::Status::Refused => "refused",
+        pb::Status::Failed => "failed",
+        pb::Status::Expired => "expired",
+    }
+}
+
+/// JSON form of a withdrawal.
+pub fn withdrawal_json(w: &pb::Withdrawal) -> serde_json::Value {
+    json!({
+        "id": w.id,
+        "status": status_name(w.status),
+        "message": hex::encode(&w.message),
+        "digest": hex::encode(&w.digest),
+        "group_public_key": hex::encode(&w.group_public_key),
+        "signature": hex::encode(&w.signature),
+        "signers": w.signers,
+        "rule": w.rule,
+        "reason": w.reason,
+        "retryable": w.retryable,
+    })
+}
+
+fn status_of_code(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::InvalidArgument => "invalid",
+        tonic::Code::PermissionDenied | tonic::Code::AlreadyExists => "refused",
+        tonic::Code::Unavailable | tonic::Code::ResourceExhausted => "failed",
+        tonic::Code::DeadlineExceeded => "timeout",
+        _ => "error",
+    }
+}
+
+/// Runs `quorate submit`; returns the exit code.
+pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow::Result<u8> {
+    let now = now_ms();
+    let id =
+        a.id.unwrap_or_else(|| format!("wd-{now}-{:08x}", rand::random::<u32>()));
+    let intent = WithdrawalIntent::from_parts(
+        &id,
+        &a.chain,
+        &a.asset,
+        &a.to,
+        &a.amount,
+        now,
+        now + a.ttl.as_millis() as u64,
+        a.customer_ref.as_deref(),
+    )
+    .context("invalid withdrawal")?;
+    let key = client::signing_key(&c.backend.signing_key)?;
+    let backend_signature = backend::sign(&key, &intent.digest());
+    let mut w = client::withdrawals(c, addr).await?;
+    let mut req = tonic::Request::new(pb::SubmitRequest {
+        intent: Some(intent_to_proto(&intent)),
+        backend_signature,
+    });
+    req.set_timeout(a.timeout);
+    match w.submit(req).await {
+        Ok(resp) => {
+            let w = resp.into_inner();
+            if a.json {
+                println!("{}", withdrawal_json(&w));
+            } else {
+                println!("withdrawal {}: {}", w.id, status_name(w.status));
+                println!("  message   {}", hex::encode(&w.message));
+                if !w.signature.is_empty() {
+                    println!("  signature {}", hex::encode(&w.signature));
+                    println!("  group key {}", hex::encode(&w.group_public_key));
+                    println!("  signers   {:?}", w.signers);
+                }
+            }
+            Ok(if w.status == pb::Status::Signed as i32 {
+                0
+            } else {
+                3
+            })
+        }
+        Err(s) => {
+            let rule = s
+                .metadata()
+                .get(RULE_METADATA_KEY)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let reason = s.message().to_string();
+            if a.json {
+                println!(
+                    "{}",
+                    json!({
+                        "id": id,
+                        "status": status_of_code(s.code()),
+                        "code": format!("{:?}", s.code()),
+                        "rule": rule,
+                        "reason": reason,
+                        "digest": intent.digest_hex(),
+                    })
+                );
+            } else {
+                eprintln!(
+                    "withdrawal {id}: {} ({:?}): {reason}",
+                    status_of_code(s.code()),
+                    s.code()
+                );
+            }
+            Ok(2)
+        }
+    }
+}
+
+/// Runs `quorate get`.
+pub async fn get(c: &ClientFile, addr: Option<&str>, id: String) -> anyhow::Result<u8> {
+    let mut w = client::withdrawals(c, addr).await?;
+    match w.get(pb::GetRequest { id }).await {
+        Ok(r) => {
+            println!("{}", withdrawal_json(&r.into_inner()));
+            Ok(0)
+        }
+        Err(s) => {
+            eprintln!("{:?}: {}", s.code(), s.message());
+            Ok(2)
+        }
+    }
+}
+
+/// Checks an RFC 9591 FROST(secp256k1, SHA-256) signature offline.
+pub fn verify(group_key: &str, message: &str, signature: &str) -> anyhow::Result<bool> {
+    let gk = hex::decode(group_key.trim()).context("group key: not hex")?;
+    let msg = hex::decode(message.trim()).context("message: not hex")?;
+    let sig = hex::decode(signature.trim()).context("signature: not hex")?;
+    if gk.len() != 33 {
+        bail!("group key must be 33 bytes (compressed), got {}", gk.len());
+    }
+    if sig.len() != 65 {
+        bail!("signature must be 65 bytes (R then z), got {}", sig.len());
+    }
+    let vk = frost_secp256k1::VerifyingKey::deserialize(&gk).context("group key: not a point")?;
+    let sig = frost_secp256k1::Signature::deserialize(&sig).context("signature: malformed")?;
+    Ok(vk.verify(&msg, &sig).is_ok())
+}
+
+/// Runs `quorate status`.
+pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyhow::Result<u8> {
+    let mut a = client::admin(c, addr).await?;
+    let s = a
+        .get_cluster_status(apb::GetClusterStatusRequest {})
+        .await?
+        .into_inner();
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "threshold": s.threshold,
+                "group_public_key": hex::encode(&s.group_public_key),
+                "group_key_fingerprint": s.group_key_fingerprint,
+                "manifest_hash": s.manifest_hash,
+                "version": s.version,
+                "signers": s.signers.iter().map(|x| json!({
+                    "name": x.name,
+                    "identifier": x.identifier,
+                    "connected": x.connected,
+                    "identity_key": hex::encode(&x.identity_key),
+                    "certificate_sha256": x.certificate_sha256,
+                    "group_public_key": hex::encode(&x.group_public_key),
+                })).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(0);
+    }
+    println!("coordinator {} (version {})", c.coordinator, s.version);
+    println!("manifest    {}", s.manifest_hash);
+    println!("threshold   {} of {}", s.threshold, s.signers.len());
+    if s.group_public_key.is_empty() {
+        println!("group key   none yet (run `quorate dkg`)");
+    } else {
+        println!("group key   {}", hex::encode(&s.group_public_key));
+        println!("fingerprint {}", s.group_key_fingerprint);
+    }
+    for x in &s.signers {
+        let agrees = if x.group_public_key.is_empty() {
+            "no key"
+        } else if x.group_public_key == s.group_public_key {
+            "same group key"
+        } else {
+            "DIFFERENT group key"
+        };
+        println!(
+            "  {:<10} id {:<3} {:<12} {}",
+            x.name,
+            x.identifier,
+            if x.connected {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            if x.connected { agrees } else { "" }
+        );
+    }
+    Ok(0)
+}
+
+/// Runs `quorate dkg`: starts a DKG and follows it; returns the group key.
+pub async fn dkg(c: &ClientFile, addr: Option<&str>, quiet: bool) -> anyhow::Result<Vec<u8>> {
+    let mut a = client::admin(c, addr).await?;
+    a.start_dkg(apb::StartDkgRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let mut stream = a.watch_dkg(apb::WatchDkgRequest {}).await?.into_inner();
+    while let Some(st) = stream.message().await? {
+        let phase = apb::DkgPhase::try_from(st.phase).unwrap_or(apb::DkgPhase::Unspecified);
+        if !quiet {
+            println!("dkg: {}", st.detail);
+        }
+        match phase {
+            apb::DkgPhase::Done => {
+                if !quiet {
+                    println!("group key   {}", hex::encode(&st.group_public_key));
+                    println!(
+                        "fingerprint {}",
+                        group_key_fingerprint(&st.group_public_key)
+                    );
+                }
+                return Ok(st.group_public_key);
+            }
+            apb::DkgPhase::Failed => {
+                bail!("DKG failed: {} (culprits {:?})", st.detail, st.culprits)
+            }
+            _ => {}
+        }
+    }
+    bail!("DKG status stream ended early")
+}

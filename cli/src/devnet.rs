@@ -1,0 +1,190 @@
+//! `quorate devnet`: a whole cluster on loopback from a fresh checkout — certificates,
+//! identities, manifest, a coordinator and n signers as separate processes, DKG — kept running
+//! until interrupted. Everything lives in one directory, which the other commands read.
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use anyhow::{bail, Context};
+use quorate_core::fingerprint::group_key_fingerprint;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+use crate::{
+    client, commands,
+    setup::{self, ClientFile, ClusterSpec},
+};
+
+struct Proc {
+    name: String,
+    child: Child,
+}
+
+fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let path = logs.join(format!("{name}.log"));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// Asks a child to stop (SIGTERM) and waits for it; kills it if it does not stop in time.
+async fn stop(p: &mut Proc) {
+    if let Some(pid) = p.child.id() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), p.child.wait())
+        .await
+        .is_err()
+    {
+        let _ = p.child.kill().await;
+    }
+}
+
+/// Runs the devnet until Ctrl-C / SIGTERM.
+pub async fn run(dir: &Path, signers: u16, threshold: u16) -> anyhow::Result<u8> {
+    if !dir.join("manifest.toml").exists() {
+        setup::create(
+            dir,
+            &ClusterSpec {
+                signers,
+                threshold,
+                coordinator_addr: "127.0.0.1:0".into(),
+            },
+        )?;
+        println!("created a development cluster in {}", dir.display());
+    }
+    let dir = std::fs::canonicalize(dir)?;
+    let exe = std::env::current_exe().context("locating the quorate binary")?;
+    let mut procs: Vec<Proc> = Vec::new();
+    let result = start_and_wait(&dir, &exe, &mut procs).await;
+    for p in procs.iter_mut().rev() {
+        stop(p).await;
+    }
+    match result {
+        Ok(()) => {
+            println!("devnet stopped");
+            Ok(0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow::Result<()> {
+    let mut coordinator = Command::new(exe)
+        .arg("coordinator")
+        .arg("run")
+        .arg("--config")
+        .arg(dir.join("coordinator/coordinator.toml"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file(dir, "coordinator")?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the coordinator")?;
+    let stdout = coordinator.stdout.take().context("coordinator stdout")?;
+    procs.push(Proc {
+        name: "coordinator".into(),
+        child: coordinator,
+    });
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(a) = line.strip_prefix("listening on ") {
+                return Ok::<_, anyhow::Error>(a.trim().to_string());
+            }
+        }
+        bail!(
+            "the coordinator exited; see {}",
+            dir.join("logs/coordinator.log").display()
+        )
+    })
+    .await
+    .context("the coordinator did not start in 60 s")??;
+    ClientFile::set_coordinator(dir, &addr)?;
+    let manifest = quorate_wire::manifest::Manifest::load(&dir.join("manifest.toml"))?;
+    for s in &manifest.signers {
+        let child = Command::new(exe)
+            .arg("signer")
+            .arg("run")
+            .arg("--config")
+            .arg(dir.join(&s.name).join("signer.toml"))
+            .arg("--coordinator")
+            .arg(&addr)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(dir, &s.name)?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", s.name))?;
+        procs.push(Proc {
+            name: s.name.clone(),
+            child,
+        });
+    }
+    let client = ClientFile::load(dir)?;
+    let status = client::wait_for_signers(&client, None, Duration::from_secs(60)).await?;
+    let group_key = if status.group_public_key.is_empty() {
+        println!(
+            "all {} signers connected; running DKG",
+            status.signers.len()
+        );
+        commands::dkg(&client, None, true).await?
+    } else {
+        status.group_public_key.clone()
+    };
+    let here = std::env::current_dir().ok();
+    let dir_flag = match here.as_deref().and_then(|h| dir.strip_prefix(h).ok()) {
+        Some(rel) if rel == Path::new(".quorate-devnet") => String::new(),
+        Some(rel) => format!(" --dir {}", rel.display()),
+        None => format!(" --dir {}", dir.display()),
+    };
+    println!();
+    println!(
+        "Quorate devnet: 1 coordinator, {} signers, threshold {}",
+        manifest.signers.len(),
+        manifest.threshold
+    );
+    println!(
+        "  coordinator  {addr} (mutual TLS 1.3; credentials in {})",
+        dir.display()
+    );
+    println!("  group key    {}", hex::encode(&group_key));
+    println!("  fingerprint  {}", group_key_fingerprint(&group_key));
+    println!("  logs         {}", dir.join("logs").display());
+    println!();
+    println!("Try, in another terminal:");
+    println!("  cargo run -q --bin quorate -- status{dir_flag}");
+    println!("  cargo run -q --bin quorate -- submit{dir_flag} --chain ethereum --asset ETH --to 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed --amount 1000000000000000000 --json");
+    println!("  cargo run -q --bin quorate -- verify --group-key <group_public_key> --message <message> --signature <signature>");
+    println!();
+    println!("devnet ready; Ctrl-C stops it");
+
+    let mut exits = futures::stream::FuturesUnordered::new();
+    for (i, p) in procs.iter_mut().enumerate() {
+        let name = p.name.clone();
+        let child = &mut p.child;
+        exits.push(async move { (i, name, child.wait().await) });
+    }
+    use futures::StreamExt;
+    tokio::select! {
+        _ = quorate_wire::logging::shutdown_signal() => {
+            println!("stopping devnet");
+            drop(exits);
+            Ok(())
+        }
+        Some((_, name, status)) = exits.next() => {
+            bail!("{name} exited unexpectedly ({status:?}); see {}", dir.join("logs").display())
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `quorate`: the Quorate command line.
+#![forbid(unsafe_code)]
+
+mod client;
+mod commands;
+mod devnet;
+mod setup;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quorate",
+    version,
+    about = "Quorate: threshold co-signing for exchange withdrawals"
+)]
+struct Cli {
+    /// Cluster directory (made by `quorate devnet` or `quorate certs`).
+    #[arg(long, global = true, default_value = ".quorate-devnet")]
+    dir: PathBuf,
+    /// Coordinator address, overriding the one in the cluster directory.
+    #[arg(long, global = true)]
+    coordinator: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a local cluster (coordinator and signers as separate processes) until Ctrl-C.
+    Devnet {
+        /// Number of signers.
+        #[arg(long, default_value_t = 3)]
+        signers: u16,
+        /// Threshold.
+        #[arg(long, default_value_t = 2)]
+        threshold: u16,
+    },
+    /// Creates a development CA, certificates, identities, manifest and configs.
+    Certs {
+        /// Number of signers.
+        #[arg(long, default_value_t = 3)]
+        signers: u16,
+        /// Threshold.
+        #[arg(long, default_value_t = 2)]
+        threshold: u16,
+        /// Address signers will dial.
+        #[arg(long, default_value = "localhost:7443")]
+        coordinator_addr: String,
+    },
+    /// Builds, signs (as the backend) and submits a withdrawal; prints the outcome.
+    Submit(commands::SubmitArgs),
+    /// Shows one withdrawal.
+    Get {
+        /// Withdrawal id.
+        id: String,
+    },
+    /// Checks a FROST (RFC 9591) signature offline.
+    Verify {
+        /// 33-byte compressed group key, hex.
+        #[arg(long)]
+        group_key: String,
+        /// Signed message, hex.
+        #[arg(long)]
+        message: String,
+        /// 65-byte signature (R then z), hex.
+        #[arg(long)]
+        signature: String,
+    },
+    /// Shows cluster status (admin).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs distributed key generation across all signers (admin).
+    Dkg,
+    /// Runs a signer node (same as `quorate-signer`).
+    Signer {
+        #[command(subcommand)]
+        command: quorate_signer::SignerCommand,
+    },
+    /// Runs the coordinator (same as `quorate-coordinator`).
+    Coordinator {
+        #[command(subcommand)]
+        command: quorate_coordinator::CoordinatorCommand,
+    },
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let addr = cli.coordinator.as_deref();
+    match cli.command {
+        Command::Devnet { signers, threshold } => devnet::run(&cli.dir, signers, threshold).await,
+        Command::Certs {
+            signers,
+            threshold,
+            coordinator_addr,
+        } => {
+            setup::create(
+                &cli.dir,
+                &setup::ClusterSpec {
+                    signers,
+                    threshold,
+                    coordinator_addr,
+                },
+            )?;
+            println!("created a development cluster in {}", cli.dir.display());
+            Ok(0)
+        }
+        Command::Submit(a) => {
+            let c = setup::ClientFile::load(&cli.dir)?;
+            commands::submit(&c, addr, a).await
+        }
+        Command::Get { id } => {
+            let c = setup::ClientFile::load(&cli.dir)?;
+            commands::get(&c, addr, id).await
+        }
+        Command::Verify {
+            group_key,
+            message,
+            signature,
+        } => {
+            if commands::verify(&group_key, &message, &signature)? {
+                println!("valid");
+                Ok(0)
+            } else {
+                println!("INVALID");
+                Ok(1)
+            }
+        }
+        Command::Status { json } => {
+            let c = setup::ClientFile::load(&cli.dir)?;
+            commands::status(&c, addr, json).await
+        }
+        Command::Dkg => {
+            let c = setup::ClientFile::load(&cli.dir)?;
+            commands::dkg(&c, addr, false).await.map(|_| 0)
+        }
+        Command::Signer { .. } | Command::Coordinator { .. } => unreachable!("handled in main"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Signer { command } => {
+            return quorate_signer::main_with(quorate_signer::SignerCli { command }).await
+        }
+        Command::Coordinator { command } => {
+            return quorate_coordinator::main_with(quorate_coordinator::CoordinatorCli { command })
+                .await
+        }
+        _ => {}
+    }
+    match run(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("quorate: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! `quorate certs`: the development shortcut that makes a whole cluster's identities at once —
+//! a CA, certificates for the coordinator, n signers, a backend and an admin client, each
+//! signer's identity key (sealed under its own KEK), the backend's and admin's signing keys,
+//! the manifest, and a config file for every node. In production each operator makes its own
+//! signer's keys on the signer host (`quorate-signer init`) and hands out only public parts.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context};
+use k256::ecdsa::SigningKey;
+use quorate_core::{atrest::Kek, identity::IdentitySecret};
+use quorate_signer::{node::identity_purpose, write_secret};
+use quorate_wire::{
+    manifest::{Manifest, ManifestDoc, SignerDoc, MANIFEST_VERSION},
+    pki::{loopback_hosts, Authority},
+    tls::Role,
+};
+use rand::rngs::OsRng;
+
+/// The client settings file other commands read from a cluster directory.
+pub const CLIENT_FILE: &str = "client.toml";
+
+/// Options for making a cluster directory.
+pub struct ClusterSpec {
+    /// Number of signers.
+    pub signers: u16,
+    /// Threshold.
+    pub threshold: u16,
+    /// Address the signers dial (overridable at run time).
+    pub coordinator_addr: String,
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Client settings written into a cluster directory.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    /// Coordinator `host:port`.
+    pub coordinator: String,
+    /// Name on the coordinator's certificate.
+    pub server_name: String,
+    /// CA certificate.
+    pub ca: PathBuf,
+    /// Backend credentials.
+    pub backend: Credentials,
+    /// Admin credentials.
+    pub admin: Credentials,
+}
+
+/// TLS certificate, key and signing key of a client role.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// TLS certificate.
+    pub cert: PathBuf,
+    /// TLS key.
+    pub key: PathBuf,
+    /// secp256k1 signing key (hex), for intents or approvals.
+    pub signing_key: PathBuf,
+}
+
+impl ClientFile {
+    /// Loads `dir/client.toml`, resolving paths against `dir`.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(CLIENT_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (is a devnet running there? start one with `quorate devnet`, or pass --dir)",
+                path.display()
+            )
+        })?;
+        let mut c: ClientFile =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        for p in [
+            &mut c.ca,
+            &mut c.backend.cert,
+            &mut c.backend.key,
+            &mut c.backend.signing_key,
+            &mut c.admin.cert,
+            &mut c.admin.key,
+            &mut c.admin.signing_key,
+        ] {
+            *p = dir.join(&*p);
+        }
+        Ok(c)
+    }
+
+    /// Rewrites the coordinator address in `dir/client.toml`.
+    pub fn set_coordinator(dir: &Path, addr: &str) -> anyhow::Result<()> {
+        let path = dir.join(CLIENT_FILE);
+        let text = std::fs::read_to_string(&path)?;
+        let mut c: ClientFile = toml::from_str(&text)?;
+        c.coordinator = addr.to_string();
+        write_file(&path, &toml::to_string(&c)?)
+    }
+}
+
+/// Creates a new cluster directory. Refuses to touch an existing one.
+pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
+    if dir.join("manifest.toml").exists() {
+        bail!(
+            "{} already holds a cluster (manifest.toml exists); use another --dir",
+            dir.display()
+        );
+    }
+    if spec.signers < 2 || spec.threshold < 2 || spec.threshold > spec.signers {
+        bail!(
+            "need 2 <= threshold <= signers (got {} of {})",
+            spec.threshold,
+            spec.signers
+        );
+    }
+    std::fs::create_dir_all(dir)?;
+    let ca = Authority::generate("quorate-dev-ca")?;
+    write_file(&dir.join("ca/ca.pem"), &ca.cert_pem())?;
+    write_secret(&dir.join("ca/ca.key"), ca.key_pem().as_bytes())?;
+
+    let coord = ca.issue(Role::Coordinator, "coordinator", &loopback_hosts())?;
+    write_file(&dir.join("coordinator/cert.pem"), &coord.cert_pem)?;
+    write_secret(&dir.join("coordinator/key.pem"), coord.key_pem.as_bytes())?;
+
+    let mut client_keys = Vec::new();
+    for (role, name) in [(Role::Backend, "backend"), (Role::Admin, "admin")] {
+        let issued = ca.issue(role, name, &[])?;
+        write_file(&dir.join(format!("{name}/cert.pem")), &issued.cert_pem)?;
+        write_secret(
+            &dir.join(format!("{name}/key.pem")),
+            issued.key_pem.as_bytes(),
+        )?;
+        let sk = SigningKey::random(&mut OsRng);
+        write_secret(
+            &dir.join(format!("{name}/signing.key")),
+            hex::encode(sk.to_bytes()).as_bytes(),
+        )?;
+        client_keys.push(hex::encode(
+            sk.verifying_key().to_encoded_point(true).as_bytes(),
+        ));
+    }
+
+    let mut signers = Vec::new();
+    for i in 1..=spec.signers {
+        let name = format!("signer-{i}");
+        let sdir = dir.join(&name);
+        let issued = ca.issue(Role::Signer, &name, &[])?;
+        write_file(&sdir.join("cert.pem"), &issued.cert_pem)?;
+        write_secret(&sdir.join("key.pem"), issued.key_pem.as_bytes())?;
+        let kek = Kek::generate(&mut OsRng);
+        write_secret(&sdir.join("kek"), kek.to_hex().as_bytes())?;
+        let identity = IdentitySecret::generate(&mut OsRng);
+        let sealed = kek.seal(&mut OsRng, &identity_purpose(&name), &identity.to_bytes());
+        write_secret(&sdir.join("identity.key"), &sealed)?;
+        write_file(
+            &sdir.join("signer.toml"),
+            &signer_config(&name, &spec.coordinator_addr),
+        )?;
+        signers.push(SignerDoc {
+            name,
+            identifier: i,
+            identity_key: identity.public().to_string(),
+            certificate: issued.cert_pem,
+        });
+    }
+    let doc = ManifestDoc {
+        version: MANIFEST_VERSION,
+        threshold: spec.threshold,
+        backend_keys: vec![client_keys[0].clone()],
+        admin_keys: vec![client_keys[1].clone()],
+        signers,
+    };
+    // Validate what we are about to publish with the same code every node will run.
+    Manifest::from_doc(&doc)?;
+    let mut manifest = String::from(
+        "# Quorate cluster manifest. Every node pins this file; compare its hash out of band.\n",
+    );
+    manifest.push_str(&toml::to_string(&doc)?);
+    write_file(&dir.join("manifest.toml"), &manifest)?;
+    write_file(
+        &dir.join("coordinator/coordinator.toml"),
+        &coordinator_config(&spec.coordinator_addr),
+    )?;
+    let client = ClientFile {
+        coordinator: spec.coordinator_addr.clone(),
+        server_name: "localhost".into(),
+        ca: "ca/ca.pem".into(),
+        backend: Credentials {
+            cert: "backend/cert.pem".into(),
+            key: "backend/key.pem".into(),
+            signing_key: "backend/signing.key".into(),
+        },
+        admin: Credentials {
+            cert: "admin/cert.pem".into(),
+            key: "admin/key.pem".into(),
+            signing_key: "admin/signing.key".into(),
+        },
+    };
+    write_file(&dir.join(CLIENT_FILE), &toml::to_string(&client)?)?;
+    Ok(())
+}
+
+fn coordinator_config(listen: &str) -> String {
+    let listen = if listen.starts_with("localhost:") {
+        listen.replacen("localhost", "127.0.0.1", 1)
+    } else {
+        listen.to_string()
+    };
+    format!(
+        r#"# Quorate coordinator (development cluster made by `quorate certs`).
+listen = "{listen}"
+manifest = "../manifest.toml"
+data_dir = "data"
+
+[tls]
+ca = "../ca/ca.pem"
+cert = "cert.pem"
+key = "key.pem"
+
+[signing]
+signer_timeout = "5s"
+max_attempts = 4
+default_wait = "30s"
+max_clock_skew = "5m"
+"#
+    )
+}
+
+fn signer_config(name: &str, coordinator: &str) -> String {
+    let mut s = format!(
+        r#"# Quorate signer `{name}` (development cluster made by `quorate certs`).
+name = "{name}"
+coordinator = "{coordinator}"
+coordinator_server_name = "localhost"
+manifest = "../manifest.toml"
+data_dir = "data"
+
+[tls]
+ca = "../ca/ca.pem"
+cert = "cert.pem"
+key = "key.pem"
+
+[keys]
+identity = "identity.key"
+kek_file = "kek"
+
+[signing]
+nonce_limit = 4096
+nonce_ttl = "60s"
+max_clock_skew = "5m"
+
+[policy]
+frozen = false
+"#
+    );
+    for (chain, asset, max) in [
+        ("ethereum", "ETH", "100000000000000000000"),
+        ("polygon", "POL", "100000000000000000000000"),
+        ("bitcoin", "BTC", "1000000000"),
+        ("bitcoin-testnet", "BTC", "1000000000"),
+        ("tron", "TRX", "1000000000000"),
+        ("solana", "SOL", "1000000000000"),
+    ] {
+        let _ = write!(
+            s,
+            "\n[[policy.assets]]\nchain = \"{chain}\"\nasset = \"{asset}\"\nmax_amount = \"{max}\"\n"
+        );
+    }
+    s
+}

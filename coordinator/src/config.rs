@@ -1,0 +1,141 @@
+//! Coordinator configuration (TOML), validated completely before any port is bound. Relative
+//! paths are relative to the config file's directory.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+/// Errors in the coordinator's configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for this config.
+    #[error("{path}: {source}")]
+    Syntax {
+        /// Path.
+        path: String,
+        /// Cause.
+        source: toml::de::Error,
+    },
+    /// Valid syntax, invalid content.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The coordinator's configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// Address to listen on (all services share one TLS port).
+    pub listen: SocketAddr,
+    /// Cluster manifest.
+    pub manifest: PathBuf,
+    /// Database directory.
+    pub data_dir: PathBuf,
+    /// TLS files.
+    pub tls: TlsFiles,
+    /// Signing behaviour.
+    #[serde(default)]
+    pub signing: SigningConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// TLS file paths.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// CA certificate(s) to trust.
+    pub ca: PathBuf,
+    /// Our certificate.
+    pub cert: PathBuf,
+    /// Our private key.
+    pub key: PathBuf,
+}
+
+/// Signing behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    /// How long to wait for one signer's answer.
+    #[serde(with = "humantime_serde")]
+    pub signer_timeout: Duration,
+    /// How many quorums to try for one withdrawal.
+    pub max_attempts: u32,
+    /// How long Submit waits when the call carries no deadline.
+    #[serde(with = "humantime_serde")]
+    pub default_wait: Duration,
+    /// How far in the future an intent's creation time may be.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        Self {
+            signer_timeout: Duration::from_secs(5),
+            max_attempts: 4,
+            default_wait: Duration::from_secs(30),
+            max_clock_skew: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// JSON lines instead of text.
+    #[serde(default)]
+    pub json: bool,
+}
+
+impl CoordinatorConfig {
+    /// Loads, resolves and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut cfg: CoordinatorConfig =
+            toml::from_str(&text).map_err(|source| ConfigError::Syntax {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut cfg.manifest,
+            &mut cfg.data_dir,
+            &mut cfg.tls.ca,
+            &mut cfg.tls.cert,
+            &mut cfg.tls.key,
+        ] {
+            *p = base.join(&*p);
+        }
+        let s = &cfg.signing;
+        if s.max_attempts == 0 || s.max_attempts > 64 {
+            return Err(ConfigError::Invalid(
+                "signing.max_attempts must be 1..=64".into(),
+            ));
+        }
+        if s.signer_timeout.is_zero() || s.default_wait.is_zero() {
+            return Err(ConfigError::Invalid(
+                "signing.signer_timeout and signing.default_wait must be positive".into(),
+            ));
+        }
+        Ok(cfg)
+    }
+}

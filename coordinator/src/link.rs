@@ -1,0 +1,108 @@
+//! The signer-link service: signers dial in and hold one stream each. A signer is recognised
+//! only by its client certificate matching the manifest; what it claims in its hello must agree.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use quorate_wire::{
+    signer::{self as pb, signer_link_server::SignerLink},
+    tls::{peer_identity, Role},
+};
+use tokio::sync::mpsc;
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+use crate::state::Coordinator;
+
+/// How long a signer has to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The signer-link service.
+pub struct LinkService {
+    /// Shared coordinator state.
+    pub state: Arc<Coordinator>,
+}
+
+type OutStream = Pin<Box<dyn Stream<Item = Result<pb::CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SignerLink for LinkService {
+    type AttachStream = OutStream;
+
+    async fn attach(
+        &self,
+        req: Request<Streaming<pb::SignerMessage>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let peer = peer_identity(&req)?;
+        if peer.role != Role::Signer {
+            return Err(Status::permission_denied(format!(
+                "transport-role: the signer link needs a `signer` certificate; `{}` presented `{}`",
+                peer.name, peer.role
+            )));
+        }
+        let manifest = &self.state.manifest;
+        let entry = manifest
+            .signer_by_cert(&peer.cert_sha256)
+            .ok_or_else(|| {
+                warn!(name = %peer.name, "signer certificate not in the manifest");
+                Status::permission_denied(
+                    "signer-unknown: this certificate is not a signer of the manifest",
+                )
+            })?
+            .clone();
+        let mut inbound = req.into_inner();
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+            Ok(Ok(Some(pb::SignerMessage {
+                body: Some(pb::signer_message::Body::Hello(h)),
+                ..
+            }))) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "signer-hello: the first message must be a hello",
+                ))
+            }
+        };
+        if hello.identifier != u32::from(entry.identifier) || hello.name != entry.name {
+            warn!(signer = %entry.name, claimed = hello.identifier, "hello does not match certificate");
+            return Err(Status::permission_denied(format!(
+                "signer-identity: certificate is `{}` (identifier {}), hello claims `{}` ({})",
+                entry.name, entry.identifier, hello.name, hello.identifier
+            )));
+        }
+        if hello.manifest_hash != manifest.hash() {
+            return Err(Status::failed_precondition(
+                "manifest-mismatch: the signer pins a different cluster manifest",
+            ));
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let handle = self.state.registry.register(
+            entry.identifier,
+            entry.name.clone(),
+            hello.group_public_key.clone(),
+            tx,
+        );
+        info!(signer = %entry.name, identifier = entry.identifier, "signer connected");
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(msg)) => {
+                        if let Some(body) = msg.body {
+                            if !handle.deliver(msg.request_id, body) {
+                                warn!(signer = %entry.name, request = msg.request_id, "unsolicited message dropped");
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        info!(signer = %entry.name, error = %e, "signer stream error");
+                        break;
+                    }
+                }
+            }
+            state.registry.unregister(&handle);
+            info!(signer = %entry.name, "signer disconnected");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

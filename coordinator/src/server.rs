@@ -1,0 +1,107 @@
+//! Serving: one TLS port carrying the withdrawal, admin and signer-link services, plus gRPC
+//! health and reflection. The caller binds the listener (tests bind port 0).
+
+use std::{future::Future, sync::Arc};
+
+use anyhow::Context;
+use quorate_wire::{
+    admin::admin_service_server::AdminServiceServer,
+    manifest::Manifest,
+    signer::signer_link_server::SignerLinkServer,
+    tls::{self, require_role, Role, TlsMaterial},
+    withdrawal::withdrawal_service_server::WithdrawalServiceServer,
+    FILE_DESCRIPTOR_SET, MAX_MESSAGE_BYTES,
+};
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+
+use crate::{
+    admin::AdminApi, config::CoordinatorConfig, link::LinkService, state::Coordinator,
+    store::Store, withdrawals::WithdrawalApi,
+};
+
+/// Everything loaded and validated, ready to serve.
+pub struct Prepared {
+    state: Arc<Coordinator>,
+    tls: Arc<rustls::ServerConfig>,
+}
+
+/// Loads config-referenced files and opens the store. Fails before any port is used.
+pub fn prepare(cfg: &CoordinatorConfig) -> anyhow::Result<Prepared> {
+    let manifest = Manifest::load(&cfg.manifest)?;
+    let material = TlsMaterial::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
+    let own = tls::identity_of(material.leaf_der())
+        .map_err(|e| anyhow::anyhow!("own certificate: {e}"))?;
+    anyhow::ensure!(
+        own.role == Role::Coordinator,
+        "the coordinator's certificate has role `{}`, not `coordinator`",
+        own.role
+    );
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let store = Store::open(&cfg.data_dir)?;
+    let state =
+        Coordinator::new(manifest, store, cfg.signing.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Prepared {
+        state: Arc::new(state),
+        tls: material.server_config()?,
+    })
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains.
+pub async fn run(
+    prepared: Prepared,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let state = prepared.state;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<WithdrawalServiceServer<WithdrawalApi>>()
+        .await;
+    health_reporter
+        .set_serving::<AdminServiceServer<AdminApi>>()
+        .await;
+    health_reporter
+        .set_serving::<SignerLinkServer<LinkService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let withdrawal = tonic::service::interceptor::InterceptedService::new(
+        WithdrawalServiceServer::new(WithdrawalApi {
+            state: state.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        require_role(Role::Backend),
+    );
+    let admin = tonic::service::interceptor::InterceptedService::new(
+        AdminServiceServer::new(AdminApi {
+            state: state.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        require_role(Role::Admin),
+    );
+    let link = tonic::service::interceptor::InterceptedService::new(
+        SignerLinkServer::new(LinkService {
+            state: state.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        require_role(Role::Signer),
+    );
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "coordinator serving");
+    Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(withdrawal)
+        .add_service(admin)
+        .add_service(link)
+        .serve_with_incoming_shutdown(tls::incoming(listener, prepared.tls), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,598 @@
+//! The coordinator's shared state and the two protocols it drives: gathering a threshold
+//! signature for a withdrawal, and relaying a DKG. The coordinator is trusted for liveness
+//! only: it chooses quorums, relays and aggregates, and every signer re-checks everything.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use frost_secp256k1::{
+    keys::PublicKeyPackage, round1::SigningCommitments, round2::SignatureShare, Identifier,
+    SigningPackage,
+};
+use quorate_core::{
+    fingerprint::group_key_fingerprint,
+    intent::WithdrawalIntent,
+    message::{signing_message, ChainFormat},
+    refusal::{rule, Refusal},
+};
+use quorate_wire::{admin as apb, manifest::Manifest, signer as pb};
+use rand::{seq::SliceRandom, RngCore};
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use crate::{
+    config::SigningConfig,
+    registry::Registry,
+    store::{Record, Status, Store, StoreError},
+};
+
+/// Rule tags the coordinator itself uses.
+pub mod coord_rule {
+    /// The coordinator restarted while the withdrawal was being signed.
+    pub const RESTARTED: &str = "coordinator-restarted";
+    /// No group key yet.
+    pub const NO_GROUP_KEY: &str = "no-group-key";
+    /// Internal failure.
+    pub const INTERNAL: &str = "internal";
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Shared coordinator state.
+pub struct Coordinator {
+    /// The pinned manifest.
+    pub manifest: Manifest,
+    /// Durable store.
+    pub store: Store,
+    /// Connected signers.
+    pub registry: Registry,
+    /// Signing behaviour.
+    pub signing: SigningConfig,
+    /// Every withdrawal status change.
+    pub events: broadcast::Sender<Record>,
+    /// The group's public key package once DKG has finished.
+    pub public_keys: RwLock<Option<PublicKeyPackage>>,
+    /// DKG progress.
+    pub dkg: watch::Sender<apb::DkgStatus>,
+    dkg_running: Mutex<bool>,
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Coordinator {
+    /// Builds the state, loading the group key and failing in-flight withdrawals left by a
+    /// previous run (their nonces died with the signers' sessions).
+    pub fn new(manifest: Manifest, store: Store, signing: SigningConfig) -> Result<Self, String> {
+        let public_keys = match store.public_key_package().map_err(|e| e.to_string())? {
+            Some(bytes) => Some(
+                PublicKeyPackage::deserialize(&bytes)
+                    .map_err(|e| format!("stored public key package: {e}"))?,
+            ),
+            None => None,
+        };
+        let mut dkg = apb::DkgStatus {
+            phase: apb::DkgPhase::NotStarted as i32,
+            ..Default::default()
+        };
+        if let Some(pk) = &public_keys {
+            let gk = pk.verifying_key().serialize().map_err(|e| e.to_string())?;
+            dkg.phase = apb::DkgPhase::Done as i32;
+            dkg.fingerprint = group_key_fingerprint(&gk);
+            dkg.group_public_key = gk;
+        }
+        for mut r in store
+            .with_status(Status::Signing)
+            .map_err(|e| e.to_string())?
+        {
+            r.status = Status::Failed;
+            r.rule = Some(coord_rule::RESTARTED.into());
+            r.reason = Some(
+                "the coordinator restarted while this withdrawal was being signed; submit it again"
+                    .into(),
+            );
+            r.updated_ms = now_ms();
+            store.update(&r).map_err(|e| e.to_string())?;
+            warn!(withdrawal = %r.id, "in-flight withdrawal marked failed after restart");
+        }
+        store.flush().map_err(|e| e.to_string())?;
+        let (events, _) = broadcast::channel(1024);
+        Ok(Self {
+            manifest,
+            store,
+            registry: Registry::default(),
+            signing,
+            events,
+            public_keys: RwLock::new(public_keys),
+            dkg: watch::Sender::new(dkg),
+            dkg_running: Mutex::new(false),
+        })
+    }
+
+    /// The group key (33 bytes) once DKG has finished.
+    pub fn group_key(&self) -> Option<Vec<u8>> {
+        read(&self.public_keys)
+            .as_ref()
+            .and_then(|p| p.verifying_key().serialize().ok())
+    }
+
+    /// Writes a record durably (flushed on a blocking thread) and announces it.
+    pub async fn persist(&self, r: Record) -> Result<Record, StoreError> {
+        let store = self.store.clone();
+        let rec = r.clone();
+        tokio::task::spawn_blocking(move || {
+            store.update(&rec)?;
+            store.flush()
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt {
+            key: r.id.clone(),
+            reason: format!("persist task: {e}"),
+        })??;
+        let _ = self.events.send(r.clone());
+        Ok(r)
+    }
+
+    /// Gathers a threshold signature for `record` and stores the outcome. Tries up to
+    /// `max_attempts` quorums; a signer that fails, refuses or is named a culprit is left out
+    /// of later attempts. Always leaves the record in a final state.
+    pub async fn sign(self: Arc<Self>, mut record: Record, intent: WithdrawalIntent) {
+        let id = record.id.clone();
+        let outcome = self.gather(&record, &intent).await;
+        record.updated_ms = now_ms();
+        match outcome {
+            Ok((signature, signers)) => {
+                record.status = Status::Signed;
+                record.signature = Some(hex::encode(signature));
+                record.signers = signers;
+                record.rule = None;
+                record.reason = None;
+                info!(withdrawal = %id, "withdrawal signed");
+            }
+            Err(r) => {
+                record.status = if r.permanent {
+                    Status::Refused
+                } else {
+                    Status::Failed
+                };
+                info!(withdrawal = %id, rule = %r.rule, reason = %r.reason, status = ?record.status, "withdrawal not signed");
+                record.rule = Some(r.rule);
+                record.reason = Some(r.reason);
+            }
+        }
+        if let Err(e) = self.persist(record).await {
+            warn!(withdrawal = %id, error = %e, "could not store the outcome");
+        }
+    }
+
+    async fn gather(
+        &self,
+        record: &Record,
+        intent: &WithdrawalIntent,
+    ) -> Result<(Vec<u8>, Vec<u16>), Refusal> {
+        let pubkeys = read(&self.public_keys).clone().ok_or_else(|| {
+            Refusal::temporary(coord_rule::NO_GROUP_KEY, "no group key yet: run DKG first")
+        })?;
+        let t = usize::from(self.manifest.threshold);
+        let message = signing_message(intent, ChainFormat::IntentDigest);
+        let intent_bytes = intent.encode();
+        let backend_signature = hex::decode(&record.backend_signature).unwrap_or_default();
+        let timeout = self.signing.signer_timeout;
+        let mut excluded: BTreeSet<u16> = BTreeSet::new();
+        let mut refusals: Vec<(u16, Refusal)> = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
+        for attempt in 1..=self.signing.max_attempts {
+            let mut candidates: Vec<u16> = self
+                .registry
+                .connected()
+                .into_iter()
+                .map(|s| s.identifier)
+                .filter(|i| !excluded.contains(i))
+                .collect();
+            if candidates.len() < t {
+                break;
+            }
+            candidates.shuffle(&mut rand::thread_rng());
+            let mut quorum: Vec<u16> = candidates[..t].to_vec();
+            quorum.sort_unstable();
+            let mut session = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut session);
+            info!(withdrawal = %record.id, attempt, ?quorum, "signing round 1");
+
+            // Round 1: fresh commitments from each member of the quorum.
+            let commit = pb::coordinator_message::Body::Commit(pb::CommitRequest {
+                session_id: session.to_vec(),
+            });
+            let answers = futures::future::join_all(
+                quorum
+                    .iter()
+                    .map(|i| self.registry.call(*i, commit.clone(), timeout)),
+            )
+            .await;
+            let mut commitments = BTreeMap::new();
+            let mut ids: BTreeMap<Identifier, u16> = BTreeMap::new();
+            for (i, answer) in quorum.iter().zip(answers) {
+                let fid = frost_id(*i)?;
+                ids.insert(fid, *i);
+                match answer {
+                    Ok(pb::signer_message::Body::Commit(c)) => {
+                        match SigningCommitments::deserialize(&c.commitments) {
+                            Ok(c) => {
+                                commitments.insert(fid, c);
+                            }
+                            Err(e) => {
+                                problems.push(format!("signer {i}: bad commitments: {e}"));
+                                excluded.insert(*i);
+                            }
+                        }
+                    }
+                    other => {
+                        note_failure(*i, other, &mut excluded, &mut refusals, &mut problems);
+                    }
+                }
+            }
+            if commitments.len() < t {
+                continue;
+            }
+            let package = SigningPackage::new(commitments, &message);
+            let package_bytes = package.serialize().map_err(|e| {
+                Refusal::temporary(coord_rule::INTERNAL, format!("signing package: {e}"))
+            })?;
+
+            // Round 2: each signer checks the intent itself and answers with its share.
+            let sign = pb::coordinator_message::Body::Sign(pb::SignRequest {
+                session_id: session.to_vec(),
+                intent: intent_bytes.clone(),
+                backend_signature: backend_signature.clone(),
+                signing_package: package_bytes,
+            });
+            let answers = futures::future::join_all(
+                quorum
+                    .iter()
+                    .map(|i| self.registry.call(*i, sign.clone(), timeout)),
+            )
+            .await;
+            let mut shares = BTreeMap::new();
+            for (i, answer) in quorum.iter().zip(answers) {
+                match answer {
+                    Ok(pb::signer_message::Body::Sign(s)) => {
+                        match SignatureShare::deserialize(&s.share) {
+                            Ok(share) => {
+                                shares.insert(frost_id(*i)?, share);
+                            }
+                            Err(e) => {
+                                warn!(withdrawal = %record.id, signer = i, "culprit: malformed signature share");
+                                problems.push(format!("signer {i}: malformed share: {e}"));
+                                excluded.insert(*i);
+                            }
+                        }
+                    }
+                    other => note_failure(*i, other, &mut excluded, &mut refusals, &mut problems),
+                }
+            }
+            if shares.len() < t {
+                continue;
+            }
+            // `aggregate` checks the group signature and, only if it fails, each share
+            // (cheater detection), so a valid result is a verified signature.
+            match frost_secp256k1::aggregate(&package, &shares, &pubkeys) {
+                Ok(sig) => {
+                    let bytes = sig.serialize().map_err(|e| {
+                        Refusal::temporary(coord_rule::INTERNAL, format!("signature: {e}"))
+                    })?;
+                    return Ok((bytes, quorum));
+                }
+                Err(e) => {
+                    let culprits: Vec<u16> = e
+                        .culprits()
+                        .iter()
+                        .filter_map(|c| ids.get(c).copied())
+                        .collect();
+                    warn!(withdrawal = %record.id, ?culprits, error = %e, "culprit named: invalid signature share");
+                    problems.push(format!("invalid share from {culprits:?}"));
+                    if culprits.is_empty() {
+                        excluded.extend(quorum.iter().copied());
+                    }
+                    excluded.extend(culprits);
+                }
+            }
+        }
+        // Not signed. If signers refused on their own judgement, say so with their rule.
+        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.permanent) {
+            return Err(Refusal {
+                rule: r.rule.clone(),
+                reason: format!("signer {i} refused: {}", r.reason),
+                permanent: true,
+            });
+        }
+        let connected = self.registry.connected().len();
+        Err(Refusal::temporary(
+            rule::NOT_ENOUGH_SIGNERS,
+            format!(
+                "could not gather {t} signature shares ({connected} signers connected{}); submit again later",
+                if problems.is_empty() && refusals.is_empty() {
+                    String::new()
+                } else {
+                    let mut all = problems.clone();
+                    all.extend(refusals.iter().map(|(i, r)| format!("signer {i}: {r}")));
+                    format!("; {}", all.join("; "))
+                }
+            ),
+        ))
+    }
+
+    /// Starts a DKG with every signer of the manifest. All must be connected.
+    pub fn start_dkg(self: &Arc<Self>) -> Result<apb::DkgStatus, Refusal> {
+        if self.group_key().is_some() {
+            return Err(Refusal::permanent(
+                "dkg-key-exists",
+                "this cluster already has a group key",
+            ));
+        }
+        let connected = self.registry.connected();
+        let n = self.manifest.signers.len();
+        if connected.len() < n {
+            let missing: Vec<&str> = self
+                .manifest
+                .signers
+                .iter()
+                .filter(|s| !connected.iter().any(|c| c.identifier == s.identifier))
+                .map(|s| s.name.as_str())
+                .collect();
+            return Err(Refusal::temporary(
+                "dkg-signers-missing",
+                format!(
+                    "DKG needs all {n} signers connected; missing: {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        {
+            let mut running = self.dkg_running.lock().unwrap_or_else(|p| p.into_inner());
+            if *running {
+                return Err(Refusal::temporary(
+                    "dkg-running",
+                    "a DKG is already running",
+                ));
+            }
+            *running = true;
+        }
+        let mut session = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut session);
+        let status = apb::DkgStatus {
+            session_id: session.to_vec(),
+            phase: apb::DkgPhase::Round1 as i32,
+            detail: "round 1: gathering signed commitments".into(),
+            ..Default::default()
+        };
+        self.dkg.send_replace(status.clone());
+        let me = self.clone();
+        tokio::spawn(async move {
+            let result = me.run_dkg(session.to_vec()).await;
+            let final_status = match result {
+                Ok(gk) => {
+                    info!(fingerprint = %group_key_fingerprint(&gk), "DKG finished");
+                    apb::DkgStatus {
+                        session_id: session.to_vec(),
+                        phase: apb::DkgPhase::Done as i32,
+                        detail:
+                            "DKG finished; every signer confirmed the same transcript and group key"
+                                .into(),
+                        culprits: vec![],
+                        fingerprint: group_key_fingerprint(&gk),
+                        group_public_key: gk,
+                    }
+                }
+                Err((detail, culprits)) => {
+                    warn!(%detail, ?culprits, "DKG failed");
+                    apb::DkgStatus {
+                        session_id: session.to_vec(),
+                        phase: apb::DkgPhase::Failed as i32,
+                        detail,
+                        culprits: culprits.into_iter().map(u32::from).collect(),
+                        ..Default::default()
+                    }
+                }
+            };
+            me.dkg.send_replace(final_status);
+            *me.dkg_running.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        });
+        Ok(status)
+    }
+
+    fn dkg_phase(&self, session: &[u8], phase: apb::DkgPhase, detail: &str) {
+        self.dkg.send_replace(apb::DkgStatus {
+            session_id: session.to_vec(),
+            phase: phase as i32,
+            detail: detail.into(),
+            ..Default::default()
+        });
+    }
+
+    async fn dkg_round(
+        &self,
+        ids: &[u16],
+        make: impl Fn(u16) -> pb::coordinator_message::Body,
+    ) -> Result<Vec<(u16, pb::signer_message::Body)>, (String, Vec<u16>)> {
+        // DKG rounds do heavier work than a signature; give them more time.
+        let timeout = self.signing.signer_timeout.max(Duration::from_secs(30));
+        let answers = futures::future::join_all(
+            ids.iter()
+                .map(|i| self.registry.call(*i, make(*i), timeout)),
+        )
+        .await;
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, a) in ids.iter().zip(answers) {
+            match a {
+                Ok(pb::signer_message::Body::Refusal(r)) => {
+                    let mut culprits: Vec<u16> = r
+                        .culprits
+                        .iter()
+                        .filter_map(|c| u16::try_from(*c).ok())
+                        .collect();
+                    if culprits.is_empty() && r.rule != "dkg-aborted" {
+                        culprits.push(*i);
+                    }
+                    return Err((
+                        format!("signer {i} aborted: {}: {}", r.rule, r.reason),
+                        culprits,
+                    ));
+                }
+                Ok(body) => out.push((*i, body)),
+                Err(e) => return Err((e.to_string(), vec![*i])),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn run_dkg(&self, session: Vec<u8>) -> Result<Vec<u8>, (String, Vec<u16>)> {
+        let ids: Vec<u16> = self.manifest.signers.iter().map(|s| s.identifier).collect();
+        let manifest_hash = self.manifest.hash().to_vec();
+        let r1 = self
+            .dkg_round(&ids, |_| {
+                pb::coordinator_message::Body::DkgRound1(pb::DkgRound1Request {
+                    session_id: session.clone(),
+                    manifest_hash: manifest_hash.clone(),
+                })
+            })
+            .await?;
+        let mut round1 = Vec::new();
+        for (i, body) in r1 {
+            let pb::signer_message::Body::DkgRound1(p) = body else {
+                return Err((format!("signer {i} answered round 1 out of turn"), vec![i]));
+            };
+            round1.push(pb::SignedRound1 {
+                identifier: u32::from(i),
+                package: p.package,
+                signature: p.signature,
+            });
+        }
+        self.dkg_phase(&session, apb::DkgPhase::Round2, "round 2: sealed shares");
+        let r2 = self
+            .dkg_round(&ids, |_| {
+                pb::coordinator_message::Body::DkgRound2(pb::DkgRound2Request {
+                    session_id: session.clone(),
+                    packages: round1.clone(),
+                })
+            })
+            .await?;
+        let mut mailbox: BTreeMap<u16, Vec<pb::SealedRound2>> = BTreeMap::new();
+        for (i, body) in r2 {
+            let pb::signer_message::Body::DkgRound2(p) = body else {
+                return Err((format!("signer {i} answered round 2 out of turn"), vec![i]));
+            };
+            for s in p.packages {
+                // The sender is who answered, whatever the package says.
+                if s.sender != u32::from(i) {
+                    return Err((
+                        format!("signer {i} sent a package in another's name"),
+                        vec![i],
+                    ));
+                }
+                let Ok(recipient) = u16::try_from(s.recipient) else {
+                    return Err((
+                        format!("signer {i} addressed an unknown recipient"),
+                        vec![i],
+                    ));
+                };
+                mailbox.entry(recipient).or_default().push(s);
+            }
+        }
+        self.dkg_phase(
+            &session,
+            apb::DkgPhase::Round3,
+            "round 3: deriving key shares",
+        );
+        let r3 = self
+            .dkg_round(&ids, |i| {
+                pb::coordinator_message::Body::DkgRound3(pb::DkgRound3Request {
+                    session_id: session.clone(),
+                    packages: mailbox.get(&i).cloned().unwrap_or_default(),
+                })
+            })
+            .await?;
+        let mut agreed: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = None;
+        for (i, body) in r3 {
+            let pb::signer_message::Body::DkgRound3(p) = body else {
+                return Err((format!("signer {i} answered round 3 out of turn"), vec![i]));
+            };
+            let entry = self
+                .manifest
+                .signer(i)
+                .ok_or_else(|| (format!("signer {i} not in manifest"), vec![i]))?;
+            if !quorate_core::dkg::verify_result(
+                &entry.identity_key,
+                &session,
+                &p.transcript_hash,
+                &p.group_public_key,
+                &p.signature,
+            ) {
+                return Err((
+                    format!("signer {i}'s DKG result is not signed by it"),
+                    vec![i],
+                ));
+            }
+            let this = (p.group_public_key, p.transcript_hash, p.public_key_package);
+            match &agreed {
+                None => agreed = Some(this),
+                Some(a) if *a == this => {}
+                Some(_) => {
+                    return Err((
+                        format!("signer {i} finished with a different transcript or group key"),
+                        vec![],
+                    ))
+                }
+            }
+            self.registry
+                .set_group_key(i, agreed.as_ref().map(|a| a.0.clone()).unwrap_or_default());
+        }
+        let (gk, _, pkp_bytes) = agreed.ok_or_else(|| ("no DKG results".to_string(), vec![]))?;
+        let pkp = PublicKeyPackage::deserialize(&pkp_bytes)
+            .map_err(|e| (format!("public key package: {e}"), vec![]))?;
+        let store = self.store.clone();
+        let bytes = pkp_bytes.clone();
+        tokio::task::spawn_blocking(move || store.put_public_key_package(&bytes))
+            .await
+            .map_err(|e| (e.to_string(), vec![]))?
+            .map_err(|e| (e.to_string(), vec![]))?;
+        *self.public_keys.write().unwrap_or_else(|p| p.into_inner()) = Some(pkp);
+        Ok(gk)
+    }
+}
+
+fn note_failure(
+    i: u16,
+    answer: Result<pb::signer_message::Body, crate::registry::CallError>,
+    excluded: &mut BTreeSet<u16>,
+    refusals: &mut Vec<(u16, Refusal)>,
+    problems: &mut Vec<String>,
+) {
+    excluded.insert(i);
+    match answer {
+        Ok(pb::signer_message::Body::Refusal(r)) => refusals.push((
+            i,
+            Refusal {
+                rule: r.rule,
+                reason: r.reason,
+                permanent: r.permanent,
+            },
+        )),
+        Ok(_) => problems.push(format!("signer {i} answered out of turn")),
+        Err(e) => problems.push(e.to_string()),
+    }
+}
+
+fn frost_id(i: u16) -> Result<Identifier, Refusal> {
+    Identifier::try_from(i)
+        .map_err(|_| Refusal::temporary(coord_rule::INTERNAL, format!("invalid identifier {i}")))
+}

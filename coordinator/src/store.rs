@@ -1,0 +1,230 @@
+//! The coordinator's durable state: withdrawal records (with a sequence index for ordered
+//! listing) and the group's public key package. Every record carries a schema version. A
+//! record is flushed to disk before the answer that depends on it leaves (S6).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Schema version written into every record.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_PUBLIC_KEY_PACKAGE: &str = "public_key_package";
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sled::Error),
+    /// A record does not decode.
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt {
+        /// Key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where a withdrawal is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Stored, not yet being signed.
+    Received,
+    /// A quorum is being gathered.
+    Signing,
+    /// Signed; the signature is stored.
+    Signed,
+    /// Refused for good.
+    Refused,
+    /// Not signed this time; the same id and intent may be submitted again.
+    Failed,
+    /// Expired before it could be signed.
+    Expired,
+}
+
+impl Status {
+    /// True once nothing more will happen without a new submission.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Status::Signed | Status::Refused | Status::Failed | Status::Expired
+        )
+    }
+}
+
+/// One withdrawal as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Schema version.
+    pub v: u32,
+    /// Insertion sequence, for ordered listing.
+    pub seq: u64,
+    /// Withdrawal id.
+    pub id: String,
+    /// Canonical intent encoding, hex.
+    pub intent: String,
+    /// Backend signature, hex.
+    pub backend_signature: String,
+    /// Intent digest, hex.
+    pub digest: String,
+    /// Status.
+    pub status: Status,
+    /// Group signature (65 bytes) hex, once signed.
+    pub signature: Option<String>,
+    /// Identifiers whose shares made the signature.
+    pub signers: Vec<u16>,
+    /// Rule tag of a refusal or failure.
+    pub rule: Option<String>,
+    /// Human reason of a refusal or failure.
+    pub reason: Option<String>,
+    /// Created, unix ms.
+    pub created_ms: u64,
+    /// Last change, unix ms.
+    pub updated_ms: u64,
+}
+
+/// Outcome of inserting a new record.
+#[derive(Debug)]
+pub enum Insert {
+    /// Inserted.
+    New,
+    /// A record with this id exists.
+    Exists(Box<Record>),
+}
+
+/// sled-backed coordinator store.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    withdrawals: sled::Tree,
+    by_seq: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<Record, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode(r: &Record) -> Vec<u8> {
+    // A record is strings, integers and options of them: serialising it cannot fail.
+    serde_json::to_vec(r).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Self {
+            withdrawals: db.open_tree("withdrawals")?,
+            by_seq: db.open_tree("withdrawals_by_seq")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Flushes everything written so far to disk. Blocking: call off the async reactor.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A fresh sequence number.
+    pub fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Inserts `r` unless its id exists (atomic). Not flushed.
+    pub fn insert_new(&self, r: &Record) -> Result<Insert, StoreError> {
+        match self.withdrawals.compare_and_swap(
+            r.id.as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode(r)),
+        )? {
+            Ok(()) => {
+                self.by_seq.insert(r.seq.to_be_bytes(), r.id.as_bytes())?;
+                Ok(Insert::New)
+            }
+            Err(cas) => match cas.current {
+                Some(cur) => Ok(Insert::Exists(Box::new(decode(r.id.as_bytes(), &cur)?))),
+                None => Err(StoreError::Corrupt {
+                    key: r.id.clone(),
+                    reason: "vanished during compare-and-swap".into(),
+                }),
+            },
+        }
+    }
+
+    /// Overwrites an existing record. Not flushed.
+    pub fn update(&self, r: &Record) -> Result<(), StoreError> {
+        self.withdrawals.insert(r.id.as_bytes(), encode(r))?;
+        Ok(())
+    }
+
+    /// Reads one record.
+    pub fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        self.withdrawals
+            .get(id.as_bytes())?
+            .map(|v| decode(id.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Records in insertion order, starting after sequence `after`, that satisfy `keep`, at
+    /// most `limit`. Returns them and whether more may follow.
+    pub fn list(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        mut keep: impl FnMut(&Record) -> bool,
+    ) -> Result<(Vec<Record>, bool), StoreError> {
+        let start = after
+            .map(|s| s.saturating_add(1))
+            .unwrap_or(0)
+            .to_be_bytes();
+        let mut out = Vec::new();
+        for item in self.by_seq.range(start..) {
+            let (_, id) = item?;
+            let Some(rec) = self.withdrawals.get(&id)? else {
+                continue;
+            };
+            let rec = decode(&id, &rec)?;
+            if keep(&rec) {
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(rec);
+            }
+        }
+        Ok((out, false))
+    }
+
+    /// Every record whose status is `status`.
+    pub fn with_status(&self, status: Status) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.withdrawals.iter() {
+            let (k, v) = item?;
+            let r = decode(&k, &v)?;
+            if r.status == status {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored public key package, if DKG has finished.
+    pub fn public_key_package(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(META_PUBLIC_KEY_PACKAGE)?.map(|v| v.to_vec()))
+    }
+
+    /// Stores the public key package durably.
+    pub fn put_public_key_package(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(META_PUBLIC_KEY_PACKAGE, bytes)?;
+        self.flush()
+    }
+}

@@ -1,0 +1,393 @@
+//! The withdrawal service the exchange backend calls. Validates at the edge, binds each id to
+//! one intent forever (S6), and waits for the outcome up to the call's deadline.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use quorate_core::{
+    backend,
+    intent::WithdrawalIntent,
+    refusal::{rule, Refusal},
+};
+use quorate_wire::{
+    convert::{intent_from_proto, intent_to_proto},
+    withdrawal::{self as pb, withdrawal_service_server::WithdrawalService},
+    RULE_METADATA_KEY,
+};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::Stream;
+use tonic::{metadata::MetadataValue, Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::{
+    state::{coord_rule, now_ms, Coordinator},
+    store::{Insert, Record, Status as St, StoreError, SCHEMA_VERSION},
+};
+
+/// The withdrawal service.
+pub struct WithdrawalApi {
+    /// Shared state.
+    pub state: Arc<Coordinator>,
+}
+
+/// A refusal as a gRPC status: the rule tag leads the message and rides in a trailer.
+pub fn refusal_status(r: &Refusal) -> Status {
+    let msg = format!("{}: {}", r.rule, r.reason);
+    let mut s = if r.rule == rule::ID_CONFLICT {
+        Status::already_exists(msg)
+    } else if r.rule == rule::NOT_ENOUGH_SIGNERS || r.rule == coord_rule::RESTARTED {
+        Status::unavailable(msg)
+    } else if r.rule == coord_rule::NO_GROUP_KEY {
+        Status::failed_precondition(msg)
+    } else if r.permanent {
+        Status::permission_denied(msg)
+    } else {
+        Status::unavailable(msg)
+    };
+    if let Ok(v) = MetadataValue::try_from(r.rule.as_str()) {
+        s.metadata_mut().insert(RULE_METADATA_KEY, v);
+    }
+    s
+}
+
+fn invalid(rule_tag: &str, reason: impl std::fmt::Display) -> Status {
+    let mut s = Status::invalid_argument(format!("{rule_tag}: {reason}"));
+    if let Ok(v) = MetadataValue::try_from(rule_tag) {
+        s.metadata_mut().insert(RULE_METADATA_KEY, v);
+    }
+    s
+}
+
+/// A storage failure: details to the log, an opaque id to the caller.
+pub fn internal(e: &StoreError) -> Status {
+    let id = format!("{:016x}", rand::random::<u64>());
+    warn!(error = %e, error_id = %id, "internal error");
+    Status::internal(format!("internal error {id}"))
+}
+
+/// Converts a stored record to its wire form.
+pub fn record_to_proto(r: &Record, group_key: &[u8]) -> pb::Withdrawal {
+    let intent = hex::decode(&r.intent)
+        .ok()
+        .and_then(|b| WithdrawalIntent::decode(&b).ok());
+    let digest = hex::decode(&r.digest).unwrap_or_default();
+    let status = match r.status {
+        St::Received => pb::Status::Received,
+        St::Signing => pb::Status::Signing,
+        St::Signed => pb::Status::Signed,
+        St::Refused => pb::Status::Refused,
+        St::Failed => pb::Status::Failed,
+        St::Expired => pb::Status::Expired,
+    };
+    pb::Withdrawal {
+        id: r.id.clone(),
+        intent: intent.as_ref().map(intent_to_proto),
+        status: status as i32,
+        message: digest.clone(),
+        digest,
+        signature: r
+            .signature
+            .as_ref()
+            .and_then(|s| hex::decode(s).ok())
+            .unwrap_or_default(),
+        group_public_key: if r.status == St::Signed {
+            group_key.to_vec()
+        } else {
+            Vec::new()
+        },
+        rule: r.rule.clone().unwrap_or_default(),
+        reason: r.reason.clone().unwrap_or_default(),
+        retryable: r.status == St::Failed,
+        updated_at_ms: r.updated_ms,
+        signers: r.signers.iter().map(|s| u32::from(*s)).collect(),
+    }
+}
+
+/// Parses a `grpc-timeout` header value (e.g. `1500m`, `30S`).
+fn grpc_timeout<T>(req: &Request<T>) -> Option<Duration> {
+    let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+impl WithdrawalApi {
+    fn answer(&self, r: &Record) -> Result<Response<pb::Withdrawal>, Status> {
+        match r.status {
+            St::Refused | St::Failed | St::Expired => {
+                let refusal = Refusal {
+                    rule: r.rule.clone().unwrap_or_else(|| "unknown".into()),
+                    reason: r.reason.clone().unwrap_or_default(),
+                    permanent: r.status != St::Failed,
+                };
+                Err(refusal_status(&refusal))
+            }
+            _ => Ok(Response::new(record_to_proto(
+                r,
+                &self.state.group_key().unwrap_or_default(),
+            ))),
+        }
+    }
+
+    /// Waits until `id` is final or `wait` passes; returns the latest record.
+    async fn wait_final(&self, id: &str, wait: Duration) -> Result<Record, Status> {
+        let mut rx = self.state.events.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let current = self
+                .state
+                .store
+                .get(id)
+                .map_err(|e| internal(&e))?
+                .ok_or_else(|| Status::not_found("withdrawal vanished"))?;
+            if current.status.is_final() {
+                return Ok(current);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Err(_) => return Ok(current),
+                    Ok(Ok(ev)) if ev.id == id && ev.status.is_final() => return Ok(ev),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(RecvError::Lagged(_))) => break,
+                    Ok(Err(RecvError::Closed)) => return Ok(current),
+                }
+            }
+        }
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::Withdrawal, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl WithdrawalService for WithdrawalApi {
+    async fn submit(
+        &self,
+        req: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::Withdrawal>, Status> {
+        let wait = grpc_timeout(&req)
+            .map(|d| d.mul_f64(0.9).saturating_sub(Duration::from_millis(20)))
+            .unwrap_or(self.state.signing.default_wait);
+        let body = req.into_inner();
+        let wire_intent = body
+            .intent
+            .ok_or_else(|| invalid("intent-invalid", "intent is required"))?;
+        let intent = intent_from_proto(&wire_intent).map_err(|e| invalid("intent-invalid", e))?;
+        let digest = intent.digest();
+        let now = now_ms();
+        let span = tracing::info_span!("submit", withdrawal = %intent.id);
+        let _guard = span.enter();
+        // Edge checks that change nothing: a forged or expired request is never stored.
+        backend::verify(
+            &self.state.manifest.backend_keys,
+            &digest,
+            &body.backend_signature,
+        )
+        .map_err(|r| refusal_status(&r))?;
+        if now >= intent.expires_at_ms {
+            return Err(refusal_status(&Refusal::permanent(
+                rule::INTENT_EXPIRED,
+                format!(
+                    "the intent expired at {} ms; now is {now} ms",
+                    intent.expires_at_ms
+                ),
+            )));
+        }
+        if intent.created_at_ms > now + self.state.signing.max_clock_skew.as_millis() as u64 {
+            return Err(refusal_status(&Refusal::temporary(
+                rule::INTENT_NOT_YET_VALID,
+                "created_at_ms is in the future beyond the allowed clock skew",
+            )));
+        }
+        if self.state.group_key().is_none() {
+            return Err(refusal_status(&Refusal::temporary(
+                coord_rule::NO_GROUP_KEY,
+                "the cluster has no group key yet: run DKG first",
+            )));
+        }
+        drop(_guard);
+        let store = &self.state.store;
+        let record = Record {
+            v: SCHEMA_VERSION,
+            seq: store.next_seq().map_err(|e| internal(&e))?,
+            id: intent.id.clone(),
+            intent: hex::encode(intent.encode()),
+            backend_signature: hex::encode(&body.backend_signature),
+            digest: hex::encode(digest),
+            status: St::Signing,
+            signature: None,
+            signers: vec![],
+            rule: None,
+            reason: None,
+            created_ms: now,
+            updated_ms: now,
+        };
+        let start = match store.insert_new(&record).map_err(|e| internal(&e))? {
+            Insert::New => Some(record),
+            Insert::Exists(existing) => {
+                if existing.digest != record.digest {
+                    warn!(withdrawal = %intent.id, "withdrawal id reused with a different intent");
+                    return Err(refusal_status(&Refusal::permanent(
+                        rule::ID_CONFLICT,
+                        format!(
+                            "withdrawal id `{}` is already bound to a different intent",
+                            intent.id
+                        ),
+                    )));
+                }
+                match existing.status {
+                    St::Failed => {
+                        // Retryable: sign again under the same id (signers accept the same
+                        // id with the same intent).
+                        let mut again = *existing;
+                        again.status = St::Signing;
+                        again.rule = None;
+                        again.reason = None;
+                        again.backend_signature = record.backend_signature.clone();
+                        again.updated_ms = now;
+                        Some(again)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let Some(rec) = start {
+            let rec = self.state.persist(rec).await.map_err(|e| internal(&e))?;
+            info!(withdrawal = %rec.id, "withdrawal received; signing");
+            tokio::spawn(self.state.clone().sign(rec, intent.clone()));
+        }
+        let outcome = self.wait_final(&intent.id, wait).await?;
+        self.answer(&outcome)
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::Withdrawal>, Status> {
+        let id = req.into_inner().id;
+        if id.is_empty() || id.len() > 128 {
+            return Err(invalid("request-invalid", "id must be 1..=128 bytes"));
+        }
+        let r = self
+            .state
+            .store
+            .get(&id)
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| Status::not_found(format!("no withdrawal with id `{id}`")))?;
+        Ok(Response::new(record_to_proto(
+            &r,
+            &self.state.group_key().unwrap_or_default(),
+        )))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let q = req.into_inner();
+        let limit = match q.limit {
+            0 => 100,
+            n @ 1..=1000 => n as usize,
+            n => {
+                return Err(invalid(
+                    "request-invalid",
+                    format!("limit {n} is above 1000"),
+                ))
+            }
+        };
+        let status = pb::Status::try_from(q.status)
+            .map_err(|_| invalid("request-invalid", format!("unknown status {}", q.status)))?;
+        let chain = if q.chain.is_empty() {
+            None
+        } else {
+            Some(
+                q.chain
+                    .parse::<quorate_core::address::Chain>()
+                    .map_err(|e| invalid("request-invalid", e))?,
+            )
+        };
+        if q.asset.len() > 16 {
+            return Err(invalid("request-invalid", "asset is at most 16 characters"));
+        }
+        let after = if q.page_token.is_empty() {
+            None
+        } else {
+            Some(
+                u64::from_str_radix(&q.page_token, 16)
+                    .map_err(|_| invalid("request-invalid", "malformed page_token"))?,
+            )
+        };
+        let gk = self.state.group_key().unwrap_or_default();
+        let (records, more) = self
+            .state
+            .store
+            .list(after, limit, |r| {
+                let p = record_to_proto(r, &gk);
+                (status == pb::Status::Unspecified || p.status == status as i32)
+                    && p.intent.as_ref().is_some_and(|i| {
+                        chain.is_none_or(|c| i.chain == c.as_str())
+                            && (q.asset.is_empty() || i.asset == q.asset)
+                    })
+            })
+            .map_err(|e| internal(&e))?;
+        let next_page_token = match (more, records.last()) {
+            (true, Some(last)) => format!("{:x}", last.seq),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListResponse {
+            withdrawals: records.iter().map(|r| record_to_proto(r, &gk)).collect(),
+            next_page_token,
+        }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let id = req.into_inner().id;
+        if id.len() > 128 {
+            return Err(invalid("request-invalid", "id must be at most 128 bytes"));
+        }
+        let mut rx = self.state.events.subscribe();
+        let state = self.state.clone();
+        let stream = async_stream(move |tx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(r) if id.is_empty() || r.id == id => {
+                        let gk = state.group_key().unwrap_or_default();
+                        if tx.send(Ok(record_to_proto(&r, &gk))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(n)) => {
+                        let _ = tx
+                            .send(Err(Status::data_loss(format!(
+                                "watch fell behind by {n} events; re-list and watch again"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
+
+/// A stream fed by a task through a channel.
+fn async_stream<F, Fut>(f: F) -> WatchStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<pb::Withdrawal, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

@@ -1,0 +1,394 @@
+//! Distributed key generation (RFC 9591 appendix C / frost `keys::dkg`) relayed through an
+//! untrusted coordinator (S3).
+//!
+//! The coordinator only carries messages, so each participant protects itself:
+//! - round-1 packages are signed with the sender's identity key, and every participant checks
+//!   that the set it received contains its own package unchanged;
+//! - the transcript hash of all round-1 packages is bound into every sealed round-2 package, so
+//!   two participants that saw different round-1 broadcasts cannot complete with each other;
+//! - round-2 packages are sealed end to end ([`crate::seal`]); the coordinator sees no share;
+//! - the final result (group key, transcript) is signed so the coordinator can show that all
+//!   participants agree.
+
+use std::collections::BTreeMap;
+
+use frost_secp256k1::{
+    keys::{
+        dkg::{self, round1, round2},
+        KeyPackage, PublicKeyPackage,
+    },
+    Identifier,
+};
+use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    identity::{IdentityPublic, IdentitySecret},
+    seal::{self, SealContext, Sealed},
+};
+
+const ROUND1_DOMAIN: &str = "quorate/dkg-round1/v1";
+const RESULT_DOMAIN: &str = "quorate/dkg-result/v1";
+
+/// A DKG failure; `culprits` are the identifiers shown to have misbehaved (empty when the
+/// fault can't be pinned on a participant, e.g. the relay altered our own message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("DKG aborted: {reason}{}", if culprits.is_empty() { String::new() } else { format!(" (culprits: {culprits:?})") })]
+pub struct DkgError {
+    /// What went wrong.
+    pub reason: String,
+    /// Who is to blame.
+    pub culprits: Vec<u16>,
+}
+
+fn fail(reason: impl Into<String>, culprits: Vec<u16>) -> DkgError {
+    DkgError {
+        reason: reason.into(),
+        culprits,
+    }
+}
+
+/// Everything fixed before a DKG starts.
+#[derive(Debug, Clone)]
+pub struct DkgSetup {
+    /// Session id chosen by the coordinator.
+    pub session_id: Vec<u8>,
+    /// Hash of the cluster manifest every participant pinned.
+    pub manifest_hash: [u8; 32],
+    /// Our identifier.
+    pub me: u16,
+    /// Threshold t.
+    pub threshold: u16,
+    /// Identity keys of all n participants, us included.
+    pub participants: BTreeMap<u16, IdentityPublic>,
+}
+
+impl DkgSetup {
+    fn id(&self, n: u16) -> Result<Identifier, DkgError> {
+        Identifier::try_from(n).map_err(|_| fail(format!("invalid identifier {n}"), vec![]))
+    }
+
+    fn max_signers(&self) -> Result<u16, DkgError> {
+        u16::try_from(self.participants.len()).map_err(|_| fail("too many participants", vec![]))
+    }
+}
+
+/// A signed round-1 broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRound1 {
+    /// Sender.
+    pub identifier: u16,
+    /// Serialised `round1::Package`.
+    pub package: Vec<u8>,
+    /// Sender's identity signature.
+    pub signature: Vec<u8>,
+}
+
+fn round1_parts<'a>(setup: &'a DkgSetup, sender: &'a [u8; 2], package: &'a [u8]) -> [&'a [u8]; 4] {
+    [&setup.session_id, &setup.manifest_hash, sender, package]
+}
+
+/// State after round 1 (holds the round-1 secret; memory only).
+pub struct Round1State {
+    setup: DkgSetup,
+    secret: round1::SecretPackage,
+    my_package: Vec<u8>,
+}
+
+/// Round 1: generate our polynomial commitment and proof of knowledge, signed.
+pub fn round1<R: RngCore + CryptoRng>(
+    setup: DkgSetup,
+    identity: &IdentitySecret,
+    rng: &mut R,
+) -> Result<(Round1State, SignedRound1), DkgError> {
+    if setup.participants.get(&setup.me) != Some(&identity.public()) {
+        return Err(fail(
+            "our identity key is not the one the manifest lists for us",
+            vec![],
+        ));
+    }
+    let (secret, package) = dkg::part1(
+        setup.id(setup.me)?,
+        setup.max_signers()?,
+        setup.threshold,
+        &mut *rng,
+    )
+    .map_err(|e| fail(format!("round 1: {e}"), vec![]))?;
+    let bytes = package
+        .serialize()
+        .map_err(|e| fail(format!("round 1: {e}"), vec![]))?;
+    let me = setup.me.to_be_bytes();
+    let signature = identity.sign(ROUND1_DOMAIN, &round1_parts(&setup, &me, &bytes));
+    let signed = SignedRound1 {
+        identifier: setup.me,
+        package: bytes.clone(),
+        signature,
+    };
+    Ok((
+        Round1State {
+            setup,
+            secret,
+            my_package: bytes,
+        },
+        signed,
+    ))
+}
+
+/// Hash of the whole round-1 broadcast as one participant saw it.
+pub fn transcript_hash(setup: &DkgSetup, received: &BTreeMap<u16, Vec<u8>>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"quorate/dkg-transcript/v1");
+    h.update((setup.session_id.len() as u32).to_be_bytes());
+    h.update(&setup.session_id);
+    h.update(setup.manifest_hash);
+    h.update(setup.threshold.to_be_bytes());
+    for (id, pkg) in received {
+        h.update(id.to_be_bytes());
+        h.update((pkg.len() as u32).to_be_bytes());
+        h.update(pkg);
+    }
+    h.finalize().into()
+}
+
+/// State after round 2 (holds the round-2 secret; memory only).
+pub struct Round2State {
+    setup: DkgSetup,
+    secret: round2::SecretPackage,
+    others: BTreeMap<Identifier, round1::Package>,
+    transcript: [u8; 32],
+}
+
+/// Round 2: check every round-1 broadcast, then seal a share to each other participant.
+pub fn round2<R: RngCore + CryptoRng>(
+    state: Round1State,
+    identity: &IdentitySecret,
+    rng: &mut R,
+    received: &[SignedRound1],
+) -> Result<(Round2State, Vec<Sealed>), DkgError> {
+    let setup = state.setup;
+    let mut by_id: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
+    for r in received {
+        let Some(key) = setup.participants.get(&r.identifier) else {
+            return Err(fail(
+                format!("round-1 package from unknown identifier {}", r.identifier),
+                vec![],
+            ));
+        };
+        if by_id.contains_key(&r.identifier) {
+            return Err(fail(
+                format!("two round-1 packages for identifier {}", r.identifier),
+                vec![],
+            ));
+        }
+        let sender = r.identifier.to_be_bytes();
+        key.verify(
+            ROUND1_DOMAIN,
+            &round1_parts(&setup, &sender, &r.package),
+            &r.signature,
+        )
+        .map_err(|_| {
+            fail(
+                format!(
+                    "round-1 package of {} is not signed by its identity key",
+                    r.identifier
+                ),
+                vec![r.identifier],
+            )
+        })?;
+        by_id.insert(r.identifier, r.package.clone());
+    }
+    if by_id.len() != setup.participants.len() {
+        return Err(fail(
+            format!(
+                "round 1 incomplete: {} of {} packages",
+                by_id.len(),
+                setup.participants.len()
+            ),
+            vec![],
+        ));
+    }
+    if by_id.get(&setup.me) != Some(&state.my_package) {
+        return Err(fail(
+            "the relayed round-1 set carries a different package in our name",
+            vec![],
+        ));
+    }
+    let transcript = transcript_hash(&setup, &by_id);
+    let mut others = BTreeMap::new();
+    for (id, bytes) in &by_id {
+        if *id == setup.me {
+            continue;
+        }
+        let pkg = round1::Package::deserialize(bytes).map_err(|e| {
+            fail(
+                format!("round-1 package of {id} does not decode: {e}"),
+                vec![*id],
+            )
+        })?;
+        others.insert(setup.id(*id)?, pkg);
+    }
+    let id_of: BTreeMap<Identifier, u16> = setup
+        .participants
+        .keys()
+        .map(|n| Ok((setup.id(*n)?, *n)))
+        .collect::<Result<_, DkgError>>()?;
+    let (secret, packages) = dkg::part2(state.secret, &others).map_err(|e| {
+        let culprits = e
+            .culprits()
+            .iter()
+            .filter_map(|c| id_of.get(c).copied())
+            .collect();
+        fail(format!("round 2: {e}"), culprits)
+    })?;
+    let mut sealed = Vec::with_capacity(packages.len());
+    for (rid, pkg) in packages {
+        let recipient = *id_of
+            .get(&rid)
+            .ok_or_else(|| fail("round 2 produced a package for an unknown peer", vec![]))?;
+        let key = &setup.participants[&recipient];
+        let plain = zeroize::Zeroizing::new(
+            pkg.serialize()
+                .map_err(|e| fail(format!("round 2: {e}"), vec![]))?,
+        );
+        let ctx = SealContext {
+            session_id: &setup.session_id,
+            transcript: &transcript,
+            sender: setup.me,
+            recipient,
+        };
+        sealed.push(seal::seal(rng, identity, key, &ctx, &plain));
+    }
+    Ok((
+        Round2State {
+            setup,
+            secret,
+            others,
+            transcript,
+        },
+        sealed,
+    ))
+}
+
+/// The outcome of a finished DKG for one participant.
+pub struct DkgOutput {
+    /// Our long-lived key share (secret).
+    pub key_package: KeyPackage,
+    /// Public data of all participants.
+    pub public_key_package: PublicKeyPackage,
+    /// 33-byte compressed group key.
+    pub group_key: Vec<u8>,
+    /// Round-1 transcript hash.
+    pub transcript: [u8; 32],
+    /// Our identity signature over (session, transcript, group key).
+    pub signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for DkgOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkgOutput")
+            .field("key_package", &"<redacted>")
+            .field("group_key", &hex::encode(&self.group_key))
+            .finish()
+    }
+}
+
+/// Round 3: open the shares sealed to us and derive our key share and the group key.
+pub fn round3(
+    state: Round2State,
+    identity: &IdentitySecret,
+    sealed: &[Sealed],
+) -> Result<DkgOutput, DkgError> {
+    let setup = &state.setup;
+    let mut packages = BTreeMap::new();
+    for s in sealed {
+        if s.recipient != setup.me {
+            return Err(fail(
+                format!("a sealed package for {} was relayed to us", s.recipient),
+                vec![],
+            ));
+        }
+        let Some(sender_key) = setup.participants.get(&s.sender) else {
+            return Err(fail(
+                format!("sealed package from unknown identifier {}", s.sender),
+                vec![],
+            ));
+        };
+        let sid = setup.id(s.sender)?;
+        if s.sender == setup.me || packages.contains_key(&sid) {
+            return Err(fail(
+                format!("unexpected or duplicate sealed package from {}", s.sender),
+                vec![],
+            ));
+        }
+        let ctx = SealContext {
+            session_id: &setup.session_id,
+            transcript: &state.transcript,
+            sender: s.sender,
+            recipient: setup.me,
+        };
+        let plain = seal::open(identity, sender_key, &ctx, s)
+            .map_err(|e| fail(e.to_string(), vec![s.sender]))?;
+        let pkg = round2::Package::deserialize(&plain).map_err(|e| {
+            fail(
+                format!("round-2 package of {} does not decode: {e}", s.sender),
+                vec![s.sender],
+            )
+        })?;
+        packages.insert(sid, pkg);
+    }
+    if packages.len() + 1 != setup.participants.len() {
+        return Err(fail(
+            format!(
+                "round 2 incomplete: {} of {} sealed packages",
+                packages.len(),
+                setup.participants.len() - 1
+            ),
+            vec![],
+        ));
+    }
+    let id_of: BTreeMap<Identifier, u16> = setup
+        .participants
+        .keys()
+        .filter_map(|n| Identifier::try_from(*n).ok().map(|i| (i, *n)))
+        .collect();
+    let (key_package, public_key_package) = dkg::part3(&state.secret, &state.others, &packages)
+        .map_err(|e| {
+            let culprits = e
+                .culprits()
+                .iter()
+                .filter_map(|c| id_of.get(c).copied())
+                .collect();
+            fail(format!("round 3: {e}"), culprits)
+        })?;
+    let group_key = public_key_package
+        .verifying_key()
+        .serialize()
+        .map_err(|e| fail(format!("group key: {e}"), vec![]))?;
+    let signature = identity.sign(
+        RESULT_DOMAIN,
+        &[&setup.session_id, &state.transcript, &group_key],
+    );
+    Ok(DkgOutput {
+        key_package,
+        public_key_package,
+        group_key,
+        transcript: state.transcript,
+        signature,
+    })
+}
+
+/// Checks a participant's signed DKG result.
+pub fn verify_result(
+    key: &IdentityPublic,
+    session_id: &[u8],
+    transcript: &[u8],
+    group_key: &[u8],
+    signature: &[u8],
+) -> bool {
+    key.verify(
+        RESULT_DOMAIN,
+        &[session_id, transcript, group_key],
+        signature,
+    )
+    .is_ok()
+}

@@ -1,0 +1,20 @@
+//! Quorate core: the pure part of the co-signing service.
+//!
+//! Everything here is deterministic given its inputs: time (`now`, unix milliseconds) and
+//! randomness come in as arguments, nothing reads a clock, a socket or a disk. The signer and
+//! coordinator binaries are shells around these decisions.
+#![forbid(unsafe_code)]
+
+pub mod address;
+pub mod amount;
+pub mod atrest;
+pub mod backend;
+pub mod dkg;
+pub mod fingerprint;
+pub mod identity;
+pub mod intent;
+pub mod message;
+pub mod policy;
+pub mod refusal;
+pub mod seal;
+pub mod signing;

@@ -1,0 +1,79 @@
+//! Refusals: a decision not to act, naming the stable rule that made it. A refusal is either
+//! permanent (the same request will always be refused) or temporary (retry later).
+
+use std::fmt;
+
+/// Stable rule tags. They appear in errors, logs and docs; never rename one.
+pub mod rule {
+    /// The intent bytes do not decode or validate.
+    pub const INTENT_MALFORMED: &str = "intent-malformed";
+    /// The intent has expired.
+    pub const INTENT_EXPIRED: &str = "intent-expired";
+    /// The intent's creation time is too far in the future.
+    pub const INTENT_NOT_YET_VALID: &str = "intent-not-yet-valid";
+    /// No backend key in the manifest made this signature.
+    pub const BACKEND_SIGNATURE: &str = "backend-signature-invalid";
+    /// The signing package's message is not what this intent requires.
+    pub const MESSAGE_MISMATCH: &str = "message-mismatch";
+    /// The signing package does not decode.
+    pub const PACKAGE_MALFORMED: &str = "package-malformed";
+    /// The signing package omits this signer's commitment.
+    pub const COMMITMENT_MISSING: &str = "commitment-missing";
+    /// The signing package carries a different commitment for this signer.
+    pub const COMMITMENT_MISMATCH: &str = "commitment-mismatch";
+    /// No live nonce for this session: unknown, expired or already used.
+    pub const NONCE_UNKNOWN: &str = "nonce-unknown";
+    /// Too many outstanding nonces.
+    pub const NONCE_LIMIT: &str = "nonce-limit";
+    /// The withdrawal id is already bound to a different intent.
+    pub const ID_CONFLICT: &str = "withdrawal-id-conflict";
+    /// This signer holds no key share yet.
+    pub const NO_KEY: &str = "no-key-share";
+    /// Policy: the chain/asset is not in the registry.
+    pub const POLICY_ASSET_UNKNOWN: &str = "policy-asset-unknown";
+    /// Policy: above the per-withdrawal maximum.
+    pub const POLICY_AMOUNT_MAX: &str = "policy-amount-max";
+    /// Policy: withdrawals are frozen.
+    pub const POLICY_FROZEN: &str = "policy-frozen";
+    /// Fewer than t signers could sign.
+    pub const NOT_ENOUGH_SIGNERS: &str = "not-enough-signers";
+}
+
+/// A refusal with its rule tag and a sentence a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Stable rule tag, see [`rule`].
+    pub rule: String,
+    /// Human explanation.
+    pub reason: String,
+    /// True if retrying the same request can never succeed.
+    pub permanent: bool,
+}
+
+impl Refusal {
+    /// A permanent refusal.
+    pub fn permanent(rule: &str, reason: impl Into<String>) -> Self {
+        Self {
+            rule: rule.to_string(),
+            reason: reason.into(),
+            permanent: true,
+        }
+    }
+
+    /// A temporary refusal.
+    pub fn temporary(rule: &str, reason: impl Into<String>) -> Self {
+        Self {
+            rule: rule.to_string(),
+            reason: reason.into(),
+            permanent: false,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.rule, self.reason)
+    }
+}
+
+impl std::error::Error for Refusal {}

@@ -1,0 +1,227 @@
+//! Signer-side FROST signing (RFC 9591 §5): nonce custody and the checks a signer makes before
+//! it releases a signature share.
+//!
+//! Nonces (S4) live only in a bounded, expiring in-memory [`NonceStore`]; [`NonceStore::take`]
+//! removes a nonce before it is used, so any second request for the same session finds nothing.
+//! [`check_request`] is the no-blind-signing gate (S1): the message is recomputed from the
+//! intent, never taken from the package.
+
+use std::collections::HashMap;
+
+use frost_secp256k1::{
+    keys::{KeyPackage, SigningShare},
+    round1::{self, SigningCommitments, SigningNonces},
+    round2::{self, SignatureShare},
+    Identifier, SigningPackage,
+};
+use rand_core::{CryptoRng, RngCore};
+
+use crate::{
+    backend::{self, BackendKey},
+    intent::WithdrawalIntent,
+    message::{signing_message, ChainFormat},
+    policy::WithdrawalPolicy,
+    refusal::{rule, Refusal},
+};
+
+/// A signing session id, chosen by the coordinator.
+pub type SessionId = [u8; 16];
+
+struct Outstanding {
+    nonces: SigningNonces,
+    commitments: SigningCommitments,
+    expires_ms: u64,
+}
+
+/// Outstanding signing nonces of one signer: in memory only, bounded, expiring, single use.
+pub struct NonceStore {
+    limit: usize,
+    ttl_ms: u64,
+    entries: HashMap<SessionId, Outstanding>,
+}
+
+impl std::fmt::Debug for NonceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NonceStore")
+            .field("outstanding", &self.entries.len())
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl NonceStore {
+    /// A store holding at most `limit` nonces, each for at most `ttl_ms`.
+    pub fn new(limit: usize, ttl_ms: u64) -> Self {
+        Self {
+            limit,
+            ttl_ms,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Number of outstanding nonces.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no nonce is outstanding.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn evict_expired(&mut self, now_ms: u64) {
+        self.entries.retain(|_, o| o.expires_ms > now_ms);
+    }
+
+    /// Generates fresh nonces for `session` and returns their public commitments.
+    pub fn commit<R: RngCore + CryptoRng>(
+        &mut self,
+        session: SessionId,
+        share: &SigningShare,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<SigningCommitments, Refusal> {
+        self.evict_expired(now_ms);
+        if self.entries.contains_key(&session) {
+            return Err(Refusal::permanent(
+                rule::NONCE_UNKNOWN,
+                "this signing session already has a commitment; sessions are single use",
+            ));
+        }
+        if self.entries.len() >= self.limit {
+            return Err(Refusal::temporary(
+                rule::NONCE_LIMIT,
+                format!("{} signing sessions already outstanding", self.limit),
+            ));
+        }
+        let (nonces, commitments) = round1::commit(share, rng);
+        self.entries.insert(
+            session,
+            Outstanding {
+                nonces,
+                commitments,
+                expires_ms: now_ms.saturating_add(self.ttl_ms),
+            },
+        );
+        Ok(commitments)
+    }
+
+    /// Removes and returns the nonce of `session`, if it is live. After this call the session
+    /// can never be used again, whatever happens next.
+    pub fn take(
+        &mut self,
+        session: &SessionId,
+        now_ms: u64,
+    ) -> Result<(SigningNonces, SigningCommitments), Refusal> {
+        let gone = || {
+            Refusal::permanent(
+                rule::NONCE_UNKNOWN,
+                "no live nonce for this signing session: unknown, expired, or already used",
+            )
+        };
+        let o = self.entries.remove(session).ok_or_else(gone)?;
+        if o.expires_ms <= now_ms {
+            return Err(gone());
+        }
+        Ok((o.nonces, o.commitments))
+    }
+}
+
+/// What a signer needs to judge a signing request.
+pub struct Gate<'a> {
+    /// This signer's FROST identifier.
+    pub me: Identifier,
+    /// Backend keys pinned in the manifest.
+    pub backend_keys: &'a [BackendKey],
+    /// This signer's policy.
+    pub policy: &'a dyn WithdrawalPolicy,
+    /// How the group signs for the intent's chain.
+    pub format: ChainFormat,
+    /// Unix milliseconds now.
+    pub now_ms: u64,
+    /// How far in the future an intent's creation time may be (clock skew).
+    pub max_clock_skew_ms: u64,
+}
+
+/// A request that passed every check.
+#[derive(Debug)]
+pub struct Authorized {
+    /// The decoded intent.
+    pub intent: WithdrawalIntent,
+    /// Its digest.
+    pub digest: [u8; 32],
+    /// The signing package, whose message is the intent's signing message.
+    pub package: SigningPackage,
+}
+
+/// Checks a signing request against the intent itself (S1). `own` is the commitment this
+/// signer released for the session.
+pub fn check_request(
+    gate: &Gate<'_>,
+    intent_bytes: &[u8],
+    backend_signature: &[u8],
+    package_bytes: &[u8],
+    own: &SigningCommitments,
+) -> Result<Authorized, Refusal> {
+    let intent = WithdrawalIntent::decode(intent_bytes)
+        .map_err(|e| Refusal::permanent(rule::INTENT_MALFORMED, e.to_string()))?;
+    let package = SigningPackage::deserialize(package_bytes).map_err(|e| {
+        Refusal::permanent(rule::PACKAGE_MALFORMED, format!("signing package: {e}"))
+    })?;
+    let message = signing_message(&intent, gate.format);
+    if package.message().as_slice() != message.as_slice() {
+        return Err(Refusal::permanent(
+            rule::MESSAGE_MISMATCH,
+            "the signing package's message is not the signing message of the intent sent with it",
+        ));
+    }
+    match package.signing_commitment(&gate.me) {
+        None => {
+            return Err(Refusal::permanent(
+                rule::COMMITMENT_MISSING,
+                "the signing package omits this signer's commitment",
+            ))
+        }
+        Some(c) if c != *own => {
+            return Err(Refusal::permanent(
+                rule::COMMITMENT_MISMATCH,
+                "the signing package carries a commitment this signer did not make",
+            ))
+        }
+        Some(_) => {}
+    }
+    let digest = intent.digest();
+    backend::verify(gate.backend_keys, &digest, backend_signature)?;
+    if gate.now_ms >= intent.expires_at_ms {
+        return Err(Refusal::permanent(
+            rule::INTENT_EXPIRED,
+            format!(
+                "the intent expired at {} ms; now is {} ms",
+                intent.expires_at_ms, gate.now_ms
+            ),
+        ));
+    }
+    if intent.created_at_ms > gate.now_ms.saturating_add(gate.max_clock_skew_ms) {
+        return Err(Refusal::temporary(
+            rule::INTENT_NOT_YET_VALID,
+            "the intent's creation time is in the future beyond the allowed clock skew",
+        ));
+    }
+    gate.policy.evaluate(&intent, gate.now_ms)?;
+    Ok(Authorized {
+        intent,
+        digest,
+        package,
+    })
+}
+
+/// Computes this signer's share. Takes the nonces by value: they are dropped (and zeroized by
+/// frost) when this returns.
+pub fn sign_share(
+    package: &SigningPackage,
+    nonces: SigningNonces,
+    key: &KeyPackage,
+) -> Result<SignatureShare, Refusal> {
+    round2::sign(package, &nonces, key)
+        .map_err(|e| Refusal::permanent(rule::PACKAGE_MALFORMED, format!("signing failed: {e}")))
+}

@@ -1,0 +1,339 @@
+//! The FROST protocol steps of `quorate-core`, driven in memory with the real `frost-secp256k1`:
+//! DKG through the signed/sealed relay protocol, signing of an intent digest by every t-subset,
+//! and the ways a relay can tamper with either.
+
+use std::collections::BTreeMap;
+
+use frost_secp256k1::{keys::KeyPackage, keys::PublicKeyPackage, Identifier, SigningPackage};
+use proptest::prelude::*;
+use quorate_core::{
+    backend,
+    dkg::{self, DkgSetup, SignedRound1},
+    identity::IdentitySecret,
+    intent::WithdrawalIntent,
+    message::ChainFormat,
+    policy::AssetPolicy,
+    refusal::rule,
+    seal::Sealed,
+    signing::{check_request, sign_share, Gate, NonceStore},
+};
+use rand::rngs::OsRng;
+
+struct Group {
+    keys: BTreeMap<u16, KeyPackage>,
+    public: PublicKeyPackage,
+    group_key: Vec<u8>,
+}
+
+fn setup(me: u16, ids: &[(u16, IdentitySecret)], t: u16, session: &[u8]) -> DkgSetup {
+    DkgSetup {
+        session_id: session.to_vec(),
+        manifest_hash: [7; 32],
+        me,
+        threshold: t,
+        participants: ids.iter().map(|(i, k)| (*i, k.public())).collect(),
+    }
+}
+
+/// Runs the whole relayed DKG honestly.
+fn run_dkg(n: u16, t: u16) -> Group {
+    let ids: Vec<(u16, IdentitySecret)> = (1..=n)
+        .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
+        .collect();
+    let mut r1 = Vec::new();
+    let mut broadcast = Vec::new();
+    for (i, k) in &ids {
+        let (st, signed) = dkg::round1(setup(*i, &ids, t, b"session-1"), k, &mut OsRng).unwrap();
+        r1.push(st);
+        broadcast.push(signed);
+    }
+    let mut r2 = Vec::new();
+    let mut mail: BTreeMap<u16, Vec<Sealed>> = BTreeMap::new();
+    for (st, (_, k)) in r1.into_iter().zip(&ids) {
+        let (st, sealed) = dkg::round2(st, k, &mut OsRng, &broadcast).unwrap();
+        r2.push(st);
+        for s in sealed {
+            mail.entry(s.recipient).or_default().push(s);
+        }
+    }
+    let mut keys = BTreeMap::new();
+    let mut outs = Vec::new();
+    for (st, (i, k)) in r2.into_iter().zip(&ids) {
+        let out = dkg::round3(st, k, &mail[i]).unwrap();
+        assert!(dkg::verify_result(
+            &k.public(),
+            b"session-1",
+            &out.transcript,
+            &out.group_key,
+            &out.signature
+        ));
+        keys.insert(*i, out.key_package.clone());
+        outs.push(out);
+    }
+    for o in &outs {
+        assert_eq!(o.group_key, outs[0].group_key, "all agree on the group key");
+        assert_eq!(
+            o.transcript, outs[0].transcript,
+            "all agree on the transcript"
+        );
+    }
+    Group {
+        keys,
+        public: outs[0].public_key_package.clone(),
+        group_key: outs[0].group_key.clone(),
+    }
+}
+
+fn intent(now: u64) -> WithdrawalIntent {
+    WithdrawalIntent::from_parts(
+        "wd-1",
+        "ethereum",
+        "ETH",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "1000000000000000000",
+        now,
+        now + 60_000,
+        None,
+    )
+    .unwrap()
+}
+
+fn policy() -> AssetPolicy {
+    let mut p = AssetPolicy::default();
+    p.max_amount.insert(
+        (quorate_core::address::Chain::Ethereum, "ETH".into()),
+        quorate_core::amount::Amount::parse("10000000000000000000").unwrap(),
+    );
+    p
+}
+
+/// Signs `intent` with the signers in `subset` through the signer-side gate.
+fn sign_with(g: &Group, subset: &[u16], intent: &WithdrawalIntent) -> Vec<u8> {
+    let now = intent.created_at_ms + 1;
+    let backend_key = k256::ecdsa::SigningKey::random(&mut OsRng);
+    let backend_pub = backend::BackendKey::from_sec1(
+        backend_key
+            .verifying_key()
+            .to_encoded_point(true)
+            .as_bytes(),
+    )
+    .unwrap();
+    let sig = backend::sign(&backend_key, &intent.digest());
+    let session = [9u8; 16];
+    let mut stores: BTreeMap<u16, NonceStore> = BTreeMap::new();
+    let mut commitments = BTreeMap::new();
+    for i in subset {
+        let mut s = NonceStore::new(8, 10_000);
+        let c = s
+            .commit(session, g.keys[i].signing_share(), &mut OsRng, now)
+            .unwrap();
+        commitments.insert(Identifier::try_from(*i).unwrap(), c);
+        stores.insert(*i, s);
+    }
+    let package = SigningPackage::new(commitments, &intent.digest());
+    let bytes = package.serialize().unwrap();
+    let pol = policy();
+    let keys = [backend_pub];
+    let mut shares = BTreeMap::new();
+    for i in subset {
+        let (nonces, own) = stores.get_mut(i).unwrap().take(&session, now).unwrap();
+        let gate = Gate {
+            me: Identifier::try_from(*i).unwrap(),
+            backend_keys: &keys,
+            policy: &pol,
+            format: ChainFormat::IntentDigest,
+            now_ms: now,
+            max_clock_skew_ms: 0,
+        };
+        let ok = check_request(&gate, &intent.encode(), &sig, &bytes, &own).unwrap();
+        shares.insert(
+            Identifier::try_from(*i).unwrap(),
+            sign_share(&ok.package, nonces, &g.keys[i]).unwrap(),
+        );
+    }
+    let signature = frost_secp256k1::aggregate(&package, &shares, &g.public).unwrap();
+    g.public
+        .verifying_key()
+        .verify(&intent.digest(), &signature)
+        .unwrap();
+    signature.serialize().unwrap()
+}
+
+#[test]
+fn every_two_of_three_subset_signs_the_digest() {
+    let g = run_dkg(3, 2);
+    assert_eq!(g.group_key.len(), 33);
+    let i = intent(1_700_000_000_000);
+    for subset in [[1u16, 2], [1, 3], [2, 3]] {
+        let sig = sign_with(&g, &subset, &i);
+        assert_eq!(sig.len(), 65);
+    }
+    // All three together sign too.
+    sign_with(&g, &[1, 2, 3], &i);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+    /// Any t-subset of a t-of-n group signs (n up to 5).
+    #[test]
+    fn any_t_subset_signs(n in 3u16..=5, t_off in 0u16..=2, pick in any::<u64>()) {
+        let t = (2 + t_off).min(n);
+        let g = run_dkg(n, t);
+        let mut all: Vec<u16> = (1..=n).collect();
+        // Deterministic shuffle from `pick`.
+        let mut x = pick;
+        for i in (1..all.len()).rev() {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            all.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let mut subset = all[..t as usize].to_vec();
+        subset.sort_unstable();
+        sign_with(&g, &subset, &intent(1_700_000_000_000));
+    }
+}
+
+#[test]
+fn dkg_detects_a_forged_round1_package() {
+    let ids: Vec<(u16, IdentitySecret)> = (1..=3)
+        .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
+        .collect();
+    let mut states = Vec::new();
+    let mut broadcast: Vec<SignedRound1> = Vec::new();
+    for (i, k) in &ids {
+        let (st, signed) = dkg::round1(setup(*i, &ids, 2, b"s"), k, &mut OsRng).unwrap();
+        states.push(st);
+        broadcast.push(signed);
+    }
+    // The relay alters signer 3's package in transit: its signature no longer covers it.
+    let mut tampered = broadcast.clone();
+    tampered[2].package[5] ^= 1;
+    let err = dkg::round2(states.remove(0), &ids[0].1, &mut OsRng, &tampered)
+        .err()
+        .expect("tampered round-1 package refused");
+    assert_eq!(err.culprits, vec![3]);
+}
+
+#[test]
+fn dkg_equivocation_and_tampered_shares_abort_with_culprit() {
+    let ids: Vec<(u16, IdentitySecret)> = (1..=3)
+        .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
+        .collect();
+    let mut r1 = Vec::new();
+    let mut broadcast = Vec::new();
+    for (i, k) in &ids {
+        let (st, signed) = dkg::round1(setup(*i, &ids, 2, b"s"), k, &mut OsRng).unwrap();
+        r1.push(st);
+        broadcast.push(signed);
+    }
+    // Signer 3 equivocates: it signs a second, different round-1 package and the relay shows
+    // that one to signer 2 only.
+    let (_, other3) = dkg::round1(setup(3, &ids, 2, b"s"), &ids[2].1, &mut OsRng).unwrap();
+    let mut view2 = broadcast.clone();
+    view2[2] = other3;
+    let mut r1 = r1.into_iter();
+    let (st1, sealed1) =
+        dkg::round2(r1.next().unwrap(), &ids[0].1, &mut OsRng, &broadcast).unwrap();
+    let (st2, _sealed2) = dkg::round2(r1.next().unwrap(), &ids[1].1, &mut OsRng, &view2).unwrap();
+    // Signer 2 cannot open what signer 1 sealed: their transcripts differ.
+    let to2: Vec<Sealed> = sealed1
+        .iter()
+        .filter(|s| s.recipient == 2)
+        .cloned()
+        .collect();
+    let err = dkg::round3(st2, &ids[1].1, &to2).expect_err("equivocation detected");
+    assert!(err.reason.contains("does not open"), "{err}");
+
+    // A sealed share altered in transit names its sender.
+    let mut bad: Vec<Sealed> = sealed1
+        .iter()
+        .filter(|s| s.recipient == 3)
+        .cloned()
+        .collect();
+    bad[0].ciphertext[0] ^= 1;
+    let st3 = {
+        let (st3, _) = dkg::round2(r1.next().unwrap(), &ids[2].1, &mut OsRng, &broadcast).unwrap();
+        st3
+    };
+    let err = dkg::round3(st3, &ids[2].1, &bad).expect_err("tamper detected");
+    assert_eq!(err.culprits, vec![1]);
+    drop(st1);
+}
+
+#[test]
+fn relay_cannot_replace_our_own_round1_package() {
+    let ids: Vec<(u16, IdentitySecret)> = (1..=3)
+        .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
+        .collect();
+    let mut r1 = Vec::new();
+    let mut broadcast = Vec::new();
+    for (i, k) in &ids {
+        let (st, signed) = dkg::round1(setup(*i, &ids, 2, b"s"), k, &mut OsRng).unwrap();
+        r1.push(st);
+        broadcast.push(signed);
+    }
+    // A validly signed but different package in signer 1's name (an older session's).
+    let (_, older) = dkg::round1(setup(1, &ids, 2, b"s"), &ids[0].1, &mut OsRng).unwrap();
+    let mut view = broadcast.clone();
+    view[0] = older;
+    let err = dkg::round2(r1.remove(0), &ids[0].1, &mut OsRng, &view)
+        .err()
+        .expect("refused");
+    assert!(
+        err.reason.contains("different package in our name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nonce_store_is_single_use_bounded_and_expiring() {
+    let g = run_dkg(3, 2);
+    let share = g.keys[&1].signing_share();
+    let mut s = NonceStore::new(2, 1_000);
+    s.commit([1; 16], share, &mut OsRng, 0).unwrap();
+    // The same session cannot be committed twice.
+    assert_eq!(
+        s.commit([1; 16], share, &mut OsRng, 0).unwrap_err().rule,
+        rule::NONCE_UNKNOWN
+    );
+    s.commit([2; 16], share, &mut OsRng, 0).unwrap();
+    // Bounded.
+    assert_eq!(
+        s.commit([3; 16], share, &mut OsRng, 0).unwrap_err().rule,
+        rule::NONCE_LIMIT
+    );
+    // Taken once, then gone.
+    s.take(&[1; 16], 10).unwrap();
+    assert_eq!(s.take(&[1; 16], 10).unwrap_err().rule, rule::NONCE_UNKNOWN);
+    // Expired nonces are unusable and make room.
+    assert_eq!(
+        s.take(&[2; 16], 1_000).unwrap_err().rule,
+        rule::NONCE_UNKNOWN
+    );
+    s.commit([4; 16], share, &mut OsRng, 5_000).unwrap();
+    s.commit([5; 16], share, &mut OsRng, 5_000).unwrap();
+    assert_eq!(s.len(), 2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Whatever sequence of commits and takes happens, a session's nonce is handed out at
+    /// most once and the store never exceeds its bound.
+    #[test]
+    fn no_nonce_is_ever_handed_out_twice(ops in proptest::collection::vec((any::<bool>(), 0u8..6, 0u64..3_000), 1..60)) {
+        let share = frost_secp256k1::keys::SigningShare::deserialize(&[1u8; 32]).unwrap();
+        let mut s = NonceStore::new(4, 1_000);
+        let mut handed = std::collections::HashSet::new();
+        let mut now = 0u64;
+        for (commit, sid, dt) in ops {
+            now += dt;
+            let session = [sid; 16];
+            if commit {
+                let _ = s.commit(session, &share, &mut OsRng, now);
+            } else if let Ok((_, c)) = s.take(&session, now) {
+                let bytes = c.serialize().unwrap();
+                prop_assert!(handed.insert(bytes), "a commitment was handed out twice");
+            }
+            prop_assert!(s.len() <= 4);
+        }
+    }
+}

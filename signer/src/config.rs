@@ -1,0 +1,238 @@
+//! Signer configuration (TOML). Loaded and validated completely before anything connects;
+//! relative paths are relative to the config file's directory.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use quorate_core::{address::Chain, amount::Amount, atrest::Kek, policy::AssetPolicy};
+use serde::Deserialize;
+
+/// Errors in the signer's configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for this config.
+    #[error("{path}: {source}")]
+    Syntax {
+        /// Path.
+        path: String,
+        /// Cause.
+        source: toml::de::Error,
+    },
+    /// Valid syntax, invalid content.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The signer's configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerConfig {
+    /// This signer's name; must match its certificate and the manifest.
+    pub name: String,
+    /// Coordinator address, `host:port`.
+    pub coordinator: String,
+    /// Name the coordinator's certificate must carry (DNS name or IP).
+    pub coordinator_server_name: String,
+    /// Cluster manifest.
+    pub manifest: PathBuf,
+    /// Directory of the signer's database.
+    pub data_dir: PathBuf,
+    /// TLS files.
+    pub tls: TlsFiles,
+    /// Secret key files.
+    pub keys: KeyFiles,
+    /// Signing limits.
+    #[serde(default)]
+    pub signing: SigningLimits,
+    /// Local policy.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Log format.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// TLS file paths.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// CA certificate(s) to trust.
+    pub ca: PathBuf,
+    /// Our certificate.
+    pub cert: PathBuf,
+    /// Our private key.
+    pub key: PathBuf,
+}
+
+/// Where the secret keys are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFiles {
+    /// Identity key, sealed under the KEK.
+    pub identity: PathBuf,
+    /// File holding the key-encryption key (64 hex digits). One of `kek_file`, `kek_env`.
+    pub kek_file: Option<PathBuf>,
+    /// Environment variable holding the KEK.
+    pub kek_env: Option<String>,
+}
+
+/// Nonce and timing limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningLimits {
+    /// Most outstanding signing nonces.
+    pub nonce_limit: usize,
+    /// How long a nonce stays usable.
+    #[serde(with = "humantime_serde")]
+    pub nonce_ttl: Duration,
+    /// How far in the future an intent's creation time may be.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+}
+
+impl Default for SigningLimits {
+    fn default() -> Self {
+        Self {
+            nonce_limit: 4096,
+            nonce_ttl: Duration::from_secs(60),
+            max_clock_skew: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Local policy: the assets this signer will sign for.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Refuse everything.
+    #[serde(default)]
+    pub frozen: bool,
+    /// Allowed assets.
+    #[serde(default)]
+    pub assets: Vec<AssetLimit>,
+}
+
+/// One allowed asset.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetLimit {
+    /// Chain name.
+    pub chain: String,
+    /// Asset symbol.
+    pub asset: String,
+    /// Per-withdrawal maximum in base units (decimal string).
+    pub max_amount: String,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// JSON lines instead of text.
+    #[serde(default)]
+    pub json: bool,
+}
+
+impl SignerConfig {
+    /// Loads, resolves and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut cfg: SignerConfig =
+            toml::from_str(&text).map_err(|source| ConfigError::Syntax {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut cfg.manifest,
+            &mut cfg.data_dir,
+            &mut cfg.tls.ca,
+            &mut cfg.tls.cert,
+            &mut cfg.tls.key,
+            &mut cfg.keys.identity,
+        ] {
+            *p = base.join(&*p);
+        }
+        if let Some(p) = cfg.keys.kek_file.as_mut() {
+            *p = base.join(&*p);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.keys.kek_file.is_some() == self.keys.kek_env.is_some() {
+            return bad("keys: set exactly one of `kek_file` and `kek_env`".into());
+        }
+        if self.signing.nonce_limit == 0 {
+            return bad("signing.nonce_limit must be at least 1".into());
+        }
+        if self.signing.nonce_ttl.is_zero() {
+            return bad("signing.nonce_ttl must be positive".into());
+        }
+        self.asset_policy()?;
+        Ok(())
+    }
+
+    /// The local asset policy.
+    pub fn asset_policy(&self) -> Result<AssetPolicy, ConfigError> {
+        let mut p = AssetPolicy {
+            frozen: self.policy.frozen,
+            ..AssetPolicy::default()
+        };
+        for a in &self.policy.assets {
+            let chain: Chain = a
+                .chain
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("policy.assets: {e}")))?;
+            let max = Amount::parse(&a.max_amount).map_err(|e| {
+                ConfigError::Invalid(format!("policy.assets {} {}: {e}", a.chain, a.asset))
+            })?;
+            if p.max_amount.insert((chain, a.asset.clone()), max).is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "policy.assets: {} {} listed twice",
+                    a.chain, a.asset
+                )));
+            }
+        }
+        Ok(p)
+    }
+
+    /// Reads the key-encryption key from its file or environment variable.
+    pub fn kek(&self) -> Result<Kek, ConfigError> {
+        let text = match (&self.keys.kek_file, &self.keys.kek_env) {
+            (Some(f), _) => {
+                zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|source| {
+                    ConfigError::Io {
+                        path: f.display().to_string(),
+                        source,
+                    }
+                })?)
+            }
+            (None, Some(var)) => zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
+                ConfigError::Invalid(format!("environment variable {var} (the KEK) is not set"))
+            })?),
+            (None, None) => {
+                return Err(ConfigError::Invalid(
+                    "keys: no key-encryption key configured".into(),
+                ))
+            }
+        };
+        Kek::from_hex(&text).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}

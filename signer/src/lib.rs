@@ -1,0 +1,223 @@
+//! Quorate signer node: holds one FROST key share (encrypted at rest), dials the coordinator
+//! and decides for itself, from the intent, its manifest and its policy, whether to sign.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod link;
+pub mod node;
+pub mod store;
+
+use std::{future::Future, path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use quorate_core::identity::IdentitySecret;
+use quorate_wire::{manifest::Manifest, tls::TlsMaterial};
+
+use crate::{
+    config::SignerConfig,
+    node::{identity_purpose, Node, NodeLimits},
+    store::SledStore,
+};
+
+/// `quorate-signer` command line (also `quorate signer …`).
+#[derive(Debug, clap::Parser)]
+#[command(name = "quorate-signer", version, about = "Quorate signer node")]
+pub struct SignerCli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SignerCommand,
+}
+
+/// Signer subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum SignerCommand {
+    /// Creates this signer's identity key, TLS key and certificate signing request on this host.
+    Init {
+        /// Signer config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Runs the signer until interrupted.
+    Run {
+        /// Signer config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Overrides the coordinator address from the config.
+        #[arg(long)]
+        coordinator: Option<String>,
+    },
+}
+
+/// Loads everything the signer needs, failing before any connection on bad configuration.
+pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, link::LinkTarget)> {
+    let manifest = Manifest::load(&cfg.manifest)?;
+    let tls = TlsMaterial::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
+    let kek = cfg.kek()?;
+    let sealed = std::fs::read(&cfg.keys.identity)
+        .with_context(|| format!("reading identity key {}", cfg.keys.identity.display()))?;
+    let identity = IdentitySecret::from_bytes(&kek.open(&identity_purpose(&cfg.name), &sealed)?)?;
+    let entry = manifest
+        .signer_by_name(&cfg.name)
+        .with_context(|| format!("signer `{}` is not in the manifest", cfg.name))?;
+    let own = quorate_wire::tls::identity_of(tls.leaf_der())
+        .map_err(|e| anyhow::anyhow!("own certificate: {e}"))?;
+    anyhow::ensure!(
+        own.cert_sha256 == entry.cert_sha256,
+        "our TLS certificate is not the one the manifest lists for `{}`",
+        cfg.name
+    );
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let store = Arc::new(SledStore::open(&cfg.data_dir)?);
+    let node = Node::new(
+        cfg.name.clone(),
+        manifest,
+        identity,
+        kek,
+        store,
+        Box::new(cfg.asset_policy()?),
+        NodeLimits {
+            nonce_limit: cfg.signing.nonce_limit,
+            nonce_ttl_ms: cfg.signing.nonce_ttl.as_millis() as u64,
+            max_clock_skew_ms: cfg.signing.max_clock_skew.as_millis() as u64,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let target = link::LinkTarget {
+        addr: cfg.coordinator.clone(),
+        server_name: cfg.coordinator_server_name.clone(),
+        tls: tls.client_config()?,
+    };
+    Ok((Arc::new(node), target))
+}
+
+/// Runs a loaded signer until `shutdown` resolves.
+pub async fn run(cfg: SignerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let (node, target) = load(&cfg)?;
+    tracing::info!(
+        signer = %node.name,
+        identifier = node.me,
+        version = env!("CARGO_PKG_VERSION"),
+        has_key = !node.group_key().is_empty(),
+        "signer starting"
+    );
+    link::maintain(node, target, shutdown).await;
+    Ok(())
+}
+
+/// Creates the identity key (sealed under the KEK), a TLS key and a CSR, without overwriting
+/// anything. Prints the public parts for the manifest.
+pub fn init(cfg: &SignerConfig) -> anyhow::Result<String> {
+    let mut out = String::new();
+    if let (Some(path), false) = (
+        &cfg.keys.kek_file,
+        cfg.keys.kek_file.as_ref().is_some_and(|p| p.exists()),
+    ) {
+        let kek = quorate_core::atrest::Kek::generate(&mut rand::rngs::OsRng);
+        write_secret(path, kek.to_hex().as_bytes())?;
+        out.push_str(&format!("created key-encryption key {}\n", path.display()));
+    }
+    let kek = cfg.kek()?;
+    let identity = if cfg.keys.identity.exists() {
+        let sealed = std::fs::read(&cfg.keys.identity)?;
+        IdentitySecret::from_bytes(&kek.open(&identity_purpose(&cfg.name), &sealed)?)?
+    } else {
+        let id = IdentitySecret::generate(&mut rand::rngs::OsRng);
+        let sealed = kek.seal(
+            &mut rand::rngs::OsRng,
+            &identity_purpose(&cfg.name),
+            &id.to_bytes(),
+        );
+        write_secret(&cfg.keys.identity, &sealed)?;
+        out.push_str(&format!(
+            "created identity key {}\n",
+            cfg.keys.identity.display()
+        ));
+        id
+    };
+    if !cfg.tls.key.exists() {
+        let (key_pem, csr_pem) = quorate_wire::pki::key_and_csr(&cfg.name)?;
+        write_secret(&cfg.tls.key, key_pem.as_bytes())?;
+        let csr = cfg.tls.cert.with_extension("csr");
+        std::fs::write(&csr, csr_pem)?;
+        out.push_str(&format!(
+            "created TLS key {} and signing request {} (have the cluster CA sign it into {})\n",
+            cfg.tls.key.display(),
+            csr.display(),
+            cfg.tls.cert.display()
+        ));
+    }
+    out.push_str(&format!(
+        "name = \"{}\"\nidentity_key = \"{}\"\n",
+        cfg.name,
+        identity.public()
+    ));
+    Ok(out)
+}
+
+/// Writes a secret file readable by its owner only, refusing to overwrite.
+pub fn write_secret(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Runs the signer command line; returns the process exit code (64 for bad configuration).
+pub async fn main_with(cli: SignerCli) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    match cli.command {
+        SignerCommand::Init { config } => {
+            match SignerConfig::load(&config)
+                .map_err(anyhow::Error::from)
+                .and_then(|c| init(&c))
+            {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("quorate-signer init: {e:#}");
+                    ExitCode::from(64)
+                }
+            }
+        }
+        SignerCommand::Run {
+            config,
+            coordinator,
+        } => {
+            let mut cfg = match SignerConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("quorate-signer: bad configuration: {e}");
+                    return ExitCode::from(64);
+                }
+            };
+            if let Some(addr) = coordinator {
+                cfg.coordinator = addr;
+            }
+            quorate_wire::logging::init(cfg.log.json);
+            match run(cfg, quorate_wire::logging::shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "signer failed to start");
+                    eprintln!("quorate-signer: {e:#}");
+                    ExitCode::from(64)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The signer's only connection: it dials the coordinator over mutual TLS, holds one
+//! bidirectional stream, and answers requests on it. It listens on no port. On any failure it
+//! reconnects with capped exponential backoff.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use quorate_wire::{
+    signer::{self as pb, signer_link_client::SignerLinkClient},
+    tls, MAX_MESSAGE_BYTES,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{info, warn};
+
+use crate::node::Node;
+
+/// Where and how to reach the coordinator.
+pub struct LinkTarget {
+    /// `host:port`.
+    pub addr: String,
+    /// Name on the coordinator's certificate.
+    pub server_name: String,
+    /// Our TLS client configuration.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// Keeps the link up until `shutdown` resolves.
+pub async fn maintain(node: Arc<Node>, target: LinkTarget, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = session(&node, &target);
+        tokio::select! {
+            _ = &mut shutdown => {
+                info!(signer = %node.name, "shutting down");
+                return;
+            }
+            outcome = attempt => {
+                match outcome {
+                    Ok(()) => {
+                        info!(signer = %node.name, "coordinator closed the link; reconnecting");
+                        backoff = Duration::from_millis(100);
+                    }
+                    Err(e) => warn!(signer = %node.name, error = %e, retry_in = ?backoff, "link down"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
+    let channel = tls::connect(&target.addr, &target.server_name, target.tls.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut client = SignerLinkClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let (tx, rx) = mpsc::channel::<pb::SignerMessage>(256);
+    let hello = pb::SignerMessage {
+        request_id: 0,
+        body: Some(pb::signer_message::Body::Hello(pb::Hello {
+            name: node.name.clone(),
+            identifier: u32::from(node.me),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            manifest_hash: node.manifest_hash().to_vec(),
+            group_public_key: node.group_key(),
+        })),
+    };
+    tx.send(hello)
+        .await
+        .map_err(|_| "link closed".to_string())?;
+    let mut inbound = client
+        .attach(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+        .into_inner();
+    info!(signer = %node.name, coordinator = %target.addr, "connected to coordinator");
+    while let Some(msg) = inbound
+        .message()
+        .await
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+    {
+        let Some(body) = msg.body else {
+            continue;
+        };
+        let node = node.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let answer = node.handle(body).await;
+            let _ = tx
+                .send(pb::SignerMessage {
+                    request_id: msg.request_id,
+                    body: Some(answer),
+                })
+                .await;
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `quorate devnet` from nothing: it comes up, signs a withdrawal submitted with no flags but
+//! the withdrawal's own, and stops all its children on an interrupt.
+
+use std::{process::Stdio, time::Duration};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::harness::{exe, hexf, quorate, rfc9591_verify};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_comes_up_signs_and_stops_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut devnet = tokio::process::Command::new(exe())
+        .arg("devnet")
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(devnet.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            banner.push_str(&l);
+            banner.push('\n');
+            if l.starts_with("devnet ready") {
+                return;
+            }
+        }
+        panic!("devnet exited early:\n{banner}");
+    })
+    .await
+    .expect("devnet ready");
+    assert!(banner.contains("fingerprint"), "{banner}");
+    let dir = tmp.path().join(".quorate-devnet");
+
+    // In "a second terminal", with the default directory, from the same working directory.
+    let out = tokio::process::Command::new(exe())
+        .args([
+            "submit",
+            "--chain",
+            "ethereum",
+            "--asset",
+            "ETH",
+            "--to",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "--amount",
+            "1000000000000000000",
+            "--json",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(w["status"], "signed");
+    assert!(rfc9591_verify(
+        &hexf(&w, "group_public_key"),
+        &hexf(&w, "message"),
+        &hexf(&w, "signature")
+    ));
+    let (code, out, err) = quorate(&["status", "--dir", dir.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("signer-3") && out.contains("connected"),
+        "{out}"
+    );
+
+    // Ctrl-C: everything stops, cleanly.
+    let client = std::fs::read_to_string(dir.join("client.toml")).unwrap();
+    let addr = client
+        .lines()
+        .find_map(|l| l.strip_prefix("coordinator = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let pid = devnet.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(60), devnet.wait())
+        .await
+        .expect("devnet stops")
+        .unwrap();
+    assert!(status.success(), "devnet exit: {status:?}");
+    assert!(
+        tokio::net::TcpStream::connect(&addr).await.is_err(),
+        "coordinator still listening after devnet stopped"
+    );
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: real `quorate` processes (coordinator, signers, devnet) on loopback,
+//! real mutual TLS, real sled on disk, real FROST. No fixed ports, temp dirs only, and
+//! readiness is awaited through the admin service, never guessed with sleeps.
+
+mod harness;
+
+mod devnet;
+mod hostile;
+mod signing;
+mod transport;

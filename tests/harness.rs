@@ -1,0 +1,301 @@
+//! A cluster of real processes for tests.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use quorate_wire::{admin, tls::TlsMaterial};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// The `quorate` binary under test.
+pub fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_quorate"))
+}
+
+/// Runs `quorate ARGS` to completion; returns (exit code, stdout, stderr).
+pub async fn quorate(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(exe())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run quorate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A cluster directory with its running processes. Everything is killed on drop.
+pub struct Cluster {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub addr: String,
+    pub coordinator: Option<Child>,
+    pub signers: BTreeMap<String, Child>,
+    pub names: Vec<String>,
+}
+
+impl Cluster {
+    /// Creates the cluster's files (`quorate certs`); starts nothing.
+    pub async fn create(n: u16, t: u16) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cluster");
+        let (code, out, err) = quorate(&[
+            "certs",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--signers",
+            &n.to_string(),
+            "--threshold",
+            &t.to_string(),
+            "--coordinator-addr",
+            "127.0.0.1:0",
+        ])
+        .await;
+        assert_eq!(code, 0, "quorate certs failed: {out}{err}");
+        Self {
+            tmp,
+            dir,
+            addr: String::new(),
+            coordinator: None,
+            signers: BTreeMap::new(),
+            names: (1..=n).map(|i| format!("signer-{i}")).collect(),
+        }
+    }
+
+    /// Creates and starts a coordinator and all signers, and runs DKG.
+    pub async fn start(n: u16, t: u16) -> Self {
+        let mut c = Self::create(n, t).await;
+        c.start_coordinator(None).await;
+        for name in c.names.clone() {
+            c.start_signer(&name);
+        }
+        c.wait_connected(n as usize).await;
+        c.dkg().await;
+        c
+    }
+
+    pub fn dir_str(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+
+    fn log(&self, name: &str) -> std::fs::File {
+        std::fs::create_dir_all(self.dir.join("logs")).unwrap();
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("logs").join(format!("{name}.log")))
+            .unwrap()
+    }
+
+    /// Starts the coordinator on `listen` (a fresh port if `None`) and records its address.
+    pub async fn start_coordinator(&mut self, listen: Option<&str>) {
+        let mut child = Command::new(exe())
+            .args(["coordinator", "run", "--config"])
+            .arg(self.dir.join("coordinator/coordinator.toml"))
+            .args(["--listen", listen.unwrap_or("127.0.0.1:0")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(self.log("coordinator"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn coordinator");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(l) = lines.next_line().await.unwrap() {
+                if let Some(a) = l.strip_prefix("listening on ") {
+                    return a.trim().to_string();
+                }
+            }
+            panic!("coordinator exited: {}", self.read_log("coordinator"));
+        })
+        .await
+        .expect("coordinator start");
+        self.addr = addr;
+        self.coordinator = Some(child);
+    }
+
+    pub fn read_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join("logs").join(format!("{name}.log")))
+            .unwrap_or_default()
+    }
+
+    /// Kills the coordinator (SIGKILL) and waits for it to be gone.
+    pub async fn kill_coordinator(&mut self) {
+        if let Some(mut c) = self.coordinator.take() {
+            c.kill().await.unwrap();
+        }
+    }
+
+    /// Starts (or restarts) a signer process dialling the current coordinator address.
+    pub fn start_signer(&mut self, name: &str) {
+        let child = Command::new(exe())
+            .args(["signer", "run", "--config"])
+            .arg(self.dir.join(name).join("signer.toml"))
+            .args(["--coordinator", &self.addr])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(self.log(name))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn signer");
+        self.signers.insert(name.to_string(), child);
+    }
+
+    /// Kills a signer (SIGKILL).
+    pub async fn kill_signer(&mut self, name: &str) {
+        let mut c = self.signers.remove(name).expect("signer running");
+        c.kill().await.unwrap();
+    }
+
+    /// An admin channel's status call.
+    pub async fn status(&self) -> admin::ClusterStatus {
+        let mut a =
+            admin::admin_service_client::AdminServiceClient::new(self.channel("admin").await);
+        a.get_cluster_status(admin::GetClusterStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+    }
+
+    /// Waits until exactly `count` signers are connected (60 s cap; a slow machine passes).
+    pub async fn wait_connected(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.status().await;
+            let n = s.signers.iter().filter(|x| x.connected).count();
+            if n == count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {count} connected signers, have {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs DKG through the CLI and returns the group key.
+    pub async fn dkg(&self) -> Vec<u8> {
+        let (code, out, err) =
+            quorate(&["dkg", "--dir", self.dir_str(), "--coordinator", &self.addr]).await;
+        assert_eq!(code, 0, "dkg failed: {out}{err}");
+        let s = self.status().await;
+        assert_eq!(s.group_public_key.len(), 33);
+        s.group_public_key
+    }
+
+    /// A mutual-TLS channel to the coordinator with the credentials in `dir/<who>/`.
+    pub async fn channel(&self, who: &str) -> tonic::transport::Channel {
+        let tls = TlsMaterial::load(
+            &self.dir.join("ca/ca.pem"),
+            &self.dir.join(who).join("cert.pem"),
+            &self.dir.join(who).join("key.pem"),
+        )
+        .unwrap();
+        quorate_wire::tls::connect(&self.addr, "localhost", tls.client_config().unwrap())
+            .await
+            .expect("connect")
+    }
+
+    /// `quorate submit --json` with extra flags; returns (exit code, JSON).
+    pub async fn submit(&self, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec![
+            "submit",
+            "--dir",
+            self.dir_str(),
+            "--coordinator",
+            &self.addr,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = quorate(&args).await;
+        let v: Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("submit printed no JSON ({e}): {out}{err}"));
+        (code, v)
+    }
+
+    /// Submits a 1 ETH withdrawal to the sample address with `id`.
+    pub async fn submit_eth(&self, id: &str, amount: &str) -> (i32, Value) {
+        self.submit(&[
+            "--id",
+            id,
+            "--chain",
+            "ethereum",
+            "--asset",
+            "ETH",
+            "--to",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "--amount",
+            amount,
+        ])
+        .await
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+/// Independent RFC 9591 FROST(secp256k1, SHA-256) verification written from the RFC with k256
+/// primitives only (no frost code): z·G == R + c·PK with c = H2(R ‖ PK ‖ msg), where H2 is
+/// hash_to_field with expand_message_xmd(SHA-256) and DST "FROST-secp256k1-SHA256-v1chal".
+pub fn rfc9591_verify(group_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    use k256::{
+        elliptic_curve::{
+            group::GroupEncoding,
+            hash2curve::{hash_to_field, ExpandMsgXmd},
+            sec1::FromEncodedPoint,
+            PrimeField,
+        },
+        AffinePoint, EncodedPoint, ProjectivePoint, Scalar,
+    };
+    fn point(b: &[u8]) -> Option<ProjectivePoint> {
+        let ep = EncodedPoint::from_bytes(b).ok()?;
+        Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&ep)).map(Into::into)
+    }
+    if group_key.len() != 33 || sig.len() != 65 {
+        return false;
+    }
+    let (Some(pk), Some(r)) = (point(group_key), point(&sig[..33])) else {
+        return false;
+    };
+    let mut zb = k256::FieldBytes::default();
+    zb.copy_from_slice(&sig[33..]);
+    let Some(z) = Option::<Scalar>::from(Scalar::from_repr(zb)) else {
+        return false;
+    };
+    let mut input = Vec::new();
+    input.extend_from_slice(&r.to_affine().to_bytes());
+    input.extend_from_slice(&pk.to_affine().to_bytes());
+    input.extend_from_slice(msg);
+    let mut c = [Scalar::ZERO];
+    hash_to_field::<ExpandMsgXmd<sha2::Sha256>, Scalar>(
+        &[&input],
+        &[b"FROST-secp256k1-SHA256-v1chal"],
+        &mut c,
+    )
+    .unwrap();
+    ProjectivePoint::GENERATOR * z == r + pk * c[0]
+}
+
+/// Hex field of a JSON object.
+pub fn hexf(v: &Value, k: &str) -> Vec<u8> {
+    hex::decode(v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}"))).unwrap()
+}
+
+pub fn read_to_string(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap()
+}

@@ -1,0 +1,322 @@
+//! A hostile coordinator: the test takes the coordinator's role (its certificate and port)
+//! and drives real signer processes directly, trying to make them sign what they must not.
+
+use std::{collections::BTreeMap, pin::Pin, time::Duration};
+
+use frost_secp256k1::{round1::SigningCommitments, Identifier, SigningPackage};
+use quorate_core::intent::WithdrawalIntent;
+use quorate_wire::{
+    signer::{
+        self as pb, coordinator_message::Body as Req, signer_link_server::SignerLink,
+        signer_link_server::SignerLinkServer, signer_message::Body as Ans,
+    },
+    tls::{self, TlsMaterial},
+};
+use tokio::sync::mpsc;
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::harness::Cluster;
+
+type Out = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
+
+struct Fake {
+    links: mpsc::Sender<(u32, Streaming<pb::SignerMessage>, Out)>,
+}
+
+#[tonic::async_trait]
+impl SignerLink for Fake {
+    type AttachStream = Pin<Box<dyn Stream<Item = Result<pb::CoordinatorMessage, Status>> + Send>>;
+    async fn attach(
+        &self,
+        req: Request<Streaming<pb::SignerMessage>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let mut inbound = req.into_inner();
+        let hello = match inbound.message().await? {
+            Some(pb::SignerMessage {
+                body: Some(Ans::Hello(h)),
+                ..
+            }) => h,
+            _ => return Err(Status::invalid_argument("no hello")),
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let _ = self.links.send((hello.identifier, inbound, tx)).await;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// One signer's stream, driven by the test.
+struct Driven {
+    inbound: Streaming<pb::SignerMessage>,
+    out: Out,
+    next: u64,
+}
+
+impl Driven {
+    async fn call(&mut self, body: Req) -> Ans {
+        self.next += 1;
+        let id = self.next;
+        self.out
+            .send(Ok(pb::CoordinatorMessage {
+                request_id: id,
+                body: Some(body),
+            }))
+            .await
+            .unwrap();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(30), self.inbound.message())
+                .await
+                .expect("signer answers")
+                .unwrap()
+                .expect("stream open");
+            if m.request_id == id {
+                return m.body.unwrap();
+            }
+        }
+    }
+
+    async fn commit(&mut self, session: [u8; 16]) -> SigningCommitments {
+        match self
+            .call(Req::Commit(pb::CommitRequest {
+                session_id: session.to_vec(),
+            }))
+            .await
+        {
+            Ans::Commit(c) => SigningCommitments::deserialize(&c.commitments).unwrap(),
+            other => panic!("commit refused: {other:?}"),
+        }
+    }
+
+    async fn sign(
+        &mut self,
+        session: [u8; 16],
+        intent: &[u8],
+        sig: &[u8],
+        pkg: &SigningPackage,
+    ) -> Ans {
+        self.call(Req::Sign(pb::SignRequest {
+            session_id: session.to_vec(),
+            intent: intent.to_vec(),
+            backend_signature: sig.to_vec(),
+            signing_package: pkg.serialize().unwrap(),
+        }))
+        .await
+    }
+}
+
+#[track_caller]
+fn refused(a: &Ans, rule: &str) {
+    match a {
+        Ans::Refusal(r) => assert_eq!(r.rule, rule, "refused for another reason: {r:?}"),
+        other => panic!("expected refusal `{rule}`, got {other:?}"),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn id(n: u16) -> Identifier {
+    Identifier::try_from(n).unwrap()
+}
+
+fn session() -> [u8; 16] {
+    rand::random()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_refuses_what_a_hostile_coordinator_sends() {
+    let mut c = Cluster::start(3, 2).await;
+    let addr = c.addr.clone();
+    c.kill_coordinator().await;
+
+    // Take over the coordinator's address with its certificate.
+    let tls = TlsMaterial::load(
+        &c.path("ca/ca.pem"),
+        &c.path("coordinator/cert.pem"),
+        &c.path("coordinator/key.pem"),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+    let (links_tx, mut links_rx) = mpsc::channel(8);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(SignerLinkServer::new(Fake { links: links_tx }))
+            .serve_with_incoming(tls::incoming(listener, tls.server_config().unwrap())),
+    );
+    let mut signers: BTreeMap<u32, Driven> = BTreeMap::new();
+    while signers.len() < 3 {
+        let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links_rx.recv())
+            .await
+            .expect("signers reconnect to the new coordinator")
+            .unwrap();
+        signers.insert(
+            ident,
+            Driven {
+                inbound,
+                out,
+                next: 0,
+            },
+        );
+    }
+
+    let backend_key = {
+        let text = std::fs::read_to_string(c.path("backend/signing.key")).unwrap();
+        k256::ecdsa::SigningKey::from_slice(&hex::decode(text.trim()).unwrap()).unwrap()
+    };
+    let now = now_ms();
+    let make = |wid: &str, asset: &str, amount: &str, created: u64, expires: u64| {
+        let i = WithdrawalIntent::from_parts(
+            wid,
+            "ethereum",
+            asset,
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            amount,
+            created,
+            expires,
+            None,
+        )
+        .unwrap();
+        let sig = quorate_core::backend::sign(&backend_key, &i.digest());
+        (i.encode(), i.digest(), sig)
+    };
+    let (good, good_digest, good_sig) = make("wd-h1", "ETH", "1000", now, now + 600_000);
+
+    // Helper: commitments from signer 1 and 2 for a fresh session.
+    async fn pair(
+        signers: &mut BTreeMap<u32, Driven>,
+        s: [u8; 16],
+    ) -> (SigningCommitments, SigningCommitments) {
+        let c1 = signers.get_mut(&1).unwrap().commit(s).await;
+        let c2 = signers.get_mut(&2).unwrap().commit(s).await;
+        (c1, c2)
+    }
+    let pkg =
+        |c1, c2, msg: &[u8]| SigningPackage::new(BTreeMap::from([(id(1), c1), (id(2), c2)]), msg);
+
+    // 1. The package's message is not the digest of the intent sent with it.
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &good, &good_sig, &pkg(c1, c2, &[0x42; 32]))
+        .await;
+    refused(&a, "message-mismatch");
+
+    // 2. No backend signature, and a backend signature by a key not in the manifest.
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &good, &[], &pkg(c1, c2, &good_digest))
+        .await;
+    refused(&a, "backend-signature-invalid");
+    let forged = quorate_core::backend::sign(
+        &k256::ecdsa::SigningKey::random(&mut rand::thread_rng()),
+        &good_digest,
+    );
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &good, &forged, &pkg(c1, c2, &good_digest))
+        .await;
+    refused(&a, "backend-signature-invalid");
+
+    // 3. An expired intent, properly signed by the backend.
+    let (old, old_digest, old_sig) = make("wd-h-old", "ETH", "1", now - 7_200_000, now - 3_600_000);
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &old, &old_sig, &pkg(c1, c2, &old_digest))
+        .await;
+    refused(&a, "intent-expired");
+
+    // 4. A package that omits the signer's own commitment.
+    let s = session();
+    let _own = signers.get_mut(&1).unwrap().commit(s).await;
+    let c2 = signers.get_mut(&2).unwrap().commit(s).await;
+    let c3 = signers.get_mut(&3).unwrap().commit(s).await;
+    let without = SigningPackage::new(BTreeMap::from([(id(2), c2), (id(3), c3)]), &good_digest);
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &good, &good_sig, &without)
+        .await;
+    refused(&a, "commitment-missing");
+
+    // 5. A package with a commitment in the signer's name that it did not make for this session.
+    let s_other = session();
+    let other = signers.get_mut(&1).unwrap().commit(s_other).await;
+    let s = session();
+    let (_c1, c2) = pair(&mut signers, s).await;
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &good, &good_sig, &pkg(other, c2, &good_digest))
+        .await;
+    refused(&a, "commitment-mismatch");
+
+    // 6. Policy hook: an asset the signer's policy does not list.
+    let (usdt, usdt_digest, usdt_sig) = make("wd-h-usdt", "USDT", "1", now, now + 600_000);
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &usdt, &usdt_sig, &pkg(c1, c2, &usdt_digest))
+        .await;
+    refused(&a, "policy-asset-unknown");
+
+    // 7. Control: a well-formed request is signed...
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let p = pkg(c1, c2, &good_digest);
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &good, &good_sig, &p)
+        .await;
+    assert!(
+        matches!(a, Ans::Sign(_)),
+        "well-formed request must be signed: {a:?}"
+    );
+    // ...and the same commitment can never be used again (S4).
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &good, &good_sig, &p)
+        .await;
+    refused(&a, "nonce-unknown");
+    // A session the signer never committed to is refused too.
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(session(), &good, &good_sig, &p)
+        .await;
+    refused(&a, "nonce-unknown");
+
+    // 8. The same withdrawal id with a different intent is refused by the signer's own store.
+    let (evil, evil_digest, evil_sig) = make("wd-h1", "ETH", "999999", now, now + 600_000);
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &evil, &evil_sig, &pkg(c1, c2, &evil_digest))
+        .await;
+    refused(&a, "withdrawal-id-conflict");
+
+    // The signer processes are still healthy after all of this.
+    for (name, child) in c.signers.iter_mut() {
+        assert!(child.try_wait().unwrap().is_none(), "{name} died");
+    }
+}

@@ -1,0 +1,175 @@
+//! The transport policy against a real coordinator process: mutual TLS 1.3 only, roles from
+//! certificates, signers only as listed in the manifest.
+
+use std::sync::Arc;
+
+use quorate_wire::{
+    admin::{admin_service_client::AdminServiceClient, GetClusterStatusRequest},
+    pki::Authority,
+    signer::{signer_link_client::SignerLinkClient, SignerMessage},
+    tls::{self, Role},
+    withdrawal::{withdrawal_service_client::WithdrawalServiceClient, GetRequest},
+};
+use rustls::{
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    RootCertStore,
+};
+
+use crate::harness::Cluster;
+
+fn roots(c: &Cluster) -> Arc<RootCertStore> {
+    let mut r = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(c.path("ca/ca.pem")).unwrap() {
+        r.add(cert.unwrap()).unwrap();
+    }
+    Arc::new(r)
+}
+
+fn client_config(
+    roots: Arc<RootCertStore>,
+    identity: Option<(String, String)>,
+) -> Arc<rustls::ClientConfig> {
+    let b = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots);
+    let mut cfg = match identity {
+        None => b.with_no_client_auth(),
+        Some((cert, key)) => b
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(cfg)
+}
+
+/// True if an admin status call through this TLS configuration is refused (at connect or call).
+async fn admin_refused(c: &Cluster, cfg: Arc<rustls::ClientConfig>) -> bool {
+    match tls::connect(&c.addr, "localhost", cfg).await {
+        Err(_) => true,
+        Ok(ch) => AdminServiceClient::new(ch)
+            .get_cluster_status(GetClusterStatusRequest {})
+            .await
+            .is_err(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_refuses_what_it_must() {
+    let mut c = Cluster::create(3, 2).await;
+    c.start_coordinator(None).await;
+
+    // Control: the admin certificate reaches the admin service.
+    let mut admin = AdminServiceClient::new(c.channel("admin").await);
+    admin
+        .get_cluster_status(GetClusterStatusRequest {})
+        .await
+        .expect("admin certificate works");
+
+    // Plaintext HTTP/2 to the TLS port is refused.
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{}", c.addr))
+        .unwrap()
+        .connect()
+        .await;
+    let plain_refused = match plain {
+        Err(_) => true,
+        Ok(ch) => AdminServiceClient::new(ch)
+            .get_cluster_status(GetClusterStatusRequest {})
+            .await
+            .is_err(),
+    };
+    assert!(plain_refused, "plaintext must be refused");
+
+    // No client certificate.
+    assert!(admin_refused(&c, client_config(roots(&c), None)).await);
+
+    // A certificate from another CA, even with the admin role.
+    let rogue = Authority::generate("rogue-ca").unwrap();
+    let issued = rogue.issue(Role::Admin, "admin", &[]).unwrap();
+    assert!(
+        admin_refused(
+            &c,
+            client_config(roots(&c), Some((issued.cert_pem, issued.key_pem)))
+        )
+        .await
+    );
+
+    // A backend certificate on the admin service: permission denied, naming the rule.
+    let err = AdminServiceClient::new(c.channel("backend").await)
+        .get_cluster_status(GetClusterStatusRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    assert!(
+        err.message().starts_with("transport-role"),
+        "{}",
+        err.message()
+    );
+
+    // An admin certificate on the withdrawal service.
+    let err = WithdrawalServiceClient::new(c.channel("admin").await)
+        .get(GetRequest { id: "x".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+
+    // A backend certificate on the signer link.
+    let (_tx, rx) = tokio::sync::mpsc::channel::<SignerMessage>(1);
+    let err = SignerLinkClient::new(c.channel("backend").await)
+        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+
+    // A signer certificate from the right CA that is not in the manifest.
+    let ca = Authority::load(
+        &std::fs::read_to_string(c.path("ca/ca.pem")).unwrap(),
+        &std::fs::read_to_string(c.path("ca/ca.key")).unwrap(),
+    )
+    .unwrap();
+    let stranger = ca.issue(Role::Signer, "signer-9", &[]).unwrap();
+    let ch = tls::connect(
+        &c.addr,
+        "localhost",
+        client_config(roots(&c), Some((stranger.cert_pem, stranger.key_pem))),
+    )
+    .await
+    .unwrap();
+    let (_tx, rx) = tokio::sync::mpsc::channel::<SignerMessage>(1);
+    let err = SignerLinkClient::new(ch)
+        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    assert!(
+        err.message().starts_with("signer-unknown"),
+        "{}",
+        err.message()
+    );
+
+    // The coordinator is still healthy and serving.
+    assert!(c
+        .coordinator
+        .as_mut()
+        .unwrap()
+        .try_wait()
+        .unwrap()
+        .is_none());
+    let mut health = tonic_health::pb::health_client::HealthClient::new(c.channel("backend").await);
+    let h = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "quorate.withdrawal.v1.WithdrawalService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        h.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}

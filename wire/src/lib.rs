@@ -1,0 +1,38 @@
+//! Quorate's wire: the generated gRPC code for `proto/`, conversions between protobuf messages
+//! and `quorate-core` domain types, the cluster manifest, and the one module that owns the TLS
+//! policy. Protobuf types do not travel past the services that use this crate.
+#![forbid(unsafe_code)]
+
+pub mod convert;
+pub mod logging;
+pub mod manifest;
+pub mod pki;
+pub mod tls;
+
+/// Generated code for `quorate.withdrawal.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod withdrawal {
+    tonic::include_proto!("quorate.withdrawal.v1");
+}
+
+/// Generated code for `quorate.signer.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod signer {
+    tonic::include_proto!("quorate.signer.v1");
+}
+
+/// Generated code for `quorate.admin.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod admin {
+    tonic::include_proto!("quorate.admin.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every Quorate proto, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/quorate_descriptor.bin"));
+
+/// Largest gRPC message any Quorate service accepts or sends.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Metadata key carrying the stable rule tag of a refusal.
+pub const RULE_METADATA_KEY: &str = "quorate-rule";

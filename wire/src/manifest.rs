@@ -1,0 +1,261 @@
+//! The cluster manifest: threshold t, every signer (name, FROST identifier, identity key,
+//! certificate), and the backend and admin public keys. Every node pins the same file; its
+//! hash is bound into the DKG so nodes with different manifests cannot form a group.
+
+use std::{collections::BTreeSet, path::Path};
+
+use quorate_core::{backend::BackendKey, identity::IdentityPublic};
+use rustls::pki_types::{pem::PemObject, CertificateDer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::tls::{identity_of, Role};
+
+/// Current manifest format version.
+pub const MANIFEST_VERSION: u32 = 1;
+/// Most signers a cluster may have.
+pub const MAX_SIGNERS: usize = 64;
+
+/// Errors loading or validating a manifest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("reading manifest {path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for a manifest.
+    #[error("manifest: {0}")]
+    Syntax(#[from] toml::de::Error),
+    /// Valid syntax, invalid content.
+    #[error("manifest: {0}")]
+    Invalid(String),
+}
+
+/// The manifest as written in TOML.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestDoc {
+    /// Format version, must be 1.
+    pub version: u32,
+    /// Threshold t: how many signers make a signature.
+    pub threshold: u16,
+    /// Hex compressed secp256k1 keys the backend signs intents with.
+    pub backend_keys: Vec<String>,
+    /// Hex compressed secp256k1 keys of the admins.
+    pub admin_keys: Vec<String>,
+    /// The signers.
+    pub signers: Vec<SignerDoc>,
+}
+
+/// One signer as written in TOML.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SignerDoc {
+    /// Name, equal to the certificate's common name.
+    pub name: String,
+    /// FROST identifier, 1..=n.
+    pub identifier: u16,
+    /// Hex compressed secp256k1 identity key.
+    pub identity_key: String,
+    /// The signer's TLS certificate, PEM.
+    pub certificate: String,
+}
+
+/// A validated signer entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerEntry {
+    /// Name.
+    pub name: String,
+    /// FROST identifier.
+    pub identifier: u16,
+    /// Identity key.
+    pub identity_key: IdentityPublic,
+    /// SHA-256 of the certificate DER.
+    pub cert_sha256: [u8; 32],
+}
+
+/// A validated manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Threshold t.
+    pub threshold: u16,
+    /// Signers, sorted by identifier.
+    pub signers: Vec<SignerEntry>,
+    /// Backend keys.
+    pub backend_keys: Vec<BackendKey>,
+    /// Admin keys.
+    pub admin_keys: Vec<IdentityPublic>,
+    hash: [u8; 32],
+}
+
+fn invalid(s: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid(s.into())
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates manifest TOML.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        Self::from_doc(&toml::from_str(text)?)
+    }
+
+    /// Validates a manifest document.
+    pub fn from_doc(doc: &ManifestDoc) -> Result<Self, ManifestError> {
+        if doc.version != MANIFEST_VERSION {
+            return Err(invalid(format!(
+                "version {} is not supported (expected {MANIFEST_VERSION})",
+                doc.version
+            )));
+        }
+        let n = doc.signers.len();
+        if !(2..=MAX_SIGNERS).contains(&n) {
+            return Err(invalid(format!(
+                "{n} signers: a cluster has 2..={MAX_SIGNERS}"
+            )));
+        }
+        if doc.threshold < 2 || usize::from(doc.threshold) > n {
+            return Err(invalid(format!(
+                "threshold {} must be between 2 and the number of signers ({n})",
+                doc.threshold
+            )));
+        }
+        let mut signers = Vec::with_capacity(n);
+        let (mut ids, mut names, mut keys, mut certs) = (
+            BTreeSet::new(),
+            BTreeSet::new(),
+            BTreeSet::new(),
+            BTreeSet::new(),
+        );
+        for s in &doc.signers {
+            let ctx = |m: String| invalid(format!("signer `{}`: {m}", s.name));
+            if s.identifier == 0 || usize::from(s.identifier) > MAX_SIGNERS {
+                return Err(ctx(format!(
+                    "identifier {} must be in 1..={MAX_SIGNERS}",
+                    s.identifier
+                )));
+            }
+            let identity_key =
+                IdentityPublic::from_hex(&s.identity_key).map_err(|e| ctx(e.to_string()))?;
+            let der = CertificateDer::from_pem_slice(s.certificate.as_bytes())
+                .map_err(|e| ctx(format!("certificate: {e}")))?;
+            let peer = identity_of(der.as_ref()).map_err(|e| ctx(format!("certificate: {e}")))?;
+            if peer.role != Role::Signer {
+                return Err(ctx(format!(
+                    "certificate has role `{}`, not `signer`",
+                    peer.role
+                )));
+            }
+            if peer.name != s.name {
+                return Err(ctx(format!(
+                    "certificate is for `{}`, not for this signer",
+                    peer.name
+                )));
+            }
+            if !ids.insert(s.identifier)
+                || !names.insert(s.name.clone())
+                || !keys.insert(identity_key)
+                || !certs.insert(peer.cert_sha256)
+            {
+                return Err(ctx(
+                    "identifier, name, identity key and certificate must each be unique".into(),
+                ));
+            }
+            signers.push(SignerEntry {
+                name: s.name.clone(),
+                identifier: s.identifier,
+                identity_key,
+                cert_sha256: peer.cert_sha256,
+            });
+        }
+        signers.sort_by_key(|s| s.identifier);
+        let backend_keys = doc
+            .backend_keys
+            .iter()
+            .map(|k| {
+                hex::decode(k)
+                    .map_err(|_| invalid(format!("backend key `{k}` is not hex")))
+                    .and_then(|b| BackendKey::from_sec1(&b).map_err(invalid))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if backend_keys.is_empty() {
+            return Err(invalid("at least one backend key is required"));
+        }
+        let admin_keys = doc
+            .admin_keys
+            .iter()
+            .map(|k| {
+                IdentityPublic::from_hex(k).map_err(|e| invalid(format!("admin key `{k}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let hash = canonical_hash(doc.threshold, &signers, &backend_keys, &admin_keys);
+        Ok(Self {
+            threshold: doc.threshold,
+            signers,
+            backend_keys,
+            admin_keys,
+            hash,
+        })
+    }
+
+    /// SHA-256 over a canonical encoding of the manifest's content.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// The signer whose certificate has this SHA-256.
+    pub fn signer_by_cert(&self, cert_sha256: &[u8; 32]) -> Option<&SignerEntry> {
+        self.signers.iter().find(|s| &s.cert_sha256 == cert_sha256)
+    }
+
+    /// The signer with this identifier.
+    pub fn signer(&self, identifier: u16) -> Option<&SignerEntry> {
+        self.signers.iter().find(|s| s.identifier == identifier)
+    }
+
+    /// The signer with this name.
+    pub fn signer_by_name(&self, name: &str) -> Option<&SignerEntry> {
+        self.signers.iter().find(|s| s.name == name)
+    }
+}
+
+fn canonical_hash(
+    threshold: u16,
+    signers: &[SignerEntry],
+    backend: &[BackendKey],
+    admins: &[IdentityPublic],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"quorate/manifest/v1");
+    h.update(MANIFEST_VERSION.to_be_bytes());
+    h.update(threshold.to_be_bytes());
+    h.update((signers.len() as u32).to_be_bytes());
+    for s in signers {
+        h.update(s.identifier.to_be_bytes());
+        h.update((s.name.len() as u32).to_be_bytes());
+        h.update(s.name.as_bytes());
+        h.update(s.identity_key.as_bytes());
+        h.update(s.cert_sha256);
+    }
+    h.update((backend.len() as u32).to_be_bytes());
+    for k in backend {
+        h.update(k.to_sec1());
+    }
+    h.update((admins.len() as u32).to_be_bytes());
+    for k in admins {
+        h.update(k.as_bytes());
+    }
+    h.finalize().into()
+}

@@ -1,0 +1,158 @@
+//! Certificates for a cluster's private CA. `quorate certs` uses this to make a development CA
+//! and every certificate at once; in production an operator makes the key and a CSR on the
+//! signer host (`quorate-signer init`) and the CA signs only the CSR's public key, with the role
+//! decided by the CA, never by the requester.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+
+use crate::tls::{Role, ROLE_URI_PREFIX};
+
+/// Errors creating or signing certificates.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// rcgen refused the request.
+    #[error("certificate: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// A name is not usable in a certificate.
+    #[error("invalid name `{0}`: use 1..=64 chars of [a-z0-9.-]")]
+    Name(String),
+}
+
+/// A certificate and its private key, PEM-encoded. The key is secret: it has no `Debug`.
+pub struct Issued {
+    /// Certificate PEM.
+    pub cert_pem: String,
+    /// Private key PEM (PKCS#8).
+    pub key_pem: String,
+}
+
+/// A certificate authority able to issue certificates.
+pub struct Authority {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn valid_name(name: &str) -> Result<(), PkiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(PkiError::Name(name.to_string()))
+    }
+}
+
+fn leaf_params(role: Role, name: &str, hosts: &[String]) -> Result<CertificateParams, PkiError> {
+    valid_name(name)?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    dn.push(DnType::OrganizationName, "Quorate");
+    params.distinguished_name = dn;
+    params.subject_alt_names.push(SanType::URI(
+        format!("{ROLE_URI_PREFIX}{}", role.as_str()).try_into()?,
+    ));
+    for h in hosts {
+        match h.parse::<IpAddr>() {
+            Ok(ip) => params.subject_alt_names.push(SanType::IpAddress(ip)),
+            Err(_) => params
+                .subject_alt_names
+                .push(SanType::DnsName(h.as_str().try_into()?)),
+        }
+    }
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = match role {
+        Role::Coordinator => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+        _ => vec![ExtendedKeyUsagePurpose::ClientAuth],
+    };
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+/// Hosts a development coordinator certificate is valid for.
+pub fn loopback_hosts() -> Vec<String> {
+    vec![
+        "localhost".to_string(),
+        IpAddr::V4(Ipv4Addr::LOCALHOST).to_string(),
+        IpAddr::V6(Ipv6Addr::LOCALHOST).to_string(),
+    ]
+}
+
+impl Authority {
+    /// Creates a new self-signed CA.
+    pub fn generate(name: &str) -> Result<Self, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        dn.push(DnType::OrganizationName, "Quorate");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        Ok(Self { cert, key })
+    }
+
+    /// Loads a CA from its certificate and key PEM.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let params = CertificateParams::from_ca_cert_pem(cert_pem)?;
+        // Re-signing the same parameters with the same key gives an equivalent issuer.
+        let cert = params.self_signed(&key)?;
+        Ok(Self { cert, key })
+    }
+
+    /// The CA certificate PEM (what every node trusts).
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// The CA private key PEM.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// Issues a certificate and a fresh key for `role`/`name`.
+    pub fn issue(&self, role: Role, name: &str, hosts: &[String]) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate()?;
+        let cert = leaf_params(role, name, hosts)?.signed_by(&key, &self.cert, &self.key)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Signs the public key of a CSR as `role`/`name`; everything else in the CSR is ignored.
+    pub fn sign_csr(
+        &self,
+        csr_pem: &str,
+        role: Role,
+        name: &str,
+        hosts: &[String],
+    ) -> Result<String, PkiError> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
+        let cert =
+            leaf_params(role, name, hosts)?.signed_by(&csr.public_key, &self.cert, &self.key)?;
+        Ok(cert.pem())
+    }
+}
+
+/// Makes a TLS key and a certificate signing request for `name`; returns (key PEM, CSR PEM).
+pub fn key_and_csr(name: &str) -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate()?;
+    let params = leaf_params(Role::Signer, name, &[])?;
+    let csr = params.serialize_request(&key)?;
+    Ok((key.serialize_pem(), csr.pem()?))
+}
