@@ -6,5 +6,6 @@ mod harness;
 
 mod devnet;
 mod hostile;
+mod malicious;
 mod signing;
 mod transport;

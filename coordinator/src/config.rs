@@ -139,3 +139,27 @@ impl CoordinatorConfig {
         Ok(cfg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deploy_example_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/coordinator.toml");
+        let cfg = CoordinatorConfig::load(&path).unwrap();
+        assert_eq!(cfg.listen.port(), 7443);
+        assert_eq!(cfg.signing.signer_timeout, Duration::from_secs(5));
+        assert!(cfg.log.json);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&p, text.replace("max_attempts = 4", "max_attempts = 0")).unwrap();
+        assert!(CoordinatorConfig::load(&p).is_err());
+        std::fs::write(&p, format!("{text}\nplaintext = true\n")).unwrap();
+        assert!(CoordinatorConfig::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
+    }
+}

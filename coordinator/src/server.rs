@@ -65,9 +65,13 @@ pub async fn run(
     health_reporter
         .set_serving::<SignerLinkServer<LinkService>>()
         .await;
+    // Both reflection versions: grpcurl and friends still try v1alpha first or only.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
 
     let withdrawal = tonic::service::interceptor::InterceptedService::new(
         WithdrawalServiceServer::new(WithdrawalApi {
@@ -98,6 +102,7 @@ pub async fn run(
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(withdrawal)
         .add_service(admin)
         .add_service(link)

@@ -136,6 +136,27 @@ impl WithdrawalApi {
         }
     }
 
+    /// A stored withdrawal for this exact intent that never got signed is now past its
+    /// expiry: record it as expired (a different intent under the id is left alone).
+    async fn expire_if_unsigned(
+        &self,
+        id: &str,
+        digest: &[u8; 32],
+        refusal: &Refusal,
+    ) -> Result<(), Status> {
+        let Some(mut r) = self.state.store.get(id).map_err(|e| internal(&e))? else {
+            return Ok(());
+        };
+        if r.digest == hex::encode(digest) && r.status == St::Failed {
+            r.status = St::Expired;
+            r.rule = Some(refusal.rule.clone());
+            r.reason = Some(refusal.reason.clone());
+            r.updated_ms = now_ms();
+            self.state.persist(r).await.map_err(|e| internal(&e))?;
+        }
+        Ok(())
+    }
+
     /// Waits until `id` is final or `wait` passes; returns the latest record.
     async fn wait_final(&self, id: &str, wait: Duration) -> Result<Record, Status> {
         let mut rx = self.state.events.subscribe();
@@ -181,8 +202,6 @@ impl WithdrawalService for WithdrawalApi {
         let intent = intent_from_proto(&wire_intent).map_err(|e| invalid("intent-invalid", e))?;
         let digest = intent.digest();
         let now = now_ms();
-        let span = tracing::info_span!("submit", withdrawal = %intent.id);
-        let _guard = span.enter();
         // Edge checks that change nothing: a forged or expired request is never stored.
         backend::verify(
             &self.state.manifest.backend_keys,
@@ -191,13 +210,16 @@ impl WithdrawalService for WithdrawalApi {
         )
         .map_err(|r| refusal_status(&r))?;
         if now >= intent.expires_at_ms {
-            return Err(refusal_status(&Refusal::permanent(
+            let refusal = Refusal::permanent(
                 rule::INTENT_EXPIRED,
                 format!(
                     "the intent expired at {} ms; now is {now} ms",
                     intent.expires_at_ms
                 ),
-            )));
+            );
+            self.expire_if_unsigned(&intent.id, &digest, &refusal)
+                .await?;
+            return Err(refusal_status(&refusal));
         }
         if intent.created_at_ms > now + self.state.signing.max_clock_skew.as_millis() as u64 {
             return Err(refusal_status(&Refusal::temporary(
@@ -211,7 +233,6 @@ impl WithdrawalService for WithdrawalApi {
                 "the cluster has no group key yet: run DKG first",
             )));
         }
-        drop(_guard);
         let store = &self.state.store;
         let record = Record {
             v: SCHEMA_VERSION,

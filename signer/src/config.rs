@@ -236,3 +236,50 @@ impl SignerConfig {
         Kek::from_hex(&text).map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deploy_example_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/signer.toml");
+        let cfg = SignerConfig::load(&path).unwrap();
+        assert_eq!(cfg.name, "signer-1");
+        assert_eq!(cfg.keys.kek_env.as_deref(), Some("QUORATE_KEK"));
+        assert!(cfg.tls.cert.ends_with("tls/signer.pem"));
+        let policy = cfg.asset_policy().unwrap();
+        assert_eq!(policy.max_amount.len(), 2);
+        assert_eq!(cfg.signing.nonce_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/signer.toml"),
+        )
+        .unwrap();
+        for (bad, why) in [
+            (format!("{base}\nsurprise = 1\n"), "unknown field"),
+            (base.replace("kek_env = \"QUORATE_KEK\"", ""), "exactly one"),
+            (
+                base.replace("nonce_limit = 4096", "nonce_limit = 0"),
+                "nonce_limit",
+            ),
+            (
+                base.replace("max_amount = \"100000000\"", "max_amount = \"1.5\""),
+                "policy.assets",
+            ),
+            (
+                base.replace("chain = \"bitcoin\"", "chain = \"dogecoin\""),
+                "unknown chain",
+            ),
+        ] {
+            let p = dir.path().join("s.toml");
+            std::fs::write(&p, bad).unwrap();
+            let err = SignerConfig::load(&p).unwrap_err().to_string();
+            assert!(err.contains(why), "{why}: {err}");
+        }
+    }
+}
