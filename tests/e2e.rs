@@ -7,5 +7,6 @@ mod harness;
 mod devnet;
 mod hostile;
 mod malicious;
+mod operator;
 mod signing;
 mod transport;

@@ -88,6 +88,26 @@ async fn transport_refuses_what_it_must() {
     // No client certificate.
     assert!(admin_refused(&c, client_config(roots(&c), None)).await);
 
+    // TLS 1.2, even with the right admin certificate.
+    let tls12 = {
+        let cert = std::fs::read_to_string(c.path("admin/cert.pem")).unwrap();
+        let key = std::fs::read_to_string(c.path("admin/key.pem")).unwrap();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots(&c))
+        .with_client_auth_cert(
+            vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        Arc::new(cfg)
+    };
+    assert!(admin_refused(&c, tls12).await, "TLS 1.2 must be refused");
+
     // A certificate from another CA, even with the admin role.
     let rogue = Authority::generate("rogue-ca").unwrap();
     let issued = rogue.issue(Role::Admin, "admin", &[]).unwrap();

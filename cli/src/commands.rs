@@ -284,3 +284,89 @@ pub async fn dkg(c: &ClientFile, addr: Option<&str>, quiet: bool) -> anyhow::Res
     }
     bail!("DKG status stream ended early")
 }
+
+/// Runs `quorate probe`: `count` sequential 1-unit withdrawals over one connection, timing each
+/// from request to signed answer. Measures a running cluster; it is not a test.
+pub async fn probe(
+    c: &ClientFile,
+    addr: Option<&str>,
+    count: u32,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let key = client::signing_key(&c.backend.signing_key)?;
+    let mut w = client::withdrawals(c, addr).await?;
+    let run = format!("{:08x}", rand::random::<u32>());
+    let mut lat = Vec::with_capacity(count as usize);
+    let mut failures = 0u32;
+    let started = std::time::Instant::now();
+    for i in 0..count {
+        let now = now_ms();
+        let intent = WithdrawalIntent::from_parts(
+            &format!("probe-{run}-{i}"),
+            "ethereum",
+            "ETH",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "1",
+            now,
+            now + 60_000,
+            None,
+        )?;
+        let req = pb::SubmitRequest {
+            intent: Some(intent_to_proto(&intent)),
+            backend_signature: backend::sign(&key, &intent.digest()),
+        };
+        let t0 = std::time::Instant::now();
+        match w.submit(req).await {
+            Ok(r) if r.get_ref().status == pb::Status::Signed as i32 => lat.push(t0.elapsed()),
+            _ => failures += 1,
+        }
+    }
+    let total = started.elapsed();
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        let idx = ((lat.len() as f64 - 1.0) * p).round() as usize;
+        lat[idx].as_secs_f64() * 1e3
+    };
+    let signed = lat.len();
+    let mean = if signed == 0 {
+        f64::NAN
+    } else {
+        lat.iter().map(|d| d.as_secs_f64()).sum::<f64>() * 1e3 / signed as f64
+    };
+    let max = lat
+        .last()
+        .map(|d| d.as_secs_f64() * 1e3)
+        .unwrap_or(f64::NAN);
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "count": count, "signed": signed, "failed": failures,
+                "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99),
+                "max_ms": max, "mean_ms": mean,
+                "throughput_per_s": signed as f64 / total.as_secs_f64(),
+            })
+        );
+    } else {
+        println!("{signed} of {count} signed ({failures} failed), sequential, one connection");
+        println!(
+            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  mean {:.2}",
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            max,
+            mean
+        );
+        println!(
+            "throughput {:.0} withdrawals/s",
+            signed as f64 / total.as_secs_f64()
+        );
+    }
+    Ok(if failures == 0 { 0 } else { 3 })
+}

@@ -77,6 +77,30 @@ enum Command {
     },
     /// Runs distributed key generation across all signers (admin).
     Dkg,
+    /// Measures a running cluster: sequential withdrawals, latency percentiles.
+    Probe {
+        /// How many withdrawals.
+        #[arg(long, default_value_t = 200)]
+        count: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Signs a certificate signing request with the cluster CA (from `quorate-signer init`).
+    SignCsr {
+        /// The CSR (PEM).
+        #[arg(long)]
+        csr: PathBuf,
+        /// The node's name (becomes the certificate's common name).
+        #[arg(long)]
+        name: String,
+        /// The role to grant: signer, backend or admin. The CA decides, not the request.
+        #[arg(long, default_value = "signer")]
+        role: String,
+        /// Where to write the certificate (PEM).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Runs a signer node (same as `quorate-signer`).
     Signer {
         #[command(subcommand)]
@@ -137,6 +161,20 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Dkg => {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::dkg(&c, addr, false).await.map(|_| 0)
+        }
+        Command::Probe { count, json } => {
+            let c = setup::ClientFile::load(&cli.dir)?;
+            commands::probe(&c, addr, count, json).await
+        }
+        Command::SignCsr {
+            csr,
+            name,
+            role,
+            out,
+        } => {
+            setup::sign_csr(&cli.dir, &csr, &name, &role, &out)?;
+            println!("wrote {}", out.display());
+            Ok(0)
         }
         Command::Signer { .. } | Command::Coordinator { .. } => unreachable!("handled in main"),
     }

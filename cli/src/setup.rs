@@ -274,3 +274,21 @@ frozen = false
     }
     s
 }
+
+/// Signs a CSR with the CA in `dir/ca/` as `role`/`name`, refusing to overwrite `out`.
+pub fn sign_csr(dir: &Path, csr: &Path, name: &str, role: &str, out: &Path) -> anyhow::Result<()> {
+    let role = match Role::parse(role) {
+        Some(r @ (Role::Signer | Role::Backend | Role::Admin)) => r,
+        _ => bail!("--role must be signer, backend or admin"),
+    };
+    if out.exists() {
+        bail!("{} exists; refusing to overwrite", out.display());
+    }
+    let ca = Authority::load(
+        &std::fs::read_to_string(dir.join("ca/ca.pem")).context("reading the CA certificate")?,
+        &std::fs::read_to_string(dir.join("ca/ca.key")).context("reading the CA key")?,
+    )?;
+    let csr_pem =
+        std::fs::read_to_string(csr).with_context(|| format!("reading {}", csr.display()))?;
+    write_file(out, &ca.sign_csr(&csr_pem, role, name, &[])?)
+}

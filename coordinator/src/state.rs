@@ -596,3 +596,87 @@ fn frost_id(i: u16) -> Result<Identifier, Refusal> {
     Identifier::try_from(i)
         .map_err(|_| Refusal::temporary(coord_rule::INTERNAL, format!("invalid identifier {i}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SCHEMA_VERSION;
+    use quorate_core::identity::IdentitySecret;
+    use quorate_wire::{
+        manifest::{ManifestDoc, SignerDoc, MANIFEST_VERSION},
+        pki::Authority,
+        tls::Role,
+    };
+
+    fn manifest() -> Manifest {
+        let ca = Authority::generate("test-ca").unwrap();
+        let mut rng = rand::rngs::OsRng;
+        let backend = k256::ecdsa::SigningKey::random(&mut rng);
+        let signers = (1..=3u16)
+            .map(|i| SignerDoc {
+                name: format!("signer-{i}"),
+                identifier: i,
+                identity_key: IdentitySecret::generate(&mut rng).public().to_string(),
+                certificate: ca
+                    .issue(Role::Signer, &format!("signer-{i}"), &[])
+                    .unwrap()
+                    .cert_pem,
+            })
+            .collect();
+        Manifest::from_doc(&ManifestDoc {
+            version: MANIFEST_VERSION,
+            threshold: 2,
+            backend_keys: vec![hex::encode(
+                backend.verifying_key().to_encoded_point(true).as_bytes(),
+            )],
+            admin_keys: vec![],
+            signers,
+        })
+        .unwrap()
+    }
+
+    fn record(id: &str, seq: u64, status: Status) -> Record {
+        Record {
+            v: SCHEMA_VERSION,
+            seq,
+            id: id.into(),
+            intent: String::new(),
+            backend_signature: String::new(),
+            digest: "00".into(),
+            status,
+            signature: (status == Status::Signed).then(|| "ab".repeat(65)),
+            signers: vec![],
+            rule: None,
+            reason: None,
+            created_ms: 1,
+            updated_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_restart_fails_in_flight_withdrawals_and_keeps_signed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .insert_new(&record("in-flight", 1, Status::Signing))
+                .unwrap();
+            store
+                .insert_new(&record("done", 2, Status::Signed))
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let st = Coordinator::new(manifest(), store.clone(), SigningConfig::default()).unwrap();
+        let r = st.store.get("in-flight").unwrap().unwrap();
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.rule.as_deref(), Some(coord_rule::RESTARTED));
+        let d = st.store.get("done").unwrap().unwrap();
+        assert_eq!(d, record("done", 2, Status::Signed));
+        // Listing is in insertion order and pages.
+        let (page, more) = st.store.list(None, 1, |_| true).unwrap();
+        assert_eq!((page[0].id.as_str(), more), ("in-flight", true));
+        let (page, more) = st.store.list(Some(page[0].seq), 1, |_| true).unwrap();
+        assert_eq!((page[0].id.as_str(), more), ("done", false));
+    }
+}

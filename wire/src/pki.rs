@@ -151,8 +151,13 @@ impl Authority {
 
 /// Makes a TLS key and a certificate signing request for `name`; returns (key PEM, CSR PEM).
 pub fn key_and_csr(name: &str) -> Result<(String, String), PkiError> {
+    valid_name(name)?;
     let key = KeyPair::generate()?;
-    let params = leaf_params(Role::Signer, name, &[])?;
+    // The request names the node only; the CA decides role and usages when it signs.
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
     let csr = params.serialize_request(&key)?;
     Ok((key.serialize_pem(), csr.pem()?))
 }

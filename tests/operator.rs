@@ -1,0 +1,127 @@
+//! The production path for a signer operator: keys made on the signer host with
+//! `quorate-signer init`, only the CSR and identity public key handed out, the CA signing the
+//! CSR with the role it decides.
+
+use quorate_wire::tls::{identity_of, Role};
+use rustls::pki_types::{pem::PemObject, CertificateDer};
+
+use crate::harness::{quorate, Cluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_init_then_ca_signs_the_csr() {
+    let c = Cluster::create(3, 2).await;
+    let host = tempfile::tempdir().unwrap();
+    let cfg = host.path().join("signer.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+name = "signer-9"
+coordinator = "127.0.0.1:7443"
+coordinator_server_name = "localhost"
+manifest = "manifest.toml"
+data_dir = "data"
+[tls]
+ca = "ca.pem"
+cert = "tls/signer.pem"
+key = "tls/signer.key"
+[keys]
+identity = "keys/identity.key"
+kek_file = "keys/kek"
+"#,
+    )
+    .unwrap();
+    let cfg_s = cfg.to_str().unwrap();
+    let (code, out, err) = quorate(&["signer", "init", "--config", cfg_s]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let identity_line = out
+        .lines()
+        .find(|l| l.starts_with("identity_key = "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    for f in [
+        "keys/kek",
+        "keys/identity.key",
+        "tls/signer.key",
+        "tls/signer.csr",
+    ] {
+        assert!(host.path().join(f).exists(), "{f}");
+    }
+    // The identity key is stored sealed, not in the clear.
+    let sealed = std::fs::read(host.path().join("keys/identity.key")).unwrap();
+    assert!(sealed.starts_with(b"QRT1"));
+    // Secret files are readable by their owner only.
+    #[cfg(unix)]
+    for f in ["keys/kek", "keys/identity.key", "tls/signer.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(host.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{f} mode {mode:o}");
+    }
+    // A second init changes nothing and reports the same identity.
+    let (code, out2, _) = quorate(&["signer", "init", "--config", cfg_s]).await;
+    assert_eq!(code, 0);
+    assert!(out2.contains(&identity_line), "{out2}");
+    assert_eq!(
+        std::fs::read(host.path().join("keys/identity.key")).unwrap(),
+        sealed
+    );
+
+    // The CA signs the CSR, as a signer, whatever the CSR asked for.
+    let cert = host.path().join("tls/signer.pem");
+    let (code, out, err) = quorate(&[
+        "sign-csr",
+        "--dir",
+        c.dir_str(),
+        "--csr",
+        host.path().join("tls/signer.csr").to_str().unwrap(),
+        "--name",
+        "signer-9",
+        "--out",
+        cert.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let der = CertificateDer::from_pem_file(&cert).unwrap();
+    let id = identity_of(der.as_ref()).unwrap();
+    assert_eq!((id.role, id.name.as_str()), (Role::Signer, "signer-9"));
+    // The certificate is for the key made on the host.
+    let tls = quorate_wire::tls::TlsMaterial::load(
+        &c.path("ca/ca.pem"),
+        &cert,
+        &host.path().join("tls/signer.key"),
+    )
+    .unwrap();
+    tls.client_config()
+        .expect("certificate matches the host's key");
+    // Refuses to overwrite, and refuses a role the CA does not hand out.
+    let (code, _, _) = quorate(&[
+        "sign-csr",
+        "--dir",
+        c.dir_str(),
+        "--csr",
+        host.path().join("tls/signer.csr").to_str().unwrap(),
+        "--name",
+        "signer-9",
+        "--out",
+        cert.to_str().unwrap(),
+    ])
+    .await;
+    assert_ne!(code, 0);
+    let (code, _, err) = quorate(&[
+        "sign-csr",
+        "--dir",
+        c.dir_str(),
+        "--csr",
+        host.path().join("tls/signer.csr").to_str().unwrap(),
+        "--name",
+        "signer-9",
+        "--role",
+        "coordinator",
+        "--out",
+        host.path().join("x.pem").to_str().unwrap(),
+    ])
+    .await;
+    assert_ne!(code, 0, "{err}");
+}
