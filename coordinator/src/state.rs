@@ -522,6 +522,7 @@ impl Coordinator {
             })
             .await?;
         let mut agreed: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = None;
+        let mut results = Vec::with_capacity(ids.len());
         for (i, body) in r3 {
             let pb::signer_message::Body::DkgRound3(p) = body else {
                 return Err((format!("signer {i} answered round 3 out of turn"), vec![i]));
@@ -542,6 +543,12 @@ impl Coordinator {
                     vec![i],
                 ));
             }
+            results.push(pb::DkgResult {
+                identifier: u32::from(i),
+                group_public_key: p.group_public_key.clone(),
+                transcript_hash: p.transcript_hash.clone(),
+                signature: p.signature.clone(),
+            });
             let this = (p.group_public_key, p.transcript_hash, p.public_key_package);
             match &agreed {
                 None => agreed = Some(this),
@@ -553,10 +560,31 @@ impl Coordinator {
                     ))
                 }
             }
-            self.registry
-                .set_group_key(i, agreed.as_ref().map(|a| a.0.clone()).unwrap_or_default());
         }
         let (gk, _, pkp_bytes) = agreed.ok_or_else(|| ("no DKG results".to_string(), vec![]))?;
+        // Confirmation: each signer keeps its share only after checking every participant's
+        // signed result itself.
+        self.dkg_phase(
+            &session,
+            apb::DkgPhase::Round3,
+            "confirming: every signer checks all results",
+        );
+        let confirmed = self
+            .dkg_round(&ids, |_| {
+                pb::coordinator_message::Body::DkgConfirm(pb::DkgConfirmRequest {
+                    session_id: session.clone(),
+                    results: results.clone(),
+                })
+            })
+            .await?;
+        for (i, body) in confirmed {
+            match body {
+                pb::signer_message::Body::DkgConfirm(c) if c.group_public_key == gk => {
+                    self.registry.set_group_key(i, gk.clone());
+                }
+                _ => return Err((format!("signer {i} did not confirm the group key"), vec![i])),
+            }
+        }
         let pkp = PublicKeyPackage::deserialize(&pkp_bytes)
             .map_err(|e| (format!("public key package: {e}"), vec![]))?;
         let store = self.store.clone();

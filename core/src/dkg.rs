@@ -392,3 +392,68 @@ pub fn verify_result(
     )
     .is_ok()
 }
+
+/// One participant's signed DKG result, as relayed by the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedResult {
+    /// Participant.
+    pub identifier: u16,
+    /// The group key it derived.
+    pub group_key: Vec<u8>,
+    /// The round-1 transcript hash it saw.
+    pub transcript: Vec<u8>,
+    /// Its identity signature over (session, transcript, group key).
+    pub signature: Vec<u8>,
+}
+
+/// The last step before a participant keeps its share: every one of the n participants must
+/// have signed the same transcript and group key as ours. A share is never stored for a group
+/// that not everyone finished, so a failed DKG leaves no participant holding a key.
+pub fn check_confirmations(
+    setup_participants: &BTreeMap<u16, IdentityPublic>,
+    session_id: &[u8],
+    ours: &DkgOutput,
+    results: &[SignedResult],
+) -> Result<(), DkgError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for r in results {
+        let Some(key) = setup_participants.get(&r.identifier) else {
+            return Err(fail(
+                format!("confirmation from unknown identifier {}", r.identifier),
+                vec![],
+            ));
+        };
+        if !seen.insert(r.identifier) {
+            return Err(fail(
+                format!("two confirmations for identifier {}", r.identifier),
+                vec![],
+            ));
+        }
+        if !verify_result(key, session_id, &r.transcript, &r.group_key, &r.signature) {
+            return Err(fail(
+                format!("the confirmation of {} is not signed by it", r.identifier),
+                vec![r.identifier],
+            ));
+        }
+        if r.group_key != ours.group_key || r.transcript != ours.transcript {
+            return Err(fail(
+                format!(
+                    "participant {} finished with a different transcript or group key",
+                    r.identifier
+                ),
+                vec![],
+            ));
+        }
+    }
+    if seen.len() != setup_participants.len() {
+        return Err(fail(
+            format!(
+                "only {} of {} participants confirmed",
+                seen.len(),
+                setup_participants.len()
+            ),
+            vec![],
+        ));
+    }
+    Ok(())
+}

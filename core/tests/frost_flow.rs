@@ -77,11 +77,32 @@ fn run_dkg(n: u16, t: u16) -> Group {
             "all agree on the transcript"
         );
     }
+    // The confirmation round: each participant checks everyone's signed result.
+    let results = signed_results(&outs, &ids);
+    let participants = ids.iter().map(|(i, k)| (*i, k.public())).collect();
+    for o in &outs {
+        dkg::check_confirmations(&participants, b"session-1", o, &results).unwrap();
+    }
     Group {
         keys,
         public: outs[0].public_key_package.clone(),
         group_key: outs[0].group_key.clone(),
     }
+}
+
+fn signed_results(
+    outs: &[dkg::DkgOutput],
+    ids: &[(u16, IdentitySecret)],
+) -> Vec<dkg::SignedResult> {
+    outs.iter()
+        .zip(ids)
+        .map(|(o, (i, _))| dkg::SignedResult {
+            identifier: *i,
+            group_key: o.group_key.clone(),
+            transcript: o.transcript.to_vec(),
+            signature: o.signature.clone(),
+        })
+        .collect()
 }
 
 fn intent(now: u64) -> WithdrawalIntent {
@@ -336,4 +357,63 @@ proptest! {
             prop_assert!(s.len() <= 4);
         }
     }
+}
+
+#[test]
+fn a_share_is_kept_only_when_every_participant_confirms() {
+    let ids: Vec<(u16, IdentitySecret)> = (1..=3)
+        .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
+        .collect();
+    let mut r1 = Vec::new();
+    let mut broadcast = Vec::new();
+    for (i, k) in &ids {
+        let (st, signed) = dkg::round1(setup(*i, &ids, 2, b"s"), k, &mut OsRng).unwrap();
+        r1.push(st);
+        broadcast.push(signed);
+    }
+    let mut r2 = Vec::new();
+    let mut mail: BTreeMap<u16, Vec<Sealed>> = BTreeMap::new();
+    for (st, (_, k)) in r1.into_iter().zip(&ids) {
+        let (st, sealed) = dkg::round2(st, k, &mut OsRng, &broadcast).unwrap();
+        r2.push(st);
+        for s in sealed {
+            mail.entry(s.recipient).or_default().push(s);
+        }
+    }
+    let outs: Vec<dkg::DkgOutput> = r2
+        .into_iter()
+        .zip(&ids)
+        .map(|(st, (i, k))| dkg::round3(st, k, &mail[i]).unwrap())
+        .collect();
+    let participants: BTreeMap<u16, _> = ids.iter().map(|(i, k)| (*i, k.public())).collect();
+    let all = signed_results(&outs, &ids);
+    dkg::check_confirmations(&participants, b"s", &outs[0], &all).unwrap();
+
+    // One participant missing (it aborted): nobody keeps a share.
+    let err = dkg::check_confirmations(&participants, b"s", &outs[0], &all[..2]).unwrap_err();
+    assert!(err.reason.contains("only 2 of 3"), "{err}");
+    // A forged confirmation names its supposed signer.
+    let mut forged = all.clone();
+    forged[2].signature = ids[0].1.sign(
+        "quorate/dkg-result/v1",
+        &[b"s", &forged[2].transcript, &forged[2].group_key],
+    );
+    assert_eq!(
+        dkg::check_confirmations(&participants, b"s", &outs[0], &forged)
+            .unwrap_err()
+            .culprits,
+        vec![3]
+    );
+    // A properly signed result for another group key is refused.
+    let mut other = all.clone();
+    other[1].group_key[5] ^= 1;
+    other[1].signature = ids[1].1.sign(
+        "quorate/dkg-result/v1",
+        &[b"s", &other[1].transcript, &other[1].group_key],
+    );
+    assert!(dkg::check_confirmations(&participants, b"s", &outs[0], &other).is_err());
+    // A duplicate standing in for a missing one is refused.
+    let mut dup = all.clone();
+    dup[2] = dup[1].clone();
+    assert!(dkg::check_confirmations(&participants, b"s", &outs[0], &dup).is_err());
 }

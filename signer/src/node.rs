@@ -45,6 +45,8 @@ pub mod link_rule {
 enum DkgProgress {
     Round1(Vec<u8>, dkg::Round1State),
     Round2(Vec<u8>, dkg::Round2State),
+    /// Finished but not kept: waiting for every participant's confirmation.
+    Finished(Vec<u8>, Box<dkg::DkgOutput>),
 }
 
 /// Unix milliseconds now. The only clock read of the signer.
@@ -200,10 +202,11 @@ impl Node {
         match body {
             B::DkgRound1(r) => self.dkg_round1(r),
             B::DkgRound2(r) => self.dkg_round2(r),
-            B::DkgRound3(r) => {
+            B::DkgRound3(r) => self.dkg_round3(r),
+            B::DkgConfirm(r) => {
                 let node = self.clone();
                 // Persisting the share flushes to disk: keep it off the reactor.
-                tokio::task::spawn_blocking(move || node.dkg_round3(r))
+                tokio::task::spawn_blocking(move || node.dkg_confirm(r))
                     .await
                     .unwrap_or_else(|_| {
                         refusal(Refusal::permanent(link_rule::STORAGE, "DKG task failed"))
@@ -346,6 +349,54 @@ impl Node {
                 return dkg_refusal(e);
             }
         };
+        let pkp = match out.public_key_package.serialize() {
+            Ok(p) => p,
+            Err(e) => {
+                return dkg_refusal(dkg::DkgError {
+                    reason: format!("public key package: {e}"),
+                    culprits: vec![],
+                })
+            }
+        };
+        let answer = pb::signer_message::Body::DkgRound3(pb::DkgRound3Response {
+            group_public_key: out.group_key.clone(),
+            public_key_package: pkp,
+            transcript_hash: out.transcript.to_vec(),
+            signature: out.signature.clone(),
+        });
+        *lock(&self.dkg) = Some(DkgProgress::Finished(r.session_id, Box::new(out)));
+        info!(signer = %self.name, "DKG round 3 done; waiting for every participant to confirm");
+        answer
+    }
+
+    fn dkg_confirm(&self, r: pb::DkgConfirmRequest) -> pb::signer_message::Body {
+        let out = match lock(&self.dkg).take() {
+            Some(DkgProgress::Finished(sid, out)) if sid == r.session_id => out,
+            _ => {
+                return dkg_refusal(dkg::DkgError {
+                    reason: "confirmation for a session that has not finished round 3".into(),
+                    culprits: vec![],
+                })
+            }
+        };
+        let results: Vec<dkg::SignedResult> = r
+            .results
+            .into_iter()
+            .filter_map(|x| {
+                Some(dkg::SignedResult {
+                    identifier: u16::try_from(x.identifier).ok()?,
+                    group_key: x.group_public_key,
+                    transcript: x.transcript_hash,
+                    signature: x.signature,
+                })
+            })
+            .collect();
+        let setup = self.setup(r.session_id.clone());
+        if let Err(e) = dkg::check_confirmations(&setup.participants, &r.session_id, &out, &results)
+        {
+            warn!(signer = %self.name, error = %e, "DKG not confirmed; no key stored");
+            return dkg_refusal(e);
+        }
         let stored = (|| -> Result<(), String> {
             let plain = zeroize::Zeroizing::new(
                 out.key_package
@@ -367,6 +418,7 @@ impl Node {
             self.store
                 .put_meta_durable(META_GROUP_KEY, &out.group_key)
                 .map_err(|e| e.to_string())?;
+            // The share last: its presence is what marks DKG as done on this node.
             self.store
                 .put_meta_durable(META_KEY_SHARE, &sealed)
                 .map_err(|e| e.to_string())?;
@@ -375,19 +427,16 @@ impl Node {
         if let Err(e) = stored {
             return refusal(Refusal::permanent(link_rule::STORAGE, e));
         }
-        let pkp = out.public_key_package.serialize().unwrap_or_default();
         *write(&self.group_key) = out.group_key.clone();
+        let group_key = out.group_key.clone();
         *write(&self.key) = Some(Arc::new(out.key_package));
         info!(
             signer = %self.name,
-            fingerprint = %quorate_core::fingerprint::group_key_fingerprint(&out.group_key),
-            "DKG finished; key share stored encrypted"
+            fingerprint = %quorate_core::fingerprint::group_key_fingerprint(&group_key),
+            "DKG finished and confirmed by every participant; key share stored encrypted"
         );
-        pb::signer_message::Body::DkgRound3(pb::DkgRound3Response {
-            group_public_key: out.group_key,
-            public_key_package: pkp,
-            transcript_hash: out.transcript.to_vec(),
-            signature: out.signature,
+        pb::signer_message::Body::DkgConfirm(pb::DkgConfirmResponse {
+            group_public_key: group_key,
         })
     }
 
