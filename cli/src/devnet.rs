@@ -163,10 +163,19 @@ async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow
     println!("  fingerprint  {}", group_key_fingerprint(&group_key));
     println!("  logs         {}", dir.join("logs").display());
     println!();
+    // Suggest the same build profile, so the second terminal does not compile a second one.
+    let run = if cfg!(debug_assertions) {
+        "cargo run -q --bin quorate --"
+    } else {
+        "cargo run -q --release --bin quorate --"
+    };
     println!("Try, in another terminal:");
-    println!("  cargo run -q --bin quorate -- status{dir_flag}");
-    println!("  cargo run -q --bin quorate -- submit{dir_flag} --chain ethereum --asset ETH --to 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed --amount 1000000000000000000 --json");
-    println!("  cargo run -q --bin quorate -- verify --group-key <group_public_key> --message <message> --signature <signature>");
+    println!("  {run} status{dir_flag}");
+    println!("  {run} submit{dir_flag} --chain ethereum --asset ETH --to 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed --amount 1000000000000000000 --json");
+    println!(
+        "  {run} verify --group-key <group_public_key> --message <message> --signature <signature>"
+    );
+    println!("  {run} probe{dir_flag} --count 200");
     println!();
     println!("devnet ready; Ctrl-C stops it");
 
