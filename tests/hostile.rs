@@ -315,6 +315,38 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .await;
     refused(&a, "withdrawal-id-conflict");
 
+    // 9. A package padded with a commitment from a signer that is not in the manifest.
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let (_, stranger) = frost_secp256k1::round1::commit(
+        &frost_secp256k1::keys::SigningShare::deserialize(&[3u8; 32]).unwrap(),
+        &mut rand::thread_rng(),
+    );
+    let padded = SigningPackage::new(
+        BTreeMap::from([(id(1), c1), (id(2), c2), (id(9), stranger)]),
+        &good_digest,
+    );
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(s, &good, &good_sig, &padded)
+        .await;
+    refused(&a, "package-malformed");
+
+    // 10. A new DKG cannot replace the key share the signer already holds.
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .call(Req::DkgRound1(pb::DkgRound1Request {
+            session_id: vec![1; 16],
+            manifest_hash: quorate_wire::manifest::Manifest::load(&c.path("manifest.toml"))
+                .unwrap()
+                .hash()
+                .to_vec(),
+        }))
+        .await;
+    refused(&a, "dkg-key-exists");
+
     // The signer processes are still healthy after all of this.
     for (name, child) in c.signers.iter_mut() {
         assert!(child.try_wait().unwrap().is_none(), "{name} died");

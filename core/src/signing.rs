@@ -113,6 +113,7 @@ impl NonceStore {
         session: &SessionId,
         now_ms: u64,
     ) -> Result<(SigningNonces, SigningCommitments), Refusal> {
+        self.evict_expired(now_ms);
         let gone = || {
             Refusal::permanent(
                 rule::NONCE_UNKNOWN,
@@ -131,6 +132,10 @@ impl NonceStore {
 pub struct Gate<'a> {
     /// This signer's FROST identifier.
     pub me: Identifier,
+    /// Identifiers of every signer in the manifest.
+    pub signers: &'a std::collections::BTreeSet<Identifier>,
+    /// Threshold t.
+    pub min_signers: usize,
     /// Backend keys pinned in the manifest.
     pub backend_keys: &'a [BackendKey],
     /// This signer's policy.
@@ -168,6 +173,27 @@ pub fn check_request(
     let package = SigningPackage::deserialize(package_bytes).map_err(|e| {
         Refusal::permanent(rule::PACKAGE_MALFORMED, format!("signing package: {e}"))
     })?;
+    let count = package.signing_commitments().len();
+    if count < gate.min_signers || count > gate.signers.len() {
+        return Err(Refusal::permanent(
+            rule::PACKAGE_MALFORMED,
+            format!(
+                "the signing package has {count} commitments; a quorum has {}..={}",
+                gate.min_signers,
+                gate.signers.len()
+            ),
+        ));
+    }
+    if package
+        .signing_commitments()
+        .keys()
+        .any(|id| !gate.signers.contains(id))
+    {
+        return Err(Refusal::permanent(
+            rule::PACKAGE_MALFORMED,
+            "the signing package has a commitment from a signer not in the manifest",
+        ));
+    }
     let message = signing_message(&intent, gate.format);
     if package.message().as_slice() != message.as_slice() {
         return Err(Refusal::permanent(

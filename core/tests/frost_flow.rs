@@ -155,11 +155,18 @@ fn sign_with(g: &Group, subset: &[u16], intent: &WithdrawalIntent) -> Vec<u8> {
     let bytes = package.serialize().unwrap();
     let pol = policy();
     let keys = [backend_pub];
+    let all_ids: std::collections::BTreeSet<Identifier> = g
+        .keys
+        .keys()
+        .map(|i| Identifier::try_from(*i).unwrap())
+        .collect();
     let mut shares = BTreeMap::new();
     for i in subset {
         let (nonces, own) = stores.get_mut(i).unwrap().take(&session, now).unwrap();
         let gate = Gate {
             me: Identifier::try_from(*i).unwrap(),
+            signers: &all_ids,
+            min_signers: g.public.min_signers().map(usize::from).unwrap_or(2),
             backend_keys: &keys,
             policy: &pol,
             format: ChainFormat::IntentDigest,

@@ -85,19 +85,27 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         .await
         .map_err(|s| format!("{}: {}", s.code(), s.message()))?
     {
-        let Some(body) = msg.body else {
-            continue;
-        };
         let node = node.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let answer = node.handle(body).await;
-            let _ = tx
+            let answer = match msg.body {
+                Some(body) => node.handle(body).await,
+                None => pb::signer_message::Body::Refusal(pb::Refusal {
+                    rule: crate::node::link_rule::BAD_REQUEST.into(),
+                    reason: "empty request".into(),
+                    permanent: true,
+                    culprits: vec![],
+                }),
+            };
+            let sent = tx
                 .send(pb::SignerMessage {
                     request_id: msg.request_id,
                     body: Some(answer),
                 })
                 .await;
+            if sent.is_err() {
+                warn!(signer = %node.name, request = msg.request_id, "link closed before the answer could be sent");
+            }
         });
     }
     Ok(())

@@ -34,6 +34,8 @@ pub mod link_rule {
     pub const DKG_ABORTED: &str = "dkg-aborted";
     /// The signer already holds a key share.
     pub const DKG_KEY_EXISTS: &str = "dkg-key-exists";
+    /// A finished DKG awaits its confirmation.
+    pub const DKG_PENDING: &str = "dkg-pending-confirmation";
     /// The coordinator runs a different manifest.
     pub const MANIFEST_MISMATCH: &str = "manifest-mismatch";
     /// The request is not understood.
@@ -47,6 +49,15 @@ enum DkgProgress {
     Round2(Vec<u8>, dkg::Round2State),
     /// Finished but not kept: waiting for every participant's confirmation.
     Finished(Vec<u8>, Box<dkg::DkgOutput>),
+}
+
+/// How many recent DKG session ids a signer remembers, to refuse their reuse.
+const USED_DKG_SESSIONS: usize = 64;
+
+#[derive(Default)]
+struct DkgSlot {
+    progress: Option<DkgProgress>,
+    used: std::collections::VecDeque<Vec<u8>>,
 }
 
 /// Unix milliseconds now. The only clock read of the signer.
@@ -72,7 +83,11 @@ pub struct Node {
     key: RwLock<Option<Arc<KeyPackage>>>,
     group_key: RwLock<Vec<u8>>,
     nonces: Mutex<NonceStore>,
-    dkg: Mutex<Option<DkgProgress>>,
+    dkg: Mutex<DkgSlot>,
+    signer_ids: std::collections::BTreeSet<frost_secp256k1::Identifier>,
+    /// Nonce lifetimes run on this monotonic clock, not the wall clock, so a clock step can
+    /// never extend one.
+    started: std::time::Instant,
 }
 
 /// Limits applied by a node.
@@ -141,6 +156,11 @@ impl Node {
             ));
         }
         let me = entry.identifier;
+        let signer_ids = manifest
+            .signers
+            .iter()
+            .map(|s| frost_id(s.identifier))
+            .collect::<Result<_, _>>()?;
         let node = Self {
             me,
             manifest,
@@ -151,7 +171,9 @@ impl Node {
             key: RwLock::new(None),
             group_key: RwLock::new(Vec::new()),
             nonces: Mutex::new(NonceStore::new(limits.nonce_limit, limits.nonce_ttl_ms)),
-            dkg: Mutex::new(None),
+            dkg: Mutex::new(DkgSlot::default()),
+            signer_ids,
+            started: std::time::Instant::now(),
             name,
             kek,
         };
@@ -178,6 +200,10 @@ impl Node {
         Ok(node)
     }
 
+    fn mono_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     /// The group key, empty before DKG.
     pub fn group_key(&self) -> Vec<u8> {
         read(&self.group_key).clone()
@@ -200,13 +226,11 @@ impl Node {
     ) -> pb::signer_message::Body {
         use pb::coordinator_message::Body as B;
         match body {
-            B::DkgRound1(r) => self.dkg_round1(r),
-            B::DkgRound2(r) => self.dkg_round2(r),
-            B::DkgRound3(r) => self.dkg_round3(r),
-            B::DkgConfirm(r) => {
+            B::DkgRound1(_) | B::DkgRound2(_) | B::DkgRound3(_) | B::DkgConfirm(_) => {
                 let node = self.clone();
-                // Persisting the share flushes to disk: keep it off the reactor.
-                tokio::task::spawn_blocking(move || node.dkg_confirm(r))
+                // DKG steps are CPU work and the last one flushes to disk: off the reactor.
+                // Each runs entirely under the DKG lock, so steps never interleave.
+                tokio::task::spawn_blocking(move || node.dkg_step(body))
                     .await
                     .unwrap_or_else(|_| {
                         refusal(Refusal::permanent(link_rule::STORAGE, "DKG task failed"))
@@ -247,11 +271,31 @@ impl Node {
         }
     }
 
-    fn dkg_round1(&self, r: pb::DkgRound1Request) -> pb::signer_message::Body {
+    fn dkg_step(&self, body: pb::coordinator_message::Body) -> pb::signer_message::Body {
+        use pb::coordinator_message::Body as B;
+        let mut slot = lock(&self.dkg);
+        match body {
+            B::DkgRound1(r) => self.dkg_round1(&mut slot, r),
+            B::DkgRound2(r) => self.dkg_round2(&mut slot, r),
+            B::DkgRound3(r) => self.dkg_round3(&mut slot, r),
+            B::DkgConfirm(r) => self.dkg_confirm(&mut slot, r),
+            _ => refusal(Refusal::permanent(link_rule::BAD_REQUEST, "not a DKG step")),
+        }
+    }
+
+    fn dkg_round1(&self, slot: &mut DkgSlot, r: pb::DkgRound1Request) -> pb::signer_message::Body {
         if read(&self.key).is_some() {
             return refusal(Refusal::permanent(
                 link_rule::DKG_KEY_EXISTS,
                 "this signer already holds a key share; a new DKG would replace the wallet key",
+            ));
+        }
+        if let Some(DkgProgress::Finished(..)) = slot.progress {
+            // A finished DKG waits for its confirmation (or a signer restart): a new session
+            // must not be able to throw away a share other signers may already have kept.
+            return refusal(Refusal::temporary(
+                link_rule::DKG_PENDING,
+                "a finished DKG awaits confirmation; restart this signer to abandon it",
             ));
         }
         if r.manifest_hash != self.manifest.hash() {
@@ -266,10 +310,20 @@ impl Node {
                 "session id must be 16 bytes",
             ));
         }
+        if slot.used.contains(&r.session_id) {
+            return refusal(Refusal::permanent(
+                link_rule::BAD_REQUEST,
+                "this DKG session id was used before; sessions are single use",
+            ));
+        }
+        slot.used.push_back(r.session_id.clone());
+        if slot.used.len() > USED_DKG_SESSIONS {
+            slot.used.pop_front();
+        }
         let mut rng = rand::rngs::OsRng;
         match dkg::round1(self.setup(r.session_id.clone()), &self.identity, &mut rng) {
             Ok((state, signed)) => {
-                *lock(&self.dkg) = Some(DkgProgress::Round1(r.session_id, state));
+                slot.progress = Some(DkgProgress::Round1(r.session_id, state));
                 info!(signer = %self.name, "DKG round 1 sent");
                 pb::signer_message::Body::DkgRound1(pb::DkgRound1Response {
                     package: signed.package,
@@ -280,14 +334,16 @@ impl Node {
         }
     }
 
-    fn dkg_round2(&self, r: pb::DkgRound2Request) -> pb::signer_message::Body {
-        let state = match lock(&self.dkg).take() {
+    fn dkg_round2(&self, slot: &mut DkgSlot, r: pb::DkgRound2Request) -> pb::signer_message::Body {
+        // Compare before taking: a stray message must not destroy the session in progress.
+        let state = match slot.progress.take() {
             Some(DkgProgress::Round1(sid, st)) if sid == r.session_id => st,
-            _ => {
+            other => {
+                slot.progress = other;
                 return dkg_refusal(dkg::DkgError {
                     reason: "round 2 for a session not in round 1".into(),
                     culprits: vec![],
-                })
+                });
             }
         };
         let mut received = Vec::with_capacity(r.packages.len());
@@ -307,7 +363,7 @@ impl Node {
         let mut rng = rand::rngs::OsRng;
         match dkg::round2(state, &self.identity, &mut rng, &received) {
             Ok((state, sealed)) => {
-                *lock(&self.dkg) = Some(DkgProgress::Round2(r.session_id, state));
+                slot.progress = Some(DkgProgress::Round2(r.session_id, state));
                 info!(signer = %self.name, "DKG round 2 sent");
                 pb::signer_message::Body::DkgRound2(pb::DkgRound2Response {
                     packages: sealed.into_iter().map(sealed_to_pb).collect(),
@@ -320,14 +376,15 @@ impl Node {
         }
     }
 
-    fn dkg_round3(&self, r: pb::DkgRound3Request) -> pb::signer_message::Body {
-        let state = match lock(&self.dkg).take() {
+    fn dkg_round3(&self, slot: &mut DkgSlot, r: pb::DkgRound3Request) -> pb::signer_message::Body {
+        let state = match slot.progress.take() {
             Some(DkgProgress::Round2(sid, st)) if sid == r.session_id => st,
-            _ => {
+            other => {
+                slot.progress = other;
                 return dkg_refusal(dkg::DkgError {
                     reason: "round 3 for a session not in round 2".into(),
                     culprits: vec![],
-                })
+                });
             }
         };
         let mut sealed = Vec::with_capacity(r.packages.len());
@@ -364,68 +421,49 @@ impl Node {
             transcript_hash: out.transcript.to_vec(),
             signature: out.signature.clone(),
         });
-        *lock(&self.dkg) = Some(DkgProgress::Finished(r.session_id, Box::new(out)));
+        slot.progress = Some(DkgProgress::Finished(r.session_id, Box::new(out)));
         info!(signer = %self.name, "DKG round 3 done; waiting for every participant to confirm");
         answer
     }
 
-    fn dkg_confirm(&self, r: pb::DkgConfirmRequest) -> pb::signer_message::Body {
-        let out = match lock(&self.dkg).take() {
+    fn dkg_confirm(
+        &self,
+        slot: &mut DkgSlot,
+        r: pb::DkgConfirmRequest,
+    ) -> pb::signer_message::Body {
+        let out = match slot.progress.take() {
             Some(DkgProgress::Finished(sid, out)) if sid == r.session_id => out,
-            _ => {
+            other => {
+                slot.progress = other;
                 return dkg_refusal(dkg::DkgError {
                     reason: "confirmation for a session that has not finished round 3".into(),
                     culprits: vec![],
-                })
+                });
             }
         };
-        let results: Vec<dkg::SignedResult> = r
-            .results
-            .into_iter()
-            .filter_map(|x| {
-                Some(dkg::SignedResult {
-                    identifier: u16::try_from(x.identifier).ok()?,
-                    group_key: x.group_public_key,
-                    transcript: x.transcript_hash,
-                    signature: x.signature,
-                })
-            })
-            .collect();
+        let mut results = Vec::with_capacity(r.results.len());
+        for x in r.results {
+            let Ok(identifier) = u16::try_from(x.identifier) else {
+                return dkg_refusal(dkg::DkgError {
+                    reason: format!("confirmation identifier {} out of range", x.identifier),
+                    culprits: vec![],
+                });
+            };
+            results.push(dkg::SignedResult {
+                identifier,
+                group_key: x.group_public_key,
+                transcript: x.transcript_hash,
+                signature: x.signature,
+            });
+        }
         let setup = self.setup(r.session_id.clone());
         if let Err(e) = dkg::check_confirmations(&setup.participants, &r.session_id, &out, &results)
         {
             warn!(signer = %self.name, error = %e, "DKG not confirmed; no key stored");
             return dkg_refusal(e);
         }
-        let stored = (|| -> Result<(), String> {
-            let plain = zeroize::Zeroizing::new(
-                out.key_package
-                    .serialize()
-                    .map_err(|e| format!("key share: {e}"))?,
-            );
-            let sealed = self.kek.seal(
-                &mut rand::rngs::OsRng,
-                &key_share_purpose(&self.name),
-                &plain,
-            );
-            let pkp = out
-                .public_key_package
-                .serialize()
-                .map_err(|e| format!("public key package: {e}"))?;
-            self.store
-                .put_meta_durable(META_PUBLIC_KEY_PACKAGE, &pkp)
-                .map_err(|e| e.to_string())?;
-            self.store
-                .put_meta_durable(META_GROUP_KEY, &out.group_key)
-                .map_err(|e| e.to_string())?;
-            // The share last: its presence is what marks DKG as done on this node.
-            self.store
-                .put_meta_durable(META_KEY_SHARE, &sealed)
-                .map_err(|e| e.to_string())?;
-            Ok(())
-        })();
-        if let Err(e) = stored {
-            return refusal(Refusal::permanent(link_rule::STORAGE, e));
+        if let Err(e) = self.keep_share(&out) {
+            return refusal(e);
         }
         *write(&self.group_key) = out.group_key.clone();
         let group_key = out.group_key.clone();
@@ -438,6 +476,40 @@ impl Node {
         pb::signer_message::Body::DkgConfirm(pb::DkgConfirmResponse {
             group_public_key: group_key,
         })
+    }
+
+    /// Persists a confirmed share, encrypted; never replaces one already stored.
+    fn keep_share(&self, out: &dkg::DkgOutput) -> Result<(), Refusal> {
+        let storage = |e: String| Refusal::permanent(link_rule::STORAGE, e);
+        let plain = zeroize::Zeroizing::new(
+            out.key_package
+                .serialize()
+                .map_err(|e| storage(format!("key share: {e}")))?,
+        );
+        let sealed = self.kek.seal(
+            &mut rand::rngs::OsRng,
+            &key_share_purpose(&self.name),
+            &plain,
+        );
+        let pkp = out
+            .public_key_package
+            .serialize()
+            .map_err(|e| storage(format!("public key package: {e}")))?;
+        self.store
+            .put_meta_durable(META_PUBLIC_KEY_PACKAGE, &pkp)
+            .map_err(|e| storage(e.to_string()))?;
+        self.store
+            .put_meta_durable(META_GROUP_KEY, &out.group_key)
+            .map_err(|e| storage(e.to_string()))?;
+        // The share last: its presence is what marks DKG as done on this node.
+        match self.store.put_meta_once(META_KEY_SHARE, &sealed) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Refusal::permanent(
+                link_rule::DKG_KEY_EXISTS,
+                "a key share is already stored; it is never replaced",
+            )),
+            Err(e) => Err(storage(e.to_string())),
+        }
     }
 
     fn key(&self) -> Result<Arc<KeyPackage>, Refusal> {
@@ -453,7 +525,7 @@ impl Node {
             sid,
             key.signing_share(),
             &mut rand::rngs::OsRng,
-            now_ms(),
+            self.mono_ms(),
         )?;
         let bytes = commitments
             .serialize()
@@ -469,9 +541,11 @@ impl Node {
         let now = now_ms();
         // The nonce leaves the store before anything else happens: whatever the outcome of
         // this request, the session can never be signed in again (S4).
-        let (nonces, own) = lock(&self.nonces).take(&sid, now)?;
+        let (nonces, own) = lock(&self.nonces).take(&sid, self.mono_ms())?;
         let gate = Gate {
             me: frost_id(self.me).map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+            signers: &self.signer_ids,
+            min_signers: usize::from(self.manifest.threshold),
             backend_keys: &self.manifest.backend_keys,
             policy: self.policy.as_ref(),
             format: ChainFormat::IntentDigest,

@@ -50,6 +50,8 @@ pub trait SignerStore: Send + Sync + 'static {
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes a metadata value and flushes it to disk.
     fn put_meta_durable(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Writes a metadata value durably only if the key is absent; false if it existed.
+    fn put_meta_once(&self, key: &str, value: &[u8]) -> Result<bool, StoreError>;
     /// Atomically binds `id` to `digest` (durably) unless bound already.
     fn bind_withdrawal(
         &self,
@@ -112,6 +114,15 @@ impl SignerStore for SledStore {
         Ok(())
     }
 
+    fn put_meta_once(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let fresh = self
+            .meta
+            .compare_and_swap(key, None as Option<&[u8]>, Some(value))?
+            .is_ok();
+        self.db.flush()?;
+        Ok(fresh)
+    }
+
     fn bind_withdrawal(
         &self,
         id: &str,
@@ -128,7 +139,12 @@ impl SignerStore for SledStore {
                 Ok(Binding::New)
             }
             Err(cas) => match cas.current {
-                Some(existing) => compare(id, &existing, digest),
+                Some(existing) => {
+                    // The first binder may have failed to flush; make sure the binding is on
+                    // disk before anyone relies on it.
+                    self.db.flush()?;
+                    compare(id, &existing, digest)
+                }
                 None => Err(StoreError::Corrupt {
                     key: id.to_string(),
                     reason: "vanished during compare-and-swap".into(),
@@ -163,6 +179,15 @@ impl SignerStore for MemoryStore {
         Ok(())
     }
 
+    fn put_meta_once(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let mut m = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        if m.contains_key(key) {
+            return Ok(false);
+        }
+        m.insert(key.to_string(), value.to_vec());
+        Ok(true)
+    }
+
     fn bind_withdrawal(
         &self,
         id: &str,
@@ -194,6 +219,9 @@ mod tests {
         assert_eq!(s.get_meta("k").unwrap(), None);
         s.put_meta_durable("k", b"v").unwrap();
         assert_eq!(s.get_meta("k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert!(s.put_meta_once("share", b"1").unwrap());
+        assert!(!s.put_meta_once("share", b"2").unwrap());
+        assert_eq!(s.get_meta("share").unwrap().as_deref(), Some(&b"1"[..]));
     }
 
     #[test]
