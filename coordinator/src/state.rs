@@ -64,6 +64,7 @@ pub struct Coordinator {
     /// DKG progress.
     pub dkg: watch::Sender<apb::DkgStatus>,
     dkg_running: Mutex<bool>,
+    in_flight: Mutex<std::collections::HashSet<String>>,
 }
 
 fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -116,7 +117,24 @@ impl Coordinator {
             public_keys: RwLock::new(public_keys),
             dkg: watch::Sender::new(dkg),
             dkg_running: Mutex::new(false),
+            in_flight: Mutex::default(),
         })
+    }
+
+    /// Claims the right to run signing for `id`; false if a run is already under way.
+    pub fn claim(&self, id: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string())
+    }
+
+    /// Gives back a claim taken with [`Coordinator::claim`].
+    pub fn release(&self, id: &str) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// The group key (33 bytes) once DKG has finished.
@@ -148,6 +166,14 @@ impl Coordinator {
     /// of later attempts. Always leaves the record in a final state.
     pub async fn sign(self: Arc<Self>, mut record: Record, intent: WithdrawalIntent) {
         let id = record.id.clone();
+        // Whatever happens below, the claim taken by the caller is given back.
+        struct Release<'a>(&'a Coordinator, &'a str);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.release(self.1);
+            }
+        }
+        let _release = Release(&self, &id);
         let outcome = self.gather(&record, &intent).await;
         record.updated_ms = now_ms();
         match outcome {

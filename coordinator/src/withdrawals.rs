@@ -278,10 +278,18 @@ impl WithdrawalService for WithdrawalApi {
                 }
             }
         };
-        if let Some(rec) = start {
-            let rec = self.state.persist(rec).await.map_err(|e| internal(&e))?;
-            info!(withdrawal = %rec.id, "withdrawal received; signing");
-            tokio::spawn(self.state.clone().sign(rec, intent.clone()));
+        // Only one signing run per withdrawal at a time, however many retries race in.
+        if let Some(rec) = start.filter(|r| self.state.claim(&r.id)) {
+            match self.state.persist(rec).await {
+                Ok(rec) => {
+                    info!(withdrawal = %rec.id, "withdrawal received; signing");
+                    tokio::spawn(self.state.clone().sign(rec, intent.clone()));
+                }
+                Err(e) => {
+                    self.state.release(&intent.id);
+                    return Err(internal(&e));
+                }
+            }
         }
         let outcome = self.wait_final(&intent.id, wait).await?;
         self.answer(&outcome)
