@@ -5,6 +5,7 @@
 mod harness;
 
 mod devnet;
+mod dkg;
 mod hostile;
 mod malicious;
 mod operator;

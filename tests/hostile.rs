@@ -18,10 +18,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::harness::Cluster;
 
-type Out = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
+pub(crate) type Out = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
 
-struct Fake {
-    links: mpsc::Sender<(u32, Streaming<pb::SignerMessage>, Out)>,
+pub(crate) struct Fake {
+    pub(crate) links: mpsc::Sender<(u32, Streaming<pb::SignerMessage>, Out)>,
 }
 
 #[tonic::async_trait]
@@ -46,14 +46,14 @@ impl SignerLink for Fake {
 }
 
 /// One signer's stream, driven by the test.
-struct Driven {
-    inbound: Streaming<pb::SignerMessage>,
-    out: Out,
-    next: u64,
+pub(crate) struct Driven {
+    pub(crate) inbound: Streaming<pb::SignerMessage>,
+    pub(crate) out: Out,
+    pub(crate) next: u64,
 }
 
 impl Driven {
-    async fn call(&mut self, body: Req) -> Ans {
+    pub(crate) async fn call(&mut self, body: Req) -> Ans {
         self.next += 1;
         let id = self.next;
         self.out
