@@ -130,6 +130,29 @@ async fn exact_resubmission_returns_the_same_signature() {
         vec![pb::Status::Signing as i32, pb::Status::Signed as i32]
     );
 
+    // A signed withdrawal stays signed, and answers the same, after its intent expires.
+    let brief = quorate_core::intent::WithdrawalIntent::from_parts(
+        "wd-brief",
+        "ethereum",
+        "ETH",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "3",
+        now,
+        now + 1_000,
+        None,
+    )
+    .unwrap();
+    let brief_req = pb::SubmitRequest {
+        intent: Some(intent_to_proto(&brief)),
+        backend_signature: quorate_core::backend::sign(&key, &brief.digest()),
+    };
+    let signed = client.submit(brief_req.clone()).await.unwrap().into_inner();
+    assert_eq!(signed.status, pb::Status::Signed as i32);
+    // Wait out the intent's lifetime (the behaviour under test, not readiness).
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let again = client.submit(brief_req).await.unwrap().into_inner();
+    assert_eq!(again.signature, signed.signature);
+
     // Listing finds it, filters work.
     let list = client
         .list(pb::ListRequest {

@@ -202,57 +202,30 @@ impl WithdrawalService for WithdrawalApi {
         let intent = intent_from_proto(&wire_intent).map_err(|e| invalid("intent-invalid", e))?;
         let digest = intent.digest();
         let now = now_ms();
-        // Edge checks that change nothing: a forged or expired request is never stored.
+        // A forged request is refused at the edge and changes nothing.
         backend::verify(
             &self.state.manifest.backend_keys,
             &digest,
             &body.backend_signature,
         )
         .map_err(|r| refusal_status(&r))?;
-        if now >= intent.expires_at_ms {
-            let refusal = Refusal::permanent(
+        let store = &self.state.store;
+        let expired = now >= intent.expires_at_ms;
+        let expired_refusal = || {
+            Refusal::permanent(
                 rule::INTENT_EXPIRED,
                 format!(
                     "the intent expired at {} ms; now is {now} ms",
                     intent.expires_at_ms
                 ),
-            );
-            self.expire_if_unsigned(&intent.id, &digest, &refusal)
-                .await?;
-            return Err(refusal_status(&refusal));
-        }
-        if intent.created_at_ms > now + self.state.signing.max_clock_skew.as_millis() as u64 {
-            return Err(refusal_status(&Refusal::temporary(
-                rule::INTENT_NOT_YET_VALID,
-                "created_at_ms is in the future beyond the allowed clock skew",
-            )));
-        }
-        if self.state.group_key().is_none() {
-            return Err(refusal_status(&Refusal::temporary(
-                coord_rule::NO_GROUP_KEY,
-                "the cluster has no group key yet: run DKG first",
-            )));
-        }
-        let store = &self.state.store;
-        let record = Record {
-            v: SCHEMA_VERSION,
-            seq: store.next_seq().map_err(|e| internal(&e))?,
-            id: intent.id.clone(),
-            intent: hex::encode(intent.encode()),
-            backend_signature: hex::encode(&body.backend_signature),
-            digest: hex::encode(digest),
-            status: St::Signing,
-            signature: None,
-            signers: vec![],
-            rule: None,
-            reason: None,
-            created_ms: now,
-            updated_ms: now,
+            )
         };
-        let start = match store.insert_new(&record).map_err(|e| internal(&e))? {
-            Insert::New => Some(record),
-            Insert::Exists(existing) => {
-                if existing.digest != record.digest {
+        // An id already bound answers from its record (S6), before any check that depends on
+        // the time: a signed withdrawal stays signed after its intent expires.
+        let existing = store.get(&intent.id).map_err(|e| internal(&e))?;
+        let start = match existing {
+            Some(existing) => {
+                if existing.digest != hex::encode(digest) {
                     warn!(withdrawal = %intent.id, "withdrawal id reused with a different intent");
                     return Err(refusal_status(&Refusal::permanent(
                         rule::ID_CONFLICT,
@@ -263,18 +236,72 @@ impl WithdrawalService for WithdrawalApi {
                     )));
                 }
                 match existing.status {
+                    St::Failed if expired => {
+                        let refusal = expired_refusal();
+                        self.expire_if_unsigned(&intent.id, &digest, &refusal)
+                            .await?;
+                        return Err(refusal_status(&refusal));
+                    }
                     St::Failed => {
                         // Retryable: sign again under the same id (signers accept the same
                         // id with the same intent).
-                        let mut again = *existing;
+                        let mut again = existing;
                         again.status = St::Signing;
                         again.rule = None;
                         again.reason = None;
-                        again.backend_signature = record.backend_signature.clone();
+                        again.backend_signature = hex::encode(&body.backend_signature);
                         again.updated_ms = now;
                         Some(again)
                     }
                     _ => None,
+                }
+            }
+            None => {
+                if expired {
+                    return Err(refusal_status(&expired_refusal()));
+                }
+                if intent.created_at_ms > now + self.state.signing.max_clock_skew.as_millis() as u64
+                {
+                    return Err(refusal_status(&Refusal::temporary(
+                        rule::INTENT_NOT_YET_VALID,
+                        "created_at_ms is in the future beyond the allowed clock skew",
+                    )));
+                }
+                if self.state.group_key().is_none() {
+                    return Err(refusal_status(&Refusal::temporary(
+                        coord_rule::NO_GROUP_KEY,
+                        "the cluster has no group key yet: run DKG first",
+                    )));
+                }
+                let record = Record {
+                    v: SCHEMA_VERSION,
+                    seq: store.next_seq().map_err(|e| internal(&e))?,
+                    id: intent.id.clone(),
+                    intent: hex::encode(intent.encode()),
+                    backend_signature: hex::encode(&body.backend_signature),
+                    digest: hex::encode(digest),
+                    status: St::Signing,
+                    signature: None,
+                    signers: vec![],
+                    rule: None,
+                    reason: None,
+                    created_ms: now,
+                    updated_ms: now,
+                };
+                match store.insert_new(&record).map_err(|e| internal(&e))? {
+                    Insert::New => Some(record),
+                    // Lost a race with an identical submission: follow that one. A different
+                    // intent that won the race is still a conflict.
+                    Insert::Exists(other) if other.digest == record.digest => None,
+                    Insert::Exists(_) => {
+                        return Err(refusal_status(&Refusal::permanent(
+                            rule::ID_CONFLICT,
+                            format!(
+                                "withdrawal id `{}` is already bound to a different intent",
+                                intent.id
+                            ),
+                        )))
+                    }
                 }
             }
         };
