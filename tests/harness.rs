@@ -299,3 +299,50 @@ pub fn hexf(v: &Value, k: &str) -> Vec<u8> {
 pub fn read_to_string(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap()
 }
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+impl Cluster {
+    /// The backend's intent-signing key from the cluster directory.
+    pub fn backend_key(&self) -> k256::ecdsa::SigningKey {
+        let text = std::fs::read_to_string(self.path("backend/signing.key")).unwrap();
+        k256::ecdsa::SigningKey::from_slice(&hex::decode(text.trim()).unwrap()).unwrap()
+    }
+
+    /// A backend-signed request for `amount` wei of ETH to the sample address, valid from now
+    /// for `ttl_ms`.
+    pub fn eth_request(
+        &self,
+        id: &str,
+        amount: &str,
+        ttl_ms: u64,
+        customer_ref: Option<&str>,
+    ) -> (
+        quorate_core::intent::WithdrawalIntent,
+        quorate_wire::withdrawal::SubmitRequest,
+    ) {
+        let now = now_ms();
+        let intent = quorate_core::intent::WithdrawalIntent::from_parts(
+            id,
+            "ethereum",
+            "ETH",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            amount,
+            now,
+            now + ttl_ms,
+            customer_ref,
+        )
+        .unwrap();
+        let req = quorate_wire::withdrawal::SubmitRequest {
+            intent: Some(quorate_wire::convert::intent_to_proto(&intent)),
+            backend_signature: quorate_core::backend::sign(&self.backend_key(), &intent.digest()),
+        };
+        (intent, req)
+    }
+}

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::harness::Cluster;
+use crate::harness::{now_ms, Cluster};
 
 pub(crate) type Out = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
 
@@ -112,13 +112,6 @@ fn refused(a: &Ans, rule: &str) {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 fn id(n: u16) -> Identifier {
     Identifier::try_from(n).unwrap()
 }
@@ -163,10 +156,7 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         );
     }
 
-    let backend_key = {
-        let text = std::fs::read_to_string(c.path("backend/signing.key")).unwrap();
-        k256::ecdsa::SigningKey::from_slice(&hex::decode(text.trim()).unwrap()).unwrap()
-    };
+    let backend_key = c.backend_key();
     let now = now_ms();
     let make = |wid: &str, asset: &str, amount: &str, created: u64, expires: u64| {
         let i = WithdrawalIntent::from_parts(

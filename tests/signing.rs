@@ -76,31 +76,9 @@ async fn dkg_then_signed_withdrawal_verifies_and_ids_are_idempotent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_resubmission_returns_the_same_signature() {
-    use quorate_wire::{convert::intent_to_proto, withdrawal as pb};
+    use quorate_wire::withdrawal as pb;
     let c = Cluster::start(3, 2).await;
-    let key = {
-        let text = std::fs::read_to_string(c.path("backend/signing.key")).unwrap();
-        k256::ecdsa::SigningKey::from_slice(&hex::decode(text.trim()).unwrap()).unwrap()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let intent = quorate_core::intent::WithdrawalIntent::from_parts(
-        "wd-exact",
-        "ethereum",
-        "ETH",
-        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-        "7",
-        now,
-        now + 600_000,
-        Some("ref-1"),
-    )
-    .unwrap();
-    let req = pb::SubmitRequest {
-        intent: Some(intent_to_proto(&intent)),
-        backend_signature: quorate_core::backend::sign(&key, &intent.digest()),
-    };
+    let (intent, req) = c.eth_request("wd-exact", "7", 600_000, Some("ref-1"));
     let mut client =
         pb::withdrawal_service_client::WithdrawalServiceClient::new(c.channel("backend").await);
     let mut watch = client
@@ -131,21 +109,7 @@ async fn exact_resubmission_returns_the_same_signature() {
     );
 
     // A signed withdrawal stays signed, and answers the same, after its intent expires.
-    let brief = quorate_core::intent::WithdrawalIntent::from_parts(
-        "wd-brief",
-        "ethereum",
-        "ETH",
-        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-        "3",
-        now,
-        now + 1_000,
-        None,
-    )
-    .unwrap();
-    let brief_req = pb::SubmitRequest {
-        intent: Some(intent_to_proto(&brief)),
-        backend_signature: quorate_core::backend::sign(&key, &brief.digest()),
-    };
+    let (_, brief_req) = c.eth_request("wd-brief", "3", 1_000, None);
     let signed = client.submit(brief_req.clone()).await.unwrap().into_inner();
     assert_eq!(signed.status, pb::Status::Signed as i32);
     // Wait out the intent's lifetime (the behaviour under test, not readiness).
@@ -222,34 +186,9 @@ async fn signers_stopping_and_rejoining() {
 
     // Failed withdrawals: one retried after its intent expired becomes `expired`; one retried
     // in time (below, after the signers are back) gets signed under the same id.
-    use quorate_wire::{convert::intent_to_proto, withdrawal as pb};
-    let key = {
-        let text = std::fs::read_to_string(c.path("backend/signing.key")).unwrap();
-        k256::ecdsa::SigningKey::from_slice(&hex::decode(text.trim()).unwrap()).unwrap()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let request = |id: &str, ttl: u64| {
-        let intent = quorate_core::intent::WithdrawalIntent::from_parts(
-            id,
-            "ethereum",
-            "ETH",
-            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-            "1",
-            now,
-            now + ttl,
-            None,
-        )
-        .unwrap();
-        pb::SubmitRequest {
-            intent: Some(intent_to_proto(&intent)),
-            backend_signature: quorate_core::backend::sign(&key, &intent.digest()),
-        }
-    };
-    let short = request("wd-short", 1_500);
-    let retry = request("wd-retry", 600_000);
+    use quorate_wire::withdrawal as pb;
+    let (_, short) = c.eth_request("wd-short", "1", 1_500, None);
+    let (_, retry) = c.eth_request("wd-retry", "1", 600_000, None);
     let mut client =
         pb::withdrawal_service_client::WithdrawalServiceClient::new(c.channel("backend").await);
     for r in [&short, &retry] {

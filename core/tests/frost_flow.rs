@@ -35,15 +35,19 @@ fn setup(me: u16, ids: &[(u16, IdentitySecret)], t: u16, session: &[u8]) -> DkgS
     }
 }
 
-/// Runs the whole relayed DKG honestly.
-fn run_dkg(n: u16, t: u16) -> Group {
+/// Runs rounds 1 to 3 of the relayed DKG honestly; returns each participant's output.
+fn dkg_outputs(
+    n: u16,
+    t: u16,
+    session: &[u8],
+) -> (Vec<(u16, IdentitySecret)>, Vec<dkg::DkgOutput>) {
     let ids: Vec<(u16, IdentitySecret)> = (1..=n)
         .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
         .collect();
     let mut r1 = Vec::new();
     let mut broadcast = Vec::new();
     for (i, k) in &ids {
-        let (st, signed) = dkg::round1(setup(*i, &ids, t, b"session-1"), k, &mut OsRng).unwrap();
+        let (st, signed) = dkg::round1(setup(*i, &ids, t, session), k, &mut OsRng).unwrap();
         r1.push(st);
         broadcast.push(signed);
     }
@@ -56,19 +60,27 @@ fn run_dkg(n: u16, t: u16) -> Group {
             mail.entry(s.recipient).or_default().push(s);
         }
     }
+    let outs = r2
+        .into_iter()
+        .zip(&ids)
+        .map(|(st, (i, k))| dkg::round3(st, k, &mail[i]).unwrap())
+        .collect();
+    (ids, outs)
+}
+
+/// Runs the whole relayed DKG honestly, confirmation included.
+fn run_dkg(n: u16, t: u16) -> Group {
+    let (ids, outs) = dkg_outputs(n, t, b"session-1");
     let mut keys = BTreeMap::new();
-    let mut outs = Vec::new();
-    for (st, (i, k)) in r2.into_iter().zip(&ids) {
-        let out = dkg::round3(st, k, &mail[i]).unwrap();
+    for (o, (i, k)) in outs.iter().zip(&ids) {
         assert!(dkg::verify_result(
             &k.public(),
             b"session-1",
-            &out.transcript,
-            &out.group_key,
-            &out.signature
+            &o.transcript,
+            &o.group_key,
+            &o.signature
         ));
-        keys.insert(*i, out.key_package.clone());
-        outs.push(out);
+        keys.insert(*i, o.key_package.clone());
     }
     for o in &outs {
         assert_eq!(o.group_key, outs[0].group_key, "all agree on the group key");
@@ -368,30 +380,7 @@ proptest! {
 
 #[test]
 fn a_share_is_kept_only_when_every_participant_confirms() {
-    let ids: Vec<(u16, IdentitySecret)> = (1..=3)
-        .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
-        .collect();
-    let mut r1 = Vec::new();
-    let mut broadcast = Vec::new();
-    for (i, k) in &ids {
-        let (st, signed) = dkg::round1(setup(*i, &ids, 2, b"s"), k, &mut OsRng).unwrap();
-        r1.push(st);
-        broadcast.push(signed);
-    }
-    let mut r2 = Vec::new();
-    let mut mail: BTreeMap<u16, Vec<Sealed>> = BTreeMap::new();
-    for (st, (_, k)) in r1.into_iter().zip(&ids) {
-        let (st, sealed) = dkg::round2(st, k, &mut OsRng, &broadcast).unwrap();
-        r2.push(st);
-        for s in sealed {
-            mail.entry(s.recipient).or_default().push(s);
-        }
-    }
-    let outs: Vec<dkg::DkgOutput> = r2
-        .into_iter()
-        .zip(&ids)
-        .map(|(st, (i, k))| dkg::round3(st, k, &mail[i]).unwrap())
-        .collect();
+    let (ids, outs) = dkg_outputs(3, 2, b"s");
     let participants: BTreeMap<u16, _> = ids.iter().map(|(i, k)| (*i, k.public())).collect();
     let all = signed_results(&outs, &ids);
     dkg::check_confirmations(&participants, b"s", &outs[0], &all).unwrap();
