@@ -69,19 +69,28 @@ kek_file = "keys/kek"
     );
 
     // The CA signs the CSR, as a signer, whatever the CSR asked for.
+    let csr = host.path().join("tls/signer.csr");
+    let sign_csr = |role: &'static str, out: std::path::PathBuf| {
+        let (dir, csr) = (c.dir_str().to_string(), csr.clone());
+        async move {
+            quorate(&[
+                "sign-csr",
+                "--dir",
+                &dir,
+                "--csr",
+                csr.to_str().unwrap(),
+                "--name",
+                "signer-9",
+                "--role",
+                role,
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .await
+        }
+    };
     let cert = host.path().join("tls/signer.pem");
-    let (code, out, err) = quorate(&[
-        "sign-csr",
-        "--dir",
-        c.dir_str(),
-        "--csr",
-        host.path().join("tls/signer.csr").to_str().unwrap(),
-        "--name",
-        "signer-9",
-        "--out",
-        cert.to_str().unwrap(),
-    ])
-    .await;
+    let (code, out, err) = sign_csr("signer", cert.clone()).await;
     assert_eq!(code, 0, "{out}{err}");
     let der = CertificateDer::from_pem_file(&cert).unwrap();
     let id = identity_of(der.as_ref()).unwrap();
@@ -96,32 +105,9 @@ kek_file = "keys/kek"
     tls.client_config()
         .expect("certificate matches the host's key");
     // Refuses to overwrite, and refuses a role the CA does not hand out.
-    let (code, _, _) = quorate(&[
-        "sign-csr",
-        "--dir",
-        c.dir_str(),
-        "--csr",
-        host.path().join("tls/signer.csr").to_str().unwrap(),
-        "--name",
-        "signer-9",
-        "--out",
-        cert.to_str().unwrap(),
-    ])
-    .await;
+    let (code, _, _) = sign_csr("signer", cert.clone()).await;
     assert_ne!(code, 0);
-    let (code, _, err) = quorate(&[
-        "sign-csr",
-        "--dir",
-        c.dir_str(),
-        "--csr",
-        host.path().join("tls/signer.csr").to_str().unwrap(),
-        "--name",
-        "signer-9",
-        "--role",
-        "coordinator",
-        "--out",
-        host.path().join("x.pem").to_str().unwrap(),
-    ])
-    .await;
+    let (code, _, err) = sign_csr("coordinator", host.path().join("x.pem")).await;
     assert_ne!(code, 0, "{err}");
+    assert!(!host.path().join("x.pem").exists());
 }

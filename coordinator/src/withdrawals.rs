@@ -16,7 +16,7 @@ use quorate_wire::{
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{metadata::MetadataValue, Request, Response, Status};
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use crate::{
     state::{coord_rule, now_ms, Coordinator},
@@ -310,7 +310,13 @@ impl WithdrawalService for WithdrawalApi {
             match self.state.persist(rec).await {
                 Ok(rec) => {
                     info!(withdrawal = %rec.id, "withdrawal received; signing");
-                    tokio::spawn(self.state.clone().sign(rec, intent.clone()));
+                    let span = tracing::info_span!("withdrawal", id = %rec.id);
+                    tokio::spawn(
+                        self.state
+                            .clone()
+                            .sign(rec, intent.clone())
+                            .instrument(span),
+                    );
                 }
                 Err(e) => {
                     self.state.release(&intent.id);

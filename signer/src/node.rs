@@ -536,6 +536,8 @@ impl Node {
     }
 
     fn sign(&self, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
+        let span = tracing::info_span!("sign", session = %hex::encode(&r.session_id));
+        let _entered = span.enter();
         let key = self.key()?;
         let sid = session_id(&r.session_id)?;
         let now = now_ms();
