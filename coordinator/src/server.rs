@@ -17,7 +17,7 @@ use tonic::transport::Server;
 
 use crate::{
     admin::AdminApi, config::CoordinatorConfig, link::LinkService, state::Coordinator,
-    store::Store, withdrawals::WithdrawalApi,
+    store::SledStore, withdrawals::WithdrawalApi,
 };
 
 /// Everything loaded and validated, ready to serve.
@@ -39,7 +39,7 @@ pub fn prepare(cfg: &CoordinatorConfig) -> anyhow::Result<Prepared> {
     );
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let store = Store::open(&cfg.data_dir)?;
+    let store = Arc::new(SledStore::open(&cfg.data_dir)?);
     let state =
         Coordinator::new(manifest, store, cfg.signing.clone()).map_err(|e| anyhow::anyhow!(e))?;
     Ok(Prepared {

@@ -707,30 +707,49 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_restart_fails_in_flight_withdrawals_and_keeps_signed_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store
-                .insert_new(&record("in-flight", 1, Status::Signing))
-                .unwrap();
-            store
-                .insert_new(&record("done", 2, Status::Signed))
-                .unwrap();
-            store.flush().unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        let st = Coordinator::new(manifest(), store.clone(), SigningConfig::default()).unwrap();
+    fn restart_fails_in_flight_and_keeps_signed(store: Store, reopen: impl Fn() -> Store) {
+        store
+            .insert_new(&record("in-flight", 1, Status::Signing))
+            .unwrap();
+        store
+            .insert_new(&record("done", 2, Status::Signed))
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let st = Coordinator::new(manifest(), reopen(), SigningConfig::default()).unwrap();
         let r = st.store.get("in-flight").unwrap().unwrap();
         assert_eq!(r.status, Status::Failed);
         assert_eq!(r.rule.as_deref(), Some(coord_rule::RESTARTED));
         let d = st.store.get("done").unwrap().unwrap();
         assert_eq!(d, record("done", 2, Status::Signed));
         // Listing is in insertion order and pages.
-        let (page, more) = st.store.list(None, 1, |_| true).unwrap();
+        let (page, more) = st.store.list(None, 1, &mut |_| true).unwrap();
         assert_eq!((page[0].id.as_str(), more), ("in-flight", true));
-        let (page, more) = st.store.list(Some(page[0].seq), 1, |_| true).unwrap();
+        let (page, more) = st.store.list(Some(page[0].seq), 1, &mut |_| true).unwrap();
         assert_eq!((page[0].id.as_str(), more), ("done", false));
+        // Inserting an existing id never overwrites it.
+        assert!(matches!(
+            st.store
+                .insert_new(&record("done", 3, Status::Signing))
+                .unwrap(),
+            crate::store::Insert::Exists(_)
+        ));
+    }
+
+    #[test]
+    fn a_restart_fails_in_flight_withdrawals_and_keeps_signed_ones_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        restart_fails_in_flight_and_keeps_signed(
+            Arc::new(crate::store::SledStore::open(&path).unwrap()),
+            || Arc::new(crate::store::SledStore::open(&path).unwrap()),
+        );
+    }
+
+    #[test]
+    fn a_restart_fails_in_flight_withdrawals_and_keeps_signed_ones_memory() {
+        let mem: Arc<crate::store::MemoryStore> = Arc::default();
+        let again = mem.clone();
+        restart_fails_in_flight_and_keeps_signed(mem, move || again.clone());
     }
 }

@@ -1,8 +1,12 @@
-//! The coordinator's durable state: withdrawal records (with a sequence index for ordered
-//! listing) and the group's public key package. Every record carries a schema version. A
-//! record is flushed to disk before the answer that depends on it leaves (S6).
+//! The coordinator's durable state, behind a small trait: withdrawal records (with a sequence
+//! index for ordered listing) and the group's public key package. Every record carries a
+//! schema version. A record is flushed to disk before the answer that depends on it leaves (S6).
 
-use std::path::Path;
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -96,9 +100,40 @@ pub enum Insert {
     Exists(Box<Record>),
 }
 
-/// sled-backed coordinator store.
+/// What the coordinator persists. Implementations must make `insert_new` atomic.
+pub trait WithdrawalStore: Send + Sync + 'static {
+    /// Flushes everything written so far to disk. Blocking: call off the async reactor.
+    fn flush(&self) -> Result<(), StoreError>;
+    /// A fresh, increasing sequence number.
+    fn next_seq(&self) -> Result<u64, StoreError>;
+    /// Inserts `r` unless its id exists (atomic). Not flushed.
+    fn insert_new(&self, r: &Record) -> Result<Insert, StoreError>;
+    /// Overwrites an existing record. Not flushed.
+    fn update(&self, r: &Record) -> Result<(), StoreError>;
+    /// Reads one record.
+    fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;
+    /// Records in insertion order after sequence `after` that satisfy `keep`, at most
+    /// `limit`; and whether more may follow.
+    fn list(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        keep: &mut dyn FnMut(&Record) -> bool,
+    ) -> Result<(Vec<Record>, bool), StoreError>;
+    /// Every record whose status is `status`.
+    fn with_status(&self, status: Status) -> Result<Vec<Record>, StoreError>;
+    /// The stored public key package, if DKG has finished.
+    fn public_key_package(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores the public key package durably.
+    fn put_public_key_package(&self, bytes: &[u8]) -> Result<(), StoreError>;
+}
+
+/// The store as the coordinator holds it.
+pub type Store = Arc<dyn WithdrawalStore>;
+
+/// sled-backed coordinator store, one database per coordinator.
 #[derive(Clone)]
-pub struct Store {
+pub struct SledStore {
     db: sled::Db,
     withdrawals: sled::Tree,
     by_seq: sled::Tree,
@@ -117,7 +152,7 @@ fn encode(r: &Record) -> Vec<u8> {
     serde_json::to_vec(r).unwrap_or_default()
 }
 
-impl Store {
+impl SledStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
@@ -128,20 +163,19 @@ impl Store {
             db,
         })
     }
+}
 
-    /// Flushes everything written so far to disk. Blocking: call off the async reactor.
-    pub fn flush(&self) -> Result<(), StoreError> {
+impl WithdrawalStore for SledStore {
+    fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }
 
-    /// A fresh sequence number.
-    pub fn next_seq(&self) -> Result<u64, StoreError> {
+    fn next_seq(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)
     }
 
-    /// Inserts `r` unless its id exists (atomic). Not flushed.
-    pub fn insert_new(&self, r: &Record) -> Result<Insert, StoreError> {
+    fn insert_new(&self, r: &Record) -> Result<Insert, StoreError> {
         match self.withdrawals.compare_and_swap(
             r.id.as_bytes(),
             None as Option<&[u8]>,
@@ -161,27 +195,23 @@ impl Store {
         }
     }
 
-    /// Overwrites an existing record. Not flushed.
-    pub fn update(&self, r: &Record) -> Result<(), StoreError> {
+    fn update(&self, r: &Record) -> Result<(), StoreError> {
         self.withdrawals.insert(r.id.as_bytes(), encode(r))?;
         Ok(())
     }
 
-    /// Reads one record.
-    pub fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         self.withdrawals
             .get(id.as_bytes())?
             .map(|v| decode(id.as_bytes(), &v))
             .transpose()
     }
 
-    /// Records in insertion order, starting after sequence `after`, that satisfy `keep`, at
-    /// most `limit`. Returns them and whether more may follow.
-    pub fn list(
+    fn list(
         &self,
         after: Option<u64>,
         limit: usize,
-        mut keep: impl FnMut(&Record) -> bool,
+        keep: &mut dyn FnMut(&Record) -> bool,
     ) -> Result<(Vec<Record>, bool), StoreError> {
         let start = after
             .map(|s| s.saturating_add(1))
@@ -204,8 +234,7 @@ impl Store {
         Ok((out, false))
     }
 
-    /// Every record whose status is `status`.
-    pub fn with_status(&self, status: Status) -> Result<Vec<Record>, StoreError> {
+    fn with_status(&self, status: Status) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
         for item in self.withdrawals.iter() {
             let (k, v) = item?;
@@ -217,14 +246,105 @@ impl Store {
         Ok(out)
     }
 
-    /// The stored public key package, if DKG has finished.
-    pub fn public_key_package(&self) -> Result<Option<Vec<u8>>, StoreError> {
+    fn public_key_package(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(META_PUBLIC_KEY_PACKAGE)?.map(|v| v.to_vec()))
     }
 
-    /// Stores the public key package durably.
-    pub fn put_public_key_package(&self, bytes: &[u8]) -> Result<(), StoreError> {
+    fn put_public_key_package(&self, bytes: &[u8]) -> Result<(), StoreError> {
         self.meta.insert(META_PUBLIC_KEY_PACKAGE, bytes)?;
         self.flush()
+    }
+}
+
+/// In-memory store for unit tests of the coordinator's logic.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    seq: u64,
+    records: BTreeMap<String, Record>,
+    by_seq: BTreeMap<u64, String>,
+    public_key_package: Option<Vec<u8>>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl WithdrawalStore for MemoryStore {
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        let mut m = self.lock();
+        m.seq += 1;
+        Ok(m.seq)
+    }
+
+    fn insert_new(&self, r: &Record) -> Result<Insert, StoreError> {
+        let mut m = self.lock();
+        if let Some(cur) = m.records.get(&r.id) {
+            return Ok(Insert::Exists(Box::new(cur.clone())));
+        }
+        m.records.insert(r.id.clone(), r.clone());
+        m.by_seq.insert(r.seq, r.id.clone());
+        Ok(Insert::New)
+    }
+
+    fn update(&self, r: &Record) -> Result<(), StoreError> {
+        self.lock().records.insert(r.id.clone(), r.clone());
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.lock().records.get(id).cloned())
+    }
+
+    fn list(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        keep: &mut dyn FnMut(&Record) -> bool,
+    ) -> Result<(Vec<Record>, bool), StoreError> {
+        let m = self.lock();
+        let start = after.map(|s| s.saturating_add(1)).unwrap_or(0);
+        let mut out = Vec::new();
+        for id in m.by_seq.range(start..).map(|(_, id)| id) {
+            let Some(rec) = m.records.get(id) else {
+                continue;
+            };
+            if keep(rec) {
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(rec.clone());
+            }
+        }
+        Ok((out, false))
+    }
+
+    fn with_status(&self, status: Status) -> Result<Vec<Record>, StoreError> {
+        Ok(self
+            .lock()
+            .records
+            .values()
+            .filter(|r| r.status == status)
+            .cloned()
+            .collect())
+    }
+
+    fn public_key_package(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().public_key_package.clone())
+    }
+
+    fn put_public_key_package(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.lock().public_key_package = Some(bytes.to_vec());
+        Ok(())
     }
 }

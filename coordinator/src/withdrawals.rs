@@ -386,7 +386,7 @@ impl WithdrawalService for WithdrawalApi {
         let (records, more) = self
             .state
             .store
-            .list(after, limit, |r| {
+            .list(after, limit, &mut |r| {
                 let p = record_to_proto(r, &gk);
                 (status == pb::Status::Unspecified || p.status == status as i32)
                     && p.intent.as_ref().is_some_and(|i| {
