@@ -7,8 +7,9 @@
 //! - the transcript hash of all round-1 packages is bound into every sealed round-2 package, so
 //!   two participants that saw different round-1 broadcasts cannot complete with each other;
 //! - round-2 packages are sealed end to end ([`crate::seal`]); the coordinator sees no share;
-//! - the final result (group key, transcript) is signed so the coordinator can show that all
-//!   participants agree.
+//! - the final result (group key, transcript) is signed, and a participant keeps its share only
+//!   after checking all n signed results ([`check_confirmations`]); the confirmation round is
+//!   what makes a participant sure every other one finished the same group.
 
 use std::collections::BTreeMap;
 
@@ -407,8 +408,9 @@ pub struct SignedResult {
 }
 
 /// The last step before a participant keeps its share: every one of the n participants must
-/// have signed the same transcript and group key as ours. A share is never stored for a group
-/// that not everyone finished, so a failed DKG leaves no participant holding a key.
+/// have signed the same transcript and group key as ours, so a share is never kept for a group
+/// that some participant did not finish. (A relay can still withhold this confirmation from
+/// some participants; operators compare fingerprints out of band for that reason.)
 pub fn check_confirmations(
     setup_participants: &BTreeMap<u16, IdentityPublic>,
     session_id: &[u8],
