@@ -1,23 +1,31 @@
-//! The withdrawal intent and its canonical encoding (version 1).
+//! The withdrawal intent and its canonical encoding, version 1.
 //!
 //! The encoding is what the backend signs (through its SHA-256 digest) and what every signer
-//! recomputes before it signs (S1). Other languages implement exactly this layout; the test
-//! vectors in `core/tests/vectors/intent_v1.json` pin it. All integers are big-endian.
+//! recomputes from the intent before it signs. Other languages implement exactly this layout;
+//! the vectors in `core/tests/vectors/intent_v1.json` pin it. Integers are unsigned big-endian;
+//! strings are ASCII (UTF-8) bytes with no terminator.
 //!
 //! ```text
-//! u8   len(DOMAIN_TAG) = 25
-//! [25] DOMAIN_TAG      = "QUORATE/withdrawal-intent"
-//! u8   INTENT_VERSION  = 1
-//! u16  len(id)         ‖ id bytes           (1..=128, [A-Za-z0-9._:-])
-//! u8   chain code                           (ethereum 1, polygon 2, bitcoin 3,
-//!                                            bitcoin-testnet 4, tron 5, solana 6)
-//! u16  len(asset)      ‖ asset bytes        (1..=16, [A-Z0-9])
-//! u16  len(dest)       ‖ destination bytes  (normalised form, see `address`)
-//! u128 amount                               (16 bytes, base units, > 0)
-//! u64  created_at_ms
-//! u64  expires_at_ms                        (created < expires <= created + 24 h)
-//! u8   0 (no customer reference) | 1 ‖ u16 len ‖ bytes (1..=128, printable ASCII)
+//! offset  size  field
+//! 0       1     len(DOMAIN_TAG) = 25 (0x19)
+//! 1       25    DOMAIN_TAG = "QUORATE/withdrawal-intent"
+//! 26      1     INTENT_VERSION = 1
+//! 27      2     len(id)            then id bytes          1..=128 of [A-Za-z0-9._:-]
+//! .       1     chain code         1 ethereum, 2 polygon, 3 bitcoin, 4 bitcoin-testnet,
+//!                                  5 tron, 6 solana
+//! .       2     len(asset)         then asset bytes       1..=16 of [A-Z0-9]
+//! .       2     len(destination)   then destination bytes the normalised form: EIP-55 for
+//!                                  EVM chains, lowercase bech32/bech32m for Bitcoin, the
+//!                                  base58check / base58 text itself for Tron / Solana
+//! .       16    amount             u128, base units, > 0
+//! .       8     created_at_ms      u64, unix milliseconds, > 0
+//! .       8     expires_at_ms      u64, created_at_ms < expires_at_ms <= created_at_ms + 24 h
+//! .       1     customer_ref flag  0 = absent (nothing follows)
+//!                                  1 = present, then u16 len and bytes, 1..=128 of 0x20..=0x7e
 //! ```
+//!
+//! Nothing follows the last field. Decoding is the strict inverse: a byte string is accepted
+//! only if it is exactly the encoding of a valid intent, so `encode(decode(b)) == b`.
 //!
 //! The digest is `SHA-256(encoding)`.
 
@@ -28,86 +36,142 @@ use crate::{
     amount::{Amount, AmountError},
 };
 
-/// Domain tag that opens every encoding.
+/// Domain tag that opens every encoding (after its 1-byte length).
 pub const DOMAIN_TAG: &[u8] = b"QUORATE/withdrawal-intent";
 /// Encoding version.
 pub const INTENT_VERSION: u8 = 1;
-/// Longest allowed lifetime of an intent (24 hours).
+/// Longest allowed lifetime of an intent, `expires_at_ms - created_at_ms` (24 hours).
 pub const MAX_LIFETIME_MS: u64 = 24 * 60 * 60 * 1000;
-/// Longest id.
+/// Longest id, in bytes.
 pub const MAX_ID_LEN: usize = 128;
-/// Longest asset symbol.
+/// Longest asset symbol, in bytes.
 pub const MAX_ASSET_LEN: usize = 16;
-/// Longest customer reference.
+/// Longest customer reference, in bytes.
 pub const MAX_REF_LEN: usize = 128;
 
-/// A withdrawal request, validated and with a normalised destination.
+// The tag's length is written as one byte.
+const _: () = assert!(DOMAIN_TAG.len() <= u8::MAX as usize);
+
+/// A withdrawal request: validated, with its destination in canonical form.
+///
+/// The fields are public for reading; an intent assembled as a struct literal has not been
+/// checked until it goes through [`WithdrawalIntent::validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WithdrawalIntent {
     /// Client-chosen idempotency key.
     pub id: String,
     /// Chain.
     pub chain: Chain,
-    /// Asset symbol.
+    /// Asset symbol, e.g. `ETH`, `USDC`.
     pub asset: String,
-    /// Destination in canonical form.
+    /// Destination address in canonical form.
     pub destination: String,
     /// Amount in base units.
     pub amount: Amount,
-    /// Creation time, unix ms.
+    /// Creation time, unix milliseconds.
     pub created_at_ms: u64,
-    /// Expiry, unix ms.
+    /// Expiry, unix milliseconds.
     pub expires_at_ms: u64,
     /// Optional customer reference.
     pub customer_ref: Option<String>,
 }
 
-/// Why an intent was refused; the message names the field and the rule.
+/// Why an intent was refused; the message starts with the field and states the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IntentError {
     /// Bad id.
-    #[error("id: must be 1..={MAX_ID_LEN} characters of A-Z a-z 0-9 . _ : -")]
+    #[error("id: must be 1..={MAX_ID_LEN} bytes of A-Z a-z 0-9 . _ : -")]
     Id,
-    /// Unknown chain.
+    /// Unknown chain name.
     #[error("chain: {0}")]
     Chain(#[from] UnknownChain),
     /// Bad asset symbol.
-    #[error("asset: must be 1..={MAX_ASSET_LEN} characters of A-Z 0-9")]
+    #[error("asset: must be 1..={MAX_ASSET_LEN} bytes of A-Z 0-9 (upper case)")]
     Asset,
-    /// Bad destination.
+    /// Bad destination address.
     #[error("destination: {0}")]
     Destination(#[from] AddressError),
     /// Bad amount.
     #[error("amount: {0}")]
     Amount(#[from] AmountError),
-    /// Bad times.
-    #[error("times: {0}")]
-    Times(&'static str),
+    /// `created_at_ms` is zero.
+    #[error("created_at_ms: must be set (unix milliseconds, > 0)")]
+    CreatedAt,
+    /// `expires_at_ms` is not after `created_at_ms`.
+    #[error(
+        "expires_at_ms: must be later than created_at_ms ({created_at_ms}), got {expires_at_ms}"
+    )]
+    ExpiresBeforeCreated {
+        /// Creation time.
+        created_at_ms: u64,
+        /// Expiry.
+        expires_at_ms: u64,
+    },
+    /// The intent would live longer than [`MAX_LIFETIME_MS`].
+    #[error(
+        "expires_at_ms: an intent may live at most {MAX_LIFETIME_MS} ms (24 h) after \
+         created_at_ms; this one lives {lifetime_ms} ms"
+    )]
+    LifetimeTooLong {
+        /// `expires_at_ms - created_at_ms`.
+        lifetime_ms: u64,
+    },
     /// Bad customer reference.
-    #[error("customer_ref: must be 1..={MAX_REF_LEN} printable ASCII characters")]
+    #[error(
+        "customer_ref: must be absent or 1..={MAX_REF_LEN} bytes of printable ASCII (0x20-0x7e)"
+    )]
     CustomerRef,
-    /// The bytes are not a canonical version-1 encoding.
+    /// The tag is not [`DOMAIN_TAG`]: these bytes are not a withdrawal intent.
+    #[error("encoding: wrong domain tag (not a Quorate withdrawal intent)")]
+    DomainTag,
+    /// An encoding version this code does not know.
+    #[error("encoding: unsupported version {0} (this build reads version {INTENT_VERSION})")]
+    Version(u8),
+    /// A chain code with no chain.
+    #[error("encoding: unknown chain code {0}")]
+    ChainCode(u8),
+    /// Any other violation of the byte layout.
     #[error("encoding: {0}")]
     Encoding(&'static str),
 }
 
+impl IntentError {
+    /// The field the error is about, as named in the wire format (`encoding` for the layout).
+    pub fn field(&self) -> &'static str {
+        match self {
+            IntentError::Id => "id",
+            IntentError::Chain(_) => "chain",
+            IntentError::Asset => "asset",
+            IntentError::Destination(_) => "destination",
+            IntentError::Amount(_) => "amount",
+            IntentError::CreatedAt => "created_at_ms",
+            IntentError::ExpiresBeforeCreated { .. } | IntentError::LifetimeTooLong { .. } => {
+                "expires_at_ms"
+            }
+            IntentError::CustomerRef => "customer_ref",
+            IntentError::DomainTag
+            | IntentError::Version(_)
+            | IntentError::ChainCode(_)
+            | IntentError::Encoding(_) => "encoding",
+        }
+    }
+}
+
 fn valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_ID_LEN
+    (1..=MAX_ID_LEN).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 fn valid_asset(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_ASSET_LEN
+    (1..=MAX_ASSET_LEN).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn valid_ref(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_REF_LEN && s.bytes().all(|b| (0x20..=0x7e).contains(&b))
+    (1..=MAX_REF_LEN).contains(&s.len()) && s.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
 impl WithdrawalIntent {
@@ -124,52 +188,59 @@ impl WithdrawalIntent {
         expires_at_ms: u64,
         customer_ref: Option<&str>,
     ) -> Result<Self, IntentError> {
-        if !valid_id(id) {
-            return Err(IntentError::Id);
-        }
-        let chain: Chain = chain.parse()?;
-        if !valid_asset(asset) {
-            return Err(IntentError::Asset);
-        }
-        let destination = normalize_address(chain, destination)?;
-        let amount = Amount::parse(amount)?;
-        let intent = Self {
+        Self {
             id: id.to_string(),
-            chain,
+            chain: chain.parse()?,
             asset: asset.to_string(),
-            destination,
-            amount,
+            destination: destination.to_string(),
+            amount: Amount::parse(amount)?,
             created_at_ms,
             expires_at_ms,
             customer_ref: customer_ref.map(str::to_string),
-        };
-        intent.check_times_and_ref()?;
-        Ok(intent)
+        }
+        .validate()
     }
 
-    fn check_times_and_ref(&self) -> Result<(), IntentError> {
+    /// Checks every field rule and returns the intent with its destination normalised.
+    ///
+    /// For intents built as struct literals; every other constructor already calls it.
+    pub fn validate(mut self) -> Result<Self, IntentError> {
+        if !valid_id(&self.id) {
+            return Err(IntentError::Id);
+        }
+        if !valid_asset(&self.asset) {
+            return Err(IntentError::Asset);
+        }
+        self.destination = normalize_address(self.chain, &self.destination)?;
+        // `Amount` cannot hold zero, so there is nothing to check for it here.
         if self.created_at_ms == 0 {
-            return Err(IntentError::Times("created_at_ms must be set"));
+            return Err(IntentError::CreatedAt);
         }
         if self.expires_at_ms <= self.created_at_ms {
-            return Err(IntentError::Times(
-                "expires_at_ms must be after created_at_ms",
-            ));
+            return Err(IntentError::ExpiresBeforeCreated {
+                created_at_ms: self.created_at_ms,
+                expires_at_ms: self.expires_at_ms,
+            });
         }
-        if self.expires_at_ms - self.created_at_ms > MAX_LIFETIME_MS {
-            return Err(IntentError::Times("an intent may live at most 24 hours"));
+        let lifetime_ms = self.expires_at_ms - self.created_at_ms;
+        if lifetime_ms > MAX_LIFETIME_MS {
+            return Err(IntentError::LifetimeTooLong { lifetime_ms });
         }
         if let Some(r) = &self.customer_ref {
             if !valid_ref(r) {
                 return Err(IntentError::CustomerRef);
             }
         }
-        Ok(())
+        Ok(self)
     }
 
     /// The canonical version-1 encoding (layout in the module documentation).
+    ///
+    /// Meaningful only for a validated intent: every constructor validates, and `decode`
+    /// refuses the encoding of anything that would not pass [`WithdrawalIntent::validate`].
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128);
+        let mut out = Vec::with_capacity(128 + self.destination.len());
+        // The const assertion above makes the cast lossless.
         out.push(DOMAIN_TAG.len() as u8);
         out.extend_from_slice(DOMAIN_TAG);
         out.push(INTENT_VERSION);
@@ -194,38 +265,42 @@ impl WithdrawalIntent {
     /// (trailing data, a non-normalised destination, an invalid field) is refused.
     pub fn decode(bytes: &[u8]) -> Result<Self, IntentError> {
         let mut r = Reader { buf: bytes };
-        let tag_len = r.u8()? as usize;
-        if r.take(tag_len)? != DOMAIN_TAG {
-            return Err(IntentError::Encoding("wrong domain tag"));
+        let tag_len = usize::from(r.u8()?);
+        if tag_len != DOMAIN_TAG.len() || r.take(tag_len)? != DOMAIN_TAG {
+            return Err(IntentError::DomainTag);
         }
-        if r.u8()? != INTENT_VERSION {
-            return Err(IntentError::Encoding("unsupported version"));
+        let version = r.u8()?;
+        if version != INTENT_VERSION {
+            return Err(IntentError::Version(version));
         }
         let id = r.str16()?;
-        let chain = Chain::from_code(r.u8()?).ok_or(IntentError::Encoding("unknown chain code"))?;
+        let code = r.u8()?;
+        let chain = Chain::from_code(code).ok_or(IntentError::ChainCode(code))?;
         let asset = r.str16()?;
         let destination = r.str16()?;
-        let amount = u128::from_be_bytes(r.array::<16>()?);
-        let created_at_ms = u64::from_be_bytes(r.array::<8>()?);
-        let expires_at_ms = u64::from_be_bytes(r.array::<8>()?);
+        let amount = Amount::new(u128::from_be_bytes(r.array()?))?;
+        let created_at_ms = u64::from_be_bytes(r.array()?);
+        let expires_at_ms = u64::from_be_bytes(r.array()?);
         let customer_ref = match r.u8()? {
             0 => None,
             1 => Some(r.str16()?),
-            _ => return Err(IntentError::Encoding("bad customer_ref marker")),
+            _ => return Err(IntentError::Encoding("customer_ref flag must be 0 or 1")),
         };
         if !r.buf.is_empty() {
-            return Err(IntentError::Encoding("trailing bytes"));
+            return Err(IntentError::Encoding("trailing bytes after the last field"));
         }
-        let intent = Self::from_parts(
-            &id,
-            chain.as_str(),
-            &asset,
-            &destination,
-            &amount.to_string(),
+        let intent = Self {
+            id,
+            chain,
+            asset,
+            destination: destination.clone(),
+            amount,
             created_at_ms,
             expires_at_ms,
-            customer_ref.as_deref(),
-        )?;
+            customer_ref,
+        }
+        .validate()?;
+        // Two spellings of one address would give one withdrawal two digests.
         if intent.destination != destination {
             return Err(IntentError::Encoding(
                 "destination is not in normalised form",
@@ -239,16 +314,20 @@ impl WithdrawalIntent {
         Sha256::digest(self.encode()).into()
     }
 
-    /// The digest as hex.
+    /// The digest as lowercase hex.
     pub fn digest_hex(&self) -> String {
         hex::encode(self.digest())
     }
 }
 
+/// Writes a u16 length and the bytes. Validated fields are at most 128 bytes; for anything
+/// longer (an unvalidated struct literal) the bytes are cut to the length written, so the
+/// output stays parseable and `decode` refuses it on the field rules.
 fn put_str16(out: &mut Vec<u8>, s: &str) {
-    // Every string field is validated to at most 128 bytes, far below u16::MAX.
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
+    let bytes = &s.as_bytes()[..s.len().min(usize::from(u16::MAX))];
+    // Lossless: `bytes` is at most u16::MAX long.
+    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    out.extend_from_slice(bytes);
 }
 
 struct Reader<'a> {
@@ -266,7 +345,7 @@ impl<'a> Reader<'a> {
     }
 
     fn u8(&mut self) -> Result<u8, IntentError> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], IntentError> {
@@ -276,8 +355,142 @@ impl<'a> Reader<'a> {
     }
 
     fn str16(&mut self) -> Result<String, IntentError> {
-        let len = u16::from_be_bytes(self.array::<2>()?) as usize;
+        let len = usize::from(u16::from_be_bytes(self.array()?));
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| IntentError::Encoding("not UTF-8"))
+        String::from_utf8(bytes.to_vec()).map_err(|_| IntentError::Encoding("string is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ETH: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+    fn sample() -> WithdrawalIntent {
+        WithdrawalIntent::from_parts("wd-1", "ethereum", "ETH", ETH, "1", 10, 20, Some("r"))
+            .unwrap()
+    }
+
+    #[test]
+    fn validate_normalises_struct_literals() {
+        let i = WithdrawalIntent {
+            destination: ETH.to_lowercase(),
+            ..sample()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(i, sample());
+    }
+
+    #[test]
+    fn errors_name_their_field() {
+        let cases: Vec<(WithdrawalIntent, &str)> = vec![
+            (
+                WithdrawalIntent {
+                    id: "a b".into(),
+                    ..sample()
+                },
+                "id",
+            ),
+            (
+                WithdrawalIntent {
+                    asset: "eth".into(),
+                    ..sample()
+                },
+                "asset",
+            ),
+            (
+                WithdrawalIntent {
+                    destination: "0x12".into(),
+                    ..sample()
+                },
+                "destination",
+            ),
+            (
+                WithdrawalIntent {
+                    created_at_ms: 0,
+                    ..sample()
+                },
+                "created_at_ms",
+            ),
+            (
+                WithdrawalIntent {
+                    expires_at_ms: 10,
+                    ..sample()
+                },
+                "expires_at_ms",
+            ),
+            (
+                WithdrawalIntent {
+                    expires_at_ms: 11 + MAX_LIFETIME_MS,
+                    ..sample()
+                },
+                "expires_at_ms",
+            ),
+            (
+                WithdrawalIntent {
+                    customer_ref: Some("\n".into()),
+                    ..sample()
+                },
+                "customer_ref",
+            ),
+        ];
+        for (i, field) in cases {
+            let e = i.validate().unwrap_err();
+            assert_eq!(e.field(), field);
+            assert!(e.to_string().starts_with(&format!("{field}: ")), "{e}");
+        }
+        let e = WithdrawalIntent::from_parts("x", "eth", "ETH", ETH, "1", 1, 2, None).unwrap_err();
+        assert_eq!(e.field(), "chain");
+        let e =
+            WithdrawalIntent::from_parts("x", "ethereum", "ETH", ETH, "0", 1, 2, None).unwrap_err();
+        assert_eq!(e, IntentError::Amount(AmountError::Zero));
+        assert!(e.to_string().starts_with("amount: "));
+    }
+
+    #[test]
+    fn lifetime_limit_is_inclusive() {
+        let ok = WithdrawalIntent {
+            expires_at_ms: 10 + MAX_LIFETIME_MS,
+            ..sample()
+        };
+        assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn oversized_unvalidated_fields_still_encode_parseably() {
+        let i = WithdrawalIntent {
+            id: "a".repeat(70_000),
+            ..sample()
+        };
+        let b = i.encode();
+        assert_eq!(&b[27..29], &u16::MAX.to_be_bytes());
+        assert_eq!(WithdrawalIntent::decode(&b), Err(IntentError::Id));
+    }
+
+    #[test]
+    fn decode_reports_layout_errors_precisely() {
+        let good = sample().encode();
+        let mut b = good.clone();
+        b[26] = 2;
+        assert_eq!(WithdrawalIntent::decode(&b), Err(IntentError::Version(2)));
+        let mut b = good.clone();
+        b[0] = 24;
+        assert_eq!(WithdrawalIntent::decode(&b), Err(IntentError::DomainTag));
+        let mut b = good.clone();
+        b[27 + 2 + 4] = 7; // chain code after the 4-byte id
+        assert_eq!(WithdrawalIntent::decode(&b), Err(IntentError::ChainCode(7)));
+        let mut b = good.clone();
+        let flag = b.len() - 4; // flag, u16 len, "r"
+        b[flag] = 2;
+        assert!(matches!(
+            WithdrawalIntent::decode(&b),
+            Err(IntentError::Encoding(_))
+        ));
+        assert_eq!(
+            WithdrawalIntent::decode(&[]),
+            Err(IntentError::Encoding("truncated"))
+        );
     }
 }

@@ -1,15 +1,18 @@
 //! The canonical intent encoding: committed test vectors, strict decoding, and round trips.
 
+use std::collections::BTreeSet;
+
 use proptest::prelude::*;
 use quorate_core::{
     address::{eip55, Chain},
-    intent::{IntentError, WithdrawalIntent, DOMAIN_TAG, MAX_LIFETIME_MS},
+    amount::{Amount, AmountError},
+    intent::{IntentError, WithdrawalIntent, DOMAIN_TAG, INTENT_VERSION, MAX_LIFETIME_MS},
 };
 use serde_json::Value;
 
 const VECTORS: &str = include_str!("vectors/intent_v1.json");
 
-/// The inputs the committed vectors were made from.
+/// The inputs the committed vectors were made from, in file order.
 /// (id, chain, asset, destination, amount, created_at_ms, expires_at_ms, customer_ref)
 type Input = (
     &'static str,
@@ -21,6 +24,9 @@ type Input = (
     u64,
     Option<&'static str>,
 );
+
+const LONG_ID: &str = "id-128.bytes:________________________________________________________________________________________________________________END";
+const LONG_REF: &str = "ref of 128 printable bytes: !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~......";
 
 fn vector_inputs() -> Vec<Input> {
     vec![
@@ -114,50 +120,113 @@ fn vector_inputs() -> Vec<Input> {
             1_700_000_000_000 + MAX_LIFETIME_MS,
             None,
         ),
+        (
+            LONG_ID,
+            "tron",
+            "ABCDEFGHIJ012345",
+            "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7",
+            "18446744073709551616",
+            u64::MAX - MAX_LIFETIME_MS,
+            u64::MAX,
+            Some(LONG_REF),
+        ),
+        (
+            "wd-0011",
+            "bitcoin-testnet",
+            "BTC",
+            "TB1PQQQQP399ET2XYGDJ5XREQHJJVCMZHXW4AYWXECJDZEW6HYLGVSESF3HN0C",
+            "546",
+            1_700_000_000_000,
+            1_700_000_300_000,
+            Some("x"),
+        ),
     ]
 }
 
-/// Prints the vectors from `vector_inputs` (run with `--ignored --nocapture` after a
-/// deliberate format change; never to make a failing vector pass).
+fn build((id, chain, asset, dest, amount, c, e, r): Input) -> WithdrawalIntent {
+    WithdrawalIntent::from_parts(id, chain, asset, dest, amount, c, e, r)
+        .unwrap_or_else(|err| panic!("{id}: {err}"))
+}
+
+/// Prints the vectors from `vector_inputs`. Run with `--ignored --nocapture` only after a
+/// deliberate format change (which also needs a new version); never to make a failing vector
+/// pass.
 #[test]
 #[ignore]
 fn print_vectors() {
-    let mut out = Vec::new();
-    for (id, chain, asset, dest, amount, c, e, r) in vector_inputs() {
-        let i = WithdrawalIntent::from_parts(id, chain, asset, dest, amount, c, e, r).unwrap();
-        out.push(serde_json::json!({
-            "id": id, "chain": chain, "asset": asset, "destination": dest, "amount": amount,
-            "created_at_ms": c, "expires_at_ms": e, "customer_ref": r,
-            "normalized_destination": i.destination,
-            "encoding_hex": hex::encode(i.encode()),
-            "digest_hex": i.digest_hex(),
-        }));
-    }
+    let out: Vec<Value> = vector_inputs()
+        .into_iter()
+        .map(|input| {
+            let (id, chain, asset, dest, amount, c, e, r) = input;
+            let i = build(input);
+            serde_json::json!({
+                "id": id, "chain": chain, "asset": asset, "destination": dest, "amount": amount,
+                "created_at_ms": c, "expires_at_ms": e, "customer_ref": r,
+                "normalized_destination": i.destination,
+                "encoding_hex": hex::encode(i.encode()),
+                "digest_hex": i.digest_hex(),
+            })
+        })
+        .collect();
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
+}
+
+fn committed() -> Vec<Value> {
+    serde_json::from_str(VECTORS).expect("vectors file is JSON")
+}
+
+fn intent_of(t: &Value) -> WithdrawalIntent {
+    let s = |k: &str| t[k].as_str().unwrap_or_else(|| panic!("{k}"));
+    WithdrawalIntent::from_parts(
+        s("id"),
+        s("chain"),
+        s("asset"),
+        s("destination"),
+        s("amount"),
+        t["created_at_ms"].as_u64().unwrap(),
+        t["expires_at_ms"].as_u64().unwrap(),
+        t["customer_ref"].as_str(),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", s("id")))
 }
 
 #[test]
 fn committed_vectors_hold() {
-    let v: Vec<Value> = serde_json::from_str(VECTORS).unwrap();
-    assert!(v.len() >= 8, "at least 8 vectors");
+    let v = committed();
+    assert!(v.len() >= 8, "at least 8 vectors, found {}", v.len());
     for t in &v {
-        let s = |k: &str| t[k].as_str().unwrap_or_else(|| panic!("{k}"));
-        let i = WithdrawalIntent::from_parts(
-            s("id"),
-            s("chain"),
-            s("asset"),
-            s("destination"),
-            s("amount"),
-            t["created_at_ms"].as_u64().unwrap(),
-            t["expires_at_ms"].as_u64().unwrap(),
-            t["customer_ref"].as_str(),
-        )
-        .unwrap();
-        assert_eq!(i.destination, s("normalized_destination"), "{}", s("id"));
-        assert_eq!(hex::encode(i.encode()), s("encoding_hex"), "{}", s("id"));
-        assert_eq!(i.digest_hex(), s("digest_hex"), "{}", s("id"));
-        let bytes = hex::decode(s("encoding_hex")).unwrap();
-        assert_eq!(WithdrawalIntent::decode(&bytes).unwrap(), i);
+        let id = t["id"].as_str().unwrap();
+        let i = intent_of(t);
+        assert_eq!(i.destination, t["normalized_destination"], "{id}");
+        let bytes = hex::decode(t["encoding_hex"].as_str().unwrap()).unwrap();
+        assert_eq!(i.encode(), bytes, "{id}: encoding");
+        assert_eq!(i.digest_hex(), t["digest_hex"], "{id}: digest");
+        assert_eq!(hex::decode(i.digest_hex()).unwrap(), i.digest().to_vec());
+        let decoded = WithdrawalIntent::decode(&bytes).unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(decoded, i, "{id}: decode");
+        assert_eq!(decoded.encode(), bytes, "{id}: re-encode");
+    }
+}
+
+#[test]
+fn committed_vectors_cover_what_they_must() {
+    let v = committed();
+    let chains: BTreeSet<&str> = v.iter().map(|t| t["chain"].as_str().unwrap()).collect();
+    for c in Chain::ALL {
+        assert!(chains.contains(c.as_str()), "no vector for {c}");
+    }
+    let amounts: Vec<&str> = v.iter().map(|t| t["amount"].as_str().unwrap()).collect();
+    assert!(amounts.contains(&"1"));
+    assert!(amounts.contains(&u128::MAX.to_string().as_str()));
+    assert!(v.iter().any(|t| t["customer_ref"].is_null()));
+    assert!(v.iter().any(|t| t["customer_ref"].is_string()));
+    // Longest id and customer reference.
+    assert_eq!(LONG_ID.len(), 128);
+    assert_eq!(LONG_REF.len(), 128);
+    // The file is what the generator prints: its inputs cannot drift from `vector_inputs`.
+    assert_eq!(v.len(), vector_inputs().len());
+    for (t, input) in v.iter().zip(vector_inputs()) {
+        assert_eq!(intent_of(t), build(input));
     }
 }
 
@@ -174,11 +243,14 @@ fn first_vector_byte_by_byte() {
     b.extend_from_slice(b"ETH");
     b.extend_from_slice(&[0, 42]);
     b.extend_from_slice(b"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
-    b.extend_from_slice(&1_000_000_000_000_000_000u128.to_be_bytes());
-    b.extend_from_slice(&1_700_000_000_000u64.to_be_bytes());
-    b.extend_from_slice(&1_700_000_600_000u64.to_be_bytes());
-    b.push(0);
-    let v: Vec<Value> = serde_json::from_str(VECTORS).unwrap();
+    // 10^18 = 0x0de0b6b3a7640000
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&[0x0d, 0xe0, 0xb6, 0xb3, 0xa7, 0x64, 0x00, 0x00]);
+    // 1_700_000_000_000 = 0x18bcfe56800, 1_700_000_600_000 = 0x18bcfee8fc0
+    b.extend_from_slice(&[0, 0, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00]);
+    b.extend_from_slice(&[0, 0, 0x01, 0x8b, 0xcf, 0xee, 0x8f, 0xc0]);
+    b.push(0); // no customer reference
+    let v = committed();
     assert_eq!(v[0]["encoding_hex"].as_str().unwrap(), hex::encode(&b));
     use sha2::Digest;
     assert_eq!(
@@ -186,11 +258,11 @@ fn first_vector_byte_by_byte() {
         hex::encode(sha2::Sha256::digest(&b))
     );
     assert_eq!(DOMAIN_TAG.len(), 25);
+    assert_eq!(INTENT_VERSION, 1);
 }
 
-#[test]
-fn decoding_is_strict() {
-    let i = WithdrawalIntent::from_parts(
+fn sample(customer_ref: Option<&str>) -> WithdrawalIntent {
+    WithdrawalIntent::from_parts(
         "wd-1",
         "ethereum",
         "ETH",
@@ -198,37 +270,125 @@ fn decoding_is_strict() {
         "1",
         10,
         20,
-        None,
+        customer_ref,
     )
-    .unwrap();
-    let good = i.encode();
-    // Trailing bytes, truncation at every length, wrong version, wrong tag.
+    .unwrap()
+}
+
+#[test]
+fn decoding_is_strict() {
+    let good = sample(Some("r")).encode();
+    assert!(WithdrawalIntent::decode(&good).is_ok());
+    // Trailing bytes.
     let mut long = good.clone();
     long.push(0);
-    assert!(WithdrawalIntent::decode(&long).is_err());
+    assert!(matches!(
+        WithdrawalIntent::decode(&long),
+        Err(IntentError::Encoding(_))
+    ));
+    // Truncation at every length.
     for n in 0..good.len() {
         assert!(
             WithdrawalIntent::decode(&good[..n]).is_err(),
             "truncated at {n}"
         );
     }
+    // Wrong version, wrong tag, wrong tag length.
     let mut v2 = good.clone();
     v2[26] = 2;
-    assert!(WithdrawalIntent::decode(&v2).is_err());
+    assert_eq!(WithdrawalIntent::decode(&v2), Err(IntentError::Version(2)));
     let mut tag = good.clone();
     tag[1] = b'X';
-    assert!(WithdrawalIntent::decode(&tag).is_err());
+    assert_eq!(WithdrawalIntent::decode(&tag), Err(IntentError::DomainTag));
+    let mut tag_len = good.clone();
+    tag_len[0] = 26;
+    assert_eq!(
+        WithdrawalIntent::decode(&tag_len),
+        Err(IntentError::DomainTag)
+    );
+    // Unknown chain codes.
+    for code in [0u8, 7, 255] {
+        let mut c = good.clone();
+        c[27 + 2 + 4] = code;
+        assert_eq!(
+            WithdrawalIntent::decode(&c),
+            Err(IntentError::ChainCode(code))
+        );
+    }
+    // A zero amount.
+    let zero = good
+        .windows(16)
+        .position(|w| w == 1u128.to_be_bytes())
+        .unwrap();
+    let mut z = good.clone();
+    z[zero + 15] = 0;
+    assert_eq!(
+        WithdrawalIntent::decode(&z),
+        Err(IntentError::Amount(AmountError::Zero))
+    );
     // A destination in lowercase is valid text but not the normalised form.
-    let lower = good
+    let at = good
         .windows(42)
         .position(|w| w == b"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")
         .unwrap();
     let mut nn = good.clone();
-    nn[lower..lower + 42].copy_from_slice(b"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed");
+    nn[at..at + 42].copy_from_slice(b"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed");
     assert!(matches!(
         WithdrawalIntent::decode(&nn),
         Err(IntentError::Encoding(_))
     ));
+    // Present-but-empty customer reference is not the same as absent.
+    let mut empty_ref = sample(None).encode();
+    *empty_ref.last_mut().unwrap() = 1;
+    empty_ref.extend_from_slice(&[0, 0]);
+    assert_eq!(
+        WithdrawalIntent::decode(&empty_ref),
+        Err(IntentError::CustomerRef)
+    );
+}
+
+#[test]
+fn every_field_changes_the_digest() {
+    let base = sample(None);
+    let variants = [
+        WithdrawalIntent {
+            id: "wd-2".into(),
+            ..base.clone()
+        },
+        WithdrawalIntent {
+            chain: Chain::Polygon,
+            ..base.clone()
+        },
+        WithdrawalIntent {
+            asset: "USDC".into(),
+            ..base.clone()
+        },
+        WithdrawalIntent {
+            destination: "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359".into(),
+            ..base.clone()
+        },
+        WithdrawalIntent {
+            amount: Amount::new(2).unwrap(),
+            ..base.clone()
+        },
+        WithdrawalIntent {
+            created_at_ms: 11,
+            ..base.clone()
+        },
+        WithdrawalIntent {
+            expires_at_ms: 21,
+            ..base.clone()
+        },
+        WithdrawalIntent {
+            customer_ref: Some("r".into()),
+            ..base.clone()
+        },
+    ];
+    let mut digests = BTreeSet::from([base.digest()]);
+    for v in variants {
+        let v = v.validate().unwrap();
+        assert!(digests.insert(v.digest()), "{v:?}");
+    }
 }
 
 #[test]
@@ -246,35 +406,50 @@ fn field_rules() {
         )
     };
     assert!(mk("ok", "ETH", 1, 2, None).is_ok());
+    assert!(mk(
+        &"a".repeat(128),
+        &"A".repeat(16),
+        1,
+        2,
+        Some(&"~".repeat(128))
+    )
+    .is_ok());
     assert_eq!(mk("", "ETH", 1, 2, None), Err(IntentError::Id));
     assert_eq!(
         mk(&"a".repeat(129), "ETH", 1, 2, None),
         Err(IntentError::Id)
     );
-    assert_eq!(mk("a b", "ETH", 1, 2, None), Err(IntentError::Id));
+    for bad_id in ["a b", "a/b", "é", "a\n"] {
+        assert_eq!(mk(bad_id, "ETH", 1, 2, None), Err(IntentError::Id));
+    }
     assert_eq!(mk("x", "eth", 1, 2, None), Err(IntentError::Asset));
     assert_eq!(mk("x", "", 1, 2, None), Err(IntentError::Asset));
-    assert!(matches!(
+    assert_eq!(mk("x", "USD-C", 1, 2, None), Err(IntentError::Asset));
+    assert_eq!(
+        mk("x", &"A".repeat(17), 1, 2, None),
+        Err(IntentError::Asset)
+    );
+    assert_eq!(mk("x", "ETH", 0, 2, None), Err(IntentError::CreatedAt));
+    assert_eq!(
         mk("x", "ETH", 2, 2, None),
-        Err(IntentError::Times(_))
-    ));
-    assert!(matches!(
-        mk("x", "ETH", 0, 2, None),
-        Err(IntentError::Times(_))
-    ));
-    assert!(matches!(
+        Err(IntentError::ExpiresBeforeCreated {
+            created_at_ms: 2,
+            expires_at_ms: 2
+        })
+    );
+    assert!(mk("x", "ETH", 1, 1 + MAX_LIFETIME_MS, None).is_ok());
+    assert_eq!(
         mk("x", "ETH", 1, 2 + MAX_LIFETIME_MS, None),
-        Err(IntentError::Times(_))
-    ));
-    assert_eq!(
-        mk("x", "ETH", 1, 2, Some("")),
-        Err(IntentError::CustomerRef)
+        Err(IntentError::LifetimeTooLong {
+            lifetime_ms: MAX_LIFETIME_MS + 1
+        })
     );
-    assert_eq!(
-        mk("x", "ETH", 1, 2, Some("tab\t")),
-        Err(IntentError::CustomerRef)
-    );
-    let e = mk("x", "ETH", 1, 2, None).unwrap();
+    for bad_ref in ["", "tab\t", "é", &"r".repeat(129)] {
+        assert_eq!(
+            mk("x", "ETH", 1, 2, Some(bad_ref)),
+            Err(IntentError::CustomerRef)
+        );
+    }
     let err = WithdrawalIntent::from_parts(
         "x",
         "ethereum",
@@ -286,28 +461,46 @@ fn field_rules() {
         None,
     )
     .unwrap_err();
-    assert!(err.to_string().starts_with("amount:"), "{err}");
-    drop(e);
+    assert_eq!(err, IntentError::Amount(AmountError::InvalidCharacter('.')));
+    assert!(err.to_string().starts_with("amount: "), "{err}");
+    let err = WithdrawalIntent::from_parts("x", "btc", "BTC", "bc1…", "1", 1, 2, None).unwrap_err();
+    assert_eq!(err.field(), "chain");
+    let err = WithdrawalIntent::from_parts(
+        "x",
+        "bitcoin",
+        "BTC",
+        "tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7",
+        "1",
+        1,
+        2,
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.field(), "destination");
+    assert!(
+        err.to_string().starts_with("destination: bitcoin address"),
+        "{err}"
+    );
 }
 
+fn nonzero20() -> impl Strategy<Value = [u8; 20]> {
+    any::<[u8; 20]>().prop_filter("not the zero address", |b| *b != [0; 20])
+}
+
+/// A valid destination for a random chain, in any accepted (not necessarily canonical) spelling.
 fn arb_destination() -> impl Strategy<Value = (Chain, String)> {
     prop_oneof![
-        any::<[u8; 20]>()
-            .prop_filter("nonzero", |b| *b != [0; 20])
-            .prop_map(|b| (Chain::Ethereum, eip55(&b).to_lowercase())),
-        any::<[u8; 20]>()
-            .prop_filter("nonzero", |b| *b != [0; 20])
-            .prop_map(|b| (Chain::Polygon, eip55(&b))),
-        any::<[u8; 32]>().prop_map(|b| (Chain::Solana, bs58_encode(&b))),
+        nonzero20().prop_map(|b| (Chain::Ethereum, eip55(&b))),
+        nonzero20().prop_map(|b| (Chain::Ethereum, eip55(&b).to_lowercase())),
+        nonzero20().prop_map(|b| (Chain::Polygon, format!("0x{}", hex::encode_upper(b)))),
+        any::<[u8; 20]>().prop_map(|b| (Chain::Bitcoin, segwit("bc", 0, &b))),
+        any::<[u8; 32]>().prop_map(|b| (Chain::Bitcoin, segwit("bc", 0, &b).to_uppercase())),
         any::<[u8; 32]>().prop_map(|b| (Chain::Bitcoin, segwit("bc", 1, &b))),
         any::<[u8; 20]>().prop_map(|b| (Chain::BitcoinTestnet, segwit("tb", 0, &b))),
+        any::<[u8; 32]>().prop_map(|b| (Chain::BitcoinTestnet, segwit("tb", 1, &b))),
         any::<[u8; 20]>().prop_map(|b| (Chain::Tron, tron(&b))),
+        any::<[u8; 32]>().prop_map(|b| (Chain::Solana, bs58::encode(b).into_string())),
     ]
-}
-
-fn bs58_encode(b: &[u8]) -> String {
-    // The same alphabet the crate uses; done through the library under test's own dependency.
-    bs58::encode(b).into_string()
 }
 
 fn segwit(hrp: &str, v: u8, program: &[u8]) -> String {
@@ -325,35 +518,92 @@ fn tron(b: &[u8; 20]) -> String {
     bs58::encode(payload).with_check().into_string()
 }
 
+fn arb_intent() -> impl Strategy<Value = WithdrawalIntent> {
+    (
+        "[A-Za-z0-9._:-]{1,128}",
+        arb_destination(),
+        "[A-Z0-9]{1,16}",
+        1u128..,
+        1u64..u64::MAX - MAX_LIFETIME_MS,
+        1u64..=MAX_LIFETIME_MS,
+        proptest::option::of("[ -~]{1,128}"),
+    )
+        .prop_map(|(id, (chain, dest), asset, amount, created, life, r)| {
+            WithdrawalIntent::from_parts(
+                &id,
+                chain.as_str(),
+                &asset,
+                &dest,
+                &amount.to_string(),
+                created,
+                created + life,
+                r.as_deref(),
+            )
+            .unwrap_or_else(|e| panic!("generated intent refused: {e}"))
+        })
+}
+
+/// Bytes that decode is robust against: random, or a valid encoding with a random splice.
+fn arb_mangled() -> impl Strategy<Value = Vec<u8>> {
+    (
+        arb_intent(),
+        any::<prop::sample::Index>(),
+        0usize..8,
+        proptest::collection::vec(any::<u8>(), 0..8),
+    )
+        .prop_map(|(i, at, cut, insert)| {
+            let mut b = i.encode();
+            let at = at.index(b.len() + 1);
+            let end = (at + cut).min(b.len());
+            b.splice(at..end, insert);
+            b
+        })
+}
+
 proptest! {
     #[test]
-    fn encode_decode_round_trip(
-        id in "[A-Za-z0-9._:-]{1,128}",
-        (chain, dest) in arb_destination(),
-        asset in "[A-Z0-9]{1,16}",
-        amount in 1u128..,
-        created in 1u64..u64::MAX / 2,
-        life in 1u64..=MAX_LIFETIME_MS,
-        customer in proptest::option::of("[ -~]{1,128}"),
-    ) {
-        let i = WithdrawalIntent::from_parts(&id, chain.as_str(), &asset, &dest, &amount.to_string(), created, created + life, customer.as_deref()).unwrap();
+    fn encode_decode_round_trip(i in arb_intent()) {
         let bytes = i.encode();
-        prop_assert_eq!(WithdrawalIntent::decode(&bytes).unwrap(), i.clone());
-        prop_assert_eq!(i.digest(), WithdrawalIntent::decode(&bytes).unwrap().digest());
+        let back = WithdrawalIntent::decode(&bytes).unwrap();
+        prop_assert_eq!(&back, &i);
+        prop_assert_eq!(back.encode(), bytes);
+        prop_assert_eq!(back.digest(), i.digest());
     }
 
     #[test]
-    fn decode_never_panics_and_accepts_only_canonical(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+    fn validate_is_idempotent(i in arb_intent()) {
+        prop_assert_eq!(i.clone().validate().unwrap(), i);
+    }
+
+    #[test]
+    fn decode_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         if let Ok(i) = WithdrawalIntent::decode(&bytes) {
             prop_assert_eq!(i.encode(), bytes);
         }
     }
 
     #[test]
-    fn mutated_encodings_are_canonical_or_refused(flip in 0usize..200, bit in 0u8..8) {
-        let i = WithdrawalIntent::from_parts("wd-1", "ethereum", "ETH", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "1", 10, 20, Some("r")).unwrap();
+    fn decode_never_panics_after_a_valid_header(tail in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let mut bytes = vec![25u8];
+        bytes.extend_from_slice(DOMAIN_TAG);
+        bytes.push(INTENT_VERSION);
+        bytes.extend_from_slice(&tail);
+        if let Ok(i) = WithdrawalIntent::decode(&bytes) {
+            prop_assert_eq!(i.encode(), bytes);
+        }
+    }
+
+    #[test]
+    fn spliced_encodings_are_canonical_or_refused(bytes in arb_mangled()) {
+        if let Ok(i) = WithdrawalIntent::decode(&bytes) {
+            prop_assert_eq!(i.encode(), bytes);
+        }
+    }
+
+    #[test]
+    fn bit_flips_are_canonical_or_refused(i in arb_intent(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
         let mut b = i.encode();
-        let at = flip % b.len();
+        let at = at.index(b.len());
         b[at] ^= 1 << bit;
         if let Ok(j) = WithdrawalIntent::decode(&b) {
             prop_assert_eq!(j.encode(), b);
@@ -363,6 +613,9 @@ proptest! {
 
     #[test]
     fn amounts_round_trip(v in 1u128..) {
-        prop_assert_eq!(quorate_core::amount::Amount::parse(&v.to_string()).unwrap().get(), v);
+        let a = Amount::parse(&v.to_string()).unwrap();
+        prop_assert_eq!(a.get(), v);
+        prop_assert_eq!(a.to_string(), v.to_string());
+        prop_assert_eq!(Amount::new(v).unwrap(), a);
     }
 }
