@@ -99,6 +99,7 @@ impl Driven {
             intent: intent.to_vec(),
             backend_signature: sig.to_vec(),
             signing_package: pkg.serialize().unwrap(),
+            approvals: vec![],
         }))
         .await
     }

@@ -27,6 +27,7 @@ fn hello(c: &Cluster, identifier: u32, group_key: Vec<u8>) -> pb::SignerMessage 
             version: "evil".into(),
             manifest_hash: manifest.hash().to_vec(),
             group_public_key: group_key,
+            policy: None,
         })),
     }
 }

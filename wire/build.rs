@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "quorate/withdrawal/v1/withdrawal.proto",
         "quorate/signer/v1/signer.proto",
         "quorate/admin/v1/admin.proto",
+        "quorate/policy/v1/policy.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(f).display());
@@ -20,6 +21,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .extern_path(".quorate.policy.v1", "crate::policy")
         .compile_fds(fds)?;
+    // The shared package, generated on its own: the others refer to it through `extern_path`
+    // because the generated modules are not nested by package.
+    let shared = protox::compile(["quorate/policy/v1/policy.proto"], [&proto_root])?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(false)
+        .compile_fds(shared)?;
     Ok(())
 }

@@ -57,6 +57,7 @@ fn status_name(s: i32) -> &'static str {
         pb::Status::Refused => "refused",
         pb::Status::Failed => "failed",
         pb::Status::Expired => "expired",
+        pb::Status::PendingApproval => "pending_approval",
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn run(dir: &Path, signers: u16, threshold: u16) -> anyhow::Result<u8>
                 signers,
                 threshold,
                 coordinator_addr: "127.0.0.1:0".into(),
+                policy: None,
             },
         )?;
         println!("created a development cluster in {}", dir.display());

@@ -49,6 +49,10 @@ enum Command {
         /// Address signers will dial.
         #[arg(long, default_value = "localhost:7443")]
         coordinator_addr: String,
+        /// Genesis policy (TOML form, docs/policy.md); default: the development policy.
+        /// Its admins, quorum and backend keys are replaced by the keys made here.
+        #[arg(long)]
+        policy: Option<std::path::PathBuf>,
     },
     /// Builds, signs (as the backend) and submits a withdrawal; prints the outcome.
     Submit(commands::SubmitArgs),
@@ -121,13 +125,21 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             signers,
             threshold,
             coordinator_addr,
+            policy,
         } => {
+            let policy = policy
+                .map(|p| {
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
+                })
+                .transpose()?;
             setup::create(
                 &cli.dir,
                 &setup::ClusterSpec {
                     signers,
                     threshold,
                     coordinator_addr,
+                    policy,
                 },
             )?;
             println!("created a development cluster in {}", cli.dir.display());

@@ -4,14 +4,18 @@
 //! the manifest, and a config file for every node. In production each operator makes its own
 //! signer's keys on the signer host (`quorate-signer init`) and hands out only public parts.
 
-use std::{
-    fmt::Write as _,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use k256::ecdsa::SigningKey;
-use quorate_core::{atrest::Kek, identity::IdentitySecret};
+use quorate_core::{
+    atrest::Kek,
+    identity::IdentitySecret,
+    policy::{
+        doc::zero_hash, governance::POLICY_APPROVAL_DOMAIN, AdminSignature, PolicyForm,
+        SignedPolicy,
+    },
+};
 use quorate_signer::{node::identity_purpose, write_secret};
 use quorate_wire::{
     manifest::{Manifest, ManifestDoc, SignerDoc, MANIFEST_VERSION},
@@ -31,7 +35,19 @@ pub struct ClusterSpec {
     pub threshold: u16,
     /// Address the signers dial (overridable at run time).
     pub coordinator_addr: String,
+    /// Genesis policy in its TOML form; `None` for the development default
+    /// ([`DEV_POLICY`]). Its `admins`, `admin_quorum` and `backend_keys` are replaced by the
+    /// keys made here.
+    pub policy: Option<String>,
 }
+
+/// Development admins and their quorum.
+pub const DEV_ADMINS: usize = 3;
+/// Development admin quorum.
+pub const DEV_ADMIN_QUORUM: u16 = 2;
+
+/// The development genesis policy (admins and backend keys are filled in by `certs`).
+pub const DEV_POLICY: &str = include_str!("dev_policy.toml");
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
@@ -129,6 +145,17 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
     write_secret(&dir.join("coordinator/key.pem"), coord.key_pem.as_bytes())?;
 
     let mut client_keys = Vec::new();
+    let mut admin_secrets = Vec::new();
+    let mut admin_keys = Vec::new();
+    for i in 1..=DEV_ADMINS {
+        let key = IdentitySecret::generate(&mut OsRng);
+        write_secret(
+            &dir.join(format!("admin/admin-{i}.key")),
+            hex::encode(key.to_bytes().as_slice()).as_bytes(),
+        )?;
+        admin_keys.push(key.public().to_string());
+        admin_secrets.push(key);
+    }
     for (role, name) in [(Role::Backend, "backend"), (Role::Admin, "admin")] {
         let issued = ca.issue(role, name, &[])?;
         write_file(&dir.join(format!("{name}/cert.pem")), &issued.cert_pem)?;
@@ -136,14 +163,16 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
             &dir.join(format!("{name}/key.pem")),
             issued.key_pem.as_bytes(),
         )?;
-        let sk = SigningKey::random(&mut OsRng);
-        write_secret(
-            &dir.join(format!("{name}/signing.key")),
-            hex::encode(sk.to_bytes()).as_bytes(),
-        )?;
-        client_keys.push(hex::encode(
-            sk.verifying_key().to_encoded_point(true).as_bytes(),
-        ));
+        if role == Role::Backend {
+            let sk = SigningKey::random(&mut OsRng);
+            write_secret(
+                &dir.join(format!("{name}/signing.key")),
+                hex::encode(sk.to_bytes()).as_bytes(),
+            )?;
+            client_keys.push(hex::encode(
+                sk.verifying_key().to_encoded_point(true).as_bytes(),
+            ));
+        }
     }
 
     let mut signers = Vec::new();
@@ -173,7 +202,8 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
         version: MANIFEST_VERSION,
         threshold: spec.threshold,
         backend_keys: vec![client_keys[0].clone()],
-        admin_keys: vec![client_keys[1].clone()],
+        admin_keys: admin_keys.clone(),
+        admin_quorum: DEV_ADMIN_QUORUM,
         signers,
     };
     // Validate what we are about to publish with the same code every node will run.
@@ -183,6 +213,7 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
     );
     manifest.push_str(&toml::to_string(&doc)?);
     write_file(&dir.join("manifest.toml"), &manifest)?;
+    write_genesis(dir, spec, &client_keys[0], &admin_keys, &admin_secrets)?;
     write_file(
         &dir.join("coordinator/coordinator.toml"),
         &coordinator_config(&spec.coordinator_addr),
@@ -199,7 +230,7 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
         admin: Credentials {
             cert: "admin/cert.pem".into(),
             key: "admin/key.pem".into(),
-            signing_key: "admin/signing.key".into(),
+            signing_key: "admin/admin-1.key".into(),
         },
     };
     write_file(&dir.join(CLIENT_FILE), &toml::to_string(&client)?)?;
@@ -217,6 +248,8 @@ fn coordinator_config(listen: &str) -> String {
 listen = "{listen}"
 manifest = "../manifest.toml"
 data_dir = "data"
+# Installed on first start if the coordinator has no policy yet.
+genesis_policy = "../policy/genesis.json"
 
 [tls]
 ca = "../ca/ca.pem"
@@ -233,7 +266,7 @@ max_clock_skew = "5m"
 }
 
 fn signer_config(name: &str, coordinator: &str) -> String {
-    let mut s = format!(
+    format!(
         r#"# Quorate signer `{name}` (development cluster made by `quorate certs`).
 name = "{name}"
 coordinator = "{coordinator}"
@@ -256,23 +289,41 @@ nonce_ttl = "60s"
 max_clock_skew = "5m"
 
 [policy]
+# Local emergency stop: refuse every withdrawal whatever the governed policy says.
 frozen = false
 "#
-    );
-    for (chain, asset, max) in [
-        ("ethereum", "ETH", "100000000000000000000"),
-        ("polygon", "POL", "100000000000000000000000"),
-        ("bitcoin", "BTC", "1000000000"),
-        ("bitcoin-testnet", "BTC", "1000000000"),
-        ("tron", "TRX", "1000000000000"),
-        ("solana", "SOL", "1000000000000"),
-    ] {
-        let _ = write!(
-            s,
-            "\n[[policy.assets]]\nchain = \"{chain}\"\nasset = \"{asset}\"\nmax_amount = \"{max}\"\n"
-        );
-    }
-    s
+    )
+}
+
+/// Writes `policy/genesis.toml` (the human form) and `policy/genesis.json` (the canonical
+/// document signed by the first `admin_quorum` development admins).
+fn write_genesis(
+    dir: &Path,
+    spec: &ClusterSpec,
+    backend_key: &str,
+    admin_keys: &[String],
+    admin_secrets: &[IdentitySecret],
+) -> anyhow::Result<()> {
+    let text = spec.policy.as_deref().unwrap_or(DEV_POLICY);
+    let mut form = PolicyForm::parse(text).context("genesis policy")?;
+    form.admins = admin_keys.to_vec();
+    form.admin_quorum = DEV_ADMIN_QUORUM;
+    form.backend_keys = vec![backend_key.to_string()];
+    let doc = form.to_doc(1, &zero_hash()).context("genesis policy")?;
+    let hash = doc.hash();
+    let signed = SignedPolicy {
+        signatures: admin_secrets
+            .iter()
+            .take(usize::from(DEV_ADMIN_QUORUM))
+            .map(|k| AdminSignature::sign(k, POLICY_APPROVAL_DOMAIN, &[&hash]))
+            .collect(),
+        doc,
+    };
+    write_file(&dir.join("policy/genesis.toml"), text)?;
+    write_file(
+        &dir.join("policy/genesis.json"),
+        &quorate_wire::convert::policy_file::signed_to_json(&signed),
+    )
 }
 
 /// Signs a CSR with the CA in `dir/ca/` as `role`/`name`, refusing to overwrite `out`.

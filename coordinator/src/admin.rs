@@ -1,4 +1,4 @@
-//! The admin service: cluster status and DKG.
+//! The admin service: cluster status, DKG, policy governance and withdrawal approvals.
 
 use std::{pin::Pin, sync::Arc};
 
@@ -7,7 +7,48 @@ use quorate_wire::admin::{self as pb, admin_service_server::AdminService};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::{state::Coordinator, withdrawals::refusal_status};
+use quorate_core::{
+    intent::WithdrawalIntent,
+    policy::eval::{distinct_valid, WITHDRAWAL_APPROVAL_DOMAIN},
+    refusal::{rule, Refusal},
+};
+use quorate_wire::convert::policy::{sig_from_proto, signed_from_proto};
+
+use crate::{
+    state::{now_ms, Coordinator},
+    store::Status as St,
+    withdrawals::{internal, record_signatures, refusal_status},
+};
+
+fn invalid(tag: &str, m: impl std::fmt::Display) -> Status {
+    let mut s = Status::invalid_argument(format!("{tag}: {m}"));
+    if let Ok(v) = tonic::metadata::MetadataValue::try_from(tag) {
+        s.metadata_mut().insert(quorate_wire::RULE_METADATA_KEY, v);
+    }
+    s
+}
+
+fn sig_field(
+    p: Option<&quorate_wire::policy::AdminSignature>,
+    field: &str,
+) -> Result<quorate_core::policy::AdminSignature, Status> {
+    let p = p.ok_or_else(|| invalid("request-invalid", format!("{field} is required")))?;
+    sig_from_proto(p).map_err(|e| invalid("request-invalid", format!("{field}.{e}")))
+}
+
+fn hash_field(h: &str) -> Result<(), Status> {
+    if h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(invalid(
+            "request-invalid",
+            "hash must be 64 lowercase hex digits",
+        ))
+    }
+}
 
 /// The admin service.
 pub struct AdminApi {
@@ -92,5 +133,201 @@ impl AdminService for AdminApi {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(out),
         )))
+    }
+
+    async fn get_policy(
+        &self,
+        _req: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::PolicyView>, Status> {
+        let mut view = self.state.policy.get(now_ms());
+        let connected = self.state.registry.connected();
+        let reported = self.state.signer_policies();
+        view.signers = self
+            .state
+            .manifest
+            .signers
+            .iter()
+            .map(|s| pb::SignerPolicy {
+                name: s.name.clone(),
+                connected: connected.iter().any(|c| c.identifier == s.identifier),
+                policy: reported.get(&s.identifier).cloned(),
+            })
+            .collect();
+        Ok(Response::new(view))
+    }
+
+    async fn propose_policy(
+        &self,
+        req: Request<pb::ProposePolicyRequest>,
+    ) -> Result<Response<pb::Proposal>, Status> {
+        let p = req
+            .into_inner()
+            .policy
+            .ok_or_else(|| invalid("request-invalid", "policy is required"))?;
+        let signed = signed_from_proto(&p).map_err(|e| invalid(rule::POLICY_UPDATE_INVALID, e))?;
+        let (view, send) = self
+            .state
+            .policy
+            .propose(signed, now_ms())
+            .map_err(|r| refusal_status(&r))?;
+        if let Some(update) = send {
+            self.state.broadcast_policy(update).await;
+        }
+        Ok(Response::new(view))
+    }
+
+    async fn approve_policy(
+        &self,
+        req: Request<pb::ApprovePolicyRequest>,
+    ) -> Result<Response<pb::Proposal>, Status> {
+        let r = req.into_inner();
+        hash_field(&r.hash)?;
+        let sig = sig_field(r.approval.as_ref(), "approval")?;
+        let (view, send) = self
+            .state
+            .policy
+            .approve(&r.hash, sig, now_ms())
+            .map_err(|r| refusal_status(&r))?;
+        if let Some(update) = send {
+            self.state.broadcast_policy(update).await;
+        }
+        Ok(Response::new(view))
+    }
+
+    async fn veto_policy(
+        &self,
+        req: Request<pb::VetoPolicyRequest>,
+    ) -> Result<Response<pb::Proposal>, Status> {
+        let r = req.into_inner();
+        hash_field(&r.hash)?;
+        let sig = sig_field(r.veto.as_ref(), "veto")?;
+        let (view, tell_signers) = self
+            .state
+            .policy
+            .veto(&r.hash, sig.clone(), now_ms())
+            .map_err(|r| refusal_status(&r))?;
+        if tell_signers {
+            self.state.broadcast_veto(&r.hash, &sig).await;
+        }
+        Ok(Response::new(view))
+    }
+
+    async fn list_pending_withdrawals(
+        &self,
+        _req: Request<pb::ListPendingWithdrawalsRequest>,
+    ) -> Result<Response<pb::ListPendingWithdrawalsResponse>, Status> {
+        let store = self.state.store.clone();
+        let records = tokio::task::spawn_blocking(move || store.with_status(St::PendingApproval))
+            .await
+            .map_err(|_| Status::internal("list task failed"))?
+            .map_err(|e| internal(&e))?;
+        let withdrawals = records
+            .iter()
+            .map(|r| self.pending_view(r, "pending_approval"))
+            .collect();
+        Ok(Response::new(pb::ListPendingWithdrawalsResponse {
+            withdrawals,
+        }))
+    }
+
+    async fn approve_withdrawal(
+        &self,
+        req: Request<pb::ApproveWithdrawalRequest>,
+    ) -> Result<Response<pb::PendingWithdrawal>, Status> {
+        let r = req.into_inner();
+        if r.id.is_empty() || r.id.len() > 128 {
+            return Err(invalid("request-invalid", "id must be 1..=128 bytes"));
+        }
+        let sig = sig_field(r.approval.as_ref(), "approval")?;
+        let mut rec = self
+            .state
+            .store
+            .get(&r.id)
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| Status::not_found(format!("no withdrawal has id `{}`", r.id)))?;
+        if rec.status != St::PendingApproval {
+            return Err(Status::failed_precondition(format!(
+                "withdrawal-not-pending: withdrawal `{}` is not waiting for approvals",
+                r.id
+            )));
+        }
+        let digest: [u8; 32] = hex::decode(&rec.digest)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Status::internal("stored digest"))?;
+        let admins = self.state.policy.admins();
+        if distinct_valid(
+            &admins,
+            WITHDRAWAL_APPROVAL_DOMAIN,
+            &[&digest],
+            std::slice::from_ref(&sig),
+        ) != 1
+        {
+            return Err(refusal_status(&Refusal::permanent(
+                rule::POLICY_APPROVAL_REQUIRED,
+                format!(
+                    "the approval by {} is not a valid admin signature over this withdrawal's digest",
+                    sig.admin
+                ),
+            )));
+        }
+        let admin = sig.admin.to_string();
+        if !rec.approvals.iter().any(|(a, _)| *a == admin) {
+            rec.approvals.push((admin, hex::encode(&sig.signature)));
+        }
+        let intent = hex::decode(&rec.intent)
+            .ok()
+            .and_then(|b| WithdrawalIntent::decode(&b).ok())
+            .ok_or_else(|| Status::internal("stored intent"))?;
+        let have = distinct_valid(
+            &admins,
+            WITHDRAWAL_APPROVAL_DOMAIN,
+            &[&digest],
+            &record_signatures(&rec),
+        ) as u32;
+        let ready = have >= self.state.policy.approvals_required(&intent);
+        let mut status = "pending_approval";
+        rec.updated_ms = now_ms();
+        if ready && self.state.claim(&rec.id) {
+            rec.status = St::Signing;
+            rec.rule = None;
+            rec.reason = None;
+            status = "signing";
+        }
+        let rec = self.state.persist(rec).await.map_err(|e| internal(&e))?;
+        if rec.status == St::Signing {
+            let span = tracing::info_span!("withdrawal", id = %rec.id);
+            tracing::info!(withdrawal = %rec.id, approvals = have, "approved; signing");
+            tokio::spawn(tracing::Instrument::instrument(
+                self.state.clone().sign(rec.clone(), intent),
+                span,
+            ));
+        }
+        Ok(Response::new(self.pending_view(&rec, status)))
+    }
+}
+
+impl AdminApi {
+    fn pending_view(&self, r: &crate::store::Record, status: &str) -> pb::PendingWithdrawal {
+        let intent = hex::decode(&r.intent).unwrap_or_default();
+        let required = WithdrawalIntent::decode(&intent)
+            .map(|i| self.state.policy.approvals_required(&i))
+            .unwrap_or(0);
+        let digest: Option<[u8; 32]> = hex::decode(&r.digest).ok().and_then(|b| b.try_into().ok());
+        let approvals = digest.map_or(0, |d| {
+            distinct_valid(
+                &self.state.policy.admins(),
+                WITHDRAWAL_APPROVAL_DOMAIN,
+                &[&d],
+                &record_signatures(r),
+            ) as u32
+        });
+        pb::PendingWithdrawal {
+            id: r.id.clone(),
+            intent,
+            approvals,
+            required,
+            status: status.to_string(),
+        }
     }
 }

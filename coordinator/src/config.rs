@@ -44,6 +44,10 @@ pub struct CoordinatorConfig {
     pub manifest: PathBuf,
     /// Database directory.
     pub data_dir: PathBuf,
+    /// Signed genesis policy (JSON file form), installed on first start when the database has
+    /// no policy yet. Its admins, quorum and backend keys must match the manifest.
+    #[serde(default)]
+    pub genesis_policy: Option<PathBuf>,
     /// TLS files.
     pub tls: TlsFiles,
     /// Signing behaviour.
@@ -123,6 +127,9 @@ impl CoordinatorConfig {
             &mut cfg.tls.cert,
             &mut cfg.tls.key,
         ] {
+            *p = base.join(&*p);
+        }
+        if let Some(p) = cfg.genesis_policy.as_mut() {
             *p = base.join(&*p);
         }
         let s = &cfg.signing;

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod link;
+pub mod policy;
 pub mod registry;
 pub mod server;
 pub mod state;

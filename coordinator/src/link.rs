@@ -82,6 +82,12 @@ impl SignerLink for LinkService {
             tx,
         );
         info!(signer = %entry.name, identifier = entry.identifier, "signer connected");
+        let reported = hello.policy.unwrap_or_default();
+        let version = reported.version;
+        self.state.note_signer_policy(entry.identifier, reported);
+        let catchup = self.state.clone();
+        let who = entry.identifier;
+        tokio::spawn(async move { catchup.catch_up(who, version).await });
         let state = self.state.clone();
         tokio::spawn(async move {
             loop {

@@ -40,8 +40,19 @@ pub fn prepare(cfg: &CoordinatorConfig) -> anyhow::Result<Prepared> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let store = Arc::new(SledStore::open(&cfg.data_dir)?);
-    let state =
-        Coordinator::new(manifest, store, cfg.signing.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    let genesis = match &cfg.genesis_policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading genesis policy {}", path.display()))?;
+            Some(
+                quorate_wire::convert::policy_file::signed_from_json(&text)
+                    .map_err(|e| anyhow::anyhow!("genesis policy {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let state = Coordinator::new(manifest, store, cfg.signing.clone(), genesis)
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(Prepared {
         state: Arc::new(state),
         tls: material.server_config()?,

@@ -29,6 +29,18 @@ use crate::{
     store::{Record, Status, Store, StoreError},
 };
 
+fn record_approvals(r: &Record) -> Vec<quorate_wire::policy::AdminSignature> {
+    r.approvals
+        .iter()
+        .filter_map(|(a, s)| {
+            Some(quorate_wire::policy::AdminSignature {
+                admin: hex::decode(a).ok()?,
+                signature: hex::decode(s).ok()?,
+            })
+        })
+        .collect()
+}
+
 /// Rule tags the coordinator itself uses.
 pub mod coord_rule {
     /// The coordinator restarted while the withdrawal was being signed.
@@ -54,7 +66,7 @@ pub struct Coordinator {
     /// Durable store.
     pub store: Store,
     /// Connected signers.
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// Signing behaviour.
     pub signing: SigningConfig,
     /// Every withdrawal status change.
@@ -63,6 +75,9 @@ pub struct Coordinator {
     pub public_keys: RwLock<Option<PublicKeyPackage>>,
     /// DKG progress.
     pub dkg: watch::Sender<apb::DkgStatus>,
+    /// Policy: the coordinator's copy, proposals, and what signers must be sent.
+    pub policy: crate::policy::PolicyDesk,
+    signer_policy: Mutex<BTreeMap<u16, quorate_wire::policy::PolicyStatus>>,
     dkg_running: Mutex<bool>,
     in_flight: Mutex<std::collections::HashSet<String>>,
 }
@@ -74,7 +89,13 @@ fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 impl Coordinator {
     /// Builds the state, loading the group key and failing in-flight withdrawals left by a
     /// previous run (their nonces died with the signers' sessions).
-    pub fn new(manifest: Manifest, store: Store, signing: SigningConfig) -> Result<Self, String> {
+    pub fn new(
+        manifest: Manifest,
+        store: Store,
+        signing: SigningConfig,
+        genesis: Option<quorate_core::policy::SignedPolicy>,
+    ) -> Result<Self, String> {
+        let policy = crate::policy::PolicyDesk::load(store.clone(), &manifest, genesis, now_ms())?;
         let public_keys = match store.public_key_package().map_err(|e| e.to_string())? {
             Some(bytes) => Some(
                 PublicKeyPackage::deserialize(&bytes)
@@ -111,11 +132,13 @@ impl Coordinator {
         Ok(Self {
             manifest,
             store,
-            registry: Registry::default(),
+            registry: Arc::default(),
             signing,
             events,
             public_keys: RwLock::new(public_keys),
             dkg: watch::Sender::new(dkg),
+            policy,
+            signer_policy: Mutex::default(),
             dkg_running: Mutex::new(false),
             in_flight: Mutex::default(),
         })
@@ -178,6 +201,8 @@ impl Coordinator {
         record.updated_ms = now_ms();
         match outcome {
             Ok((signature, signers)) => {
+                self.policy.debit(&intent, now_ms());
+                self.notify_others(&intent, &signature, &signers);
                 record.status = Status::Signed;
                 record.signature = Some(hex::encode(signature));
                 record.signers = signers;
@@ -198,6 +223,120 @@ impl Coordinator {
         }
         if let Err(e) = self.persist(record).await {
             warn!(withdrawal = %id, error = %e, "could not store the outcome");
+        }
+    }
+
+    /// The policy status each signer last reported.
+    pub fn signer_policies(&self) -> BTreeMap<u16, quorate_wire::policy::PolicyStatus> {
+        self.signer_policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records what a signer said about its policy.
+    pub fn note_signer_policy(&self, signer: u16, status: quorate_wire::policy::PolicyStatus) {
+        self.signer_policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(signer, status);
+    }
+
+    /// Sends `body` (a policy update or veto) to one signer and records its answer.
+    pub async fn send_policy(&self, signer: u16, body: pb::coordinator_message::Body) {
+        match self
+            .registry
+            .call(signer, body, self.signing.signer_timeout)
+            .await
+        {
+            Ok(pb::signer_message::Body::PolicyStatus(st)) => {
+                info!(
+                    signer,
+                    version = st.version,
+                    pending = st.pending_version,
+                    "signer policy status"
+                );
+                self.note_signer_policy(signer, st);
+            }
+            Ok(pb::signer_message::Body::Refusal(r)) => {
+                warn!(signer, rule = %r.rule, reason = %r.reason, "signer refused the policy message");
+            }
+            Ok(_) => warn!(signer, "signer: unexpected answer to a policy message"),
+            Err(e) => warn!(signer, error = %e, "policy message not delivered"),
+        }
+    }
+
+    /// Sends a complete policy version to every connected signer.
+    pub async fn broadcast_policy(&self, update: quorate_wire::policy::SignedPolicy) {
+        let body = pb::coordinator_message::Body::PolicyUpdate(update);
+        let calls = self
+            .registry
+            .connected()
+            .into_iter()
+            .map(|s| self.send_policy(s.identifier, body.clone()));
+        futures::future::join_all(calls).await;
+    }
+
+    /// Sends a veto to every connected signer.
+    pub async fn broadcast_veto(&self, hash_hex: &str, sig: &quorate_core::policy::AdminSignature) {
+        let body = pb::coordinator_message::Body::PolicyVeto(pb::PolicyVeto {
+            policy_hash: hex::decode(hash_hex).unwrap_or_default(),
+            veto: Some(quorate_wire::convert::policy::sig_to_proto(sig)),
+        });
+        let calls = self
+            .registry
+            .connected()
+            .into_iter()
+            .map(|s| self.send_policy(s.identifier, body.clone()));
+        futures::future::join_all(calls).await;
+    }
+
+    /// Brings a signer that just connected up to date: the versions it lacks, then vetoes.
+    pub async fn catch_up(&self, signer: u16, version: u64) {
+        for item in self.policy.catchup(version) {
+            let body = match item {
+                crate::policy::Catchup::Update(u) => pb::coordinator_message::Body::PolicyUpdate(u),
+                crate::policy::Catchup::Veto(h, sig) => {
+                    pb::coordinator_message::Body::PolicyVeto(pb::PolicyVeto {
+                        policy_hash: h.to_vec(),
+                        veto: Some(quorate_wire::convert::policy::sig_to_proto(&sig)),
+                    })
+                }
+            };
+            self.send_policy(signer, body).await;
+        }
+    }
+
+    /// Ledger sync: tells every connected signer that did not take part about a signed
+    /// withdrawal, so each velocity ledger sees the whole volume. Best effort: a signer that
+    /// misses the notice is behind by this withdrawal (docs/policy.md).
+    fn notify_others(&self, intent: &WithdrawalIntent, signature: &[u8], signers: &[u16]) {
+        let notice = pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice {
+            intent: intent.encode(),
+            signature: signature.to_vec(),
+        });
+        let timeout = self.signing.signer_timeout;
+        for s in self.registry.connected() {
+            if signers.contains(&s.identifier) {
+                continue;
+            }
+            let registry = self.registry.clone();
+            let notice = notice.clone();
+            let id = intent.id.clone();
+            tokio::spawn(async move {
+                match registry.call(s.identifier, notice, timeout).await {
+                    Ok(pb::signer_message::Body::LedgerAck(_)) => {}
+                    Ok(pb::signer_message::Body::Refusal(r)) => {
+                        warn!(withdrawal = %id, signer = %s.name, rule = %r.rule, reason = %r.reason, "ledger notice refused");
+                    }
+                    Ok(_) => {
+                        warn!(withdrawal = %id, signer = %s.name, "ledger notice: unexpected answer")
+                    }
+                    Err(e) => {
+                        warn!(withdrawal = %id, signer = %s.name, error = %e, "ledger notice not delivered")
+                    }
+                }
+            });
         }
     }
 
@@ -281,6 +420,7 @@ impl Coordinator {
                 intent: intent_bytes.clone(),
                 backend_signature: backend_signature.clone(),
                 signing_package: package_bytes,
+                approvals: record_approvals(record),
             });
             let answers = futures::future::join_all(
                 quorum
@@ -683,7 +823,12 @@ mod tests {
             backend_keys: vec![hex::encode(
                 backend.verifying_key().to_encoded_point(true).as_bytes(),
             )],
-            admin_keys: vec![],
+            admin_keys: vec![quorate_core::identity::IdentitySecret::generate(
+                &mut rand::rngs::OsRng,
+            )
+            .public()
+            .to_string()],
+            admin_quorum: 1,
             signers,
         })
         .unwrap()
@@ -704,6 +849,7 @@ mod tests {
             reason: None,
             created_ms: 1,
             updated_ms: 1,
+            approvals: vec![],
         }
     }
 
@@ -716,7 +862,7 @@ mod tests {
             .unwrap();
         store.flush().unwrap();
         drop(store);
-        let st = Coordinator::new(manifest(), reopen(), SigningConfig::default()).unwrap();
+        let st = Coordinator::new(manifest(), reopen(), SigningConfig::default(), None).unwrap();
         let r = st.store.get("in-flight").unwrap().unwrap();
         assert_eq!(r.status, Status::Failed);
         assert_eq!(r.rule.as_deref(), Some(coord_rule::RESTARTED));

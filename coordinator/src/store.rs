@@ -48,14 +48,20 @@ pub enum Status {
     Failed,
     /// Expired before it could be signed.
     Expired,
+    /// Above the approval threshold: waits for admin approvals.
+    PendingApproval,
 }
 
 impl Status {
-    /// True once nothing more will happen without a new submission.
+    /// True once nothing more will happen without a new submission or admin approvals.
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Status::Signed | Status::Refused | Status::Failed | Status::Expired
+            Status::Signed
+                | Status::Refused
+                | Status::Failed
+                | Status::Expired
+                | Status::PendingApproval
         )
     }
 }
@@ -89,6 +95,10 @@ pub struct Record {
     pub created_ms: u64,
     /// Last change, unix ms.
     pub updated_ms: u64,
+    /// Admin approvals (admin key hex, signature hex) of a withdrawal above its approval
+    /// threshold.
+    #[serde(default)]
+    pub approvals: Vec<(String, String)>,
 }
 
 /// Outcome of inserting a new record.
@@ -126,6 +136,10 @@ pub trait WithdrawalStore: Send + Sync + 'static {
     fn public_key_package(&self) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores the public key package durably.
     fn put_public_key_package(&self, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Reads a metadata value (policy state, proposals).
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes a metadata value durably.
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
 }
 
 /// The store as the coordinator holds it.
@@ -254,6 +268,15 @@ impl WithdrawalStore for SledStore {
         self.meta.insert(META_PUBLIC_KEY_PACKAGE, bytes)?;
         self.flush()
     }
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(key, value)?;
+        self.flush()
+    }
 }
 
 /// In-memory store for unit tests of the coordinator's logic.
@@ -268,6 +291,7 @@ struct MemoryInner {
     records: BTreeMap<String, Record>,
     by_seq: BTreeMap<u64, String>,
     public_key_package: Option<Vec<u8>>,
+    meta: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -345,6 +369,15 @@ impl WithdrawalStore for MemoryStore {
 
     fn put_public_key_package(&self, bytes: &[u8]) -> Result<(), StoreError> {
         self.lock().public_key_package = Some(bytes.to_vec());
+        Ok(())
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().meta.get(key).cloned())
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.lock().meta.insert(key.to_string(), value.to_vec());
         Ok(())
     }
 }

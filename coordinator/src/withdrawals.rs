@@ -40,6 +40,8 @@ pub fn refusal_status(r: &Refusal) -> Status {
         Status::failed_precondition(msg)
     } else if r.permanent {
         Status::permission_denied(msg)
+    } else if r.rule.starts_with(rule::POLICY_VELOCITY_PREFIX) {
+        Status::resource_exhausted(msg)
     } else {
         Status::unavailable(msg)
     };
@@ -64,6 +66,19 @@ pub fn internal(e: &StoreError) -> Status {
     Status::internal(format!("internal error {id}"))
 }
 
+/// Admin approvals stored with a record.
+pub fn record_signatures(r: &Record) -> Vec<quorate_core::policy::AdminSignature> {
+    r.approvals
+        .iter()
+        .filter_map(|(a, s)| {
+            Some(quorate_core::policy::AdminSignature {
+                admin: quorate_core::identity::IdentityPublic::from_hex(a).ok()?,
+                signature: hex::decode(s).ok()?,
+            })
+        })
+        .collect()
+}
+
 /// Converts a stored record to its wire form.
 pub fn record_to_proto(r: &Record, group_key: &[u8]) -> pb::Withdrawal {
     let intent = hex::decode(&r.intent)
@@ -77,6 +92,7 @@ pub fn record_to_proto(r: &Record, group_key: &[u8]) -> pb::Withdrawal {
         St::Refused => pb::Status::Refused,
         St::Failed => pb::Status::Failed,
         St::Expired => pb::Status::Expired,
+        St::PendingApproval => pb::Status::PendingApproval,
     };
     pb::Withdrawal {
         id: r.id.clone(),
@@ -202,13 +218,17 @@ impl WithdrawalService for WithdrawalApi {
         let intent = intent_from_proto(&wire_intent).map_err(|e| invalid("intent-invalid", e))?;
         let digest = intent.digest();
         let now = now_ms();
-        // A forged request is refused at the edge and changes nothing.
-        backend::verify(
-            &self.state.manifest.backend_keys,
-            &digest,
-            &body.backend_signature,
-        )
-        .map_err(|r| refusal_status(&r))?;
+        // A forged request is refused at the edge and changes nothing. The backend keys are
+        // the ones of the policy in force.
+        let backend_keys = self.state.policy.backend_keys(now);
+        if backend_keys.is_empty() {
+            return Err(refusal_status(&Refusal::temporary(
+                rule::POLICY_MISSING,
+                "the coordinator has no policy installed yet",
+            )));
+        }
+        backend::verify(&backend_keys, &digest, &body.backend_signature)
+            .map_err(|r| refusal_status(&r))?;
         let store = &self.state.store;
         let expired = now >= intent.expires_at_ms;
         let expired_refusal = || {
@@ -244,7 +264,12 @@ impl WithdrawalService for WithdrawalApi {
                     }
                     St::Failed => {
                         // Retryable: sign again under the same id (signers accept the same
-                        // id with the same intent).
+                        // id with the same intent) if the policy allows it now.
+                        let approvals = record_signatures(&existing);
+                        self.state
+                            .policy
+                            .precheck(&intent, &approvals, now)
+                            .map_err(|r| refusal_status(&r))?;
                         let mut again = existing;
                         again.status = St::Signing;
                         again.rule = None;
@@ -273,6 +298,18 @@ impl WithdrawalService for WithdrawalApi {
                         "the cluster has no group key yet: run DKG first",
                     )));
                 }
+                // The early answer from the coordinator's copy of the policy: a refusal
+                // stores nothing; above the approval threshold the withdrawal waits.
+                let mut status = St::Signing;
+                let mut waiting = None;
+                if let Err(r) = self.state.policy.precheck(&intent, &[], now) {
+                    if r.rule != rule::POLICY_APPROVAL_REQUIRED {
+                        info!(withdrawal = %intent.id, rule = %r.rule, reason = %r.reason, "withdrawal refused by policy");
+                        return Err(refusal_status(&r));
+                    }
+                    status = St::PendingApproval;
+                    waiting = Some(r);
+                }
                 let record = Record {
                     v: SCHEMA_VERSION,
                     seq: store.next_seq().map_err(|e| internal(&e))?,
@@ -280,15 +317,22 @@ impl WithdrawalService for WithdrawalApi {
                     intent: hex::encode(intent.encode()),
                     backend_signature: hex::encode(&body.backend_signature),
                     digest: hex::encode(digest),
-                    status: St::Signing,
+                    status,
                     signature: None,
                     signers: vec![],
-                    rule: None,
-                    reason: None,
+                    rule: waiting.as_ref().map(|r| r.rule.clone()),
+                    reason: waiting.as_ref().map(|r| r.reason.clone()),
                     created_ms: now,
                     updated_ms: now,
+                    approvals: vec![],
                 };
                 match store.insert_new(&record).map_err(|e| internal(&e))? {
+                    Insert::New if status == St::PendingApproval => {
+                        store.flush().map_err(|e| internal(&e))?;
+                        info!(withdrawal = %intent.id, "withdrawal waits for admin approvals");
+                        let _ = self.state.events.send(record.clone());
+                        return self.answer(&record);
+                    }
                     Insert::New => Some(record),
                     // Lost a race with an identical submission: follow that one. A different
                     // intent that won the race is still a conflict.

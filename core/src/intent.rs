@@ -164,7 +164,7 @@ fn valid_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-fn valid_asset(s: &str) -> bool {
+pub(crate) fn valid_asset(s: &str) -> bool {
     (1..=MAX_ASSET_LEN).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())

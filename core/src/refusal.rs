@@ -29,12 +29,41 @@ pub mod rule {
     pub const ID_CONFLICT: &str = "withdrawal-id-conflict";
     /// This signer holds no key share yet.
     pub const NO_KEY: &str = "no-key-share";
-    /// Policy: the chain/asset is not in the registry.
-    pub const POLICY_ASSET_UNKNOWN: &str = "policy-asset-unknown";
-    /// Policy: above the per-withdrawal maximum.
-    pub const POLICY_AMOUNT_MAX: &str = "policy-amount-max";
+    /// Policy: this node has no policy installed yet.
+    pub const POLICY_MISSING: &str = "policy-missing";
     /// Policy: withdrawals are frozen.
     pub const POLICY_FROZEN: &str = "policy-frozen";
+    /// Policy: the chain/asset is not in the registry.
+    pub const POLICY_ASSET_UNKNOWN: &str = "policy-asset-unknown";
+    /// Policy: the asset is in the registry but disabled.
+    pub const POLICY_ASSET_DISABLED: &str = "policy-asset-disabled";
+    /// Policy: above the per-withdrawal maximum.
+    pub const POLICY_AMOUNT_MAX: &str = "policy-amount-max";
+    /// Policy: the destination is not on the whitelist.
+    pub const POLICY_WHITELIST_DESTINATION: &str = "policy-whitelist-destination";
+    /// Policy: the destination is whitelisted from a later time.
+    pub const POLICY_WHITELIST_NOT_YET_ACTIVE: &str = "policy-whitelist-not-yet-active";
+    /// Policy: above the approval threshold without enough admin approvals.
+    pub const POLICY_APPROVAL_REQUIRED: &str = "policy-approval-required";
+    /// Policy: a velocity limit; the full tag is
+    /// `policy-velocity-<asset|destination>-<amount|count>-<window>`.
+    pub const POLICY_VELOCITY_PREFIX: &str = "policy-velocity-";
+    /// Policy update: the document breaks a rule of its own.
+    pub const POLICY_UPDATE_INVALID: &str = "policy-update-invalid";
+    /// Policy update: the version is stale or skips one.
+    pub const POLICY_UPDATE_VERSION: &str = "policy-update-version";
+    /// Policy update: `prev_hash` is not the hash of the version in force.
+    pub const POLICY_UPDATE_CHAIN: &str = "policy-update-chain";
+    /// Policy update: too few distinct valid admin signatures.
+    pub const POLICY_UPDATE_SIGNATURES: &str = "policy-update-signatures";
+    /// Policy update: the genesis policy does not match the pinned admins.
+    pub const POLICY_UPDATE_GENESIS: &str = "policy-update-genesis";
+    /// Policy update: the version was vetoed.
+    pub const POLICY_UPDATE_VETOED: &str = "policy-update-vetoed";
+    /// Policy veto: not signed by an admin in force.
+    pub const POLICY_VETO_INVALID: &str = "policy-veto-invalid";
+    /// Ledger notice: the group signature does not verify.
+    pub const LEDGER_NOTICE_INVALID: &str = "ledger-notice-invalid";
     /// Fewer than t signers could sign.
     pub const NOT_ENOUGH_SIGNERS: &str = "not-enough-signers";
 }

@@ -20,7 +20,6 @@ use crate::{
     backend::{self, BackendKey},
     intent::WithdrawalIntent,
     message::{signing_message, ChainFormat},
-    policy::WithdrawalPolicy,
     refusal::{rule, Refusal},
 };
 
@@ -136,10 +135,8 @@ pub struct Gate<'a> {
     pub signers: &'a std::collections::BTreeSet<Identifier>,
     /// Threshold t.
     pub min_signers: usize,
-    /// Backend keys pinned in the manifest.
+    /// Backend keys of the policy in force.
     pub backend_keys: &'a [BackendKey],
-    /// This signer's policy.
-    pub policy: &'a dyn WithdrawalPolicy,
     /// How the group signs for the intent's chain.
     pub format: ChainFormat,
     /// Unix milliseconds now.
@@ -159,7 +156,8 @@ pub struct Authorized {
     pub package: SigningPackage,
 }
 
-/// Checks a signing request against the intent itself (S1). `own` is the commitment this
+/// Checks a signing request against the intent itself (S1). Policy comes after, with the
+/// ledger, in the caller. `own` is the commitment this
 /// signer released for the session.
 pub fn check_request(
     gate: &Gate<'_>,
@@ -233,7 +231,6 @@ pub fn check_request(
             "the intent's creation time is in the future beyond the allowed clock skew",
         ));
     }
-    gate.policy.evaluate(&intent, gate.now_ms)?;
     Ok(Authorized {
         intent,
         digest,

@@ -12,7 +12,6 @@ use quorate_core::{
     identity::IdentitySecret,
     intent::WithdrawalIntent,
     message::ChainFormat,
-    policy::AssetPolicy,
     refusal::rule,
     seal::Sealed,
     signing::{check_request, sign_share, Gate, NonceStore},
@@ -131,15 +130,6 @@ fn intent(now: u64) -> WithdrawalIntent {
     .unwrap()
 }
 
-fn policy() -> AssetPolicy {
-    let mut p = AssetPolicy::default();
-    p.max_amount.insert(
-        (quorate_core::address::Chain::Ethereum, "ETH".into()),
-        quorate_core::amount::Amount::parse("10000000000000000000").unwrap(),
-    );
-    p
-}
-
 /// Signs `intent` with the signers in `subset` through the signer-side gate.
 fn sign_with(g: &Group, subset: &[u16], intent: &WithdrawalIntent) -> Vec<u8> {
     let now = intent.created_at_ms + 1;
@@ -165,7 +155,6 @@ fn sign_with(g: &Group, subset: &[u16], intent: &WithdrawalIntent) -> Vec<u8> {
     }
     let package = SigningPackage::new(commitments, &intent.digest());
     let bytes = package.serialize().unwrap();
-    let pol = policy();
     let keys = [backend_pub];
     let all_ids: std::collections::BTreeSet<Identifier> = g
         .keys
@@ -180,7 +169,6 @@ fn sign_with(g: &Group, subset: &[u16], intent: &WithdrawalIntent) -> Vec<u8> {
             signers: &all_ids,
             min_signers: g.public.min_signers().map(usize::from).unwrap_or(2),
             backend_keys: &keys,
-            policy: &pol,
             format: ChainFormat::IntentDigest,
             now_ms: now,
             max_clock_skew_ms: 0,

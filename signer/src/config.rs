@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use quorate_core::{address::Chain, amount::Amount, atrest::Kek, policy::AssetPolicy};
+use quorate_core::atrest::Kek;
 use serde::Deserialize;
 
 /// Errors in the signer's configuration.
@@ -111,28 +111,14 @@ impl Default for SigningLimits {
     }
 }
 
-/// Local policy: the assets this signer will sign for.
+/// Local switches on top of the governed policy (which comes from the admins, signed).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// Refuse everything.
+    /// The operator's emergency stop: refuse every withdrawal whatever the governed policy
+    /// says.
     #[serde(default)]
     pub frozen: bool,
-    /// Allowed assets.
-    #[serde(default)]
-    pub assets: Vec<AssetLimit>,
-}
-
-/// One allowed asset.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssetLimit {
-    /// Chain name.
-    pub chain: String,
-    /// Asset symbol.
-    pub asset: String,
-    /// Per-withdrawal maximum in base units (decimal string).
-    pub max_amount: String,
 }
 
 /// Logging.
@@ -185,32 +171,7 @@ impl SignerConfig {
         if self.signing.nonce_ttl.is_zero() {
             return bad("signing.nonce_ttl must be positive".into());
         }
-        self.asset_policy()?;
         Ok(())
-    }
-
-    /// The local asset policy.
-    pub fn asset_policy(&self) -> Result<AssetPolicy, ConfigError> {
-        let mut p = AssetPolicy {
-            frozen: self.policy.frozen,
-            ..AssetPolicy::default()
-        };
-        for a in &self.policy.assets {
-            let chain: Chain = a
-                .chain
-                .parse()
-                .map_err(|e| ConfigError::Invalid(format!("policy.assets: {e}")))?;
-            let max = Amount::parse(&a.max_amount).map_err(|e| {
-                ConfigError::Invalid(format!("policy.assets {} {}: {e}", a.chain, a.asset))
-            })?;
-            if p.max_amount.insert((chain, a.asset.clone()), max).is_some() {
-                return Err(ConfigError::Invalid(format!(
-                    "policy.assets: {} {} listed twice",
-                    a.chain, a.asset
-                )));
-            }
-        }
-        Ok(p)
     }
 
     /// Reads the key-encryption key from its file or environment variable.
@@ -248,8 +209,7 @@ mod tests {
         assert_eq!(cfg.name, "signer-1");
         assert_eq!(cfg.keys.kek_env.as_deref(), Some("QUORATE_KEK"));
         assert!(cfg.tls.cert.ends_with("tls/signer.pem"));
-        let policy = cfg.asset_policy().unwrap();
-        assert_eq!(policy.max_amount.len(), 2);
+        assert!(!cfg.policy.frozen);
         assert_eq!(cfg.signing.nonce_ttl, Duration::from_secs(60));
     }
 
@@ -268,12 +228,8 @@ mod tests {
                 "nonce_limit",
             ),
             (
-                base.replace("max_amount = \"100000000\"", "max_amount = \"1.5\""),
-                "policy.assets",
-            ),
-            (
-                base.replace("chain = \"bitcoin\"", "chain = \"dogecoin\""),
-                "unknown chain",
+                base.replace("frozen = false", "frozen = false\n[[policy.assets]]\n"),
+                "unknown field",
             ),
         ] {
             let p = dir.path().join("s.toml");

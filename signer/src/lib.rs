@@ -75,7 +75,7 @@ pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, link::LinkTarget)>
         identity,
         kek,
         store,
-        Box::new(cfg.asset_policy()?),
+        cfg.policy.frozen,
         NodeLimits {
             nonce_limit: cfg.signing.nonce_limit,
             nonce_ttl_ms: cfg.signing.nonce_ttl.as_millis() as u64,

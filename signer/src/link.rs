@@ -69,6 +69,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
             version: env!("CARGO_PKG_VERSION").to_string(),
             manifest_hash: node.manifest_hash().to_vec(),
             group_public_key: node.group_key(),
+            policy: Some(node.policy_status()),
         })),
     };
     tx.send(hello)

@@ -12,13 +12,19 @@ use quorate_core::{
     atrest::Kek,
     dkg::{self, DkgSetup, SignedRound1},
     identity::IdentitySecret,
+    intent::WithdrawalIntent,
+    message::signing_message,
     message::ChainFormat,
-    policy::WithdrawalPolicy,
+    policy::{self, decode_state, encode_state, ledger::Debit, Ledger, PolicyState},
     refusal::{rule, Refusal},
     seal::Sealed,
     signing::{self, Gate, NonceStore, SessionId},
 };
-use quorate_wire::{manifest::Manifest, signer as pb};
+use quorate_wire::{
+    convert::policy::{signed_from_proto, sigs_from_proto, status},
+    manifest::Manifest,
+    policy as policy_pb, signer as pb,
+};
 use tracing::{info, warn};
 
 use crate::store::{Binding, SignerStore};
@@ -27,6 +33,7 @@ use crate::store::{Binding, SignerStore};
 const META_KEY_SHARE: &str = "key_share";
 const META_PUBLIC_KEY_PACKAGE: &str = "public_key_package";
 const META_GROUP_KEY: &str = "group_key";
+const META_POLICY_STATE: &str = "policy_state";
 
 /// Rule tags specific to the signer link.
 pub mod link_rule {
@@ -78,7 +85,11 @@ pub struct Node {
     identity: IdentitySecret,
     kek: Kek,
     store: Arc<dyn SignerStore>,
-    policy: Box<dyn WithdrawalPolicy>,
+    /// The operator's local emergency stop.
+    local_frozen: bool,
+    /// Governed policy and velocity ledger: evaluation and debit happen under this one lock,
+    /// so two requests can never both spend the same headroom.
+    policy: Mutex<PolicyGuard>,
     max_clock_skew_ms: u64,
     key: RwLock<Option<Arc<KeyPackage>>>,
     group_key: RwLock<Vec<u8>>,
@@ -88,6 +99,12 @@ pub struct Node {
     /// Nonce lifetimes run on this monotonic clock, not the wall clock, so a clock step can
     /// never extend one.
     started: std::time::Instant,
+}
+
+/// The policy in force (none before genesis) and the velocity ledger.
+struct PolicyGuard {
+    state: Option<PolicyState>,
+    ledger: Ledger,
 }
 
 /// Limits applied by a node.
@@ -142,7 +159,7 @@ impl Node {
         identity: IdentitySecret,
         kek: Kek,
         store: Arc<dyn SignerStore>,
-        policy: Box<dyn WithdrawalPolicy>,
+        local_frozen: bool,
         limits: NodeLimits,
     ) -> Result<Self, String> {
         let entry = manifest
@@ -161,12 +178,21 @@ impl Node {
             .iter()
             .map(|s| frost_id(s.identifier))
             .collect::<Result<_, _>>()?;
+        let state = store
+            .get_meta(META_POLICY_STATE)
+            .map_err(|e| e.to_string())?
+            .map(|b| decode_state(&b))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let (high_water, records) = store.load_ledger().map_err(|e| e.to_string())?;
+        let ledger = Ledger::load(high_water, records);
         let node = Self {
             me,
             manifest,
             identity,
             store,
-            policy,
+            local_frozen,
+            policy: Mutex::new(PolicyGuard { state, ledger }),
             max_clock_skew_ms: limits.max_clock_skew_ms,
             key: RwLock::new(None),
             group_key: RwLock::new(Vec::new()),
@@ -219,6 +245,11 @@ impl Node {
         lock(&self.nonces).len()
     }
 
+    /// The policy this signer has in force.
+    pub fn policy_status(&self) -> policy_pb::PolicyStatus {
+        status(lock(&self.policy).state.as_ref())
+    }
+
     /// Answers one coordinator request.
     pub async fn handle(
         self: &Arc<Self>,
@@ -241,19 +272,24 @@ impl Node {
                 Err(r) => refusal(r),
             },
             B::Sign(r) => {
-                let node = self.clone();
-                // Binding the withdrawal flushes to disk before the share leaves (S6).
-                tokio::task::spawn_blocking(move || node.sign(&r))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Refusal::permanent(
-                            link_rule::STORAGE,
-                            "signing task failed",
-                        ))
-                    })
-                    .unwrap_or_else(refusal)
+                // Binding and debiting flush to disk before the share leaves (S6).
+                self.blocking(move |node| node.sign(&r)).await
             }
+            B::PolicyUpdate(p) => self.blocking(move |node| node.policy_update(&p)).await,
+            B::PolicyVeto(v) => self.blocking(move |node| node.policy_veto(&v)).await,
+            B::LedgerNotice(n) => self.blocking(move |node| node.ledger_notice(&n)).await,
         }
+    }
+
+    async fn blocking(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Node) -> Result<pb::signer_message::Body, Refusal> + Send + 'static,
+    ) -> pb::signer_message::Body {
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || f(&node))
+            .await
+            .unwrap_or_else(|_| Err(Refusal::permanent(link_rule::STORAGE, "task failed")))
+            .unwrap_or_else(refusal)
     }
 
     fn setup(&self, session_id: Vec<u8>) -> DkgSetup {
@@ -540,16 +576,26 @@ impl Node {
         let _entered = span.enter();
         let key = self.key()?;
         let sid = session_id(&r.session_id)?;
-        let now = now_ms();
         // The nonce leaves the store before anything else happens: whatever the outcome of
         // this request, the session can never be signed in again (S4).
         let (nonces, own) = lock(&self.nonces).take(&sid, self.mono_ms())?;
+        let approvals = sigs_from_proto(&r.approvals)
+            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("approvals: {e}")))?;
+        let mut guard = lock(&self.policy);
+        let now = now_ms();
+        self.refresh_policy(&mut guard, now)?;
+        let Some(state) = guard.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "no policy installed",
+            ));
+        };
+        let backend_keys = state.active().backend_keys();
         let gate = Gate {
             me: frost_id(self.me).map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
             signers: &self.signer_ids,
             min_signers: usize::from(self.manifest.threshold),
-            backend_keys: &self.manifest.backend_keys,
-            policy: self.policy.as_ref(),
+            backend_keys: &backend_keys,
             format: ChainFormat::IntentDigest,
             now_ms: now,
             max_clock_skew_ms: self.max_clock_skew_ms,
@@ -565,21 +611,214 @@ impl Node {
             warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to sign");
         })?;
         let id = ok.intent.id.as_str();
-        match self.store.bind_withdrawal(id, &ok.digest, now) {
-            Ok(Binding::New | Binding::Same) => {}
-            Ok(Binding::Conflict) => {
-                warn!(signer = %self.name, withdrawal = %id, "withdrawal id reused for a different intent");
-                return Err(Refusal::permanent(
-                    rule::ID_CONFLICT,
-                    format!("withdrawal id `{id}` is already bound to a different intent"),
-                ));
-            }
-            Err(e) => return Err(Refusal::temporary(link_rule::STORAGE, e.to_string())),
+        self.check_binding(&ok.intent, &ok.digest)?;
+        if self.local_frozen {
+            return Err(Refusal::temporary(
+                rule::POLICY_FROZEN,
+                format!(
+                    "signer {} is stopped by its operator (policy.frozen in its config)",
+                    self.name
+                ),
+            ));
         }
+        let already = self.store.debited(id).map_err(storage)?;
+        // A withdrawal debited before (a retry) is not counted against its own debit.
+        let empty = Ledger::new();
+        let ledger = if already { &empty } else { &guard.ledger };
+        policy::evaluate(state.active(), ledger, &ok.intent, &approvals, now).inspect_err(
+            |refused| {
+                warn!(signer = %self.name, withdrawal = %id, rule = %refused.rule, reason = %refused.reason, "policy refused");
+            },
+        )?;
+        self.debit(&mut guard, &ok.intent, &ok.digest, now, already)?;
+        drop(guard);
         let share = signing::sign_share(&ok.package, nonces, &key)?;
         info!(signer = %self.name, withdrawal = %id, "share released");
         Ok(pb::signer_message::Body::Sign(pb::SignResponse {
             share: share.serialize(),
+        }))
+    }
+}
+
+fn storage(e: crate::store::StoreError) -> Refusal {
+    Refusal::temporary(link_rule::STORAGE, e.to_string())
+}
+
+impl Node {
+    /// Applies a pending version whose time-lock has run out; refuses if no policy is
+    /// installed.
+    fn refresh_policy(&self, guard: &mut PolicyGuard, now: u64) -> Result<(), Refusal> {
+        let Some(state) = guard.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                format!("signer {} has no policy installed yet", self.name),
+            ));
+        };
+        if state
+            .pending
+            .as_ref()
+            .is_some_and(|p| now >= p.effective_at_ms)
+        {
+            let mut next = state.clone();
+            next.tick(now);
+            self.store
+                .put_meta_durable(META_POLICY_STATE, &encode_state(&next))
+                .map_err(storage)?;
+            info!(signer = %self.name, version = next.active().version, hash = %next.active().hash_hex(), "policy version applied after its time-lock");
+            guard.state = Some(next);
+        }
+        Ok(())
+    }
+
+    /// Refuses if `id` is bound to another intent.
+    fn check_binding(&self, intent: &WithdrawalIntent, digest: &[u8; 32]) -> Result<(), Refusal> {
+        match self.store.bound_digest(&intent.id).map_err(storage)? {
+            Some(d) if d != *digest => {
+                warn!(signer = %self.name, withdrawal = %intent.id, "withdrawal id reused for a different intent");
+                Err(Refusal::permanent(
+                    rule::ID_CONFLICT,
+                    format!(
+                        "withdrawal id `{}` is already bound to a different intent",
+                        intent.id
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Binds the withdrawal and, unless it was counted before, debits it, durably.
+    fn debit(
+        &self,
+        guard: &mut PolicyGuard,
+        intent: &WithdrawalIntent,
+        digest: &[u8; 32],
+        now: u64,
+        already: bool,
+    ) -> Result<(), Refusal> {
+        let debit = if already {
+            Debit {
+                at_ms: guard.ledger.effective_now(now),
+                records: vec![],
+            }
+        } else {
+            // Applied in memory first: if the write fails, the ledger over-counts, which errs
+            // on the safe side.
+            guard.ledger.debit(
+                intent.chain,
+                &intent.asset,
+                &intent.destination,
+                intent.amount,
+                now,
+            )
+        };
+        match self
+            .store
+            .bind_and_debit(&intent.id, digest, now, &debit)
+            .map_err(storage)?
+        {
+            Binding::Conflict => Err(Refusal::permanent(
+                rule::ID_CONFLICT,
+                format!(
+                    "withdrawal id `{}` is already bound to a different intent",
+                    intent.id
+                ),
+            )),
+            Binding::New | Binding::Same => Ok(()),
+        }
+    }
+
+    fn policy_update(
+        &self,
+        p: &policy_pb::SignedPolicy,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let signed =
+            signed_from_proto(p).map_err(|e| Refusal::permanent(rule::POLICY_UPDATE_INVALID, e))?;
+        let version = signed.doc.version;
+        let hash = signed.doc.hash_hex();
+        let mut guard = lock(&self.policy);
+        let now = now_ms();
+        let (next, outcome) = match &guard.state {
+            None => (
+                self.manifest.genesis(signed),
+                "installed as genesis".to_string(),
+            ),
+            Some(s) => {
+                let mut next = s.clone();
+                match next.offer(signed, now) {
+                    Ok(o) => (Ok(next), format!("{o:?}")),
+                    Err(e) => (Err(e), String::new()),
+                }
+            }
+        };
+        let next = next.inspect_err(|r| {
+            warn!(signer = %self.name, version, hash = %hash, rule = %r.rule, reason = %r.reason, "policy update refused");
+        })?;
+        self.store
+            .put_meta_durable(META_POLICY_STATE, &encode_state(&next))
+            .map_err(storage)?;
+        info!(signer = %self.name, version, hash = %hash, outcome = %outcome, "policy update accepted");
+        guard.state = Some(next);
+        Ok(pb::signer_message::Body::PolicyStatus(status(
+            guard.state.as_ref(),
+        )))
+    }
+
+    fn policy_veto(&self, v: &pb::PolicyVeto) -> Result<pb::signer_message::Body, Refusal> {
+        let bad = |m: String| Refusal::permanent(rule::POLICY_VETO_INVALID, m);
+        let hash: [u8; 32] = v
+            .policy_hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("policy_hash must be 32 bytes".into()))?;
+        let veto = v
+            .veto
+            .as_ref()
+            .ok_or_else(|| bad("veto: missing".into()))
+            .and_then(|s| quorate_wire::convert::policy::sig_from_proto(s).map_err(bad))?;
+        let mut guard = lock(&self.policy);
+        let Some(state) = guard.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "no policy installed",
+            ));
+        };
+        let mut next = state.clone();
+        next.veto(&hash, &veto, now_ms())?;
+        self.store
+            .put_meta_durable(META_POLICY_STATE, &encode_state(&next))
+            .map_err(storage)?;
+        info!(signer = %self.name, hash = %hex::encode(hash), admin = %veto.admin, "policy version vetoed");
+        guard.state = Some(next);
+        Ok(pb::signer_message::Body::PolicyStatus(status(
+            guard.state.as_ref(),
+        )))
+    }
+
+    /// A withdrawal the group signed without us: count it, once, if the group signature over
+    /// its signing message verifies.
+    fn ledger_notice(&self, n: &pb::LedgerNotice) -> Result<pb::signer_message::Body, Refusal> {
+        let invalid = |m: &str| Refusal::permanent(rule::LEDGER_NOTICE_INVALID, m.to_string());
+        let intent = WithdrawalIntent::decode(&n.intent)
+            .map_err(|e| Refusal::permanent(rule::INTENT_MALFORMED, e.to_string()))?;
+        let key = self.key()?;
+        let sig = frost_secp256k1::Signature::deserialize(&n.signature)
+            .map_err(|_| invalid("the notice's signature does not decode"))?;
+        let msg = signing_message(&intent, ChainFormat::IntentDigest);
+        key.verifying_key()
+            .verify(&msg, &sig)
+            .map_err(|_| invalid("the notice's group signature does not verify"))?;
+        let digest = intent.digest();
+        self.check_binding(&intent, &digest)?;
+        let mut guard = lock(&self.policy);
+        let now = now_ms();
+        let already = self.store.debited(&intent.id).map_err(storage)?;
+        self.debit(&mut guard, &intent, &digest, now, already)?;
+        if !already {
+            info!(signer = %self.name, withdrawal = %intent.id, "ledger notice: withdrawal signed by others counted");
+        }
+        Ok(pb::signer_message::Body::LedgerAck(pb::LedgerAck {
+            debited: !already,
         }))
     }
 }

@@ -4,7 +4,9 @@
 
 use std::{collections::HashMap, path::Path, sync::Mutex};
 
+use quorate_core::policy::ledger::{BucketRecord, Debit};
 use serde::{Deserialize, Serialize};
+use sled::Transactional;
 
 /// Schema version written into every record.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -59,6 +61,39 @@ pub trait SignerStore: Send + Sync + 'static {
         digest: &[u8; 32],
         now_ms: u64,
     ) -> Result<Binding, StoreError>;
+    /// The digest `id` is bound to, if any.
+    fn bound_digest(&self, id: &str) -> Result<Option<[u8; 32]>, StoreError>;
+    /// True if `id` has been debited from the velocity ledger.
+    fn debited(&self, id: &str) -> Result<bool, StoreError>;
+    /// In one atomic, flushed write: binds `id` to `digest` (unless bound to it already) and,
+    /// unless `id` was debited before, records `debit`'s bucket totals, marks `id` debited
+    /// and raises the ledger's high-water time. Writes nothing on a conflict.
+    fn bind_and_debit(
+        &self,
+        id: &str,
+        digest: &[u8; 32],
+        now_ms: u64,
+        debit: &Debit,
+    ) -> Result<Binding, StoreError>;
+    /// The persisted ledger: high-water time and bucket records.
+    fn load_ledger(&self) -> Result<(u64, Vec<BucketRecord>), StoreError>;
+}
+
+const META_LEDGER_HIGH_WATER: &str = "ledger_high_water_ms";
+
+fn corrupt(key: &str, reason: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn digest_of(id: &str, existing: &[u8]) -> Result<[u8; 32], StoreError> {
+    let rec: WithdrawalRecord = serde_json::from_slice(existing).map_err(|e| corrupt(id, e))?;
+    hex::decode(&rec.digest)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| corrupt(id, "digest"))
 }
 
 /// sled-backed store, one database per signer.
@@ -66,6 +101,8 @@ pub struct SledStore {
     db: sled::Db,
     meta: sled::Tree,
     withdrawals: sled::Tree,
+    ledger: sled::Tree,
+    debits: sled::Tree,
 }
 
 impl SledStore {
@@ -75,6 +112,8 @@ impl SledStore {
         Ok(Self {
             meta: db.open_tree("meta")?,
             withdrawals: db.open_tree("withdrawals")?,
+            ledger: db.open_tree("ledger")?,
+            debits: db.open_tree("debits")?,
             db,
         })
     }
@@ -152,13 +191,91 @@ impl SignerStore for SledStore {
             },
         }
     }
+
+    fn bound_digest(&self, id: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        self.withdrawals
+            .get(id)?
+            .map(|v| digest_of(id, &v))
+            .transpose()
+    }
+
+    fn debited(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.debits.contains_key(id)?)
+    }
+
+    fn bind_and_debit(
+        &self,
+        id: &str,
+        digest: &[u8; 32],
+        now_ms: u64,
+        debit: &Debit,
+    ) -> Result<Binding, StoreError> {
+        use sled::transaction::{ConflictableTransactionError as Abort, TransactionError};
+        let result = (&self.withdrawals, &self.debits, &self.ledger, &self.meta).transaction(
+            |(w, d, l, m)| {
+                let binding = match w.get(id)? {
+                    Some(existing) => match compare(id, &existing, digest) {
+                        Ok(b) => b,
+                        Err(e) => return Err(Abort::Abort(e)),
+                    },
+                    None => {
+                        w.insert(id, record(digest, now_ms))?;
+                        Binding::New
+                    }
+                };
+                if binding == Binding::Conflict {
+                    return Ok(binding);
+                }
+                if d.get(id)?.is_none() {
+                    for r in &debit.records {
+                        l.insert(r.key_bytes(), r.value_bytes())?;
+                    }
+                    d.insert(id, &debit.at_ms.to_be_bytes())?;
+                    m.insert(META_LEDGER_HIGH_WATER, &debit.at_ms.to_be_bytes())?;
+                }
+                Ok(binding)
+            },
+        );
+        let binding = match result {
+            Ok(b) => b,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+        };
+        self.db.flush()?;
+        Ok(binding)
+    }
+
+    fn load_ledger(&self) -> Result<(u64, Vec<BucketRecord>), StoreError> {
+        let high = match self.meta.get(META_LEDGER_HIGH_WATER)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt(META_LEDGER_HIGH_WATER, "length"))?,
+            ),
+            None => 0,
+        };
+        let mut records = Vec::new();
+        for kv in self.ledger.iter() {
+            let (k, v) = kv?;
+            records.push(BucketRecord::decode(&k, &v).map_err(|e| corrupt("ledger", e))?);
+        }
+        Ok((high, records))
+    }
 }
+
+/// High-water time, bucket records, debited ids.
+type MemoryLedger = (
+    u64,
+    HashMap<Vec<u8>, Vec<u8>>,
+    std::collections::HashSet<String>,
+);
 
 /// In-memory store for unit tests.
 #[derive(Default)]
 pub struct MemoryStore {
     meta: Mutex<HashMap<String, Vec<u8>>>,
     withdrawals: Mutex<HashMap<String, Vec<u8>>>,
+    ledger: Mutex<MemoryLedger>,
 }
 
 impl SignerStore for MemoryStore {
@@ -202,6 +319,52 @@ impl SignerStore for MemoryStore {
                 Ok(Binding::New)
             }
         }
+    }
+
+    fn bound_digest(&self, id: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let w = self.withdrawals.lock().unwrap_or_else(|p| p.into_inner());
+        w.get(id).map(|v| digest_of(id, v)).transpose()
+    }
+
+    fn debited(&self, id: &str) -> Result<bool, StoreError> {
+        let l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(l.2.contains(id))
+    }
+
+    fn bind_and_debit(
+        &self,
+        id: &str,
+        digest: &[u8; 32],
+        now_ms: u64,
+        debit: &Debit,
+    ) -> Result<Binding, StoreError> {
+        let mut w = self.withdrawals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let binding = match w.get(id) {
+            Some(existing) => compare(id, existing, digest)?,
+            None => Binding::New,
+        };
+        if binding == Binding::Conflict {
+            return Ok(binding);
+        }
+        w.entry(id.to_string())
+            .or_insert_with(|| record(digest, now_ms));
+        if l.2.insert(id.to_string()) {
+            for r in &debit.records {
+                l.1.insert(r.key_bytes(), r.value_bytes());
+            }
+            l.0 = debit.at_ms;
+        }
+        Ok(binding)
+    }
+
+    fn load_ledger(&self) -> Result<(u64, Vec<BucketRecord>), StoreError> {
+        let l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let records =
+            l.1.iter()
+                .map(|(k, v)| BucketRecord::decode(k, v).map_err(|e| corrupt("ledger", e)))
+                .collect::<Result<_, _>>()?;
+        Ok((l.0, records))
     }
 }
 

@@ -32,3 +32,135 @@ pub fn intent_to_proto(i: &WithdrawalIntent) -> pb::Intent {
         customer_ref: i.customer_ref.clone().unwrap_or_default(),
     }
 }
+
+/// Admin signatures and signed policies.
+pub mod policy {
+    use quorate_core::{
+        identity::IdentityPublic,
+        policy::{AdminSignature, PolicyDoc, PolicyState, SignedPolicy},
+    };
+
+    use crate::policy as pb;
+
+    /// Longest admin signature accepted (DER ECDSA is at most 72 bytes).
+    pub const MAX_SIGNATURE_BYTES: usize = 80;
+    /// Most signatures carried with one policy or withdrawal.
+    pub const MAX_SIGNATURES: usize = 64;
+
+    /// Wire form of an admin signature.
+    pub fn sig_to_proto(s: &AdminSignature) -> pb::AdminSignature {
+        pb::AdminSignature {
+            admin: s.admin.as_bytes().to_vec(),
+            signature: s.signature.clone(),
+        }
+    }
+
+    /// Domain form; the message names the field that is wrong.
+    pub fn sig_from_proto(p: &pb::AdminSignature) -> Result<AdminSignature, String> {
+        let admin = IdentityPublic::from_bytes(&p.admin)
+            .map_err(|_| "admin: expected a 33-byte compressed secp256k1 public key".to_string())?;
+        if p.signature.is_empty() || p.signature.len() > MAX_SIGNATURE_BYTES {
+            return Err(format!(
+                "signature: expected 1..={MAX_SIGNATURE_BYTES} bytes, got {}",
+                p.signature.len()
+            ));
+        }
+        Ok(AdminSignature {
+            admin,
+            signature: p.signature.clone(),
+        })
+    }
+
+    /// Domain form of a list of signatures.
+    pub fn sigs_from_proto(p: &[pb::AdminSignature]) -> Result<Vec<AdminSignature>, String> {
+        if p.len() > MAX_SIGNATURES {
+            return Err(format!("at most {MAX_SIGNATURES} signatures"));
+        }
+        p.iter().map(sig_from_proto).collect()
+    }
+
+    /// Wire form of a signed policy.
+    pub fn signed_to_proto(s: &SignedPolicy) -> pb::SignedPolicy {
+        pb::SignedPolicy {
+            document: s.doc.encode(),
+            signatures: s.signatures.iter().map(sig_to_proto).collect(),
+        }
+    }
+
+    /// Domain form: the document must be canonical and valid on its own.
+    pub fn signed_from_proto(p: &pb::SignedPolicy) -> Result<SignedPolicy, String> {
+        Ok(SignedPolicy {
+            doc: PolicyDoc::decode(&p.document).map_err(|e| format!("document: {e}"))?,
+            signatures: sigs_from_proto(&p.signatures)?,
+        })
+    }
+
+    /// Status of a node's policy (`None`: none installed).
+    pub fn status(s: Option<&PolicyState>) -> pb::PolicyStatus {
+        let Some(s) = s else {
+            return pb::PolicyStatus::default();
+        };
+        let pending = s.pending.as_ref();
+        pb::PolicyStatus {
+            version: s.current.doc.version,
+            hash: s.current.doc.hash_hex(),
+            frozen: s.current.doc.frozen,
+            pending_version: pending.map_or(0, |p| p.policy.doc.version),
+            pending_hash: pending.map_or(String::new(), |p| p.policy.doc.hash_hex()),
+            pending_effective_at_ms: pending.map_or(0, |p| p.effective_at_ms),
+        }
+    }
+}
+
+/// The file form of a signed policy (the genesis file, `admin show --json`):
+/// `{"document": <the canonical document as JSON>, "signatures": [{"admin", "signature"}]}`.
+pub mod policy_file {
+    use quorate_core::{
+        identity::IdentityPublic,
+        policy::{AdminSignature, PolicyDoc, SignedPolicy},
+    };
+
+    /// Pretty JSON.
+    pub fn signed_to_json(s: &SignedPolicy) -> String {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&s.doc.encode()).unwrap_or(serde_json::Value::Null);
+        let v = serde_json::json!({
+            "document": doc,
+            "signatures": s.signatures.iter().map(|a| serde_json::json!({
+                "admin": a.admin.to_string(),
+                "signature": hex::encode(&a.signature),
+            })).collect::<Vec<_>>(),
+        });
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    }
+
+    /// Parses the file form; the document must re-encode canonically and validate.
+    pub fn signed_from_json(text: &str) -> Result<SignedPolicy, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Sig {
+            admin: String,
+            signature: String,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            document: serde_json::Value,
+            signatures: Vec<Sig>,
+        }
+        let f: File = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let doc: PolicyDoc = serde_json::from_value(f.document).map_err(|e| e.to_string())?;
+        let doc = PolicyDoc::decode(&doc.encode()).map_err(|e| e.to_string())?;
+        let signatures = f
+            .signatures
+            .iter()
+            .map(|s| {
+                Ok(AdminSignature {
+                    admin: IdentityPublic::from_hex(&s.admin).map_err(|e| e.to_string())?,
+                    signature: hex::decode(&s.signature).map_err(|e| e.to_string())?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(SignedPolicy { doc, signatures })
+    }
+}

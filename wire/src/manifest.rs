@@ -44,10 +44,14 @@ pub struct ManifestDoc {
     pub version: u32,
     /// Threshold t: how many signers make a signature.
     pub threshold: u16,
-    /// Hex compressed secp256k1 keys the backend signs intents with.
+    /// Hex compressed secp256k1 keys the backend signs intents with, as of the genesis policy
+    /// (later policy versions may rotate them).
     pub backend_keys: Vec<String>,
-    /// Hex compressed secp256k1 keys of the admins.
+    /// Hex compressed secp256k1 keys of the admins, pinned for the genesis policy.
     pub admin_keys: Vec<String>,
+    /// Distinct admin signatures the genesis policy needs (it must also name these admins
+    /// and this quorum).
+    pub admin_quorum: u16,
     /// The signers.
     pub signers: Vec<SignerDoc>,
 }
@@ -90,6 +94,8 @@ pub struct Manifest {
     pub backend_keys: Vec<BackendKey>,
     /// Admin keys.
     pub admin_keys: Vec<IdentityPublic>,
+    /// Admin quorum of the genesis policy.
+    pub admin_quorum: u16,
     hash: [u8; 32],
 }
 
@@ -200,12 +206,29 @@ impl Manifest {
                 IdentityPublic::from_hex(k).map_err(|e| invalid(format!("admin key `{k}`: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let hash = canonical_hash(doc.threshold, &signers, &backend_keys, &admin_keys);
+        if admin_keys.iter().collect::<BTreeSet<_>>().len() != admin_keys.len() {
+            return Err(invalid("admin keys must be unique"));
+        }
+        if doc.admin_quorum == 0 || usize::from(doc.admin_quorum) > admin_keys.len() {
+            return Err(invalid(format!(
+                "admin_quorum {} must be between 1 and the number of admin keys ({})",
+                doc.admin_quorum,
+                admin_keys.len()
+            )));
+        }
+        let hash = canonical_hash(
+            doc.threshold,
+            &signers,
+            &backend_keys,
+            &admin_keys,
+            doc.admin_quorum,
+        );
         Ok(Self {
             threshold: doc.threshold,
             signers,
             backend_keys,
             admin_keys,
+            admin_quorum: doc.admin_quorum,
             hash,
         })
     }
@@ -236,6 +259,7 @@ fn canonical_hash(
     signers: &[SignerEntry],
     backend: &[BackendKey],
     admins: &[IdentityPublic],
+    admin_quorum: u16,
 ) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"quorate/manifest/v1");
@@ -257,5 +281,34 @@ fn canonical_hash(
     for k in admins {
         h.update(k.as_bytes());
     }
+    h.update(admin_quorum.to_be_bytes());
     h.finalize().into()
+}
+
+impl Manifest {
+    /// Installs a genesis policy: its admins, quorum and backend keys must be the ones pinned
+    /// in this manifest, and it must carry the quorum's signatures.
+    pub fn genesis(
+        &self,
+        signed: quorate_core::policy::SignedPolicy,
+    ) -> Result<quorate_core::policy::PolicyState, quorate_core::refusal::Refusal> {
+        use quorate_core::refusal::{rule, Refusal};
+        let mut pinned: Vec<_> = self.backend_keys.iter().map(BackendKey::to_sec1).collect();
+        pinned.sort();
+        let mut theirs: Vec<_> = signed
+            .doc
+            .backend_keys()
+            .iter()
+            .map(BackendKey::to_sec1)
+            .collect();
+        theirs.sort();
+        if pinned != theirs {
+            return Err(Refusal::permanent(
+                rule::POLICY_UPDATE_GENESIS,
+                "the genesis policy's backend keys differ from the ones pinned in the manifest",
+            ));
+        }
+        let admins = self.admin_keys.iter().copied().collect();
+        quorate_core::policy::PolicyState::genesis(&admins, self.admin_quorum, signed)
+    }
 }

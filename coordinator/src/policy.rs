@@ -1,0 +1,570 @@
+//! The coordinator's side of policy: it carries signed versions to the signers, collects admin
+//! approvals for proposals, and keeps its own copy of the policy and a ledger for early,
+//! friendly answers. The signers' own checks are the ones that count.
+
+use std::{collections::BTreeMap, sync::Mutex};
+
+use quorate_core::{
+    identity::IdentityPublic,
+    intent::WithdrawalIntent,
+    policy::{
+        decode_state, diff,
+        doc::MAX_WINDOW_MS,
+        encode_state,
+        eval::distinct_valid,
+        evaluate,
+        governance::{required_signatures, POLICY_APPROVAL_DOMAIN, POLICY_VETO_DOMAIN},
+        AdminSignature, Ledger, Offered, PolicyState, SignedPolicy,
+    },
+    refusal::{rule, Refusal},
+};
+use quorate_wire::{
+    admin as apb,
+    convert::policy::{signed_to_proto, status},
+    convert::policy_file,
+    manifest::Manifest,
+    policy as ppb,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Status, Store, StoreError};
+
+const META_STATE: &str = "policy_state";
+const META_DESK: &str = "policy_desk";
+
+/// A proposal as the coordinator tracks it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProposalRec {
+    /// File form of the signed policy (document + approvals so far).
+    signed: String,
+    /// collecting | timelocked | applied | vetoed | superseded
+    state: String,
+    effective_at_ms: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Desk {
+    /// Every version accepted (applied or time-locked), file form, in version order.
+    history: Vec<String>,
+    /// By hash.
+    proposals: BTreeMap<String, ProposalRec>,
+    /// Vetoes: (hash hex, admin hex, signature hex).
+    vetoes: Vec<(String, String, String)>,
+}
+
+struct Inner {
+    state: Option<PolicyState>,
+    desk: Desk,
+    ledger: Ledger,
+}
+
+/// What a signer must be sent to catch up.
+pub enum Catchup {
+    /// A version.
+    Update(ppb::SignedPolicy),
+    /// A veto.
+    Veto([u8; 32], AdminSignature),
+}
+
+/// Policy at the coordinator.
+pub struct PolicyDesk {
+    inner: Mutex<Inner>,
+    store: Store,
+}
+
+fn bad(tag: &str, m: impl Into<String>) -> Refusal {
+    Refusal::permanent(tag, m)
+}
+
+fn parse_signed(s: &str) -> Result<SignedPolicy, StoreError> {
+    policy_file::signed_from_json(s).map_err(|e| StoreError::Corrupt {
+        key: META_DESK.into(),
+        reason: e,
+    })
+}
+
+fn verify_one(
+    admins: &std::collections::BTreeSet<IdentityPublic>,
+    domain: &str,
+    hash: &[u8; 32],
+    sig: &AdminSignature,
+) -> Result<(), Refusal> {
+    if distinct_valid(admins, domain, &[hash], std::slice::from_ref(sig)) == 1 {
+        Ok(())
+    } else {
+        Err(bad(
+            rule::POLICY_UPDATE_SIGNATURES,
+            format!(
+                "the signature by {} is not a valid signature of an admin of the policy in force",
+                sig.admin
+            ),
+        ))
+    }
+}
+
+impl PolicyDesk {
+    /// Loads the stored policy; installs `genesis` if there is none yet. Rebuilds the
+    /// coordinator's ledger from the withdrawals signed within the longest window.
+    pub fn load(
+        store: Store,
+        manifest: &Manifest,
+        genesis: Option<SignedPolicy>,
+        now: u64,
+    ) -> Result<Self, String> {
+        let mut state = store
+            .get_meta(META_STATE)
+            .map_err(|e| e.to_string())?
+            .map(|b| decode_state(&b))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let mut desk: Desk = store
+            .get_meta(META_DESK)
+            .map_err(|e| e.to_string())?
+            .map(|b| serde_json::from_slice(&b))
+            .transpose()
+            .map_err(|e| format!("stored policy desk: {e}"))?
+            .unwrap_or_default();
+        if state.is_none() {
+            if let Some(g) = genesis {
+                let s = manifest
+                    .genesis(g.clone())
+                    .map_err(|r| format!("genesis policy refused: {r}"))?;
+                desk.history.push(policy_file::signed_to_json(&g));
+                store
+                    .put_meta(META_DESK, &serde_json::to_vec(&desk).unwrap_or_default())
+                    .map_err(|e| e.to_string())?;
+                store
+                    .put_meta(META_STATE, &encode_state(&s))
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(version = 1, hash = %s.active().hash_hex(), "genesis policy installed");
+                state = Some(s);
+            }
+        }
+        let mut ledger = Ledger::new();
+        for r in store
+            .with_status(Status::Signed)
+            .map_err(|e| e.to_string())?
+        {
+            if r.updated_ms + MAX_WINDOW_MS < now {
+                continue;
+            }
+            if let Some(i) = hex::decode(&r.intent)
+                .ok()
+                .and_then(|b| WithdrawalIntent::decode(&b).ok())
+            {
+                ledger.debit(i.chain, &i.asset, &i.destination, i.amount, r.updated_ms);
+            }
+        }
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                state,
+                desk,
+                ledger,
+            }),
+            store,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, inner: &Inner) -> Result<(), StoreError> {
+        self.store.put_meta(
+            META_DESK,
+            &serde_json::to_vec(&inner.desk).unwrap_or_default(),
+        )?;
+        if let Some(s) = &inner.state {
+            self.store.put_meta(META_STATE, &encode_state(s))?;
+        }
+        Ok(())
+    }
+
+    fn tick(inner: &mut Inner, now: u64) {
+        if let Some(s) = inner.state.as_mut() {
+            if s.tick(now) {
+                let h = s.active().hash_hex();
+                if let Some(p) = inner.desk.proposals.get_mut(&h) {
+                    p.state = "applied".into();
+                }
+            }
+        }
+    }
+
+    /// Backend keys of the policy in force (empty without a policy).
+    pub fn backend_keys(&self, now: u64) -> Vec<quorate_core::backend::BackendKey> {
+        let mut inner = self.lock();
+        Self::tick(&mut inner, now);
+        inner
+            .state
+            .as_ref()
+            .map(|s| s.active().backend_keys())
+            .unwrap_or_default()
+    }
+
+    /// The early answer: the coordinator's own evaluation.
+    pub fn precheck(
+        &self,
+        intent: &WithdrawalIntent,
+        approvals: &[AdminSignature],
+        now: u64,
+    ) -> Result<(), Refusal> {
+        let mut inner = self.lock();
+        Self::tick(&mut inner, now);
+        let Some(s) = inner.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "the coordinator has no policy installed",
+            ));
+        };
+        evaluate(s.active(), &inner.ledger, intent, approvals, now)
+    }
+
+    /// Admins of the policy in force.
+    pub fn admins(&self) -> std::collections::BTreeSet<IdentityPublic> {
+        self.lock()
+            .state
+            .as_ref()
+            .map(|s| s.active().admin_keys())
+            .unwrap_or_default()
+    }
+
+    /// Approvals required for `intent` (0 if none).
+    pub fn approvals_required(&self, intent: &WithdrawalIntent) -> u32 {
+        let inner = self.lock();
+        inner
+            .state
+            .as_ref()
+            .and_then(|s| s.active().asset(intent.chain, &intent.asset).cloned())
+            .filter(|a| intent.amount > a.approval_threshold)
+            .map_or(0, |a| u32::from(a.approvals_required))
+    }
+
+    /// Counts a signed withdrawal in the coordinator's ledger.
+    pub fn debit(&self, intent: &WithdrawalIntent, now: u64) {
+        self.lock().ledger.debit(
+            intent.chain,
+            &intent.asset,
+            &intent.destination,
+            intent.amount,
+            now,
+        );
+    }
+
+    /// Versions newer than `version`, then every veto, for a signer catching up.
+    pub fn catchup(&self, version: u64) -> Vec<Catchup> {
+        let inner = self.lock();
+        let mut out: Vec<Catchup> = inner
+            .desk
+            .history
+            .iter()
+            .filter_map(|s| policy_file::signed_from_json(s).ok())
+            .filter(|s| s.doc.version > version)
+            .filter(|s| {
+                inner
+                    .desk
+                    .proposals
+                    .get(&s.doc.hash_hex())
+                    .is_none_or(|p| p.state != "vetoed")
+            })
+            .map(|s| Catchup::Update(signed_to_proto(&s)))
+            .collect();
+        for (h, admin, sig) in &inner.desk.vetoes {
+            if let (Some(h), Ok(admin), Ok(signature)) = (
+                hex::decode(h)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok()),
+                IdentityPublic::from_hex(admin),
+                hex::decode(sig),
+            ) {
+                out.push(Catchup::Veto(h, AdminSignature { admin, signature }));
+            }
+        }
+        out
+    }
+
+    /// A new proposal with at least one valid admin approval. Returns the proposal and,
+    /// if it is complete, the version to send to the signers.
+    pub fn propose(
+        &self,
+        signed: SignedPolicy,
+        now: u64,
+    ) -> Result<(apb::Proposal, Option<ppb::SignedPolicy>), Refusal> {
+        let mut inner = self.lock();
+        Self::tick(&mut inner, now);
+        let Some(s) = inner.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "no policy installed",
+            ));
+        };
+        let cur = s.active();
+        let doc = &signed.doc;
+        if doc.version != cur.version + 1 || doc.prev_hash != cur.hash_hex() {
+            return Err(bad(
+                rule::POLICY_UPDATE_VERSION,
+                format!(
+                    "a proposal must be version {} with prev_hash {} (the version in force); it is version {}",
+                    cur.version + 1,
+                    cur.hash_hex(),
+                    doc.version
+                ),
+            ));
+        }
+        let hash = doc.hash();
+        let admins = cur.admin_keys();
+        if distinct_valid(
+            &admins,
+            POLICY_APPROVAL_DOMAIN,
+            &[&hash],
+            &signed.signatures,
+        ) == 0
+        {
+            return Err(bad(
+                rule::POLICY_UPDATE_SIGNATURES,
+                "a proposal needs the proposer's valid admin signature",
+            ));
+        }
+        let key = hex::encode(hash);
+        if let Some(p) = inner.desk.proposals.get(&key) {
+            if p.state != "collecting" {
+                return Err(bad(
+                    rule::POLICY_UPDATE_VETOED,
+                    format!("proposal {key} is already {}", p.state),
+                ));
+            }
+        }
+        let mut sigs = inner
+            .desk
+            .proposals
+            .get(&key)
+            .and_then(|p| policy_file::signed_from_json(&p.signed).ok())
+            .map(|p| p.signatures)
+            .unwrap_or_default();
+        for sig in signed.signatures {
+            if !sigs.iter().any(|s| s.admin == sig.admin) {
+                sigs.push(sig);
+            }
+        }
+        let merged = SignedPolicy {
+            doc: signed.doc,
+            signatures: sigs,
+        };
+        self.file(&mut inner, merged, now)
+    }
+
+    /// Adds an approval to a collecting proposal.
+    pub fn approve(
+        &self,
+        hash_hex: &str,
+        sig: AdminSignature,
+        now: u64,
+    ) -> Result<(apb::Proposal, Option<ppb::SignedPolicy>), Refusal> {
+        let mut inner = self.lock();
+        Self::tick(&mut inner, now);
+        let Some(p) = inner.desk.proposals.get(hash_hex).cloned() else {
+            return Err(bad(
+                rule::POLICY_UPDATE_INVALID,
+                format!("no proposal has hash {hash_hex}"),
+            ));
+        };
+        if p.state != "collecting" {
+            return Err(bad(
+                rule::POLICY_UPDATE_VETOED,
+                format!("proposal {hash_hex} is already {}", p.state),
+            ));
+        }
+        let mut signed = parse_signed(&p.signed)
+            .map_err(|e| Refusal::temporary(rule::POLICY_UPDATE_INVALID, e.to_string()))?;
+        let admins = inner
+            .state
+            .as_ref()
+            .map(|s| s.active().admin_keys())
+            .unwrap_or_default();
+        verify_one(&admins, POLICY_APPROVAL_DOMAIN, &signed.doc.hash(), &sig)?;
+        if !signed.signatures.iter().any(|s| s.admin == sig.admin) {
+            signed.signatures.push(sig);
+        }
+        self.file(&mut inner, signed, now)
+    }
+
+    /// Records `signed` as a proposal and, once it has enough approvals, offers it to the
+    /// coordinator's own state.
+    fn file(
+        &self,
+        inner: &mut Inner,
+        signed: SignedPolicy,
+        now: u64,
+    ) -> Result<(apb::Proposal, Option<ppb::SignedPolicy>), Refusal> {
+        let key = signed.doc.hash_hex();
+        let Some(state) = inner.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "no policy installed",
+            ));
+        };
+        let cur = state.active().clone();
+        let need = required_signatures(&cur, &signed.doc);
+        let have = distinct_valid(
+            &cur.admin_keys(),
+            POLICY_APPROVAL_DOMAIN,
+            &[&signed.doc.hash()],
+            &signed.signatures,
+        );
+        let mut rec = ProposalRec {
+            signed: policy_file::signed_to_json(&signed),
+            state: "collecting".into(),
+            effective_at_ms: 0,
+        };
+        let mut send = None;
+        if have >= need {
+            let mut next = state.clone();
+            match next.offer(signed.clone(), now)? {
+                Offered::Applied | Offered::Known => rec.state = "applied".into(),
+                Offered::Pending { effective_at_ms } => {
+                    rec.state = "timelocked".into();
+                    rec.effective_at_ms = effective_at_ms;
+                }
+            }
+            // Anything else pending or collecting is superseded.
+            let mut gone = Vec::new();
+            for (h, p) in inner.desk.proposals.iter_mut() {
+                if *h != key && matches!(p.state.as_str(), "collecting" | "timelocked") {
+                    p.state = "superseded".into();
+                    gone.push(p.signed.clone());
+                }
+            }
+            inner.desk.history.retain(|h| !gone.contains(h));
+            inner.desk.history.push(rec.signed.clone());
+            inner.state = Some(next);
+            send = Some(signed_to_proto(&signed));
+        }
+        inner.desk.proposals.insert(key.clone(), rec);
+        self.save(inner)
+            .map_err(|e| Refusal::temporary("storage", e.to_string()))?;
+        Ok((Self::view(inner, &key, &cur), send))
+    }
+
+    /// Any single admin vetoes a collecting or time-locked proposal.
+    pub fn veto(
+        &self,
+        hash_hex: &str,
+        sig: AdminSignature,
+        now: u64,
+    ) -> Result<(apb::Proposal, bool), Refusal> {
+        let mut inner = self.lock();
+        Self::tick(&mut inner, now);
+        let hash: [u8; 32] = hex::decode(hash_hex)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad(rule::POLICY_VETO_INVALID, "hash must be 64 hex digits"))?;
+        let Some(state) = inner.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "no policy installed",
+            ));
+        };
+        let cur = state.active().clone();
+        let admins = cur.admin_keys();
+        verify_one(&admins, POLICY_VETO_DOMAIN, &hash, &sig)
+            .map_err(|r| bad(rule::POLICY_VETO_INVALID, r.reason))?;
+        let Some(p) = inner.desk.proposals.get(hash_hex).cloned() else {
+            return Err(bad(
+                rule::POLICY_VETO_INVALID,
+                format!("no proposal has hash {hash_hex}"),
+            ));
+        };
+        if !matches!(p.state.as_str(), "collecting" | "timelocked") {
+            return Err(bad(
+                rule::POLICY_VETO_INVALID,
+                format!(
+                    "proposal {hash_hex} is {}; only a pending proposal can be vetoed",
+                    p.state
+                ),
+            ));
+        }
+        let was_timelocked = p.state == "timelocked";
+        if was_timelocked {
+            let mut next = state.clone();
+            next.veto(&hash, &sig, now)?;
+            inner.state = Some(next);
+            inner.desk.history.retain(|h| h != &p.signed);
+        }
+        inner.desk.vetoes.push((
+            hash_hex.to_string(),
+            sig.admin.to_string(),
+            hex::encode(&sig.signature),
+        ));
+        if let Some(p) = inner.desk.proposals.get_mut(hash_hex) {
+            p.state = "vetoed".into();
+        }
+        self.save(&inner)
+            .map_err(|e| Refusal::temporary("storage", e.to_string()))?;
+        Ok((Self::view(&inner, hash_hex, &cur), was_timelocked))
+    }
+
+    fn view(inner: &Inner, key: &str, base: &quorate_core::policy::PolicyDoc) -> apb::Proposal {
+        let Some(p) = inner.desk.proposals.get(key) else {
+            return apb::Proposal::default();
+        };
+        let Ok(signed) = policy_file::signed_from_json(&p.signed) else {
+            return apb::Proposal::default();
+        };
+        let admins = base.admin_keys();
+        apb::Proposal {
+            hash: key.to_string(),
+            version: signed.doc.version,
+            approvals: distinct_valid(
+                &admins,
+                POLICY_APPROVAL_DOMAIN,
+                &[&signed.doc.hash()],
+                &signed.signatures,
+            ) as u32,
+            required: required_signatures(base, &signed.doc) as u32,
+            changes: diff(base, &signed.doc)
+                .into_iter()
+                .map(|c| apb::Change {
+                    effect: format!("{:?}", c.effect).to_lowercase(),
+                    what: c.what,
+                })
+                .collect(),
+            policy: Some(signed_to_proto(&signed)),
+            state: p.state.clone(),
+            effective_at_ms: p.effective_at_ms,
+        }
+    }
+
+    /// The policy view for `GetPolicy`.
+    pub fn get(&self, now: u64) -> apb::PolicyView {
+        let mut inner = self.lock();
+        Self::tick(&mut inner, now);
+        let Some(state) = inner.state.as_ref() else {
+            return apb::PolicyView::default();
+        };
+        // Proposals are shown against the version they were made on.
+        let history: BTreeMap<u64, quorate_core::policy::PolicyDoc> = inner
+            .desk
+            .history
+            .iter()
+            .filter_map(|s| policy_file::signed_from_json(s).ok())
+            .map(|s| (s.doc.version, s.doc))
+            .collect();
+        let active = state.active().clone();
+        let proposals = inner
+            .desk
+            .proposals
+            .iter()
+            .filter_map(|(k, p)| {
+                let doc = policy_file::signed_from_json(&p.signed).ok()?.doc;
+                let base = history.get(&(doc.version - 1)).unwrap_or(&active);
+                Some(Self::view(&inner, k, base))
+            })
+            .collect();
+        apb::PolicyView {
+            status: Some(status(Some(state))),
+            current: Some(signed_to_proto(&state.current)),
+            proposals,
+            signers: vec![],
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The policy document: versioned, hash-chained, canonical.
+//!
+//! The canonical form is compact JSON of [`PolicyDoc`] with its fields in declaration order and
+//! every list sorted and free of duplicates; [`PolicyDoc::decode`] refuses anything that does
+//! not re-encode to the same bytes. The hash is SHA-256 over a domain tag and those bytes.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    address::{normalize_address, Chain},
+    amount::Amount,
+    backend::BackendKey,
+    identity::IdentityPublic,
+};
+
+/// Version of the document layout.
+pub const FORMAT: u32 = 1;
+/// Domain tag of the policy hash.
+pub const HASH_DOMAIN: &[u8] = b"quorate-policy-v1\0";
+/// Longest velocity window. The ledger keeps this much history.
+pub const MAX_WINDOW_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Shortest velocity window.
+pub const MIN_WINDOW_MS: u64 = 60 * 1000;
+/// Longest time-lock.
+pub const MAX_TIMELOCK_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+/// Most admins.
+pub const MAX_ADMINS: usize = 32;
+/// Largest canonical document accepted.
+pub const MAX_DOC_BYTES: usize = 64 * 1024 * 1024;
+/// Longest whitelist label.
+pub const MAX_LABEL_LEN: usize = 128;
+
+/// One asset in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetRule {
+    /// Chain.
+    pub chain: Chain,
+    /// Asset symbol as in intents.
+    pub asset: String,
+    /// Decimals of one whole unit (18 for ETH, 8 for BTC).
+    pub decimals: u8,
+    /// Whether withdrawals of it may be signed.
+    pub enabled: bool,
+    /// Largest single withdrawal, in base units.
+    pub max_per_withdrawal: Amount,
+    /// Withdrawals above this amount (base units) need admin approvals.
+    pub approval_threshold: Amount,
+    /// How many distinct admins must approve a withdrawal above the threshold.
+    pub approvals_required: u16,
+}
+
+/// A destination withdrawals may go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhitelistEntry {
+    /// Chain.
+    pub chain: Chain,
+    /// Address in the chain's canonical form.
+    pub address: String,
+    /// What it is, for people.
+    pub label: String,
+    /// Unix milliseconds from which withdrawals to it may be signed.
+    pub active_from_ms: u64,
+}
+
+/// What a velocity limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Everything of one asset, all destinations together.
+    Asset,
+    /// One asset to one destination.
+    Destination,
+}
+
+impl Scope {
+    /// The word used in rule tags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Asset => "asset",
+            Scope::Destination => "destination",
+        }
+    }
+}
+
+/// A rolling-window limit on amount and/or count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VelocityLimit {
+    /// Chain.
+    pub chain: Chain,
+    /// Asset.
+    pub asset: String,
+    /// What is counted together.
+    pub scope: Scope,
+    /// Window length, a whole number of minutes between 1 minute and 7 days.
+    pub window_ms: u64,
+    /// Most base units within any window, if limited.
+    pub max_amount: Option<Amount>,
+    /// Most withdrawals within any window, if limited.
+    pub max_count: Option<u64>,
+}
+
+impl VelocityLimit {
+    /// Identity of a limit for diffs: one limit per (chain, asset, scope, window).
+    pub fn key(&self) -> (Chain, &str, Scope, u64) {
+        (self.chain, self.asset.as_str(), self.scope, self.window_ms)
+    }
+}
+
+/// The governed policy every signer enforces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDoc {
+    /// Layout version, [`FORMAT`].
+    pub format: u32,
+    /// 1 for the genesis policy, then one more for each change.
+    pub version: u64,
+    /// Hash of version − 1, hex; 64 zeros for the genesis policy.
+    pub prev_hash: String,
+    /// Asset registry, sorted by (chain, asset).
+    pub assets: Vec<AssetRule>,
+    /// Whitelist, sorted by (chain, address).
+    pub whitelist: Vec<WhitelistEntry>,
+    /// Velocity limits, sorted by (chain, asset, scope, window).
+    pub velocity: Vec<VelocityLimit>,
+    /// Backend public keys (compressed SEC1, hex), sorted.
+    pub backend_keys: Vec<String>,
+    /// Admin public keys (hex), sorted.
+    pub admins: Vec<String>,
+    /// Distinct admin signatures a change needs.
+    pub admin_quorum: u16,
+    /// How long a loosening change waits before it applies.
+    pub timelock_ms: u64,
+    /// Refuse every withdrawal.
+    pub frozen: bool,
+}
+
+/// A document that breaks a rule; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy: {0}")]
+pub struct DocError(pub String);
+
+fn bad(s: impl Into<String>) -> DocError {
+    DocError(s.into())
+}
+
+/// The genesis `prev_hash`.
+pub fn zero_hash() -> String {
+    "0".repeat(64)
+}
+
+fn sorted_unique<T, K: Ord>(items: &[T], key: impl Fn(&T) -> K, what: &str) -> Result<(), DocError> {
+    if items.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+        Ok(())
+    } else {
+        Err(bad(format!("{what}: entries must be sorted and unique")))
+    }
+}
+
+impl PolicyDoc {
+    /// Checks every rule of the document on its own (not against a previous version).
+    pub fn validate(&self) -> Result<(), DocError> {
+        if self.format != FORMAT {
+            return Err(bad(format!(
+                "format {} is not supported (expected {FORMAT})",
+                self.format
+            )));
+        }
+        if self.version == 0 {
+            return Err(bad("version starts at 1"));
+        }
+        let prev = hex::decode(&self.prev_hash)
+            .ok()
+            .filter(|b| b.len() == 32 && self.prev_hash == hex::encode(b))
+            .ok_or_else(|| bad("prev_hash must be 64 lowercase hex digits"))?;
+        if (self.version == 1) != prev.iter().all(|b| *b == 0) {
+            return Err(bad(
+                "prev_hash must be all zeros for version 1 and only for version 1",
+            ));
+        }
+        sorted_unique(&self.assets, |a| (a.chain, a.asset.clone()), "assets")?;
+        for a in &self.assets {
+            let ctx = format!("asset {} on {}", a.asset, a.chain.as_str());
+            if !crate::intent::valid_asset(&a.asset) {
+                return Err(bad(format!(
+                    "{ctx}: symbol must be upper-case letters and digits, as in intents"
+                )));
+            }
+            if a.decimals > 38 {
+                return Err(bad(format!("{ctx}: decimals must be at most 38")));
+            }
+            if a.approvals_required as usize > self.admins.len() {
+                return Err(bad(format!(
+                    "{ctx}: approvals_required {} exceeds the {} admins",
+                    a.approvals_required,
+                    self.admins.len()
+                )));
+            }
+            if a.approval_threshold < a.max_per_withdrawal && a.approvals_required == 0 {
+                return Err(bad(format!(
+                    "{ctx}: withdrawals above the approval threshold need at least one approval"
+                )));
+            }
+        }
+        sorted_unique(&self.whitelist, |w| (w.chain, w.address.clone()), "whitelist")?;
+        for w in &self.whitelist {
+            match normalize_address(w.chain, &w.address) {
+                Ok(n) if n == w.address => {}
+                Ok(n) => {
+                    return Err(bad(format!(
+                        "whitelist: {} is not in canonical form (expected {n})",
+                        w.address
+                    )))
+                }
+                Err(e) => return Err(bad(format!("whitelist: {e}"))),
+            }
+            if w.label.len() > MAX_LABEL_LEN || w.label.chars().any(char::is_control) {
+                return Err(bad(format!(
+                    "whitelist {}: label must be at most {MAX_LABEL_LEN} bytes without control characters",
+                    w.address
+                )));
+            }
+        }
+        sorted_unique(
+            &self.velocity,
+            |v| (v.chain, v.asset.clone(), v.scope, v.window_ms),
+            "velocity",
+        )?;
+        for v in &self.velocity {
+            let ctx = format!("velocity {} {} {}", v.chain.as_str(), v.asset, v.scope.as_str());
+            if !self.assets.iter().any(|a| a.chain == v.chain && a.asset == v.asset) {
+                return Err(bad(format!("{ctx}: asset is not in the registry")));
+            }
+            if v.window_ms < MIN_WINDOW_MS
+                || v.window_ms > MAX_WINDOW_MS
+                || v.window_ms % MIN_WINDOW_MS != 0
+            {
+                return Err(bad(format!(
+                    "{ctx}: window must be a whole number of minutes from 1 minute to 7 days"
+                )));
+            }
+            if v.max_amount.is_none() && v.max_count.is_none() {
+                return Err(bad(format!("{ctx}: set max_amount, max_count or both")));
+            }
+        }
+        sorted_unique(&self.backend_keys, Clone::clone, "backend_keys")?;
+        for k in &self.backend_keys {
+            let key = hex::decode(k)
+                .ok()
+                .and_then(|b| BackendKey::from_sec1(&b).ok())
+                .ok_or_else(|| bad(format!("backend key {k}: not a secp256k1 public key")))?;
+            if hex::encode(key.to_sec1()) != *k {
+                return Err(bad(format!(
+                    "backend key {k}: write it compressed, in lowercase hex"
+                )));
+            }
+        }
+        sorted_unique(&self.admins, Clone::clone, "admins")?;
+        if self.admins.is_empty() || self.admins.len() > MAX_ADMINS {
+            return Err(bad(format!("admins: 1..={MAX_ADMINS} keys")));
+        }
+        for k in &self.admins {
+            let key =
+                IdentityPublic::from_hex(k).map_err(|_| bad(format!("admin key {k}: invalid")))?;
+            if key.to_string() != *k {
+                return Err(bad(format!("admin key {k}: write it in lowercase hex")));
+            }
+        }
+        if self.admin_quorum == 0 || usize::from(self.admin_quorum) > self.admins.len() {
+            return Err(bad(format!(
+                "admin_quorum {} must be between 1 and the number of admins ({})",
+                self.admin_quorum,
+                self.admins.len()
+            )));
+        }
+        if self.timelock_ms > MAX_TIMELOCK_MS {
+            return Err(bad("timelock: at most 30 days"));
+        }
+        Ok(())
+    }
+
+    /// The canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising plain structs, strings and integers to a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_else(|_| unreachable!("plain data serialises"))
+    }
+
+    /// Decodes and validates canonical bytes; anything else is refused.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DocError> {
+        if bytes.len() > MAX_DOC_BYTES {
+            return Err(bad("document too large"));
+        }
+        let doc: PolicyDoc =
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("not a policy document: {e}")))?;
+        doc.validate()?;
+        if doc.encode() != bytes {
+            return Err(bad("document is not in canonical form"));
+        }
+        Ok(doc)
+    }
+
+    /// SHA-256 over the domain tag and the canonical bytes.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(HASH_DOMAIN);
+        h.update(self.encode());
+        h.finalize().into()
+    }
+
+    /// Lowercase hex of [`PolicyDoc::hash`].
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash())
+    }
+
+    /// The asset rule for (chain, asset).
+    pub fn asset(&self, chain: Chain, asset: &str) -> Option<&AssetRule> {
+        self.assets
+            .binary_search_by(|a| (a.chain, a.asset.as_str()).cmp(&(chain, asset)))
+            .ok()
+            .map(|i| &self.assets[i])
+    }
+
+    /// The whitelist entry for (chain, canonical address).
+    pub fn whitelisted(&self, chain: Chain, address: &str) -> Option<&WhitelistEntry> {
+        self.whitelist
+            .binary_search_by(|w| (w.chain, w.address.as_str()).cmp(&(chain, address)))
+            .ok()
+            .map(|i| &self.whitelist[i])
+    }
+
+    /// Parsed backend keys.
+    pub fn backend_keys(&self) -> Vec<BackendKey> {
+        self.backend_keys
+            .iter()
+            .filter_map(|k| hex::decode(k).ok())
+            .filter_map(|b| BackendKey::from_sec1(&b).ok())
+            .collect()
+    }
+
+    /// Parsed admin keys.
+    pub fn admin_keys(&self) -> BTreeSet<IdentityPublic> {
+        self.admins
+            .iter()
+            .filter_map(|k| IdentityPublic::from_hex(k).ok())
+            .collect()
+    }
+}
+
+/// Formats a window for rule tags and people: `90s` never occurs, `30m`, `1h`, `24h`, `7d`.
+pub fn window_label(ms: u64) -> String {
+    const H: u64 = 3_600_000;
+    if ms % (24 * H) == 0 && ms > 24 * H {
+        format!("{}d", ms / (24 * H))
+    } else if ms % H == 0 {
+        format!("{}h", ms / H)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}

@@ -1,0 +1,251 @@
+//! Evaluation: one function from (policy, ledger, intent, approvals, now) to a decision.
+
+use std::collections::BTreeSet;
+
+use crate::{
+    identity::{IdentityPublic, IdentitySecret},
+    intent::WithdrawalIntent,
+    refusal::{rule, Refusal},
+};
+
+use super::{
+    doc::{window_label, PolicyDoc, Scope},
+    ledger::{Ledger, LedgerKey},
+};
+
+/// Domain of an admin's approval of one withdrawal (signature over the intent digest).
+pub const WITHDRAWAL_APPROVAL_DOMAIN: &str = "quorate-withdrawal-approval-v1";
+
+/// An admin's signature, identified by the admin's public key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSignature {
+    /// The admin.
+    pub admin: IdentityPublic,
+    /// Signature made with [`IdentitySecret::sign`].
+    pub signature: Vec<u8>,
+}
+
+impl AdminSignature {
+    /// Signs `parts` under `domain`.
+    pub fn sign(key: &IdentitySecret, domain: &str, parts: &[&[u8]]) -> Self {
+        Self {
+            admin: key.public(),
+            signature: key.sign(domain, parts),
+        }
+    }
+}
+
+/// An admin's approval of the withdrawal with this digest.
+pub fn approve_withdrawal(key: &IdentitySecret, digest: &[u8; 32]) -> AdminSignature {
+    AdminSignature::sign(key, WITHDRAWAL_APPROVAL_DOMAIN, &[digest])
+}
+
+/// How many distinct keys of `admins` made a valid signature over `parts` under `domain`.
+/// Signatures by anyone else, invalid ones and repeats count for nothing.
+pub fn distinct_valid(
+    admins: &BTreeSet<IdentityPublic>,
+    domain: &str,
+    parts: &[&[u8]],
+    sigs: &[AdminSignature],
+) -> usize {
+    let mut seen = BTreeSet::new();
+    for s in sigs {
+        if admins.contains(&s.admin)
+            && !seen.contains(&s.admin)
+            && s.admin.verify(domain, parts, &s.signature).is_ok()
+        {
+            seen.insert(s.admin);
+        }
+    }
+    seen.len()
+}
+
+/// Formats base units in whole units: `1500000000000000000` with 18 decimals is `1.5`.
+pub fn format_units(amount: u128, decimals: u8) -> String {
+    let s = amount.to_string();
+    let d = usize::from(decimals);
+    if d == 0 {
+        return s;
+    }
+    let padded = format!("{s:0>width$}", width = d + 1);
+    let (whole, frac) = padded.split_at(padded.len() - d);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        whole.to_string()
+    } else {
+        format!("{whole}.{frac}")
+    }
+}
+
+/// Decides whether `intent` may be signed now.
+///
+/// Checks, in order: freeze, asset registry, per-withdrawal maximum, whitelist (entry, then
+/// active-from), admin approvals above the threshold, then every velocity limit of the asset
+/// against the ledger. The first failing rule refuses; its tag is stable (see
+/// `docs/policy.md`).
+pub fn evaluate(
+    policy: &PolicyDoc,
+    ledger: &Ledger,
+    intent: &WithdrawalIntent,
+    approvals: &[AdminSignature],
+    now_ms: u64,
+) -> Result<(), Refusal> {
+    let now = ledger.effective_now(now_ms);
+    if policy.frozen {
+        return Err(Refusal::temporary(
+            rule::POLICY_FROZEN,
+            format!(
+                "withdrawals are frozen by policy version {}; signing resumes when an admin quorum unfreezes",
+                policy.version
+            ),
+        ));
+    }
+    let chain = intent.chain;
+    let Some(asset) = policy.asset(chain, &intent.asset) else {
+        return Err(Refusal::permanent(
+            rule::POLICY_ASSET_UNKNOWN,
+            format!(
+                "asset {} on {} is not in the policy's asset registry",
+                intent.asset,
+                chain.as_str()
+            ),
+        ));
+    };
+    let units = |a: u128| format!("{} {}", format_units(a, asset.decimals), asset.asset);
+    if !asset.enabled {
+        return Err(Refusal::permanent(
+            rule::POLICY_ASSET_DISABLED,
+            format!(
+                "withdrawals of {} on {} are disabled by policy",
+                asset.asset,
+                chain.as_str()
+            ),
+        ));
+    }
+    let amount = intent.amount.get();
+    if intent.amount > asset.max_per_withdrawal {
+        return Err(Refusal::permanent(
+            rule::POLICY_AMOUNT_MAX,
+            format!(
+                "{} exceeds the per-withdrawal maximum of {}",
+                units(amount),
+                units(asset.max_per_withdrawal.get())
+            ),
+        ));
+    }
+    let Some(entry) = policy.whitelisted(chain, &intent.destination) else {
+        return Err(Refusal::permanent(
+            rule::POLICY_WHITELIST_DESTINATION,
+            format!(
+                "destination {} is not on the {} whitelist; an admin quorum must add it",
+                intent.destination,
+                chain.as_str()
+            ),
+        ));
+    };
+    if now < entry.active_from_ms {
+        return Err(Refusal::temporary(
+            rule::POLICY_WHITELIST_NOT_YET_ACTIVE,
+            format!(
+                "destination {} ({}) is whitelisted from {} ms (unix); now is {} ms",
+                intent.destination, entry.label, entry.active_from_ms, now
+            ),
+        ));
+    }
+    if intent.amount > asset.approval_threshold {
+        let need = usize::from(asset.approvals_required);
+        let digest = intent.digest();
+        let have = distinct_valid(
+            &policy.admin_keys(),
+            WITHDRAWAL_APPROVAL_DOMAIN,
+            &[&digest],
+            approvals,
+        );
+        if have < need {
+            return Err(Refusal::temporary(
+                rule::POLICY_APPROVAL_REQUIRED,
+                format!(
+                    "{} is above the approval threshold of {}: {need} distinct admin approvals are needed, {have} valid",
+                    units(amount),
+                    units(asset.approval_threshold.get())
+                ),
+            ));
+        }
+    }
+    for limit in policy
+        .velocity
+        .iter()
+        .filter(|v| v.chain == chain && v.asset == intent.asset)
+    {
+        let key = LedgerKey {
+            chain,
+            asset: intent.asset.clone(),
+            destination: (limit.scope == Scope::Destination).then(|| intent.destination.clone()),
+        };
+        let used = ledger.usage(&key, limit.window_ms, now);
+        let window = window_label(limit.window_ms);
+        let scope = match limit.scope {
+            Scope::Asset => format!("all {} withdrawals", asset.asset),
+            Scope::Destination => format!("{} to {}", asset.asset, intent.destination),
+        };
+        if let Some(max) = limit.max_amount {
+            let tag = velocity_tag(limit.scope, "amount", &window);
+            let max = max.get();
+            if amount > max {
+                return Err(Refusal::permanent(
+                    &tag,
+                    format!(
+                        "{} is more than {scope} may move in any {window} ({}); it can never fit",
+                        units(amount),
+                        units(max)
+                    ),
+                ));
+            }
+            // Checked, not saturating: a limit may be `u128::MAX` itself, and a saturated sum
+            // would equal it and pass.
+            if used
+                .amount
+                .checked_add(amount)
+                .is_none_or(|total| total > max)
+            {
+                return Err(Refusal::temporary(
+                    &tag,
+                    format!(
+                        "{} would exceed the limit of {} per {window} for {scope}: {} already went out in the window; retry when it frees up",
+                        units(amount),
+                        units(max),
+                        units(used.amount)
+                    ),
+                ));
+            }
+        }
+        if let Some(max) = limit.max_count {
+            let tag = velocity_tag(limit.scope, "count", &window);
+            if max == 0 {
+                return Err(Refusal::permanent(
+                    &tag,
+                    format!("no withdrawals are allowed for {scope} (limit 0 per {window})"),
+                ));
+            }
+            if used.count >= max {
+                return Err(Refusal::temporary(
+                    &tag,
+                    format!(
+                        "{scope} already made {} of the {max} withdrawals allowed per {window}; retry when the window frees up",
+                        used.count
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `policy-velocity-<scope>-<amount|count>-<window>`.
+pub fn velocity_tag(scope: Scope, what: &str, window: &str) -> String {
+    format!(
+        "{}{}-{what}-{window}",
+        rule::POLICY_VELOCITY_PREFIX,
+        scope.as_str()
+    )
+}

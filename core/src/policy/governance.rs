@@ -1,0 +1,486 @@
+//! Governance: which policy is in force on this node, and how a new version gets there.
+//!
+//! A new version must chain onto the version in force (version + 1, `prev_hash` = its hash) and
+//! carry enough distinct signatures from the admins of the version in force: one for a change
+//! that only sets the freeze flag, the admin quorum for anything else (unfreezing included).
+//! The node classifies the change itself: a change that loosens anything waits out the
+//! time-lock of the version in force, measured on this node's clock from when it first saw the
+//! change; a change that only tightens applies at once. A newer version applied meanwhile
+//! supersedes a pending one; any single admin can veto a pending one, and a vetoed loosening
+//! document is refused for good (a veto never holds back a freeze, an unfreeze or a tightening).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    identity::IdentityPublic,
+    refusal::{rule, Refusal},
+};
+
+use super::{
+    doc::{window_label, PolicyDoc},
+    eval::{distinct_valid, format_units, AdminSignature},
+};
+
+/// Domain of an admin's approval of a policy version (signature over its hash).
+pub const POLICY_APPROVAL_DOMAIN: &str = "quorate-policy-approval-v1";
+/// Domain of an admin's veto of a pending version (signature over its hash).
+pub const POLICY_VETO_DOMAIN: &str = "quorate-policy-veto-v1";
+
+/// A policy document with admin signatures over its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedPolicy {
+    /// The document.
+    pub doc: PolicyDoc,
+    /// Approvals (domain [`POLICY_APPROVAL_DOMAIN`], message the document hash).
+    pub signatures: Vec<AdminSignature>,
+}
+
+/// What a change does to the risk the policy allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Effect {
+    /// Allows something that was not allowed: waits out the time-lock.
+    Loosens,
+    /// Allows less: applies at once.
+    Tightens,
+    /// Changes nothing a withdrawal could use (a label).
+    Neutral,
+}
+
+/// One line of a diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Its effect.
+    pub effect: Effect,
+    /// What changed, for people.
+    pub what: String,
+}
+
+fn ch(out: &mut Vec<Change>, effect: Effect, what: String) {
+    out.push(Change { effect, what });
+}
+
+fn cmp_effect<T: Ord>(old: T, new: T, higher_loosens: bool) -> Effect {
+    match (new > old, higher_loosens) {
+        (true, true) | (false, false) => Effect::Loosens,
+        _ => Effect::Tightens,
+    }
+}
+
+/// Every difference between two versions, rule by rule, each classified. Version and
+/// `prev_hash` are not listed.
+pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
+    use Effect::*;
+    let mut out = Vec::new();
+    for a in &old.assets {
+        let name = format!("asset {} on {}", a.asset, a.chain.as_str());
+        let u = |x: u128| format!("{} {}", format_units(x, a.decimals), a.asset);
+        match new.asset(a.chain, &a.asset) {
+            None => ch(&mut out, Tightens, format!("{name}: removed")),
+            Some(b) => {
+                if a.enabled != b.enabled {
+                    let e = if b.enabled { Loosens } else { Tightens };
+                    ch(&mut out, e, format!("{name}: enabled {} -> {}", a.enabled, b.enabled));
+                }
+                if a.decimals != b.decimals {
+                    ch(&mut out, Loosens, format!("{name}: decimals {} -> {}", a.decimals, b.decimals));
+                }
+                if a.max_per_withdrawal != b.max_per_withdrawal {
+                    ch(
+                        &mut out,
+                        cmp_effect(a.max_per_withdrawal, b.max_per_withdrawal, true),
+                        format!(
+                            "{name}: per-withdrawal maximum {} -> {}",
+                            u(a.max_per_withdrawal.get()),
+                            u(b.max_per_withdrawal.get())
+                        ),
+                    );
+                }
+                if a.approval_threshold != b.approval_threshold {
+                    ch(
+                        &mut out,
+                        cmp_effect(a.approval_threshold, b.approval_threshold, true),
+                        format!(
+                            "{name}: approval threshold {} -> {}",
+                            u(a.approval_threshold.get()),
+                            u(b.approval_threshold.get())
+                        ),
+                    );
+                }
+                if a.approvals_required != b.approvals_required {
+                    ch(
+                        &mut out,
+                        cmp_effect(a.approvals_required, b.approvals_required, false),
+                        format!(
+                            "{name}: approvals required {} -> {}",
+                            a.approvals_required, b.approvals_required
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for b in &new.assets {
+        if old.asset(b.chain, &b.asset).is_none() {
+            ch(
+                &mut out,
+                Loosens,
+                format!("asset {} on {}: added", b.asset, b.chain.as_str()),
+            );
+        }
+    }
+    for w in &old.whitelist {
+        let name = format!("whitelist {} {} ({})", w.chain.as_str(), w.address, w.label);
+        match new.whitelisted(w.chain, &w.address) {
+            None => ch(&mut out, Tightens, format!("{name}: removed")),
+            Some(v) => {
+                if v.active_from_ms != w.active_from_ms {
+                    ch(
+                        &mut out,
+                        cmp_effect(w.active_from_ms, v.active_from_ms, false),
+                        format!(
+                            "{name}: active from {} -> {} ms",
+                            w.active_from_ms, v.active_from_ms
+                        ),
+                    );
+                }
+                if v.label != w.label {
+                    ch(&mut out, Neutral, format!("{name}: label -> {}", v.label));
+                }
+            }
+        }
+    }
+    for v in &new.whitelist {
+        if old.whitelisted(v.chain, &v.address).is_none() {
+            ch(
+                &mut out,
+                Loosens,
+                format!(
+                    "whitelist {} {} ({}): added, active from {} ms",
+                    v.chain.as_str(),
+                    v.address,
+                    v.label,
+                    v.active_from_ms
+                ),
+            );
+        }
+    }
+    for l in &old.velocity {
+        let name = format!(
+            "velocity {} {} {} per {}",
+            l.chain.as_str(),
+            l.asset,
+            l.scope.as_str(),
+            window_label(l.window_ms)
+        );
+        match new.velocity.iter().find(|n| n.key() == l.key()) {
+            None => ch(&mut out, Loosens, format!("{name}: removed")),
+            Some(n) => {
+                let lim = |o: Option<crate::amount::Amount>| o.map_or("none".to_string(), |v| v.to_string());
+                if n.max_amount != l.max_amount {
+                    // `None` (no limit) loosens everything; as an Option, None < Some.
+                    let e = match (l.max_amount, n.max_amount) {
+                        (_, None) => Loosens,
+                        (None, Some(_)) => Tightens,
+                        (Some(a), Some(b)) => cmp_effect(a, b, true),
+                    };
+                    ch(
+                        &mut out,
+                        e,
+                        format!(
+                            "{name}: max amount {} -> {} (base units)",
+                            lim(l.max_amount),
+                            lim(n.max_amount)
+                        ),
+                    );
+                }
+                if n.max_count != l.max_count {
+                    let e = match (l.max_count, n.max_count) {
+                        (_, None) => Loosens,
+                        (None, Some(_)) => Tightens,
+                        (Some(a), Some(b)) => cmp_effect(a, b, true),
+                    };
+                    let c = |o: Option<u64>| o.map_or("none".to_string(), |v| v.to_string());
+                    ch(
+                        &mut out,
+                        e,
+                        format!("{name}: max count {} -> {}", c(l.max_count), c(n.max_count)),
+                    );
+                }
+            }
+        }
+    }
+    for n in &new.velocity {
+        if !old.velocity.iter().any(|l| l.key() == n.key()) {
+            ch(
+                &mut out,
+                Tightens,
+                format!(
+                    "velocity {} {} {} per {}: added",
+                    n.chain.as_str(),
+                    n.asset,
+                    n.scope.as_str(),
+                    window_label(n.window_ms)
+                ),
+            );
+        }
+    }
+    set_diff(&mut out, "backend key", &old.backend_keys, &new.backend_keys, Loosens, Tightens);
+    // Any change to who governs is treated as loosening: removing an admin removes a veto.
+    set_diff(&mut out, "admin", &old.admins, &new.admins, Loosens, Loosens);
+    if old.admin_quorum != new.admin_quorum {
+        ch(
+            &mut out,
+            cmp_effect(old.admin_quorum, new.admin_quorum, false),
+            format!("admin quorum {} -> {}", old.admin_quorum, new.admin_quorum),
+        );
+    }
+    if old.timelock_ms != new.timelock_ms {
+        ch(
+            &mut out,
+            cmp_effect(old.timelock_ms, new.timelock_ms, false),
+            format!("time-lock {} -> {} ms", old.timelock_ms, new.timelock_ms),
+        );
+    }
+    if old.frozen != new.frozen {
+        // Unfreezing needs the quorum but no time-lock; freezing applies at once.
+        let e = if new.frozen { Tightens } else { Neutral };
+        ch(
+            &mut out,
+            e,
+            if new.frozen { "freeze".into() } else { "unfreeze".into() },
+        );
+    }
+    out
+}
+
+fn set_diff(
+    out: &mut Vec<Change>,
+    what: &str,
+    old: &[String],
+    new: &[String],
+    added: Effect,
+    removed: Effect,
+) {
+    for k in old.iter().filter(|k| !new.contains(k)) {
+        ch(out, removed, format!("{what} {k}: removed"));
+    }
+    for k in new.iter().filter(|k| !old.contains(k)) {
+        ch(out, added, format!("{what} {k}: added"));
+    }
+}
+
+/// True if `new` differs from `old` only by setting the freeze flag (and version, prev hash).
+pub fn is_freeze_only(old: &PolicyDoc, new: &PolicyDoc) -> bool {
+    let mut frozen = old.clone();
+    frozen.frozen = true;
+    frozen.version = new.version;
+    frozen.prev_hash = new.prev_hash.clone();
+    !old.frozen && *new == frozen
+}
+
+/// Distinct admin signatures `new` needs on top of `current`.
+pub fn required_signatures(current: &PolicyDoc, new: &PolicyDoc) -> usize {
+    if is_freeze_only(current, new) {
+        1
+    } else {
+        usize::from(current.admin_quorum)
+    }
+}
+
+/// Builds the next version of `current` from an edited document (version and prev hash set).
+pub fn next_version(current: &PolicyDoc, mut edited: PolicyDoc) -> PolicyDoc {
+    edited.version = current.version + 1;
+    edited.prev_hash = current.hash_hex();
+    edited
+}
+
+/// A version waiting out its time-lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The signed version.
+    pub policy: SignedPolicy,
+    /// When it applies (this node's clock, unix ms).
+    pub effective_at_ms: u64,
+}
+
+/// What happened to an offered version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offered {
+    /// In force now.
+    Applied,
+    /// Waits until `effective_at_ms`.
+    Pending {
+        /// When it applies.
+        effective_at_ms: u64,
+    },
+    /// This node already has it (in force, or pending); nothing changed.
+    Known,
+}
+
+/// The policy in force on a node, any pending version, and the vetoed hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyState {
+    /// In force.
+    pub current: SignedPolicy,
+    /// Waiting out the time-lock.
+    pub pending: Option<Pending>,
+    /// Hashes vetoed while pending.
+    pub vetoed: BTreeSet<[u8; 32]>,
+}
+
+fn refuse(tag: &str, why: impl Into<String>) -> Refusal {
+    Refusal::permanent(tag, why)
+}
+
+impl PolicyState {
+    /// Installs the genesis policy. Its admins must be exactly the admin keys pinned at setup,
+    /// its quorum the pinned quorum, and it must carry that many of their signatures.
+    pub fn genesis(
+        pinned_admins: &BTreeSet<IdentityPublic>,
+        pinned_quorum: u16,
+        signed: SignedPolicy,
+    ) -> Result<Self, Refusal> {
+        let doc = &signed.doc;
+        doc.validate()
+            .map_err(|e| refuse(rule::POLICY_UPDATE_INVALID, e.to_string()))?;
+        if doc.version != 1 {
+            return Err(refuse(
+                rule::POLICY_UPDATE_VERSION,
+                format!("the first policy must be version 1, not {}", doc.version),
+            ));
+        }
+        if doc.admin_keys() != *pinned_admins || doc.admin_quorum != pinned_quorum {
+            return Err(refuse(
+                rule::POLICY_UPDATE_GENESIS,
+                "the genesis policy's admins and quorum differ from the ones pinned in the manifest",
+            ));
+        }
+        let hash = doc.hash();
+        let have = distinct_valid(pinned_admins, POLICY_APPROVAL_DOMAIN, &[&hash], &signed.signatures);
+        if have < usize::from(pinned_quorum) {
+            return Err(refuse(
+                rule::POLICY_UPDATE_SIGNATURES,
+                format!(
+                    "the genesis policy carries {have} valid distinct admin signatures; {pinned_quorum} are needed"
+                ),
+            ));
+        }
+        Ok(Self {
+            current: signed,
+            pending: None,
+            vetoed: BTreeSet::new(),
+        })
+    }
+
+    /// The policy in force.
+    pub fn active(&self) -> &PolicyDoc {
+        &self.current.doc
+    }
+
+    /// Applies a pending version whose time has come. Returns true if something changed.
+    pub fn tick(&mut self, now_ms: u64) -> bool {
+        match &self.pending {
+            Some(p) if now_ms >= p.effective_at_ms => {
+                if let Some(p) = self.pending.take() {
+                    self.current = p.policy;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Checks `signed` against the version in force and applies it, schedules it, or refuses
+    /// it naming the rule.
+    pub fn offer(&mut self, signed: SignedPolicy, now_ms: u64) -> Result<Offered, Refusal> {
+        self.tick(now_ms);
+        let doc = &signed.doc;
+        doc.validate()
+            .map_err(|e| refuse(rule::POLICY_UPDATE_INVALID, e.to_string()))?;
+        let hash = doc.hash();
+        let cur = &self.current.doc;
+        if hash == cur.hash()
+            || self.pending.as_ref().is_some_and(|p| p.policy.doc.hash() == hash)
+        {
+            return Ok(Offered::Known);
+        }
+        if doc.version != cur.version + 1 {
+            return Err(refuse(
+                rule::POLICY_UPDATE_VERSION,
+                format!(
+                    "version {} does not follow the version in force ({}); expected {}",
+                    doc.version,
+                    cur.version,
+                    cur.version + 1
+                ),
+            ));
+        }
+        if doc.prev_hash != cur.hash_hex() {
+            return Err(refuse(
+                rule::POLICY_UPDATE_CHAIN,
+                format!(
+                    "prev_hash {} is not the hash of version {} in force ({})",
+                    doc.prev_hash,
+                    cur.version,
+                    cur.hash_hex()
+                ),
+            ));
+        }
+        let need = required_signatures(cur, doc);
+        let have = distinct_valid(&cur.admin_keys(), POLICY_APPROVAL_DOMAIN, &[&hash], &signed.signatures);
+        if have < need {
+            return Err(refuse(
+                rule::POLICY_UPDATE_SIGNATURES,
+                format!(
+                    "version {} carries {have} valid distinct admin signatures; {need} are needed",
+                    doc.version
+                ),
+            ));
+        }
+        let loosens = diff(cur, doc).iter().any(|c| c.effect == Effect::Loosens);
+        // A veto holds back only a loosening change. A freeze, an unfreeze or a tightening
+        // applies whatever one admin says: the freeze-only next version is predictable, so
+        // otherwise one admin could veto it in advance and take away every other admin's
+        // freeze.
+        if loosens && self.vetoed.contains(&hash) {
+            return Err(refuse(
+                rule::POLICY_UPDATE_VETOED,
+                format!("policy {} was vetoed", hex::encode(hash)),
+            ));
+        }
+        if loosens && cur.timelock_ms > 0 {
+            let effective_at_ms = now_ms.saturating_add(cur.timelock_ms);
+            self.pending = Some(Pending {
+                policy: signed,
+                effective_at_ms,
+            });
+            Ok(Offered::Pending { effective_at_ms })
+        } else {
+            self.current = signed;
+            self.pending = None;
+            Ok(Offered::Applied)
+        }
+    }
+
+    /// Vetoes the pending version with `hash`: any single admin of the version in force.
+    pub fn veto(&mut self, hash: &[u8; 32], veto: &AdminSignature, now_ms: u64) -> Result<(), Refusal> {
+        self.tick(now_ms);
+        let admins = self.current.doc.admin_keys();
+        if distinct_valid(&admins, POLICY_VETO_DOMAIN, &[hash], std::slice::from_ref(veto)) != 1 {
+            return Err(refuse(
+                rule::POLICY_VETO_INVALID,
+                "the veto is not signed by an admin of the policy in force",
+            ));
+        }
+        // A veto is kept even if this node has not seen the version yet, so that it is
+        // refused when it arrives.
+        self.vetoed.insert(*hash);
+        if self.pending.as_ref().is_some_and(|p| p.policy.doc.hash() == *hash) {
+            self.pending = None;
+        }
+        Ok(())
+    }
+}

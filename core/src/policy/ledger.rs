@@ -1,0 +1,283 @@
+//! The velocity ledger: how much of each asset went out, and when.
+//!
+//! Debits land in one-minute buckets per asset and per (asset, destination), whatever the
+//! policy's limits are, so counters survive policy changes and a limit added later sees the
+//! history. A window's usage is the sum of the buckets that overlap it: at most
+//! `window / 1 min + 1` buckets, never the history. Counting a whole bucket that only
+//! partly overlaps the window errs on the safe side (a debit counts for up to one minute
+//! longer than the window). Time never goes backwards: the time used is the later of `now` and
+//! the latest time already recorded.
+//!
+//! The ledger is pure: [`Ledger::debit`] returns the bucket records the caller must persist
+//! (durably, before a share leaves) and [`Ledger::load`] rebuilds it from them.
+
+use std::collections::BTreeMap;
+
+use crate::{address::Chain, amount::Amount};
+
+use super::doc::MAX_WINDOW_MS;
+
+/// Bucket width.
+pub const BUCKET_MS: u64 = 60_000;
+/// Schema version of bucket records.
+pub const RECORD_VERSION: u8 = 1;
+
+/// What a bucket counts: one asset, optionally to one destination.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LedgerKey {
+    /// Chain.
+    pub chain: Chain,
+    /// Asset.
+    pub asset: String,
+    /// `None`: all destinations; `Some`: this canonical address.
+    pub destination: Option<String>,
+}
+
+/// Amount and count within some span.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Base units; saturates at `u128::MAX`, on top of which evaluation lets nothing through
+    /// (a limit can be `u128::MAX` itself).
+    pub amount: u128,
+    /// Withdrawals.
+    pub count: u64,
+}
+
+impl Usage {
+    fn add(&mut self, other: Usage) {
+        self.amount = self.amount.saturating_add(other.amount);
+        self.count = self.count.saturating_add(other.count);
+    }
+}
+
+/// One bucket's new total, to persist under [`BucketRecord::key_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketRecord {
+    /// Whose bucket.
+    pub key: LedgerKey,
+    /// Bucket index: unix milliseconds / [`BUCKET_MS`].
+    pub bucket: u64,
+    /// Totals in the bucket.
+    pub usage: Usage,
+}
+
+/// A record that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ledger record: {0}")]
+pub struct RecordError(&'static str);
+
+impl BucketRecord {
+    /// Storage key: chain code, asset, destination (length-prefixed), bucket (big-endian), so
+    /// one key's buckets sort by time.
+    pub fn key_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.push(self.key.chain.code());
+        out.push(self.key.asset.len() as u8);
+        out.extend_from_slice(self.key.asset.as_bytes());
+        let dest = self.key.destination.as_deref().unwrap_or("");
+        out.push(u8::from(self.key.destination.is_some()));
+        out.push(dest.len() as u8);
+        out.extend_from_slice(dest.as_bytes());
+        out.extend_from_slice(&self.bucket.to_be_bytes());
+        out
+    }
+
+    /// Storage value: version, amount, count.
+    pub fn value_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(25);
+        out.push(RECORD_VERSION);
+        out.extend_from_slice(&self.usage.amount.to_be_bytes());
+        out.extend_from_slice(&self.usage.count.to_be_bytes());
+        out
+    }
+
+    /// Inverse of the two functions above: only their exact output is accepted.
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, RecordError> {
+        let mut k = key;
+        let mut take = |n: usize| -> Result<&[u8], RecordError> {
+            if k.len() < n {
+                return Err(RecordError("key truncated"));
+            }
+            let (a, b) = k.split_at(n);
+            k = b;
+            Ok(a)
+        };
+        let chain = Chain::from_code(take(1)?[0]).ok_or(RecordError("unknown chain"))?;
+        let n = usize::from(take(1)?[0]);
+        let asset = String::from_utf8(take(n)?.to_vec()).map_err(|_| RecordError("asset"))?;
+        let has_dest = match take(1)?[0] {
+            0 => false,
+            1 => true,
+            _ => return Err(RecordError("destination flag")),
+        };
+        let n = usize::from(take(1)?[0]);
+        let dest = String::from_utf8(take(n)?.to_vec()).map_err(|_| RecordError("destination"))?;
+        // An all-destinations key has an empty destination; anything else is corruption, and
+        // reading it as the asset's bucket would overwrite the real one.
+        if !has_dest && !dest.is_empty() {
+            return Err(RecordError("destination without flag"));
+        }
+        let bucket = u64::from_be_bytes(take(8)?.try_into().map_err(|_| RecordError("bucket"))?);
+        if !k.is_empty() {
+            return Err(RecordError("key too long"));
+        }
+        if value.len() != 25 || value[0] != RECORD_VERSION {
+            return Err(RecordError("value: wrong length or version"));
+        }
+        let amount =
+            u128::from_be_bytes(value[1..17].try_into().map_err(|_| RecordError("amount"))?);
+        let count = u64::from_be_bytes(value[17..25].try_into().map_err(|_| RecordError("count"))?);
+        Ok(Self {
+            key: LedgerKey {
+                chain,
+                asset,
+                destination: has_dest.then_some(dest),
+            },
+            bucket,
+            usage: Usage { amount, count },
+        })
+    }
+}
+
+/// What a debit changed: the time it was recorded at and the buckets to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Debit {
+    /// The time used (never earlier than any earlier debit).
+    pub at_ms: u64,
+    /// New bucket totals.
+    pub records: Vec<BucketRecord>,
+}
+
+/// Per-key bucketed usage, with a high-water clock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ledger {
+    high_water_ms: u64,
+    buckets: BTreeMap<LedgerKey, BTreeMap<u64, Usage>>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds a ledger from persisted records and the persisted high-water time.
+    pub fn load(high_water_ms: u64, records: impl IntoIterator<Item = BucketRecord>) -> Self {
+        let mut l = Self {
+            high_water_ms,
+            ..Self::default()
+        };
+        for r in records {
+            let top = r.bucket.saturating_add(1).saturating_mul(BUCKET_MS);
+            l.high_water_ms = l.high_water_ms.max(top.saturating_sub(BUCKET_MS));
+            l.buckets
+                .entry(r.key)
+                .or_default()
+                .insert(r.bucket, r.usage);
+        }
+        l
+    }
+
+    /// The latest time recorded.
+    pub fn high_water_ms(&self) -> u64 {
+        self.high_water_ms
+    }
+
+    /// The time the ledger uses for `now`: never earlier than what it has recorded.
+    pub fn effective_now(&self, now_ms: u64) -> u64 {
+        now_ms.max(self.high_water_ms)
+    }
+
+    /// Usage of `key` in the window of `window_ms` ending at `now_ms` (clamped by the
+    /// high-water time), counting every bucket that overlaps the window.
+    pub fn usage(&self, key: &LedgerKey, window_ms: u64, now_ms: u64) -> Usage {
+        let now = self.effective_now(now_ms);
+        let from = now.saturating_sub(window_ms) / BUCKET_MS;
+        let mut total = Usage::default();
+        if let Some(b) = self.buckets.get(key) {
+            for (_, u) in b.range(from..) {
+                total.add(*u);
+            }
+        }
+        total
+    }
+
+    /// Records a withdrawal against its asset and its destination.
+    pub fn debit(
+        &mut self,
+        chain: Chain,
+        asset: &str,
+        destination: &str,
+        amount: Amount,
+        now_ms: u64,
+    ) -> Debit {
+        let at = self.effective_now(now_ms);
+        self.high_water_ms = at;
+        let bucket = at / BUCKET_MS;
+        let one = Usage {
+            amount: amount.get(),
+            count: 1,
+        };
+        let keys = [
+            LedgerKey {
+                chain,
+                asset: asset.to_string(),
+                destination: None,
+            },
+            LedgerKey {
+                chain,
+                asset: asset.to_string(),
+                destination: Some(destination.to_string()),
+            },
+        ];
+        let records = keys
+            .into_iter()
+            .map(|key| {
+                let slot = self
+                    .buckets
+                    .entry(key.clone())
+                    .or_default()
+                    .entry(bucket)
+                    .or_default();
+                slot.add(one);
+                BucketRecord {
+                    key,
+                    bucket,
+                    usage: *slot,
+                }
+            })
+            .collect();
+        Debit { at_ms: at, records }
+    }
+
+    /// Forgets buckets no window can reach any more; returns them so the caller can delete
+    /// them from storage too.
+    pub fn prune(&mut self, now_ms: u64) -> Vec<(LedgerKey, u64)> {
+        let oldest = self
+            .effective_now(now_ms)
+            .saturating_sub(MAX_WINDOW_MS + BUCKET_MS)
+            / BUCKET_MS;
+        let mut gone = Vec::new();
+        self.buckets.retain(|key, b| {
+            let keep = b.split_off(&oldest);
+            gone.extend(b.keys().map(|i| (key.clone(), *i)));
+            *b = keep;
+            !b.is_empty()
+        });
+        gone
+    }
+
+    /// Number of non-empty buckets held.
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.values().map(BTreeMap::len).sum()
+    }
+
+    /// Every (key, total over the last `window_ms`), for operators and tests.
+    pub fn totals(&self, window_ms: u64, now_ms: u64) -> Vec<(LedgerKey, Usage)> {
+        self.buckets
+            .keys()
+            .map(|k| (k.clone(), self.usage(k, window_ms, now_ms)))
+            .filter(|(_, u)| u.count > 0)
+            .collect()
+    }
+}
