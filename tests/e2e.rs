@@ -9,5 +9,6 @@ mod dkg;
 mod hostile;
 mod malicious;
 mod operator;
+mod policy;
 mod signing;
 mod transport;

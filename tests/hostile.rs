@@ -75,7 +75,7 @@ impl Driven {
         }
     }
 
-    async fn commit(&mut self, session: [u8; 16]) -> SigningCommitments {
+    pub(crate) async fn commit(&mut self, session: [u8; 16]) -> SigningCommitments {
         match self
             .call(Req::Commit(pb::CommitRequest {
                 session_id: session.to_vec(),
@@ -87,7 +87,7 @@ impl Driven {
         }
     }
 
-    async fn sign(
+    pub(crate) async fn sign(
         &mut self,
         session: [u8; 16],
         intent: &[u8],
@@ -106,28 +106,32 @@ impl Driven {
 }
 
 #[track_caller]
-fn refused(a: &Ans, rule: &str) {
+pub(crate) fn refused(a: &Ans, rule: &str) {
     match a {
         Ans::Refusal(r) => assert_eq!(r.rule, rule, "refused for another reason: {r:?}"),
         other => panic!("expected refusal `{rule}`, got {other:?}"),
     }
 }
 
-fn id(n: u16) -> Identifier {
+pub(crate) fn id(n: u16) -> Identifier {
     Identifier::try_from(n).unwrap()
 }
 
-fn session() -> [u8; 16] {
+pub(crate) fn session() -> [u8; 16] {
     rand::random()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signer_refuses_what_a_hostile_coordinator_sends() {
-    let mut c = Cluster::start(3, 2).await;
+/// Stops the coordinator and takes its address and certificate; returns the `count` signers
+/// that reconnect, and the channel later reconnections arrive on.
+pub(crate) async fn take_over(
+    c: &mut Cluster,
+    count: usize,
+) -> (
+    BTreeMap<u32, Driven>,
+    mpsc::Receiver<(u32, Streaming<pb::SignerMessage>, Out)>,
+) {
     let addr = c.addr.clone();
     c.kill_coordinator().await;
-
-    // Take over the coordinator's address with its certificate.
     let tls = TlsMaterial::load(
         &c.path("ca/ca.pem"),
         &c.path("coordinator/cert.pem"),
@@ -142,7 +146,7 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
             .serve_with_incoming(tls::incoming(listener, tls.server_config().unwrap())),
     );
     let mut signers: BTreeMap<u32, Driven> = BTreeMap::new();
-    while signers.len() < 3 {
+    while signers.len() < count {
         let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links_rx.recv())
             .await
             .expect("signers reconnect to the new coordinator")
@@ -156,6 +160,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
             },
         );
     }
+    (signers, links_rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signer_refuses_what_a_hostile_coordinator_sends() {
+    let mut c = Cluster::start(3, 2).await;
+    let (mut signers, _links) = take_over(&mut c, 3).await;
 
     let backend_key = c.backend_key();
     let now = now_ms();

@@ -1,0 +1,293 @@
+//! The policy engine end to end: refusals reach the backend with their rule; every signer
+//! enforces the whitelist and its own velocity ledger against a hostile coordinator, across
+//! restarts; quorum rotation by a hostile coordinator is bounded by (n/t) × the limit.
+
+use std::collections::BTreeMap;
+
+use frost_secp256k1::SigningPackage;
+use quorate_core::intent::WithdrawalIntent;
+use quorate_wire::signer::signer_message::Body as Ans;
+
+use crate::{
+    harness::{now_ms, Cluster},
+    hostile::{id, refused, session, take_over, Driven},
+};
+
+const ETH: u128 = 1_000_000_000_000_000_000;
+const NOT_WHITELISTED: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+const NOT_YET_ACTIVE: &str = "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_reach_the_backend_with_their_rule_and_survive_restarts() {
+    let mut c = Cluster::start(3, 2).await;
+    let eth = |n: u128| (n * ETH).to_string();
+
+    // A destination that is not whitelisted: permanent, PermissionDenied, nothing stored.
+    let (code, v) = c
+        .submit(&[
+            "--id",
+            "wd-p-1",
+            "--chain",
+            "ethereum",
+            "--asset",
+            "ETH",
+            "--to",
+            NOT_WHITELISTED,
+            "--amount",
+            "1000",
+        ])
+        .await;
+    assert_ne!(code, 0);
+    assert_eq!(v["rule"], "policy-whitelist-destination", "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("whitelist"), "{v}");
+
+    // Whitelisted, but only from 2030.
+    let (code, v) = c
+        .submit(&[
+            "--id",
+            "wd-p-2",
+            "--chain",
+            "ethereum",
+            "--asset",
+            "ETH",
+            "--to",
+            NOT_YET_ACTIVE,
+            "--amount",
+            "1000",
+        ])
+        .await;
+    assert_ne!(code, 0);
+    assert_eq!(v["rule"], "policy-whitelist-not-yet-active", "{v}");
+
+    // Velocity: 10 ETH per 24 h. 6 + 4 fit exactly; one more wei does not.
+    let (code, v) = c.submit_eth("wd-p-3", &eth(6)).await;
+    assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+    let (code, v) = c.submit_eth("wd-p-4", &eth(4)).await;
+    assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+    let (code, v) = c.submit_eth("wd-p-5", "1").await;
+    assert_ne!(code, 0);
+    assert_eq!(v["rule"], "policy-velocity-asset-amount-24h", "{v}");
+
+    // The same over the gRPC API: ResourceExhausted, with the rule in the trailer.
+    let mut client =
+        quorate_wire::withdrawal::withdrawal_service_client::WithdrawalServiceClient::new(
+            c.channel("backend").await,
+        );
+    let (_, req) = c.eth_request("wd-p-6", "1", 600_000, None);
+    let err = client.submit(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    assert_eq!(
+        err.metadata().get(quorate_wire::RULE_METADATA_KEY).unwrap(),
+        "policy-velocity-asset-amount-24h"
+    );
+
+    // Above 10 ETH, it is a single withdrawal that can never fit the window: permanent.
+    let (code, v) = c.submit_eth("wd-p-7", &eth(11)).await;
+    assert_ne!(code, 0);
+    assert!(
+        v["rule"] == "policy-velocity-asset-amount-24h"
+            || v["rule"] == "policy-approval-required"
+            || v["status"] == "pending_approval",
+        "{v}"
+    );
+
+    // Restart everything: the counters are on disk, still exhausted.
+    c.kill_coordinator().await;
+    for n in c.names.clone() {
+        c.kill_signer(&n).await;
+    }
+    c.start_coordinator(None).await;
+    for n in c.names.clone() {
+        c.start_signer(&n);
+    }
+    c.wait_connected(3).await;
+    let (code, v) = c.submit_eth("wd-p-8", "1").await;
+    assert_ne!(code, 0);
+    assert_eq!(v["rule"], "policy-velocity-asset-amount-24h", "{v}");
+    // The signed ones are still signed.
+    let mut client =
+        quorate_wire::withdrawal::withdrawal_service_client::WithdrawalServiceClient::new(
+            c.channel("backend").await,
+        );
+    let w = client
+        .get(quorate_wire::withdrawal::GetRequest {
+            id: "wd-p-3".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(w.status, quorate_wire::withdrawal::Status::Signed as i32);
+}
+
+/// Asks signers `a` and `b` to sign `intent`; true if both released a share.
+async fn both_sign(
+    signers: &mut BTreeMap<u32, Driven>,
+    a: u32,
+    b: u32,
+    intent: &WithdrawalIntent,
+    sig: &[u8],
+) -> (Ans, Ans) {
+    let s = session();
+    let ca = signers.get_mut(&a).unwrap().commit(s).await;
+    let cb = signers.get_mut(&b).unwrap().commit(s).await;
+    let pkg = SigningPackage::new(
+        BTreeMap::from([(id(a as u16), ca), (id(b as u16), cb)]),
+        &intent.digest(),
+    );
+    let bytes = intent.encode();
+    let ra = signers
+        .get_mut(&a)
+        .unwrap()
+        .sign(s, &bytes, sig, &pkg)
+        .await;
+    let rb = signers
+        .get_mut(&b)
+        .unwrap()
+        .sign(s, &bytes, sig, &pkg)
+        .await;
+    (ra, rb)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_signer_enforces_policy_and_quorum_rotation_is_bounded() {
+    let mut c = Cluster::start(3, 2).await;
+    let (mut signers, mut links) = take_over(&mut c, 3).await;
+    let key = c.backend_key();
+    let now = now_ms();
+    let make = |wid: &str, to: &str, amount: u128| {
+        let i = WithdrawalIntent::from_parts(
+            wid,
+            "ethereum",
+            "ETH",
+            to,
+            &amount.to_string(),
+            now,
+            now + 600_000,
+            None,
+        )
+        .unwrap();
+        let sig = quorate_core::backend::sign(&key, &i.digest());
+        (i, sig)
+    };
+
+    // Each signer, asked directly, refuses a destination that is not whitelisted.
+    let (bad, bad_sig) = make("wd-r-bad", NOT_WHITELISTED, 1000);
+    for (a, b) in [(1, 2), (3, 1)] {
+        let (ra, rb) = both_sign(&mut signers, a, b, &bad, &bad_sig).await;
+        refused(&ra, "policy-whitelist-destination");
+        refused(&rb, "policy-whitelist-destination");
+    }
+
+    // Quorum rotation without ledger notices: 1 ETH at a time through pairs (1,2), (2,3),
+    // (3,1). Each signer counts only what it signed, so the total can reach (n/t) × 10 ETH
+    // = 15 ETH and no more.
+    let pairs = [(1u32, 2u32), (2, 3), (3, 1)];
+    let mut signed_eth = 0u128;
+    let mut refusals = 0;
+    let mut k = 0;
+    while refusals < 6 && k < 60 {
+        let (a, b) = pairs[k % 3];
+        let (i, sig) = make(
+            &format!("wd-r-{k}"),
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            ETH,
+        );
+        let (ra, rb) = both_sign(&mut signers, a, b, &i, &sig).await;
+        match (&ra, &rb) {
+            (Ans::Sign(_), Ans::Sign(_)) => signed_eth += 1,
+            _ => {
+                for r in [&ra, &rb] {
+                    if let Ans::Refusal(r) = r {
+                        assert_eq!(r.rule, "policy-velocity-asset-amount-24h", "{r:?}");
+                    }
+                }
+                refusals += 1;
+            }
+        }
+        k += 1;
+    }
+    println!("quorum rotation: {signed_eth} ETH signed by a 2-of-3 quorum with a 10 ETH/24h limit per signer");
+    assert!(
+        signed_eth <= 15,
+        "loss bound (n/t) x limit exceeded: {signed_eth} ETH"
+    );
+    assert!(
+        signed_eth > 10,
+        "rotation should get past one ledger's limit: {signed_eth} ETH"
+    );
+
+    // Restart signer 1: its ledger is on disk; it still refuses.
+    c.kill_signer("signer-1").await;
+    signers.remove(&1);
+    c.start_signer("signer-1");
+    let (ident, inbound, out) =
+        tokio::time::timeout(std::time::Duration::from_secs(60), links.recv())
+            .await
+            .expect("signer-1 reconnects")
+            .unwrap();
+    signers.insert(
+        ident,
+        Driven {
+            inbound,
+            out,
+            next: 0,
+        },
+    );
+    let (i, sig) = make(
+        "wd-r-after",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        ETH,
+    );
+    let (ra, _) = both_sign(&mut signers, 1, 2, &i, &sig).await;
+    refused(&ra, "policy-velocity-asset-amount-24h");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_coordinator_keeps_every_ledger_whole() {
+    let mut c = Cluster::start(3, 2).await;
+    // 10 ETH in two withdrawals; each signed by two of the three signers.
+    for (wid, n) in [("wd-l-1", 6u128), ("wd-l-2", 4)] {
+        let (code, v) = c.submit_eth(wid, &(n * ETH).to_string()).await;
+        assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+    }
+    // Every signer hears of both: it signed it or got the ledger notice.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for name in c.names.clone() {
+        loop {
+            let log = c.read_log(&name);
+            let seen = ["wd-l-1", "wd-l-2"].iter().all(|w| {
+                log.lines().any(|l| {
+                    l.contains(w) && (l.contains("share released") || l.contains("ledger notice"))
+                })
+            });
+            if seen {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never counted both:\n{log}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    // So each of them, asked directly by a hostile coordinator, has no headroom left.
+    let (mut signers, _links) = take_over(&mut c, 3).await;
+    let now = now_ms();
+    let i = WithdrawalIntent::from_parts(
+        "wd-l-3",
+        "ethereum",
+        "ETH",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "1",
+        now,
+        now + 600_000,
+        None,
+    )
+    .unwrap();
+    let sig = quorate_core::backend::sign(&c.backend_key(), &i.digest());
+    for (a, b) in [(1, 2), (3, 1)] {
+        let (ra, rb) = both_sign(&mut signers, a, b, &i, &sig).await;
+        refused(&ra, "policy-velocity-asset-amount-24h");
+        refused(&rb, "policy-velocity-asset-amount-24h");
+    }
+}
