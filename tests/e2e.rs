@@ -6,6 +6,7 @@ mod harness;
 
 mod devnet;
 mod dkg;
+mod governance;
 mod hostile;
 mod malicious;
 mod operator;

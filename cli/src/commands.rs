@@ -80,8 +80,10 @@ pub fn withdrawal_json(w: &pb::Withdrawal) -> serde_json::Value {
 fn status_of_code(code: tonic::Code) -> &'static str {
     match code {
         tonic::Code::InvalidArgument => "invalid",
-        tonic::Code::PermissionDenied | tonic::Code::AlreadyExists => "refused",
-        tonic::Code::Unavailable | tonic::Code::ResourceExhausted => "failed",
+        tonic::Code::PermissionDenied
+        | tonic::Code::AlreadyExists
+        | tonic::Code::ResourceExhausted => "refused",
+        tonic::Code::Unavailable => "failed",
         tonic::Code::DeadlineExceeded => "timeout",
         _ => "error",
     }
@@ -148,6 +150,7 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
                         "code": format!("{:?}", s.code()),
                         "rule": rule,
                         "reason": reason,
+                        "retryable": matches!(s.code(), tonic::Code::Unavailable | tonic::Code::ResourceExhausted),
                         "digest": intent.digest_hex(),
                     })
                 );

@@ -1,6 +1,7 @@
 //! `quorate`: the Quorate command line.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod client;
 mod commands;
 mod devnet;
@@ -81,6 +82,17 @@ enum Command {
     },
     /// Runs distributed key generation across all signers (admin).
     Dkg,
+    /// Policy governance and withdrawal approvals, signed with an admin key file.
+    Admin {
+        /// Admin key file (hex); default: the one in client.toml.
+        #[arg(long, global = true)]
+        key: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        cmd: admin::AdminCommand,
+    },
     /// Measures a running cluster: sequential withdrawals, latency percentiles.
     Probe {
         /// How many withdrawals.
@@ -173,6 +185,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Dkg => {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::dkg(&c, addr, false).await.map(|_| 0)
+        }
+        Command::Admin { key, json, cmd } => {
+            let c = setup::ClientFile::load(&cli.dir)?;
+            admin::run(&c, addr, key.as_deref(), json, cmd).await
         }
         Command::Probe { count, json } => {
             let c = setup::ClientFile::load(&cli.dir)?;

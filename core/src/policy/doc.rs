@@ -154,7 +154,11 @@ pub fn zero_hash() -> String {
     "0".repeat(64)
 }
 
-fn sorted_unique<T, K: Ord>(items: &[T], key: impl Fn(&T) -> K, what: &str) -> Result<(), DocError> {
+fn sorted_unique<T, K: Ord>(
+    items: &[T],
+    key: impl Fn(&T) -> K,
+    what: &str,
+) -> Result<(), DocError> {
     if items.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
         Ok(())
     } else {
@@ -207,7 +211,11 @@ impl PolicyDoc {
                 )));
             }
         }
-        sorted_unique(&self.whitelist, |w| (w.chain, w.address.clone()), "whitelist")?;
+        sorted_unique(
+            &self.whitelist,
+            |w| (w.chain, w.address.clone()),
+            "whitelist",
+        )?;
         for w in &self.whitelist {
             match normalize_address(w.chain, &w.address) {
                 Ok(n) if n == w.address => {}
@@ -232,8 +240,17 @@ impl PolicyDoc {
             "velocity",
         )?;
         for v in &self.velocity {
-            let ctx = format!("velocity {} {} {}", v.chain.as_str(), v.asset, v.scope.as_str());
-            if !self.assets.iter().any(|a| a.chain == v.chain && a.asset == v.asset) {
+            let ctx = format!(
+                "velocity {} {} {}",
+                v.chain.as_str(),
+                v.asset,
+                v.scope.as_str()
+            );
+            if !self
+                .assets
+                .iter()
+                .any(|a| a.chain == v.chain && a.asset == v.asset)
+            {
                 return Err(bad(format!("{ctx}: asset is not in the registry")));
             }
             if v.window_ms < MIN_WINDOW_MS
@@ -295,8 +312,8 @@ impl PolicyDoc {
         if bytes.len() > MAX_DOC_BYTES {
             return Err(bad("document too large"));
         }
-        let doc: PolicyDoc =
-            serde_json::from_slice(bytes).map_err(|e| bad(format!("not a policy document: {e}")))?;
+        let doc: PolicyDoc = serde_json::from_slice(bytes)
+            .map_err(|e| bad(format!("not a policy document: {e}")))?;
         doc.validate()?;
         if doc.encode() != bytes {
             return Err(bad("document is not in canonical form"));
@@ -354,11 +371,11 @@ impl PolicyDoc {
 /// Formats a window for rule tags and people: `90s` never occurs, `30m`, `1h`, `24h`, `7d`.
 pub fn window_label(ms: u64) -> String {
     const H: u64 = 3_600_000;
-    if ms % (24 * H) == 0 && ms > 24 * H {
+    if ms.is_multiple_of(24 * H) && ms > 24 * H {
         format!("{}d", ms / (24 * H))
-    } else if ms % H == 0 {
+    } else if ms.is_multiple_of(H) {
         format!("{}h", ms / H)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)

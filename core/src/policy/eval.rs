@@ -152,6 +152,34 @@ pub fn evaluate(
             ),
         ));
     }
+    // A withdrawal that no window could ever hold is refused before anyone is asked to
+    // approve it.
+    for limit in policy
+        .velocity
+        .iter()
+        .filter(|v| v.chain == chain && v.asset == intent.asset)
+    {
+        let window = window_label(limit.window_ms);
+        if let Some(max) = limit.max_amount.map(|m| m.get()).filter(|m| amount > *m) {
+            return Err(Refusal::permanent(
+                &velocity_tag(limit.scope, "amount", &window),
+                format!(
+                    "{} is more than may move in any {window} ({}); it can never fit",
+                    units(amount),
+                    units(max)
+                ),
+            ));
+        }
+        if limit.max_count == Some(0) {
+            return Err(Refusal::permanent(
+                &velocity_tag(limit.scope, "count", &window),
+                format!(
+                    "no {} withdrawals are allowed (limit 0 per {window})",
+                    asset.asset
+                ),
+            ));
+        }
+    }
     if intent.amount > asset.approval_threshold {
         let need = usize::from(asset.approvals_required);
         let digest = intent.digest();

@@ -112,7 +112,11 @@ fn bad(s: impl Into<String>) -> DocError {
 
 /// Parses `"<n><unit>"` with unit `s`, `m`, `h` or `d` into milliseconds.
 pub fn parse_duration(s: &str) -> Result<u64, DocError> {
-    let err = || bad(format!("duration {s:?}: write a whole number and s, m, h or d, e.g. \"24h\""));
+    let err = || {
+        bad(format!(
+            "duration {s:?}: write a whole number and s, m, h or d, e.g. \"24h\""
+        ))
+    };
     let unit = s.chars().last().ok_or_else(err)?;
     let digits = &s[..s.len() - unit.len_utf8()];
     // `u64::from_str` alone would also take a leading `+`.
@@ -170,9 +174,20 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// Parses `YYYY-MM-DDTHH:MM:SSZ` into unix milliseconds.
 pub fn parse_rfc3339(s: &str) -> Result<u64, DocError> {
-    let err = || bad(format!("time {s:?}: write it as UTC, e.g. \"2026-12-01T09:00:00Z\""));
+    let err = || {
+        bad(format!(
+            "time {s:?}: write it as UTC, e.g. \"2026-12-01T09:00:00Z\""
+        ))
+    };
     let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
         return Err(err());
     }
     let num = |r: std::ops::Range<usize>| -> Result<i64, DocError> {
@@ -182,9 +197,36 @@ pub fn parse_rfc3339(s: &str) -> Result<u64, DocError> {
         }
         s[r].parse::<u32>().map(i64::from).map_err(|_| err())
     };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    let month_days = [31, 28 + i64::from((y % 4 == 0 && y % 100 != 0) || y % 400 == 1), 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if y < 1970 || !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] || h > 23 || mi > 59 || se > 59 {
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let month_days = [
+        31,
+        28 + i64::from((y % 4 == 0 && y % 100 != 0) || y % 400 == 0),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if y < 1970
+        || !(1..=12).contains(&mo)
+        || d < 1
+        || d > month_days[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || se > 59
+    {
         return Err(err());
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se;
@@ -214,7 +256,8 @@ pub fn format_rfc3339(ms: u64) -> String {
 }
 
 fn chain(s: &str) -> Result<Chain, DocError> {
-    s.parse().map_err(|e: crate::address::UnknownChain| bad(e.to_string()))
+    s.parse()
+        .map_err(|e: crate::address::UnknownChain| bad(e.to_string()))
 }
 
 impl PolicyForm {
@@ -251,7 +294,12 @@ impl PolicyForm {
                 .iter()
                 .find(|a| a.chain == c && a.asset == asset)
                 .map(|a| a.decimals)
-                .ok_or_else(|| bad(format!("velocity: asset {asset} on {} is not in [[assets]]", c.as_str())))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "velocity: asset {asset} on {} is not in [[assets]]",
+                        c.as_str()
+                    ))
+                })
         };
         let mut whitelist = Vec::new();
         for w in &self.whitelist {
@@ -261,7 +309,12 @@ impl PolicyForm {
                 address: normalize_address(c, &w.address)
                     .map_err(|e| bad(format!("whitelist {}: {e}", w.address)))?,
                 label: w.label.clone(),
-                active_from_ms: w.active_from.as_deref().map(parse_rfc3339).transpose()?.unwrap_or(0),
+                active_from_ms: w
+                    .active_from
+                    .as_deref()
+                    .map(parse_rfc3339)
+                    .transpose()?
+                    .unwrap_or(0),
             });
         }
         whitelist.sort_by(|x, y| (x.chain, &x.address).cmp(&(y.chain, &y.address)));
@@ -288,7 +341,11 @@ impl PolicyForm {
             let key = hex::decode(k)
                 .ok()
                 .and_then(|b| crate::backend::BackendKey::from_sec1(&b).ok())
-                .ok_or_else(|| bad(format!("backend key {k}: not a secp256k1 public key in hex")))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "backend key {k}: not a secp256k1 public key in hex"
+                    ))
+                })?;
             backend_keys.push(hex::encode(key.to_sec1()));
         }
         backend_keys.sort();
@@ -371,11 +428,11 @@ impl PolicyForm {
 fn duration_text(ms: u64) -> String {
     if ms == 0 {
         "0s".into()
-    } else if ms % 86_400_000 == 0 {
+    } else if ms.is_multiple_of(86_400_000) {
         format!("{}d", ms / 86_400_000)
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms.div_ceil(1000))

@@ -82,10 +82,18 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
             Some(b) => {
                 if a.enabled != b.enabled {
                     let e = if b.enabled { Loosens } else { Tightens };
-                    ch(&mut out, e, format!("{name}: enabled {} -> {}", a.enabled, b.enabled));
+                    ch(
+                        &mut out,
+                        e,
+                        format!("{name}: enabled {} -> {}", a.enabled, b.enabled),
+                    );
                 }
                 if a.decimals != b.decimals {
-                    ch(&mut out, Loosens, format!("{name}: decimals {} -> {}", a.decimals, b.decimals));
+                    ch(
+                        &mut out,
+                        Loosens,
+                        format!("{name}: decimals {} -> {}", a.decimals, b.decimals),
+                    );
                 }
                 if a.max_per_withdrawal != b.max_per_withdrawal {
                     ch(
@@ -178,7 +186,9 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
         match new.velocity.iter().find(|n| n.key() == l.key()) {
             None => ch(&mut out, Loosens, format!("{name}: removed")),
             Some(n) => {
-                let lim = |o: Option<crate::amount::Amount>| o.map_or("none".to_string(), |v| v.to_string());
+                let lim = |o: Option<crate::amount::Amount>| {
+                    o.map_or("none".to_string(), |v| v.to_string())
+                };
                 if n.max_amount != l.max_amount {
                     // `None` (no limit) loosens everything; as an Option, None < Some.
                     let e = match (l.max_amount, n.max_amount) {
@@ -227,9 +237,23 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
             );
         }
     }
-    set_diff(&mut out, "backend key", &old.backend_keys, &new.backend_keys, Loosens, Tightens);
+    set_diff(
+        &mut out,
+        "backend key",
+        &old.backend_keys,
+        &new.backend_keys,
+        Loosens,
+        Tightens,
+    );
     // Any change to who governs is treated as loosening: removing an admin removes a veto.
-    set_diff(&mut out, "admin", &old.admins, &new.admins, Loosens, Loosens);
+    set_diff(
+        &mut out,
+        "admin",
+        &old.admins,
+        &new.admins,
+        Loosens,
+        Loosens,
+    );
     if old.admin_quorum != new.admin_quorum {
         ch(
             &mut out,
@@ -250,7 +274,11 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
         ch(
             &mut out,
             e,
-            if new.frozen { "freeze".into() } else { "unfreeze".into() },
+            if new.frozen {
+                "freeze".into()
+            } else {
+                "unfreeze".into()
+            },
         );
     }
     out
@@ -359,7 +387,12 @@ impl PolicyState {
             ));
         }
         let hash = doc.hash();
-        let have = distinct_valid(pinned_admins, POLICY_APPROVAL_DOMAIN, &[&hash], &signed.signatures);
+        let have = distinct_valid(
+            pinned_admins,
+            POLICY_APPROVAL_DOMAIN,
+            &[&hash],
+            &signed.signatures,
+        );
         if have < usize::from(pinned_quorum) {
             return Err(refuse(
                 rule::POLICY_UPDATE_SIGNATURES,
@@ -403,7 +436,10 @@ impl PolicyState {
         let hash = doc.hash();
         let cur = &self.current.doc;
         if hash == cur.hash()
-            || self.pending.as_ref().is_some_and(|p| p.policy.doc.hash() == hash)
+            || self
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.policy.doc.hash() == hash)
         {
             return Ok(Offered::Known);
         }
@@ -430,7 +466,12 @@ impl PolicyState {
             ));
         }
         let need = required_signatures(cur, doc);
-        let have = distinct_valid(&cur.admin_keys(), POLICY_APPROVAL_DOMAIN, &[&hash], &signed.signatures);
+        let have = distinct_valid(
+            &cur.admin_keys(),
+            POLICY_APPROVAL_DOMAIN,
+            &[&hash],
+            &signed.signatures,
+        );
         if have < need {
             return Err(refuse(
                 rule::POLICY_UPDATE_SIGNATURES,
@@ -466,10 +507,21 @@ impl PolicyState {
     }
 
     /// Vetoes the pending version with `hash`: any single admin of the version in force.
-    pub fn veto(&mut self, hash: &[u8; 32], veto: &AdminSignature, now_ms: u64) -> Result<(), Refusal> {
+    pub fn veto(
+        &mut self,
+        hash: &[u8; 32],
+        veto: &AdminSignature,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
         self.tick(now_ms);
         let admins = self.current.doc.admin_keys();
-        if distinct_valid(&admins, POLICY_VETO_DOMAIN, &[hash], std::slice::from_ref(veto)) != 1 {
+        if distinct_valid(
+            &admins,
+            POLICY_VETO_DOMAIN,
+            &[hash],
+            std::slice::from_ref(veto),
+        ) != 1
+        {
             return Err(refuse(
                 rule::POLICY_VETO_INVALID,
                 "the veto is not signed by an admin of the policy in force",
@@ -478,7 +530,11 @@ impl PolicyState {
         // A veto is kept even if this node has not seen the version yet, so that it is
         // refused when it arrives.
         self.vetoed.insert(*hash);
-        if self.pending.as_ref().is_some_and(|p| p.policy.doc.hash() == *hash) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.policy.doc.hash() == *hash)
+        {
             self.pending = None;
         }
         Ok(())

@@ -87,7 +87,10 @@ pub fn encode_state(s: &PolicyState) -> Vec<u8> {
 pub fn decode_state(bytes: &[u8]) -> Result<PolicyState, StateError> {
     let r: StateRecord = serde_json::from_slice(bytes).map_err(|e| StateError(e.to_string()))?;
     if r.version != STATE_VERSION {
-        return Err(StateError(format!("schema version {} is not supported", r.version)));
+        return Err(StateError(format!(
+            "schema version {} is not supported",
+            r.version
+        )));
     }
     let vetoed = r
         .vetoed

@@ -1,0 +1,229 @@
+//! Governance end to end through `quorate admin`: freeze by one admin, unfreeze only with the
+//! quorum (m − 1 approvals and one admin approving twice are not a quorum), a loosening change
+//! waits out its time-lock and a veto cancels it, and a large withdrawal waits for admin
+//! approvals that the signers check themselves.
+
+use serde_json::Value;
+
+use crate::harness::{quorate, Cluster};
+
+const NOT_WHITELISTED: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+
+impl Cluster {
+    /// `quorate admin --json --key admin/admin-<n>.key <args>`.
+    async fn admin(&self, n: u32, args: &[&str]) -> (i32, Value) {
+        let key = self.path(&format!("admin/admin-{n}.key"));
+        let mut all = vec![
+            "admin",
+            "--dir",
+            self.dir_str(),
+            "--coordinator",
+            &self.addr,
+            "--json",
+            "--key",
+            key.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let (code, out, err) = quorate(&all).await;
+        let v = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("admin printed no JSON ({e}): {out}{err}"));
+        (code, v)
+    }
+
+    async fn policy(&self) -> Value {
+        self.admin(1, &["show"]).await.1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freeze_unfreeze_veto_and_approvals() {
+    let c = Cluster::start(3, 2).await;
+    let p = c.policy().await;
+    assert_eq!(p["version"], 1, "{p}");
+    assert_eq!(p["frozen"], false);
+    for s in p["signers"].as_array().unwrap() {
+        assert_eq!(
+            s["version"], 1,
+            "every signer holds the genesis policy: {p}"
+        );
+    }
+
+    // Any single admin freezes, at once, on every signer.
+    let (code, v) = c.admin(2, &["freeze"]).await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        (v["state"].as_str(), v["required"].as_u64()),
+        (Some("applied"), Some(1)),
+        "{v}"
+    );
+    let p = c.policy().await;
+    assert_eq!(
+        (p["version"].as_u64(), p["frozen"].as_bool()),
+        (Some(2), Some(true)),
+        "{p}"
+    );
+    for s in p["signers"].as_array().unwrap() {
+        assert_eq!(
+            (s["version"].as_u64(), s["frozen"].as_bool()),
+            (Some(2), Some(true)),
+            "{p}"
+        );
+    }
+    let (code, v) = c.submit_eth("wd-g-1", "1000").await;
+    assert_ne!(code, 0);
+    assert_eq!(v["rule"], "policy-frozen", "{v}");
+
+    // Unfreezing needs the quorum of two: the proposer's approval, then the same admin again,
+    // are one approval.
+    let (code, v) = c.admin(1, &["unfreeze"]).await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        (v["state"].as_str(), v["approvals"].as_u64()),
+        (Some("collecting"), Some(1)),
+        "{v}"
+    );
+    let hash = v["hash"].as_str().unwrap().to_string();
+    let (_, v) = c.admin(1, &["approve", &hash]).await;
+    assert_eq!(
+        (v["state"].as_str(), v["approvals"].as_u64()),
+        (Some("collecting"), Some(1)),
+        "{v}"
+    );
+    let (code, v) = c.submit_eth("wd-g-2", "1000").await;
+    assert_eq!(
+        (code != 0, v["rule"].as_str()),
+        (true, Some("policy-frozen")),
+        "{v}"
+    );
+    let (_, v) = c.admin(3, &["approve", &hash]).await;
+    assert_eq!(
+        (v["state"].as_str(), v["approvals"].as_u64()),
+        (Some("applied"), Some(2)),
+        "{v}"
+    );
+    let (code, v) = c.submit_eth("wd-g-3", "1000").await;
+    assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+
+    // A loosening change (a new destination) waits out the 10-minute time-lock even with the
+    // quorum, and a single admin's veto cancels it everywhere.
+    let (code, toml, _) = quorate(&[
+        "admin",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+        "show",
+        "--toml",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    let edited = format!(
+        "{toml}\n[[whitelist]]\nchain = \"ethereum\"\naddress = \"{NOT_WHITELISTED}\"\nlabel = \"new partner\"\n"
+    );
+    let file = c.path("proposal.toml");
+    std::fs::write(&file, edited).unwrap();
+    let (code, v) = c.admin(1, &["propose", file.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{v}");
+    let hash = v["hash"].as_str().unwrap().to_string();
+    assert!(
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ch| ch["effect"] == "loosens"),
+        "the diff names the loosening: {v}"
+    );
+    let (_, v) = c.admin(2, &["approve", &hash]).await;
+    assert_eq!(v["state"], "timelocked", "{v}");
+    let p = c.policy().await;
+    for s in p["signers"].as_array().unwrap() {
+        assert_eq!(s["pending_version"], 4, "{p}");
+    }
+    let (code, v) = c
+        .submit(&[
+            "--id",
+            "wd-g-4",
+            "--chain",
+            "ethereum",
+            "--asset",
+            "ETH",
+            "--to",
+            NOT_WHITELISTED,
+            "--amount",
+            "1000",
+        ])
+        .await;
+    assert_eq!(
+        (code != 0, v["rule"].as_str()),
+        (true, Some("policy-whitelist-destination")),
+        "{v}"
+    );
+    let (code, v) = c.admin(3, &["veto", &hash]).await;
+    assert_eq!((code, v["state"].as_str()), (0, Some("vetoed")), "{v}");
+    let p = c.policy().await;
+    for s in p["signers"].as_array().unwrap() {
+        assert_eq!(
+            s["pending_version"], 0,
+            "the veto reached every signer: {p}"
+        );
+    }
+    // The vetoed proposal cannot be approved into force.
+    let (code, v) = c.admin(1, &["approve", &hash]).await;
+    assert_ne!(code, 0, "{v}");
+
+    // Above the approval threshold (1 BTC), a withdrawal waits for two admins.
+    let btc = |id: &'static str| {
+        [
+            "--id",
+            id,
+            "--chain",
+            "bitcoin",
+            "--asset",
+            "BTC",
+            "--to",
+            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+            "--amount",
+            "150000000",
+        ]
+    };
+    let (code, v) = c.submit(&btc("wd-g-5")).await;
+    assert_eq!(
+        (code, v["status"].as_str()),
+        (3, Some("pending_approval")),
+        "{v}"
+    );
+    let (_, v) = c.admin(1, &["pending"]).await;
+    assert_eq!(v["withdrawals"][0]["id"], "wd-g-5", "{v}");
+    let (_, v) = c.admin(1, &["approve-withdrawal", "wd-g-5"]).await;
+    assert_eq!(
+        (v["status"].as_str(), v["approvals"].as_u64()),
+        (Some("pending_approval"), Some(1)),
+        "{v}"
+    );
+    let (_, v) = c.admin(1, &["approve-withdrawal", "wd-g-5"]).await;
+    assert_eq!(v["approvals"], 1, "one admin twice is one approval: {v}");
+    let (_, v) = c.admin(2, &["approve-withdrawal", "wd-g-5"]).await;
+    assert_eq!(
+        (v["status"].as_str(), v["approvals"].as_u64()),
+        (Some("signing"), Some(2)),
+        "{v}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (code, out, _) = quorate(&[
+            "get",
+            "--dir",
+            c.dir_str(),
+            "--coordinator",
+            &c.addr,
+            "wd-g-5",
+        ])
+        .await;
+        let v: Value = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
+        if code == 0 && v["status"] == "signed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never signed: {out}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
