@@ -227,3 +227,103 @@ async fn freeze_unfreeze_veto_and_approvals() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A genesis policy with a short time-lock and a destination that becomes active shortly.
+fn timed_policy(active_from: &str) -> String {
+    format!(
+        r#"admin_quorum = 2
+admins = []
+backend_keys = []
+timelock = "2s"
+
+[[assets]]
+chain = "ethereum"
+asset = "ETH"
+decimals = 18
+max_per_withdrawal = "100"
+approval_threshold = "10"
+approvals_required = 2
+
+[[whitelist]]
+chain = "ethereum"
+address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+label = "cold wallet"
+active_from = "{active_from}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_yet_active_until_its_time_and_loosening_after_its_timelock() {
+    use quorate_core::policy::form::format_rfc3339;
+    // Active from the next whole second plus two.
+    let from_ms = (crate::harness::now_ms() / 1000 + 3) * 1000;
+    let c = Cluster::start_with_policy(3, 2, Some(&timed_policy(&format_rfc3339(from_ms)))).await;
+    let (code, v) = c.submit_eth("wd-t-1", "1000").await;
+    if crate::harness::now_ms() < from_ms {
+        assert_ne!(code, 0);
+        assert_eq!(v["rule"], "policy-whitelist-not-yet-active", "{v}");
+        assert_eq!(v["retryable"], true, "{v}");
+    }
+    while crate::harness::now_ms() <= from_ms {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (code, v) = c.submit_eth("wd-t-2", "1000").await;
+    assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+
+    // A new destination is a loosening: it waits out the 2 s time-lock, then applies on the
+    // coordinator and on every signer without anyone touching it again.
+    let (_, toml, _) = quorate(&[
+        "admin",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+        "show",
+        "--toml",
+    ])
+    .await;
+    let file = c.path("p.toml");
+    std::fs::write(
+        &file,
+        format!("{toml}\n[[whitelist]]\nchain = \"ethereum\"\naddress = \"{NOT_WHITELISTED}\"\nlabel = \"partner\"\n"),
+    )
+    .unwrap();
+    let (_, v) = c.admin(1, &["propose", file.to_str().unwrap()]).await;
+    let hash = v["hash"].as_str().unwrap().to_string();
+    let (_, v) = c.admin(2, &["approve", &hash]).await;
+    // Every signer had the change before the approval was answered.
+    let answered = crate::harness::now_ms();
+    assert_eq!(v["state"], "timelocked", "{v}");
+    let effective = v["effective_at_ms"].as_u64().unwrap();
+    let to_partner = |id: &'static str| {
+        [
+            "--id",
+            id,
+            "--chain",
+            "ethereum",
+            "--asset",
+            "ETH",
+            "--to",
+            NOT_WHITELISTED,
+            "--amount",
+            "1000",
+        ]
+    };
+    let (code, v) = c.submit(&to_partner("wd-t-3")).await;
+    if crate::harness::now_ms() < effective {
+        assert_eq!(
+            (code != 0, v["rule"].as_str()),
+            (true, Some("policy-whitelist-destination")),
+            "{v}"
+        );
+    }
+    // Each signer counts the 2 s time-lock from when it saw the change, before `answered`.
+    while crate::harness::now_ms() <= effective.max(answered + 2_000) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (code, v) = c.submit(&to_partner("wd-t-4")).await;
+    assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+    let p = c.policy().await;
+    assert_eq!(p["version"], 2, "{p}");
+}

@@ -49,20 +49,32 @@ pub struct Cluster {
 impl Cluster {
     /// Creates the cluster's files (`quorate certs`); starts nothing.
     pub async fn create(n: u16, t: u16) -> Self {
+        Self::create_with_policy(n, t, None).await
+    }
+
+    /// Like [`Cluster::create`], with a genesis policy in TOML form.
+    pub async fn create_with_policy(n: u16, t: u16, policy: Option<&str>) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("cluster");
-        let (code, out, err) = quorate(&[
-            "certs",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--signers",
-            &n.to_string(),
-            "--threshold",
-            &t.to_string(),
-            "--coordinator-addr",
-            "127.0.0.1:0",
-        ])
-        .await;
+        let policy_file = tmp.path().join("genesis.toml");
+        let mut args = vec![
+            "certs".to_string(),
+            "--dir".into(),
+            dir.to_str().unwrap().into(),
+            "--signers".into(),
+            n.to_string(),
+            "--threshold".into(),
+            t.to_string(),
+            "--coordinator-addr".into(),
+            "127.0.0.1:0".into(),
+        ];
+        if let Some(p) = policy {
+            std::fs::write(&policy_file, p).unwrap();
+            args.push("--policy".into());
+            args.push(policy_file.to_str().unwrap().into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = quorate(&args).await;
         assert_eq!(code, 0, "quorate certs failed: {out}{err}");
         Self {
             tmp,
@@ -76,7 +88,12 @@ impl Cluster {
 
     /// Creates and starts a coordinator and all signers, and runs DKG.
     pub async fn start(n: u16, t: u16) -> Self {
-        let mut c = Self::create(n, t).await;
+        Self::start_with_policy(n, t, None).await
+    }
+
+    /// Like [`Cluster::start`], with a genesis policy in TOML form.
+    pub async fn start_with_policy(n: u16, t: u16, policy: Option<&str>) -> Self {
+        let mut c = Self::create_with_policy(n, t, policy).await;
         c.start_coordinator(None).await;
         for name in c.names.clone() {
             c.start_signer(&name);

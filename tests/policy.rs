@@ -291,3 +291,245 @@ async fn an_honest_coordinator_keeps_every_ledger_whole() {
         refused(&rb, "policy-velocity-asset-amount-24h");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signers_refuse_forged_approvals_policies_and_notices() {
+    use quorate_core::{
+        identity::IdentitySecret,
+        policy::{
+            approve_withdrawal, governance::POLICY_APPROVAL_DOMAIN, AdminSignature, SignedPolicy,
+        },
+    };
+    use quorate_wire::{
+        convert::policy::signed_to_proto,
+        signer::{self as spb, coordinator_message::Body as Req},
+    };
+    let mut c = Cluster::start(3, 2).await;
+    let (mut signers, _links) = take_over(&mut c, 3).await;
+    let admin = |n: u32| {
+        let text = std::fs::read_to_string(c.path(&format!("admin/admin-{n}.key"))).unwrap();
+        IdentitySecret::from_bytes(&hex::decode(text.trim()).unwrap()).unwrap()
+    };
+    let now = now_ms();
+    // 1.5 BTC is above the 1 BTC approval threshold: two admin approvals are needed.
+    let i = WithdrawalIntent::from_parts(
+        "wd-f-1",
+        "bitcoin",
+        "BTC",
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+        "150000000",
+        now,
+        now + 600_000,
+        None,
+    )
+    .unwrap();
+    let sig = quorate_core::backend::sign(&c.backend_key(), &i.digest());
+    let outsider = IdentitySecret::generate(&mut rand::rngs::OsRng);
+    let other = WithdrawalIntent::from_parts(
+        "wd-f-2",
+        "bitcoin",
+        "BTC",
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+        "1",
+        now,
+        now + 600_000,
+        None,
+    )
+    .unwrap();
+    for (what, approvals) in [
+        ("none", vec![]),
+        ("m-1", vec![approve_withdrawal(&admin(1), &i.digest())]),
+        (
+            "one admin twice",
+            vec![
+                approve_withdrawal(&admin(1), &i.digest()),
+                approve_withdrawal(&admin(1), &i.digest()),
+            ],
+        ),
+        (
+            "a non-admin",
+            vec![
+                approve_withdrawal(&admin(1), &i.digest()),
+                approve_withdrawal(&outsider, &i.digest()),
+            ],
+        ),
+        (
+            "another withdrawal's approval",
+            vec![
+                approve_withdrawal(&admin(1), &i.digest()),
+                approve_withdrawal(&admin(2), &other.digest()),
+            ],
+        ),
+    ] {
+        let a = sign_with_approvals(&mut signers, &i, &sig, &approvals).await;
+        match &a {
+            Ans::Refusal(r) => assert_eq!(r.rule, "policy-approval-required", "{what}: {r:?}"),
+            other => panic!("{what}: expected a refusal, got {other:?}"),
+        }
+    }
+    let both = [
+        approve_withdrawal(&admin(1), &i.digest()),
+        approve_withdrawal(&admin(3), &i.digest()),
+    ];
+    let a = sign_with_approvals(&mut signers, &i, &sig, &both).await;
+    assert!(matches!(a, Ans::Sign(_)), "two admins approved: {a:?}");
+
+    // Forged policy updates sent straight to a signer.
+    let status = match signers
+        .get_mut(&1)
+        .unwrap()
+        .call(Req::PolicyUpdate(
+            quorate_wire::policy::SignedPolicy::default(),
+        ))
+        .await
+    {
+        Ans::Refusal(r) => r,
+        other => panic!("an empty policy was accepted: {other:?}"),
+    };
+    assert_eq!(status.rule, "policy-update-invalid");
+    let genesis = quorate_wire::convert::policy_file::signed_from_json(
+        &std::fs::read_to_string(c.path("policy/genesis.json")).unwrap(),
+    )
+    .unwrap();
+    let mut loose = genesis.doc.clone();
+    loose.version = 2;
+    loose.prev_hash = genesis.doc.hash_hex();
+    loose.whitelist.push(quorate_core::policy::WhitelistEntry {
+        chain: quorate_core::address::Chain::Ethereum,
+        address: NOT_WHITELISTED.into(),
+        label: "attacker".into(),
+        active_from_ms: 0,
+    });
+    loose
+        .whitelist
+        .sort_by(|a, b| (a.chain, &a.address).cmp(&(b.chain, &b.address)));
+    let sign = |doc: &quorate_core::policy::PolicyDoc, keys: &[&IdentitySecret]| SignedPolicy {
+        doc: doc.clone(),
+        signatures: keys
+            .iter()
+            .map(|k| AdminSignature::sign(k, POLICY_APPROVAL_DOMAIN, &[&doc.hash()]))
+            .collect(),
+    };
+    let (a1, a2) = (admin(1), admin(2));
+    let mut skipped = loose.clone();
+    skipped.version = 3;
+    let mut broken = loose.clone();
+    broken.prev_hash = "11".repeat(32);
+    for (what, signed, rule) in [
+        (
+            "one signature",
+            sign(&loose, &[&a1]),
+            "policy-update-signatures",
+        ),
+        (
+            "one admin twice",
+            sign(&loose, &[&a1, &a1]),
+            "policy-update-signatures",
+        ),
+        (
+            "an outsider",
+            sign(&loose, &[&a1, &outsider]),
+            "policy-update-signatures",
+        ),
+        (
+            "skipped version",
+            sign(&skipped, &[&a1, &a2]),
+            "policy-update-version",
+        ),
+        (
+            "broken chain",
+            sign(&broken, &[&a1, &a2]),
+            "policy-update-chain",
+        ),
+        (
+            "stale version",
+            sign(&genesis.doc, &[&a1]),
+            "policy-update-signatures",
+        ),
+    ] {
+        match signers
+            .get_mut(&2)
+            .unwrap()
+            .call(Req::PolicyUpdate(signed_to_proto(&signed)))
+            .await
+        {
+            Ans::Refusal(r) => assert_eq!(r.rule, rule, "{what}: {r:?}"),
+            Ans::PolicyStatus(s) if what == "stale version" => {
+                // The genesis itself is already known; nothing changed.
+                assert_eq!(s.version, 1, "{what}: {s:?}");
+            }
+            other => panic!("{what}: accepted: {other:?}"),
+        }
+    }
+
+    // A ledger notice without a valid group signature is refused and counts nothing.
+    let n = WithdrawalIntent::from_parts(
+        "wd-f-3",
+        "ethereum",
+        "ETH",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        &(10 * ETH).to_string(),
+        now,
+        now + 600_000,
+        None,
+    )
+    .unwrap();
+    match signers
+        .get_mut(&3)
+        .unwrap()
+        .call(Req::LedgerNotice(spb::LedgerNotice {
+            intent: n.encode(),
+            signature: vec![2; 65],
+        }))
+        .await
+    {
+        Ans::Refusal(r) => assert_eq!(r.rule, "ledger-notice-invalid", "{r:?}"),
+        other => panic!("forged notice accepted: {other:?}"),
+    }
+    // Signer 3 still has its whole 10 ETH: a 10 ETH withdrawal passes its policy.
+    let (ok, ok_sig) = {
+        let i = WithdrawalIntent::from_parts(
+            "wd-f-4",
+            "ethereum",
+            "ETH",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            &(10 * ETH).to_string(),
+            now,
+            now + 600_000,
+            None,
+        )
+        .unwrap();
+        let s = quorate_core::backend::sign(&c.backend_key(), &i.digest());
+        (i, s)
+    };
+    let (r3, _) = both_sign(&mut signers, 3, 1, &ok, &ok_sig).await;
+    assert!(matches!(r3, Ans::Sign(_)), "{r3:?}");
+}
+
+/// Signers 1 and 2 commit; signer 1 is asked to sign `i` with `approvals`.
+async fn sign_with_approvals(
+    signers: &mut BTreeMap<u32, Driven>,
+    i: &WithdrawalIntent,
+    sig: &[u8],
+    approvals: &[quorate_core::policy::AdminSignature],
+) -> Ans {
+    use quorate_wire::signer::{self as spb, coordinator_message::Body as Req};
+    let s = session();
+    let c1 = signers.get_mut(&1).unwrap().commit(s).await;
+    let c2 = signers.get_mut(&2).unwrap().commit(s).await;
+    let pkg = SigningPackage::new(BTreeMap::from([(id(1), c1), (id(2), c2)]), &i.digest());
+    signers
+        .get_mut(&1)
+        .unwrap()
+        .call(Req::Sign(spb::SignRequest {
+            session_id: s.to_vec(),
+            intent: i.encode(),
+            backend_signature: sig.to_vec(),
+            signing_package: pkg.serialize().unwrap(),
+            approvals: approvals
+                .iter()
+                .map(quorate_wire::convert::policy::sig_to_proto)
+                .collect(),
+        }))
+        .await
+}

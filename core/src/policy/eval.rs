@@ -80,9 +80,9 @@ pub fn format_units(amount: u128, decimals: u8) -> String {
 /// Decides whether `intent` may be signed now.
 ///
 /// Checks, in order: freeze, asset registry, per-withdrawal maximum, whitelist (entry, then
-/// active-from), admin approvals above the threshold, then every velocity limit of the asset
-/// against the ledger. The first failing rule refuses; its tag is stable (see
-/// `docs/policy.md`).
+/// active-from), velocity limits no window could ever hold (permanent), admin approvals above
+/// the threshold, then every velocity limit of the asset against the ledger. The first failing
+/// rule refuses; its tag is stable (see `docs/policy.md`).
 pub fn evaluate(
     policy: &PolicyDoc,
     ledger: &Ledger,
