@@ -310,8 +310,10 @@ pub async fn probe(
         let now = now_ms();
         let intent = WithdrawalIntent::from_parts(
             &format!("probe-{run}-{i}"),
-            "ethereum",
-            "ETH",
+            // The development policy sets no velocity limit on POL, so a probe of any length
+            // measures signing rather than the limits.
+            "polygon",
+            "POL",
             "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
             "1",
             now,
@@ -325,7 +327,13 @@ pub async fn probe(
         let t0 = std::time::Instant::now();
         match w.submit(req).await {
             Ok(r) if r.get_ref().status == pb::Status::Signed as i32 => lat.push(t0.elapsed()),
-            _ => failures += 1,
+            Ok(_) => failures += 1,
+            Err(s) => {
+                if failures == 0 {
+                    eprintln!("probe: first failure: {}", s.message());
+                }
+                failures += 1;
+            }
         }
     }
     let total = started.elapsed();

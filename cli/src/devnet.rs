@@ -163,6 +163,11 @@ async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow
     println!("  group key    {}", hex::encode(&group_key));
     println!("  fingerprint  {}", group_key_fingerprint(&group_key));
     println!("  logs         {}", dir.join("logs").display());
+    println!(
+        "  policy       {} (admins' keys in {})",
+        dir.join("policy/genesis.toml").display(),
+        dir.join("admin").display()
+    );
     println!();
     // Suggest the same build profile, so the second terminal does not compile a second one.
     let run = if cfg!(debug_assertions) {
@@ -173,6 +178,8 @@ async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow
     println!("Try, in another terminal:");
     println!("  {run} status{dir_flag}");
     println!("  {run} submit{dir_flag} --chain ethereum --asset ETH --to 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed --amount 1000000000000000000 --json");
+    println!("  {run} submit{dir_flag} --chain ethereum --asset ETH --to 0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359 --amount 1000000000000000000 --json   # refused: not whitelisted");
+    println!("  {run} admin{dir_flag} show");
     println!(
         "  {run} verify --group-key <group_public_key> --message <message> --signature <signature>"
     );

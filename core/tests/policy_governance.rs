@@ -2250,22 +2250,52 @@ fn diff_lists_and_classifies_each_change() {
 
     use Effect::*;
     let mut want: Vec<(Effect, String)> = vec![
-        (Loosens, "asset ETH on ethereum: per-withdrawal maximum 100 ETH -> 200 ETH".into()),
-        (Tightens, "asset ETH on ethereum: approval threshold 50 ETH -> 20 ETH".into()),
-        (Tightens, "asset ETH on ethereum: approvals required 1 -> 2".into()),
-        (Loosens, "asset USDC on ethereum: enabled false -> true".into()),
-        (Tightens, "asset BTC on bitcoin: removed".into()),
-        (Loosens, "asset MATIC on polygon: added".into()),
-        (Neutral, format!("whitelist ethereum {COLD} (cold wallet): label -> cold wallet 2")),
-        (Loosens, format!("whitelist ethereum {OTHER} (exchange B): active from 1700000000000 -> 1 ms")),
-        (Loosens, format!("whitelist ethereum {THIRD} (desk): added, active from 5 ms")),
+        (
+            Loosens,
+            "asset ETH on ethereum: per-withdrawal maximum 100 ETH -> 200 ETH".into(),
+        ),
         (
             Tightens,
-            "velocity ethereum ETH asset per 24h: max amount 10000000000000000000 -> 5000000000000000000 (base units)".into(),
+            "asset ETH on ethereum: approval threshold 50 ETH -> 20 ETH".into(),
         ),
-        (Loosens, "velocity ethereum ETH asset per 24h: max count 100 -> none".into()),
-        (Tightens, "velocity ethereum ETH destination per 1h: max amount none -> 1000000000000000000 (base units)".into()),
-        (Loosens, "velocity ethereum ETH destination per 1h: max count 5 -> 9".into()),
+        (
+            Tightens,
+            "asset ETH on ethereum: approvals required 1 -> 2".into(),
+        ),
+        (
+            Loosens,
+            "asset USDC on ethereum: enabled false -> true".into(),
+        ),
+        (Tightens, "asset BTC on bitcoin: removed".into()),
+        (Loosens, "asset MATIC on polygon: added".into()),
+        (
+            Neutral,
+            format!("whitelist ethereum {COLD} (cold wallet): label -> cold wallet 2"),
+        ),
+        (
+            Loosens,
+            format!("whitelist ethereum {OTHER} (exchange B): active from 1700000000000 -> 1 ms"),
+        ),
+        (
+            Loosens,
+            format!("whitelist ethereum {THIRD} (desk): added, active from 5 ms"),
+        ),
+        (
+            Tightens,
+            "velocity ethereum ETH asset per 24h: max amount 10 ETH -> 5 ETH".into(),
+        ),
+        (
+            Loosens,
+            "velocity ethereum ETH asset per 24h: max count 100 -> none".into(),
+        ),
+        (
+            Tightens,
+            "velocity ethereum ETH destination per 1h: max amount none -> 1 ETH".into(),
+        ),
+        (
+            Loosens,
+            "velocity ethereum ETH destination per 1h: max count 5 -> 9".into(),
+        ),
         (Tightens, "velocity ethereum ETH asset per 7d: added".into()),
         (Tightens, format!("backend key {old_backend}: removed")),
         (Loosens, format!("backend key {new_backend}: added")),

@@ -186,8 +186,14 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
         match new.velocity.iter().find(|n| n.key() == l.key()) {
             None => ch(&mut out, Loosens, format!("{name}: removed")),
             Some(n) => {
+                let decimals = new
+                    .asset(l.chain, &l.asset)
+                    .or_else(|| old.asset(l.chain, &l.asset))
+                    .map_or(0, |a| a.decimals);
                 let lim = |o: Option<crate::amount::Amount>| {
-                    o.map_or("none".to_string(), |v| v.to_string())
+                    o.map_or("none".to_string(), |v| {
+                        format!("{} {}", format_units(v.get(), decimals), l.asset)
+                    })
                 };
                 if n.max_amount != l.max_amount {
                     // `None` (no limit) loosens everything; as an Option, None < Some.
@@ -200,7 +206,7 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
                         &mut out,
                         e,
                         format!(
-                            "{name}: max amount {} -> {} (base units)",
+                            "{name}: max amount {} -> {}",
                             lim(l.max_amount),
                             lim(n.max_amount)
                         ),
