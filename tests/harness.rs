@@ -156,6 +156,21 @@ impl Cluster {
         }
     }
 
+    /// Asks the coordinator to stop (SIGTERM) and returns its exit status.
+    pub async fn stop_coordinator(&mut self) -> std::process::ExitStatus {
+        let mut c = self.coordinator.take().expect("coordinator running");
+        let pid = c.id().expect("pid").to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        tokio::time::timeout(std::time::Duration::from_secs(120), c.wait())
+            .await
+            .expect("the coordinator stops after SIGTERM")
+            .unwrap()
+    }
+
     /// Starts (or restarts) a signer process dialling the current coordinator address.
     pub fn start_signer(&mut self, name: &str) {
         let child = Command::new(exe())

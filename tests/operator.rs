@@ -111,3 +111,20 @@ kek_file = "keys/kek"
     assert_ne!(code, 0, "{err}");
     assert!(!host.path().join("x.pem").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_stops_cleanly_on_sigterm_with_signers_attached() {
+    let mut c = crate::harness::Cluster::start(3, 2).await;
+    // A Watch stream is open too.
+    let mut w = quorate_wire::withdrawal::withdrawal_service_client::WithdrawalServiceClient::new(
+        c.channel("backend").await,
+    );
+    let _watch = w
+        .watch(quorate_wire::withdrawal::WatchRequest { id: String::new() })
+        .await
+        .unwrap();
+    let status = c.stop_coordinator().await;
+    assert!(status.success(), "coordinator exit: {status:?}");
+    let log = c.read_log("coordinator");
+    assert!(log.contains("closing signer links"), "{log}");
+}

@@ -54,6 +54,8 @@ fn hash_field(h: &str) -> Result<(), Status> {
 pub struct AdminApi {
     /// Shared state.
     pub state: Arc<Coordinator>,
+    /// Withdrawal approvals are read-modify-write on one record: one at a time.
+    pub approvals: tokio::sync::Mutex<()>,
 }
 
 type DkgStream = Pin<Box<dyn Stream<Item = Result<pb::DkgStatus, Status>> + Send>>;
@@ -239,6 +241,7 @@ impl AdminService for AdminApi {
             return Err(invalid("request-invalid", "id must be 1..=128 bytes"));
         }
         let sig = sig_field(r.approval.as_ref(), "approval")?;
+        let _one_at_a_time = self.approvals.lock().await;
         let mut rec = self
             .state
             .store
@@ -289,6 +292,18 @@ impl AdminService for AdminApi {
         let mut status = "pending_approval";
         rec.updated_ms = now_ms();
         if ready && self.state.claim(&rec.id) {
+            // Another approval may have started signing meanwhile.
+            let still = self.state.store.get(&rec.id).map_err(|e| {
+                self.state.release(&rec.id);
+                internal(&e)
+            })?;
+            if still.is_none_or(|r| r.status != St::PendingApproval) {
+                self.state.release(&rec.id);
+                return Err(Status::failed_precondition(format!(
+                    "withdrawal-not-pending: withdrawal `{}` is no longer waiting for approvals",
+                    rec.id
+                )));
+            }
             rec.status = St::Signing;
             rec.rule = None;
             rec.reason = None;

@@ -115,6 +115,15 @@ impl Registry {
         lock(&handle.pending).clear();
     }
 
+    /// Drops every link (their outbound streams end, so signers see the coordinator go) and
+    /// fails pending calls. Used at shutdown, so that open streams do not hold the drain.
+    pub fn close_all(&self) {
+        let links = std::mem::take(&mut *lock(&self.links));
+        for l in links.values() {
+            lock(&l.pending).clear();
+        }
+    }
+
     /// Updates the group key a signer reports.
     pub fn set_group_key(&self, identifier: u16, key: Vec<u8>) {
         if let Some(l) = lock(&self.links).get_mut(&identifier) {

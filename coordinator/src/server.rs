@@ -59,6 +59,9 @@ pub fn prepare(cfg: &CoordinatorConfig) -> anyhow::Result<Prepared> {
     })
 }
 
+/// How long a graceful shutdown waits for in-flight calls (and `Watch` streams).
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves on `listener` until `shutdown` resolves, then drains.
 pub async fn run(
     prepared: Prepared,
@@ -95,6 +98,7 @@ pub async fn run(
     let admin = tonic::service::interceptor::InterceptedService::new(
         AdminServiceServer::new(AdminApi {
             state: state.clone(),
+            approvals: tokio::sync::Mutex::default(),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES),
         require_role(Role::Admin),
@@ -109,7 +113,17 @@ pub async fn run(
     );
     let addr = listener.local_addr()?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "coordinator serving");
-    Server::builder()
+    // On shutdown, end the signer links (long-lived streams would hold the graceful drain
+    // forever), then give in-flight calls a bounded time to finish.
+    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+    let links = state.registry.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing signer links, draining calls");
+        links.close_all();
+        let _ = fired_tx.send(());
+    };
+    let server = Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
         .add_service(health)
         .add_service(reflection)
@@ -117,7 +131,18 @@ pub async fn run(
         .add_service(withdrawal)
         .add_service(admin)
         .add_service(link)
-        .serve_with_incoming_shutdown(tls::incoming(listener, prepared.tls), shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(tls::incoming(listener, prepared.tls), shutdown);
+    tokio::select! {
+        r = server => r?,
+        _ = async {
+            if fired_rx.await.is_ok() {
+                tokio::time::sleep(DRAIN_LIMIT).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(limit = ?DRAIN_LIMIT, "drain limit reached; closing the remaining streams");
+        }
+    }
     Ok(())
 }

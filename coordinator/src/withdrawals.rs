@@ -351,6 +351,17 @@ impl WithdrawalService for WithdrawalApi {
         };
         // Only one signing run per withdrawal at a time, however many retries race in.
         if let Some(rec) = start.filter(|r| self.state.claim(&r.id)) {
+            // Another run may have finished between our read and the claim: start only from
+            // the state we read (our fresh insert, or a failed record), never over an outcome.
+            let current = store.get(&rec.id).map_err(|e| {
+                self.state.release(&rec.id);
+                internal(&e)
+            })?;
+            if current.is_none_or(|c| c.status != St::Signing && c.status != St::Failed) {
+                self.state.release(&rec.id);
+                let outcome = self.wait_final(&intent.id, wait).await?;
+                return self.answer(&outcome);
+            }
             match self.state.persist(rec).await {
                 Ok(rec) => {
                     info!(withdrawal = %rec.id, "withdrawal received; signing");
