@@ -245,17 +245,23 @@ async fn every_signer_enforces_policy_and_quorum_rotation_is_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_honest_coordinator_keeps_every_ledger_whole() {
     let mut c = Cluster::start(3, 2).await;
-    // 10 ETH in two withdrawals; each signed by two of the three signers.
-    for (wid, n) in [("wd-l-1", 6u128), ("wd-l-2", 4)] {
+    // 10 ETH in three withdrawals; each signed by two of the three signers. Signer 3 is away
+    // for the first two and hears of them when it comes back.
+    c.kill_signer("signer-3").await;
+    for (wid, n) in [("wd-l-1", 5u128), ("wd-l-2", 3)] {
         let (code, v) = c.submit_eth(wid, &(n * ETH).to_string()).await;
         assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
     }
+    c.start_signer("signer-3");
+    c.wait_connected(3).await;
+    let (code, v) = c.submit_eth("wd-l-0", &(2 * ETH).to_string()).await;
+    assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
     // Every signer hears of both: it signed it or got the ledger notice.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     for name in c.names.clone() {
         loop {
             let log = c.read_log(&name);
-            let seen = ["wd-l-1", "wd-l-2"].iter().all(|w| {
+            let seen = ["wd-l-0", "wd-l-1", "wd-l-2"].iter().all(|w| {
                 log.lines().any(|l| {
                     l.contains(w) && (l.contains("share released") || l.contains("ledger notice"))
                 })

@@ -220,6 +220,15 @@ impl PolicyDesk {
         evaluate(s.active(), &inner.ledger, intent, approvals, now)
     }
 
+    /// The longest velocity window of the policy in force (0 without limits).
+    pub fn longest_window_ms(&self) -> u64 {
+        self.lock()
+            .state
+            .as_ref()
+            .and_then(|s| s.active().velocity.iter().map(|v| v.window_ms).max())
+            .unwrap_or(0)
+    }
+
     /// Admins of the policy in force.
     pub fn admins(&self) -> std::collections::BTreeSet<IdentityPublic> {
         self.lock()

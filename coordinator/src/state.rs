@@ -305,6 +305,59 @@ impl Coordinator {
             };
             self.send_policy(signer, body).await;
         }
+        self.replay_notices(signer).await;
+    }
+
+    /// Ledger notices a signer missed while away: every withdrawal signed without it within
+    /// the policy's longest window (bucket slack included). The signer counts each id once.
+    async fn replay_notices(&self, signer: u16) {
+        let window = self.policy.longest_window_ms();
+        if window == 0 {
+            return;
+        }
+        let since = now_ms().saturating_sub(window + quorate_core::policy::ledger::BUCKET_MS);
+        let store = self.store.clone();
+        let Ok(Ok(records)) =
+            tokio::task::spawn_blocking(move || store.with_status(Status::Signed)).await
+        else {
+            warn!(
+                signer,
+                "could not list signed withdrawals for ledger notices"
+            );
+            return;
+        };
+        let mut sent = 0usize;
+        for r in records
+            .iter()
+            .filter(|r| r.updated_ms >= since && !r.signers.contains(&signer))
+        {
+            let (Ok(intent), Some(Ok(signature))) = (
+                hex::decode(&r.intent),
+                r.signature.as_ref().map(hex::decode),
+            ) else {
+                continue;
+            };
+            let body =
+                pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice { intent, signature });
+            match self
+                .registry
+                .call(signer, body, self.signing.signer_timeout)
+                .await
+            {
+                Ok(pb::signer_message::Body::LedgerAck(a)) if a.debited => sent += 1,
+                Ok(pb::signer_message::Body::LedgerAck(_)) => {}
+                Ok(pb::signer_message::Body::Refusal(x)) => {
+                    warn!(signer, withdrawal = %r.id, rule = %x.rule, "ledger notice refused");
+                }
+                _ => {
+                    warn!(signer, "ledger notices interrupted");
+                    return;
+                }
+            }
+        }
+        if sent > 0 {
+            info!(signer, counted = sent, "missed ledger notices delivered");
+        }
     }
 
     /// Ledger sync: tells every connected signer that did not take part about a signed
