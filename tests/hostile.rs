@@ -105,6 +105,61 @@ impl Driven {
     }
 }
 
+impl Driven {
+    /// The signer's whole audit log as it exports it (JSON lines, then its signed head),
+    /// paging as the coordinator's admin service does.
+    pub(crate) async fn audit_log(&mut self) -> String {
+        use quorate_wire::convert::audit as conv;
+        let mut text = String::new();
+        let mut from = 1;
+        loop {
+            let page = match self
+                .call(Req::AuditExport(quorate_wire::audit::AuditExportRequest {
+                    node: String::new(),
+                    from_seq: from,
+                    limit: 1000,
+                }))
+                .await
+            {
+                Ans::AuditPage(p) => p,
+                other => panic!("audit export refused: {other:?}"),
+            };
+            let head = conv::head_from_proto(page.head.as_ref().unwrap()).unwrap();
+            for r in &page.records {
+                let r = conv::record_from_proto(r).unwrap();
+                text.push_str(&r.to_json());
+                text.push('\n');
+                from = r.seq + 1;
+            }
+            if from > head.seq || page.records.is_empty() {
+                text.push_str(&head.to_json());
+                text.push('\n');
+                return text;
+            }
+        }
+    }
+
+    /// The audit log, verified (chain and head signed by `key`), as records.
+    pub(crate) async fn verified_audit(
+        &mut self,
+        key: &quorate_core::identity::IdentityPublic,
+    ) -> Vec<quorate_core::audit::Record> {
+        let text = self.audit_log().await;
+        quorate_core::audit::verify_export(&text, Some(key))
+            .unwrap_or_else(|e| panic!("signer audit log does not verify: {e}\n{text}"))
+            .records
+    }
+}
+
+/// True if `log` holds a refusal of withdrawal `wid` under `rule`.
+pub(crate) fn audited_refusal(log: &[quorate_core::audit::Record], wid: &str, rule: &str) -> bool {
+    log.iter().any(|r| {
+        r.event.kind == quorate_core::audit::kind::REFUSED
+            && r.event.field("withdrawal") == Some(wid)
+            && r.event.field("rule") == Some(rule)
+    })
+}
+
 #[track_caller]
 pub(crate) fn refused(a: &Ans, rule: &str) {
     match a {

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use frost_secp256k1::SigningPackage;
 use quorate_core::intent::WithdrawalIntent;
-use quorate_wire::signer::signer_message::Body as Ans;
+use quorate_wire::signer::{coordinator_message::Body as Req, signer_message::Body as Ans};
 
 use crate::{
     harness::{now_ms, Cluster},
-    hostile::{id, refused, session, take_over, Driven},
+    hostile::{audited_refusal, id, refused, session, take_over, Driven},
 };
 
 const ETH: u128 = 1_000_000_000_000_000_000;
@@ -38,8 +38,38 @@ async fn refusals_reach_the_backend_with_their_rule_and_survive_restarts() {
         ])
         .await;
     assert_ne!(code, 0);
-    assert_eq!(v["rule"], "policy-whitelist-destination", "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["rule"].as_str()),
+        (Some("refused"), Some("policy-whitelist-destination")),
+        "{v}"
+    );
     assert!(v["reason"].as_str().unwrap().contains("whitelist"), "{v}");
+    let mut client =
+        quorate_wire::withdrawal::withdrawal_service_client::WithdrawalServiceClient::new(
+            c.channel("backend").await,
+        );
+    let now = now_ms();
+    let i = WithdrawalIntent::from_parts(
+        "wd-p-1b",
+        "ethereum",
+        "ETH",
+        NOT_WHITELISTED,
+        "1000",
+        now,
+        now + 600_000,
+        None,
+    )
+    .unwrap();
+    let req = quorate_wire::withdrawal::SubmitRequest {
+        intent: Some(quorate_wire::convert::intent_to_proto(&i)),
+        backend_signature: quorate_core::backend::sign(&c.backend_key(), &i.digest()),
+    };
+    let err = client.submit(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert_eq!(
+        err.metadata().get(quorate_wire::RULE_METADATA_KEY).unwrap(),
+        "policy-whitelist-destination"
+    );
 
     // Whitelisted, but only from 2030.
     let (code, v) = c
@@ -81,13 +111,21 @@ async fn refusals_reach_the_backend_with_their_rule_and_survive_restarts() {
         "policy-velocity-asset-amount-24h"
     );
 
-    // Above 10 ETH, it is a single withdrawal that can never fit the window: permanent.
+    // Above 10 ETH, it is a single withdrawal that can never fit the window: permanent,
+    // refused before any approval is asked for.
     let (code, v) = c.submit_eth("wd-p-7", &eth(11)).await;
     assert_ne!(code, 0);
-    assert!(
-        v["rule"] == "policy-velocity-asset-amount-24h"
-            || v["rule"] == "policy-approval-required"
-            || v["status"] == "pending_approval",
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["rule"].as_str(),
+            v["retryable"].as_bool()
+        ),
+        (
+            Some("refused"),
+            Some("policy-velocity-asset-amount-24h"),
+            Some(false)
+        ),
         "{v}"
     );
 
@@ -538,4 +576,138 @@ async fn sign_with_approvals(
                 .collect(),
         }))
         .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_is_debited_once_however_often_it_is_signed_or_announced() {
+    use quorate_core::audit::kind;
+    let mut c = Cluster::start(3, 2).await;
+    // 6 ETH through the honest coordinator: two signers sign, the third counts the ledger
+    // notice.
+    let (x, req) = c.eth_request("wd-d-x", &(6 * ETH).to_string(), 600_000, None);
+    let x_sig = req.backend_signature.clone();
+    let mut client =
+        quorate_wire::withdrawal::withdrawal_service_client::WithdrawalServiceClient::new(
+            c.channel("backend").await,
+        );
+    let w = client.submit(req).await.unwrap().into_inner();
+    assert_eq!(w.status, quorate_wire::withdrawal::Status::Signed as i32);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !c.names.iter().all(|n| {
+        let log = c.read_log(n);
+        log.lines().any(|l| {
+            l.contains("wd-d-x") && (l.contains("share released") || l.contains("ledger notice"))
+        })
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every signer counted wd-d-x"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let manifest = quorate_wire::manifest::Manifest::load(&c.path("manifest.toml")).unwrap();
+    let (mut signers, _links) = take_over(&mut c, 3).await;
+
+    // A hostile coordinator has every pair sign it again (same id, same intent, fresh
+    // nonces): each signer signs, and counts nothing more.
+    for (a, b) in [(1, 2), (2, 3), (3, 1)] {
+        let (ra, rb) = both_sign(&mut signers, a, b, &x, &x_sig).await;
+        assert!(
+            matches!((&ra, &rb), (Ans::Sign(_), Ans::Sign(_))),
+            "{ra:?} {rb:?}"
+        );
+    }
+    // The group signature announced again: acknowledged, not counted. The same signature
+    // on an altered intent: refused.
+    let mut altered = x.clone();
+    altered.amount = quorate_core::amount::Amount::new(1).unwrap();
+    for n in 1..=3u32 {
+        let d = signers.get_mut(&n).unwrap();
+        let again = d
+            .call(Req::LedgerNotice(quorate_wire::signer::LedgerNotice {
+                intent: x.encode(),
+                signature: w.signature.clone(),
+            }))
+            .await;
+        assert!(
+            matches!(
+                again,
+                Ans::LedgerAck(quorate_wire::signer::LedgerAck { debited: false })
+            ),
+            "signer {n}: {again:?}"
+        );
+        let forged = d
+            .call(Req::LedgerNotice(quorate_wire::signer::LedgerNotice {
+                intent: altered.encode(),
+                signature: w.signature.clone(),
+            }))
+            .await;
+        refused(&forged, "ledger-notice-invalid");
+    }
+
+    // So exactly 4 ETH of headroom is left on every signer: 4 ETH signs (signer 2 twice,
+    // counted once), one wei more is refused by all.
+    let now = now_ms();
+    let make = |wid: &str, amount: u128| {
+        let i = WithdrawalIntent::from_parts(
+            wid,
+            "ethereum",
+            "ETH",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            &amount.to_string(),
+            now,
+            now + 600_000,
+            None,
+        )
+        .unwrap();
+        let sig = quorate_core::backend::sign(&c.backend_key(), &i.digest());
+        (i, sig)
+    };
+    let (y, y_sig) = make("wd-d-y", 4 * ETH);
+    for (a, b) in [(1, 2), (2, 3)] {
+        let (ra, rb) = both_sign(&mut signers, a, b, &y, &y_sig).await;
+        assert!(
+            matches!((&ra, &rb), (Ans::Sign(_), Ans::Sign(_))),
+            "{ra:?} {rb:?}"
+        );
+    }
+    let (z, z_sig) = make("wd-d-z", 1);
+    for (a, b) in [(1, 2), (3, 1)] {
+        let (ra, rb) = both_sign(&mut signers, a, b, &z, &z_sig).await;
+        refused(&ra, "policy-velocity-asset-amount-24h");
+        refused(&rb, "policy-velocity-asset-amount-24h");
+    }
+
+    // Each signer's own audit log (chain and signed head verified against the manifest's
+    // identity key) says the same: wd-d-x debited once, released at least twice more,
+    // the refusals recorded under their rules.
+    for n in 1..=3u32 {
+        let key = manifest.signer(n as u16).unwrap().identity_key;
+        let log = signers.get_mut(&n).unwrap().verified_audit(&key).await;
+        let of_x = |k: &str, debit: &str| {
+            log.iter()
+                .filter(|r| {
+                    r.event.kind == k
+                        && r.event.field("withdrawal") == Some("wd-d-x")
+                        && r.event.field("debit") == Some(debit)
+                })
+                .count()
+        };
+        assert_eq!(
+            of_x(kind::SHARE_RELEASED, "new") + of_x(kind::LEDGER_NOTICE, "new"),
+            1,
+            "signer {n} counted wd-d-x once"
+        );
+        assert!(of_x(kind::SHARE_RELEASED, "already") >= 2, "signer {n}");
+        assert!(
+            audited_refusal(&log, "wd-d-z", "policy-velocity-asset-amount-24h"),
+            "signer {n}"
+        );
+        assert!(
+            log.iter().any(|r| r.event.kind == kind::REFUSED
+                && r.event.field("request") == Some("ledger-notice")
+                && r.event.field("rule") == Some("ledger-notice-invalid")),
+            "signer {n} recorded the forged notice"
+        );
+    }
 }

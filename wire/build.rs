@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "quorate/signer/v1/signer.proto",
         "quorate/admin/v1/admin.proto",
         "quorate/policy/v1/policy.proto",
+        "quorate/audit/v1/audit.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(f).display());
@@ -22,10 +23,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .extern_path(".quorate.policy.v1", "crate::policy")
+        .extern_path(".quorate.audit.v1", "crate::audit")
         .compile_fds(fds)?;
-    // The shared package, generated on its own: the others refer to it through `extern_path`
-    // because the generated modules are not nested by package.
-    let shared = protox::compile(["quorate/policy/v1/policy.proto"], [&proto_root])?;
+    // The shared packages, generated on their own: the others refer to them through
+    // `extern_path` because the generated modules are not nested by package.
+    let shared = protox::compile(
+        [
+            "quorate/policy/v1/policy.proto",
+            "quorate/audit/v1/audit.proto",
+        ],
+        [&proto_root],
+    )?;
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(false)

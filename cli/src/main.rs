@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 mod client;
 mod commands;
 mod devnet;
@@ -92,6 +93,11 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         cmd: admin::AdminCommand,
+    },
+    /// Audit logs: export them through the coordinator, verify them offline.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCommand,
     },
     /// Measures a running cluster: sequential withdrawals, latency percentiles.
     Probe {
@@ -190,6 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let c = setup::ClientFile::load(&cli.dir)?;
             admin::run(&c, addr, key.as_deref(), json, cmd).await
         }
+        Command::Audit { cmd } => audit::run(&cli.dir, addr, cmd).await,
         Command::Probe { count, json } => {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::probe(&c, addr, count, json).await

@@ -3,11 +3,16 @@
 use std::{pin::Pin, sync::Arc};
 
 use quorate_core::fingerprint::group_key_fingerprint;
-use quorate_wire::admin::{self as pb, admin_service_server::AdminService};
+use quorate_wire::{
+    admin::{self as pb, admin_service_server::AdminService},
+    audit as apb,
+    convert::audit::{page_to_proto, MAX_PAGE},
+};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use quorate_core::{
+    audit::{self, Event},
     intent::WithdrawalIntent,
     policy::eval::{distinct_valid, WITHDRAWAL_APPROVAL_DOMAIN},
     refusal::{rule, Refusal},
@@ -167,11 +172,13 @@ impl AdminService for AdminApi {
             .policy
             .ok_or_else(|| invalid("request-invalid", "policy is required"))?;
         let signed = signed_from_proto(&p).map_err(|e| invalid(rule::POLICY_UPDATE_INVALID, e))?;
+        let hash = signed.doc.hash_hex();
         let (view, send) = self
             .state
             .policy
             .propose(signed, now_ms())
-            .map_err(|r| refusal_status(&r))?;
+            .map_err(|r| self.refuse("policy-propose", &hash, &r))?;
+        self.audit_proposal(audit::kind::POLICY_PROPOSED, &view, None);
         if let Some(update) = send {
             self.state.broadcast_policy(update).await;
         }
@@ -188,8 +195,9 @@ impl AdminService for AdminApi {
         let (view, send) = self
             .state
             .policy
-            .approve(&r.hash, sig, now_ms())
-            .map_err(|r| refusal_status(&r))?;
+            .approve(&r.hash, sig.clone(), now_ms())
+            .map_err(|x| self.refuse("policy-approve", &r.hash, &x))?;
+        self.audit_proposal(audit::kind::POLICY_APPROVED, &view, Some(&sig.admin));
         if let Some(update) = send {
             self.state.broadcast_policy(update).await;
         }
@@ -207,7 +215,8 @@ impl AdminService for AdminApi {
             .state
             .policy
             .veto(&r.hash, sig.clone(), now_ms())
-            .map_err(|r| refusal_status(&r))?;
+            .map_err(|x| self.refuse("policy-veto", &r.hash, &x))?;
+        self.audit_proposal(audit::kind::POLICY_VETOED, &view, Some(&sig.admin));
         if tell_signers {
             self.state.broadcast_veto(&r.hash, &sig).await;
         }
@@ -266,15 +275,24 @@ impl AdminService for AdminApi {
             std::slice::from_ref(&sig),
         ) != 1
         {
-            return Err(refusal_status(&Refusal::permanent(
+            let refusal = Refusal::permanent(
                 rule::POLICY_APPROVAL_REQUIRED,
                 format!(
                     "the approval by {} is not a valid admin signature over this withdrawal's digest",
                     sig.admin
                 ),
-            )));
+            );
+            self.state
+                .audit_refusal("withdrawal-approve", &rec.id, &refusal);
+            return Err(refusal_status(&refusal));
         }
         let admin = sig.admin.to_string();
+        self.state.audit(
+            Event::new(audit::kind::WITHDRAWAL_APPROVED)
+                .with("withdrawal", &rec.id)
+                .with("digest", &rec.digest)
+                .with("admin", &admin),
+        );
         if !rec.approvals.iter().any(|(a, _)| *a == admin) {
             rec.approvals.push((admin, hex::encode(&sig.signature)));
         }
@@ -320,9 +338,101 @@ impl AdminService for AdminApi {
         }
         Ok(Response::new(self.pending_view(&rec, status)))
     }
+
+    async fn export_audit(
+        &self,
+        req: Request<apb::AuditExportRequest>,
+    ) -> Result<Response<apb::AuditPage>, Status> {
+        let r = req.into_inner();
+        let limit = match r.limit {
+            0 => MAX_PAGE,
+            n => usize::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
+        };
+        if r.node == "coordinator" {
+            let state = self.state.clone();
+            let (records, head) =
+                tokio::task::spawn_blocking(move || state.audit_page(r.from_seq, limit))
+                    .await
+                    .map_err(|_| Status::internal("audit export task failed"))?
+                    .map_err(|e| internal(&e))?;
+            return Ok(Response::new(page_to_proto(&records, &head)));
+        }
+        let entry = self.state.manifest.signer_by_name(&r.node).ok_or_else(|| {
+            invalid(
+                "request-invalid",
+                format!(
+                    "node: `{}` is neither `coordinator` nor a signer of the manifest",
+                    r.node.chars().take(64).collect::<String>()
+                ),
+            )
+        })?;
+        let ask =
+            quorate_wire::signer::coordinator_message::Body::AuditExport(apb::AuditExportRequest {
+                node: String::new(),
+                from_seq: r.from_seq,
+                limit: limit as u32,
+            });
+        // Relayed as the signer sent it: its head is signed, so we could not alter it unseen.
+        use quorate_wire::signer::signer_message::Body as Answer;
+        match self
+            .state
+            .registry
+            .call(entry.identifier, ask, self.state.signing.signer_timeout)
+            .await
+        {
+            Ok(Answer::AuditPage(page)) => Ok(Response::new(page)),
+            Ok(Answer::Refusal(x)) => Err(Status::unavailable(format!(
+                "{}: signer {} refused the export: {}",
+                x.rule, entry.name, x.reason
+            ))),
+            Ok(_) => Err(Status::unavailable(format!(
+                "signer-unavailable: signer {} gave an unexpected answer",
+                entry.name
+            ))),
+            Err(e) => Err(Status::unavailable(format!("signer-unavailable: {e}"))),
+        }
+    }
 }
 
 impl AdminApi {
+    /// A refused governance request: recorded, answered as a status.
+    fn refuse(&self, request: &str, hash: &str, r: &Refusal) -> Status {
+        self.state.audit(
+            Event::refused(request, &r.rule, &r.reason)
+                .with("hash", hash)
+                .with("permanent", r.permanent.to_string()),
+        );
+        refusal_status(r)
+    }
+
+    /// Records a governance step, and the version coming into force if it did.
+    fn audit_proposal(
+        &self,
+        kind: &str,
+        view: &pb::Proposal,
+        admin: Option<&quorate_core::identity::IdentityPublic>,
+    ) {
+        let mut e = Event::new(kind)
+            .with("hash", &view.hash)
+            .with("version", view.version.to_string())
+            .with("state", &view.state)
+            .with("approvals", format!("{}/{}", view.approvals, view.required));
+        if let Some(a) = admin {
+            e = e.with("admin", a.to_string());
+        }
+        self.state.audit(e);
+        if view.state == "applied" && kind != audit::kind::POLICY_VETOED {
+            self.state.audit(
+                Event::new(audit::kind::POLICY_APPLIED)
+                    .with("hash", &view.hash)
+                    .with("version", view.version.to_string()),
+            );
+        }
+        if let Err(e) = self.state.store.flush() {
+            tracing::warn!(error = %e, "could not flush the audit log");
+        }
+    }
+
     fn pending_view(&self, r: &crate::store::Record, status: &str) -> pb::PendingWithdrawal {
         let intent = hex::decode(&r.intent).unwrap_or_default();
         let required = WithdrawalIntent::decode(&intent)

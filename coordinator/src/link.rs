@@ -3,6 +3,7 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
+use quorate_core::audit::{self, Event};
 use quorate_wire::{
     signer::{self as pb, signer_link_server::SignerLink},
     tls::{peer_identity, Role},
@@ -82,6 +83,14 @@ impl SignerLink for LinkService {
             tx,
         );
         info!(signer = %entry.name, identifier = entry.identifier, "signer connected");
+        self.state.audit(
+            Event::new(audit::kind::SIGNER_CONNECTED)
+                .with("signer", &entry.name)
+                .with("identifier", entry.identifier.to_string())
+                .with("certificate", hex::encode(peer.cert_sha256))
+                .with("group_key", hex::encode(&hello.group_public_key))
+                .with("version", &hello.version),
+        );
         let reported = hello.policy.unwrap_or_default();
         let version = reported.version;
         self.state.note_signer_policy(entry.identifier, reported);
@@ -108,6 +117,11 @@ impl SignerLink for LinkService {
             }
             state.registry.unregister(&handle);
             info!(signer = %entry.name, "signer disconnected");
+            state.audit(
+                Event::new(audit::kind::SIGNER_DROPPED)
+                    .with("signer", &entry.name)
+                    .with("identifier", entry.identifier.to_string()),
+            );
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

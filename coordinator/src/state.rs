@@ -13,6 +13,7 @@ use frost_secp256k1::{
     SigningPackage,
 };
 use quorate_core::{
+    audit::{self, Chain, Event},
     fingerprint::group_key_fingerprint,
     intent::WithdrawalIntent,
     message::{signing_message, ChainFormat},
@@ -80,6 +81,8 @@ pub struct Coordinator {
     signer_policy: Mutex<BTreeMap<u16, quorate_wire::policy::PolicyStatus>>,
     dkg_running: Mutex<bool>,
     in_flight: Mutex<std::collections::HashSet<String>>,
+    /// Head of the coordinator's audit log (S7).
+    audit: Mutex<Chain>,
 }
 
 fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -127,9 +130,10 @@ impl Coordinator {
             store.update(&r).map_err(|e| e.to_string())?;
             warn!(withdrawal = %r.id, "in-flight withdrawal marked failed after restart");
         }
-        store.flush().map_err(|e| e.to_string())?;
+        let last = store.last_audit().map_err(|e| e.to_string())?;
         let (events, _) = broadcast::channel(1024);
-        Ok(Self {
+        let state = Self {
+            audit: Mutex::new(Chain::resume(last.as_ref())),
             manifest,
             store,
             registry: Arc::default(),
@@ -141,7 +145,51 @@ impl Coordinator {
             signer_policy: Mutex::default(),
             dkg_running: Mutex::new(false),
             in_flight: Mutex::default(),
-        })
+        };
+        state.audit(
+            Event::new(audit::kind::NODE_STARTED)
+                .with("node", "coordinator")
+                .with("version", env!("CARGO_PKG_VERSION"))
+                .with("manifest", hex::encode(state.manifest.hash())),
+        );
+        state.store.flush().map_err(|e| e.to_string())?;
+        Ok(state)
+    }
+
+    /// Appends a record to the audit log. Not flushed here: every answer that depends on a
+    /// decision is preceded by a flush, which takes the record with it. A failed write is
+    /// logged; the decision stands.
+    pub fn audit(&self, event: Event) {
+        let mut chain = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let r = chain.prepare(now_ms(), event);
+        match self.store.append_audit(&r) {
+            Ok(()) => chain.advance(&r),
+            Err(e) => warn!(error = %e, kind = %r.event.kind, "audit record not written"),
+        }
+    }
+
+    /// Records a refusal of `request` for withdrawal `id`.
+    pub fn audit_refusal(&self, request: &str, id: &str, r: &Refusal) {
+        self.audit(
+            Event::refused(request, &r.rule, &r.reason)
+                .with("withdrawal", id)
+                .with("permanent", r.permanent.to_string()),
+        );
+    }
+
+    /// One page of the coordinator's audit log from `from`, and its head.
+    pub fn audit_page(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<(Vec<audit::Record>, audit::Head), StoreError> {
+        let chain = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let mut records = self.store.audit_range(from.max(1), limit)?;
+        quorate_wire::convert::audit::fit_page(&mut records);
+        Ok((
+            records,
+            audit::Head::coordinator(&chain, self.manifest.threshold),
+        ))
     }
 
     /// Claims the right to run signing for `id`; false if a run is already under way.
@@ -202,6 +250,16 @@ impl Coordinator {
         match outcome {
             Ok((signature, signers)) => {
                 self.policy.debit(&intent, now_ms());
+                // Recorded before the flush in `persist`, so the record is on disk before
+                // anyone learns the signature.
+                let by: Vec<String> = signers.iter().map(u16::to_string).collect();
+                self.audit(
+                    Event::new(audit::kind::WITHDRAWAL_SIGNED)
+                        .with("withdrawal", &id)
+                        .with("digest", &record.digest)
+                        .with("signers", by.join(","))
+                        .with("signature", hex::encode(&signature)),
+                );
                 self.notify_others(&intent, &signature, &signers);
                 record.status = Status::Signed;
                 record.signature = Some(hex::encode(signature));
@@ -217,6 +275,16 @@ impl Coordinator {
                     Status::Failed
                 };
                 info!(withdrawal = %id, rule = %r.rule, reason = %r.reason, status = ?record.status, "withdrawal not signed");
+                if r.permanent {
+                    self.audit_refusal("sign", &id, &r);
+                } else {
+                    self.audit(
+                        Event::new(audit::kind::WITHDRAWAL_FAILED)
+                            .with("withdrawal", &id)
+                            .with("rule", &r.rule)
+                            .with("reason", &r.reason),
+                    );
+                }
                 record.rule = Some(r.rule);
                 record.reason = Some(r.reason);
             }
@@ -491,6 +559,12 @@ impl Coordinator {
                             }
                             Err(e) => {
                                 warn!(withdrawal = %record.id, signer = i, "culprit: malformed signature share");
+                                self.audit(
+                                    Event::new(audit::kind::CULPRIT)
+                                        .with("withdrawal", &record.id)
+                                        .with("signer", i.to_string())
+                                        .with("what", "malformed signature share"),
+                                );
                                 problems.push(format!("signer {i}: malformed share: {e}"));
                                 excluded.insert(*i);
                             }
@@ -518,6 +592,14 @@ impl Coordinator {
                         .filter_map(|c| ids.get(c).copied())
                         .collect();
                     warn!(withdrawal = %record.id, ?culprits, error = %e, "culprit named: invalid signature share");
+                    for c in &culprits {
+                        self.audit(
+                            Event::new(audit::kind::CULPRIT)
+                                .with("withdrawal", &record.id)
+                                .with("signer", c.to_string())
+                                .with("what", "invalid signature share"),
+                        );
+                    }
                     problems.push(format!("invalid share from {culprits:?}"));
                     if culprits.is_empty() {
                         excluded.extend(quorum.iter().copied());
@@ -533,6 +615,14 @@ impl Coordinator {
                 reason: format!("signer {i} refused: {}", r.reason),
                 permanent: true,
             });
+        }
+        // A temporary policy refusal (a velocity window, a freeze, a destination not yet active)
+        // goes back under its own rule, so the backend learns what to wait for.
+        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.rule.starts_with("policy-")) {
+            return Err(Refusal::temporary(
+                &r.rule,
+                format!("signer {i} refused: {}", r.reason),
+            ));
         }
         let connected = self.registry.connected().len();
         Err(Refusal::temporary(
@@ -601,6 +691,15 @@ impl Coordinator {
             let final_status = match result {
                 Ok(gk) => {
                     info!(fingerprint = %group_key_fingerprint(&gk), "DKG finished");
+                    me.audit(
+                        Event::new(audit::kind::DKG_FINISHED)
+                            .with("session", hex::encode(session))
+                            .with("group_key", hex::encode(&gk))
+                            .with("fingerprint", group_key_fingerprint(&gk)),
+                    );
+                    if let Err(e) = me.store.flush() {
+                        warn!(error = %e, "could not flush the audit log");
+                    }
                     apb::DkgStatus {
                         session_id: session.to_vec(),
                         phase: apb::DkgPhase::Done as i32,
@@ -614,6 +713,13 @@ impl Coordinator {
                 }
                 Err((detail, culprits)) => {
                     warn!(%detail, ?culprits, "DKG failed");
+                    let named: Vec<String> = culprits.iter().map(u16::to_string).collect();
+                    me.audit(
+                        Event::new(audit::kind::DKG_ABORTED)
+                            .with("session", hex::encode(session))
+                            .with("reason", &detail)
+                            .with("culprits", named.join(",")),
+                    );
                     apb::DkgStatus {
                         session_id: session.to_vec(),
                         phase: apb::DkgPhase::Failed as i32,

@@ -8,6 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use quorate_core::audit;
 use serde::{Deserialize, Serialize};
 
 /// Schema version written into every record.
@@ -140,6 +141,23 @@ pub trait WithdrawalStore: Send + Sync + 'static {
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes a metadata value durably.
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Appends an audit record. Not flushed: the next flush (before any answer that depends on
+    /// the decision it records) makes it durable.
+    fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError>;
+    /// The newest audit record.
+    fn last_audit(&self) -> Result<Option<audit::Record>, StoreError>;
+    /// Audit records from sequence number `from` on, at most `limit`.
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<audit::Record>, StoreError>;
+}
+
+fn audit_decode(v: &[u8]) -> Result<audit::Record, StoreError> {
+    std::str::from_utf8(v)
+        .map_err(|e| e.to_string())
+        .and_then(audit::Record::from_json)
+        .map_err(|reason| StoreError::Corrupt {
+            key: "audit".into(),
+            reason,
+        })
 }
 
 /// The store as the coordinator holds it.
@@ -152,6 +170,7 @@ pub struct SledStore {
     withdrawals: sled::Tree,
     by_seq: sled::Tree,
     meta: sled::Tree,
+    audit: sled::Tree,
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<Record, StoreError> {
@@ -174,6 +193,7 @@ impl SledStore {
             withdrawals: db.open_tree("withdrawals")?,
             by_seq: db.open_tree("withdrawals_by_seq")?,
             meta: db.open_tree("meta")?,
+            audit: db.open_tree("audit")?,
             db,
         })
     }
@@ -277,6 +297,27 @@ impl WithdrawalStore for SledStore {
         self.meta.insert(key, value)?;
         self.flush()
     }
+
+    fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError> {
+        self.audit
+            .insert(r.seq.to_be_bytes(), r.to_json().as_bytes())?;
+        Ok(())
+    }
+
+    fn last_audit(&self) -> Result<Option<audit::Record>, StoreError> {
+        self.audit
+            .last()?
+            .map(|(_, v)| audit_decode(&v))
+            .transpose()
+    }
+
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<audit::Record>, StoreError> {
+        self.audit
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| audit_decode(&kv?.1))
+            .collect()
+    }
 }
 
 /// In-memory store for unit tests of the coordinator's logic.
@@ -292,6 +333,7 @@ struct MemoryInner {
     by_seq: BTreeMap<u64, String>,
     public_key_package: Option<Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
+    audit: BTreeMap<u64, audit::Record>,
 }
 
 impl MemoryStore {
@@ -379,5 +421,24 @@ impl WithdrawalStore for MemoryStore {
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.lock().meta.insert(key.to_string(), value.to_vec());
         Ok(())
+    }
+
+    fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError> {
+        self.lock().audit.insert(r.seq, r.clone());
+        Ok(())
+    }
+
+    fn last_audit(&self) -> Result<Option<audit::Record>, StoreError> {
+        Ok(self.lock().audit.values().next_back().cloned())
+    }
+
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<audit::Record>, StoreError> {
+        Ok(self
+            .lock()
+            .audit
+            .range(from..)
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
     }
 }

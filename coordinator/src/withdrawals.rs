@@ -4,6 +4,7 @@
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use quorate_core::{
+    audit::{self, Event},
     backend,
     intent::WithdrawalIntent,
     refusal::{rule, Refusal},
@@ -27,6 +28,26 @@ use crate::{
 pub struct WithdrawalApi {
     /// Shared state.
     pub state: Arc<Coordinator>,
+}
+
+impl WithdrawalApi {
+    /// A refusal of a submission: recorded in the audit log, answered as a status.
+    fn refuse(&self, id: &str, r: &Refusal) -> Status {
+        self.state.audit_refusal("submit", id, r);
+        refusal_status(r)
+    }
+}
+
+/// The audit record of a withdrawal accepted for processing.
+fn received(intent: &WithdrawalIntent, rec: &Record, next: &str) -> Event {
+    Event::new(audit::kind::WITHDRAWAL_RECEIVED)
+        .with("withdrawal", &intent.id)
+        .with("digest", &rec.digest)
+        .with("chain", intent.chain.as_str())
+        .with("asset", &intent.asset)
+        .with("destination", &intent.destination)
+        .with("amount", intent.amount.to_string())
+        .with("next", next)
 }
 
 /// A refusal as a gRPC status: the rule tag leads the message and rides in a trailer.
@@ -222,13 +243,16 @@ impl WithdrawalService for WithdrawalApi {
         // the ones of the policy in force.
         let backend_keys = self.state.policy.backend_keys(now);
         if backend_keys.is_empty() {
-            return Err(refusal_status(&Refusal::temporary(
-                rule::POLICY_MISSING,
-                "the coordinator has no policy installed yet",
-            )));
+            return Err(self.refuse(
+                &intent.id,
+                &Refusal::temporary(
+                    rule::POLICY_MISSING,
+                    "the coordinator has no policy installed yet",
+                ),
+            ));
         }
         backend::verify(&backend_keys, &digest, &body.backend_signature)
-            .map_err(|r| refusal_status(&r))?;
+            .map_err(|r| self.refuse(&intent.id, &r))?;
         let store = &self.state.store;
         let expired = now >= intent.expires_at_ms;
         let expired_refusal = || {
@@ -247,20 +271,23 @@ impl WithdrawalService for WithdrawalApi {
             Some(existing) => {
                 if existing.digest != hex::encode(digest) {
                     warn!(withdrawal = %intent.id, "withdrawal id reused with a different intent");
-                    return Err(refusal_status(&Refusal::permanent(
-                        rule::ID_CONFLICT,
-                        format!(
-                            "withdrawal id `{}` is already bound to a different intent",
-                            intent.id
+                    return Err(self.refuse(
+                        &intent.id,
+                        &Refusal::permanent(
+                            rule::ID_CONFLICT,
+                            format!(
+                                "withdrawal id `{}` is already bound to a different intent",
+                                intent.id
+                            ),
                         ),
-                    )));
+                    ));
                 }
                 match existing.status {
                     St::Failed if expired => {
                         let refusal = expired_refusal();
                         self.expire_if_unsigned(&intent.id, &digest, &refusal)
                             .await?;
-                        return Err(refusal_status(&refusal));
+                        return Err(self.refuse(&intent.id, &refusal));
                     }
                     St::Failed => {
                         // Retryable: sign again under the same id (signers accept the same
@@ -269,7 +296,7 @@ impl WithdrawalService for WithdrawalApi {
                         self.state
                             .policy
                             .precheck(&intent, &approvals, now)
-                            .map_err(|r| refusal_status(&r))?;
+                            .map_err(|r| self.refuse(&intent.id, &r))?;
                         let mut again = existing;
                         again.status = St::Signing;
                         again.rule = None;
@@ -283,20 +310,26 @@ impl WithdrawalService for WithdrawalApi {
             }
             None => {
                 if expired {
-                    return Err(refusal_status(&expired_refusal()));
+                    return Err(self.refuse(&intent.id, &expired_refusal()));
                 }
                 if intent.created_at_ms > now + self.state.signing.max_clock_skew.as_millis() as u64
                 {
-                    return Err(refusal_status(&Refusal::temporary(
-                        rule::INTENT_NOT_YET_VALID,
-                        "created_at_ms is in the future beyond the allowed clock skew",
-                    )));
+                    return Err(self.refuse(
+                        &intent.id,
+                        &Refusal::temporary(
+                            rule::INTENT_NOT_YET_VALID,
+                            "created_at_ms is in the future beyond the allowed clock skew",
+                        ),
+                    ));
                 }
                 if self.state.group_key().is_none() {
-                    return Err(refusal_status(&Refusal::temporary(
-                        coord_rule::NO_GROUP_KEY,
-                        "the cluster has no group key yet: run DKG first",
-                    )));
+                    return Err(self.refuse(
+                        &intent.id,
+                        &Refusal::temporary(
+                            coord_rule::NO_GROUP_KEY,
+                            "the cluster has no group key yet: run DKG first",
+                        ),
+                    ));
                 }
                 // The early answer from the coordinator's copy of the policy: a refusal
                 // stores nothing; above the approval threshold the withdrawal waits.
@@ -305,7 +338,7 @@ impl WithdrawalService for WithdrawalApi {
                 if let Err(r) = self.state.policy.precheck(&intent, &[], now) {
                     if r.rule != rule::POLICY_APPROVAL_REQUIRED {
                         info!(withdrawal = %intent.id, rule = %r.rule, reason = %r.reason, "withdrawal refused by policy");
-                        return Err(refusal_status(&r));
+                        return Err(self.refuse(&intent.id, &r));
                     }
                     status = St::PendingApproval;
                     waiting = Some(r);
@@ -328,6 +361,8 @@ impl WithdrawalService for WithdrawalApi {
                 };
                 match store.insert_new(&record).map_err(|e| internal(&e))? {
                     Insert::New if status == St::PendingApproval => {
+                        self.state
+                            .audit(received(&intent, &record, "pending-approval"));
                         store.flush().map_err(|e| internal(&e))?;
                         info!(withdrawal = %intent.id, "withdrawal waits for admin approvals");
                         let _ = self.state.events.send(record.clone());
@@ -338,13 +373,16 @@ impl WithdrawalService for WithdrawalApi {
                     // intent that won the race is still a conflict.
                     Insert::Exists(other) if other.digest == record.digest => None,
                     Insert::Exists(_) => {
-                        return Err(refusal_status(&Refusal::permanent(
-                            rule::ID_CONFLICT,
-                            format!(
-                                "withdrawal id `{}` is already bound to a different intent",
-                                intent.id
+                        return Err(self.refuse(
+                            &intent.id,
+                            &Refusal::permanent(
+                                rule::ID_CONFLICT,
+                                format!(
+                                    "withdrawal id `{}` is already bound to a different intent",
+                                    intent.id
+                                ),
                             ),
-                        )))
+                        ))
                     }
                 }
             }
@@ -362,6 +400,7 @@ impl WithdrawalService for WithdrawalApi {
                 let outcome = self.wait_final(&intent.id, wait).await?;
                 return self.answer(&outcome);
             }
+            self.state.audit(received(&intent, &rec, "signing"));
             match self.state.persist(rec).await {
                 Ok(rec) => {
                     info!(withdrawal = %rec.id, "withdrawal received; signing");

@@ -8,6 +8,7 @@
 pub mod address;
 pub mod amount;
 pub mod atrest;
+pub mod audit;
 pub mod backend;
 pub mod dkg;
 pub mod fingerprint;

@@ -10,6 +10,7 @@ use std::{
 use frost_secp256k1::keys::KeyPackage;
 use quorate_core::{
     atrest::Kek,
+    audit::{self, Chain, Event},
     dkg::{self, DkgSetup, SignedRound1},
     identity::IdentitySecret,
     intent::WithdrawalIntent,
@@ -99,6 +100,8 @@ pub struct Node {
     /// Nonce lifetimes run on this monotonic clock, not the wall clock, so a clock step can
     /// never extend one.
     started: std::time::Instant,
+    /// Head of the audit log (S7). Taken after `policy` when both are held.
+    audit: Mutex<Chain>,
 }
 
 /// The policy in force (none before genesis) and the velocity ledger.
@@ -144,6 +147,23 @@ fn dkg_refusal(e: dkg::DkgError) -> pb::signer_message::Body {
     })
 }
 
+/// The request's name in audit records.
+fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
+    use pb::coordinator_message::Body as B;
+    match body {
+        B::DkgRound1(_) => "dkg-round1",
+        B::DkgRound2(_) => "dkg-round2",
+        B::DkgRound3(_) => "dkg-round3",
+        B::DkgConfirm(_) => "dkg-confirm",
+        B::Commit(_) => "commit",
+        B::Sign(_) => "sign",
+        B::PolicyUpdate(_) => "policy-update",
+        B::PolicyVeto(_) => "policy-veto",
+        B::LedgerNotice(_) => "ledger-notice",
+        B::AuditExport(_) => "audit-export",
+    }
+}
+
 fn session_id(bytes: &[u8]) -> Result<SessionId, Refusal> {
     bytes
         .try_into()
@@ -186,7 +206,9 @@ impl Node {
             .map_err(|e| e.to_string())?;
         let (high_water, records) = store.load_ledger().map_err(|e| e.to_string())?;
         let ledger = Ledger::load(high_water, records);
+        let last = store.last_audit().map_err(|e| e.to_string())?;
         let node = Self {
+            audit: Mutex::new(Chain::resume(last.as_ref())),
             me,
             manifest,
             identity,
@@ -223,7 +245,47 @@ impl Node {
             *write(&node.group_key) = gk;
             *write(&node.key) = Some(Arc::new(kp));
         }
+        node.audit(
+            Event::new(audit::kind::NODE_STARTED)
+                .with("node", &node.name)
+                .with("version", env!("CARGO_PKG_VERSION"))
+                .with("group_key", hex::encode(node.group_key())),
+            true,
+        );
         Ok(node)
+    }
+
+    /// Appends a record to the audit log. A failed write is logged; the decision it records
+    /// stands (records that guard safety are written with the state they describe instead).
+    fn audit(&self, event: Event, durable: bool) {
+        let mut chain = lock(&self.audit);
+        let r = chain.prepare(now_ms(), event);
+        match self.store.append_audit(&r, durable) {
+            Ok(()) => chain.advance(&r),
+            Err(e) => {
+                warn!(signer = %self.name, error = %e, kind = %r.event.kind, "audit record not written")
+            }
+        }
+    }
+
+    /// One page of the audit log from `from`, and the head signed by our identity key. The
+    /// page and the head are read under the same lock, so the page ends at the head when it
+    /// reaches it.
+    pub fn audit_page(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<(Vec<audit::Record>, audit::Head), Refusal> {
+        let chain = lock(&self.audit);
+        let mut records = self
+            .store
+            .audit_range(from.max(1), limit)
+            .map_err(storage)?;
+        quorate_wire::convert::audit::fit_page(&mut records);
+        Ok((
+            records,
+            audit::Head::signed(&self.name, &chain, &self.identity),
+        ))
     }
 
     fn mono_ms(&self) -> u64 {
@@ -256,7 +318,13 @@ impl Node {
         body: pb::coordinator_message::Body,
     ) -> pb::signer_message::Body {
         use pb::coordinator_message::Body as B;
-        match body {
+        let what = request_name(&body);
+        let withdrawal = match &body {
+            B::Sign(r) => WithdrawalIntent::decode(&r.intent).ok().map(|i| i.id),
+            B::LedgerNotice(n) => WithdrawalIntent::decode(&n.intent).ok().map(|i| i.id),
+            _ => None,
+        };
+        let answer = match body {
             B::DkgRound1(_) | B::DkgRound2(_) | B::DkgRound3(_) | B::DkgConfirm(_) => {
                 let node = self.clone();
                 // DKG steps are CPU work and the last one flushes to disk: off the reactor.
@@ -278,7 +346,37 @@ impl Node {
             B::PolicyUpdate(p) => self.blocking(move |node| node.policy_update(&p)).await,
             B::PolicyVeto(v) => self.blocking(move |node| node.policy_veto(&v)).await,
             B::LedgerNotice(n) => self.blocking(move |node| node.ledger_notice(&n)).await,
+            B::AuditExport(r) => match self.audit_export(&r) {
+                Ok(b) => b,
+                Err(r) => refusal(r),
+            },
+        };
+        if let pb::signer_message::Body::Refusal(r) = &answer {
+            let mut e =
+                Event::refused(what, &r.rule, &r.reason).with("permanent", r.permanent.to_string());
+            if let Some(w) = withdrawal {
+                e = e.with("withdrawal", w);
+            }
+            if !r.culprits.is_empty() {
+                let c: Vec<String> = r.culprits.iter().map(u32::to_string).collect();
+                e = e.with("culprits", c.join(","));
+            }
+            self.audit(e, false);
         }
+        answer
+    }
+
+    fn audit_export(
+        &self,
+        r: &quorate_wire::audit::AuditExportRequest,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let limit = usize::try_from(r.limit)
+            .unwrap_or(usize::MAX)
+            .clamp(1, quorate_wire::convert::audit::MAX_PAGE);
+        let (records, head) = self.audit_page(r.from_seq, limit)?;
+        Ok(pb::signer_message::Body::AuditPage(
+            quorate_wire::convert::audit::page_to_proto(&records, &head),
+        ))
     }
 
     async fn blocking(
@@ -504,10 +602,18 @@ impl Node {
         *write(&self.group_key) = out.group_key.clone();
         let group_key = out.group_key.clone();
         *write(&self.key) = Some(Arc::new(out.key_package));
+        let fingerprint = quorate_core::fingerprint::group_key_fingerprint(&group_key);
         info!(
             signer = %self.name,
-            fingerprint = %quorate_core::fingerprint::group_key_fingerprint(&group_key),
+            fingerprint = %fingerprint,
             "DKG finished and confirmed by every participant; key share stored encrypted"
+        );
+        self.audit(
+            Event::new(audit::kind::DKG_FINISHED)
+                .with("session", hex::encode(&r.session_id))
+                .with("group_key", hex::encode(&group_key))
+                .with("fingerprint", fingerprint),
+            true,
         );
         pb::signer_message::Body::DkgConfirm(pb::DkgConfirmResponse {
             group_public_key: group_key,
@@ -630,9 +736,21 @@ impl Node {
                 warn!(signer = %self.name, withdrawal = %id, rule = %refused.rule, reason = %refused.reason, "policy refused");
             },
         )?;
-        self.debit(&mut guard, &ok.intent, &ok.digest, now, already)?;
-        drop(guard);
+        // The share is computed first but leaves only after the binding, the debit and the
+        // audit record of its release are on disk together (S6, S7).
         let share = signing::sign_share(&ok.package, nonces, &key)?;
+        let event = Event::new(audit::kind::SHARE_RELEASED)
+            .with("withdrawal", id)
+            .with("digest", hex::encode(ok.digest))
+            .with("session", hex::encode(sid))
+            .with("chain", ok.intent.chain.as_str())
+            .with("asset", &ok.intent.asset)
+            .with("destination", &ok.intent.destination)
+            .with("amount", ok.intent.amount.to_string())
+            .with("policy_version", state.active().version.to_string())
+            .with("debit", if already { "already" } else { "new" });
+        self.debit(&mut guard, &ok.intent, &ok.digest, now, already, event)?;
+        drop(guard);
         info!(signer = %self.name, withdrawal = %id, "share released");
         Ok(pb::signer_message::Body::Sign(pb::SignResponse {
             share: share.serialize(),
@@ -665,6 +783,13 @@ impl Node {
                 .put_meta_durable(META_POLICY_STATE, &encode_state(&next))
                 .map_err(storage)?;
             info!(signer = %self.name, version = next.active().version, hash = %next.active().hash_hex(), "policy version applied after its time-lock");
+            self.audit(
+                Event::new(audit::kind::POLICY_APPLIED)
+                    .with("version", next.active().version.to_string())
+                    .with("hash", next.active().hash_hex())
+                    .with("after", "time-lock"),
+                true,
+            );
             guard.state = Some(next);
         }
         Ok(())
@@ -695,6 +820,7 @@ impl Node {
         digest: &[u8; 32],
         now: u64,
         already: bool,
+        event: Event,
     ) -> Result<(), Refusal> {
         let debit = if already {
             Debit {
@@ -712,11 +838,17 @@ impl Node {
                 now,
             )
         };
-        match self
+        let mut chain = lock(&self.audit);
+        let record = chain.prepare(now, event);
+        let binding = self
             .store
-            .bind_and_debit(&intent.id, digest, now, &debit)
-            .map_err(storage)?
-        {
+            .bind_and_debit(&intent.id, digest, now, &debit, &record)
+            .map_err(storage)?;
+        if binding != Binding::Conflict {
+            chain.advance(&record);
+        }
+        drop(chain);
+        match binding {
             Binding::Conflict => Err(Refusal::permanent(
                 rule::ID_CONFLICT,
                 format!(
@@ -758,6 +890,18 @@ impl Node {
             .put_meta_durable(META_POLICY_STATE, &encode_state(&next))
             .map_err(storage)?;
         info!(signer = %self.name, version, hash = %hash, outcome = %outcome, "policy update accepted");
+        let applied = next.active().version == version;
+        self.audit(
+            Event::new(if applied {
+                audit::kind::POLICY_APPLIED
+            } else {
+                audit::kind::POLICY_SCHEDULED
+            })
+            .with("version", version.to_string())
+            .with("hash", &hash)
+            .with("outcome", &outcome),
+            true,
+        );
         guard.state = Some(next);
         Ok(pb::signer_message::Body::PolicyStatus(status(
             guard.state.as_ref(),
@@ -789,6 +933,12 @@ impl Node {
             .put_meta_durable(META_POLICY_STATE, &encode_state(&next))
             .map_err(storage)?;
         info!(signer = %self.name, hash = %hex::encode(hash), admin = %veto.admin, "policy version vetoed");
+        self.audit(
+            Event::new(audit::kind::POLICY_VETOED)
+                .with("hash", hex::encode(hash))
+                .with("admin", veto.admin.to_string()),
+            true,
+        );
         guard.state = Some(next);
         Ok(pb::signer_message::Body::PolicyStatus(status(
             guard.state.as_ref(),
@@ -813,7 +963,15 @@ impl Node {
         let mut guard = lock(&self.policy);
         let now = now_ms();
         let already = self.store.debited(&intent.id).map_err(storage)?;
-        self.debit(&mut guard, &intent, &digest, now, already)?;
+        let event = Event::new(audit::kind::LEDGER_NOTICE)
+            .with("withdrawal", &intent.id)
+            .with("digest", hex::encode(digest))
+            .with("chain", intent.chain.as_str())
+            .with("asset", &intent.asset)
+            .with("destination", &intent.destination)
+            .with("amount", intent.amount.to_string())
+            .with("debit", if already { "already" } else { "new" });
+        self.debit(&mut guard, &intent, &digest, now, already, event)?;
         if !already {
             info!(signer = %self.name, withdrawal = %intent.id, "ledger notice: withdrawal signed by others counted");
         }

@@ -4,7 +4,10 @@
 
 use std::{collections::HashMap, path::Path, sync::Mutex};
 
-use quorate_core::policy::ledger::{BucketRecord, Debit};
+use quorate_core::{
+    audit,
+    policy::ledger::{BucketRecord, Debit},
+};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
@@ -67,16 +70,31 @@ pub trait SignerStore: Send + Sync + 'static {
     fn debited(&self, id: &str) -> Result<bool, StoreError>;
     /// In one atomic, flushed write: binds `id` to `digest` (unless bound to it already) and,
     /// unless `id` was debited before, records `debit`'s bucket totals, marks `id` debited
-    /// and raises the ledger's high-water time. Writes nothing on a conflict.
+    /// and raises the ledger's high-water time; and appends `audit` to the audit log. Writes
+    /// nothing on a conflict.
     fn bind_and_debit(
         &self,
         id: &str,
         digest: &[u8; 32],
         now_ms: u64,
         debit: &Debit,
+        audit: &audit::Record,
     ) -> Result<Binding, StoreError>;
     /// The persisted ledger: high-water time and bucket records.
     fn load_ledger(&self) -> Result<(u64, Vec<BucketRecord>), StoreError>;
+    /// Appends an audit record; flushed to disk if `durable`.
+    fn append_audit(&self, r: &audit::Record, durable: bool) -> Result<(), StoreError>;
+    /// The newest audit record.
+    fn last_audit(&self) -> Result<Option<audit::Record>, StoreError>;
+    /// Audit records from sequence number `from` on, at most `limit`.
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<audit::Record>, StoreError>;
+}
+
+fn audit_decode(v: &[u8]) -> Result<audit::Record, StoreError> {
+    std::str::from_utf8(v)
+        .map_err(|e| e.to_string())
+        .and_then(audit::Record::from_json)
+        .map_err(|e| corrupt("audit", e))
 }
 
 const META_LEDGER_HIGH_WATER: &str = "ledger_high_water_ms";
@@ -103,6 +121,7 @@ pub struct SledStore {
     withdrawals: sled::Tree,
     ledger: sled::Tree,
     debits: sled::Tree,
+    audit: sled::Tree,
 }
 
 impl SledStore {
@@ -114,6 +133,7 @@ impl SledStore {
             withdrawals: db.open_tree("withdrawals")?,
             ledger: db.open_tree("ledger")?,
             debits: db.open_tree("debits")?,
+            audit: db.open_tree("audit")?,
             db,
         })
     }
@@ -209,33 +229,41 @@ impl SignerStore for SledStore {
         digest: &[u8; 32],
         now_ms: u64,
         debit: &Debit,
+        audit: &audit::Record,
     ) -> Result<Binding, StoreError> {
         use sled::transaction::{ConflictableTransactionError as Abort, TransactionError};
-        let result = (&self.withdrawals, &self.debits, &self.ledger, &self.meta).transaction(
-            |(w, d, l, m)| {
-                let binding = match w.get(id)? {
-                    Some(existing) => match compare(id, &existing, digest) {
-                        Ok(b) => b,
-                        Err(e) => return Err(Abort::Abort(e)),
-                    },
-                    None => {
-                        w.insert(id, record(digest, now_ms))?;
-                        Binding::New
-                    }
-                };
-                if binding == Binding::Conflict {
-                    return Ok(binding);
-                }
-                if d.get(id)?.is_none() {
-                    for r in &debit.records {
-                        l.insert(r.key_bytes(), r.value_bytes())?;
-                    }
-                    d.insert(id, &debit.at_ms.to_be_bytes())?;
-                    m.insert(META_LEDGER_HIGH_WATER, &debit.at_ms.to_be_bytes())?;
-                }
-                Ok(binding)
-            },
+        let trees = (
+            &self.withdrawals,
+            &self.debits,
+            &self.ledger,
+            &self.meta,
+            &self.audit,
         );
+        let audit_value = audit.to_json();
+        let result = trees.transaction(|(w, d, l, m, a)| {
+            let binding = match w.get(id)? {
+                Some(existing) => match compare(id, &existing, digest) {
+                    Ok(b) => b,
+                    Err(e) => return Err(Abort::Abort(e)),
+                },
+                None => {
+                    w.insert(id, record(digest, now_ms))?;
+                    Binding::New
+                }
+            };
+            if binding == Binding::Conflict {
+                return Ok(binding);
+            }
+            if d.get(id)?.is_none() {
+                for r in &debit.records {
+                    l.insert(r.key_bytes(), r.value_bytes())?;
+                }
+                d.insert(id, &debit.at_ms.to_be_bytes())?;
+                m.insert(META_LEDGER_HIGH_WATER, &debit.at_ms.to_be_bytes())?;
+            }
+            a.insert(&audit.seq.to_be_bytes(), audit_value.as_bytes())?;
+            Ok(binding)
+        });
         let binding = match result {
             Ok(b) => b,
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -261,6 +289,30 @@ impl SignerStore for SledStore {
         }
         Ok((high, records))
     }
+
+    fn append_audit(&self, r: &audit::Record, durable: bool) -> Result<(), StoreError> {
+        self.audit
+            .insert(r.seq.to_be_bytes(), r.to_json().as_bytes())?;
+        if durable {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    fn last_audit(&self) -> Result<Option<audit::Record>, StoreError> {
+        self.audit
+            .last()?
+            .map(|(_, v)| audit_decode(&v))
+            .transpose()
+    }
+
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<audit::Record>, StoreError> {
+        self.audit
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| audit_decode(&kv?.1))
+            .collect()
+    }
 }
 
 /// High-water time, bucket records, debited ids.
@@ -276,6 +328,7 @@ pub struct MemoryStore {
     meta: Mutex<HashMap<String, Vec<u8>>>,
     withdrawals: Mutex<HashMap<String, Vec<u8>>>,
     ledger: Mutex<MemoryLedger>,
+    audit: Mutex<std::collections::BTreeMap<u64, audit::Record>>,
 }
 
 impl SignerStore for MemoryStore {
@@ -337,6 +390,7 @@ impl SignerStore for MemoryStore {
         digest: &[u8; 32],
         now_ms: u64,
         debit: &Debit,
+        audit: &audit::Record,
     ) -> Result<Binding, StoreError> {
         let mut w = self.withdrawals.lock().unwrap_or_else(|p| p.into_inner());
         let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
@@ -355,6 +409,7 @@ impl SignerStore for MemoryStore {
             }
             l.0 = debit.at_ms;
         }
+        self.append_audit(audit, true)?;
         Ok(binding)
     }
 
@@ -365,6 +420,25 @@ impl SignerStore for MemoryStore {
                 .map(|(k, v)| BucketRecord::decode(k, v).map_err(|e| corrupt("ledger", e)))
                 .collect::<Result<_, _>>()?;
         Ok((l.0, records))
+    }
+
+    fn append_audit(&self, r: &audit::Record, _durable: bool) -> Result<(), StoreError> {
+        let mut a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        a.insert(r.seq, r.clone());
+        Ok(())
+    }
+
+    fn last_audit(&self) -> Result<Option<audit::Record>, StoreError> {
+        let a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(a.values().next_back().cloned())
+    }
+
+    fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<audit::Record>, StoreError> {
+        let a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(a.range(from..)
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
     }
 }
 
@@ -385,6 +459,40 @@ mod tests {
         assert!(s.put_meta_once("share", b"1").unwrap());
         assert!(!s.put_meta_once("share", b"2").unwrap());
         assert_eq!(s.get_meta("share").unwrap().as_deref(), Some(&b"1"[..]));
+
+        assert_eq!(s.last_audit().unwrap(), None);
+        let mut chain = audit::Chain::resume(None);
+        for i in 0..3u64 {
+            let r = chain.prepare(10 + i, audit::Event::new("test").with("i", i.to_string()));
+            s.append_audit(&r, i == 2).unwrap();
+            chain.advance(&r);
+        }
+        let r = chain.prepare(
+            20,
+            audit::Event::new(audit::kind::SHARE_RELEASED).with("withdrawal", "w2"),
+        );
+        let debit = Debit {
+            at_ms: 20,
+            records: vec![],
+        };
+        assert_eq!(
+            s.bind_and_debit("w2", &[3; 32], 20, &debit, &r).unwrap(),
+            Binding::New
+        );
+        chain.advance(&r);
+        let all = s.audit_range(1, 100).unwrap();
+        assert_eq!(all.len(), 4);
+        audit::verify_chain(&all).unwrap();
+        assert_eq!(s.audit_range(3, 1).unwrap()[0].seq, 3);
+        assert_eq!(s.last_audit().unwrap().unwrap().seq, 4);
+        // A conflicting bind writes no audit record either.
+        let stray = chain.prepare(21, audit::Event::new("stray"));
+        assert_eq!(
+            s.bind_and_debit("w2", &[4; 32], 21, &debit, &stray)
+                .unwrap(),
+            Binding::Conflict
+        );
+        assert_eq!(s.last_audit().unwrap().unwrap().seq, 4);
     }
 
     #[test]
@@ -405,5 +513,8 @@ mod tests {
             Binding::Conflict
         );
         assert_eq!(s.get_meta("k").unwrap().as_deref(), Some(&b"v"[..]));
+        let log = s.audit_range(1, 100).unwrap();
+        assert_eq!(log.len(), 4);
+        audit::verify_chain(&log).unwrap();
     }
 }

@@ -164,3 +164,105 @@ pub mod policy_file {
         Ok(SignedPolicy { doc, signatures })
     }
 }
+
+/// Audit records and heads.
+pub mod audit {
+    use quorate_core::audit::{Event, Head, Record};
+
+    use crate::audit as pb;
+
+    /// Most records in one page.
+    pub const MAX_PAGE: usize = 1000;
+    /// A page stops growing at about this many bytes (one record is at most ~10 KiB), well
+    /// inside the gRPC message limit.
+    pub const PAGE_BYTES: usize = 128 * 1024;
+
+    /// The longest prefix of `records` that fits a page (at least one record).
+    pub fn fit_page(records: &mut Vec<Record>) {
+        let mut total = 0;
+        let mut keep = 0;
+        for r in records.iter() {
+            total += r.to_json().len();
+            if keep > 0 && total > PAGE_BYTES {
+                break;
+            }
+            keep += 1;
+        }
+        records.truncate(keep);
+    }
+
+    /// A record's wire form.
+    pub fn record_to_proto(r: &Record) -> pb::AuditRecord {
+        pb::AuditRecord {
+            seq: r.seq,
+            at_ms: r.at_ms,
+            prev: r.prev.to_vec(),
+            kind: r.event.kind.clone(),
+            fields: r.event.fields.clone().into_iter().collect(),
+            hash: r.hash.to_vec(),
+        }
+    }
+
+    /// A record from its wire form (its hash is checked by the verifier, not here).
+    pub fn record_from_proto(p: &pb::AuditRecord) -> Result<Record, String> {
+        let h = |b: &[u8], f: &str| -> Result<[u8; 32], String> {
+            b.try_into().map_err(|_| format!("{f}: must be 32 bytes"))
+        };
+        Ok(Record {
+            seq: p.seq,
+            at_ms: p.at_ms,
+            prev: h(&p.prev, "prev")?,
+            event: Event {
+                kind: p.kind.clone(),
+                fields: p.fields.clone().into_iter().collect(),
+            },
+            hash: h(&p.hash, "hash")?,
+        })
+    }
+
+    /// A head's wire form.
+    pub fn head_to_proto(h: &Head) -> pb::AuditHead {
+        let bytes = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|x| hex::decode(x).ok())
+                .unwrap_or_default()
+        };
+        pb::AuditHead {
+            node: h.node.clone(),
+            role: h.role.clone(),
+            seq: h.seq,
+            hash: hex::decode(&h.hash).unwrap_or_default(),
+            threshold: h.threshold.map_or(0, u32::from),
+            identity_key: bytes(&h.identity_key),
+            signature: bytes(&h.signature),
+        }
+    }
+
+    /// A head from its wire form (its signature is checked by the verifier, not here).
+    pub fn head_from_proto(p: &pb::AuditHead) -> Result<Head, String> {
+        if p.hash.len() != 32 {
+            return Err("head.hash: must be 32 bytes".into());
+        }
+        let opt = |b: &[u8]| (!b.is_empty()).then(|| hex::encode(b));
+        Ok(Head {
+            node: p.node.clone(),
+            role: p.role.clone(),
+            seq: p.seq,
+            hash: hex::encode(&p.hash),
+            threshold: match p.threshold {
+                0 => None,
+                t => Some(u16::try_from(t).map_err(|_| "head.threshold: out of range")?),
+            },
+            identity_key: opt(&p.identity_key),
+            signature: opt(&p.signature),
+        })
+    }
+
+    /// A page's wire form.
+    pub fn page_to_proto(records: &[Record], head: &Head) -> pb::AuditPage {
+        pb::AuditPage {
+            records: records.iter().map(record_to_proto).collect(),
+            head: Some(head_to_proto(head)),
+        }
+    }
+}

@@ -33,6 +33,12 @@ pub mod policy {
     tonic::include_proto!("quorate.policy.v1");
 }
 
+/// Generated code for `quorate.audit.v1` (shared by the admin service and the signer link).
+#[allow(clippy::all, missing_docs)]
+pub mod audit {
+    tonic::include_proto!("quorate.audit.v1");
+}
+
 /// Encoded `FileDescriptorSet` of every Quorate proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/quorate_descriptor.bin"));

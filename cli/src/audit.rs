@@ -1,0 +1,240 @@
+//! `quorate audit`: export nodes' audit logs through the coordinator and verify them offline.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+use quorate_core::audit::{self, VerifiedLog};
+use quorate_wire::{audit as pb, convert::audit as conv, manifest::Manifest};
+use serde_json::json;
+
+use crate::{client, setup::ClientFile};
+
+/// Audit log commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Writes a node's audit log as JSON lines: its records, then its head (signed by the
+    /// signer). Fetched through the coordinator; with `--all`, every node into a directory,
+    /// the coordinator first so that the signers' logs cover what it released.
+    Export {
+        /// `coordinator` or a signer's name.
+        #[arg(long, default_value = "coordinator")]
+        node: String,
+        /// Output file (default: standard output).
+        #[arg(long, conflicts_with = "all")]
+        out: Option<PathBuf>,
+        /// Export every node into this directory as `<node>.jsonl`.
+        #[arg(long)]
+        all: Option<PathBuf>,
+    },
+    /// Verifies exported logs offline: each chain and head, each signer's head signature
+    /// (against the identity key pinned in the manifest), and, given the coordinator's log
+    /// and the signers', that every group signature the coordinator released is matched by
+    /// share releases on t signers. Exit 1 naming the first bad record.
+    Verify {
+        /// Exported logs (`quorate audit export`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Manifest pinning the signers' identity keys (default: the cluster directory's).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs an audit command.
+pub async fn run(dir: &Path, addr: Option<&str>, cmd: AuditCommand) -> anyhow::Result<u8> {
+    match cmd {
+        AuditCommand::Export { node, out, all } => {
+            let c = ClientFile::load(dir)?;
+            match all {
+                Some(to) => {
+                    std::fs::create_dir_all(&to)
+                        .with_context(|| format!("creating {}", to.display()))?;
+                    let status = client::admin(&c, addr)
+                        .await?
+                        .get_cluster_status(quorate_wire::admin::GetClusterStatusRequest {})
+                        .await
+                        .context("reading the cluster's signers")?
+                        .into_inner();
+                    let mut nodes = vec!["coordinator".to_string()];
+                    nodes.extend(status.signers.into_iter().map(|s| s.name));
+                    for n in nodes {
+                        let text = export(&c, addr, &n).await?;
+                        let path = to.join(format!("{n}.jsonl"));
+                        std::fs::write(&path, text)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        println!("wrote {}", path.display());
+                    }
+                }
+                None => {
+                    let text = export(&c, addr, &node).await?;
+                    match out {
+                        Some(p) => std::fs::write(&p, text)
+                            .with_context(|| format!("writing {}", p.display()))?,
+                        None => print!("{text}"),
+                    }
+                }
+            }
+            Ok(0)
+        }
+        AuditCommand::Verify {
+            files,
+            manifest,
+            json,
+        } => {
+            let manifest = match manifest {
+                Some(p) => Some(Manifest::load(&p)?),
+                None => {
+                    let p = dir.join("manifest.toml");
+                    p.exists().then(|| Manifest::load(&p)).transpose()?
+                }
+            };
+            verify(&files, manifest.as_ref(), json)
+        }
+    }
+}
+
+/// Fetches a node's whole log, page by page, ending at the head of the last page.
+async fn export(c: &ClientFile, addr: Option<&str>, node: &str) -> anyhow::Result<String> {
+    let mut admin = client::admin(c, addr).await?;
+    let mut text = String::new();
+    let mut from = 1u64;
+    loop {
+        let page = admin
+            .export_audit(pb::AuditExportRequest {
+                node: node.to_string(),
+                from_seq: from,
+                limit: 0,
+            })
+            .await
+            .with_context(|| format!("exporting the audit log of {node}"))?
+            .into_inner();
+        let head = page
+            .head
+            .as_ref()
+            .context("the export answer has no head")
+            .and_then(|h| conv::head_from_proto(h).map_err(anyhow::Error::msg))?;
+        for r in &page.records {
+            let r = conv::record_from_proto(r).map_err(anyhow::Error::msg)?;
+            text.push_str(&r.to_json());
+            text.push('\n');
+            from = r.seq + 1;
+        }
+        if from > head.seq || page.records.is_empty() {
+            text.push_str(&head.to_json());
+            text.push('\n');
+            return Ok(text);
+        }
+    }
+}
+
+fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyhow::Result<u8> {
+    let mut logs: Vec<(PathBuf, VerifiedLog)> = Vec::new();
+    let mut report = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        // The key pinned for the signer the head names: the head's own claim is checked
+        // against it, so a log re-signed by any other key fails.
+        let expected = match (manifest, head_of(&text)) {
+            (Some(m), Some((node, role))) if role == "signer" => match m.signer_by_name(&node) {
+                Some(s) => Some(s.identity_key),
+                None => {
+                    return fail(
+                        as_json,
+                        f,
+                        &format!("the head names `{node}`, which is not a signer of the manifest"),
+                    )
+                }
+            },
+            _ => None,
+        };
+        match audit::verify_export(&text, expected.as_ref()) {
+            Ok(log) => {
+                report.push(json!({
+                    "file": f.display().to_string(),
+                    "node": log.head.node,
+                    "records": log.records.len(),
+                    "head": log.head.hash,
+                    "signed_by": log.key.map(|k| k.to_string()),
+                    "key_pinned": expected.is_some(),
+                }));
+                logs.push((f.clone(), log));
+            }
+            Err(e) => return fail(as_json, f, &e.to_string()),
+        }
+    }
+    let coordinator = logs.iter().find(|(_, l)| l.head.role == "coordinator");
+    let signers: Vec<VerifiedLog> = logs
+        .iter()
+        .filter(|(_, l)| l.head.role == "signer")
+        .map(|(_, l)| l.clone())
+        .collect();
+    let cross = match coordinator {
+        Some((f, c)) if !signers.is_empty() => match audit::cross_check(c, &signers) {
+            Ok(x) => Some(x),
+            Err(e) => return fail(as_json, f, &e.to_string()),
+        },
+        _ => None,
+    };
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "ok": true,
+                "logs": report,
+                "signatures_matched": cross.as_ref().map(|x| x.signed),
+                "threshold": cross.as_ref().map(|x| x.threshold),
+            })
+        );
+    } else {
+        for (f, l) in &logs {
+            let by = match (&l.key, manifest.is_some()) {
+                (Some(k), true) => format!(", head signed by {k} (pinned in the manifest)"),
+                (Some(k), false) => format!(", head signed by {k} (no manifest to pin it)"),
+                (None, _) => String::new(),
+            };
+            println!(
+                "ok  {}: {} records of {}{by}",
+                f.display(),
+                l.records.len(),
+                l.head.node
+            );
+        }
+        match cross {
+            Some(x) => println!(
+                "ok  every one of the {} group signatures the coordinator released is matched by share releases on at least {} signers",
+                x.signed, x.threshold
+            ),
+            None => println!(
+                "(give the coordinator's log and the signers' logs together to cross-check released signatures)"
+            ),
+        }
+    }
+    Ok(0)
+}
+
+/// The node and role a log's last line names, if it is a head line.
+fn head_of(text: &str) -> Option<(String, String)> {
+    let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    let v: serde_json::Value = serde_json::from_str(last).ok()?;
+    Some((
+        v["head"]["node"].as_str()?.to_string(),
+        v["head"]["role"].as_str()?.to_string(),
+    ))
+}
+
+fn fail(as_json: bool, f: &Path, what: &str) -> anyhow::Result<u8> {
+    if as_json {
+        println!(
+            "{}",
+            json!({"ok": false, "file": f.display().to_string(), "error": what})
+        );
+    } else {
+        println!("FAILED  {}: {what}", f.display());
+    }
+    Ok(1)
+}

@@ -1,0 +1,205 @@
+//! The audit log as an auditor receives it: exports verify, and any change to any byte, any
+//! record removed, reordered or added, a head re-signed by another key, or a signature the
+//! coordinator released without t share releases behind it is caught and located.
+
+use proptest::prelude::*;
+use quorate_core::{
+    audit::{cross_check, kind, verify_export, Chain, Event, Head, Record},
+    identity::IdentitySecret,
+};
+
+fn key(seed: u8) -> IdentitySecret {
+    IdentitySecret::from_bytes(&[seed; 32]).unwrap()
+}
+
+/// A signer's log of `n` records and its export text.
+fn signer_log(name: &str, k: &IdentitySecret, events: &[Event]) -> String {
+    let mut chain = Chain::resume(None);
+    let mut text = String::new();
+    for (i, e) in events.iter().enumerate() {
+        let r = chain.prepare(1_000 + i as u64, e.clone());
+        chain.advance(&r);
+        text.push_str(&r.to_json());
+        text.push('\n');
+    }
+    text.push_str(&Head::signed(name, &chain, k).to_json());
+    text.push('\n');
+    text
+}
+
+fn coordinator_log(events: &[Event], t: u16) -> String {
+    let mut chain = Chain::resume(None);
+    let mut text = String::new();
+    for (i, e) in events.iter().enumerate() {
+        let r = chain.prepare(1_000 + i as u64, e.clone());
+        chain.advance(&r);
+        text.push_str(&r.to_json());
+        text.push('\n');
+    }
+    text.push_str(&Head::coordinator(&chain, t).to_json());
+    text.push('\n');
+    text
+}
+
+fn released(w: &str) -> Event {
+    Event::new(kind::SHARE_RELEASED)
+        .with("withdrawal", w)
+        .with("digest", "ab".repeat(32))
+}
+
+fn signed(w: &str) -> Event {
+    Event::new(kind::WITHDRAWAL_SIGNED)
+        .with("withdrawal", w)
+        .with("digest", "ab".repeat(32))
+}
+
+fn sample() -> String {
+    signer_log(
+        "signer-1",
+        &key(1),
+        &[
+            Event::new(kind::NODE_STARTED).with("node", "signer-1"),
+            released("wd-1"),
+            Event::refused(
+                "sign",
+                "policy-whitelist-destination",
+                "not on the whitelist",
+            )
+            .with("withdrawal", "wd-2"),
+            released("wd-3"),
+        ],
+    )
+}
+
+#[test]
+fn an_export_verifies_against_the_pinned_key() {
+    let text = sample();
+    let log = verify_export(&text, Some(&key(1).public())).unwrap();
+    assert_eq!(log.records.len(), 4);
+    assert_eq!(log.key, Some(key(1).public()));
+    assert_eq!(log.head.node, "signer-1");
+}
+
+#[test]
+fn a_head_signed_by_another_key_is_refused() {
+    let text = sample();
+    let err = verify_export(&text, Some(&key(2).public())).unwrap_err();
+    assert_eq!(err.line, Some(5), "{err}");
+    // Re-signed by an attacker's key after rewriting: the pinned key does not match.
+    let mut lines: Vec<&str> = text.lines().collect();
+    let rewritten = Head::signed("signer-1", &chain_of(&text), &key(9)).to_json();
+    lines[4] = &rewritten;
+    let err = verify_export(&lines.join("\n"), Some(&key(1).public())).unwrap_err();
+    assert!(err.what.contains("pinned identity key"), "{err}");
+}
+
+fn chain_of(text: &str) -> Chain {
+    let mut c = Chain::resume(None);
+    for l in text.lines().filter(|l| !l.starts_with("{\"head\"")) {
+        c.advance(&Record::from_json(l).unwrap());
+    }
+    c
+}
+
+#[test]
+fn removed_reordered_added_or_cut_records_are_named() {
+    let text = sample();
+    let lines: Vec<&str> = text.lines().collect();
+
+    let mut removed = lines.clone();
+    removed.remove(1);
+    let err = verify_export(&removed.join("\n"), None).unwrap_err();
+    assert_eq!((err.line, err.seq), (Some(2), Some(3)), "{err}");
+
+    let mut swapped = lines.clone();
+    swapped.swap(1, 2);
+    let err = verify_export(&swapped.join("\n"), None).unwrap_err();
+    assert_eq!(err.line, Some(2), "{err}");
+
+    // The last record dropped, head kept: the head names a record the log lacks.
+    let mut cut = lines.clone();
+    cut.remove(3);
+    let err = verify_export(&cut.join("\n"), None).unwrap_err();
+    assert_eq!(err.line, Some(4), "{err}");
+    assert!(err.what.contains("head names record 4"), "{err}");
+
+    // Head dropped too: incomplete.
+    let err = verify_export(&lines[..4].join("\n"), None).unwrap_err();
+    assert!(err.what.contains("no head"), "{err}");
+
+    // A record appended after the head.
+    let mut extra = lines.clone();
+    extra.push(lines[1]);
+    let err = verify_export(&extra.join("\n"), None).unwrap_err();
+    assert_eq!(err.line, Some(6), "{err}");
+}
+
+#[test]
+fn the_coordinators_released_signatures_need_t_signers_shares() {
+    let coord = coordinator_log(&[signed("wd-1"), signed("wd-3")], 2);
+    let s1 = signer_log("signer-1", &key(1), &[released("wd-1"), released("wd-3")]);
+    let s2 = signer_log("signer-2", &key(2), &[released("wd-1")]);
+    let s3 = signer_log("signer-3", &key(3), &[released("wd-3")]);
+    let v = |t: &str| verify_export(t, None).unwrap();
+    let ok = cross_check(&v(&coord), &[v(&s1), v(&s2), v(&s3)]).unwrap();
+    assert_eq!((ok.signed, ok.threshold), (2, 2));
+
+    // Without signer 3's log, wd-3 has one share release behind it.
+    let err = cross_check(&v(&coord), &[v(&s1), v(&s2)]).unwrap_err();
+    assert_eq!(err.seq, Some(2), "{err}");
+    assert!(err.what.contains("wd-3"), "{err}");
+
+    // The same signer's log twice counts once.
+    let err = cross_check(&v(&coord), &[v(&s1), v(&s1), v(&s2)]).unwrap_err();
+    assert!(err.what.contains("wd-3"), "{err}");
+
+    // A share for another digest does not match.
+    let other = signer_log(
+        "signer-3",
+        &key(3),
+        &[Event::new(kind::SHARE_RELEASED)
+            .with("withdrawal", "wd-3")
+            .with("digest", "cd".repeat(32))],
+    );
+    assert!(cross_check(&v(&coord), &[v(&s1), v(&s2), v(&other)]).is_err());
+}
+
+#[test]
+fn garbage_is_an_error_not_a_panic() {
+    for text in [
+        "",
+        "\n\n",
+        "{",
+        "{\"head\":{}}",
+        "null",
+        "[]",
+        "{\"v\":1}",
+        "{\"v\":2,\"seq\":1,\"at_ms\":0,\"prev\":\"\",\"kind\":\"\",\"fields\":{},\"hash\":\"\"}",
+        "\u{0}\u{ffff}",
+    ] {
+        assert!(verify_export(text, None).is_err(), "{text:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any one byte of an export changed (to another printable ASCII character) fails
+    /// verification, and the error names the line that was changed.
+    #[test]
+    fn every_one_byte_change_is_caught_where_it_was_made(pos in any::<prop::sample::Index>(), c in 0x20u8..0x7f) {
+        let text = sample();
+        let bytes = text.as_bytes();
+        let i = pos.index(bytes.len());
+        prop_assume!(bytes[i] != b'\n' && bytes[i] != c);
+        let mut changed = bytes.to_vec();
+        changed[i] = c;
+        let changed = String::from_utf8(changed).unwrap();
+        let line = text[..i].matches('\n').count() + 1;
+        let err = verify_export(&changed, Some(&key(1).public()));
+        prop_assert!(err.is_err(), "a change at byte {} went unnoticed", i);
+        let err = err.unwrap_err();
+        prop_assert!(err.line == Some(line) || err.line.is_none() && line == 5,
+            "changed line {}, error names {:?}: {}", line, err.line, err);
+    }
+}
