@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod audit;
 mod devnet;
 mod dkg;
 mod governance;

@@ -1,0 +1,136 @@
+//! Audit logs (S7) end to end: every node's log exports through the coordinator's admin
+//! service, verifies offline against the manifest, continues across restarts, cross-checks
+//! released signatures against the signers' share releases, and a log with one byte changed
+//! is refused naming the record.
+
+use serde_json::Value;
+
+use crate::harness::{quorate, Cluster};
+
+const NOT_WHITELISTED: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+
+async fn export_all(c: &Cluster, to: &str) {
+    let (code, out, err) = quorate(&[
+        "audit",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+        "export",
+        "--all",
+        to,
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+async fn verify(c: &Cluster, files: &[String]) -> (i32, Value) {
+    let mut args = vec!["audit", "--dir", c.dir_str(), "verify", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let (code, out, err) = quorate(&args).await;
+    let v = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (code, v)
+}
+
+fn kinds(text: &str, kind: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_nodes_log_verifies_and_a_changed_byte_is_named() {
+    let mut c = Cluster::start(3, 2).await;
+    for id in ["wd-a-1", "wd-a-2"] {
+        let (code, v) = c.submit_eth(id, "1000").await;
+        assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+    }
+    let (code, v) = c
+        .submit(&[
+            "--id",
+            "wd-a-3",
+            "--chain",
+            "ethereum",
+            "--asset",
+            "ETH",
+            "--to",
+            NOT_WHITELISTED,
+            "--amount",
+            "1000",
+        ])
+        .await;
+    assert_ne!(code, 0, "{v}");
+    // A restart: the chain goes on from where it was.
+    c.kill_signer("signer-1").await;
+    c.start_signer("signer-1");
+    c.wait_connected(3).await;
+    let (code, v) = c.submit_eth("wd-a-4", "1000").await;
+    assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+
+    let out = c.path("audit");
+    export_all(&c, out.to_str().unwrap()).await;
+    let mut files = vec![out.join("coordinator.jsonl")];
+    files.extend(c.names.iter().map(|n| out.join(format!("{n}.jsonl"))));
+    let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let (code, v) = verify(&c, &files).await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["signatures_matched"], 3, "{v}");
+    for log in v["logs"].as_array().unwrap() {
+        if log["node"] != "coordinator" {
+            assert_eq!(log["key_pinned"], true, "{v}");
+        }
+    }
+
+    // What the coordinator recorded: the refusal with its rule, three signatures, the DKG.
+    let coord = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        kinds(&coord, "refused")
+            .iter()
+            .any(|r| r["fields"]["withdrawal"] == "wd-a-3"
+                && r["fields"]["rule"] == "policy-whitelist-destination"),
+        "{coord}"
+    );
+    assert_eq!(kinds(&coord, "withdrawal-signed").len(), 3, "{coord}");
+    assert_eq!(kinds(&coord, "dkg-finished").len(), 1, "{coord}");
+    assert!(kinds(&coord, "signer-dropped").len() >= 1, "{coord}");
+    // Signer 1 restarted once: two starts in one unbroken chain.
+    let s1 = std::fs::read_to_string(&files[1]).unwrap();
+    assert_eq!(kinds(&s1, "node-started").len(), 2, "{s1}");
+    assert_eq!(kinds(&s1, "dkg-finished").len(), 1, "{s1}");
+
+    // One byte of one share-release record changed (an amount): refused, naming the record.
+    let (path, text) = files[1..]
+        .iter()
+        .map(|f| (f.clone(), std::fs::read_to_string(f).unwrap()))
+        .find(|(_, t)| !kinds(t, "share-released").is_empty())
+        .unwrap();
+    let (n, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("\"share-released\""))
+        .unwrap();
+    let changed = line.replacen("\"amount\":\"1000\"", "\"amount\":\"9000\"", 1);
+    assert_ne!(changed, line);
+    let tampered = text.replacen(line, &changed, 1);
+    std::fs::write(&path, tampered).unwrap();
+    let (code, v) = verify(&c, std::slice::from_ref(&path)).await;
+    assert_eq!(code, 1, "{v}");
+    let seq = n + 1;
+    let want = format!("line {seq}, record {seq}: ");
+    assert!(
+        v["error"].as_str().unwrap().starts_with(&want),
+        "expected the error to name {want:?}: {v}"
+    );
+
+    // The record removed instead (with the original head): refused too.
+    let removed: String = text
+        .lines()
+        .filter(|l| *l != line)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, removed).unwrap();
+    let (code, v) = verify(&c, std::slice::from_ref(&path)).await;
+    assert_eq!(code, 1, "{v}");
+}
