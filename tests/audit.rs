@@ -94,7 +94,7 @@ async fn every_nodes_log_verifies_and_a_changed_byte_is_named() {
     );
     assert_eq!(kinds(&coord, "withdrawal-signed").len(), 3, "{coord}");
     assert_eq!(kinds(&coord, "dkg-finished").len(), 1, "{coord}");
-    assert!(kinds(&coord, "signer-dropped").len() >= 1, "{coord}");
+    assert!(!kinds(&coord, "signer-dropped").is_empty(), "{coord}");
     // Signer 1 restarted once: two starts in one unbroken chain.
     let s1 = std::fs::read_to_string(&files[1]).unwrap();
     assert_eq!(kinds(&s1, "node-started").len(), 2, "{s1}");
