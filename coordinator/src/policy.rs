@@ -56,6 +56,8 @@ struct Inner {
     state: Option<PolicyState>,
     desk: Desk,
     ledger: Ledger,
+    /// Bucket index of the last prune: pruning runs at most once a bucket.
+    pruned_at: u64,
 }
 
 /// What a signer must be sent to catch up.
@@ -160,6 +162,7 @@ impl PolicyDesk {
                 state,
                 desk,
                 ledger,
+                pruned_at: 0,
             }),
             store,
         })
@@ -251,7 +254,14 @@ impl PolicyDesk {
 
     /// Counts a signed withdrawal in the coordinator's ledger.
     pub fn debit(&self, intent: &WithdrawalIntent, now: u64) {
-        self.lock().ledger.debit(
+        let mut inner = self.lock();
+        // Buckets past every window are dropped (once a minute), so memory stays bounded.
+        let bucket = now / quorate_core::policy::ledger::BUCKET_MS;
+        if bucket != inner.pruned_at {
+            inner.pruned_at = bucket;
+            inner.ledger.prune(now);
+        }
+        inner.ledger.debit(
             intent.chain,
             &intent.asset,
             &intent.destination,

@@ -108,6 +108,8 @@ pub struct Node {
 struct PolicyGuard {
     state: Option<PolicyState>,
     ledger: Ledger,
+    /// Bucket index of the last prune: pruning runs at most once a bucket.
+    pruned_at: u64,
 }
 
 /// Limits applied by a node.
@@ -214,7 +216,11 @@ impl Node {
             identity,
             store,
             local_frozen,
-            policy: Mutex::new(PolicyGuard { state, ledger }),
+            policy: Mutex::new(PolicyGuard {
+                state,
+                ledger,
+                pruned_at: 0,
+            }),
             max_clock_skew_ms: limits.max_clock_skew_ms,
             key: RwLock::new(None),
             group_key: RwLock::new(Vec::new()),
@@ -812,6 +818,34 @@ impl Node {
         }
     }
 
+    /// Drops buckets that no window reaches any more, in memory and in the store, so the
+    /// ledger's size is bounded by the number of keys × the longest window.
+    fn prune(&self, guard: &mut PolicyGuard, now: u64) {
+        let bucket = now / policy::ledger::BUCKET_MS;
+        if bucket == guard.pruned_at {
+            return;
+        }
+        guard.pruned_at = bucket;
+        let gone = guard.ledger.prune(now);
+        if gone.is_empty() {
+            return;
+        }
+        let keys: Vec<Vec<u8>> = gone
+            .into_iter()
+            .map(|(key, bucket)| {
+                policy::ledger::BucketRecord {
+                    key,
+                    bucket,
+                    usage: Default::default(),
+                }
+                .key_bytes()
+            })
+            .collect();
+        if let Err(e) = self.store.forget_buckets(&keys) {
+            warn!(signer = %self.name, error = %e, "could not delete pruned ledger buckets");
+        }
+    }
+
     /// Binds the withdrawal and, unless it was counted before, debits it, durably.
     fn debit(
         &self,
@@ -828,6 +862,7 @@ impl Node {
                 records: vec![],
             }
         } else {
+            self.prune(guard, now);
             // Applied in memory first: if the write fails, the ledger over-counts, which errs
             // on the safe side.
             guard.ledger.debit(

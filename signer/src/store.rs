@@ -82,6 +82,9 @@ pub trait SignerStore: Send + Sync + 'static {
     ) -> Result<Binding, StoreError>;
     /// The persisted ledger: high-water time and bucket records.
     fn load_ledger(&self) -> Result<(u64, Vec<BucketRecord>), StoreError>;
+    /// Deletes ledger buckets no window reaches any more (not flushed: a bucket that comes
+    /// back after a crash is pruned again).
+    fn forget_buckets(&self, keys: &[Vec<u8>]) -> Result<(), StoreError>;
     /// Appends an audit record; flushed to disk if `durable`.
     fn append_audit(&self, r: &audit::Record, durable: bool) -> Result<(), StoreError>;
     /// The newest audit record.
@@ -290,6 +293,15 @@ impl SignerStore for SledStore {
         Ok((high, records))
     }
 
+    fn forget_buckets(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(k.as_slice());
+        }
+        self.ledger.apply_batch(batch)?;
+        Ok(())
+    }
+
     fn append_audit(&self, r: &audit::Record, durable: bool) -> Result<(), StoreError> {
         self.audit
             .insert(r.seq.to_be_bytes(), r.to_json().as_bytes())?;
@@ -422,6 +434,14 @@ impl SignerStore for MemoryStore {
         Ok((l.0, records))
     }
 
+    fn forget_buckets(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            l.1.remove(k);
+        }
+        Ok(())
+    }
+
     fn append_audit(&self, r: &audit::Record, _durable: bool) -> Result<(), StoreError> {
         let mut a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         a.insert(r.seq, r.clone());
@@ -493,6 +513,33 @@ mod tests {
             Binding::Conflict
         );
         assert_eq!(s.last_audit().unwrap().unwrap().seq, 4);
+
+        // A pruned bucket is gone from the persisted ledger; the others stay.
+        let mut ledger = quorate_core::policy::Ledger::new();
+        let chain: quorate_core::address::Chain = "ethereum".parse().unwrap();
+        let to = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        let amount = quorate_core::amount::Amount::new(5).unwrap();
+        let old = ledger.debit(chain, "ETH", to, amount, 1_000);
+        let r = chain_rec(s, "w-old");
+        assert_eq!(
+            s.bind_and_debit("w-old", &[5; 32], 1_000, &old, &r)
+                .unwrap(),
+            Binding::New
+        );
+        let (_, before) = s.load_ledger().unwrap();
+        assert_eq!(before.len(), old.records.len());
+        let keys: Vec<Vec<u8>> = old.records.iter().map(|r| r.key_bytes()).collect();
+        s.forget_buckets(&keys[..1]).unwrap();
+        let (_, after) = s.load_ledger().unwrap();
+        assert_eq!(after.len(), before.len() - 1);
+    }
+
+    fn chain_rec(s: &dyn SignerStore, w: &str) -> audit::Record {
+        let last = s.last_audit().unwrap();
+        audit::Chain::resume(last.as_ref()).prepare(
+            30,
+            audit::Event::new(audit::kind::SHARE_RELEASED).with("withdrawal", w),
+        )
     }
 
     #[test]
@@ -514,7 +561,7 @@ mod tests {
         );
         assert_eq!(s.get_meta("k").unwrap().as_deref(), Some(&b"v"[..]));
         let log = s.audit_range(1, 100).unwrap();
-        assert_eq!(log.len(), 4);
+        assert_eq!(log.len(), 5);
         audit::verify_chain(&log).unwrap();
     }
 }
