@@ -5,6 +5,7 @@
 mod harness;
 
 mod audit;
+mod crash;
 mod devnet;
 mod dkg;
 mod governance;
@@ -12,5 +13,6 @@ mod hostile;
 mod malicious;
 mod operator;
 mod policy;
+mod scoreboard;
 mod signing;
 mod transport;

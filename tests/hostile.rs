@@ -16,7 +16,10 @@ use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::harness::{now_ms, Cluster};
+use crate::{
+    harness::{now_ms, Cluster},
+    scoreboard::Book,
+};
 
 pub(crate) type Out = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
 
@@ -222,6 +225,7 @@ pub(crate) async fn take_over(
 async fn signer_refuses_what_a_hostile_coordinator_sends() {
     let mut c = Cluster::start(3, 2).await;
     let (mut signers, _links) = take_over(&mut c, 3).await;
+    let mut book = Book::attacks("redteam-hostile-coordinator");
 
     let backend_key = c.backend_key();
     let now = now_ms();
@@ -262,7 +266,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &good, &good_sig, &pkg(c1, c2, &[0x42; 32]))
         .await;
-    refused(&a, "message-mismatch");
+    book.refused(
+        "message differs from the digest of the intent",
+        "signer-1",
+        &a,
+        "message-mismatch",
+        Some("wd-h1"),
+    );
 
     // 2. No backend signature, and a backend signature by a key not in the manifest.
     let s = session();
@@ -272,7 +282,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &good, &[], &pkg(c1, c2, &good_digest))
         .await;
-    refused(&a, "backend-signature-invalid");
+    book.refused(
+        "missing backend signature",
+        "signer-1",
+        &a,
+        "backend-signature-invalid",
+        Some("wd-h1"),
+    );
     let forged = quorate_core::backend::sign(
         &k256::ecdsa::SigningKey::random(&mut rand::thread_rng()),
         &good_digest,
@@ -284,7 +300,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &good, &forged, &pkg(c1, c2, &good_digest))
         .await;
-    refused(&a, "backend-signature-invalid");
+    book.refused(
+        "forged backend signature",
+        "signer-1",
+        &a,
+        "backend-signature-invalid",
+        Some("wd-h1"),
+    );
 
     // 3. An expired intent, properly signed by the backend.
     let (old, old_digest, old_sig) = make("wd-h-old", "ETH", "1", now - 7_200_000, now - 3_600_000);
@@ -295,7 +317,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &old, &old_sig, &pkg(c1, c2, &old_digest))
         .await;
-    refused(&a, "intent-expired");
+    book.refused(
+        "expired intent",
+        "signer-1",
+        &a,
+        "intent-expired",
+        Some("wd-h-old"),
+    );
 
     // 4. A package that omits the signer's own commitment.
     let s = session();
@@ -308,7 +336,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &good, &good_sig, &without)
         .await;
-    refused(&a, "commitment-missing");
+    book.refused(
+        "own commitment missing from the package",
+        "signer-1",
+        &a,
+        "commitment-missing",
+        Some("wd-h1"),
+    );
 
     // 5. A package with a commitment in the signer's name that it did not make for this session.
     let s_other = session();
@@ -320,7 +354,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &good, &good_sig, &pkg(other, c2, &good_digest))
         .await;
-    refused(&a, "commitment-mismatch");
+    book.refused(
+        "own commitment altered (one from another session)",
+        "signer-1",
+        &a,
+        "commitment-mismatch",
+        Some("wd-h1"),
+    );
 
     // 6. Policy hook: an asset the signer's policy does not list.
     let (usdt, usdt_digest, usdt_sig) = make("wd-h-usdt", "USDT", "1", now, now + 600_000);
@@ -331,7 +371,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &usdt, &usdt_sig, &pkg(c1, c2, &usdt_digest))
         .await;
-    refused(&a, "policy-asset-unknown");
+    book.refused(
+        "asset not in the registry",
+        "signer-1",
+        &a,
+        "policy-asset-unknown",
+        Some("wd-h-usdt"),
+    );
 
     // 7. Control: a well-formed request is signed...
     let s = session();
@@ -352,14 +398,26 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &good, &good_sig, &p)
         .await;
-    refused(&a, "nonce-unknown");
+    book.refused(
+        "replay of an old sign request (commitment used twice)",
+        "signer-1",
+        &a,
+        "nonce-unknown",
+        Some("wd-h1"),
+    );
     // A session the signer never committed to is refused too.
     let a = signers
         .get_mut(&1)
         .unwrap()
         .sign(session(), &good, &good_sig, &p)
         .await;
-    refused(&a, "nonce-unknown");
+    book.refused(
+        "sign request for a session never committed to",
+        "signer-1",
+        &a,
+        "nonce-unknown",
+        Some("wd-h1"),
+    );
 
     // 8. The same withdrawal id with a different intent is refused by the signer's own store.
     let (evil, evil_digest, evil_sig) = make("wd-h1", "ETH", "999999", now, now + 600_000);
@@ -370,7 +428,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &evil, &evil_sig, &pkg(c1, c2, &evil_digest))
         .await;
-    refused(&a, "withdrawal-id-conflict");
+    book.refused(
+        "same withdrawal id with a different intent",
+        "signer-1",
+        &a,
+        "withdrawal-id-conflict",
+        Some("wd-h1"),
+    );
 
     // 9. A package padded with a commitment from a signer that is not in the manifest.
     let s = session();
@@ -388,7 +452,13 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .unwrap()
         .sign(s, &good, &good_sig, &padded)
         .await;
-    refused(&a, "package-malformed");
+    book.refused(
+        "package padded with a commitment from outside the manifest",
+        "signer-1",
+        &a,
+        "package-malformed",
+        Some("wd-h1"),
+    );
 
     // 10. A new DKG cannot replace the key share the signer already holds.
     let a = signers
@@ -402,10 +472,83 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
                 .to_vec(),
         }))
         .await;
-    refused(&a, "dkg-key-exists");
+    book.refused(
+        "new DKG over the existing key share",
+        "signer-1",
+        &a,
+        "dkg-key-exists",
+        None,
+    );
+
+    // 11. The signed intent replayed under a new withdrawal id: the backend never signed it.
+    let mut renamed = WithdrawalIntent::decode(&good).unwrap();
+    renamed.id = "wd-h-replayed".into();
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign(
+            s,
+            &renamed.encode(),
+            &good_sig,
+            &pkg(c1, c2, &renamed.digest()),
+        )
+        .await;
+    book.refused(
+        "signed intent replayed under a new id",
+        "signer-1",
+        &a,
+        "backend-signature-invalid",
+        Some("wd-h-replayed"),
+    );
+
+    // 12. Destinations: not on the whitelist, and whitelisted only from 2030.
+    for (wid, to, rule, attack) in [
+        (
+            "wd-h-nw",
+            "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+            "policy-whitelist-destination",
+            "destination not on the whitelist",
+        ),
+        (
+            "wd-h-ny",
+            "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
+            "policy-whitelist-not-yet-active",
+            "whitelisted destination not yet active",
+        ),
+    ] {
+        let i = WithdrawalIntent::from_parts(
+            wid,
+            "ethereum",
+            "ETH",
+            to,
+            "1000",
+            now,
+            now + 600_000,
+            None,
+        )
+        .unwrap();
+        let sig = quorate_core::backend::sign(&backend_key, &i.digest());
+        let s = session();
+        let (c1, c2) = pair(&mut signers, s).await;
+        let a = signers
+            .get_mut(&1)
+            .unwrap()
+            .sign(s, &i.encode(), &sig, &pkg(c1, c2, &i.digest()))
+            .await;
+        book.refused(attack, "signer-1", &a, rule, Some(wid));
+    }
 
     // The signer processes are still healthy after all of this.
     for (name, child) in c.signers.iter_mut() {
         assert!(child.try_wait().unwrap().is_none(), "{name} died");
     }
+    // And signer 1 recorded every refusal in its own audit log (verified against its pinned
+    // identity key).
+    let manifest = quorate_wire::manifest::Manifest::load(&c.path("manifest.toml")).unwrap();
+    let key = manifest.signer(1).unwrap().identity_key;
+    let log = signers.get_mut(&1).unwrap().verified_audit(&key).await;
+    book.audit("signer-1", &log);
+    book.finish();
 }

@@ -749,6 +749,11 @@ impl Node {
             .with("withdrawal", id)
             .with("digest", hex::encode(ok.digest))
             .with("session", hex::encode(sid))
+            // Our own commitment, so an auditor can check that no nonce ever signed twice.
+            .with(
+                "commitment",
+                hex::encode(own.serialize().unwrap_or_default()),
+            )
             .with("chain", ok.intent.chain.as_str())
             .with("asset", &ok.intent.asset)
             .with("destination", &ok.intent.destination)
