@@ -15,7 +15,7 @@ use rustls::{
     RootCertStore,
 };
 
-use crate::harness::Cluster;
+use crate::{harness::Cluster, scoreboard::Book};
 
 fn roots(c: &Cluster) -> Arc<RootCertStore> {
     let mut r = RootCertStore::empty();
@@ -63,6 +63,7 @@ async fn admin_refused(c: &Cluster, cfg: Arc<rustls::ClientConfig>) -> bool {
 async fn transport_refuses_what_it_must() {
     let mut c = Cluster::create(3, 2).await;
     c.start_coordinator(None).await;
+    let mut book = Book::attacks("redteam-transport");
 
     // Control: the admin certificate reaches the admin service.
     let mut admin = AdminServiceClient::new(c.channel("admin").await);
@@ -84,9 +85,11 @@ async fn transport_refuses_what_it_must() {
             .is_err(),
     };
     assert!(plain_refused, "plaintext must be refused");
+    book.blocked_at_handshake("plaintext HTTP/2", "coordinator");
 
     // No client certificate.
     assert!(admin_refused(&c, client_config(roots(&c), None)).await);
+    book.blocked_at_handshake("no client certificate", "coordinator");
 
     // TLS 1.2, even with the right admin certificate.
     let tls12 = {
@@ -107,6 +110,7 @@ async fn transport_refuses_what_it_must() {
         Arc::new(cfg)
     };
     assert!(admin_refused(&c, tls12).await, "TLS 1.2 must be refused");
+    book.blocked_at_handshake("TLS 1.2", "coordinator");
 
     // A certificate from another CA, even with the admin role.
     let rogue = Authority::generate("rogue-ca").unwrap();
@@ -118,40 +122,78 @@ async fn transport_refuses_what_it_must() {
         )
         .await
     );
+    book.blocked_at_handshake("client certificate from another CA", "coordinator");
 
-    // A backend certificate on the admin service: permission denied, naming the rule.
-    let err = AdminServiceClient::new(c.channel("backend").await)
-        .get_cluster_status(GetClusterStatusRequest {})
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::PermissionDenied);
-    assert!(
-        err.message().starts_with("transport-role"),
-        "{}",
-        err.message()
-    );
-
-    // An admin certificate on the withdrawal service.
-    let err = WithdrawalServiceClient::new(c.channel("admin").await)
-        .get(GetRequest { id: "x".into() })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::PermissionDenied);
-
-    // A backend certificate on the signer link.
-    let (_tx, rx) = tokio::sync::mpsc::channel::<SignerMessage>(1);
-    let err = SignerLinkClient::new(c.channel("backend").await)
-        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::PermissionDenied);
-
-    // A signer certificate from the right CA that is not in the manifest.
+    // An admin certificate from the cluster CA that expired in 2020.
     let ca = Authority::load(
         &std::fs::read_to_string(c.path("ca/ca.pem")).unwrap(),
         &std::fs::read_to_string(c.path("ca/ca.key")).unwrap(),
     )
     .unwrap();
+    let expired = ca
+        .issue_between(Role::Admin, "admin", &[], (2019, 1, 1), (2020, 1, 1))
+        .unwrap();
+    assert!(
+        admin_refused(
+            &c,
+            client_config(roots(&c), Some((expired.cert_pem, expired.key_pem)))
+        )
+        .await,
+        "an expired certificate must be refused"
+    );
+    book.blocked_at_handshake(
+        "expired client certificate from the cluster CA",
+        "coordinator",
+    );
+
+    // A certificate of the wrong role on every service: permission denied, naming the rule.
+    for who in ["backend", "admin", "signer-1"] {
+        if who != "admin" {
+            let err = AdminServiceClient::new(c.channel(who).await)
+                .get_cluster_status(GetClusterStatusRequest {})
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{who}");
+            assert!(err.message().starts_with("transport-role"), "{err:?}");
+            book.blocked(
+                &format!("{who} certificate on the admin service"),
+                "coordinator",
+                "transport-role",
+                None,
+            );
+        }
+        if who != "backend" {
+            let err = WithdrawalServiceClient::new(c.channel(who).await)
+                .get(GetRequest { id: "x".into() })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{who}");
+            assert!(err.message().starts_with("transport-role"), "{err:?}");
+            book.blocked(
+                &format!("{who} certificate on the withdrawal service"),
+                "coordinator",
+                "transport-role",
+                None,
+            );
+        }
+        if who != "signer-1" {
+            let (_tx, rx) = tokio::sync::mpsc::channel::<SignerMessage>(1);
+            let err = SignerLinkClient::new(c.channel(who).await)
+                .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{who}");
+            assert!(err.message().starts_with("transport-role"), "{err:?}");
+            book.blocked(
+                &format!("{who} certificate on the signer link"),
+                "coordinator",
+                "transport-role",
+                None,
+            );
+        }
+    }
+
+    // A signer certificate from the right CA that is not in the manifest.
     let stranger = ca.issue(Role::Signer, "signer-9", &[]).unwrap();
     let ch = tls::connect(
         &c.addr,
@@ -170,6 +212,12 @@ async fn transport_refuses_what_it_must() {
         err.message().starts_with("signer-unknown"),
         "{}",
         err.message()
+    );
+    book.blocked(
+        "signer certificate from the cluster CA, not in the manifest",
+        "coordinator",
+        "signer-unknown",
+        None,
     );
 
     // The coordinator is still healthy and serving.
@@ -192,4 +240,23 @@ async fn transport_refuses_what_it_must() {
         h.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+
+    // Every refusal the coordinator's own code made is in its audit log.
+    let page = admin
+        .export_audit(quorate_wire::audit::AuditExportRequest {
+            node: "coordinator".into(),
+            from_seq: 1,
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let log: Vec<_> = page
+        .records
+        .iter()
+        .map(|r| quorate_wire::convert::audit::record_from_proto(r).unwrap())
+        .collect();
+    quorate_core::audit::verify_chain(&log).unwrap();
+    book.audit("coordinator", &log);
+    book.finish();
 }

@@ -46,6 +46,15 @@ impl SignerLink for LinkService {
             .signer_by_cert(&peer.cert_sha256)
             .ok_or_else(|| {
                 warn!(name = %peer.name, "signer certificate not in the manifest");
+                self.state.audit(
+                    Event::refused(
+                        "signer-link",
+                        "signer-unknown",
+                        "a signer certificate from the cluster CA that is not in the manifest",
+                    )
+                    .with("certificate", hex::encode(peer.cert_sha256))
+                    .with("name", &peer.name),
+                );
                 Status::permission_denied(
                     "signer-unknown: this certificate is not a signer of the manifest",
                 )

@@ -93,7 +93,7 @@ pub async fn run(
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        require_role(Role::Backend),
+        audited_role(state.clone(), Role::Backend, "withdrawal"),
     );
     let admin = tonic::service::interceptor::InterceptedService::new(
         AdminServiceServer::new(AdminApi {
@@ -101,7 +101,7 @@ pub async fn run(
             approvals: tokio::sync::Mutex::default(),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES),
-        require_role(Role::Admin),
+        audited_role(state.clone(), Role::Admin, "admin"),
     );
     let link = tonic::service::interceptor::InterceptedService::new(
         SignerLinkServer::new(LinkService {
@@ -109,7 +109,7 @@ pub async fn run(
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        require_role(Role::Signer),
+        audited_role(state.clone(), Role::Signer, "signer-link"),
     );
     let addr = listener.local_addr()?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "coordinator serving");
@@ -145,4 +145,24 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// [`require_role`], with each refusal recorded in the audit log. Only holders of a certificate
+/// from the cluster CA get this far (the TLS handshake refuses everyone else), so the log
+/// cannot be flooded by strangers.
+#[allow(clippy::result_large_err)]
+fn audited_role(
+    state: Arc<Coordinator>,
+    role: Role,
+    service: &'static str,
+) -> impl Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    let check = require_role(role);
+    move |req| {
+        check(req).inspect_err(|s| {
+            state.audit(
+                quorate_core::audit::Event::refused(service, "transport-role", s.message())
+                    .with("permanent", "true"),
+            )
+        })
+    }
 }

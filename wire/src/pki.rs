@@ -134,6 +134,27 @@ impl Authority {
         })
     }
 
+    /// Like [`Authority::issue`], valid only between two dates (year, month, day; UTC
+    /// midnight): for short-lived certificates, and for testing that an expired one is refused.
+    pub fn issue_between(
+        &self,
+        role: Role,
+        name: &str,
+        hosts: &[String],
+        not_before: (i32, u8, u8),
+        not_after: (i32, u8, u8),
+    ) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = leaf_params(role, name, hosts)?;
+        params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
     /// Signs the public key of a CSR as `role`/`name`; everything else in the CSR is ignored.
     pub fn sign_csr(
         &self,
