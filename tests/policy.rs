@@ -11,6 +11,7 @@ use quorate_wire::signer::{coordinator_message::Body as Req, signer_message::Bod
 use crate::{
     harness::{now_ms, Cluster},
     hostile::{audited_refusal, id, refused, session, take_over, Driven},
+    scoreboard::Book,
 };
 
 const ETH: u128 = 1_000_000_000_000_000_000;
@@ -253,6 +254,20 @@ async fn every_signer_enforces_policy_and_quorum_rotation_is_bounded() {
         signed_eth > 10,
         "rotation should get past one ledger's limit: {signed_eth} ETH"
     );
+    crate::scoreboard::record(
+        "redteam-rotation",
+        &serde_json::json!({
+            "attacks": [{
+                "attack": "quorum rotation against velocity limits (no ledger notices)",
+                "node": "signers",
+                "rule": "policy-velocity-asset-amount-24h",
+                "blocked": signed_eth <= 15,
+                "audited": null,
+                "signed_eth": signed_eth,
+                "bound_eth": 15,
+            }]
+        }),
+    );
 
     // Restart signer 1: its ledger is on disk; it still refuses.
     c.kill_signer("signer-1").await;
@@ -350,6 +365,7 @@ async fn signers_refuse_forged_approvals_policies_and_notices() {
     };
     let mut c = Cluster::start(3, 2).await;
     let (mut signers, _links) = take_over(&mut c, 3).await;
+    let mut book = Book::attacks("redteam-governance");
     let admin = |n: u32| {
         let text = std::fs::read_to_string(c.path(&format!("admin/admin-{n}.key"))).unwrap();
         IdentitySecret::from_bytes(&hex::decode(text.trim()).unwrap()).unwrap()
@@ -406,10 +422,13 @@ async fn signers_refuse_forged_approvals_policies_and_notices() {
         ),
     ] {
         let a = sign_with_approvals(&mut signers, &i, &sig, &approvals).await;
-        match &a {
-            Ans::Refusal(r) => assert_eq!(r.rule, "policy-approval-required", "{what}: {r:?}"),
-            other => panic!("{what}: expected a refusal, got {other:?}"),
-        }
+        book.refused(
+            &format!("forged withdrawal approvals: {what}"),
+            "signer-1",
+            &a,
+            "policy-approval-required",
+            Some("wd-f-1"),
+        );
     }
     let both = [
         approve_withdrawal(&admin(1), &i.digest()),
@@ -419,18 +438,20 @@ async fn signers_refuse_forged_approvals_policies_and_notices() {
     assert!(matches!(a, Ans::Sign(_)), "two admins approved: {a:?}");
 
     // Forged policy updates sent straight to a signer.
-    let status = match signers
+    let a = signers
         .get_mut(&1)
         .unwrap()
         .call(Req::PolicyUpdate(
             quorate_wire::policy::SignedPolicy::default(),
         ))
-        .await
-    {
-        Ans::Refusal(r) => r,
-        other => panic!("an empty policy was accepted: {other:?}"),
-    };
-    assert_eq!(status.rule, "policy-update-invalid");
+        .await;
+    book.refused(
+        "empty policy update",
+        "signer-1",
+        &a,
+        "policy-update-invalid",
+        None,
+    );
     let genesis = quorate_wire::convert::policy_file::signed_from_json(
         &std::fs::read_to_string(c.path("policy/genesis.json")).unwrap(),
     )
@@ -459,6 +480,9 @@ async fn signers_refuse_forged_approvals_policies_and_notices() {
     skipped.version = 3;
     let mut broken = loose.clone();
     broken.prev_hash = "11".repeat(32);
+    // Another version 1 than the one in force, signed by the quorum.
+    let mut stale = genesis.doc.clone();
+    stale.frozen = !stale.frozen;
     for (what, signed, rule) in [
         (
             "one signature",
@@ -487,23 +511,22 @@ async fn signers_refuse_forged_approvals_policies_and_notices() {
         ),
         (
             "stale version",
-            sign(&genesis.doc, &[&a1]),
-            "policy-update-signatures",
+            sign(&stale, &[&a1, &a2]),
+            "policy-update-version",
         ),
     ] {
-        match signers
+        let a = signers
             .get_mut(&2)
             .unwrap()
             .call(Req::PolicyUpdate(signed_to_proto(&signed)))
-            .await
-        {
-            Ans::Refusal(r) => assert_eq!(r.rule, rule, "{what}: {r:?}"),
-            Ans::PolicyStatus(s) if what == "stale version" => {
-                // The genesis itself is already known; nothing changed.
-                assert_eq!(s.version, 1, "{what}: {s:?}");
-            }
-            other => panic!("{what}: accepted: {other:?}"),
-        }
+            .await;
+        book.refused(
+            &format!("forged policy update: {what}"),
+            "signer-2",
+            &a,
+            rule,
+            None,
+        );
     }
 
     // A ledger notice without a valid group signature is refused and counts nothing.
@@ -518,18 +541,21 @@ async fn signers_refuse_forged_approvals_policies_and_notices() {
         None,
     )
     .unwrap();
-    match signers
+    let a = signers
         .get_mut(&3)
         .unwrap()
         .call(Req::LedgerNotice(spb::LedgerNotice {
             intent: n.encode(),
             signature: vec![2; 65],
         }))
-        .await
-    {
-        Ans::Refusal(r) => assert_eq!(r.rule, "ledger-notice-invalid", "{r:?}"),
-        other => panic!("forged notice accepted: {other:?}"),
-    }
+        .await;
+    book.refused(
+        "ledger notice without a valid group signature",
+        "signer-3",
+        &a,
+        "ledger-notice-invalid",
+        Some("wd-f-3"),
+    );
     // Signer 3 still has its whole 10 ETH: a 10 ETH withdrawal passes its policy.
     let (ok, ok_sig) = {
         let i = WithdrawalIntent::from_parts(
@@ -548,6 +574,15 @@ async fn signers_refuse_forged_approvals_policies_and_notices() {
     };
     let (r3, _) = both_sign(&mut signers, 3, 1, &ok, &ok_sig).await;
     assert!(matches!(r3, Ans::Sign(_)), "{r3:?}");
+
+    // Each refusal is in the refusing signer's own audit log.
+    let manifest = quorate_wire::manifest::Manifest::load(&c.path("manifest.toml")).unwrap();
+    for n in 1..=3u32 {
+        let key = manifest.signer(n as u16).unwrap().identity_key;
+        let log = signers.get_mut(&n).unwrap().verified_audit(&key).await;
+        book.audit(&format!("signer-{n}"), &log);
+    }
+    book.finish();
 }
 
 /// Signers 1 and 2 commit; signer 1 is asked to sign `i` with `approvals`.
