@@ -276,6 +276,34 @@ impl Cluster {
         .await
     }
 
+    /// The coordinator's audit log through the admin service, chain verified.
+    pub async fn coordinator_audit(&self) -> Vec<quorate_core::audit::Record> {
+        let mut a =
+            admin::admin_service_client::AdminServiceClient::new(self.channel("admin").await);
+        let mut out = Vec::new();
+        loop {
+            let page = a
+                .export_audit(quorate_wire::audit::AuditExportRequest {
+                    node: "coordinator".into(),
+                    from_seq: out.len() as u64 + 1,
+                    limit: 0,
+                })
+                .await
+                .expect("audit export")
+                .into_inner();
+            let head = page.head.expect("head");
+            out.extend(
+                page.records
+                    .iter()
+                    .map(|r| quorate_wire::convert::audit::record_from_proto(r).unwrap()),
+            );
+            if page.records.is_empty() || out.len() as u64 >= head.seq {
+                quorate_core::audit::verify_chain(&out).expect("coordinator audit chain");
+                return out;
+            }
+        }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }

@@ -1,13 +1,19 @@
-//! A malicious signer: the test holds signer 1's certificate, dials the real coordinator, and
-//! answers signing requests with invalid shares. The coordinator must name it as the culprit,
-//! drop it, and still get the withdrawal signed by an honest quorum.
+//! Malicious signers: the test holds signer 1's certificate (and, for the second liar, its real
+//! key share), dials the real coordinator and lies: a wrong identifier on its stream, garbage
+//! signature shares, and a valid share replayed from another session. The coordinator must
+//! refuse or name it as the culprit (in its audit log too), drop it, and still get every
+//! withdrawal signed by an honest quorum.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
 };
 
-use frost_secp256k1::{keys::SigningShare, round1};
+use frost_secp256k1::{
+    keys::{KeyPackage, SigningShare},
+    round1, round2, SigningPackage,
+};
+use quorate_core::{audit::kind, intent::WithdrawalIntent};
 use quorate_wire::{
     manifest::Manifest,
     signer::{self as pb, signer_link_client::SignerLinkClient, signer_message::Body as Ans},
@@ -15,7 +21,10 @@ use quorate_wire::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::harness::Cluster;
+use crate::{
+    harness::{hexf, rfc9591_verify, Cluster},
+    scoreboard::Book,
+};
 
 fn hello(c: &Cluster, identifier: u32, group_key: Vec<u8>) -> pb::SignerMessage {
     let manifest = Manifest::load(&c.path("manifest.toml")).unwrap();
@@ -32,9 +41,121 @@ fn hello(c: &Cluster, identifier: u32, group_key: Vec<u8>) -> pb::SignerMessage 
     }
 }
 
+/// How a liar answers signing requests.
+#[derive(Clone, Copy, PartialEq)]
+enum Lie {
+    /// Garbage shares, with no key share at all.
+    Garbage,
+    /// Signs honestly once, then answers every request with that first share.
+    ReplayOtherSession,
+}
+
+/// Signer 1's real key package, read from its (stopped) node's store with its KEK.
+fn stolen_key(c: &Cluster) -> KeyPackage {
+    use quorate_signer::store::{SignerStore, SledStore};
+    let store = SledStore::open(&c.path("signer-1/data")).unwrap();
+    let sealed = store.get_meta("key_share").unwrap().expect("a key share");
+    let kek = quorate_core::atrest::Kek::from_hex(
+        std::fs::read_to_string(c.path("signer-1/kek"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let plain = kek.open("quorate/key-share/v1/signer-1", &sealed).unwrap();
+    KeyPackage::deserialize(&plain).unwrap()
+}
+
+/// Attaches a liar as signer 1; returns the withdrawals it lied about, and a handle that
+/// disconnects it when dropped.
+async fn attach_liar(
+    c: &Cluster,
+    group_key: Vec<u8>,
+    key: Option<KeyPackage>,
+    lie: Lie,
+) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(64);
+    tx.send(hello(c, 1, group_key)).await.unwrap();
+    let mut inbound = SignerLinkClient::new(c.channel("signer-1").await)
+        .attach(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let lies = Arc::new(Mutex::new(Vec::new()));
+    let told = lies.clone();
+    let task = tokio::spawn(async move {
+        let fake = SigningShare::deserialize(&[7u8; 32]).unwrap();
+        let mut nonces = BTreeMap::new();
+        let mut first: Option<Vec<u8>> = None;
+        while let Ok(Some(m)) = inbound.message().await {
+            let answer = match m.body {
+                Some(pb::coordinator_message::Body::Commit(r)) => {
+                    let share = key.as_ref().map_or(&fake, |k| k.signing_share());
+                    let (n, commitments) = round1::commit(share, &mut rand::thread_rng());
+                    nonces.insert(r.session_id, n);
+                    Ans::Commit(pb::CommitResponse {
+                        commitments: commitments.serialize().unwrap(),
+                    })
+                }
+                Some(pb::coordinator_message::Body::Sign(r)) => {
+                    let id = WithdrawalIntent::decode(&r.intent).unwrap().id;
+                    let share = match (lie, &first, &key) {
+                        (Lie::ReplayOtherSession, None, Some(k)) => {
+                            let package = SigningPackage::deserialize(&r.signing_package).unwrap();
+                            let n = nonces.remove(&r.session_id).unwrap();
+                            let s = round2::sign(&package, &n, k).unwrap().serialize();
+                            first = Some(s.clone());
+                            s
+                        }
+                        (Lie::ReplayOtherSession, Some(s), _) => {
+                            told.lock().unwrap().push(id);
+                            s.clone()
+                        }
+                        _ => {
+                            told.lock().unwrap().push(id);
+                            vec![5u8; 32]
+                        }
+                    };
+                    Ans::Sign(pb::SignResponse { share })
+                }
+                // Everything else (policy, ledger notices) goes unanswered.
+                _ => continue,
+            };
+            let _ = tx
+                .send(pb::SignerMessage {
+                    request_id: m.request_id,
+                    body: Some(answer),
+                })
+                .await;
+        }
+    });
+    (lies, task)
+}
+
+/// Submits withdrawals until the liar has lied at least once (and at least `min` times in
+/// all); each is signed, and each one it lied about only by the honest pair.
+async fn sign_through(c: &Cluster, prefix: &str, lies: &Mutex<Vec<String>>, group_key: &[u8]) {
+    let mut n = 0;
+    while lies.lock().unwrap().is_empty() || n < 3 {
+        assert!(n < 60, "the malicious signer was never chosen");
+        let id = format!("{prefix}-{n}");
+        let (code, w) = c.submit_eth(&id, "1").await;
+        assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+        assert!(rfc9591_verify(
+            group_key,
+            &hexf(&w, "message"),
+            &hexf(&w, "signature")
+        ));
+        if lies.lock().unwrap().contains(&id) {
+            assert_eq!(w["signers"], serde_json::json!([2, 3]), "{w}");
+        }
+        n += 1;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_shares_name_the_culprit_and_an_honest_quorum_signs() {
     let mut c = Cluster::start(3, 2).await;
+    let mut book = Book::attacks("redteam-malicious-signer");
     let group_key = c.status().await.group_public_key;
     c.kill_signer("signer-1").await;
     c.wait_connected(2).await;
@@ -52,59 +173,49 @@ async fn invalid_shares_name_the_culprit_and_an_honest_quorum_signs() {
         "{}",
         err.message()
     );
-
-    // Now as itself, but lying in every share.
-    let (tx, rx) = mpsc::channel(64);
-    tx.send(hello(&c, 1, group_key)).await.unwrap();
-    let mut inbound = SignerLinkClient::new(c.channel("signer-1").await)
-        .attach(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let asked = Arc::new(AtomicUsize::new(0));
-    let asked2 = asked.clone();
-    tokio::spawn(async move {
-        let share = SigningShare::deserialize(&[7u8; 32]).unwrap();
-        while let Ok(Some(m)) = inbound.message().await {
-            let answer = match m.body {
-                Some(pb::coordinator_message::Body::Commit(_)) => {
-                    let (_, commitments) = round1::commit(&share, &mut rand::thread_rng());
-                    Ans::Commit(pb::CommitResponse {
-                        commitments: commitments.serialize().unwrap(),
-                    })
-                }
-                Some(pb::coordinator_message::Body::Sign(_)) => {
-                    asked2.fetch_add(1, Ordering::SeqCst);
-                    Ans::Sign(pb::SignResponse {
-                        share: vec![5u8; 32],
-                    })
-                }
-                _ => continue,
-            };
-            let _ = tx
-                .send(pb::SignerMessage {
-                    request_id: m.request_id,
-                    body: Some(answer),
-                })
-                .await;
-        }
-    });
-    c.wait_connected(3).await;
-
-    // Quorums are random; keep going until the liar has been asked at least once. Every
-    // withdrawal must still be signed, and only ever by the honest pair.
-    let mut n = 0;
-    while asked.load(Ordering::SeqCst) == 0 || n < 3 {
-        assert!(n < 40, "the malicious signer was never chosen");
-        let (code, w) = c.submit_eth(&format!("wd-m-{n}"), "1").await;
-        assert_eq!(code, 0, "{w}");
-        assert_eq!(w["status"], "signed");
-        assert_eq!(w["signers"], serde_json::json!([2, 3]), "{w}");
-        n += 1;
-    }
-    let log = c.read_log("coordinator");
-    assert!(
-        log.contains("culprit"),
-        "culprit named in the coordinator log"
+    book.blocked(
+        "wrong identifier on its stream",
+        "coordinator",
+        "signer-identity",
+        None,
     );
+
+    // As itself, with garbage in every share.
+    let (lies, task) = attach_liar(&c, group_key.clone(), None, Lie::Garbage).await;
+    c.wait_connected(3).await;
+    sign_through(&c, "wd-m", &lies, &group_key).await;
+    let first = lies.lock().unwrap()[0].clone();
+    book.blocked_as(
+        "invalid signature share",
+        "coordinator",
+        "culprit",
+        Some(&first),
+        (kind::CULPRIT, "signer", "1"),
+    );
+    task.abort();
+    c.wait_connected(2).await;
+
+    // With the real key share: one honest share, then that share again for other sessions.
+    let (lies, task) = attach_liar(
+        &c,
+        group_key.clone(),
+        Some(stolen_key(&c)),
+        Lie::ReplayOtherSession,
+    )
+    .await;
+    c.wait_connected(3).await;
+    sign_through(&c, "wd-r", &lies, &group_key).await;
+    let first = lies.lock().unwrap()[0].clone();
+    book.blocked_as(
+        "valid share from another session",
+        "coordinator",
+        "culprit",
+        Some(&first),
+        (kind::CULPRIT, "signer", "1"),
+    );
+    task.abort();
+
+    let log = c.coordinator_audit().await;
+    book.audit("coordinator", &log);
+    book.finish();
 }

@@ -3,8 +3,6 @@
 //! A [`Book`] records named attacks: each must be refused under its rule, and each refusal must
 //! then be found in the audit log of the node that refused it.
 
-use std::collections::BTreeMap;
-
 use quorate_core::audit::{kind, Record};
 use quorate_wire::signer::signer_message::Body as Ans;
 use serde_json::{json, Value};
@@ -22,6 +20,10 @@ struct Case {
     attack: String,
     node: String,
     rule: String,
+    /// The audit record that must show it: of this kind, with `field` = `value`.
+    kind: String,
+    field: String,
+    value: String,
     withdrawal: Option<String>,
     /// `None`: refused before any node's code runs (a TLS handshake), so there is no audit
     /// record to look for.
@@ -76,10 +78,32 @@ impl Book {
 
     /// Records a case the caller has already seen refused under `rule` by `node`.
     pub fn blocked(&mut self, attack: &str, node: &str, rule: &str, withdrawal: Option<&str>) {
+        self.blocked_as(
+            attack,
+            node,
+            rule,
+            withdrawal,
+            (kind::REFUSED, "rule", rule),
+        );
+    }
+
+    /// Records a case the caller has seen blocked, shown in `node`'s audit log by a record of
+    /// `kind` whose `field` is `value` (for example a `culprit` record).
+    pub fn blocked_as(
+        &mut self,
+        attack: &str,
+        node: &str,
+        rule: &str,
+        withdrawal: Option<&str>,
+        (kind, field, value): (&str, &str, &str),
+    ) {
         self.cases.push(Case {
             attack: attack.to_string(),
             node: node.to_string(),
             rule: rule.to_string(),
+            kind: kind.to_string(),
+            field: field.to_string(),
+            value: value.to_string(),
             withdrawal: withdrawal.map(str::to_string),
             audited: Some(false),
         });
@@ -91,38 +115,35 @@ impl Book {
             attack: attack.to_string(),
             node: node.to_string(),
             rule: "tls-handshake".into(),
+            kind: String::new(),
+            field: String::new(),
+            value: String::new(),
             withdrawal: None,
             audited: None,
         });
     }
 
-    /// Looks each of `node`'s cases up in its (verified) audit log: a `refused` record under
-    /// the same rule (and withdrawal, where the case names one), as many as there are cases.
+    /// Looks each of `node`'s cases up in its (verified) audit log: a record of the case's
+    /// kind and field value (and withdrawal, where the case names one), one record per case.
     pub fn audit(&mut self, node: &str, log: &[Record]) {
-        let mut found: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
-        for r in log.iter().filter(|r| r.event.kind == kind::REFUSED) {
-            let rule = r.event.field("rule").unwrap_or_default().to_string();
-            let w = r.event.field("withdrawal").map(str::to_string);
-            *found.entry((rule, w)).or_default() += 1;
-        }
-        // Cases without a withdrawal match any record under their rule.
-        let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
-        for r in log.iter().filter(|r| r.event.kind == kind::REFUSED) {
-            *by_rule
-                .entry(r.event.field("rule").unwrap_or_default().to_string())
-                .or_default() += 1;
-        }
-        for c in self
-            .cases
-            .iter_mut()
-            .filter(|c| c.node == node && c.audited.is_some())
-        {
-            let left = match &c.withdrawal {
-                Some(w) => found.get_mut(&(c.rule.clone(), Some(w.clone()))),
-                None => by_rule.get_mut(&c.rule),
-            };
-            if let Some(n) = left.filter(|n| **n > 0) {
-                *n -= 1;
+        let mut used = vec![false; log.len()];
+        // Cases naming a withdrawal first: they can match fewer records.
+        let mut order: Vec<usize> = (0..self.cases.len())
+            .filter(|i| self.cases[*i].node == node && self.cases[*i].audited.is_some())
+            .collect();
+        order.sort_by_key(|i| self.cases[*i].withdrawal.is_none());
+        for i in order {
+            let c = &mut self.cases[i];
+            let hit = log.iter().enumerate().position(|(i, r)| {
+                !used[i]
+                    && r.event.kind == c.kind
+                    && r.event.field(&c.field) == Some(c.value.as_str())
+                    && c.withdrawal
+                        .as_deref()
+                        .is_none_or(|w| r.event.field("withdrawal") == Some(w))
+            });
+            if let Some(i) = hit {
+                used[i] = true;
                 c.audited = Some(true);
             }
         }

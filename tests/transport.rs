@@ -242,21 +242,7 @@ async fn transport_refuses_what_it_must() {
     );
 
     // Every refusal the coordinator's own code made is in its audit log.
-    let page = admin
-        .export_audit(quorate_wire::audit::AuditExportRequest {
-            node: "coordinator".into(),
-            from_seq: 1,
-            limit: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let log: Vec<_> = page
-        .records
-        .iter()
-        .map(|r| quorate_wire::convert::audit::record_from_proto(r).unwrap())
-        .collect();
-    quorate_core::audit::verify_chain(&log).unwrap();
+    let log = c.coordinator_audit().await;
     book.audit("coordinator", &log);
     book.finish();
 }

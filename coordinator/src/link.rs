@@ -74,6 +74,15 @@ impl SignerLink for LinkService {
         };
         if hello.identifier != u32::from(entry.identifier) || hello.name != entry.name {
             warn!(signer = %entry.name, claimed = hello.identifier, "hello does not match certificate");
+            self.state.audit(
+                Event::refused(
+                    "signer-link",
+                    "signer-identity",
+                    "the hello's name or identifier is not the certificate's",
+                )
+                .with("signer", &entry.name)
+                .with("claimed", hello.identifier.to_string()),
+            );
             return Err(Status::permission_denied(format!(
                 "signer-identity: certificate is `{}` (identifier {}), hello claims `{}` ({})",
                 entry.name, entry.identifier, hello.name, hello.identifier
