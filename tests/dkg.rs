@@ -17,11 +17,17 @@ use tokio::sync::mpsc;
 use crate::{
     harness::Cluster,
     hostile::{Driven, Fake},
+    scoreboard::Book,
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
-    let mut c = Cluster::create(3, 2).await;
+/// A hostile relay in the coordinator's place, and the named signers connected to it.
+async fn relay_with(
+    c: &mut Cluster,
+    names: &[&str],
+) -> (
+    BTreeMap<u32, Driven>,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+) {
     let tls = TlsMaterial::load(
         &c.path("ca/ca.pem"),
         &c.path("coordinator/cert.pem"),
@@ -36,11 +42,11 @@ async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
             .add_service(SignerLinkServer::new(Fake { links: links_tx }))
             .serve_with_incoming(tls::incoming(listener, tls.server_config().unwrap())),
     );
-    for name in c.names.clone() {
-        c.start_signer(&name);
+    for name in names {
+        c.start_signer(name);
     }
     let mut s: BTreeMap<u32, Driven> = BTreeMap::new();
-    while s.len() < 3 {
+    while s.len() < names.len() {
         let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links_rx.recv())
             .await
             .expect("signers connect")
@@ -54,6 +60,39 @@ async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
             },
         );
     }
+    (s, server)
+}
+
+/// Each listed signer's audit log, verified against its pinned identity key.
+async fn audit_logs(c: &Cluster, s: &mut BTreeMap<u32, Driven>, book: &mut Book) {
+    let manifest = Manifest::load(&c.path("manifest.toml")).unwrap();
+    for (i, d) in s.iter_mut() {
+        let key = manifest.signer(*i as u16).unwrap().identity_key;
+        let log = d.verified_audit(&key).await;
+        book.audit(&format!("signer-{i}"), &log);
+    }
+}
+
+/// Every listed signer refuses to sign: it holds no share.
+async fn no_share(s: &mut BTreeMap<u32, Driven>) {
+    for d in s.values_mut() {
+        let a = d
+            .call(Req::Commit(pb::CommitRequest {
+                session_id: vec![9; 16],
+            }))
+            .await;
+        match a {
+            Ans::Refusal(r) => assert_eq!(r.rule, "no-key-share"),
+            other => panic!("no signer may hold a share: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
+    let mut c = Cluster::create(3, 2).await;
+    let mut book = Book::attacks("redteam-dkg");
+    let (mut s, server) = relay_with(&mut c, &["signer-1", "signer-2", "signer-3"]).await;
     let session = vec![5u8; 16];
     let manifest_hash = Manifest::load(&c.path("manifest.toml"))
         .unwrap()
@@ -115,6 +154,13 @@ async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
                     vec![1],
                     "the sender of the altered share is named"
                 );
+                book.blocked_as(
+                    "tampered encrypted round-2 package",
+                    "signer-3",
+                    "dkg-aborted",
+                    None,
+                    (quorate_core::audit::kind::REFUSED, "culprits", "1"),
+                );
             }
             (3, other) => panic!("signer 3 must abort: {other:?}"),
             (_, Ans::DkgRound3(p)) => results.push(pb::DkgResult {
@@ -141,17 +187,9 @@ async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
             other => panic!("must not confirm: {other:?}"),
         }
     }
-    for d in s.values_mut() {
-        let a = d
-            .call(Req::Commit(pb::CommitRequest {
-                session_id: vec![9; 16],
-            }))
-            .await;
-        match a {
-            Ans::Refusal(r) => assert_eq!(r.rule, "no-key-share"),
-            other => panic!("no signer may hold a share: {other:?}"),
-        }
-    }
+    no_share(&mut s).await;
+    audit_logs(&c, &mut s, &mut book).await;
+    book.finish();
 
     // An honest coordinator then runs DKG from scratch, and the group signs.
     drop(s);
@@ -168,4 +206,94 @@ async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
     let (code, w) = c.submit_eth("wd-after-dkg", "1").await;
     assert_eq!(code, 0, "{w}");
     assert_eq!(w["status"], "signed");
+}
+
+/// Signer 1's identity key, unsealed from its files with its KEK: the test plays a malicious
+/// signer 1 with the real key, so its DKG messages carry valid identity signatures.
+fn stolen_identity(c: &Cluster) -> quorate_core::identity::IdentitySecret {
+    let kek = quorate_core::atrest::Kek::from_hex(
+        std::fs::read_to_string(c.path("signer-1/kek"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let sealed = std::fs::read(c.path("signer-1/identity.key")).unwrap();
+    let plain = kek
+        .open(&quorate_signer::node::identity_purpose("signer-1"), &sealed)
+        .unwrap();
+    quorate_core::identity::IdentitySecret::from_bytes(&plain).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
+    use quorate_core::dkg;
+    let mut c = Cluster::create(3, 2).await;
+    let mut book = Book::attacks("redteam-dkg-signer");
+    let (mut s, _server) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
+    let manifest = Manifest::load(&c.path("manifest.toml")).unwrap();
+    let me = stolen_identity(&c);
+    let session = vec![6u8; 16];
+    let setup = dkg::DkgSetup {
+        session_id: session.clone(),
+        manifest_hash: manifest.hash(),
+        me: 1,
+        threshold: manifest.threshold,
+        participants: manifest
+            .signers
+            .iter()
+            .map(|x| (x.identifier, x.identity_key))
+            .collect(),
+    };
+    let (_, honest) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
+    // The proof of knowledge is the package's last field: change its last byte, and sign
+    // the result with signer 1's real identity key.
+    let mut bytes = honest.package.clone();
+    *bytes.last_mut().unwrap() ^= 1;
+    let bad = dkg::sign_round1(&setup, &me, bytes);
+    let mut round1 = vec![pb::SignedRound1 {
+        identifier: 1,
+        package: bad.package,
+        signature: bad.signature,
+    }];
+    for (i, d) in s.iter_mut() {
+        match d
+            .call(Req::DkgRound1(pb::DkgRound1Request {
+                session_id: session.clone(),
+                manifest_hash: manifest.hash().to_vec(),
+            }))
+            .await
+        {
+            Ans::DkgRound1(p) => round1.push(pb::SignedRound1 {
+                identifier: *i,
+                package: p.package,
+                signature: p.signature,
+            }),
+            other => panic!("round 1: {other:?}"),
+        }
+    }
+    for (i, d) in s.iter_mut() {
+        let a = d
+            .call(Req::DkgRound2(pb::DkgRound2Request {
+                session_id: session.clone(),
+                packages: round1.clone(),
+            }))
+            .await;
+        match &a {
+            Ans::Refusal(r) => {
+                assert_eq!(r.rule, "dkg-aborted", "{r:?}");
+                assert_eq!(r.culprits, vec![1], "signer {i}: {r:?}");
+            }
+            other => panic!("signer {i} accepted a bad proof of knowledge: {other:?}"),
+        }
+        book.blocked_as(
+            "bad proof of knowledge in a round-1 package",
+            &format!("signer-{i}"),
+            "dkg-aborted",
+            None,
+            (quorate_core::audit::kind::REFUSED, "culprits", "1"),
+        );
+    }
+    no_share(&mut s).await;
+    audit_logs(&c, &mut s, &mut book).await;
+    book.finish();
 }

@@ -118,13 +118,7 @@ pub fn round1<R: RngCore + CryptoRng>(
     let bytes = package
         .serialize()
         .map_err(|e| fail(format!("round 1: {e}"), vec![]))?;
-    let me = setup.me.to_be_bytes();
-    let signature = identity.sign(ROUND1_DOMAIN, &round1_parts(&setup, &me, &bytes));
-    let signed = SignedRound1 {
-        identifier: setup.me,
-        package: bytes.clone(),
-        signature,
-    };
+    let signed = sign_round1(&setup, identity, bytes.clone());
     Ok((
         Round1State {
             setup,
@@ -133,6 +127,17 @@ pub fn round1<R: RngCore + CryptoRng>(
         },
         signed,
     ))
+}
+
+/// Signs a serialised round-1 package as participant `setup.me` of this session.
+pub fn sign_round1(setup: &DkgSetup, identity: &IdentitySecret, package: Vec<u8>) -> SignedRound1 {
+    let me = setup.me.to_be_bytes();
+    let signature = identity.sign(ROUND1_DOMAIN, &round1_parts(setup, &me, &package));
+    SignedRound1 {
+        identifier: setup.me,
+        package,
+        signature,
+    }
 }
 
 /// Hash of the whole round-1 broadcast as one participant saw it.
