@@ -285,10 +285,10 @@ async fn crash_injection_loses_nothing_debits_once_and_reuses_no_nonce() {
         let mut debits: BTreeMap<&str, usize> = BTreeMap::new();
         for r in &log.records {
             let f = |k: &str| r.event.field(k).unwrap_or_default();
-            if r.event.kind == kind::SHARE_RELEASED || r.event.kind == kind::LEDGER_NOTICE {
-                if f("debit") == "new" {
-                    *debits.entry(f("withdrawal")).or_default() += 1;
-                }
+            let counts =
+                r.event.kind == kind::SHARE_RELEASED || r.event.kind == kind::LEDGER_NOTICE;
+            if counts && f("debit") == "new" {
+                *debits.entry(f("withdrawal")).or_default() += 1;
             }
             if r.event.kind == kind::SHARE_RELEASED {
                 shares += 1;

@@ -5,6 +5,7 @@
 mod harness;
 
 mod audit;
+mod badinput;
 mod crash;
 mod devnet;
 mod dkg;

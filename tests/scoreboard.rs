@@ -109,6 +109,21 @@ impl Book {
         });
     }
 
+    /// Records a bad input the caller has seen answered with a clear error (`outcome`: the
+    /// status code or rule). Bad inputs are not looked up in audit logs.
+    pub fn handled(&mut self, input: &str, outcome: &str) {
+        self.cases.push(Case {
+            attack: input.to_string(),
+            node: String::new(),
+            rule: outcome.to_string(),
+            kind: String::new(),
+            field: String::new(),
+            value: String::new(),
+            withdrawal: None,
+            audited: None,
+        });
+    }
+
     /// Records a case refused before any node's code could see it (no audit record exists).
     pub fn blocked_at_handshake(&mut self, attack: &str, node: &str) {
         self.cases.push(Case {

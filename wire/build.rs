@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .extern_path(".quorate.policy.v1", "crate::policy")
         .extern_path(".quorate.audit.v1", "crate::audit")
+        .codec_path("crate::codec::StrictCodec")
         .compile_fds(fds)?;
     // The shared packages, generated on their own: the others refer to them through
     // `extern_path` because the generated modules are not nested by package.
