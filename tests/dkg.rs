@@ -117,6 +117,7 @@ async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
         }
     }
     let mut mail: BTreeMap<u32, Vec<pb::SealedRound2>> = BTreeMap::new();
+    let mut echoes = Vec::new();
     for d in s.values_mut() {
         match d
             .call(Req::DkgRound2(pb::DkgRound2Request {
@@ -126,6 +127,7 @@ async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
             .await
         {
             Ans::DkgRound2(p) => {
+                echoes.extend(p.echo);
                 for sealed in p.packages {
                     mail.entry(sealed.recipient).or_default().push(sealed);
                 }
@@ -144,6 +146,7 @@ async fn tampered_dkg_aborts_with_culprit_and_leaves_no_share() {
             .call(Req::DkgRound3(pb::DkgRound3Request {
                 session_id: session.clone(),
                 packages: mail[i].clone(),
+                echoes: echoes.clone(),
             }))
             .await;
         match (i, a) {
@@ -287,6 +290,130 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
         }
         book.blocked_as(
             "bad proof of knowledge in a round-1 package",
+            &format!("signer-{i}"),
+            "dkg-aborted",
+            None,
+            (quorate_core::audit::kind::REFUSED, "culprits", "1"),
+        );
+    }
+    no_share(&mut s).await;
+    audit_logs(&c, &mut s, &mut book).await;
+    book.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_peer() {
+    use quorate_core::dkg;
+    let mut c = Cluster::create(3, 2).await;
+    let mut book = Book::attacks("redteam-dkg-equivocation");
+    let (mut s, _server) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
+    let manifest = Manifest::load(&c.path("manifest.toml")).unwrap();
+    let me = stolen_identity(&c);
+    let session = vec![8u8; 16];
+    let setup = dkg::DkgSetup {
+        session_id: session.clone(),
+        manifest_hash: manifest.hash(),
+        me: 1,
+        threshold: manifest.threshold,
+        participants: manifest
+            .signers
+            .iter()
+            .map(|x| (x.identifier, x.identity_key))
+            .collect(),
+    };
+    // Two valid round-1 packages, both signed by signer 1: A for signer 2, B for signer 3.
+    let (state_a, a) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
+    let (_, b) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
+    let to_pb = |p: &dkg::SignedRound1| pb::SignedRound1 {
+        identifier: u32::from(p.identifier),
+        package: p.package.clone(),
+        signature: p.signature.clone(),
+    };
+    let mut honest = Vec::new();
+    for (i, d) in s.iter_mut() {
+        match d
+            .call(Req::DkgRound1(pb::DkgRound1Request {
+                session_id: session.clone(),
+                manifest_hash: manifest.hash().to_vec(),
+            }))
+            .await
+        {
+            Ans::DkgRound1(p) => honest.push(pb::SignedRound1 {
+                identifier: *i,
+                package: p.package,
+                signature: p.signature,
+            }),
+            other => panic!("round 1: {other:?}"),
+        }
+    }
+    let mut mail: BTreeMap<u32, Vec<pb::SealedRound2>> = BTreeMap::new();
+    let mut echoes = Vec::new();
+    for (i, d) in s.iter_mut() {
+        let mine = if *i == 2 { to_pb(&a) } else { to_pb(&b) };
+        let view: Vec<pb::SignedRound1> = std::iter::once(mine).chain(honest.clone()).collect();
+        match d
+            .call(Req::DkgRound2(pb::DkgRound2Request {
+                session_id: session.clone(),
+                packages: view,
+            }))
+            .await
+        {
+            Ans::DkgRound2(p) => {
+                echoes.extend(p.echo);
+                for sealed in p.packages {
+                    mail.entry(sealed.recipient).or_default().push(sealed);
+                }
+            }
+            other => panic!("round 2: {other:?}"),
+        }
+    }
+    // Signer 1 plays along as if everyone had seen A, with its own shares and echo.
+    let received: Vec<dkg::SignedRound1> = std::iter::once(a.clone())
+        .chain(honest.iter().map(|p| dkg::SignedRound1 {
+            identifier: p.identifier as u16,
+            package: p.package.clone(),
+            signature: p.signature.clone(),
+        }))
+        .collect();
+    let (state2, sealed) = dkg::round2(state_a, &me, &mut rand::rngs::OsRng, &received).unwrap();
+    let echo = dkg::echo(&state2, &me);
+    echoes.push(pb::DkgEcho {
+        from: 1,
+        packages: echo.packages.iter().map(to_pb).collect(),
+        signature: echo.signature,
+    });
+    for x in sealed {
+        mail.entry(u32::from(x.recipient))
+            .or_default()
+            .push(pb::SealedRound2 {
+                sender: 1,
+                recipient: u32::from(x.recipient),
+                nonce: x.nonce.to_vec(),
+                ciphertext: x.ciphertext,
+            });
+    }
+    for (i, d) in s.iter_mut() {
+        let answer = d
+            .call(Req::DkgRound3(pb::DkgRound3Request {
+                session_id: session.clone(),
+                packages: mail.get(i).cloned().unwrap_or_default(),
+                echoes: echoes.clone(),
+            }))
+            .await;
+        match &answer {
+            Ans::Refusal(r) => {
+                assert_eq!(r.rule, "dkg-aborted", "{r:?}");
+                assert_eq!(
+                    r.culprits,
+                    vec![1],
+                    "signer {i} names the equivocator: {r:?}"
+                );
+                assert!(r.reason.contains("equivocation"), "{r:?}");
+            }
+            other => panic!("signer {i} finished a DKG with an equivocator: {other:?}"),
+        }
+        book.blocked_as(
+            "different round-1 packages shown to different peers",
             &format!("signer-{i}"),
             "dkg-aborted",
             None,

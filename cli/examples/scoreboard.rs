@@ -15,6 +15,7 @@ const SUITES: &[&str] = &[
     "redteam-malicious-signer",
     "redteam-dkg",
     "redteam-dkg-signer",
+    "redteam-dkg-equivocation",
     "redteam-transport",
     "badinput-withdrawal",
     "badinput-admin",

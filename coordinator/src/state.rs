@@ -812,10 +812,15 @@ impl Coordinator {
             })
             .await?;
         let mut mailbox: BTreeMap<u16, Vec<pb::SealedRound2>> = BTreeMap::new();
+        let mut echoes = Vec::with_capacity(ids.len());
         for (i, body) in r2 {
             let pb::signer_message::Body::DkgRound2(p) = body else {
                 return Err((format!("signer {i} answered round 2 out of turn"), vec![i]));
             };
+            // Relayed as sent; each recipient checks the signatures in it.
+            if let Some(e) = p.echo {
+                echoes.push(e);
+            }
             for s in p.packages {
                 // The sender is who answered, whatever the package says.
                 if s.sender != u32::from(i) {
@@ -843,6 +848,7 @@ impl Coordinator {
                 pb::coordinator_message::Body::DkgRound3(pb::DkgRound3Request {
                     session_id: session.clone(),
                     packages: mailbox.get(&i).cloned().unwrap_or_default(),
+                    echoes: echoes.clone(),
                 })
             })
             .await?;

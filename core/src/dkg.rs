@@ -30,6 +30,7 @@ use crate::{
 
 const ROUND1_DOMAIN: &str = "quorate/dkg-round1/v1";
 const RESULT_DOMAIN: &str = "quorate/dkg-result/v1";
+const ECHO_DOMAIN: &str = "quorate/dkg-echo/v1";
 
 /// A DKG failure; `culprits` are the identifiers shown to have misbehaved (empty when the
 /// fault can't be pinned on a participant, e.g. the relay altered our own message).
@@ -162,6 +163,160 @@ pub struct Round2State {
     secret: round2::SecretPackage,
     others: BTreeMap<Identifier, round1::Package>,
     transcript: [u8; 32],
+    /// The signed round-1 packages we accepted, by sender: what we echo.
+    accepted: BTreeMap<u16, SignedRound1>,
+}
+
+/// Echo broadcast: one participant's signed account of the round-1 packages it accepted.
+///
+/// The coordinator relays the round-1 broadcast, so it is no broadcast channel: a participant
+/// could sign two different packages and have each shown to different peers. Every participant
+/// therefore echoes what it accepted, with every package still signed by its sender, and signs
+/// the echo. A package in someone's echo that differs from the one we accepted, under the same
+/// sender's valid signature, proves that sender equivocated (RFC 9591 leaves the broadcast
+/// channel to the application; this is ours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedEcho {
+    /// Whose echo.
+    pub from: u16,
+    /// The signed round-1 packages it accepted, one per participant.
+    pub packages: Vec<SignedRound1>,
+    /// Its identity signature over (session, manifest, itself, transcript of `packages`).
+    pub signature: Vec<u8>,
+}
+
+fn echo_parts<'a>(
+    setup: &'a DkgSetup,
+    from: &'a [u8; 2],
+    transcript: &'a [u8; 32],
+) -> [&'a [u8]; 4] {
+    [&setup.session_id, &setup.manifest_hash, from, transcript]
+}
+
+/// Our echo of the round-1 broadcast, signed, to send with our round-2 packages.
+pub fn echo(state: &Round2State, identity: &IdentitySecret) -> SignedEcho {
+    let setup = &state.setup;
+    let me = setup.me.to_be_bytes();
+    SignedEcho {
+        from: setup.me,
+        packages: state.accepted.values().cloned().collect(),
+        signature: identity.sign(ECHO_DOMAIN, &echo_parts(setup, &me, &state.transcript)),
+    }
+}
+
+/// Checks every other participant's echo against the packages we accepted. Names the culprit
+/// where the evidence is conclusive: a sender whose two different packages both carry its
+/// signature, or an echo signer whose signed echo holds a package its sender never signed.
+fn check_echoes(state: &Round2State, echoes: &[SignedEcho]) -> Result<(), DkgError> {
+    let setup = &state.setup;
+    let mut seen = BTreeMap::new();
+    for e in echoes {
+        if e.from == setup.me {
+            continue;
+        }
+        let Some(key) = setup.participants.get(&e.from) else {
+            return Err(fail(
+                format!("echo from unknown identifier {}", e.from),
+                vec![],
+            ));
+        };
+        if seen.insert(e.from, ()).is_some() {
+            return Err(fail(format!("two echoes from {}", e.from), vec![]));
+        }
+        let mut by_id = BTreeMap::new();
+        for p in &e.packages {
+            let Some(sender_key) = setup.participants.get(&p.identifier) else {
+                return Err(fail(
+                    format!(
+                        "echo of {} names unknown identifier {}",
+                        e.from, p.identifier
+                    ),
+                    vec![],
+                ));
+            };
+            let sender = p.identifier.to_be_bytes();
+            let signed_by_sender = sender_key
+                .verify(
+                    ROUND1_DOMAIN,
+                    &round1_parts(setup, &sender, &p.package),
+                    &p.signature,
+                )
+                .is_ok();
+            if by_id
+                .insert(p.identifier, (p.package.clone(), signed_by_sender))
+                .is_some()
+            {
+                return Err(fail(
+                    format!("echo of {} repeats identifier {}", e.from, p.identifier),
+                    vec![],
+                ));
+            }
+        }
+        let packages: BTreeMap<u16, Vec<u8>> =
+            by_id.iter().map(|(i, (b, _))| (*i, b.clone())).collect();
+        let transcript = transcript_hash(setup, &packages);
+        let from = e.from.to_be_bytes();
+        if key
+            .verify(
+                ECHO_DOMAIN,
+                &echo_parts(setup, &from, &transcript),
+                &e.signature,
+            )
+            .is_err()
+        {
+            // Unsigned by its author: the relay altered or made it up. Nobody to blame.
+            return Err(fail(
+                format!("the echo of {} is not signed by its identity key", e.from),
+                vec![],
+            ));
+        }
+        for (id, ours) in &state.accepted {
+            match by_id.get(id) {
+                Some((theirs, _)) if *theirs == ours.package => {}
+                Some((_, true)) => {
+                    return Err(fail(
+                        format!(
+                            "participant {id} signed two different round-1 packages for this session (equivocation, seen in the echo of {})",
+                            e.from
+                        ),
+                        vec![*id],
+                    ))
+                }
+                Some((_, false)) => {
+                    return Err(fail(
+                        format!(
+                            "participant {} signed an echo holding a round-1 package of {id} that {id} never signed",
+                            e.from
+                        ),
+                        vec![e.from],
+                    ))
+                }
+                None => {
+                    return Err(fail(
+                        format!("participant {} signed an echo without {id}'s package", e.from),
+                        vec![e.from],
+                    ))
+                }
+            }
+        }
+        if by_id.len() != state.accepted.len() {
+            return Err(fail(
+                format!("participant {} signed an echo with extra packages", e.from),
+                vec![e.from],
+            ));
+        }
+    }
+    if seen.len() + 1 != setup.participants.len() {
+        return Err(fail(
+            format!(
+                "round 3 needs every other participant's echo; got {} of {} (withheld by the relay?)",
+                seen.len(),
+                setup.participants.len() - 1
+            ),
+            vec![],
+        ));
+    }
+    Ok(())
 }
 
 /// Round 2: check every round-1 broadcast, then seal a share to each other participant.
@@ -173,6 +328,7 @@ pub fn round2<R: RngCore + CryptoRng>(
 ) -> Result<(Round2State, Vec<Sealed>), DkgError> {
     let setup = state.setup;
     let mut by_id: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
+    let mut accepted: BTreeMap<u16, SignedRound1> = BTreeMap::new();
     for r in received {
         let Some(key) = setup.participants.get(&r.identifier) else {
             return Err(fail(
@@ -202,6 +358,7 @@ pub fn round2<R: RngCore + CryptoRng>(
             )
         })?;
         by_id.insert(r.identifier, r.package.clone());
+        accepted.insert(r.identifier, r.clone());
     }
     if by_id.len() != setup.participants.len() {
         return Err(fail(
@@ -270,6 +427,7 @@ pub fn round2<R: RngCore + CryptoRng>(
             secret,
             others,
             transcript,
+            accepted,
         },
         sealed,
     ))
@@ -303,7 +461,11 @@ pub fn round3(
     state: Round2State,
     identity: &IdentitySecret,
     sealed: &[Sealed],
+    echoes: &[SignedEcho],
 ) -> Result<DkgOutput, DkgError> {
+    // Everyone must have accepted the same round-1 packages before a sealed share that does
+    // not open can be blamed on its sender.
+    check_echoes(&state, echoes)?;
     let setup = &state.setup;
     let mut packages = BTreeMap::new();
     for s in sealed {

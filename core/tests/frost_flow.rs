@@ -52,8 +52,10 @@ fn dkg_outputs(
     }
     let mut r2 = Vec::new();
     let mut mail: BTreeMap<u16, Vec<Sealed>> = BTreeMap::new();
+    let mut echoes = Vec::new();
     for (st, (_, k)) in r1.into_iter().zip(&ids) {
         let (st, sealed) = dkg::round2(st, k, &mut OsRng, &broadcast).unwrap();
+        echoes.push(dkg::echo(&st, k));
         r2.push(st);
         for s in sealed {
             mail.entry(s.recipient).or_default().push(s);
@@ -62,7 +64,7 @@ fn dkg_outputs(
     let outs = r2
         .into_iter()
         .zip(&ids)
-        .map(|(st, (i, k))| dkg::round3(st, k, &mail[i]).unwrap())
+        .map(|(st, (i, k))| dkg::round3(st, k, &mail[i], &echoes).unwrap())
         .collect();
     (ids, outs)
 }
@@ -261,30 +263,103 @@ fn dkg_equivocation_and_tampered_shares_abort_with_culprit() {
     let mut r1 = r1.into_iter();
     let (st1, sealed1) =
         dkg::round2(r1.next().unwrap(), &ids[0].1, &mut OsRng, &broadcast).unwrap();
-    let (st2, _sealed2) = dkg::round2(r1.next().unwrap(), &ids[1].1, &mut OsRng, &view2).unwrap();
-    // Signer 2 cannot open what signer 1 sealed: their transcripts differ.
-    let to2: Vec<Sealed> = sealed1
-        .iter()
-        .filter(|s| s.recipient == 2)
-        .cloned()
-        .collect();
-    let err = dkg::round3(st2, &ids[1].1, &to2).expect_err("equivocation detected");
-    assert!(err.reason.contains("does not open"), "{err}");
-
-    // A sealed share altered in transit names its sender.
-    let mut bad: Vec<Sealed> = sealed1
-        .iter()
-        .filter(|s| s.recipient == 3)
-        .cloned()
-        .collect();
-    bad[0].ciphertext[0] ^= 1;
-    let st3 = {
-        let (st3, _) = dkg::round2(r1.next().unwrap(), &ids[2].1, &mut OsRng, &broadcast).unwrap();
-        st3
+    let (st2, sealed2) = dkg::round2(r1.next().unwrap(), &ids[1].1, &mut OsRng, &view2).unwrap();
+    let (st3, sealed3) =
+        dkg::round2(r1.next().unwrap(), &ids[2].1, &mut OsRng, &broadcast).unwrap();
+    let echoes = vec![
+        dkg::echo(&st1, &ids[0].1),
+        dkg::echo(&st2, &ids[1].1),
+        dkg::echo(&st3, &ids[2].1),
+    ];
+    let to = |n: u16| -> Vec<Sealed> {
+        sealed1
+            .iter()
+            .chain(&sealed2)
+            .chain(&sealed3)
+            .filter(|s| s.recipient == n)
+            .cloned()
+            .collect()
     };
-    let err = dkg::round3(st3, &ids[2].1, &bad).expect_err("tamper detected");
+    // Both honest signers name signer 3 from the echoes: two packages under its signature.
+    // (Without echoes, signer 2 could only see that signer 1's share does not open, and would
+    // have blamed the honest signer 1.)
+    let err = dkg::round3(st2, &ids[1].1, &to(2), &echoes).expect_err("equivocation detected");
+    assert_eq!(err.culprits, vec![3], "{err}");
+    assert!(err.reason.contains("equivocation"), "{err}");
+    let err = dkg::round3(st1, &ids[0].1, &to(1), &echoes).expect_err("equivocation detected");
+    assert_eq!(err.culprits, vec![3], "{err}");
+
+    // A relay that withholds an echo, alters one, or forges one names nobody.
+    let err = dkg::round3(st3, &ids[2].1, &to(3), &echoes[..1]).expect_err("echo missing");
+    assert!(err.culprits.is_empty(), "{err}");
+}
+
+#[test]
+fn dkg_echo_checks_and_tampered_shares() {
+    let ids: Vec<(u16, IdentitySecret)> = (1..=3)
+        .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
+        .collect();
+    let run_round2 = || {
+        let mut r1 = Vec::new();
+        let mut broadcast = Vec::new();
+        for (i, k) in &ids {
+            let (st, signed) = dkg::round1(setup(*i, &ids, 2, b"e"), k, &mut OsRng).unwrap();
+            r1.push(st);
+            broadcast.push(signed);
+        }
+        let mut states = Vec::new();
+        let mut sealed = Vec::new();
+        let mut echoes = Vec::new();
+        for (st, (_, k)) in r1.into_iter().zip(&ids) {
+            let (st, s) = dkg::round2(st, k, &mut OsRng, &broadcast).unwrap();
+            echoes.push(dkg::echo(&st, k));
+            states.push(st);
+            sealed.extend(s);
+        }
+        (states, sealed, echoes)
+    };
+    let to = |sealed: &[Sealed], n: u16| -> Vec<Sealed> {
+        sealed
+            .iter()
+            .filter(|s| s.recipient == n)
+            .cloned()
+            .collect()
+    };
+
+    // An echo altered in transit (its signature no longer covers it): nobody named.
+    let (mut states, sealed, mut echoes) = run_round2();
+    echoes[0].packages[1].package[3] ^= 1;
+    let st = states.remove(2);
+    let err = dkg::round3(st, &ids[2].1, &to(&sealed, 3), &echoes).expect_err("altered echo");
+    assert!(err.culprits.is_empty(), "{err}");
+
+    // A participant that signs an echo holding a package its sender never signed is named.
+    let (mut states, sealed, mut echoes) = run_round2();
+    echoes[0].packages[1].package[3] ^= 1;
+    let mut transcript_of = std::collections::BTreeMap::new();
+    for p in &echoes[0].packages {
+        transcript_of.insert(p.identifier, p.package.clone());
+    }
+    let s = setup(1, &ids, 2, b"e");
+    let t = dkg::transcript_hash(&s, &transcript_of);
+    echoes[0].signature = ids[0].1.sign(
+        "quorate/dkg-echo/v1",
+        &[b"e", &[7; 32], &1u16.to_be_bytes(), &t],
+    );
+    let st = states.remove(2);
+    let err = dkg::round3(st, &ids[2].1, &to(&sealed, 3), &echoes).expect_err("lying echo");
+    assert_eq!(err.culprits, vec![1], "{err}");
+
+    // With consistent echoes, a sealed share altered in transit names its sender.
+    let (mut states, mut sealed, echoes) = run_round2();
+    let bad = sealed
+        .iter_mut()
+        .find(|s| s.recipient == 3 && s.sender == 1)
+        .unwrap();
+    bad.ciphertext[0] ^= 1;
+    let st = states.remove(2);
+    let err = dkg::round3(st, &ids[2].1, &to(&sealed, 3), &echoes).expect_err("tamper detected");
     assert_eq!(err.culprits, vec![1]);
-    drop(st1);
 }
 
 #[test]

@@ -503,10 +503,12 @@ impl Node {
         let mut rng = rand::rngs::OsRng;
         match dkg::round2(state, &self.identity, &mut rng, &received) {
             Ok((state, sealed)) => {
+                let echo = dkg::echo(&state, &self.identity);
                 slot.progress = Some(DkgProgress::Round2(r.session_id, state));
                 info!(signer = %self.name, "DKG round 2 sent");
                 pb::signer_message::Body::DkgRound2(pb::DkgRound2Response {
                     packages: sealed.into_iter().map(sealed_to_pb).collect(),
+                    echo: Some(echo_to_pb(echo)),
                 })
             }
             Err(e) => {
@@ -539,7 +541,19 @@ impl Node {
                 }
             }
         }
-        let out = match dkg::round3(state, &self.identity, &sealed) {
+        let mut echoes = Vec::with_capacity(r.echoes.len());
+        for e in r.echoes {
+            match echo_from_pb(e) {
+                Some(e) => echoes.push(e),
+                None => {
+                    return dkg_refusal(dkg::DkgError {
+                        reason: "malformed echo".into(),
+                        culprits: vec![],
+                    })
+                }
+            }
+        }
+        let out = match dkg::round3(state, &self.identity, &sealed, &echoes) {
             Ok(o) => o,
             Err(e) => {
                 warn!(signer = %self.name, error = %e, "DKG aborted in round 3");
@@ -1024,6 +1038,40 @@ impl Node {
 /// FROST identifier of a manifest identifier.
 pub fn frost_id(n: u16) -> Result<frost_secp256k1::Identifier, String> {
     frost_secp256k1::Identifier::try_from(n).map_err(|_| format!("invalid identifier {n}"))
+}
+
+fn echo_to_pb(e: dkg::SignedEcho) -> pb::DkgEcho {
+    pb::DkgEcho {
+        from: u32::from(e.from),
+        packages: e
+            .packages
+            .into_iter()
+            .map(|p| pb::SignedRound1 {
+                identifier: u32::from(p.identifier),
+                package: p.package,
+                signature: p.signature,
+            })
+            .collect(),
+        signature: e.signature,
+    }
+}
+
+fn echo_from_pb(e: pb::DkgEcho) -> Option<dkg::SignedEcho> {
+    Some(dkg::SignedEcho {
+        from: u16::try_from(e.from).ok()?,
+        packages: e
+            .packages
+            .into_iter()
+            .map(|p| {
+                Some(SignedRound1 {
+                    identifier: u16::try_from(p.identifier).ok()?,
+                    package: p.package,
+                    signature: p.signature,
+                })
+            })
+            .collect::<Option<_>>()?,
+        signature: e.signature,
+    })
 }
 
 fn sealed_to_pb(s: Sealed) -> pb::SealedRound2 {
