@@ -72,6 +72,18 @@ async fn freeze_unfreeze_veto_and_approvals() {
     let (code, v) = c.submit_eth("wd-g-1", "1000").await;
     assert_ne!(code, 0);
     assert_eq!(v["rule"], "policy-frozen", "{v}");
+    // The freeze is evidence on the coordinator: proposed (the diff says freeze) and applied.
+    let log = c.coordinator_audit().await;
+    assert!(
+        log.iter().any(|r| r.event.kind == "policy-proposed"
+            && r.event.field("changes") == Some("tightens: freeze")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.event.kind == "policy-applied" && r.event.field("version") == Some("2")),
+        "{log:?}"
+    );
     // Over gRPC: a temporary refusal, UNAVAILABLE, with the rule in the trailer.
     let mut client =
         quorate_wire::withdrawal::withdrawal_service_client::WithdrawalServiceClient::new(

@@ -416,7 +416,15 @@ impl AdminApi {
             .with("hash", &view.hash)
             .with("version", view.version.to_string())
             .with("state", &view.state)
-            .with("approvals", format!("{}/{}", view.approvals, view.required));
+            .with("approvals", format!("{}/{}", view.approvals, view.required))
+            .with(
+                "changes",
+                view.changes
+                    .iter()
+                    .map(|c| format!("{}: {}", c.effect, c.what))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
         if let Some(a) = admin {
             e = e.with("admin", a.to_string());
         }

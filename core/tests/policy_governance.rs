@@ -361,6 +361,14 @@ fn validate_refuses_every_broken_rule_with_a_message() {
             "without control characters",
         ),
         (
+            // Found by fuzzing: a year past 9999 that the TOML form could not write back.
+            "activation after year 9999",
+            Box::new(|d| {
+                d.whitelist[0].active_from_ms = quorate_core::policy::doc::MAX_ACTIVE_FROM_MS + 1
+            }),
+            "active_from_ms must be at most",
+        ),
+        (
             "velocity unsorted",
             Box::new(|d| d.velocity.reverse()),
             "velocity: entries must be sorted and unique",

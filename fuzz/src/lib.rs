@@ -68,12 +68,17 @@ pub fn address_parse(data: &[u8]) {
 /// never panics, and a document it produces survives the round trip through TOML.
 pub fn policy_parse(data: &[u8]) {
     if let Ok(doc) = PolicyDoc::decode(data) {
-        assert_eq!(doc.encode(), data, "policy decode accepted non-canonical bytes");
+        assert_eq!(
+            doc.encode(),
+            data,
+            "policy decode accepted non-canonical bytes"
+        );
         let back = PolicyForm::from_doc(&doc)
             .to_doc(doc.version, &doc.prev_hash)
             .expect("a valid document's TOML form converts back");
         // The TOML form works in whole seconds (docs/policy.md); compare on that footing.
-        if doc.timelock_ms % 1000 == 0 && doc.whitelist.iter().all(|w| w.active_from_ms % 1000 == 0) {
+        if doc.timelock_ms % 1000 == 0 && doc.whitelist.iter().all(|w| w.active_from_ms % 1000 == 0)
+        {
             assert_eq!(back, doc, "TOML round trip changed the document");
         }
     }

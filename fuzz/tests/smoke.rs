@@ -51,8 +51,18 @@ fn intent(id: &str, chain: &str, asset: &str, to: &str) -> WithdrawalIntent {
 }
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let eth = intent("wd-1", "ethereum", "ETH", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
-    let btc = intent("wd-2", "bitcoin", "BTC", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4");
+    let eth = intent(
+        "wd-1",
+        "ethereum",
+        "ETH",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+    );
+    let btc = intent(
+        "wd-2",
+        "bitcoin",
+        "BTC",
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+    );
     let doc = PolicyForm::parse(POLICY)
         .unwrap()
         .to_doc(1, &quorate_core::policy::doc::zero_hash())
@@ -93,7 +103,12 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             ])
             .map(|(c, a)| [vec![c.code()], a.as_bytes().to_vec()].concat())
             .collect(),
-        "policy_parse" => vec![doc.encode(), POLICY.as_bytes().to_vec()],
+        "policy_parse" => {
+            // Regression: an activation time past year 9999 was valid but had no TOML form.
+            let mut far = doc.clone();
+            far.whitelist[0].active_from_ms = 17_961_796_115_600_000;
+            vec![doc.encode(), POLICY.as_bytes().to_vec(), far.encode()]
+        }
         "proto_convert" => vec![
             quorate_wire::withdrawal::SubmitRequest {
                 intent: Some(quorate_wire::convert::intent_to_proto(&eth)),

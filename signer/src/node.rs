@@ -812,7 +812,8 @@ impl Node {
                 Event::new(audit::kind::POLICY_APPLIED)
                     .with("version", next.active().version.to_string())
                     .with("hash", next.active().hash_hex())
-                    .with("after", "time-lock"),
+                    .with("after", "time-lock")
+                    .with("frozen", next.active().frozen.to_string()),
                 true,
             );
             guard.state = Some(next);
@@ -953,7 +954,8 @@ impl Node {
             })
             .with("version", version.to_string())
             .with("hash", &hash)
-            .with("outcome", &outcome),
+            .with("outcome", &outcome)
+            .with("frozen", next.active().frozen.to_string()),
             true,
         );
         guard.state = Some(next);

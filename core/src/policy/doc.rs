@@ -32,6 +32,9 @@ pub const MAX_ADMINS: usize = 32;
 pub const MAX_DOC_BYTES: usize = 64 * 1024 * 1024;
 /// Longest whitelist label.
 pub const MAX_LABEL_LEN: usize = 128;
+/// Latest activation time: 9999-12-31T23:59:59Z, the last instant the TOML form (RFC 3339
+/// with a four-digit year) can write, so every valid document can be shown and edited.
+pub const MAX_ACTIVE_FROM_MS: u64 = 253_402_300_799_000;
 
 /// One asset in the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +233,12 @@ impl PolicyDoc {
             if w.label.len() > MAX_LABEL_LEN || w.label.chars().any(char::is_control) {
                 return Err(bad(format!(
                     "whitelist {}: label must be at most {MAX_LABEL_LEN} bytes without control characters",
+                    w.address
+                )));
+            }
+            if w.active_from_ms > MAX_ACTIVE_FROM_MS {
+                return Err(bad(format!(
+                    "whitelist {}: active_from_ms must be at most {MAX_ACTIVE_FROM_MS} (9999-12-31T23:59:59Z)",
                     w.address
                 )));
             }
