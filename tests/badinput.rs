@@ -15,7 +15,7 @@ use quorate_wire::{
 use tonic::{codec::Codec, Code};
 
 use crate::{
-    harness::{now_ms, Cluster},
+    harness::{now_ms, signed_intent, Cluster},
     hostile::{session, take_over},
     scoreboard::Book,
 };
@@ -721,19 +721,12 @@ async fn a_signer_refuses_malformed_link_requests() {
             "bad-request",
         );
     }
-    let now = now_ms();
-    let i = quorate_core::intent::WithdrawalIntent::from_parts(
+    let (i, bsig) = signed_intent(
+        &c.backend_key(),
         "wd-bad-link",
-        "ethereum",
-        "ETH",
-        TO,
+        ("ethereum", "ETH", TO),
         "1000",
-        now,
-        now + 600_000,
-        None,
-    )
-    .unwrap();
-    let bsig = quorate_core::backend::sign(&c.backend_key(), &i.digest());
+    );
     let sign = |sid: Vec<u8>, intent: Vec<u8>, package: Vec<u8>, approvals| {
         Req::Sign(spb::SignRequest {
             session_id: sid,

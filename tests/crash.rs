@@ -17,10 +17,7 @@ use std::{
     time::Duration,
 };
 
-use quorate_core::{
-    audit::{kind, verify_export, VerifiedLog},
-    intent::WithdrawalIntent,
-};
+use quorate_core::audit::{kind, verify_export, VerifiedLog};
 use quorate_wire::{
     tls::TlsMaterial,
     withdrawal::{self as wpb, withdrawal_service_client::WithdrawalServiceClient},
@@ -28,7 +25,7 @@ use quorate_wire::{
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tonic::transport::Channel;
 
-use crate::harness::{now_ms, quorate, rfc9591_verify, Cluster};
+use crate::harness::{quorate, rfc9591_verify, signed_intent, Cluster};
 
 const TO: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 
@@ -75,21 +72,10 @@ async fn load(
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let id = format!("wd-c-{worker}-{n}");
-        let now = now_ms();
-        let intent = WithdrawalIntent::from_parts(
-            &id,
-            "polygon",
-            "POL",
-            TO,
-            "1000",
-            now,
-            now + 600_000,
-            None,
-        )
-        .unwrap();
+        let (intent, backend_signature) = signed_intent(&key, &id, ("polygon", "POL", TO), "1000");
         let req = wpb::SubmitRequest {
             intent: Some(quorate_wire::convert::intent_to_proto(&intent)),
-            backend_signature: quorate_core::backend::sign(&key, &intent.digest()),
+            backend_signature,
         };
         books.lock().unwrap().tried.insert(id.clone());
         for _ in 0..5 {

@@ -227,17 +227,18 @@ fn stolen_identity(c: &Cluster) -> quorate_core::identity::IdentitySecret {
     quorate_core::identity::IdentitySecret::from_bytes(&plain).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
-    use quorate_core::dkg;
-    let mut c = Cluster::create(3, 2).await;
-    let mut book = Book::attacks("redteam-dkg-signer");
-    let (mut s, _server) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
+/// The test as signer 1: its real identity key and its DKG setup for `session`.
+fn as_signer_1(
+    c: &Cluster,
+    session: &[u8],
+) -> (
+    Manifest,
+    quorate_core::identity::IdentitySecret,
+    quorate_core::dkg::DkgSetup,
+) {
     let manifest = Manifest::load(&c.path("manifest.toml")).unwrap();
-    let me = stolen_identity(&c);
-    let session = vec![6u8; 16];
-    let setup = dkg::DkgSetup {
-        session_id: session.clone(),
+    let setup = quorate_core::dkg::DkgSetup {
+        session_id: session.to_vec(),
         manifest_hash: manifest.hash(),
         me: 1,
         threshold: manifest.threshold,
@@ -247,6 +248,43 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
             .map(|x| (x.identifier, x.identity_key))
             .collect(),
     };
+    (manifest, stolen_identity(c), setup)
+}
+
+/// Round 1 of the real signers connected to the relay.
+async fn honest_round1(
+    s: &mut BTreeMap<u32, Driven>,
+    session: &[u8],
+    manifest: &Manifest,
+) -> Vec<pb::SignedRound1> {
+    let mut out = Vec::new();
+    for (i, d) in s.iter_mut() {
+        match d
+            .call(Req::DkgRound1(pb::DkgRound1Request {
+                session_id: session.to_vec(),
+                manifest_hash: manifest.hash().to_vec(),
+            }))
+            .await
+        {
+            Ans::DkgRound1(p) => out.push(pb::SignedRound1 {
+                identifier: *i,
+                package: p.package,
+                signature: p.signature,
+            }),
+            other => panic!("round 1: {other:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
+    use quorate_core::dkg;
+    let mut c = Cluster::create(3, 2).await;
+    let mut book = Book::attacks("redteam-dkg-signer");
+    let (mut s, _server) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
+    let session = vec![6u8; 16];
+    let (manifest, me, setup) = as_signer_1(&c, &session);
     let (_, honest) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
     // The proof of knowledge is the package's last field: change its last byte, and sign
     // the result with signer 1's real identity key.
@@ -258,22 +296,7 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
         package: bad.package,
         signature: bad.signature,
     }];
-    for (i, d) in s.iter_mut() {
-        match d
-            .call(Req::DkgRound1(pb::DkgRound1Request {
-                session_id: session.clone(),
-                manifest_hash: manifest.hash().to_vec(),
-            }))
-            .await
-        {
-            Ans::DkgRound1(p) => round1.push(pb::SignedRound1 {
-                identifier: *i,
-                package: p.package,
-                signature: p.signature,
-            }),
-            other => panic!("round 1: {other:?}"),
-        }
-    }
+    round1.extend(honest_round1(&mut s, &session, &manifest).await);
     for (i, d) in s.iter_mut() {
         let a = d
             .call(Req::DkgRound2(pb::DkgRound2Request {
@@ -307,20 +330,8 @@ async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_
     let mut c = Cluster::create(3, 2).await;
     let mut book = Book::attacks("redteam-dkg-equivocation");
     let (mut s, _server) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
-    let manifest = Manifest::load(&c.path("manifest.toml")).unwrap();
-    let me = stolen_identity(&c);
     let session = vec![8u8; 16];
-    let setup = dkg::DkgSetup {
-        session_id: session.clone(),
-        manifest_hash: manifest.hash(),
-        me: 1,
-        threshold: manifest.threshold,
-        participants: manifest
-            .signers
-            .iter()
-            .map(|x| (x.identifier, x.identity_key))
-            .collect(),
-    };
+    let (manifest, me, setup) = as_signer_1(&c, &session);
     // Two valid round-1 packages, both signed by signer 1: A for signer 2, B for signer 3.
     let (state_a, a) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
     let (_, b) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
@@ -329,23 +340,7 @@ async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_
         package: p.package.clone(),
         signature: p.signature.clone(),
     };
-    let mut honest = Vec::new();
-    for (i, d) in s.iter_mut() {
-        match d
-            .call(Req::DkgRound1(pb::DkgRound1Request {
-                session_id: session.clone(),
-                manifest_hash: manifest.hash().to_vec(),
-            }))
-            .await
-        {
-            Ans::DkgRound1(p) => honest.push(pb::SignedRound1 {
-                identifier: *i,
-                package: p.package,
-                signature: p.signature,
-            }),
-            other => panic!("round 1: {other:?}"),
-        }
-    }
+    let honest = honest_round1(&mut s, &session, &manifest).await;
     let mut mail: BTreeMap<u32, Vec<pb::SealedRound2>> = BTreeMap::new();
     let mut echoes = Vec::new();
     for (i, d) in s.iter_mut() {

@@ -368,6 +368,29 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// An intent created now that expires in ten minutes, and the backend's signature over it.
+pub fn signed_intent(
+    key: &k256::ecdsa::SigningKey,
+    id: &str,
+    (chain, asset, to): (&str, &str, &str),
+    amount: &str,
+) -> (quorate_core::intent::WithdrawalIntent, Vec<u8>) {
+    let now = now_ms();
+    let i = quorate_core::intent::WithdrawalIntent::from_parts(
+        id,
+        chain,
+        asset,
+        to,
+        amount,
+        now,
+        now + 600_000,
+        None,
+    )
+    .unwrap();
+    let sig = quorate_core::backend::sign(key, &i.digest());
+    (i, sig)
+}
+
 impl Cluster {
     /// The backend's intent-signing key from the cluster directory.
     pub fn backend_key(&self) -> k256::ecdsa::SigningKey {

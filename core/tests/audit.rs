@@ -12,8 +12,8 @@ fn key(seed: u8) -> IdentitySecret {
     IdentitySecret::from_bytes(&[seed; 32]).unwrap()
 }
 
-/// A signer's log of `n` records and its export text.
-fn signer_log(name: &str, k: &IdentitySecret, events: &[Event]) -> String {
+/// The export text of a log of `events`, ending with the head `head` makes for its chain.
+fn export(events: &[Event], head: impl Fn(&Chain) -> Head) -> String {
     let mut chain = Chain::resume(None);
     let mut text = String::new();
     for (i, e) in events.iter().enumerate() {
@@ -22,23 +22,17 @@ fn signer_log(name: &str, k: &IdentitySecret, events: &[Event]) -> String {
         text.push_str(&r.to_json());
         text.push('\n');
     }
-    text.push_str(&Head::signed(name, &chain, k).to_json());
+    text.push_str(&head(&chain).to_json());
     text.push('\n');
     text
 }
 
+fn signer_log(name: &str, k: &IdentitySecret, events: &[Event]) -> String {
+    export(events, |c| Head::signed(name, c, k))
+}
+
 fn coordinator_log(events: &[Event], t: u16) -> String {
-    let mut chain = Chain::resume(None);
-    let mut text = String::new();
-    for (i, e) in events.iter().enumerate() {
-        let r = chain.prepare(1_000 + i as u64, e.clone());
-        chain.advance(&r);
-        text.push_str(&r.to_json());
-        text.push('\n');
-    }
-    text.push_str(&Head::coordinator(&chain, t).to_json());
-    text.push('\n');
-    text
+    export(events, |c| Head::coordinator(c, t))
 }
 
 fn released(w: &str) -> Event {

@@ -14,8 +14,11 @@ use quorate_core::{
 };
 use quorate_wire::{convert, policy as ppb, withdrawal as wpb};
 
+/// A fuzz target.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name, for the smoke driver.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("intent_decode", intent_decode),
     ("amount_parse", amount_parse),
     ("address_parse", address_parse),
