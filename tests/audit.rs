@@ -124,6 +124,25 @@ async fn every_nodes_log_verifies_and_a_changed_byte_is_named() {
         "expected the error to name {want:?}: {v}"
     );
 
+    // A signer's log relabelled with an unsigned coordinator head: refused against the
+    // manifest, and so is a second coordinator log.
+    let s2 = files[2].clone();
+    let original = std::fs::read_to_string(&s2).unwrap();
+    let head: Value = serde_json::from_str(original.lines().last().unwrap()).unwrap();
+    let forged_head = serde_json::json!({"head": {
+        "node": "signer-2", "role": "coordinator",
+        "seq": head["head"]["seq"], "hash": head["head"]["hash"], "threshold": 1,
+    }});
+    let mut forged: Vec<&str> = original.lines().collect();
+    let forged_line = forged_head.to_string();
+    *forged.last_mut().unwrap() = &forged_line;
+    std::fs::write(&s2, forged.join("\n")).unwrap();
+    let (code, v) = verify(&c, std::slice::from_ref(&s2)).await;
+    assert_eq!(code, 1, "{v}");
+    std::fs::write(&s2, &original).unwrap();
+    let (code, v) = verify(&c, &[files[0].clone(), files[0].clone()]).await;
+    assert_eq!(code, 1, "{v}");
+
     // The record removed instead (with the original head): refused too.
     let removed: String = text
         .lines()

@@ -670,10 +670,23 @@ async fn every_admin_rpc_field_refuses_bad_input() {
                 node,
                 from_seq: 1,
                 limit: 10,
+                nonce: vec![],
             })
             .await;
         book.handled(&format!("export audit: {name}"), &clear(name, r, &invalid));
     }
+    let r = a
+        .export_audit(AuditExportRequest {
+            node: "coordinator".into(),
+            from_seq: 1,
+            limit: 10,
+            nonce: vec![1; 65],
+        })
+        .await;
+    book.handled(
+        "export audit: nonce over 64 bytes",
+        &clear("nonce", r, &invalid),
+    );
     let ch = c.channel("admin").await;
     for (name, path) in [
         ("propose", "/quorate.admin.v1.AdminService/ProposePolicy"),

@@ -263,7 +263,7 @@ async fn crash_injection_loses_nothing_debits_once_and_reuses_no_nonce() {
                 .unwrap_or_else(|e| panic!("{n}'s log does not verify: {e}"))
         })
         .collect();
-    let cross = quorate_core::audit::cross_check(&coord, &signers);
+    let cross = quorate_core::audit::cross_check(&coord, &signers, Some(manifest.threshold));
     let mut double_debits = 0;
     let mut commitments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut shares = 0;

@@ -287,6 +287,7 @@ impl Cluster {
                     node: "coordinator".into(),
                     from_seq: out.len() as u64 + 1,
                     limit: 0,
+                    nonce: vec![],
                 })
                 .await
                 .expect("audit export")

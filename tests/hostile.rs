@@ -121,6 +121,7 @@ impl Driven {
                     node: String::new(),
                     from_seq: from,
                     limit: 1000,
+                    nonce: b"hostile-test".to_vec(),
                 }))
                 .await
             {
@@ -128,6 +129,7 @@ impl Driven {
                 other => panic!("audit export refused: {other:?}"),
             };
             let head = conv::head_from_proto(page.head.as_ref().unwrap()).unwrap();
+            head.check_fresh(b"hostile-test").unwrap();
             for r in &page.records {
                 let r = conv::record_from_proto(r).unwrap();
                 text.push_str(&r.to_json());

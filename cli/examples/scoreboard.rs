@@ -16,6 +16,7 @@ const SUITES: &[&str] = &[
     "redteam-dkg",
     "redteam-dkg-signer",
     "redteam-dkg-equivocation",
+    "redteam-dkg-garbage-share",
     "redteam-transport",
     "badinput-withdrawal",
     "badinput-admin",

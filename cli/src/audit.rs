@@ -49,6 +49,8 @@ pub async fn run(dir: &Path, addr: Option<&str>, cmd: AuditCommand) -> anyhow::R
     match cmd {
         AuditCommand::Export { node, out, all } => {
             let c = ClientFile::load(dir)?;
+            let manifest = dir_manifest(dir)?;
+            let manifest = manifest.as_ref();
             match all {
                 Some(to) => {
                     std::fs::create_dir_all(&to)
@@ -62,7 +64,7 @@ pub async fn run(dir: &Path, addr: Option<&str>, cmd: AuditCommand) -> anyhow::R
                     let mut nodes = vec!["coordinator".to_string()];
                     nodes.extend(status.signers.into_iter().map(|s| s.name));
                     for n in nodes {
-                        let text = export(&c, addr, &n).await?;
+                        let text = export(&c, addr, &n, manifest).await?;
                         let path = to.join(format!("{n}.jsonl"));
                         std::fs::write(&path, text)
                             .with_context(|| format!("writing {}", path.display()))?;
@@ -70,7 +72,7 @@ pub async fn run(dir: &Path, addr: Option<&str>, cmd: AuditCommand) -> anyhow::R
                     }
                 }
                 None => {
-                    let text = export(&c, addr, &node).await?;
+                    let text = export(&c, addr, &node, manifest).await?;
                     match out {
                         Some(p) => std::fs::write(&p, text)
                             .with_context(|| format!("writing {}", p.display()))?,
@@ -87,19 +89,25 @@ pub async fn run(dir: &Path, addr: Option<&str>, cmd: AuditCommand) -> anyhow::R
         } => {
             let manifest = match manifest {
                 Some(p) => Some(Manifest::load(&p)?),
-                None => {
-                    let p = dir.join("manifest.toml");
-                    p.exists().then(|| Manifest::load(&p)).transpose()?
-                }
+                None => dir_manifest(dir)?,
             };
             verify(&files, manifest.as_ref(), json)
         }
     }
 }
 
-/// Fetches a node's whole log, page by page, ending at the head of the last page.
-async fn export(c: &ClientFile, addr: Option<&str>, node: &str) -> anyhow::Result<String> {
+/// Fetches a node's whole log, page by page, ending at the head of the last page, and checks
+/// that head before writing anything: it must answer this export's fresh nonce (a head signed
+/// for an earlier export would pass off a shorter log) and, for a signer, be signed by the
+/// identity key its manifest pins.
+async fn export(
+    c: &ClientFile,
+    addr: Option<&str>,
+    node: &str,
+    manifest: Option<&Manifest>,
+) -> anyhow::Result<String> {
     let mut admin = client::admin(c, addr).await?;
+    let nonce: [u8; 16] = rand::random();
     let mut text = String::new();
     let mut from = 1u64;
     loop {
@@ -108,6 +116,7 @@ async fn export(c: &ClientFile, addr: Option<&str>, node: &str) -> anyhow::Resul
                 node: node.to_string(),
                 from_seq: from,
                 limit: 0,
+                nonce: nonce.to_vec(),
             })
             .await
             .with_context(|| format!("exporting the audit log of {node}"))?
@@ -124,8 +133,15 @@ async fn export(c: &ClientFile, addr: Option<&str>, node: &str) -> anyhow::Resul
             from = r.seq + 1;
         }
         if from > head.seq || page.records.is_empty() {
+            head.check_fresh(&nonce).map_err(anyhow::Error::msg)?;
             text.push_str(&head.to_json());
             text.push('\n');
+            let pinned = manifest
+                .and_then(|m| m.signer_by_name(node))
+                .map(|s| s.identity_key);
+            audit::verify_export(&text, pinned.as_ref()).map_err(|e| {
+                anyhow::anyhow!("the log of {node} as exported does not verify: {e}")
+            })?;
             return Ok(text);
         }
     }
@@ -139,9 +155,12 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         // The key pinned for the signer the head names: the head's own claim is checked
         // against it, so a log re-signed by any other key fails.
+        // A log that names a manifest signer must carry that signer's signed head, whatever
+        // role it claims; only `coordinator` may be unsigned.
         let expected = match (manifest, head_of(&text)) {
-            (Some(m), Some((node, role))) if role == "signer" => match m.signer_by_name(&node) {
+            (Some(m), Some((node, role))) => match m.signer_by_name(&node) {
                 Some(s) => Some(s.identity_key),
+                None if node == "coordinator" && role == "coordinator" => None,
                 None => {
                     return fail(
                         as_json,
@@ -160,6 +179,7 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
                     "records": log.records.len(),
                     "head": log.head.hash,
                     "signed_by": log.key.map(|k| k.to_string()),
+                    "nonce": log.head.nonce,
                     "key_pinned": expected.is_some(),
                 }));
                 logs.push((f.clone(), log));
@@ -167,17 +187,30 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
             Err(e) => return fail(as_json, f, &e.to_string()),
         }
     }
-    let coordinator = logs.iter().find(|(_, l)| l.head.role == "coordinator");
+    let coordinators: Vec<_> = logs
+        .iter()
+        .filter(|(_, l)| l.head.role == "coordinator")
+        .collect();
+    if coordinators.len() > 1 {
+        return fail(
+            as_json,
+            &coordinators[1].0,
+            "a second coordinator log: give one coordinator log and the signers' logs",
+        );
+    }
+    let coordinator = coordinators.first().copied();
     let signers: Vec<VerifiedLog> = logs
         .iter()
         .filter(|(_, l)| l.head.role == "signer")
         .map(|(_, l)| l.clone())
         .collect();
     let cross = match coordinator {
-        Some((f, c)) if !signers.is_empty() => match audit::cross_check(c, &signers) {
-            Ok(x) => Some(x),
-            Err(e) => return fail(as_json, f, &e.to_string()),
-        },
+        Some((f, c)) if !signers.is_empty() => {
+            match audit::cross_check(c, &signers, manifest.map(|m| m.threshold)) {
+                Ok(x) => Some(x),
+                Err(e) => return fail(as_json, f, &e.to_string()),
+            }
+        }
         _ => None,
     };
     if as_json {
@@ -215,6 +248,12 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
         }
     }
     Ok(0)
+}
+
+/// The cluster directory's manifest, if it has one.
+fn dir_manifest(dir: &Path) -> anyhow::Result<Option<Manifest>> {
+    let p = dir.join("manifest.toml");
+    Ok(p.exists().then(|| Manifest::load(&p)).transpose()?)
 }
 
 /// The node and role a log's last line names, if it is a head line.

@@ -344,6 +344,15 @@ impl AdminService for AdminApi {
         req: Request<apb::AuditExportRequest>,
     ) -> Result<Response<apb::AuditPage>, Status> {
         let r = req.into_inner();
+        if r.nonce.len() > quorate_core::audit::MAX_NONCE_LEN {
+            return Err(invalid(
+                "request-invalid",
+                format!(
+                    "nonce: at most {} bytes",
+                    quorate_core::audit::MAX_NONCE_LEN
+                ),
+            ));
+        }
         let limit = match r.limit {
             0 => MAX_PAGE,
             n => usize::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
@@ -351,7 +360,7 @@ impl AdminService for AdminApi {
         if r.node == "coordinator" {
             let state = self.state.clone();
             let (records, head) =
-                tokio::task::spawn_blocking(move || state.audit_page(r.from_seq, limit))
+                tokio::task::spawn_blocking(move || state.audit_page(r.from_seq, limit, &r.nonce))
                     .await
                     .map_err(|_| Status::internal("audit export task failed"))?
                     .map_err(|e| internal(&e))?;
@@ -371,8 +380,10 @@ impl AdminService for AdminApi {
                 node: String::new(),
                 from_seq: r.from_seq,
                 limit: limit as u32,
+                nonce: r.nonce.clone(),
             });
-        // Relayed as the signer sent it: its head is signed, so we could not alter it unseen.
+        // Relayed as the signer sent it: its head is signed over the exporter's nonce, so we
+        // could neither alter it nor replay an older one unseen.
         use quorate_wire::signer::signer_message::Body as Answer;
         match self
             .state

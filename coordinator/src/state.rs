@@ -164,7 +164,13 @@ impl Coordinator {
         let r = chain.prepare(now_ms(), event);
         match self.store.append_audit(&r) {
             Ok(()) => chain.advance(&r),
-            Err(e) => warn!(error = %e, kind = %r.event.kind, "audit record not written"),
+            Err(e) => {
+                warn!(error = %e, kind = %r.event.kind, "audit record not written");
+                // Never reuse the number of a record that may have landed anyway.
+                if let Ok(last) = self.store.last_audit() {
+                    *chain = Chain::resume(last.as_ref());
+                }
+            }
         }
     }
 
@@ -182,13 +188,14 @@ impl Coordinator {
         &self,
         from: u64,
         limit: usize,
+        nonce: &[u8],
     ) -> Result<(Vec<audit::Record>, audit::Head), StoreError> {
         let chain = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         let mut records = self.store.audit_range(from.max(1), limit)?;
         quorate_wire::convert::audit::fit_page(&mut records);
         Ok((
             records,
-            audit::Head::coordinator(&chain, self.manifest.threshold),
+            audit::Head::coordinator(&chain, self.manifest.threshold, nonce),
         ))
     }
 
@@ -247,6 +254,7 @@ impl Coordinator {
         let _release = Release(&self, &id);
         let outcome = self.gather(&record, &intent).await;
         record.updated_ms = now_ms();
+        let mut notice = None;
         match outcome {
             Ok((signature, signers)) => {
                 self.policy.debit(&intent, now_ms());
@@ -260,7 +268,7 @@ impl Coordinator {
                         .with("signers", by.join(","))
                         .with("signature", hex::encode(&signature)),
                 );
-                self.notify_others(&intent, &signature, &signers);
+                notice = Some((signature.clone(), signers.clone()));
                 record.status = Status::Signed;
                 record.signature = Some(hex::encode(signature));
                 record.signers = signers;
@@ -289,8 +297,14 @@ impl Coordinator {
                 record.reason = Some(r.reason);
             }
         }
-        if let Err(e) = self.persist(record).await {
-            warn!(withdrawal = %id, error = %e, "could not store the outcome");
+        match self.persist(record).await {
+            // Ledger notices carry the signature, so they leave only once it is on disk (S6).
+            Ok(_) => {
+                if let Some((signature, signers)) = notice {
+                    self.notify_others(&intent, &signature, &signers);
+                }
+            }
+            Err(e) => warn!(withdrawal = %id, error = %e, "could not store the outcome"),
         }
     }
 

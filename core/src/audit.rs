@@ -239,7 +239,7 @@ impl Record {
         }
         let prev = hash32(&j.prev).ok_or("prev: not 32 bytes of lowercase hex")?;
         let hash = hash32(&j.hash).ok_or("hash: not 32 bytes of lowercase hex")?;
-        Ok(Self {
+        let r = Self {
             seq: j.seq,
             at_ms: j.at_ms,
             prev,
@@ -248,7 +248,12 @@ impl Record {
                 fields: j.fields,
             },
             hash,
-        })
+        };
+        // One spelling per record: escapes, spacing or key order other than ours are refused.
+        if r.to_json() != s {
+            return Err("not in canonical form (as `quorate audit export` writes it)".into());
+        }
+        Ok(r)
     }
 
     /// True if the stored hash is the hash of the contents.
@@ -336,21 +341,34 @@ pub struct Head {
     /// For a signer: its identity key (hex) ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_key: Option<String>,
-    /// ... and its signature over (node, seq, hash) under [`HEAD_DOMAIN`] (hex).
+    /// ... and its signature over (node, role, seq, hash, nonce) under [`HEAD_DOMAIN`] (hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The exporter's challenge (hex), signed with the head: a head signed for another export
+    /// (an older, shorter log) carries another nonce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
-fn head_parts<'a>(node: &'a str, seq: &'a [u8; 8], hash: &'a [u8; 32]) -> [&'a [u8]; 3] {
-    [node.as_bytes(), seq, hash]
+/// Longest export nonce.
+pub const MAX_NONCE_LEN: usize = 64;
+
+fn head_parts<'a>(
+    node: &'a str,
+    role: &'a str,
+    seq: &'a [u8; 8],
+    hash: &'a [u8; 32],
+    nonce: &'a [u8],
+) -> [&'a [u8]; 5] {
+    [node.as_bytes(), role.as_bytes(), seq, hash, nonce]
 }
 
 impl Head {
-    /// A signer's signed head.
-    pub fn signed(node: &str, chain: &Chain, key: &IdentitySecret) -> Self {
+    /// A signer's head, signed over `nonce` (the exporter's challenge).
+    pub fn signed(node: &str, chain: &Chain, key: &IdentitySecret, nonce: &[u8]) -> Self {
         let seq = chain.seq().to_be_bytes();
         let hash = chain.hash();
-        let sig = key.sign(HEAD_DOMAIN, &head_parts(node, &seq, &hash));
+        let sig = key.sign(HEAD_DOMAIN, &head_parts(node, "signer", &seq, &hash, nonce));
         Self {
             node: node.to_string(),
             role: "signer".into(),
@@ -359,11 +377,12 @@ impl Head {
             threshold: None,
             identity_key: Some(key.public().to_string()),
             signature: Some(hex::encode(sig)),
+            nonce: (!nonce.is_empty()).then(|| hex::encode(nonce)),
         }
     }
 
     /// The coordinator's head (unsigned: the coordinator is trusted for liveness only).
-    pub fn coordinator(chain: &Chain, threshold: u16) -> Self {
+    pub fn coordinator(chain: &Chain, threshold: u16, nonce: &[u8]) -> Self {
         Self {
             node: "coordinator".into(),
             role: "coordinator".into(),
@@ -372,6 +391,20 @@ impl Head {
             threshold: Some(threshold),
             identity_key: None,
             signature: None,
+            nonce: (!nonce.is_empty()).then(|| hex::encode(nonce)),
+        }
+    }
+
+    /// Checks that this head answers the exporter's `nonce`, so it was signed for this export
+    /// and not replayed from an earlier (shorter) one.
+    pub fn check_fresh(&self, nonce: &[u8]) -> Result<(), String> {
+        if self.nonce.as_deref() == Some(hex::encode(nonce).as_str()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the head of {}'s log answers another export (nonce {:?}): replayed",
+                self.node, self.nonce
+            ))
         }
     }
 
@@ -401,9 +434,18 @@ impl Head {
             .and_then(|s| hex::decode(s).ok())
             .ok_or("a signer's head must carry a signature in lowercase hex")?;
         let hash = hash32(&self.hash).ok_or("head hash: not 32 bytes of lowercase hex")?;
+        let nonce = match self.nonce.as_deref().filter(lower) {
+            Some(n) => hex::decode(n).map_err(|_| "head nonce: not hex".to_string())?,
+            None if self.nonce.is_none() => Vec::new(),
+            None => return Err("head nonce: not lowercase hex".into()),
+        };
         let seq = self.seq.to_be_bytes();
-        key.verify(HEAD_DOMAIN, &head_parts(&self.node, &seq, &hash), &sig)
-            .map_err(|_| "the head signature does not verify".to_string())?;
+        key.verify(
+            HEAD_DOMAIN,
+            &head_parts(&self.node, &self.role, &seq, &hash, &nonce),
+            &sig,
+        )
+        .map_err(|_| "the head signature does not verify".to_string())?;
         Ok(key)
     }
 }
@@ -518,7 +560,15 @@ pub fn verify_export(
             }
             Some(key)
         }
-        "coordinator" => None,
+        // Only the coordinator's own log goes unsigned; a signer's log relabelled as the
+        // coordinator's would otherwise escape its signature check.
+        "coordinator" if head.node == "coordinator" && expected_key.is_none() => None,
+        "coordinator" => {
+            return Err(at(format!(
+                "`{}` presents an unsigned coordinator head; only the coordinator's log may be unsigned",
+                head.node
+            )))
+        }
         other => return Err(at(format!("unknown role `{other}`"))),
     };
     Ok(VerifiedLog { head, records, key })
@@ -535,16 +585,17 @@ pub struct CrossCheck {
 
 /// Checks that every withdrawal the coordinator's log says it signed is matched, for the same
 /// withdrawal id and digest, by share-release records in at least t distinct signers' logs.
+/// `threshold` should come from the pinned manifest (the coordinator's head only claims one).
 /// Signers' logs should be exported after the coordinator's, so they cover everything it
 /// released.
 pub fn cross_check(
     coordinator: &VerifiedLog,
     signers: &[VerifiedLog],
+    threshold: Option<u16>,
 ) -> Result<CrossCheck, AuditError> {
-    let t = coordinator
-        .head
-        .threshold
-        .ok_or_else(|| AuditError::at(None, None, "the coordinator's head names no threshold"))?;
+    let t = threshold
+        .or(coordinator.head.threshold)
+        .ok_or_else(|| AuditError::at(None, None, "no threshold to check against"))?;
     let mut released: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
     for log in signers {
         for r in &log.records {

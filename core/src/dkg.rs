@@ -181,26 +181,40 @@ pub struct SignedEcho {
     pub from: u16,
     /// The signed round-1 packages it accepted, one per participant.
     pub packages: Vec<SignedRound1>,
-    /// Its identity signature over (session, manifest, itself, transcript of `packages`).
+    /// Its identity signature over (session, manifest, itself, [`echo_digest`] of `packages`).
     pub signature: Vec<u8>,
 }
 
-fn echo_parts<'a>(
-    setup: &'a DkgSetup,
-    from: &'a [u8; 2],
-    transcript: &'a [u8; 32],
-) -> [&'a [u8]; 4] {
-    [&setup.session_id, &setup.manifest_hash, from, transcript]
+fn echo_parts<'a>(setup: &'a DkgSetup, from: &'a [u8; 2], digest: &'a [u8; 32]) -> [&'a [u8]; 4] {
+    [&setup.session_id, &setup.manifest_hash, from, digest]
+}
+
+/// What an echo's signature covers: every echoed package *with its sender's signature*, so a
+/// relay cannot strip or swap those signatures and have the echo's author blamed for it.
+pub fn echo_digest(packages: &[SignedRound1]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"quorate/dkg-echo-digest/v1");
+    h.update((packages.len() as u32).to_be_bytes());
+    for p in packages {
+        h.update(p.identifier.to_be_bytes());
+        h.update((p.package.len() as u32).to_be_bytes());
+        h.update(&p.package);
+        h.update((p.signature.len() as u32).to_be_bytes());
+        h.update(&p.signature);
+    }
+    h.finalize().into()
 }
 
 /// Our echo of the round-1 broadcast, signed, to send with our round-2 packages.
 pub fn echo(state: &Round2State, identity: &IdentitySecret) -> SignedEcho {
     let setup = &state.setup;
     let me = setup.me.to_be_bytes();
+    let packages: Vec<SignedRound1> = state.accepted.values().cloned().collect();
+    let digest = echo_digest(&packages);
     SignedEcho {
         from: setup.me,
-        packages: state.accepted.values().cloned().collect(),
-        signature: identity.sign(ECHO_DOMAIN, &echo_parts(setup, &me, &state.transcript)),
+        packages,
+        signature: identity.sign(ECHO_DOMAIN, &echo_parts(setup, &me, &digest)),
     }
 }
 
@@ -252,14 +266,12 @@ fn check_echoes(state: &Round2State, echoes: &[SignedEcho]) -> Result<(), DkgErr
                 ));
             }
         }
-        let packages: BTreeMap<u16, Vec<u8>> =
-            by_id.iter().map(|(i, (b, _))| (*i, b.clone())).collect();
-        let transcript = transcript_hash(setup, &packages);
+        let digest = echo_digest(&e.packages);
         let from = e.from.to_be_bytes();
         if key
             .verify(
                 ECHO_DOMAIN,
-                &echo_parts(setup, &from, &transcript),
+                &echo_parts(setup, &from, &digest),
                 &e.signature,
             )
             .is_err()
@@ -494,8 +506,12 @@ pub fn round3(
             sender: s.sender,
             recipient: setup.me,
         };
-        let plain = seal::open(identity, sender_key, &ctx, s)
-            .map_err(|e| fail(e.to_string(), vec![s.sender]))?;
+        let plain = seal::open(identity, sender_key, &ctx, s).map_err(|e| match e {
+            // Signed by its sender and still garbage: the sender's doing.
+            seal::OpenError::DoesNotOpen { sender } => fail(e.to_string(), vec![sender]),
+            // Altered in transit (by the relay): nobody among the signers to blame.
+            _ => fail(e.to_string(), vec![]),
+        })?;
         let pkg = round2::Package::deserialize(&plain).map_err(|e| {
             fail(
                 format!("round-2 package of {} does not decode: {e}", s.sender),

@@ -3,7 +3,10 @@
 //! sender's and recipient's identity keys, specialised to the session and the direction;
 //! ChaCha20-Poly1305 authenticates the ciphertext (only the two holders of those keys can make
 //! it) and binds, as associated data, the session, both identifiers and the round-1 transcript
-//! hash, so a recipient whose view of round 1 differs cannot open it.
+//! hash, so a recipient whose view of round 1 differs cannot open it. The sender also signs the
+//! sealed package with its identity key: a package the relay altered fails that signature and
+//! blames nobody, while one its sender signed and that still does not open is evidence against
+//! the sender that anyone can check.
 
 use chacha20poly1305::{
     aead::{Aead, KeyInit, Payload},
@@ -27,7 +30,11 @@ pub struct Sealed {
     pub nonce: [u8; 12],
     /// Ciphertext with tag.
     pub ciphertext: Vec<u8>,
+    /// The sender's identity signature over the binding, the nonce and the ciphertext.
+    pub signature: Vec<u8>,
 }
+
+const SEALED_DOMAIN: &str = "quorate/dkg-sealed/v1";
 
 /// The binding of a sealed package.
 pub struct SealContext<'a> {
@@ -65,12 +72,23 @@ impl SealContext<'_> {
     }
 }
 
-/// Sealing failed to open: wrong key, tampered data, or a different transcript.
+/// A sealed package that does not open, and whether its sender is to blame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("sealed package from {sender} does not open: tampered, misaddressed or from a different round-1 transcript")]
-pub struct OpenError {
-    /// Who sent it.
-    pub sender: u16,
+#[non_exhaustive]
+pub enum OpenError {
+    /// Not signed by its sender for this binding: altered, misaddressed or made up in transit,
+    /// or sealed for a different round-1 transcript. Proves nothing against the sender.
+    #[error("sealed package from {sender} is not signed by it for this session, addressee and transcript: altered or misdirected in transit")]
+    NotSigned {
+        /// Who it claims to come from.
+        sender: u16,
+    },
+    /// Signed by its sender, yet it does not decrypt: the sender sealed garbage.
+    #[error("sealed package from {sender} is signed by it but does not decrypt: its sender sealed garbage")]
+    DoesNotOpen {
+        /// Who sent it.
+        sender: u16,
+    },
 }
 
 /// Seals `plaintext` from `me` to `recipient_key`.
@@ -96,10 +114,12 @@ pub fn seal<R: RngCore + CryptoRng>(
             },
         )
         .unwrap_or_else(|_| unreachable!("plaintext far below the AEAD limit"));
+    let signature = me.sign(SEALED_DOMAIN, &[&aad, &nonce, &ciphertext]);
     Sealed {
         sender: ctx.sender,
         recipient: ctx.recipient,
         nonce,
+        signature,
         ciphertext,
     }
 }
@@ -111,10 +131,17 @@ pub fn open(
     ctx: &SealContext<'_>,
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    let err = OpenError { sender: ctx.sender };
+    let unsigned = OpenError::NotSigned { sender: ctx.sender };
     if sealed.sender != ctx.sender || sealed.recipient != ctx.recipient {
-        return Err(err);
+        return Err(unsigned);
     }
+    sender_key
+        .verify(
+            SEALED_DOMAIN,
+            &[&ctx.aad(), &sealed.nonce, &sealed.ciphertext],
+            &sealed.signature,
+        )
+        .map_err(|_| unsigned)?;
     let key = ctx.key(&me.shared_secret(sender_key));
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
     cipher
@@ -126,7 +153,7 @@ pub fn open(
             },
         )
         .map(Zeroizing::new)
-        .map_err(|_| err)
+        .map_err(|_| OpenError::DoesNotOpen { sender: ctx.sender })
 }
 
 #[cfg(test)]
@@ -168,6 +195,20 @@ mod tests {
             sender: 1,
             recipient: 2,
         };
-        assert!(open(&b, &a.public(), &ctx, &bad).is_err());
+        assert_eq!(
+            open(&b, &a.public(), &ctx, &bad),
+            Err(OpenError::NotSigned { sender: 1 })
+        );
+        // Garbage the sender itself signed: its fault, provably.
+        let mut garbage = s.clone();
+        garbage.ciphertext[0] ^= 1;
+        garbage.signature = a.sign(
+            SEALED_DOMAIN,
+            &[&ctx.aad(), &garbage.nonce, &garbage.ciphertext],
+        );
+        assert_eq!(
+            open(&b, &a.public(), &ctx, &garbage),
+            Err(OpenError::DoesNotOpen { sender: 1 })
+        );
     }
 }

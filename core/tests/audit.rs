@@ -28,11 +28,11 @@ fn export(events: &[Event], head: impl Fn(&Chain) -> Head) -> String {
 }
 
 fn signer_log(name: &str, k: &IdentitySecret, events: &[Event]) -> String {
-    export(events, |c| Head::signed(name, c, k))
+    export(events, |c| Head::signed(name, c, k, b"nonce-1"))
 }
 
 fn coordinator_log(events: &[Event], t: u16) -> String {
-    export(events, |c| Head::coordinator(c, t))
+    export(events, |c| Head::coordinator(c, t, b"nonce-1"))
 }
 
 fn released(w: &str) -> Event {
@@ -81,7 +81,7 @@ fn a_head_signed_by_another_key_is_refused() {
     assert_eq!(err.line, Some(5), "{err}");
     // Re-signed by an attacker's key after rewriting: the pinned key does not match.
     let mut lines: Vec<&str> = text.lines().collect();
-    let rewritten = Head::signed("signer-1", &chain_of(&text), &key(9)).to_json();
+    let rewritten = Head::signed("signer-1", &chain_of(&text), &key(9), b"nonce-1").to_json();
     lines[4] = &rewritten;
     let err = verify_export(&lines.join("\n"), Some(&key(1).public())).unwrap_err();
     assert!(err.what.contains("pinned identity key"), "{err}");
@@ -135,16 +135,16 @@ fn the_coordinators_released_signatures_need_t_signers_shares() {
     let s2 = signer_log("signer-2", &key(2), &[released("wd-1")]);
     let s3 = signer_log("signer-3", &key(3), &[released("wd-3")]);
     let v = |t: &str| verify_export(t, None).unwrap();
-    let ok = cross_check(&v(&coord), &[v(&s1), v(&s2), v(&s3)]).unwrap();
+    let ok = cross_check(&v(&coord), &[v(&s1), v(&s2), v(&s3)], None).unwrap();
     assert_eq!((ok.signed, ok.threshold), (2, 2));
 
     // Without signer 3's log, wd-3 has one share release behind it.
-    let err = cross_check(&v(&coord), &[v(&s1), v(&s2)]).unwrap_err();
+    let err = cross_check(&v(&coord), &[v(&s1), v(&s2)], None).unwrap_err();
     assert_eq!(err.seq, Some(2), "{err}");
     assert!(err.what.contains("wd-3"), "{err}");
 
     // The same signer's log twice counts once.
-    let err = cross_check(&v(&coord), &[v(&s1), v(&s1), v(&s2)]).unwrap_err();
+    let err = cross_check(&v(&coord), &[v(&s1), v(&s1), v(&s2)], None).unwrap_err();
     assert!(err.what.contains("wd-3"), "{err}");
 
     // A share for another digest does not match.
@@ -155,7 +155,61 @@ fn the_coordinators_released_signatures_need_t_signers_shares() {
             .with("withdrawal", "wd-3")
             .with("digest", "cd".repeat(32))],
     );
-    assert!(cross_check(&v(&coord), &[v(&s1), v(&s2), v(&other)]).is_err());
+    assert!(cross_check(&v(&coord), &[v(&s1), v(&s2), v(&other)], None).is_err());
+
+    // A coordinator head that claims t = 1 does not lower the pinned threshold.
+    let lax = coordinator_log(&[signed("wd-1"), signed("wd-3")], 1);
+    assert!(cross_check(&v(&lax), &[v(&s1)], None).is_ok());
+    assert!(cross_check(&v(&lax), &[v(&s1)], Some(2)).is_err());
+}
+
+#[test]
+fn a_signers_log_relabelled_as_the_coordinators_is_refused() {
+    // A hostile relay rewrites signer 1's log and gives it an unsigned coordinator head.
+    let forged = export(&[released("wd-forged")], |c| {
+        let mut h = Head::coordinator(c, 2, b"n");
+        h.node = "signer-1".into();
+        h
+    });
+    let err = verify_export(&forged, None).unwrap_err();
+    assert!(
+        err.what
+            .contains("only the coordinator's log may be unsigned"),
+        "{err}"
+    );
+    // Nor may the role be changed under a real signature: the role is signed.
+    let text = sample();
+    let relabelled = text.replace("\"role\":\"signer\"", "\"role\":\"coordinator\"");
+    assert!(verify_export(&relabelled, Some(&key(1).public())).is_err());
+}
+
+#[test]
+fn a_head_replayed_from_an_earlier_export_is_stale() {
+    // The relay kept signer 1's head from an export of its first two records and serves that
+    // prefix again: the log verifies on its own, but the head answers the old nonce.
+    let events = [released("wd-1"), released("wd-2"), released("wd-3")];
+    let old = export(&events[..2], |c| {
+        Head::signed("signer-1", c, &key(1), b"old-nonce")
+    });
+    let log = verify_export(&old, Some(&key(1).public())).unwrap();
+    assert_eq!(log.records.len(), 2);
+    assert!(log.head.check_fresh(b"new-nonce").is_err());
+    assert!(log.head.check_fresh(b"old-nonce").is_ok());
+    // And the nonce cannot be swapped without breaking the signature.
+    let swapped = old.replace(&hex::encode(b"old-nonce"), &hex::encode(b"new-nonce"));
+    assert!(verify_export(&swapped, Some(&key(1).public())).is_err());
+}
+
+#[test]
+fn a_record_has_one_spelling() {
+    let text = sample();
+    let first = text.lines().next().unwrap();
+    // The same record with a JSON escape for one character: same value, other bytes.
+    let escaped = first.replacen("signer-1", "signer\\u002d1", 1);
+    assert_ne!(escaped, first);
+    assert!(Record::from_json(&escaped).is_err());
+    let spaced = first.replacen(",", ", ", 1);
+    assert!(Record::from_json(&spaced).is_err());
 }
 
 #[test]

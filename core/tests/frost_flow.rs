@@ -289,9 +289,42 @@ fn dkg_equivocation_and_tampered_shares_abort_with_culprit() {
     let err = dkg::round3(st1, &ids[0].1, &to(1), &echoes).expect_err("equivocation detected");
     assert_eq!(err.culprits, vec![3], "{err}");
 
-    // A relay that withholds an echo, alters one, or forges one names nobody.
+    // A relay that withholds an echo names nobody.
     let err = dkg::round3(st3, &ids[2].1, &to(3), &echoes[..1]).expect_err("echo missing");
     assert!(err.culprits.is_empty(), "{err}");
+}
+
+#[test]
+fn a_relay_stripping_sender_signatures_from_an_echo_frames_nobody() {
+    // Signer 3 equivocates (P to signer 1, P' to signer 2), and the relay also replaces
+    // signer 3's signature on P' in signer 2's echo with junk, hoping signer 1 blames signer 2
+    // for echoing an unsigned package. The echo's own signature covers the sender signatures,
+    // so the altered echo is not signer 2's: nobody is named rather than an honest signer.
+    let ids: Vec<(u16, IdentitySecret)> = (1..=3)
+        .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
+        .collect();
+    let mut r1 = Vec::new();
+    let mut broadcast = Vec::new();
+    for (i, k) in &ids {
+        let (st, signed) = dkg::round1(setup(*i, &ids, 2, b"x"), k, &mut OsRng).unwrap();
+        r1.push(st);
+        broadcast.push(signed);
+    }
+    let (_, other3) = dkg::round1(setup(3, &ids, 2, b"x"), &ids[2].1, &mut OsRng).unwrap();
+    let mut view2 = broadcast.clone();
+    view2[2] = other3;
+    let mut r1 = r1.into_iter();
+    let (st1, _) = dkg::round2(r1.next().unwrap(), &ids[0].1, &mut OsRng, &broadcast).unwrap();
+    let (st2, _) = dkg::round2(r1.next().unwrap(), &ids[1].1, &mut OsRng, &view2).unwrap();
+    let (st3, _) = dkg::round2(r1.next().unwrap(), &ids[2].1, &mut OsRng, &broadcast).unwrap();
+    let mut echo2 = dkg::echo(&st2, &ids[1].1);
+    echo2.packages[2].signature = vec![0; 64];
+    let echoes = [echo2, dkg::echo(&st3, &ids[2].1)];
+    let err = dkg::round3(st1, &ids[0].1, &[], &echoes).expect_err("aborts");
+    assert!(
+        err.culprits.is_empty(),
+        "an honest signer was framed: {err}"
+    );
 }
 
 #[test]
@@ -316,7 +349,12 @@ fn dkg_echo_checks_and_tampered_shares() {
             states.push(st);
             sealed.extend(s);
         }
-        (states, sealed, echoes)
+        let packages = broadcast
+            .iter()
+            .map(|b| (b.identifier, b.package.clone()))
+            .collect();
+        let transcript = dkg::transcript_hash(&setup(1, &ids, 2, b"e"), &packages);
+        (states, sealed, echoes, transcript)
     };
     let to = |sealed: &[Sealed], n: u16| -> Vec<Sealed> {
         sealed
@@ -327,31 +365,27 @@ fn dkg_echo_checks_and_tampered_shares() {
     };
 
     // An echo altered in transit (its signature no longer covers it): nobody named.
-    let (mut states, sealed, mut echoes) = run_round2();
+    let (mut states, sealed, mut echoes, _) = run_round2();
     echoes[0].packages[1].package[3] ^= 1;
     let st = states.remove(2);
     let err = dkg::round3(st, &ids[2].1, &to(&sealed, 3), &echoes).expect_err("altered echo");
     assert!(err.culprits.is_empty(), "{err}");
 
     // A participant that signs an echo holding a package its sender never signed is named.
-    let (mut states, sealed, mut echoes) = run_round2();
+    let (mut states, sealed, mut echoes, _) = run_round2();
     echoes[0].packages[1].package[3] ^= 1;
-    let mut transcript_of = std::collections::BTreeMap::new();
-    for p in &echoes[0].packages {
-        transcript_of.insert(p.identifier, p.package.clone());
-    }
-    let s = setup(1, &ids, 2, b"e");
-    let t = dkg::transcript_hash(&s, &transcript_of);
+    let d = dkg::echo_digest(&echoes[0].packages);
     echoes[0].signature = ids[0].1.sign(
         "quorate/dkg-echo/v1",
-        &[b"e", &[7; 32], &1u16.to_be_bytes(), &t],
+        &[b"e", &[7; 32], &1u16.to_be_bytes(), &d],
     );
     let st = states.remove(2);
     let err = dkg::round3(st, &ids[2].1, &to(&sealed, 3), &echoes).expect_err("lying echo");
     assert_eq!(err.culprits, vec![1], "{err}");
 
-    // With consistent echoes, a sealed share altered in transit names its sender.
-    let (mut states, mut sealed, echoes) = run_round2();
+    // A sealed share altered in transit fails its sender's signature: nobody is named (the
+    // relay did it; naming the sender would frame an honest signer).
+    let (mut states, mut sealed, echoes, _) = run_round2();
     let bad = sealed
         .iter_mut()
         .find(|s| s.recipient == 3 && s.sender == 1)
@@ -359,7 +393,27 @@ fn dkg_echo_checks_and_tampered_shares() {
     bad.ciphertext[0] ^= 1;
     let st = states.remove(2);
     let err = dkg::round3(st, &ids[2].1, &to(&sealed, 3), &echoes).expect_err("tamper detected");
-    assert_eq!(err.culprits, vec![1]);
+    assert!(err.culprits.is_empty(), "{err}");
+    assert!(err.reason.contains("not signed"), "{err}");
+
+    // A sender that seals and signs garbage (a valid seal of bytes that are no round-2
+    // package) is named.
+    let (mut states, mut sealed, echoes, transcript) = run_round2();
+    let i = sealed
+        .iter()
+        .position(|s| s.recipient == 3 && s.sender == 1)
+        .unwrap();
+    let ctx = quorate_core::seal::SealContext {
+        session_id: b"e",
+        transcript: &transcript,
+        sender: 1,
+        recipient: 3,
+    };
+    sealed[i] =
+        quorate_core::seal::seal(&mut OsRng, &ids[0].1, &ids[2].1.public(), &ctx, b"garbage");
+    let st = states.remove(2);
+    let err = dkg::round3(st, &ids[2].1, &to(&sealed, 3), &echoes).expect_err("garbage detected");
+    assert_eq!(err.culprits, vec![1], "{err}");
 }
 
 #[test]

@@ -83,7 +83,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         export.push('\n');
         records.push(r);
     }
-    let head = Head::signed("signer-1", &chain, &key);
+    let head = Head::signed("signer-1", &chain, &key, b"nonce");
     export.push_str(&head.to_json());
     match target {
         "intent_decode" => vec![eth.encode(), btc.encode()],

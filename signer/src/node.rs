@@ -269,8 +269,18 @@ impl Node {
         match self.store.append_audit(&r, durable) {
             Ok(()) => chain.advance(&r),
             Err(e) => {
-                warn!(signer = %self.name, error = %e, kind = %r.event.kind, "audit record not written")
+                warn!(signer = %self.name, error = %e, kind = %r.event.kind, "audit record not written");
+                self.resync_audit(&mut chain);
             }
+        }
+    }
+
+    /// After a failed write, moves the head to whatever the store holds, so that a record
+    /// that landed anyway is never overwritten by the next one.
+    fn resync_audit(&self, chain: &mut Chain) {
+        match self.store.last_audit() {
+            Ok(last) => *chain = Chain::resume(last.as_ref()),
+            Err(e) => warn!(signer = %self.name, error = %e, "audit log unreadable"),
         }
     }
 
@@ -281,6 +291,7 @@ impl Node {
         &self,
         from: u64,
         limit: usize,
+        nonce: &[u8],
     ) -> Result<(Vec<audit::Record>, audit::Head), Refusal> {
         let chain = lock(&self.audit);
         let mut records = self
@@ -290,7 +301,7 @@ impl Node {
         quorate_wire::convert::audit::fit_page(&mut records);
         Ok((
             records,
-            audit::Head::signed(&self.name, &chain, &self.identity),
+            audit::Head::signed(&self.name, &chain, &self.identity, nonce),
         ))
     }
 
@@ -352,10 +363,8 @@ impl Node {
             B::PolicyUpdate(p) => self.blocking(move |node| node.policy_update(&p)).await,
             B::PolicyVeto(v) => self.blocking(move |node| node.policy_veto(&v)).await,
             B::LedgerNotice(n) => self.blocking(move |node| node.ledger_notice(&n)).await,
-            B::AuditExport(r) => match self.audit_export(&r) {
-                Ok(b) => b,
-                Err(r) => refusal(r),
-            },
+            // The audit lock can be held across a flush: off the reactor.
+            B::AuditExport(r) => self.blocking(move |node| node.audit_export(&r)).await,
         };
         if let pb::signer_message::Body::Refusal(r) = &answer {
             let mut e =
@@ -367,7 +376,10 @@ impl Node {
                 let c: Vec<String> = r.culprits.iter().map(u32::to_string).collect();
                 e = e.with("culprits", c.join(","));
             }
-            self.audit(e, false);
+            // Recorded before the answer leaves; the audit lock can be held across a flush,
+            // so off the reactor.
+            let node = self.clone();
+            let _ = tokio::task::spawn_blocking(move || node.audit(e, false)).await;
         }
         answer
     }
@@ -379,7 +391,13 @@ impl Node {
         let limit = usize::try_from(r.limit)
             .unwrap_or(usize::MAX)
             .clamp(1, quorate_wire::convert::audit::MAX_PAGE);
-        let (records, head) = self.audit_page(r.from_seq, limit)?;
+        if r.nonce.len() > audit::MAX_NONCE_LEN {
+            return Err(Refusal::permanent(
+                link_rule::BAD_REQUEST,
+                format!("nonce: at most {} bytes", audit::MAX_NONCE_LEN),
+            ));
+        }
+        let (records, head) = self.audit_page(r.from_seq, limit, &r.nonce)?;
         Ok(pb::signer_message::Body::AuditPage(
             quorate_wire::convert::audit::page_to_proto(&records, &head),
         ))
@@ -895,10 +913,17 @@ impl Node {
         };
         let mut chain = lock(&self.audit);
         let record = chain.prepare(now, event);
-        let binding = self
+        let binding = match self
             .store
             .bind_and_debit(&intent.id, digest, now, &debit, &record)
-            .map_err(storage)?;
+        {
+            Ok(b) => b,
+            Err(e) => {
+                // The write may have landed without its flush: never reuse its number.
+                self.resync_audit(&mut chain);
+                return Err(storage(e));
+            }
+        };
         if binding != Binding::Conflict {
             chain.advance(&record);
         }
@@ -1082,6 +1107,7 @@ fn sealed_to_pb(s: Sealed) -> pb::SealedRound2 {
         recipient: u32::from(s.recipient),
         nonce: s.nonce.to_vec(),
         ciphertext: s.ciphertext,
+        signature: s.signature,
     }
 }
 
@@ -1091,6 +1117,7 @@ fn sealed_from_pb(p: pb::SealedRound2) -> Option<Sealed> {
         recipient: u16::try_from(p.recipient).ok()?,
         nonce: p.nonce.as_slice().try_into().ok()?,
         ciphertext: p.ciphertext,
+        signature: p.signature,
     })
 }
 

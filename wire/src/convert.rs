@@ -235,6 +235,7 @@ pub mod audit {
             threshold: h.threshold.map_or(0, u32::from),
             identity_key: bytes(&h.identity_key),
             signature: bytes(&h.signature),
+            nonce: bytes(&h.nonce),
         }
     }
 
@@ -255,6 +256,7 @@ pub mod audit {
             },
             identity_key: opt(&p.identity_key),
             signature: opt(&p.signature),
+            nonce: opt(&p.nonce),
         })
     }
 
