@@ -28,6 +28,11 @@ async fn relay_with(
 ) -> (
     BTreeMap<u32, Driven>,
     tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    mpsc::Receiver<(
+        u32,
+        tonic::Streaming<pb::SignerMessage>,
+        crate::hostile::Out,
+    )>,
 ) {
     let tls = TlsMaterial::load(
         &c.path("ca/ca.pem"),
@@ -61,7 +66,7 @@ async fn relay_with(
             },
         );
     }
-    (s, server)
+    (s, server, links_rx)
 }
 
 /// Each listed signer's audit log, verified against its pinned identity key.
@@ -93,7 +98,7 @@ async fn no_share(s: &mut BTreeMap<u32, Driven>) {
 async fn a_share_altered_in_transit_aborts_framing_nobody_and_leaves_no_share() {
     let mut c = Cluster::create(3, 2).await;
     let mut book = Book::attacks("redteam-dkg");
-    let (mut s, server) = relay_with(&mut c, &["signer-1", "signer-2", "signer-3"]).await;
+    let (mut s, server, _links) = relay_with(&mut c, &["signer-1", "signer-2", "signer-3"]).await;
     let session = vec![5u8; 16];
     let manifest_hash = Manifest::load(&c.path("manifest.toml"))
         .unwrap()
@@ -282,7 +287,7 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
     use quorate_core::dkg;
     let mut c = Cluster::create(3, 2).await;
     let mut book = Book::attacks("redteam-dkg-signer");
-    let (mut s, _server) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
+    let (mut s, _server, mut links) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
     let session = vec![6u8; 16];
     let (manifest, me, setup) = as_signer_1(&c, &session);
     let (_, honest) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
@@ -320,6 +325,40 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
         );
     }
     no_share(&mut s).await;
+
+    // The session id is spent for good: asked again, even after a restart, a signer refuses
+    // to sign a second round-1 package for it (which would look like equivocation).
+    for restart in [false, true] {
+        if restart {
+            c.kill_signer("signer-2").await;
+            s.remove(&2);
+            c.start_signer("signer-2");
+            let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links.recv())
+                .await
+                .expect("signer 2 reconnects")
+                .unwrap();
+            s.insert(
+                ident,
+                Driven {
+                    inbound,
+                    out,
+                    next: 0,
+                },
+            );
+        }
+        let a = s
+            .get_mut(&2)
+            .unwrap()
+            .call(Req::DkgRound1(pb::DkgRound1Request {
+                session_id: session.clone(),
+                manifest_hash: manifest.hash().to_vec(),
+            }))
+            .await;
+        match a {
+            Ans::Refusal(r) => assert!(r.reason.contains("single use"), "{r:?}"),
+            other => panic!("a spent DKG session was reused (restart: {restart}): {other:?}"),
+        }
+    }
     audit_logs(&c, &mut s, &mut book).await;
     book.finish();
 }
@@ -329,7 +368,7 @@ async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_
     use quorate_core::dkg;
     let mut c = Cluster::create(3, 2).await;
     let mut book = Book::attacks("redteam-dkg-equivocation");
-    let (mut s, _server) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
+    let (mut s, _server, _links) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
     let session = vec![8u8; 16];
     let (manifest, me, setup) = as_signer_1(&c, &session);
     // Two valid round-1 packages, both signed by signer 1: A for signer 2, B for signer 3.
@@ -426,7 +465,7 @@ async fn a_malicious_signers_signed_garbage_share_aborts_the_dkg_naming_it() {
     use quorate_core::dkg;
     let mut c = Cluster::create(3, 2).await;
     let mut book = Book::attacks("redteam-dkg-garbage-share");
-    let (mut s, _server) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
+    let (mut s, _server, _links) = relay_with(&mut c, &["signer-2", "signer-3"]).await;
     let session = vec![9u8; 16];
     let (manifest, me, setup) = as_signer_1(&c, &session);
     let (state, mine) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();

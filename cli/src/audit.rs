@@ -55,16 +55,21 @@ pub async fn run(dir: &Path, addr: Option<&str>, cmd: AuditCommand) -> anyhow::R
                 Some(to) => {
                     std::fs::create_dir_all(&to)
                         .with_context(|| format!("creating {}", to.display()))?;
-                    let status = client::admin(&c, addr)
-                        .await?
-                        .get_cluster_status(quorate_wire::admin::GetClusterStatusRequest {})
-                        .await
-                        .context("reading the cluster's signers")?
-                        .into_inner();
+                    // Every node of the pinned manifest: the coordinator does not get to say
+                    // which signers there are.
+                    let m = manifest.context(
+                        "export --all needs the cluster's manifest.toml in --dir to know the signers and pin their keys",
+                    )?;
                     let mut nodes = vec!["coordinator".to_string()];
-                    nodes.extend(status.signers.into_iter().map(|s| s.name));
+                    nodes.extend(m.signers.iter().map(|s| s.name.clone()));
                     for n in nodes {
                         let text = export(&c, addr, &n, manifest).await?;
+                        anyhow::ensure!(
+                            !n.is_empty()
+                                && n.bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                            "node name `{n}` is not usable as a file name"
+                        );
                         let path = to.join(format!("{n}.jsonl"));
                         std::fs::write(&path, text)
                             .with_context(|| format!("writing {}", path.display()))?;
@@ -130,15 +135,35 @@ async fn export(
             let r = conv::record_from_proto(r).map_err(anyhow::Error::msg)?;
             text.push_str(&r.to_json());
             text.push('\n');
-            from = r.seq + 1;
+            from = r
+                .seq
+                .checked_add(1)
+                .context("a record numbered u64::MAX: not a log")?;
         }
         if from > head.seq || page.records.is_empty() {
             head.check_fresh(&nonce).map_err(anyhow::Error::msg)?;
+            // The head must be the node's that was asked for, in its role; a signer's must be
+            // checked against a pinned key.
+            let want_role = if node == "coordinator" {
+                "coordinator"
+            } else {
+                "signer"
+            };
+            anyhow::ensure!(
+                head.node == node && head.role == want_role,
+                "asked for the log of {node}, got a head of `{}` as `{}`",
+                head.node,
+                head.role
+            );
             text.push_str(&head.to_json());
             text.push('\n');
             let pinned = manifest
                 .and_then(|m| m.signer_by_name(node))
                 .map(|s| s.identity_key);
+            anyhow::ensure!(
+                node == "coordinator" || pinned.is_some(),
+                "no manifest pins the identity key of {node}: run from the cluster directory (--dir) that holds manifest.toml"
+            );
             audit::verify_export(&text, pinned.as_ref()).map_err(|e| {
                 anyhow::anyhow!("the log of {node} as exported does not verify: {e}")
             })?;

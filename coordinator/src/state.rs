@@ -21,6 +21,7 @@ use quorate_core::{
 };
 use quorate_wire::{admin as apb, manifest::Manifest, signer as pb};
 use rand::{seq::SliceRandom, RngCore};
+use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
@@ -266,7 +267,9 @@ impl Coordinator {
                         .with("withdrawal", &id)
                         .with("digest", &record.digest)
                         .with("signers", by.join(","))
-                        .with("signature", hex::encode(&signature)),
+                        // A hash, not the signature: the record may be read (exported) before
+                        // the signature itself is durable.
+                        .with("signature_sha256", hex::encode(Sha256::digest(&signature))),
                 );
                 notice = Some((signature.clone(), signers.clone()));
                 record.status = Status::Signed;

@@ -299,8 +299,17 @@ impl WithdrawalStore for SledStore {
     }
 
     fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError> {
+        // Append only: a sequence number once written is never written again.
         self.audit
-            .insert(r.seq.to_be_bytes(), r.to_json().as_bytes())?;
+            .compare_and_swap(
+                r.seq.to_be_bytes(),
+                None as Option<&[u8]>,
+                Some(r.to_json().as_bytes()),
+            )?
+            .map_err(|_| StoreError::Corrupt {
+                key: "audit".into(),
+                reason: format!("record {} exists already", r.seq),
+            })?;
         Ok(())
     }
 
@@ -424,7 +433,14 @@ impl WithdrawalStore for MemoryStore {
     }
 
     fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError> {
-        self.lock().audit.insert(r.seq, r.clone());
+        let mut m = self.lock();
+        if m.audit.contains_key(&r.seq) {
+            return Err(StoreError::Corrupt {
+                key: "audit".into(),
+                reason: format!("record {} exists already", r.seq),
+            });
+        }
+        m.audit.insert(r.seq, r.clone());
         Ok(())
     }
 

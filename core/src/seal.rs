@@ -5,8 +5,8 @@
 //! it) and binds, as associated data, the session, both identifiers and the round-1 transcript
 //! hash, so a recipient whose view of round 1 differs cannot open it. The sender also signs the
 //! sealed package with its identity key: a package the relay altered fails that signature and
-//! blames nobody, while one its sender signed and that still does not open is evidence against
-//! the sender that anyone can check.
+//! blames nobody, while one its sender signed and that still does not open is the sender's
+//! doing (the signature shows who made it; that it does not open, only its recipient can see).
 
 use chacha20poly1305::{
     aead::{Aead, KeyInit, Payload},

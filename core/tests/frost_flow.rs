@@ -240,7 +240,8 @@ fn dkg_detects_a_forged_round1_package() {
     let err = dkg::round2(states.remove(0), &ids[0].1, &mut OsRng, &tampered)
         .err()
         .expect("tampered round-1 package refused");
-    assert_eq!(err.culprits, vec![3]);
+    // The relay may have done it: the honest sender is not named.
+    assert!(err.culprits.is_empty(), "{err}");
 }
 
 #[test]

@@ -193,6 +193,30 @@ fn every_target_survives_seeds_and_mutations() {
     }
 }
 
+/// The committed seed corpus (`fuzz/seeds/<target>/`) for libFuzzer runs: every target runs
+/// over it here too. `QUORATE_FUZZ_WRITE_SEEDS=1` rewrites it from the seeds above.
+#[test]
+fn committed_seeds_run_and_match() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    for (name, target) in quorate_fuzz::TARGETS {
+        let dir = root.join(name);
+        if std::env::var_os("QUORATE_FUZZ_WRITE_SEEDS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            for (i, s) in seeds(name).iter().enumerate() {
+                std::fs::write(dir.join(format!("seed-{i}")), s).unwrap();
+            }
+        }
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(!files.is_empty(), "no seeds for {name}");
+        for f in files {
+            target(&std::fs::read(&f).unwrap());
+        }
+    }
+}
+
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -379,7 +379,8 @@ impl Node {
             // Recorded before the answer leaves; the audit lock can be held across a flush,
             // so off the reactor.
             let node = self.clone();
-            let _ = tokio::task::spawn_blocking(move || node.audit(e, false)).await;
+            // Durable: a refusal is evidence, and a signer refuses rarely.
+            let _ = tokio::task::spawn_blocking(move || node.audit(e, true)).await;
         }
         answer
     }
@@ -468,7 +469,15 @@ impl Node {
                 "session id must be 16 bytes",
             ));
         }
-        if slot.used.contains(&r.session_id) {
+        // Single use for good, across restarts: signing a second round-1 package for a session
+        // would make this signer look like an equivocator.
+        let used_key = format!("dkg_session/{}", hex::encode(&r.session_id));
+        let fresh = !slot.used.contains(&r.session_id)
+            && match self.store.put_meta_once(&used_key, b"1") {
+                Ok(fresh) => fresh,
+                Err(e) => return refusal(storage(e)),
+            };
+        if !fresh {
             return refusal(Refusal::permanent(
                 link_rule::BAD_REQUEST,
                 "this DKG session id was used before; sessions are single use",

@@ -264,6 +264,12 @@ impl SignerStore for SledStore {
                 d.insert(id, &debit.at_ms.to_be_bytes())?;
                 m.insert(META_LEDGER_HIGH_WATER, &debit.at_ms.to_be_bytes())?;
             }
+            if a.get(audit.seq.to_be_bytes())?.is_some() {
+                return Err(Abort::Abort(corrupt(
+                    "audit",
+                    format!("record {} exists already", audit.seq),
+                )));
+            }
             a.insert(&audit.seq.to_be_bytes(), audit_value.as_bytes())?;
             Ok(binding)
         });
@@ -303,8 +309,14 @@ impl SignerStore for SledStore {
     }
 
     fn append_audit(&self, r: &audit::Record, durable: bool) -> Result<(), StoreError> {
+        // Append only: a sequence number once written is never written again.
         self.audit
-            .insert(r.seq.to_be_bytes(), r.to_json().as_bytes())?;
+            .compare_and_swap(
+                r.seq.to_be_bytes(),
+                None as Option<&[u8]>,
+                Some(r.to_json().as_bytes()),
+            )?
+            .map_err(|_| corrupt("audit", format!("record {} exists already", r.seq)))?;
         if durable {
             self.db.flush()?;
         }
@@ -444,6 +456,9 @@ impl SignerStore for MemoryStore {
 
     fn append_audit(&self, r: &audit::Record, _durable: bool) -> Result<(), StoreError> {
         let mut a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if a.contains_key(&r.seq) {
+            return Err(corrupt("audit", format!("record {} exists already", r.seq)));
+        }
         a.insert(r.seq, r.clone());
         Ok(())
     }
