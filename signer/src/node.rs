@@ -376,10 +376,9 @@ impl Node {
                 let c: Vec<String> = r.culprits.iter().map(u32::to_string).collect();
                 e = e.with("culprits", c.join(","));
             }
-            // Recorded before the answer leaves; the audit lock can be held across a flush,
-            // so off the reactor.
+            // Recorded, durably, before the answer leaves: a refusal is evidence, and a signer
+            // refuses rarely. Off the reactor, as the write flushes.
             let node = self.clone();
-            // Durable: a refusal is evidence, and a signer refuses rarely.
             let _ = tokio::task::spawn_blocking(move || node.audit(e, true)).await;
         }
         answer
