@@ -130,30 +130,6 @@ fn ld(field: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn healthy(c: &mut Cluster) {
-    assert!(
-        c.coordinator
-            .as_mut()
-            .unwrap()
-            .try_wait()
-            .unwrap()
-            .is_none(),
-        "the coordinator died"
-    );
-    let mut h = tonic_health::pb::health_client::HealthClient::new(c.channel("backend").await);
-    let s = h
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "quorate.withdrawal.v1.WithdrawalService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        s.status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
-}
-
 async fn stored(c: &Cluster) -> usize {
     let mut w = WithdrawalServiceClient::new(c.channel("backend").await);
     let mut n = 0;
@@ -520,7 +496,7 @@ async fn every_withdrawal_rpc_field_refuses_bad_input_and_stores_nothing() {
         before,
         "a refused request stored something"
     );
-    healthy(&mut c).await;
+    c.assert_serving().await;
     let (code, v) = c.submit_eth("wd-bad-control", "1000").await;
     assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
     book.finish();
@@ -703,7 +679,7 @@ async fn every_admin_rpc_field_refuses_bad_input() {
         .unwrap()
         .into_inner();
     assert_eq!(p.status.unwrap().version, version_before);
-    healthy(&mut c).await;
+    c.assert_serving().await;
     let (code, v) = c.submit_eth("wd-bad-admin-control", "1000").await;
     assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
     book.finish();

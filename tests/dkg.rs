@@ -69,6 +69,35 @@ async fn relay_with(
     (s, server, links_rx)
 }
 
+/// Round 2 through the relay: each connected signer gets `view(identifier)` as the round-1
+/// set; returns the sealed packages by recipient, and the echoes.
+async fn relay_round2(
+    s: &mut BTreeMap<u32, Driven>,
+    session: &[u8],
+    view: impl Fn(u32) -> Vec<pb::SignedRound1>,
+) -> (BTreeMap<u32, Vec<pb::SealedRound2>>, Vec<pb::DkgEcho>) {
+    let mut mail: BTreeMap<u32, Vec<pb::SealedRound2>> = BTreeMap::new();
+    let mut echoes = Vec::new();
+    for (i, d) in s.iter_mut() {
+        match d
+            .call(Req::DkgRound2(pb::DkgRound2Request {
+                session_id: session.to_vec(),
+                packages: view(*i),
+            }))
+            .await
+        {
+            Ans::DkgRound2(p) => {
+                echoes.extend(p.echo);
+                for x in p.packages {
+                    mail.entry(x.recipient).or_default().push(x);
+                }
+            }
+            other => panic!("round 2 at signer {i}: {other:?}"),
+        }
+    }
+    (mail, echoes)
+}
+
 /// Each listed signer's audit log, verified against its pinned identity key.
 async fn audit_logs(c: &Cluster, s: &mut BTreeMap<u32, Driven>, book: &mut Book) {
     let manifest = Manifest::load(&c.path("manifest.toml")).unwrap();
@@ -122,25 +151,7 @@ async fn a_share_altered_in_transit_aborts_framing_nobody_and_leaves_no_share() 
             other => panic!("round 1: {other:?}"),
         }
     }
-    let mut mail: BTreeMap<u32, Vec<pb::SealedRound2>> = BTreeMap::new();
-    let mut echoes = Vec::new();
-    for d in s.values_mut() {
-        match d
-            .call(Req::DkgRound2(pb::DkgRound2Request {
-                session_id: session.clone(),
-                packages: round1.clone(),
-            }))
-            .await
-        {
-            Ans::DkgRound2(p) => {
-                echoes.extend(p.echo);
-                for sealed in p.packages {
-                    mail.entry(sealed.recipient).or_default().push(sealed);
-                }
-            }
-            other => panic!("round 2: {other:?}"),
-        }
-    }
+    let (mut mail, echoes) = relay_round2(&mut s, &session, |_| round1.clone()).await;
     // The relay alters the share signer 1 sealed to signer 3.
     let to3 = mail.get_mut(&3).unwrap();
     let from1 = to3.iter_mut().find(|p| p.sender == 1).unwrap();
@@ -380,27 +391,11 @@ async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_
         signature: p.signature.clone(),
     };
     let honest = honest_round1(&mut s, &session, &manifest).await;
-    let mut mail: BTreeMap<u32, Vec<pb::SealedRound2>> = BTreeMap::new();
-    let mut echoes = Vec::new();
-    for (i, d) in s.iter_mut() {
-        let mine = if *i == 2 { to_pb(&a) } else { to_pb(&b) };
-        let view: Vec<pb::SignedRound1> = std::iter::once(mine).chain(honest.clone()).collect();
-        match d
-            .call(Req::DkgRound2(pb::DkgRound2Request {
-                session_id: session.clone(),
-                packages: view,
-            }))
-            .await
-        {
-            Ans::DkgRound2(p) => {
-                echoes.extend(p.echo);
-                for sealed in p.packages {
-                    mail.entry(sealed.recipient).or_default().push(sealed);
-                }
-            }
-            other => panic!("round 2: {other:?}"),
-        }
-    }
+    let (mut mail, mut echoes) = relay_round2(&mut s, &session, |i| {
+        let mine = if i == 2 { to_pb(&a) } else { to_pb(&b) };
+        std::iter::once(mine).chain(honest.clone()).collect()
+    })
+    .await;
     // Signer 1 plays along as if everyone had seen A, with its own shares and echo.
     let received: Vec<dkg::SignedRound1> = std::iter::once(a.clone())
         .chain(honest.iter().map(|p| dkg::SignedRound1 {
@@ -476,25 +471,7 @@ async fn a_malicious_signers_signed_garbage_share_aborts_the_dkg_naming_it() {
     };
     let mut round1 = vec![to_pb(&mine)];
     round1.extend(honest_round1(&mut s, &session, &manifest).await);
-    let mut mail: BTreeMap<u32, Vec<pb::SealedRound2>> = BTreeMap::new();
-    let mut echoes = Vec::new();
-    for d in s.values_mut() {
-        match d
-            .call(Req::DkgRound2(pb::DkgRound2Request {
-                session_id: session.clone(),
-                packages: round1.clone(),
-            }))
-            .await
-        {
-            Ans::DkgRound2(p) => {
-                echoes.extend(p.echo);
-                for x in p.packages {
-                    mail.entry(x.recipient).or_default().push(x);
-                }
-            }
-            other => panic!("round 2: {other:?}"),
-        }
-    }
+    let (mut mail, mut echoes) = relay_round2(&mut s, &session, |_| round1.clone()).await;
     // Signer 1 plays round 2 honestly, except that what it seals (and signs) for signer 3 is
     // garbage.
     let received: Vec<dkg::SignedRound1> = round1

@@ -276,6 +276,32 @@ impl Cluster {
         .await
     }
 
+    /// Asserts the coordinator process is alive and its health service reports serving.
+    pub async fn assert_serving(&mut self) {
+        assert!(
+            self.coordinator
+                .as_mut()
+                .expect("coordinator started")
+                .try_wait()
+                .unwrap()
+                .is_none(),
+            "the coordinator died"
+        );
+        let mut h =
+            tonic_health::pb::health_client::HealthClient::new(self.channel("backend").await);
+        let s = h
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "quorate.withdrawal.v1.WithdrawalService".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            s.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+
     /// The coordinator's audit log through the admin service, chain verified.
     pub async fn coordinator_audit(&self) -> Vec<quorate_core::audit::Record> {
         let mut a =

@@ -221,25 +221,7 @@ async fn transport_refuses_what_it_must() {
     );
 
     // The coordinator is still healthy and serving.
-    assert!(c
-        .coordinator
-        .as_mut()
-        .unwrap()
-        .try_wait()
-        .unwrap()
-        .is_none());
-    let mut health = tonic_health::pb::health_client::HealthClient::new(c.channel("backend").await);
-    let h = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "quorate.withdrawal.v1.WithdrawalService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        h.status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
+    c.assert_serving().await;
 
     // Every refusal the coordinator's own code made is in its audit log.
     let log = c.coordinator_audit().await;
