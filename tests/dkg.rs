@@ -98,6 +98,33 @@ async fn relay_round2(
     (mail, echoes)
 }
 
+/// Wire forms of what the test, as signer 1, makes with `quorate_core::dkg`.
+fn signed_pb(p: &quorate_core::dkg::SignedRound1) -> pb::SignedRound1 {
+    pb::SignedRound1 {
+        identifier: u32::from(p.identifier),
+        package: p.package.clone(),
+        signature: p.signature.clone(),
+    }
+}
+
+fn echo_pb(e: quorate_core::dkg::SignedEcho) -> pb::DkgEcho {
+    pb::DkgEcho {
+        from: u32::from(e.from),
+        packages: e.packages.iter().map(signed_pb).collect(),
+        signature: e.signature,
+    }
+}
+
+fn sealed_pb(x: quorate_core::seal::Sealed) -> pb::SealedRound2 {
+    pb::SealedRound2 {
+        sender: u32::from(x.sender),
+        recipient: u32::from(x.recipient),
+        nonce: x.nonce.to_vec(),
+        ciphertext: x.ciphertext,
+        signature: x.signature,
+    }
+}
+
 /// Each listed signer's audit log, verified against its pinned identity key.
 async fn audit_logs(c: &Cluster, s: &mut BTreeMap<u32, Driven>, book: &mut Book) {
     let manifest = Manifest::load(&c.path("manifest.toml")).unwrap();
@@ -385,14 +412,9 @@ async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_
     // Two valid round-1 packages, both signed by signer 1: A for signer 2, B for signer 3.
     let (state_a, a) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
     let (_, b) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
-    let to_pb = |p: &dkg::SignedRound1| pb::SignedRound1 {
-        identifier: u32::from(p.identifier),
-        package: p.package.clone(),
-        signature: p.signature.clone(),
-    };
     let honest = honest_round1(&mut s, &session, &manifest).await;
     let (mut mail, mut echoes) = relay_round2(&mut s, &session, |i| {
-        let mine = if i == 2 { to_pb(&a) } else { to_pb(&b) };
+        let mine = if i == 2 { signed_pb(&a) } else { signed_pb(&b) };
         std::iter::once(mine).chain(honest.clone()).collect()
     })
     .await;
@@ -406,21 +428,11 @@ async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_
         .collect();
     let (state2, sealed) = dkg::round2(state_a, &me, &mut rand::rngs::OsRng, &received).unwrap();
     let echo = dkg::echo(&state2, &me);
-    echoes.push(pb::DkgEcho {
-        from: 1,
-        packages: echo.packages.iter().map(to_pb).collect(),
-        signature: echo.signature,
-    });
+    echoes.push(echo_pb(echo));
     for x in sealed {
         mail.entry(u32::from(x.recipient))
             .or_default()
-            .push(pb::SealedRound2 {
-                sender: 1,
-                recipient: u32::from(x.recipient),
-                nonce: x.nonce.to_vec(),
-                ciphertext: x.ciphertext,
-                signature: x.signature,
-            });
+            .push(sealed_pb(x));
     }
     for (i, d) in s.iter_mut() {
         let answer = d
@@ -464,12 +476,7 @@ async fn a_malicious_signers_signed_garbage_share_aborts_the_dkg_naming_it() {
     let session = vec![9u8; 16];
     let (manifest, me, setup) = as_signer_1(&c, &session);
     let (state, mine) = dkg::round1(setup.clone(), &me, &mut rand::rngs::OsRng).unwrap();
-    let to_pb = |p: &dkg::SignedRound1| pb::SignedRound1 {
-        identifier: u32::from(p.identifier),
-        package: p.package.clone(),
-        signature: p.signature.clone(),
-    };
-    let mut round1 = vec![to_pb(&mine)];
+    let mut round1 = vec![signed_pb(&mine)];
     round1.extend(honest_round1(&mut s, &session, &manifest).await);
     let (mut mail, mut echoes) = relay_round2(&mut s, &session, |_| round1.clone()).await;
     // Signer 1 plays round 2 honestly, except that what it seals (and signs) for signer 3 is
@@ -484,11 +491,7 @@ async fn a_malicious_signers_signed_garbage_share_aborts_the_dkg_naming_it() {
         .collect();
     let (state2, sealed) = dkg::round2(state, &me, &mut rand::rngs::OsRng, &received).unwrap();
     let echo = dkg::echo(&state2, &me);
-    echoes.push(pb::DkgEcho {
-        from: 1,
-        packages: echo.packages.iter().map(to_pb).collect(),
-        signature: echo.signature,
-    });
+    echoes.push(echo_pb(echo));
     let transcript = dkg::transcript_hash(
         &setup,
         &received
@@ -516,13 +519,7 @@ async fn a_malicious_signers_signed_garbage_share_aborts_the_dkg_naming_it() {
         };
         mail.entry(u32::from(x.recipient))
             .or_default()
-            .push(pb::SealedRound2 {
-                sender: 1,
-                recipient: u32::from(x.recipient),
-                nonce: x.nonce.to_vec(),
-                ciphertext: x.ciphertext,
-                signature: x.signature,
-            });
+            .push(sealed_pb(x));
     }
     let answer = s
         .get_mut(&3)
