@@ -1667,3 +1667,54 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The ledger's window sums (running totals) equal a plain sum over every debit whose
+    /// bucket overlaps the window, after any sequence of debits, clock steps back and forth,
+    /// prunes and reloads, with amounts up to u128::MAX (saturating).
+    #[test]
+    fn window_sums_equal_a_plain_sum(
+        steps in prop::collection::vec(
+            (0u64..3 * 60 * MIN, 0usize..3, prop_oneof![1u128..1_000, Just(u128::MAX / 3), Just(u128::MAX)], any::<bool>(), any::<bool>()),
+            1..60,
+        ),
+        window in prop::sample::select(vec![MIN, 5 * MIN, HOUR, 24 * HOUR, 7 * 24 * HOUR]),
+    ) {
+        let dests = ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB"];
+        let mut ledger = Ledger::new();
+        let mut history: Vec<(u64, usize, u128)> = Vec::new();
+        let mut now = 1_800_000_000_000u64;
+        let mut records = std::collections::BTreeMap::new();
+        for (dt, d, amount, back, prune) in steps {
+            now = if back { now.saturating_sub(dt) } else { now + dt };
+            let debit = ledger.debit(Chain::Ethereum, "ETH", dests[d], Amount::new(amount).unwrap(), now);
+            history.push((debit.at_ms / BUCKET_MS, d, amount));
+            for r in debit.records {
+                records.insert(r.key_bytes(), r);
+            }
+            if prune {
+                for (key, bucket) in ledger.prune(now) {
+                    let r = BucketRecord { key, bucket, usage: Usage::default() };
+                    records.remove(&r.key_bytes());
+                }
+            }
+            let eff = ledger.effective_now(now);
+            let from = eff.saturating_sub(window) / BUCKET_MS;
+            let reloaded = Ledger::load(ledger.high_water_ms(), records.values().cloned());
+            for dest in [None, Some(0usize), Some(1), Some(2)] {
+                let key = LedgerKey { chain: Chain::Ethereum, asset: "ETH".into(), destination: dest.map(|i| dests[i].to_string()) };
+                let mut want = Usage::default();
+                for (b, hd, a) in &history {
+                    if *b >= from && dest.is_none_or(|x| x == *hd) {
+                        want.amount = want.amount.saturating_add(*a);
+                        want.count += 1;
+                    }
+                }
+                prop_assert_eq!(ledger.usage(&key, window, now), want);
+                prop_assert_eq!(reloaded.usage(&key, window, now), want);
+            }
+        }
+    }
+}

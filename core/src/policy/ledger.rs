@@ -148,12 +148,105 @@ pub struct Debit {
     pub records: Vec<BucketRecord>,
 }
 
+/// One key's buckets, each with the running total through it, so that the usage of any window
+/// is one difference of two running totals (two lookups), however much history there is.
+///
+/// Debits only ever land in the newest bucket (the ledger's clock never goes back), so running
+/// totals are only ever appended or raised at the end. Should one overflow (amounts near
+/// `u128::MAX`), the series falls back to summing its buckets, with the same saturating result.
+#[derive(Debug, Clone, Default)]
+struct Series {
+    /// Bucket index → (usage in the bucket, running total through the bucket).
+    buckets: BTreeMap<u64, (Usage, Usage)>,
+    /// Running total of the buckets pruned away.
+    base: Usage,
+    /// A running total overflowed: sum bucket by bucket instead.
+    summing: bool,
+}
+
+fn checked_add(a: Usage, b: Usage) -> Option<Usage> {
+    Some(Usage {
+        amount: a.amount.checked_add(b.amount)?,
+        count: a.count.checked_add(b.count)?,
+    })
+}
+
+impl Series {
+    fn last_total(&self) -> Usage {
+        self.buckets
+            .values()
+            .next_back()
+            .map_or(self.base, |(_, t)| *t)
+    }
+
+    /// Adds `u` to bucket `b`.
+    fn add(&mut self, b: u64, u: Usage) -> Usage {
+        let newest = self.buckets.keys().next_back().copied();
+        if newest.is_some_and(|n| b < n) {
+            // Not at the end (never happens through `debit`): running totals after `b` would
+            // all change, so sum instead from now on.
+            self.summing = true;
+        }
+        let total = checked_add(self.last_total(), u).unwrap_or_else(|| {
+            self.summing = true;
+            Usage::default()
+        });
+        let slot = self.buckets.entry(b).or_default();
+        slot.0.add(u);
+        slot.1 = total;
+        slot.0
+    }
+
+    fn usage_from(&self, from: u64) -> Usage {
+        if !self.summing {
+            let before = self
+                .buckets
+                .range(..from)
+                .next_back()
+                .map_or(self.base, |(_, (_, t))| *t);
+            let last = self.last_total();
+            // Running totals never decrease; should one ever seem to, sum instead.
+            if let (Some(amount), Some(count)) = (
+                last.amount.checked_sub(before.amount),
+                last.count.checked_sub(before.count),
+            ) {
+                return Usage { amount, count };
+            }
+        }
+        let mut total = Usage::default();
+        for (u, _) in self.buckets.range(from..).map(|(_, v)| v) {
+            total.add(*u);
+        }
+        total
+    }
+}
+
 /// Per-key bucketed usage, with a high-water clock.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Ledger {
     high_water_ms: u64,
-    buckets: BTreeMap<LedgerKey, BTreeMap<u64, Usage>>,
+    series: BTreeMap<LedgerKey, Series>,
 }
+
+impl PartialEq for Ledger {
+    /// Equal when the clock and every bucket's usage are (running totals are bookkeeping).
+    fn eq(&self, other: &Self) -> bool {
+        let view = |l: &Ledger| -> Vec<(LedgerKey, Vec<(u64, Usage)>)> {
+            l.series
+                .iter()
+                .map(|(k, s)| {
+                    (
+                        k.clone(),
+                        s.buckets.iter().map(|(b, (u, _))| (*b, *u)).collect(),
+                    )
+                })
+                .collect()
+        };
+        self.high_water_ms == other.high_water_ms && view(self) == view(other)
+    }
+}
+
+impl Eq for Ledger {}
 
 impl Ledger {
     /// An empty ledger.
@@ -167,13 +260,18 @@ impl Ledger {
             high_water_ms,
             ..Self::default()
         };
+        let mut by_key: BTreeMap<LedgerKey, BTreeMap<u64, Usage>> = BTreeMap::new();
         for r in records {
             let top = r.bucket.saturating_add(1).saturating_mul(BUCKET_MS);
             l.high_water_ms = l.high_water_ms.max(top.saturating_sub(BUCKET_MS));
-            l.buckets
-                .entry(r.key)
-                .or_default()
-                .insert(r.bucket, r.usage);
+            by_key.entry(r.key).or_default().insert(r.bucket, r.usage);
+        }
+        for (key, buckets) in by_key {
+            let s = l.series.entry(key).or_default();
+            // In bucket order, so every one lands at the end.
+            for (b, u) in buckets {
+                s.add(b, u);
+            }
         }
         l
     }
@@ -193,13 +291,9 @@ impl Ledger {
     pub fn usage(&self, key: &LedgerKey, window_ms: u64, now_ms: u64) -> Usage {
         let now = self.effective_now(now_ms);
         let from = now.saturating_sub(window_ms) / BUCKET_MS;
-        let mut total = Usage::default();
-        if let Some(b) = self.buckets.get(key) {
-            for (_, u) in b.range(from..) {
-                total.add(*u);
-            }
-        }
-        total
+        self.series
+            .get(key)
+            .map_or_else(Usage::default, |s| s.usage_from(from))
     }
 
     /// Records a withdrawal against its asset and its destination.
@@ -233,18 +327,8 @@ impl Ledger {
         let records = keys
             .into_iter()
             .map(|key| {
-                let slot = self
-                    .buckets
-                    .entry(key.clone())
-                    .or_default()
-                    .entry(bucket)
-                    .or_default();
-                slot.add(one);
-                BucketRecord {
-                    key,
-                    bucket,
-                    usage: *slot,
-                }
+                let usage = self.series.entry(key.clone()).or_default().add(bucket, one);
+                BucketRecord { key, bucket, usage }
             })
             .collect();
         Debit { at_ms: at, records }
@@ -258,23 +342,26 @@ impl Ledger {
             .saturating_sub(MAX_WINDOW_MS + BUCKET_MS)
             / BUCKET_MS;
         let mut gone = Vec::new();
-        self.buckets.retain(|key, b| {
-            let keep = b.split_off(&oldest);
-            gone.extend(b.keys().map(|i| (key.clone(), *i)));
-            *b = keep;
-            !b.is_empty()
+        self.series.retain(|key, s| {
+            let keep = s.buckets.split_off(&oldest);
+            if let Some((_, t)) = s.buckets.values().next_back() {
+                s.base = *t;
+            }
+            gone.extend(s.buckets.keys().map(|i| (key.clone(), *i)));
+            s.buckets = keep;
+            !s.buckets.is_empty()
         });
         gone
     }
 
     /// Number of non-empty buckets held.
     pub fn bucket_count(&self) -> usize {
-        self.buckets.values().map(BTreeMap::len).sum()
+        self.series.values().map(|s| s.buckets.len()).sum()
     }
 
     /// Every (key, total over the last `window_ms`), for operators and tests.
     pub fn totals(&self, window_ms: u64, now_ms: u64) -> Vec<(LedgerKey, Usage)> {
-        self.buckets
+        self.series
             .keys()
             .map(|k| (k.clone(), self.usage(k, window_ms, now_ms)))
             .filter(|(_, u)| u.count > 0)
