@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
-use quorate_core::audit::{self, VerifiedLog};
+use quorate_core::{
+    audit::{self, VerifiedLog},
+    identity::IdentityPublic,
+};
 use quorate_wire::{audit as pb, convert::audit as conv, manifest::Manifest};
 use serde_json::json;
 
@@ -182,21 +185,22 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
         // against it, so a log re-signed by any other key fails.
         // A log that names a manifest signer must carry that signer's signed head, whatever
         // role it claims; only `coordinator` may be unsigned.
-        let expected = match (manifest, head_of(&text)) {
-            (Some(m), Some((node, role))) => match m.signer_by_name(&node) {
-                Some(s) => Some(s.identity_key),
-                None if node == "coordinator" && role == "coordinator" => None,
-                None => {
-                    return fail(
-                        as_json,
-                        f,
-                        &format!("the head names `{node}`, which is not a signer of the manifest"),
-                    )
+        let mut pinned = false;
+        let pin = |h: &audit::Head| -> Result<Option<IdentityPublic>, String> {
+            let Some(m) = manifest else { return Ok(None) };
+            match m.signer_by_name(&h.node) {
+                Some(s) => {
+                    pinned = true;
+                    Ok(Some(s.identity_key))
                 }
-            },
-            _ => None,
+                None if h.node == "coordinator" && h.role == "coordinator" => Ok(None),
+                None => Err(format!(
+                    "the head names `{}`, which is not a signer of the manifest",
+                    h.node
+                )),
+            }
         };
-        match audit::verify_export(&text, expected.as_ref()) {
+        match audit::verify_export_pinned(&text, pin) {
             Ok(log) => {
                 report.push(json!({
                     "file": f.display().to_string(),
@@ -205,7 +209,7 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
                     "head": log.head.hash,
                     "signed_by": log.key.map(|k| k.to_string()),
                     "nonce": log.head.nonce,
-                    "key_pinned": expected.is_some(),
+                    "key_pinned": pinned,
                 }));
                 logs.push((f.clone(), log));
             }
@@ -279,16 +283,6 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
 fn dir_manifest(dir: &Path) -> anyhow::Result<Option<Manifest>> {
     let p = dir.join("manifest.toml");
     Ok(p.exists().then(|| Manifest::load(&p)).transpose()?)
-}
-
-/// The node and role a log's last line names, if it is a head line.
-fn head_of(text: &str) -> Option<(String, String)> {
-    let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
-    let v: serde_json::Value = serde_json::from_str(last).ok()?;
-    Some((
-        v["head"]["node"].as_str()?.to_string(),
-        v["head"]["role"].as_str()?.to_string(),
-    ))
 }
 
 fn fail(as_json: bool, f: &Path, what: &str) -> anyhow::Result<u8> {

@@ -271,16 +271,7 @@ impl WithdrawalService for WithdrawalApi {
             Some(existing) => {
                 if existing.digest != hex::encode(digest) {
                     warn!(withdrawal = %intent.id, "withdrawal id reused with a different intent");
-                    return Err(self.refuse(
-                        &intent.id,
-                        &Refusal::permanent(
-                            rule::ID_CONFLICT,
-                            format!(
-                                "withdrawal id `{}` is already bound to a different intent",
-                                intent.id
-                            ),
-                        ),
-                    ));
+                    return Err(self.refuse(&intent.id, &Refusal::id_conflict(&intent.id)));
                 }
                 match existing.status {
                     St::Failed if expired => {
@@ -373,16 +364,7 @@ impl WithdrawalService for WithdrawalApi {
                     // intent that won the race is still a conflict.
                     Insert::Exists(other) if other.digest == record.digest => None,
                     Insert::Exists(_) => {
-                        return Err(self.refuse(
-                            &intent.id,
-                            &Refusal::permanent(
-                                rule::ID_CONFLICT,
-                                format!(
-                                    "withdrawal id `{}` is already bound to a different intent",
-                                    intent.id
-                                ),
-                            ),
-                        ))
+                        return Err(self.refuse(&intent.id, &Refusal::id_conflict(&intent.id)))
                     }
                 }
             }

@@ -501,6 +501,16 @@ pub fn verify_export(
     text: &str,
     expected_key: Option<&IdentityPublic>,
 ) -> Result<VerifiedLog, AuditError> {
+    verify_export_pinned(text, |_| Ok(expected_key.copied()))
+}
+
+/// Like [`verify_export`], with the expected key chosen from the head itself: `pin` gets the
+/// parsed head (for example to look its node up in a manifest) and returns the key it must be
+/// signed by, or why that node cannot be accepted.
+pub fn verify_export_pinned(
+    text: &str,
+    pin: impl FnOnce(&Head) -> Result<Option<IdentityPublic>, String>,
+) -> Result<VerifiedLog, AuditError> {
     let mut chain = Chain::resume(None);
     let mut records = Vec::new();
     let mut head: Option<(usize, Head)> = None;
@@ -547,6 +557,8 @@ pub fn verify_export(
             chain.seq()
         )));
     }
+    let expected = pin(&head).map_err(at)?;
+    let expected_key = expected.as_ref();
     let key = match head.role.as_str() {
         "signer" => {
             let key = head.verify_signature().map_err(at)?;

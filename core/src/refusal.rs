@@ -89,6 +89,14 @@ impl Refusal {
         }
     }
 
+    /// The refusal of withdrawal id `id` for an intent other than the one it is bound to (S6).
+    pub fn id_conflict(id: &str) -> Self {
+        Self::permanent(
+            rule::ID_CONFLICT,
+            format!("withdrawal id `{id}` is already bound to a different intent"),
+        )
+    }
+
     /// A temporary refusal.
     pub fn temporary(rule: &str, reason: impl Into<String>) -> Self {
         Self {

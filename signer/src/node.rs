@@ -336,9 +336,10 @@ impl Node {
     ) -> pb::signer_message::Body {
         use pb::coordinator_message::Body as B;
         let what = request_name(&body);
-        let withdrawal = match &body {
-            B::Sign(r) => WithdrawalIntent::decode(&r.intent).ok().map(|i| i.id),
-            B::LedgerNotice(n) => WithdrawalIntent::decode(&n.intent).ok().map(|i| i.id),
+        // Kept to name the withdrawal in a refusal's audit record; decoded only then.
+        let intent = match &body {
+            B::Sign(r) => Some(r.intent.clone()),
+            B::LedgerNotice(n) => Some(n.intent.clone()),
             _ => None,
         };
         let answer = match body {
@@ -369,8 +370,8 @@ impl Node {
         if let pb::signer_message::Body::Refusal(r) = &answer {
             let mut e =
                 Event::refused(what, &r.rule, &r.reason).with("permanent", r.permanent.to_string());
-            if let Some(w) = withdrawal {
-                e = e.with("withdrawal", w);
+            if let Some(i) = intent.and_then(|b| WithdrawalIntent::decode(&b).ok()) {
+                e = e.with("withdrawal", i.id);
             }
             if !r.culprits.is_empty() {
                 let c: Vec<String> = r.culprits.iter().map(u32::to_string).collect();
@@ -852,13 +853,7 @@ impl Node {
         match self.store.bound_digest(&intent.id).map_err(storage)? {
             Some(d) if d != *digest => {
                 warn!(signer = %self.name, withdrawal = %intent.id, "withdrawal id reused for a different intent");
-                Err(Refusal::permanent(
-                    rule::ID_CONFLICT,
-                    format!(
-                        "withdrawal id `{}` is already bound to a different intent",
-                        intent.id
-                    ),
-                ))
+                Err(Refusal::id_conflict(&intent.id))
             }
             _ => Ok(()),
         }
@@ -937,13 +932,7 @@ impl Node {
         }
         drop(chain);
         match binding {
-            Binding::Conflict => Err(Refusal::permanent(
-                rule::ID_CONFLICT,
-                format!(
-                    "withdrawal id `{}` is already bound to a different intent",
-                    intent.id
-                ),
-            )),
+            Binding::Conflict => Err(Refusal::id_conflict(&intent.id)),
             Binding::New | Binding::Same => Ok(()),
         }
     }
