@@ -16,9 +16,12 @@ use crate::{
     setup::{self, ClientFile, ClusterSpec},
 };
 
-struct Proc {
-    name: String,
-    child: Child,
+/// A node process of a local cluster.
+pub struct Proc {
+    /// Its name (coordinator, signer-1, ...).
+    pub name: String,
+    /// The process.
+    pub child: Child,
 }
 
 fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
@@ -33,7 +36,7 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
 }
 
 /// Asks a child to stop (SIGTERM) and waits for it; kills it if it does not stop in time.
-async fn stop(p: &mut Proc) {
+pub async fn stop(p: &mut Proc) {
     if let Some(pid) = p.child.id() {
         let _ = Command::new("kill")
             .arg("-TERM")
@@ -80,6 +83,27 @@ pub async fn run(dir: &Path, signers: u16, threshold: u16) -> anyhow::Result<u8>
 }
 
 async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow::Result<()> {
+    let addr = launch(dir, exe, procs).await?;
+    let manifest = quorate_wire::manifest::Manifest::load(&dir.join("manifest.toml"))?;
+    let client = ClientFile::load(dir)?;
+    let status = client::wait_for_signers(&client, None, Duration::from_secs(60)).await?;
+    let group_key = if status.group_public_key.is_empty() {
+        println!(
+            "all {} signers connected; running DKG",
+            status.signers.len()
+        );
+        commands::dkg(&client, None, true).await?
+    } else {
+        status.group_public_key.clone()
+    };
+    print_ready(dir, &addr, &manifest, &group_key);
+    wait_until_stopped(dir, procs).await
+}
+
+/// Starts the coordinator of the cluster in `dir` and then its signers, as separate processes
+/// of `exe` (each logging to `dir/logs/<name>.log`), and waits until every signer is
+/// connected. Returns the coordinator's address.
+pub async fn launch(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow::Result<String> {
     let mut coordinator = Command::new(exe)
         .arg("coordinator")
         .arg("run")
@@ -134,16 +158,16 @@ async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow
         });
     }
     let client = ClientFile::load(dir)?;
-    let status = client::wait_for_signers(&client, None, Duration::from_secs(60)).await?;
-    let group_key = if status.group_public_key.is_empty() {
-        println!(
-            "all {} signers connected; running DKG",
-            status.signers.len()
-        );
-        commands::dkg(&client, None, true).await?
-    } else {
-        status.group_public_key.clone()
-    };
+    client::wait_for_signers(&client, None, Duration::from_secs(60)).await?;
+    Ok(addr)
+}
+
+fn print_ready(
+    dir: &Path,
+    addr: &str,
+    manifest: &quorate_wire::manifest::Manifest,
+    group_key: &[u8],
+) {
     let here = std::env::current_dir().ok();
     let dir_flag = match here.as_deref().and_then(|h| dir.strip_prefix(h).ok()) {
         Some(rel) if rel == Path::new(".quorate-devnet") => String::new(),
@@ -160,8 +184,8 @@ async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow
         "  coordinator  {addr} (mutual TLS 1.3; credentials in {})",
         dir.display()
     );
-    println!("  group key    {}", hex::encode(&group_key));
-    println!("  fingerprint  {}", group_key_fingerprint(&group_key));
+    println!("  group key    {}", hex::encode(group_key));
+    println!("  fingerprint  {}", group_key_fingerprint(group_key));
     println!("  logs         {}", dir.join("logs").display());
     println!(
         "  policy       {} (admins' keys in {})",
@@ -186,7 +210,9 @@ async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow
     println!("  {run} probe{dir_flag} --count 200");
     println!();
     println!("devnet ready; Ctrl-C stops it");
+}
 
+async fn wait_until_stopped(dir: &Path, procs: &mut [Proc]) -> anyhow::Result<()> {
     let mut exits = futures::stream::FuturesUnordered::new();
     for (i, p) in procs.iter_mut().enumerate() {
         let name = p.name.clone();

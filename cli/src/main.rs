@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit;
+mod bench;
 mod client;
 mod commands;
 mod devnet;
@@ -108,6 +109,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks real clusters it starts itself (2-of-3 and 3-of-5 by default) against the
+    /// in-process floor; prints throughput, latency, memory, disk and DKG times.
+    Bench(bench::BenchArgs),
     /// Signs a certificate signing request with the cluster CA (from `quorate-signer init`).
     SignCsr {
         /// The CSR (PEM).
@@ -201,6 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::probe(&c, addr, count, json).await
         }
+        Command::Bench(a) => bench::run(&a).await,
         Command::SignCsr {
             csr,
             name,

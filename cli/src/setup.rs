@@ -261,6 +261,8 @@ signer_timeout = "5s"
 max_attempts = 4
 default_wait = "30s"
 max_clock_skew = "5m"
+# One-round signing: commitments each signer pre-generates at a time (0 = off).
+presign_batch = 64
 "#
     )
 }

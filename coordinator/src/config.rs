@@ -85,6 +85,10 @@ pub struct SigningConfig {
     /// How far in the future an intent's creation time may be.
     #[serde(with = "humantime_serde")]
     pub max_clock_skew: Duration,
+    /// One-round signing: how many commitments to ask each signer to pre-generate at a time
+    /// (refilled when half are used). 0 turns it off: every withdrawal then takes a commit
+    /// round first.
+    pub presign_batch: u32,
 }
 
 impl Default for SigningConfig {
@@ -94,6 +98,7 @@ impl Default for SigningConfig {
             max_attempts: 4,
             default_wait: Duration::from_secs(30),
             max_clock_skew: Duration::from_secs(300),
+            presign_batch: 64,
         }
     }
 }
@@ -133,6 +138,12 @@ impl CoordinatorConfig {
             *p = base.join(&*p);
         }
         let s = &cfg.signing;
+        if s.presign_batch > 256 {
+            return Err(ConfigError::Invalid(
+                "signing.presign_batch must be 0..=256 (a signer takes at most 256 at a time)"
+                    .into(),
+            ));
+        }
         if s.max_attempts == 0 || s.max_attempts > 64 {
             return Err(ConfigError::Invalid(
                 "signing.max_attempts must be 1..=64".into(),

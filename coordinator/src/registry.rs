@@ -1,14 +1,15 @@
 //! Connected signers and request/response matching over their streams.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+use frost_secp256k1::round1::SigningCommitments;
 use quorate_wire::signer as pb;
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,6 +32,23 @@ struct Link {
     group_key: Vec<u8>,
     tx: mpsc::Sender<Result<pb::CoordinatorMessage, tonic::Status>>,
     pending: Pending,
+    /// Commitments this signer pre-generated over this link (one-round signing). They die with
+    /// the link: a signer that reconnects may have restarted and forgotten their nonces.
+    pool: VecDeque<Presigned>,
+    /// A refill is in flight, or none is to be asked for before this time.
+    refilling: bool,
+    refill_after: Option<Instant>,
+}
+
+/// A commitment a signer made ahead of time, and the session that names its nonce there.
+#[derive(Clone)]
+pub struct Presigned {
+    /// The signer's session id for this nonce.
+    pub session: [u8; 16],
+    /// Its public commitments.
+    pub commitments: SigningCommitments,
+    /// After this, the signer may have dropped the nonce: not used.
+    pub usable_until: Instant,
 }
 
 /// What the registry knows about a connected signer.
@@ -94,6 +112,9 @@ impl Registry {
                 group_key,
                 tx,
                 pending: pending.clone(),
+                pool: VecDeque::new(),
+                refilling: false,
+                refill_after: None,
             },
         );
         LinkHandle {
@@ -141,6 +162,60 @@ impl Registry {
                 group_key: l.group_key.clone(),
             })
             .collect()
+    }
+
+    /// Takes the oldest usable pre-generated commitment of a signer, dropping expired ones.
+    /// Each is handed out once.
+    pub fn take_presigned(&self, identifier: u16) -> Option<Presigned> {
+        let mut links = lock(&self.links);
+        let pool = &mut links.get_mut(&identifier)?.pool;
+        let now = Instant::now();
+        while let Some(p) = pool.pop_front() {
+            if p.usable_until > now {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// How many pre-generated commitments each connected signer has in its pool.
+    pub fn presigned(&self) -> BTreeMap<u16, usize> {
+        lock(&self.links)
+            .iter()
+            .map(|(id, l)| (*id, l.pool.len()))
+            .collect()
+    }
+
+    /// Forgets a signer's pre-generated commitments (it said it does not know one).
+    pub fn clear_presigned(&self, identifier: u16) {
+        if let Some(l) = lock(&self.links).get_mut(&identifier) {
+            l.pool.clear();
+        }
+    }
+
+    /// Claims the right to refill a signer's pool if it holds fewer than `low` commitments,
+    /// no refill is in flight and none failed lately; returns the link to refill.
+    pub fn begin_refill(&self, identifier: u16, low: usize) -> Option<u64> {
+        let mut links = lock(&self.links);
+        let l = links.get_mut(&identifier)?;
+        let now = Instant::now();
+        if l.refilling || l.pool.len() >= low || l.refill_after.is_some_and(|t| now < t) {
+            return None;
+        }
+        l.refilling = true;
+        Some(l.conn)
+    }
+
+    /// Ends a refill of link `conn`: adds what it brought (nothing if it failed, and then no
+    /// refill is asked for during `backoff`). A link replaced meanwhile keeps nothing.
+    pub fn end_refill(&self, identifier: u16, conn: u64, got: Vec<Presigned>, backoff: Duration) {
+        let mut links = lock(&self.links);
+        let Some(l) = links.get_mut(&identifier).filter(|l| l.conn == conn) else {
+            return;
+        };
+        l.refilling = false;
+        l.refill_after = got.is_empty().then(|| Instant::now() + backoff);
+        l.pool.extend(got);
     }
 
     /// Sends a request to a signer and waits for its answer.

@@ -240,6 +240,16 @@ impl Coordinator {
         Ok(r)
     }
 
+    /// Writes a record without waiting for the disk, and announces it. For a state nothing
+    /// outside depends on yet (a withdrawal being signed): if it is lost in a crash, the
+    /// backend's retry starts over, and the signers answer the same id with the same intent
+    /// the same way (S6). The next flush carries it.
+    pub fn stage(&self, r: Record) -> Result<Record, StoreError> {
+        self.store.update(&r)?;
+        let _ = self.events.send(r.clone());
+        Ok(r)
+    }
+
     /// Gathers a threshold signature for `record` and stores the outcome. Tries up to
     /// `max_attempts` quorums; a signer that fails, refuses or is named a culprit is left out
     /// of later attempts. Always leaves the record in a final state.
@@ -478,6 +488,65 @@ impl Coordinator {
         }
     }
 
+    /// Asks a signer for a batch of pre-generated commitments if its pool runs low (one
+    /// request in flight per signer). In the background; a failure only means fresh rounds.
+    fn refill(&self, signer: u16) {
+        let batch = self.signing.presign_batch as usize;
+        if batch == 0 {
+            return;
+        }
+        let Some(conn) = self.registry.begin_refill(signer, batch.div_ceil(2)) else {
+            return;
+        };
+        let registry = self.registry.clone();
+        let timeout = self.signing.signer_timeout;
+        tokio::spawn(async move {
+            let sessions: Vec<[u8; 16]> = (0..batch).map(|_| rand::random()).collect();
+            let body = pb::coordinator_message::Body::Presign(pb::PresignRequest {
+                session_ids: sessions.iter().map(|s| s.to_vec()).collect(),
+            });
+            let asked = std::time::Instant::now();
+            let got = match registry.call(signer, body, timeout).await {
+                Ok(pb::signer_message::Body::Presign(p)) if p.commitments.len() == batch => {
+                    // Counted from before the request, and with a margin, so the coordinator
+                    // stops using a nonce before the signer forgets it.
+                    let ttl = Duration::from_millis(p.ttl_ms.min(3_600_000));
+                    let usable_until = asked + ttl - (ttl / 4).min(Duration::from_secs(5));
+                    let parsed: Result<Vec<_>, _> = sessions
+                        .iter()
+                        .zip(&p.commitments)
+                        .map(|(session, c)| {
+                            SigningCommitments::deserialize(c).map(|commitments| {
+                                crate::registry::Presigned {
+                                    session: *session,
+                                    commitments,
+                                    usable_until,
+                                }
+                            })
+                        })
+                        .collect();
+                    parsed.unwrap_or_else(|e| {
+                        warn!(signer, error = %e, "pre-generated commitments do not decode");
+                        Vec::new()
+                    })
+                }
+                Ok(pb::signer_message::Body::Refusal(r)) => {
+                    warn!(signer, rule = %r.rule, reason = %r.reason, "signer refused to pre-generate commitments");
+                    Vec::new()
+                }
+                Ok(_) => {
+                    warn!(signer, "unexpected answer to a presign request");
+                    Vec::new()
+                }
+                Err(e) => {
+                    warn!(signer, error = %e, "presign request failed");
+                    Vec::new()
+                }
+            };
+            registry.end_refill(signer, conn, got, PRESIGN_BACKOFF);
+        });
+    }
+
     async fn gather(
         &self,
         record: &Record,
@@ -505,28 +574,49 @@ impl Coordinator {
             if candidates.len() < t {
                 break;
             }
+            for i in &candidates {
+                self.refill(*i);
+            }
+            // Chosen at random, whatever their pools hold: a signer's pool never decides
+            // whether it is asked to sign.
             candidates.shuffle(&mut rand::thread_rng());
             let mut quorum: Vec<u16> = candidates[..t].to_vec();
             quorum.sort_unstable();
-            let mut session = [0u8; 16];
-            rand::thread_rng().fill_bytes(&mut session);
             info!(withdrawal = %record.id, attempt, ?quorum, "signing round 1");
 
-            // Round 1: fresh commitments from each member of the quorum.
-            let commit = pb::coordinator_message::Body::Commit(pb::CommitRequest {
-                session_id: session.to_vec(),
-            });
-            let answers = futures::future::join_all(
-                quorum
-                    .iter()
-                    .map(|i| self.registry.call(*i, commit.clone(), timeout)),
-            )
-            .await;
+            // Round 1: a pre-generated commitment where the signer has one, else a fresh
+            // commitment. Each signer has its own session id, naming its nonce.
+            let mut sessions: BTreeMap<u16, [u8; 16]> = BTreeMap::new();
+            let mut presigned: BTreeSet<u16> = BTreeSet::new();
             let mut commitments = BTreeMap::new();
             let mut ids: BTreeMap<Identifier, u16> = BTreeMap::new();
-            for (i, answer) in quorum.iter().zip(answers) {
+            let mut fresh: Vec<u16> = Vec::new();
+            for i in &quorum {
                 let fid = frost_id(*i)?;
                 ids.insert(fid, *i);
+                match self.registry.take_presigned(*i) {
+                    Some(p) => {
+                        sessions.insert(*i, p.session);
+                        presigned.insert(*i);
+                        commitments.insert(fid, p.commitments);
+                    }
+                    None => {
+                        let mut session = [0u8; 16];
+                        rand::thread_rng().fill_bytes(&mut session);
+                        sessions.insert(*i, session);
+                        fresh.push(*i);
+                    }
+                }
+            }
+            let answers = futures::future::join_all(fresh.iter().map(|i| {
+                let commit = pb::coordinator_message::Body::Commit(pb::CommitRequest {
+                    session_id: sessions[i].to_vec(),
+                });
+                self.registry.call(*i, commit, timeout)
+            }))
+            .await;
+            for (i, answer) in fresh.iter().zip(answers) {
+                let fid = frost_id(*i)?;
                 match answer {
                     Ok(pb::signer_message::Body::Commit(c)) => {
                         match SigningCommitments::deserialize(&c.commitments) {
@@ -553,22 +643,32 @@ impl Coordinator {
             })?;
 
             // Round 2: each signer checks the intent itself and answers with its share.
-            let sign = pb::coordinator_message::Body::Sign(pb::SignRequest {
-                session_id: session.to_vec(),
-                intent: intent_bytes.clone(),
-                backend_signature: backend_signature.clone(),
-                signing_package: package_bytes,
-                approvals: record_approvals(record),
-            });
-            let answers = futures::future::join_all(
-                quorum
-                    .iter()
-                    .map(|i| self.registry.call(*i, sign.clone(), timeout)),
-            )
+            let approvals = record_approvals(record);
+            let answers = futures::future::join_all(quorum.iter().map(|i| {
+                let sign = pb::coordinator_message::Body::Sign(pb::SignRequest {
+                    session_id: sessions[i].to_vec(),
+                    intent: intent_bytes.clone(),
+                    backend_signature: backend_signature.clone(),
+                    signing_package: package_bytes.clone(),
+                    approvals: approvals.clone(),
+                });
+                self.registry.call(*i, sign, timeout)
+            }))
             .await;
             let mut shares = BTreeMap::new();
             for (i, answer) in quorum.iter().zip(answers) {
                 match answer {
+                    // A pre-generated nonce the signer no longer has (it restarted, or it
+                    // expired there first): not the signer's fault. Its pool is dropped and
+                    // the next attempt asks it for a fresh commitment.
+                    Ok(pb::signer_message::Body::Refusal(r))
+                        if presigned.contains(i)
+                            && r.rule == quorate_core::refusal::rule::NONCE_UNKNOWN =>
+                    {
+                        warn!(withdrawal = %record.id, signer = i, "pre-generated commitment unknown to the signer; falling back to a fresh round");
+                        self.registry.clear_presigned(*i);
+                        problems.push(format!("signer {i}: pre-generated commitment unknown"));
+                    }
                     Ok(pb::signer_message::Body::Sign(s)) => {
                         match SignatureShare::deserialize(&s.share) {
                             Ok(share) => {
@@ -945,6 +1045,9 @@ impl Coordinator {
         Ok(gk)
     }
 }
+
+/// After a failed refill, how long a signer is not asked again.
+const PRESIGN_BACKOFF: Duration = Duration::from_secs(2);
 
 fn note_failure(
     i: u16,

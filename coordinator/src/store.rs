@@ -9,6 +9,7 @@ use std::{
 };
 
 use quorate_core::audit;
+use quorate_wire::durable::GroupCommit;
 use serde::{Deserialize, Serialize};
 
 /// Schema version written into every record.
@@ -31,6 +32,9 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A flush to disk failed: what was written since the last good flush may be lost.
+    #[error("database flush: {0}")]
+    Flush(String),
 }
 
 /// Where a withdrawal is in its life.
@@ -163,6 +167,10 @@ fn audit_decode(v: &[u8]) -> Result<audit::Record, StoreError> {
 /// The store as the coordinator holds it.
 pub type Store = Arc<dyn WithdrawalStore>;
 
+/// sled's page cache. Its default (1 GiB) lets a long-running node's memory grow with its
+/// history; the working set (recent withdrawals, the ledger, the audit tail) is far smaller.
+const CACHE_BYTES: u64 = 64 << 20;
+
 /// sled-backed coordinator store, one database per coordinator.
 #[derive(Clone)]
 pub struct SledStore {
@@ -171,6 +179,7 @@ pub struct SledStore {
     by_seq: sled::Tree,
     meta: sled::Tree,
     audit: sled::Tree,
+    commit: Arc<GroupCommit>,
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<Record, StoreError> {
@@ -186,22 +195,39 @@ fn encode(r: &Record) -> Vec<u8> {
 }
 
 impl SledStore {
+    /// Makes every write made so far durable: one disk sync shared by every caller waiting at
+    /// the same time (group commit). Blocking.
+    fn sync(&self) -> Result<(), StoreError> {
+        self.commit
+            .sync(|| self.db.flush().map(drop))
+            .map_err(StoreError::Flush)
+    }
+
+    /// Flushes run and callers served by them (for metrics).
+    pub fn flush_counts(&self) -> (u64, u64) {
+        self.commit.counts()
+    }
+
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         Ok(Self {
             withdrawals: db.open_tree("withdrawals")?,
             by_seq: db.open_tree("withdrawals_by_seq")?,
             meta: db.open_tree("meta")?,
             audit: db.open_tree("audit")?,
             db,
+            commit: Arc::new(GroupCommit::new()),
         })
     }
 }
 
 impl WithdrawalStore for SledStore {
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.sync()?;
         Ok(())
     }
 

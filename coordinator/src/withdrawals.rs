@@ -383,7 +383,7 @@ impl WithdrawalService for WithdrawalApi {
                 return self.answer(&outcome);
             }
             self.state.audit(received(&intent, &rec, "signing"));
-            match self.state.persist(rec).await {
+            match self.state.stage(rec) {
                 Ok(rec) => {
                     info!(withdrawal = %rec.id, "withdrawal received; signing");
                     let span = tracing::info_span!("withdrawal", id = %rec.id);

@@ -68,8 +68,63 @@ impl NonceStore {
         self.entries.is_empty()
     }
 
+    /// How long each nonce stays usable.
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
+    }
+
     fn evict_expired(&mut self, now_ms: u64) {
         self.entries.retain(|_, o| o.expires_ms > now_ms);
+    }
+
+    /// Generates fresh nonces for each of `sessions` and returns their commitments in the
+    /// same order; all or nothing. The batch must fit under the limit with what is
+    /// outstanding, and no session may be in use or appear twice.
+    pub fn commit_batch<R: RngCore + CryptoRng>(
+        &mut self,
+        sessions: &[SessionId],
+        share: &SigningShare,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Vec<SigningCommitments>, Refusal> {
+        self.evict_expired(now_ms);
+        let mut seen = std::collections::HashSet::with_capacity(sessions.len());
+        if sessions
+            .iter()
+            .any(|s| self.entries.contains_key(s) || !seen.insert(*s))
+        {
+            return Err(Refusal::permanent(
+                rule::NONCE_UNKNOWN,
+                "a signing session in the batch already has a commitment; sessions are single use",
+            ));
+        }
+        if self.entries.len() + sessions.len() > self.limit {
+            return Err(Refusal::temporary(
+                rule::NONCE_LIMIT,
+                format!(
+                    "{} signing sessions outstanding; {} more would pass the limit of {}",
+                    self.entries.len(),
+                    sessions.len(),
+                    self.limit
+                ),
+            ));
+        }
+        let expires_ms = now_ms.saturating_add(self.ttl_ms);
+        Ok(sessions
+            .iter()
+            .map(|s| {
+                let (nonces, commitments) = round1::commit(share, rng);
+                self.entries.insert(
+                    *s,
+                    Outstanding {
+                        nonces,
+                        commitments,
+                        expires_ms,
+                    },
+                );
+                commitments
+            })
+            .collect())
     }
 
     /// Generates fresh nonces for `session` and returns their public commitments.
@@ -112,7 +167,8 @@ impl NonceStore {
         session: &SessionId,
         now_ms: u64,
     ) -> Result<(SigningNonces, SigningCommitments), Refusal> {
-        self.evict_expired(now_ms);
+        // Only this session's expiry matters here; the others are evicted when a commit needs
+        // room or time (`commit`), so a take costs the same however many are outstanding.
         let gone = || {
             Refusal::permanent(
                 rule::NONCE_UNKNOWN,

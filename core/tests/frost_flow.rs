@@ -472,6 +472,54 @@ fn nonce_store_is_single_use_bounded_and_expiring() {
     assert_eq!(s.len(), 2);
 }
 
+#[test]
+fn a_presigned_batch_is_all_or_nothing_bounded_and_single_use() {
+    let g = run_dkg(3, 2);
+    let share = g.keys[&1].signing_share();
+    let mut s = NonceStore::new(4, 1_000);
+    let batch = s
+        .commit_batch(&[[1; 16], [2; 16], [3; 16]], share, &mut OsRng, 0)
+        .unwrap();
+    assert_eq!(batch.len(), 3);
+    // Every commitment in a batch is fresh.
+    let distinct: std::collections::HashSet<Vec<u8>> =
+        batch.iter().map(|c| c.serialize().unwrap()).collect();
+    assert_eq!(distinct.len(), 3);
+    // Past the bound: refused, and nothing of the batch is kept.
+    assert_eq!(
+        s.commit_batch(&[[4; 16], [5; 16]], share, &mut OsRng, 0)
+            .unwrap_err()
+            .rule,
+        rule::NONCE_LIMIT
+    );
+    assert_eq!(s.len(), 3);
+    // A session in use, or twice in one batch: refused, nothing kept.
+    for bad in [vec![[4; 16], [1; 16]], vec![[4; 16], [4; 16]]] {
+        assert_eq!(
+            s.commit_batch(&bad, share, &mut OsRng, 0).unwrap_err().rule,
+            rule::NONCE_UNKNOWN
+        );
+        assert_eq!(s.len(), 3);
+    }
+    // Each hands out the commitment it was made with, once.
+    let (_, c) = s.take(&[2; 16], 10).unwrap();
+    assert_eq!(c, batch[1]);
+    assert_eq!(s.take(&[2; 16], 10).unwrap_err().rule, rule::NONCE_UNKNOWN);
+    // The batch expires together and its room comes back.
+    assert_eq!(
+        s.take(&[1; 16], 1_000).unwrap_err().rule,
+        rule::NONCE_UNKNOWN
+    );
+    s.commit_batch(
+        &[[6; 16], [7; 16], [8; 16], [9; 16]],
+        share,
+        &mut OsRng,
+        1_000,
+    )
+    .unwrap();
+    assert_eq!(s.len(), 4);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     /// Whatever sequence of commits and takes happens, a session's nonce is handed out at
@@ -485,8 +533,11 @@ proptest! {
         for (commit, sid, dt) in ops {
             now += dt;
             let session = [sid; 16];
-            if commit {
+            if commit && sid % 2 == 0 {
                 let _ = s.commit(session, &share, &mut OsRng, now);
+            } else if commit {
+                // A batch of this session and the next one.
+                let _ = s.commit_batch(&[session, [sid.wrapping_add(1) % 6; 16]], &share, &mut OsRng, now);
             } else if let Ok((_, c)) = s.take(&session, now) {
                 let bytes = c.serialize().unwrap();
                 prop_assert!(handed.insert(bytes), "a commitment was handed out twice");

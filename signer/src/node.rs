@@ -158,6 +158,7 @@ fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
         B::DkgRound3(_) => "dkg-round3",
         B::DkgConfirm(_) => "dkg-confirm",
         B::Commit(_) => "commit",
+        B::Presign(_) => "presign",
         B::Sign(_) => "sign",
         B::PolicyUpdate(_) => "policy-update",
         B::PolicyVeto(_) => "policy-veto",
@@ -165,6 +166,9 @@ fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
         B::AuditExport(_) => "audit-export",
     }
 }
+
+/// Most session ids in one presign batch.
+pub const MAX_PRESIGN_BATCH: usize = 256;
 
 fn session_id(bytes: &[u8]) -> Result<SessionId, Refusal> {
     bytes
@@ -266,11 +270,19 @@ impl Node {
     fn audit(&self, event: Event, durable: bool) {
         let mut chain = lock(&self.audit);
         let r = chain.prepare(now_ms(), event);
-        match self.store.append_audit(&r, durable) {
+        match self.store.append_audit(&r) {
             Ok(()) => chain.advance(&r),
             Err(e) => {
                 warn!(signer = %self.name, error = %e, kind = %r.event.kind, "audit record not written");
                 self.resync_audit(&mut chain);
+                return;
+            }
+        }
+        // Flushed after the lock is given back, so a disk sync never holds up the chain.
+        drop(chain);
+        if durable {
+            if let Err(e) = self.store.flush() {
+                warn!(signer = %self.name, error = %e, kind = %r.event.kind, "audit record not flushed");
             }
         }
     }
@@ -357,6 +369,8 @@ impl Node {
                 Ok(b) => b,
                 Err(r) => refusal(r),
             },
+            // A batch is a few milliseconds of curve arithmetic: off the reactor.
+            B::Presign(r) => self.blocking(move |node| node.presign(&r)).await,
             B::Sign(r) => {
                 // Binding and debiting flush to disk before the share leaves (S6).
                 self.blocking(move |node| node.sign(&r)).await
@@ -724,6 +738,39 @@ impl Node {
         }))
     }
 
+    fn presign(&self, r: &pb::PresignRequest) -> Result<pb::signer_message::Body, Refusal> {
+        let key = self.key()?;
+        if r.session_ids.is_empty() || r.session_ids.len() > MAX_PRESIGN_BATCH {
+            return Err(Refusal::permanent(
+                link_rule::BAD_REQUEST,
+                format!("a presign batch holds 1 to {MAX_PRESIGN_BATCH} session ids"),
+            ));
+        }
+        let sessions = r
+            .session_ids
+            .iter()
+            .map(|s| session_id(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut nonces = lock(&self.nonces);
+        let ttl_ms = nonces.ttl_ms();
+        let commitments = nonces.commit_batch(
+            &sessions,
+            key.signing_share(),
+            &mut rand::rngs::OsRng,
+            self.mono_ms(),
+        )?;
+        drop(nonces);
+        let commitments = commitments
+            .iter()
+            .map(|c| c.serialize())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("commitments: {e}")))?;
+        Ok(pb::signer_message::Body::Presign(pb::PresignResponse {
+            commitments,
+            ttl_ms,
+        }))
+    }
+
     fn sign(&self, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
         let span = tracing::info_span!("sign", session = %hex::encode(&r.session_id));
         let _entered = span.enter();
@@ -803,6 +850,9 @@ impl Node {
             .with("debit", if already { "already" } else { "new" });
         self.debit(&mut guard, &ok.intent, &ok.digest, now, already, event)?;
         drop(guard);
+        // Durable before the share leaves; the sync is shared with concurrent requests and
+        // holds no lock, so other withdrawals are checked and written meanwhile.
+        self.store.flush().map_err(storage)?;
         info!(signer = %self.name, withdrawal = %id, "share released");
         Ok(pb::signer_message::Body::Sign(pb::SignResponse {
             share: share.serialize(),
@@ -887,7 +937,8 @@ impl Node {
         }
     }
 
-    /// Binds the withdrawal and, unless it was counted before, debits it, durably.
+    /// Binds the withdrawal and, unless it was counted before, debits it, in one write with
+    /// its audit record. Not flushed: the caller flushes once it has let go of the locks.
     fn debit(
         &self,
         guard: &mut PolicyGuard,
@@ -1049,7 +1100,10 @@ impl Node {
             .with("destination", &intent.destination)
             .with("amount", intent.amount.to_string())
             .with("debit", if already { "already" } else { "new" });
+        // Not flushed on its own: a notice lost in a crash is sent again when this signer
+        // reconnects (the coordinator replays the window), and the next flush carries it.
         self.debit(&mut guard, &intent, &digest, now, already, event)?;
+        drop(guard);
         if !already {
             info!(signer = %self.name, withdrawal = %intent.id, "ledger notice: withdrawal signed by others counted");
         }

@@ -8,6 +8,7 @@ use quorate_core::{
     audit,
     policy::ledger::{BucketRecord, Debit},
 };
+use quorate_wire::durable::GroupCommit;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
@@ -29,6 +30,9 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A flush to disk failed: what was written since the last good flush may be lost.
+    #[error("database flush: {0}")]
+    Flush(String),
 }
 
 /// Outcome of binding a withdrawal id to a digest.
@@ -68,7 +72,11 @@ pub trait SignerStore: Send + Sync + 'static {
     fn bound_digest(&self, id: &str) -> Result<Option<[u8; 32]>, StoreError>;
     /// True if `id` has been debited from the velocity ledger.
     fn debited(&self, id: &str) -> Result<bool, StoreError>;
-    /// In one atomic, flushed write: binds `id` to `digest` (unless bound to it already) and,
+    /// Makes every write made so far durable (a disk sync, shared with concurrent callers).
+    /// Blocking: call it off the reactor, and not while holding a lock others wait on.
+    fn flush(&self) -> Result<(), StoreError>;
+    /// In one atomic write (not flushed: the caller flushes before anything that depends on
+    /// it leaves): binds `id` to `digest` (unless bound to it already) and,
     /// unless `id` was debited before, records `debit`'s bucket totals, marks `id` debited
     /// and raises the ledger's high-water time; and appends `audit` to the audit log. Writes
     /// nothing on a conflict.
@@ -85,8 +93,8 @@ pub trait SignerStore: Send + Sync + 'static {
     /// Deletes ledger buckets no window reaches any more (not flushed: a bucket that comes
     /// back after a crash is pruned again).
     fn forget_buckets(&self, keys: &[Vec<u8>]) -> Result<(), StoreError>;
-    /// Appends an audit record; flushed to disk if `durable`.
-    fn append_audit(&self, r: &audit::Record, durable: bool) -> Result<(), StoreError>;
+    /// Appends an audit record (not flushed).
+    fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError>;
     /// The newest audit record.
     fn last_audit(&self) -> Result<Option<audit::Record>, StoreError>;
     /// Audit records from sequence number `from` on, at most `limit`.
@@ -117,6 +125,10 @@ fn digest_of(id: &str, existing: &[u8]) -> Result<[u8; 32], StoreError> {
         .ok_or_else(|| corrupt(id, "digest"))
 }
 
+/// sled's page cache. Its default (1 GiB) lets a long-running node's memory grow with its
+/// history; the working set (recent withdrawals, the ledger, the audit tail) is far smaller.
+const CACHE_BYTES: u64 = 64 << 20;
+
 /// sled-backed store, one database per signer.
 pub struct SledStore {
     db: sled::Db,
@@ -125,12 +137,29 @@ pub struct SledStore {
     ledger: sled::Tree,
     debits: sled::Tree,
     audit: sled::Tree,
+    commit: GroupCommit,
 }
 
 impl SledStore {
+    /// Makes every write made so far durable: one disk sync shared by every caller waiting at
+    /// the same time (group commit). Blocking.
+    fn sync(&self) -> Result<(), StoreError> {
+        self.commit
+            .sync(|| self.db.flush().map(drop))
+            .map_err(StoreError::Flush)
+    }
+
+    /// Flushes run and callers served by them (for metrics).
+    pub fn flush_counts(&self) -> (u64, u64) {
+        self.commit.counts()
+    }
+
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         Ok(Self {
             meta: db.open_tree("meta")?,
             withdrawals: db.open_tree("withdrawals")?,
@@ -138,6 +167,7 @@ impl SledStore {
             debits: db.open_tree("debits")?,
             audit: db.open_tree("audit")?,
             db,
+            commit: GroupCommit::new(),
         })
     }
 }
@@ -166,13 +196,17 @@ fn record(digest: &[u8; 32], now_ms: u64) -> Vec<u8> {
 }
 
 impl SignerStore for SledStore {
+    fn flush(&self) -> Result<(), StoreError> {
+        self.sync()
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))
     }
 
     fn put_meta_durable(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.meta.insert(key, value)?;
-        self.db.flush()?;
+        self.sync()?;
         Ok(())
     }
 
@@ -181,7 +215,7 @@ impl SignerStore for SledStore {
             .meta
             .compare_and_swap(key, None as Option<&[u8]>, Some(value))?
             .is_ok();
-        self.db.flush()?;
+        self.sync()?;
         Ok(fresh)
     }
 
@@ -197,14 +231,14 @@ impl SignerStore for SledStore {
             Some(record(digest, now_ms)),
         )? {
             Ok(()) => {
-                self.db.flush()?;
+                self.sync()?;
                 Ok(Binding::New)
             }
             Err(cas) => match cas.current {
                 Some(existing) => {
                     // The first binder may have failed to flush; make sure the binding is on
                     // disk before anyone relies on it.
-                    self.db.flush()?;
+                    self.sync()?;
                     compare(id, &existing, digest)
                 }
                 None => Err(StoreError::Corrupt {
@@ -278,7 +312,6 @@ impl SignerStore for SledStore {
             Err(TransactionError::Abort(e)) => return Err(e),
             Err(TransactionError::Storage(e)) => return Err(e.into()),
         };
-        self.db.flush()?;
         Ok(binding)
     }
 
@@ -308,7 +341,7 @@ impl SignerStore for SledStore {
         Ok(())
     }
 
-    fn append_audit(&self, r: &audit::Record, durable: bool) -> Result<(), StoreError> {
+    fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError> {
         // Append only: a sequence number once written is never written again.
         self.audit
             .compare_and_swap(
@@ -317,9 +350,6 @@ impl SignerStore for SledStore {
                 Some(r.to_json().as_bytes()),
             )?
             .map_err(|_| corrupt("audit", format!("record {} exists already", r.seq)))?;
-        if durable {
-            self.db.flush()?;
-        }
         Ok(())
     }
 
@@ -356,6 +386,10 @@ pub struct MemoryStore {
 }
 
 impl SignerStore for MemoryStore {
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .meta
@@ -433,7 +467,7 @@ impl SignerStore for MemoryStore {
             }
             l.0 = debit.at_ms;
         }
-        self.append_audit(audit, true)?;
+        self.append_audit(audit)?;
         Ok(binding)
     }
 
@@ -454,7 +488,7 @@ impl SignerStore for MemoryStore {
         Ok(())
     }
 
-    fn append_audit(&self, r: &audit::Record, _durable: bool) -> Result<(), StoreError> {
+    fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError> {
         let mut a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if a.contains_key(&r.seq) {
             return Err(corrupt("audit", format!("record {} exists already", r.seq)));
@@ -499,7 +533,7 @@ mod tests {
         let mut chain = audit::Chain::resume(None);
         for i in 0..3u64 {
             let r = chain.prepare(10 + i, audit::Event::new("test").with("i", i.to_string()));
-            s.append_audit(&r, i == 2).unwrap();
+            s.append_audit(&r).unwrap();
             chain.advance(&r);
         }
         let r = chain.prepare(

@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod convert;
+pub mod durable;
 pub mod logging;
 pub mod manifest;
 pub mod pki;

@@ -1,0 +1,570 @@
+//! `quorate bench`: starts real clusters on loopback as production runs them (a coordinator
+//! and n signers as separate processes, mutual TLS, backend signatures, the governed policy
+//! with velocity limits, audit logs, durable writes), drives each through the public withdrawal
+//! service at several concurrencies, and measures, in the same run, the in-process floor: the
+//! same cryptography with no network and no storage, on every core. A measurement, not a test:
+//! nothing here passes or fails on a timing.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use frost_secp256k1 as frost;
+use quorate_core::{
+    backend::{self, BackendKey},
+    intent::WithdrawalIntent,
+    message::{signing_message, ChainFormat},
+};
+use quorate_wire::{convert::intent_to_proto, withdrawal as pb};
+use serde_json::{json, Value};
+
+use crate::{
+    client, commands,
+    devnet::{self, Proc},
+    setup::{self, ClientFile, ClusterSpec, DEV_POLICY},
+};
+
+/// Flags of `quorate bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Cluster shapes to drive, as t-of-n.
+    #[arg(long, value_delimiter = ',', default_value = "2-of-3,3-of-5")]
+    pub configs: Vec<Shape>,
+    /// Concurrent requests (one run per value).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub concurrency: Vec<usize>,
+    /// Withdrawals per run (after a warm-up of one per concurrent request, not counted).
+    #[arg(long, default_value_t = 2000)]
+    pub count: usize,
+    /// Cluster shapes whose DKG is timed (shapes also driven above are timed there).
+    #[arg(long, value_delimiter = ',', default_value = "2-of-3,3-of-5,7-of-10")]
+    pub dkg: Vec<Shape>,
+    /// Where the clusters live (default: a fresh temporary directory, removed afterwards).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A threshold and a number of signers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Threshold.
+    pub t: u16,
+    /// Signers.
+    pub n: u16,
+}
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (t, n) = s
+            .split_once("-of-")
+            .ok_or_else(|| format!("`{s}`: expected t-of-n, e.g. 2-of-3"))?;
+        let t: u16 = t.parse().map_err(|_| format!("`{s}`: bad threshold"))?;
+        let n: u16 = n.parse().map_err(|_| format!("`{s}`: bad signer count"))?;
+        if t < 2 || t > n || n > 32 {
+            return Err(format!("`{s}`: need 2 <= t <= n <= 32"));
+        }
+        Ok(Shape { t, n })
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-of-{}", self.t, self.n)
+    }
+}
+
+/// The development policy plus velocity limits on the benchmark's asset that are checked on
+/// every withdrawal but never reached: the benchmark measures signing under policy, not the
+/// limits.
+fn bench_policy() -> String {
+    format!(
+        "{DEV_POLICY}
+[[velocity]]
+chain = \"polygon\"
+asset = \"POL\"
+scope = \"asset\"
+window = \"24h\"
+max_amount = \"1000000000\"
+
+[[velocity]]
+chain = \"polygon\"
+asset = \"POL\"
+scope = \"destination\"
+window = \"1h\"
+max_count = 1000000000
+"
+    )
+}
+
+const DESTINATION: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+/// Runs `quorate bench`.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
+    if args.count == 0 || args.concurrency.contains(&0) {
+        bail!("--count and every --concurrency must be at least 1");
+    }
+    let exe = std::env::current_exe().context("locating the quorate binary")?;
+    let (work, _temp) = match &args.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            (std::fs::canonicalize(d)?, None)
+        }
+        None => {
+            let t = TempDir::new()?;
+            (t.0.clone(), Some(t))
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut runs = Vec::new();
+    let mut dkg = Vec::new();
+    let mut nodes = Vec::new();
+    let mut failures = 0usize;
+    for shape in &args.configs {
+        let floor = floor_throughput(*shape, cores, args.count.clamp(200, 2000));
+        let cluster = Cluster::start(&work, &exe, *shape).await?;
+        dkg.push(json!({"t": shape.t, "n": shape.n, "ms": ms(cluster.dkg)}));
+        let outcome = drive_all(&cluster, args, floor, &mut runs).await;
+        nodes.push(cluster.footprint());
+        let stopped = cluster.stop().await;
+        failures += outcome?;
+        stopped?;
+    }
+    for shape in args.dkg.iter().filter(|s| !args.configs.contains(s)) {
+        let cluster = Cluster::start(&work, &exe, *shape).await?;
+        dkg.push(json!({"t": shape.t, "n": shape.n, "ms": ms(cluster.dkg)}));
+        cluster.stop().await?;
+    }
+    let report = json!({
+        "cores": cores,
+        "count_per_run": args.count,
+        "runs": runs,
+        "dkg": dkg,
+        "nodes": nodes,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(if failures == 0 { 0 } else { 3 })
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<Self> {
+        let p = std::env::temp_dir().join(format!("quorate-bench-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Cluster {
+    shape: Shape,
+    dir: PathBuf,
+    procs: Vec<Proc>,
+    client: ClientFile,
+    dkg: Duration,
+}
+
+impl Cluster {
+    async fn start(work: &Path, exe: &Path, shape: Shape) -> anyhow::Result<Self> {
+        let dir = work.join(shape.to_string());
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        setup::create(
+            &dir,
+            &ClusterSpec {
+                signers: shape.n,
+                threshold: shape.t,
+                coordinator_addr: "127.0.0.1:0".into(),
+                policy: Some(bench_policy()),
+            },
+        )?;
+        let mut procs = Vec::new();
+        let started = async {
+            devnet::launch(&dir, exe, &mut procs).await?;
+            let client = ClientFile::load(&dir)?;
+            let t0 = Instant::now();
+            commands::dkg(&client, None, true).await?;
+            Ok::<_, anyhow::Error>((client, t0.elapsed()))
+        }
+        .await;
+        match started {
+            Ok((client, dkg)) => Ok(Self {
+                shape,
+                dir,
+                procs,
+                client,
+                dkg,
+            }),
+            Err(e) => {
+                for p in procs.iter_mut().rev() {
+                    devnet::stop(p).await;
+                }
+                Err(e.context(format!("starting the {shape} cluster")))
+            }
+        }
+    }
+
+    /// Each process's peak resident memory so far (MiB) and its data directory's size.
+    fn footprint(&self) -> Value {
+        let per: Vec<Value> = self
+            .procs
+            .iter()
+            .map(|p| {
+                let data = if p.name == "coordinator" {
+                    self.dir.join("coordinator/data")
+                } else {
+                    self.dir.join(&p.name).join("data")
+                };
+                json!({
+                    "name": p.name,
+                    "peak_rss_mib": p.child.id().and_then(peak_rss_mib),
+                    "disk_mib": dir_size(&data) as f64 / (1 << 20) as f64,
+                })
+            })
+            .collect();
+        json!({"t": self.shape.t, "n": self.shape.n, "processes": per})
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        for p in self.procs.iter_mut().rev() {
+            devnet::stop(p).await;
+        }
+        Ok(())
+    }
+}
+
+/// VmHWM of a process, in MiB (Linux).
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kb / 1024.0 * 10.0).round() / 10.0)
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+async fn drive_all(
+    cluster: &Cluster,
+    args: &BenchArgs,
+    floor: f64,
+    runs: &mut Vec<Value>,
+) -> anyhow::Result<usize> {
+    let key = client::signing_key(&cluster.client.backend.signing_key)?;
+    let mut failures = 0;
+    for (round, &c) in args.concurrency.iter().enumerate() {
+        // A few connections, as a backend would hold; HTTP/2 multiplexes the rest.
+        let mut conns = Vec::new();
+        for _ in 0..c.clamp(1, 4) {
+            conns.push(client::withdrawals(&cluster.client, None).await?);
+        }
+        let tag = format!("bench-{:08x}-{round}", rand::random::<u32>());
+        let warm = requests(&key, &format!("{tag}-warm"), c)?;
+        drive(&conns, warm, c).await;
+        let reqs = requests(&key, &tag, args.count)?;
+        let out = drive(&conns, reqs, c).await;
+        failures += out.failed;
+        let throughput = out.signed as f64 / out.elapsed.as_secs_f64();
+        let footprint = cluster.footprint();
+        runs.push(json!({
+            "t": cluster.shape.t,
+            "n": cluster.shape.n,
+            "concurrency": c,
+            "count": args.count,
+            "signed": out.signed,
+            "failed": out.failed,
+            "first_error": out.first_error,
+            "throughput_per_s": round1(throughput),
+            "p50_ms": out.pct(0.50),
+            "p99_ms": out.pct(0.99),
+            "max_ms": out.pct(1.0),
+            "floor_throughput_per_s": round1(floor),
+            "ratio": (throughput / floor * 1000.0).round() / 1000.0,
+            "peak_rss_mib": footprint["processes"]
+                .as_array()
+                .map(|ps| ps.iter().map(|p| json!({"name": p["name"], "mib": p["peak_rss_mib"]})).collect::<Vec<_>>()),
+        }));
+    }
+    Ok(failures)
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Signed submit requests for 1-base-unit POL withdrawals with unique ids.
+fn requests(
+    key: &k256::ecdsa::SigningKey,
+    tag: &str,
+    count: usize,
+) -> anyhow::Result<Vec<pb::SubmitRequest>> {
+    let now = commands::now_ms();
+    (0..count)
+        .map(|i| {
+            let intent = WithdrawalIntent::from_parts(
+                &format!("{tag}-{i}"),
+                "polygon",
+                "POL",
+                DESTINATION,
+                "1",
+                now,
+                now + 3_600_000,
+                None,
+            )?;
+            Ok(pb::SubmitRequest {
+                intent: Some(intent_to_proto(&intent)),
+                backend_signature: backend::sign(key, &intent.digest()),
+            })
+        })
+        .collect()
+}
+
+struct Outcome {
+    signed: usize,
+    failed: usize,
+    first_error: Option<String>,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn pct(&self, p: f64) -> Option<f64> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * p).round() as usize;
+        Some(ms(self.latencies[i]))
+    }
+}
+
+/// Sends every request, `concurrency` at a time, spread over `conns`; times each from send to
+/// signed answer.
+async fn drive(
+    conns: &[pb::withdrawal_service_client::WithdrawalServiceClient<tonic::transport::Channel>],
+    reqs: Vec<pb::SubmitRequest>,
+    concurrency: usize,
+) -> Outcome {
+    let reqs = Arc::new(reqs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let (reqs, next) = (reqs.clone(), next.clone());
+            let mut conn = conns[w % conns.len()].clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut failed = 0usize;
+                let mut first_error = None;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(req) = reqs.get(i) else { break };
+                    let t0 = Instant::now();
+                    match conn.submit(req.clone()).await {
+                        Ok(r) if r.get_ref().status == pb::Status::Signed as i32 => {
+                            lat.push(t0.elapsed())
+                        }
+                        Ok(r) => {
+                            failed += 1;
+                            first_error.get_or_insert_with(|| {
+                                format!("status {:?}: {}", r.get_ref().status(), r.get_ref().reason)
+                            });
+                        }
+                        Err(s) => {
+                            failed += 1;
+                            first_error.get_or_insert_with(|| s.message().to_string());
+                        }
+                    }
+                }
+                (lat, failed, first_error)
+            })
+        })
+        .collect();
+    let mut out = Outcome {
+        signed: 0,
+        failed: 0,
+        first_error: None,
+        latencies: Vec::with_capacity(reqs.len()),
+        elapsed: Duration::ZERO,
+    };
+    for w in workers {
+        match w.await {
+            Ok((lat, failed, err)) => {
+                out.latencies.extend(lat);
+                out.failed += failed;
+                if out.first_error.is_none() {
+                    out.first_error = err;
+                }
+            }
+            Err(e) => {
+                out.failed += 1;
+                out.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    out.elapsed = started.elapsed();
+    out.signed = out.latencies.len();
+    out.latencies.sort_unstable();
+    out
+}
+
+/// Withdrawals per second that the cryptography alone allows on `threads` cores, for one
+/// t-of-n group: per withdrawal, the coordinator's and every quorum member's check of the
+/// backend signature, t commitments, t signature shares (each signer recomputing the message),
+/// and aggregation with its verification of the group signature. No network, no storage, no
+/// policy.
+pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
+    let mut rng = rand::rngs::OsRng;
+    let (shares, pubkeys) = frost::keys::generate_with_dealer(
+        shape.n,
+        shape.t,
+        frost::keys::IdentifierList::Default,
+        rng,
+    )
+    .expect("a valid threshold");
+    let keys: Vec<frost::keys::KeyPackage> = shares
+        .into_values()
+        .take(usize::from(shape.t))
+        .map(|s| frost::keys::KeyPackage::try_from(s).expect("a dealer's share verifies"))
+        .collect();
+    let backend_key = k256::ecdsa::SigningKey::random(&mut rng);
+    let backend_keys = vec![BackendKey::from_sec1(
+        &backend_key
+            .verifying_key()
+            .to_encoded_point(true)
+            .to_bytes(),
+    )
+    .expect("a valid key")];
+    let now = commands::now_ms();
+    let work: Vec<(Vec<u8>, Vec<u8>)> = (0..count)
+        .map(|i| {
+            let intent = WithdrawalIntent::from_parts(
+                &format!("floor-{i}"),
+                "polygon",
+                "POL",
+                DESTINATION,
+                "1",
+                now,
+                now + 3_600_000,
+                None,
+            )
+            .expect("a valid intent");
+            let sig = backend::sign(&backend_key, &intent.digest());
+            (intent.encode(), sig)
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut rng = rand::rngs::OsRng;
+                while let Some((encoded, sig)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let intent = WithdrawalIntent::decode(encoded).expect("decodes");
+                    backend::verify(&backend_keys, &intent.digest(), sig).expect("verifies");
+                    let mut nonces = Vec::new();
+                    let mut commitments = std::collections::BTreeMap::new();
+                    for k in &keys {
+                        let (n, c) = frost::round1::commit(k.signing_share(), &mut rng);
+                        nonces.push(n);
+                        commitments.insert(*k.identifier(), c);
+                    }
+                    let message = signing_message(&intent, ChainFormat::IntentDigest);
+                    let package = frost::SigningPackage::new(commitments, &message);
+                    let mut sig_shares = std::collections::BTreeMap::new();
+                    for (k, n) in keys.iter().zip(&nonces) {
+                        let mine = WithdrawalIntent::decode(encoded).expect("decodes");
+                        backend::verify(&backend_keys, &mine.digest(), sig).expect("verifies");
+                        let _ = signing_message(&mine, ChainFormat::IntentDigest);
+                        let share = frost::round2::sign(&package, n, k).expect("signs");
+                        sig_shares.insert(*k.identifier(), share);
+                    }
+                    frost::aggregate(&package, &sig_shares, &pubkeys).expect("aggregates");
+                }
+            });
+        }
+    });
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+fn print_table(r: &Value) {
+    println!(
+        "{:<8} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
+        "shape", "conc", "signed", "per s", "p50 ms", "p99 ms", "max ms", "floor/s", "ratio"
+    );
+    for run in r["runs"].as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
+            format!("{}-of-{}", run["t"], run["n"]),
+            run["concurrency"],
+            run["signed"],
+            run["throughput_per_s"],
+            run["p50_ms"],
+            run["p99_ms"],
+            run["max_ms"],
+            run["floor_throughput_per_s"],
+            run["ratio"],
+        );
+    }
+    println!();
+    for d in r["dkg"].as_array().into_iter().flatten() {
+        println!("DKG {}-of-{}: {} ms", d["t"], d["n"], d["ms"]);
+    }
+    for n in r["nodes"].as_array().into_iter().flatten() {
+        let per: Vec<String> = n["processes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "{} {} MiB peak, {:.1} MiB disk",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["peak_rss_mib"],
+                    p["disk_mib"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        println!("{}-of-{}: {}", n["t"], n["n"], per.join("; "));
+    }
+}
