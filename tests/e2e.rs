@@ -13,6 +13,7 @@ mod governance;
 mod hostile;
 mod malicious;
 mod operator;
+mod performance;
 mod policy;
 mod scoreboard;
 mod signing;

@@ -41,6 +41,8 @@ pub struct Cluster {
     pub tmp: tempfile::TempDir,
     pub dir: PathBuf,
     pub addr: String,
+    /// The coordinator's metrics endpoint, once started.
+    pub metrics: Option<String>,
     pub coordinator: Option<Child>,
     pub signers: BTreeMap<String, Child>,
     pub names: Vec<String>,
@@ -80,6 +82,7 @@ impl Cluster {
             tmp,
             dir,
             addr: String::new(),
+            metrics: None,
             coordinator: None,
             signers: BTreeMap::new(),
             names: (1..=n).map(|i| format!("signer-{i}")).collect(),
@@ -130,8 +133,12 @@ impl Cluster {
             .expect("spawn coordinator");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut metrics = None;
         let addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(l) = lines.next_line().await.unwrap() {
+                if let Some(a) = l.strip_prefix("metrics on ") {
+                    metrics = Some(a.trim().to_string());
+                }
                 if let Some(a) = l.strip_prefix("listening on ") {
                     return a.trim().to_string();
                 }
@@ -141,6 +148,7 @@ impl Cluster {
         .await
         .expect("coordinator start");
         self.addr = addr;
+        self.metrics = metrics;
         self.coordinator = Some(child);
     }
 

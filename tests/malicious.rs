@@ -48,6 +48,10 @@ enum Lie {
     Garbage,
     /// Signs honestly once, then answers every request with that first share.
     ReplayOtherSession,
+    /// Pre-generates commitments when asked but forgets their nonces (as a restart would
+    /// without the link dropping): refuses those sessions `nonce-unknown`; signs honestly in
+    /// fresh sessions.
+    ForgetPresigned,
 }
 
 /// Signer 1's real key package, read from its (stopped) node's store with its KEK.
@@ -73,6 +77,23 @@ async fn attach_liar(
     key: Option<KeyPackage>,
     lie: Lie,
 ) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    let (lies, _, task) = attach_liar_counting(c, group_key, key, lie).await;
+    (lies, task)
+}
+
+/// [`attach_liar`], also counting the fresh commit requests it answered after its first lie.
+async fn attach_liar_counting(
+    c: &Cluster,
+    group_key: Vec<u8>,
+    key: Option<KeyPackage>,
+    lie: Lie,
+) -> (
+    Arc<Mutex<Vec<String>>>,
+    Arc<Mutex<usize>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let fresh_after_lie = Arc::new(Mutex::new(0usize));
+    let fresh = fresh_after_lie.clone();
     let (tx, rx) = mpsc::channel(64);
     tx.send(hello(c, 1, group_key)).await.unwrap();
     let mut inbound = SignerLinkClient::new(c.channel("signer-1").await)
@@ -88,12 +109,54 @@ async fn attach_liar(
         let mut first: Option<Vec<u8>> = None;
         while let Ok(Some(m)) = inbound.message().await {
             let answer = match m.body {
+                Some(pb::coordinator_message::Body::Presign(r)) if lie == Lie::ForgetPresigned => {
+                    let share = key.as_ref().map_or(&fake, |k| k.signing_share());
+                    // Commitments made, nonces dropped on the floor.
+                    let commitments = r
+                        .session_ids
+                        .iter()
+                        .map(|_| {
+                            round1::commit(share, &mut rand::thread_rng())
+                                .1
+                                .serialize()
+                                .unwrap()
+                        })
+                        .collect();
+                    Ans::Presign(pb::PresignResponse {
+                        commitments,
+                        ttl_ms: 60_000,
+                    })
+                }
                 Some(pb::coordinator_message::Body::Commit(r)) => {
+                    if !told.lock().unwrap().is_empty() {
+                        *fresh.lock().unwrap() += 1;
+                    }
                     let share = key.as_ref().map_or(&fake, |k| k.signing_share());
                     let (n, commitments) = round1::commit(share, &mut rand::thread_rng());
                     nonces.insert(r.session_id, n);
                     Ans::Commit(pb::CommitResponse {
                         commitments: commitments.serialize().unwrap(),
+                    })
+                }
+                Some(pb::coordinator_message::Body::Sign(r))
+                    if lie == Lie::ForgetPresigned && !nonces.contains_key(&r.session_id) =>
+                {
+                    told.lock()
+                        .unwrap()
+                        .push(WithdrawalIntent::decode(&r.intent).unwrap().id);
+                    Ans::Refusal(pb::Refusal {
+                        rule: "nonce-unknown".into(),
+                        reason: "no live nonce for this signing session".into(),
+                        permanent: true,
+                        culprits: vec![],
+                    })
+                }
+                Some(pb::coordinator_message::Body::Sign(r)) if lie == Lie::ForgetPresigned => {
+                    let package = SigningPackage::deserialize(&r.signing_package).unwrap();
+                    let n = nonces.remove(&r.session_id).unwrap();
+                    let k = key.as_ref().expect("a key share");
+                    Ans::Sign(pb::SignResponse {
+                        share: round2::sign(&package, &n, k).unwrap().serialize(),
                     })
                 }
                 Some(pb::coordinator_message::Body::Sign(r)) => {
@@ -128,7 +191,7 @@ async fn attach_liar(
                 .await;
         }
     });
-    (lies, task)
+    (lies, fresh_after_lie, task)
 }
 
 /// Submits withdrawals until the liar has lied at least once (and at least `min` times in
@@ -218,4 +281,47 @@ async fn invalid_shares_name_the_culprit_and_an_honest_quorum_signs() {
     let log = c.coordinator_audit().await;
     book.audit("coordinator", &log);
     book.finish();
+}
+
+/// One-round signing's fallback: a signer that no longer knows the nonces of commitments it
+/// pre-generated (a restart the link did not show) refuses them `nonce-unknown`. The
+/// coordinator must not blame it, must drop its pool and ask it for fresh commitments, and
+/// every withdrawal must still be signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgotten_pregenerated_commitments_fall_back_to_a_fresh_round() {
+    let mut c = Cluster::start(3, 2).await;
+    let group_key = c.status().await.group_public_key;
+    c.kill_signer("signer-1").await;
+    c.wait_connected(2).await;
+    let (forgot, fresh, task) = attach_liar_counting(
+        &c,
+        group_key.clone(),
+        Some(stolen_key(&c)),
+        Lie::ForgetPresigned,
+    )
+    .await;
+    c.wait_connected(3).await;
+    let mut n = 0;
+    while forgot.lock().unwrap().is_empty() || *fresh.lock().unwrap() == 0 {
+        assert!(
+            n < 80,
+            "no pre-generated commitment was refused and then replaced by a fresh one"
+        );
+        let id = format!("wd-f-{n}");
+        let (code, w) = c.submit_eth(&id, "1").await;
+        assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+        assert!(rfc9591_verify(
+            &group_key,
+            &hexf(&w, "message"),
+            &hexf(&w, "signature")
+        ));
+        n += 1;
+    }
+    // Not blamed: no culprit record names it.
+    let log = c.coordinator_audit().await;
+    assert!(
+        !log.iter().any(|r| r.event.kind == kind::CULPRIT),
+        "a signer that forgot its nonces was named a culprit"
+    );
+    task.abort();
 }

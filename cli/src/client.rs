@@ -36,6 +36,17 @@ pub async fn channel(c: &ClientFile, who: As, addr: Option<&str>) -> anyhow::Res
     Ok(quorate_wire::tls::connect(addr, &c.server_name, tls.client_config()?).await?)
 }
 
+/// Fetches the coordinator's metrics (Prometheus text) with the admin certificate.
+pub async fn metrics(c: &ClientFile, addr: Option<&str>) -> anyhow::Result<String> {
+    let addr = addr
+        .or(c.metrics.as_deref())
+        .context("no metrics address: pass --addr, or start the devnet (it records it)")?;
+    let tls = TlsMaterial::load(&c.ca, &c.admin.cert, &c.admin.key)?;
+    quorate_wire::metrics::scrape(addr, &c.server_name, tls.metrics_client_config()?)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
 /// A withdrawal client.
 pub async fn withdrawals(
     c: &ClientFile,

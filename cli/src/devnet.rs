@@ -125,6 +125,9 @@ pub async fn launch(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow::Re
     let mut lines = BufReader::new(stdout).lines();
     let addr = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await? {
+            if let Some(a) = line.strip_prefix("metrics on ") {
+                ClientFile::set_metrics(dir, a.trim())?;
+            }
             if let Some(a) = line.strip_prefix("listening on ") {
                 return Ok::<_, anyhow::Error>(a.trim().to_string());
             }

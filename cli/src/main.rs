@@ -109,6 +109,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prints the coordinator's metrics (Prometheus text, fetched over mutual TLS).
+    Metrics {
+        /// Metrics endpoint `host:port` (default: the one the devnet recorded).
+        #[arg(long)]
+        addr: Option<String>,
+    },
     /// Benchmarks real clusters it starts itself (2-of-3 and 3-of-5 by default) against the
     /// in-process floor; prints throughput, latency, memory, disk and DKG times.
     Bench(bench::BenchArgs),
@@ -206,6 +212,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             commands::probe(&c, addr, count, json).await
         }
         Command::Bench(a) => bench::run(&a).await,
+        Command::Metrics { addr } => {
+            let c = setup::ClientFile::load(&cli.dir)?;
+            print!("{}", client::metrics(&c, addr.as_deref()).await?);
+            Ok(0)
+        }
         Command::SignCsr {
             csr,
             name,

@@ -70,6 +70,9 @@ pub struct ClientFile {
     pub backend: Credentials,
     /// Admin credentials.
     pub admin: Credentials,
+    /// The coordinator's metrics endpoint `host:port`, when it serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// TLS certificate, key and signing key of a client role.
@@ -108,6 +111,15 @@ impl ClientFile {
             *p = dir.join(&*p);
         }
         Ok(c)
+    }
+
+    /// Rewrites the metrics address in `dir/client.toml`.
+    pub fn set_metrics(dir: &Path, addr: &str) -> anyhow::Result<()> {
+        let path = dir.join(CLIENT_FILE);
+        let text = std::fs::read_to_string(&path)?;
+        let mut c: ClientFile = toml::from_str(&text)?;
+        c.metrics = Some(addr.to_string());
+        write_file(&path, &toml::to_string(&c)?)
     }
 
     /// Rewrites the coordinator address in `dir/client.toml`.
@@ -232,6 +244,7 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
             key: "admin/key.pem".into(),
             signing_key: "admin/admin-1.key".into(),
         },
+        metrics: None,
     };
     write_file(&dir.join(CLIENT_FILE), &toml::to_string(&client)?)?;
     Ok(())
@@ -263,6 +276,10 @@ default_wait = "30s"
 max_clock_skew = "5m"
 # One-round signing: commitments each signer pre-generates at a time (0 = off).
 presign_batch = 64
+
+# Prometheus text over mutual TLS (`quorate metrics`); port 0 picks a free one, printed at start.
+[metrics]
+listen = "127.0.0.1:0"
 "#
     )
 }
@@ -293,6 +310,11 @@ max_clock_skew = "5m"
 [policy]
 # Local emergency stop: refuse every withdrawal whatever the governed policy says.
 frozen = false
+
+# Prometheus text, rewritten every interval (the signer opens no port).
+[metrics]
+textfile = "metrics.prom"
+interval = "5s"
 "#
     )
 }

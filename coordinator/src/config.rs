@@ -56,6 +56,18 @@ pub struct CoordinatorConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Prometheus metrics endpoint (off unless set).
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// The metrics endpoint: HTTPS with a client certificate from the cluster CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to serve `GET /metrics` on (`127.0.0.1:0` picks a free port, printed on stdout
+    /// as `metrics on ADDR`).
+    pub listen: std::net::SocketAddr,
 }
 
 /// TLS file paths.

@@ -67,6 +67,20 @@ pub async fn main_with(cli: CoordinatorCli) -> ExitCode {
                     return ExitCode::from(69);
                 }
             };
+            if let Some(m) = &cfg.metrics {
+                match tokio::net::TcpListener::bind(m.listen).await {
+                    Ok(l) => {
+                        if let Ok(addr) = l.local_addr() {
+                            println!("metrics on {addr}");
+                        }
+                        tokio::spawn(prepared.serve_metrics(l));
+                    }
+                    Err(e) => {
+                        eprintln!("quorate-coordinator: binding metrics {}: {e}", m.listen);
+                        return ExitCode::from(69);
+                    }
+                }
+            }
             if let Ok(addr) = listener.local_addr() {
                 // Machine-readable for supervisors and tests that asked for port 0.
                 println!("listening on {addr}");

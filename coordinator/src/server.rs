@@ -24,6 +24,19 @@ use crate::{
 pub struct Prepared {
     state: Arc<Coordinator>,
     tls: Arc<rustls::ServerConfig>,
+    metrics_tls: Arc<rustls::ServerConfig>,
+}
+
+impl Prepared {
+    /// Serves the metrics endpoint on `listener` (mutual TLS, HTTP/1.1) until dropped.
+    pub fn serve_metrics(&self, listener: TcpListener) -> impl Future<Output = ()> + Send {
+        let state = self.state.clone();
+        quorate_wire::metrics::serve(
+            listener,
+            self.metrics_tls.clone(),
+            Arc::new(move || state.render_metrics()),
+        )
+    }
 }
 
 /// Loads config-referenced files and opens the store. Fails before any port is used.
@@ -56,6 +69,7 @@ pub fn prepare(cfg: &CoordinatorConfig) -> anyhow::Result<Prepared> {
     Ok(Prepared {
         state: Arc::new(state),
         tls: material.server_config()?,
+        metrics_tls: material.metrics_server_config()?,
     })
 }
 

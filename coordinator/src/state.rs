@@ -84,6 +84,16 @@ pub struct Coordinator {
     in_flight: Mutex<std::collections::HashSet<String>>,
     /// Head of the coordinator's audit log (S7).
     audit: Mutex<Chain>,
+    /// Counters and histograms for the metrics endpoint.
+    pub metrics: quorate_wire::metrics::Metrics,
+}
+
+/// Metric names (docs/operations.md lists them).
+pub mod metric {
+    /// Withdrawals by outcome and rule tag.
+    pub const WITHDRAWALS: &str = "quorate_withdrawals_total";
+    /// Time from accepting a withdrawal to its stored outcome.
+    pub const SIGNING_SECONDS: &str = "quorate_signing_seconds";
 }
 
 fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -135,6 +145,7 @@ impl Coordinator {
         let (events, _) = broadcast::channel(1024);
         let state = Self {
             audit: Mutex::new(Chain::resume(last.as_ref())),
+            metrics: quorate_wire::metrics::Metrics::new(),
             manifest,
             store,
             registry: Arc::default(),
@@ -240,6 +251,54 @@ impl Coordinator {
         Ok(r)
     }
 
+    /// Counts one withdrawal outcome for the metrics endpoint.
+    pub fn count_outcome(&self, outcome: &str, rule: &str) {
+        self.metrics.inc(
+            metric::WITHDRAWALS,
+            "Withdrawals by outcome (signed, refused, failed, pending_approval) and rule tag.",
+            &[("outcome", outcome), ("rule", rule)],
+        );
+    }
+
+    /// The exposition for the metrics endpoint: counters, histograms, and gauges read now.
+    pub fn render_metrics(&self) -> String {
+        use quorate_wire::metrics::Gauge;
+        let mut gauges = vec![Gauge {
+            name: "quorate_signers_connected",
+            help: "Signers with a live link to the coordinator.",
+            labels: vec![],
+            value: self.registry.connected().len() as f64,
+        }];
+        for (signer, n) in self.registry.presigned() {
+            gauges.push(Gauge {
+                name: "quorate_presigned_commitments",
+                help: "Pre-generated commitments the coordinator holds per signer (one-round signing).",
+                labels: vec![("signer", signer.to_string())],
+                value: n as f64,
+            });
+        }
+        gauges.push(Gauge {
+            name: "quorate_audit_records",
+            help: "Records in this node's audit log.",
+            labels: vec![],
+            value: self.audit.lock().unwrap_or_else(|p| p.into_inner()).seq() as f64,
+        });
+        let (flushes, waiters) = self.store.flush_counts();
+        gauges.push(Gauge {
+            name: "quorate_store_flushes",
+            help: "Disk flushes run since start (group commit: one serves many writers).",
+            labels: vec![],
+            value: flushes as f64,
+        });
+        gauges.push(Gauge {
+            name: "quorate_store_flush_requests",
+            help: "Durability requests served by those flushes since start.",
+            labels: vec![],
+            value: waiters as f64,
+        });
+        self.metrics.render(&gauges)
+    }
+
     /// Writes a record without waiting for the disk, and announces it. For a state nothing
     /// outside depends on yet (a withdrawal being signed): if it is lost in a crash, the
     /// backend's retry starts over, and the signers answer the same id with the same intent
@@ -263,6 +322,7 @@ impl Coordinator {
             }
         }
         let _release = Release(&self, &id);
+        let started = std::time::Instant::now();
         let outcome = self.gather(&record, &intent).await;
         record.updated_ms = now_ms();
         let mut notice = None;
@@ -310,7 +370,19 @@ impl Coordinator {
                 record.reason = Some(r.reason);
             }
         }
-        match self.persist(record).await {
+        let (outcome, rule) = match record.status {
+            Status::Signed => ("signed", String::new()),
+            Status::Refused => ("refused", record.rule.clone().unwrap_or_default()),
+            _ => ("failed", record.rule.clone().unwrap_or_default()),
+        };
+        let stored = self.persist(record).await;
+        self.count_outcome(outcome, &rule);
+        self.metrics.observe(
+            metric::SIGNING_SECONDS,
+            "Time from accepting a withdrawal to its outcome on disk.",
+            started.elapsed().as_secs_f64(),
+        );
+        match stored {
             // Ledger notices carry the signature, so they leave only once it is on disk (S6).
             Ok(_) => {
                 if let Some((signature, signers)) = notice {

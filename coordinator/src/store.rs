@@ -117,6 +117,10 @@ pub enum Insert {
 
 /// What the coordinator persists. Implementations must make `insert_new` atomic.
 pub trait WithdrawalStore: Send + Sync + 'static {
+    /// Disk flushes run so far, and the durability requests they served (group commit).
+    fn flush_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
     /// Flushes everything written so far to disk. Blocking: call off the async reactor.
     fn flush(&self) -> Result<(), StoreError>;
     /// A fresh, increasing sequence number.
@@ -203,11 +207,6 @@ impl SledStore {
             .map_err(StoreError::Flush)
     }
 
-    /// Flushes run and callers served by them (for metrics).
-    pub fn flush_counts(&self) -> (u64, u64) {
-        self.commit.counts()
-    }
-
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -226,6 +225,10 @@ impl SledStore {
 }
 
 impl WithdrawalStore for SledStore {
+    fn flush_counts(&self) -> (u64, u64) {
+        self.commit.counts()
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.sync()?;
         Ok(())

@@ -34,6 +34,7 @@ impl WithdrawalApi {
     /// A refusal of a submission: recorded in the audit log, answered as a status.
     fn refuse(&self, id: &str, r: &Refusal) -> Status {
         self.state.audit_refusal("submit", id, r);
+        self.state.count_outcome("refused", &r.rule);
         refusal_status(r)
     }
 }
@@ -356,6 +357,8 @@ impl WithdrawalService for WithdrawalApi {
                             .audit(received(&intent, &record, "pending-approval"));
                         store.flush().map_err(|e| internal(&e))?;
                         info!(withdrawal = %intent.id, "withdrawal waits for admin approvals");
+                        self.state
+                            .count_outcome("pending_approval", rule::POLICY_APPROVAL_REQUIRED);
                         let _ = self.state.events.send(record.clone());
                         return self.answer(&record);
                     }

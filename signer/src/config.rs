@@ -61,6 +61,26 @@ pub struct SignerConfig {
     /// Log format.
     #[serde(default)]
     pub log: LogConfig,
+    /// Prometheus metrics, written to a file (off unless set).
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// Metrics for an egress-only node: no port is opened. The exposition is written to a file
+/// at an interval (atomically: a temporary file, then a rename), for node_exporter's textfile
+/// collector or any agent that ships files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The file (conventionally `<name>.prom` in the collector's directory).
+    pub textfile: PathBuf,
+    /// How often it is rewritten.
+    #[serde(default = "default_metrics_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+fn default_metrics_interval() -> Duration {
+    Duration::from_secs(15)
 }
 
 /// TLS file paths.
@@ -155,6 +175,9 @@ impl SignerConfig {
         }
         if let Some(p) = cfg.keys.kek_file.as_mut() {
             *p = base.join(&*p);
+        }
+        if let Some(m) = cfg.metrics.as_mut() {
+            m.textfile = base.join(&m.textfile);
         }
         cfg.validate()?;
         Ok(cfg)

@@ -101,8 +101,30 @@ pub async fn run(cfg: SignerConfig, shutdown: impl Future<Output = ()>) -> anyho
         has_key = !node.group_key().is_empty(),
         "signer starting"
     );
+    if let Some(m) = cfg.metrics.clone() {
+        tokio::spawn(write_metrics(node.clone(), m));
+    }
     link::maintain(node, target, shutdown).await;
     Ok(())
+}
+
+/// Rewrites the metrics file every interval, atomically (temporary file, then rename).
+async fn write_metrics(node: Arc<Node>, m: config::MetricsConfig) {
+    let mut tick = tokio::time::interval(m.interval.max(std::time::Duration::from_secs(1)));
+    let tmp = m.textfile.with_extension("prom.tmp");
+    loop {
+        tick.tick().await;
+        let text = node.render_metrics();
+        let (tmp, path) = (tmp.clone(), m.textfile.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, &path)
+        })
+        .await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!(file = %m.textfile.display(), error = %e, "could not write the metrics file");
+        }
+    }
 }
 
 /// Creates the identity key (sealed under the KEK), a TLS key and a CSR, without overwriting

@@ -102,6 +102,8 @@ pub struct Node {
     started: std::time::Instant,
     /// Head of the audit log (S7). Taken after `policy` when both are held.
     audit: Mutex<Chain>,
+    /// Counters and histograms for the metrics endpoint.
+    pub metrics: quorate_wire::metrics::Metrics,
 }
 
 /// The policy in force (none before genesis) and the velocity ledger.
@@ -229,6 +231,7 @@ impl Node {
             key: RwLock::new(None),
             group_key: RwLock::new(Vec::new()),
             nonces: Mutex::new(NonceStore::new(limits.nonce_limit, limits.nonce_ttl_ms)),
+            metrics: quorate_wire::metrics::Metrics::new(),
             dkg: Mutex::new(DkgSlot::default()),
             signer_ids,
             started: std::time::Instant::now(),
@@ -331,6 +334,46 @@ impl Node {
         self.manifest.hash()
     }
 
+    /// The exposition for the metrics endpoint: counters, histograms, and gauges read now.
+    pub fn render_metrics(&self) -> String {
+        use quorate_wire::metrics::Gauge;
+        let (flushes, waiters) = self.store.flush_counts();
+        let policy = self.policy_status();
+        let gauge = |name, help, value: f64| Gauge {
+            name,
+            help,
+            labels: vec![],
+            value,
+        };
+        self.metrics.render(&[
+            gauge(
+                "quorate_outstanding_nonces",
+                "Signing nonces held in memory (fresh and pre-generated).",
+                self.outstanding_nonces() as f64,
+            ),
+            gauge(
+                "quorate_audit_records",
+                "Records in this node's audit log.",
+                lock(&self.audit).seq() as f64,
+            ),
+            gauge(
+                "quorate_policy_version",
+                "Policy version in force.",
+                policy.version as f64,
+            ),
+            gauge(
+                "quorate_store_flushes",
+                "Disk flushes run since start (group commit: one serves many writers).",
+                flushes as f64,
+            ),
+            gauge(
+                "quorate_store_flush_requests",
+                "Durability requests served by those flushes since start.",
+                waiters as f64,
+            ),
+        ])
+    }
+
     /// Number of outstanding nonces (for status and tests).
     pub fn outstanding_nonces(&self) -> usize {
         lock(&self.nonces).len()
@@ -348,6 +391,7 @@ impl Node {
     ) -> pb::signer_message::Body {
         use pb::coordinator_message::Body as B;
         let what = request_name(&body);
+        let started = std::time::Instant::now();
         // Kept to name the withdrawal in a refusal's audit record; decoded only then.
         let intent = match &body {
             B::Sign(r) => Some(r.intent.clone()),
@@ -381,6 +425,22 @@ impl Node {
             // The audit lock can be held across a flush: off the reactor.
             B::AuditExport(r) => self.blocking(move |node| node.audit_export(&r)).await,
         };
+        let (outcome, rule) = match &answer {
+            pb::signer_message::Body::Refusal(r) => ("refused", r.rule.as_str()),
+            _ => ("ok", ""),
+        };
+        self.metrics.inc(
+            "quorate_signer_requests_total",
+            "Coordinator requests by kind, outcome (ok, refused) and rule tag.",
+            &[("request", what), ("outcome", outcome), ("rule", rule)],
+        );
+        if what == "sign" {
+            self.metrics.observe(
+                "quorate_signer_sign_seconds",
+                "Time to judge a signing request and release a durable share.",
+                started.elapsed().as_secs_f64(),
+            );
+        }
         if let pb::signer_message::Body::Refusal(r) = &answer {
             let mut e =
                 Event::refused(what, &r.rule, &r.reason).with("permanent", r.permanent.to_string());

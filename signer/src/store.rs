@@ -55,6 +55,10 @@ struct WithdrawalRecord {
 
 /// What a signer persists.
 pub trait SignerStore: Send + Sync + 'static {
+    /// Disk flushes run so far, and the durability requests they served (group commit).
+    fn flush_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
     /// Reads a metadata value.
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes a metadata value and flushes it to disk.
@@ -149,11 +153,6 @@ impl SledStore {
             .map_err(StoreError::Flush)
     }
 
-    /// Flushes run and callers served by them (for metrics).
-    pub fn flush_counts(&self) -> (u64, u64) {
-        self.commit.counts()
-    }
-
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -196,6 +195,10 @@ fn record(digest: &[u8; 32], now_ms: u64) -> Vec<u8> {
 }
 
 impl SignerStore for SledStore {
+    fn flush_counts(&self) -> (u64, u64) {
+        self.commit.counts()
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.sync()
     }

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod durable;
 pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod pki;
 pub mod tls;
 

@@ -238,6 +238,21 @@ impl TlsMaterial {
         Ok(Arc::new(cfg))
     }
 
+    /// The metrics endpoint's server side: as [`Self::server_config`] (TLS 1.3, a client
+    /// certificate from our CA required) but speaking HTTP/1.1, as scrapers do.
+    pub fn metrics_server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut cfg = (*self.server_config()?).clone();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+
+    /// The metrics scraper's client side: as [`Self::client_config`] but speaking HTTP/1.1.
+    pub fn metrics_client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
+        let mut cfg = (*self.client_config()?).clone();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+
     /// Client side: TLS 1.3 only, server verified against our CA, our certificate presented.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
