@@ -710,6 +710,41 @@ async fn a_signer_refuses_malformed_link_requests() {
             "bad-request",
         );
     }
+    // Pre-generated commitments: the batch is bounded, every id is 16 bytes, none repeats,
+    // and a bad batch leaves nothing outstanding.
+    for (name, ids, rule) in [
+        ("presign, empty batch", vec![], "bad-request"),
+        (
+            "presign, 257 session ids",
+            vec![vec![2u8; 16]; 257],
+            "bad-request",
+        ),
+        (
+            "presign, a 15-byte session id",
+            vec![vec![3u8; 16], vec![3u8; 15]],
+            "bad-request",
+        ),
+        (
+            "presign, one session id twice",
+            vec![vec![4u8; 16], vec![4u8; 16]],
+            "nonce-unknown",
+        ),
+    ] {
+        let a = d
+            .call(Req::Presign(spb::PresignRequest { session_ids: ids }))
+            .await;
+        check(name, a, rule);
+    }
+    // The rejected batches left no nonce behind: their sessions cannot be signed in.
+    let a = d
+        .call(Req::Presign(spb::PresignRequest {
+            session_ids: vec![vec![3u8; 16], vec![4u8; 16]],
+        }))
+        .await;
+    match a {
+        Ans::Presign(p) => assert_eq!(p.commitments.len(), 2, "{p:?}"),
+        other => panic!("a good batch after bad ones was refused: {other:?}"),
+    }
     let (i, bsig) = signed_intent(
         &c.backend_key(),
         "wd-bad-link",

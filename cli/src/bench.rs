@@ -304,7 +304,9 @@ async fn drive_all(
         let warm = requests(&key, &format!("{tag}-warm"), c)?;
         drive(&conns, warm, c).await;
         let reqs = requests(&key, &tag, args.count)?;
+        let before = coordinator_flushes(&cluster.client).await;
         let out = drive(&conns, reqs, c).await;
+        let after = coordinator_flushes(&cluster.client).await;
         failures += out.failed;
         let throughput = out.signed as f64 / out.elapsed.as_secs_f64();
         let footprint = cluster.footprint();
@@ -322,12 +324,23 @@ async fn drive_all(
             "max_ms": out.pct(1.0),
             "floor_throughput_per_s": round1(floor),
             "ratio": (throughput / floor * 1000.0).round() / 1000.0,
+            // Group commit on the coordinator: disk flushes per signed withdrawal.
+            "coordinator_flushes_per_withdrawal": match (before, after) {
+                (Some(b), Some(a)) if out.signed > 0 => Some(((a - b) / out.signed as f64 * 1000.0).round() / 1000.0),
+                _ => None,
+            },
             "peak_rss_mib": footprint["processes"]
                 .as_array()
                 .map(|ps| ps.iter().map(|p| json!({"name": p["name"], "mib": p["peak_rss_mib"]})).collect::<Vec<_>>()),
         }));
     }
     Ok(failures)
+}
+
+/// The coordinator's flush count, from its metrics endpoint.
+async fn coordinator_flushes(c: &ClientFile) -> Option<f64> {
+    let text = client::metrics(c, None).await.ok()?;
+    quorate_wire::metrics::sample(&text, "quorate_store_flushes")
 }
 
 fn round1(x: f64) -> f64 {

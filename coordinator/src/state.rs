@@ -3,7 +3,7 @@
 //! only: it chooses quorums, relays and aggregates, and every signer re-checks everything.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex, RwLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -75,6 +75,7 @@ pub struct Coordinator {
     pub events: broadcast::Sender<Record>,
     /// The group's public key package once DKG has finished.
     pub public_keys: RwLock<Option<PublicKeyPackage>>,
+    group_key_bytes: RwLock<Option<Vec<u8>>>,
     /// DKG progress.
     pub dkg: watch::Sender<apb::DkgStatus>,
     /// Policy: the coordinator's copy, proposals, and what signers must be sent.
@@ -86,6 +87,9 @@ pub struct Coordinator {
     audit: Mutex<Chain>,
     /// Counters and histograms for the metrics endpoint.
     pub metrics: quorate_wire::metrics::Metrics,
+    /// Submit calls waiting for a withdrawal's outcome, by id: told directly, so a waiter is
+    /// woken by its own withdrawal only, not by every status change (that is `events`).
+    waiting: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<Record>>>>,
 }
 
 /// Metric names (docs/operations.md lists them).
@@ -146,12 +150,14 @@ impl Coordinator {
         let state = Self {
             audit: Mutex::new(Chain::resume(last.as_ref())),
             metrics: quorate_wire::metrics::Metrics::new(),
+            waiting: Mutex::default(),
             manifest,
             store,
             registry: Arc::default(),
             signing,
             events,
             public_keys: RwLock::new(public_keys),
+            group_key_bytes: RwLock::new(None),
             dkg: watch::Sender::new(dkg),
             policy,
             signer_policy: Mutex::default(),
@@ -227,11 +233,20 @@ impl Coordinator {
             .remove(id);
     }
 
-    /// The group key (33 bytes) once DKG has finished.
+    /// The group key (33 bytes) once DKG has finished. Serialised once (it is on every
+    /// answer, and serialising a point costs a field inversion).
     pub fn group_key(&self) -> Option<Vec<u8>> {
-        read(&self.public_keys)
+        if let Some(k) = read(&self.group_key_bytes).as_ref() {
+            return Some(k.clone());
+        }
+        let k = read(&self.public_keys)
             .as_ref()
-            .and_then(|p| p.verifying_key().serialize().ok())
+            .and_then(|p| p.verifying_key().serialize().ok())?;
+        *self
+            .group_key_bytes
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(k.clone());
+        Some(k)
     }
 
     /// Writes a record durably (flushed on a blocking thread) and announces it.
@@ -247,8 +262,45 @@ impl Coordinator {
             key: r.id.clone(),
             reason: format!("persist task: {e}"),
         })??;
-        let _ = self.events.send(r.clone());
+        self.announce(&r);
         Ok(r)
+    }
+
+    /// Registers interest in `id`'s outcome: the receiver gets the record once it is final
+    /// and stored. Register before reading the store, so an outcome in between is not missed.
+    pub fn await_final(&self, id: &str) -> tokio::sync::oneshot::Receiver<Record> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let list = waiting.entry(id.to_string()).or_default();
+        // Waiters that gave up leave closed senders behind: drop them here.
+        list.retain(|t| !t.is_closed());
+        list.push(tx);
+        rx
+    }
+
+    /// Stops waiting for `id` if nobody waits any more.
+    pub fn forget_waiters(&self, id: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = waiting.get_mut(id) {
+            list.retain(|t| !t.is_closed());
+            if list.is_empty() {
+                waiting.remove(id);
+            }
+        }
+    }
+
+    fn announce(&self, r: &Record) {
+        if r.status.is_final() {
+            let list = self
+                .waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&r.id);
+            for tx in list.into_iter().flatten() {
+                let _ = tx.send(r.clone());
+            }
+        }
+        let _ = self.events.send(r.clone());
     }
 
     /// Counts one withdrawal outcome for the metrics endpoint.
@@ -305,7 +357,7 @@ impl Coordinator {
     /// the same way (S6). The next flush carries it.
     pub fn stage(&self, r: Record) -> Result<Record, StoreError> {
         self.store.update(&r)?;
-        let _ = self.events.send(r.clone());
+        self.announce(&r);
         Ok(r)
     }
 
@@ -1114,6 +1166,10 @@ impl Coordinator {
             .map_err(|e| (e.to_string(), vec![]))?
             .map_err(|e| (e.to_string(), vec![]))?;
         *self.public_keys.write().unwrap_or_else(|p| p.into_inner()) = Some(pkp);
+        *self
+            .group_key_bytes
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         Ok(gk)
     }
 }

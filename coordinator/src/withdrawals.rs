@@ -197,28 +197,28 @@ impl WithdrawalApi {
 
     /// Waits until `id` is final or `wait` passes; returns the latest record.
     async fn wait_final(&self, id: &str, wait: Duration) -> Result<Record, Status> {
-        let mut rx = self.state.events.subscribe();
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let current = self
-                .state
-                .store
-                .get(id)
-                .map_err(|e| internal(&e))?
-                .ok_or_else(|| Status::not_found("withdrawal vanished"))?;
-            if current.status.is_final() {
-                return Ok(current);
+        let outcome = self.state.await_final(id);
+        let current = self
+            .state
+            .store
+            .get(id)
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| Status::not_found("withdrawal vanished"));
+        let current = match current {
+            Ok(c) if !c.status.is_final() => c,
+            other => {
+                drop(outcome);
+                self.state.forget_waiters(id);
+                return other;
             }
-            loop {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Err(_) => return Ok(current),
-                    Ok(Ok(ev)) if ev.id == id && ev.status.is_final() => return Ok(ev),
-                    Ok(Ok(_)) => {}
-                    Ok(Err(RecvError::Lagged(_))) => break,
-                    Ok(Err(RecvError::Closed)) => return Ok(current),
-                }
-            }
-        }
+        };
+        let r = match tokio::time::timeout(wait, outcome).await {
+            Ok(Ok(r)) => Ok(r),
+            // Timed out (or the coordinator is going away): the latest record, still in progress.
+            _ => Ok(self.state.store.get(id).ok().flatten().unwrap_or(current)),
+        };
+        self.state.forget_waiters(id);
+        r
     }
 }
 
