@@ -302,10 +302,14 @@ async fn forgotten_pregenerated_commitments_fall_back_to_a_fresh_round() {
     .await;
     c.wait_connected(3).await;
     let mut n = 0;
-    while forgot.lock().unwrap().is_empty() || *fresh.lock().unwrap() == 0 {
+    // Until a withdrawal that signer 1 refused for a forgotten nonce is signed with signer 1
+    // in its quorum after all: it was not left out but asked again with a fresh commitment
+    // (a signer left out of a withdrawal is never asked again for it).
+    let mut signed_after_fallback = false;
+    while !signed_after_fallback {
         assert!(
             n < 80,
-            "no pre-generated commitment was refused and then replaced by a fresh one"
+            "no withdrawal was signed by signer 1 after it refused a forgotten pre-generated nonce"
         );
         let id = format!("wd-f-{n}");
         let (code, w) = c.submit_eth(&id, "1").await;
@@ -315,8 +319,17 @@ async fn forgotten_pregenerated_commitments_fall_back_to_a_fresh_round() {
             &hexf(&w, "message"),
             &hexf(&w, "signature")
         ));
+        let refused_first = forgot.lock().unwrap().contains(&id);
+        let by_one = w["signers"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x.as_u64() == Some(1)));
+        signed_after_fallback = refused_first && by_one;
         n += 1;
     }
+    assert!(
+        *fresh.lock().unwrap() > 0,
+        "signer 1 was never asked for a fresh commitment"
+    );
     // Not blamed: no culprit record names it.
     let log = c.coordinator_audit().await;
     assert!(

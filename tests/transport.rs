@@ -17,7 +17,7 @@ use rustls::{
 
 use crate::{harness::Cluster, scoreboard::Book};
 
-fn roots(c: &Cluster) -> Arc<RootCertStore> {
+pub(crate) fn roots(c: &Cluster) -> Arc<RootCertStore> {
     let mut r = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(c.path("ca/ca.pem")).unwrap() {
         r.add(cert.unwrap()).unwrap();
@@ -25,7 +25,7 @@ fn roots(c: &Cluster) -> Arc<RootCertStore> {
     Arc::new(r)
 }
 
-fn client_config(
+pub(crate) fn client_config(
     roots: Arc<RootCertStore>,
     identity: Option<(String, String)>,
 ) -> Arc<rustls::ClientConfig> {

@@ -340,7 +340,7 @@ async fn drive_all(
 /// The coordinator's flush count, from its metrics endpoint.
 async fn coordinator_flushes(c: &ClientFile) -> Option<f64> {
     let text = client::metrics(c, None).await.ok()?;
-    quorate_wire::metrics::sample(&text, "quorate_store_flushes")
+    quorate_wire::metrics::sample(&text, "quorate_store_flushes_total")
 }
 
 fn round1(x: f64) -> f64 {

@@ -225,12 +225,24 @@ impl Registry {
         body: pb::coordinator_message::Body,
         timeout: Duration,
     ) -> Result<pb::signer_message::Body, CallError> {
+        self.call_on(identifier, None, body, timeout).await
+    }
+
+    /// [`Self::call`], only over link `conn` if given: a replaced link is not called.
+    pub async fn call_on(
+        &self,
+        identifier: u16,
+        conn: Option<u64>,
+        body: pb::coordinator_message::Body,
+        timeout: Duration,
+    ) -> Result<pb::signer_message::Body, CallError> {
         let request_id = self.next.fetch_add(1, Ordering::Relaxed);
         let (answer_tx, answer_rx) = oneshot::channel();
         let (tx, pending) = {
             let links = lock(&self.links);
             let link = links
                 .get(&identifier)
+                .filter(|l| conn.is_none_or(|c| l.conn == c))
                 .ok_or(CallError::Disconnected(identifier))?;
             lock(&link.pending).insert(request_id, answer_tx);
             (link.tx.clone(), link.pending.clone())

@@ -90,9 +90,12 @@ pub struct Coordinator {
     /// Submit calls waiting for a withdrawal's outcome, by id: told directly, so a waiter is
     /// woken by its own withdrawal only, not by every status change (that is `events`).
     waiting: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<Record>>>>,
+    /// Ids whose latest record is written but not yet known to be flushed: a reader flushes
+    /// before it shows one (a signature must be on disk before it leaves, S6).
+    undurable: Mutex<std::collections::HashSet<String>>,
 }
 
-/// Metric names (docs/operations.md lists them).
+/// Metric names (docs/protocol.md lists them).
 pub mod metric {
     /// Withdrawals by outcome and rule tag.
     pub const WITHDRAWALS: &str = "quorate_withdrawals_total";
@@ -151,6 +154,7 @@ impl Coordinator {
             audit: Mutex::new(Chain::resume(last.as_ref())),
             metrics: quorate_wire::metrics::Metrics::new(),
             waiting: Mutex::default(),
+            undurable: Mutex::default(),
             manifest,
             store,
             registry: Arc::default(),
@@ -249,8 +253,41 @@ impl Coordinator {
         Some(k)
     }
 
+    /// Makes sure that what a reader saw of these records is on disk before it is shown:
+    /// if any was written but not yet flushed, flushes (shared with concurrent writers).
+    pub async fn ensure_durable<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), StoreError> {
+        let pending: Vec<String> = {
+            let undurable = self.undurable.lock().unwrap_or_else(|p| p.into_inner());
+            ids.into_iter()
+                .filter(|id| undurable.contains(*id))
+                .map(str::to_string)
+                .collect()
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| StoreError::Flush(format!("flush task: {e}")))??;
+        let mut undurable = self.undurable.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &pending {
+            undurable.remove(id);
+        }
+        Ok(())
+    }
+
     /// Writes a record durably (flushed on a blocking thread) and announces it.
     pub async fn persist(&self, r: Record) -> Result<Record, StoreError> {
+        // Marked before the write: a reader that sees the new record also sees the mark
+        // (until the flush below clears it) and flushes before showing it.
+        self.undurable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(r.id.clone());
         let store = self.store.clone();
         let rec = r.clone();
         tokio::task::spawn_blocking(move || {
@@ -262,6 +299,10 @@ impl Coordinator {
             key: r.id.clone(),
             reason: format!("persist task: {e}"),
         })??;
+        self.undurable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&r.id);
         self.announce(&r);
         Ok(r)
     }
@@ -316,6 +357,7 @@ impl Coordinator {
     pub fn render_metrics(&self) -> String {
         use quorate_wire::metrics::Gauge;
         let mut gauges = vec![Gauge {
+            counter: false,
             name: "quorate_signers_connected",
             help: "Signers with a live link to the coordinator.",
             labels: vec![],
@@ -323,6 +365,7 @@ impl Coordinator {
         }];
         for (signer, n) in self.registry.presigned() {
             gauges.push(Gauge {
+                counter: false,
                 name: "quorate_presigned_commitments",
                 help: "Pre-generated commitments the coordinator holds per signer (one-round signing).",
                 labels: vec![("signer", signer.to_string())],
@@ -330,6 +373,7 @@ impl Coordinator {
             });
         }
         gauges.push(Gauge {
+            counter: false,
             name: "quorate_audit_records",
             help: "Records in this node's audit log.",
             labels: vec![],
@@ -337,13 +381,15 @@ impl Coordinator {
         });
         let (flushes, waiters) = self.store.flush_counts();
         gauges.push(Gauge {
-            name: "quorate_store_flushes",
+            counter: true,
+            name: "quorate_store_flushes_total",
             help: "Disk flushes run since start (group commit: one serves many writers).",
             labels: vec![],
             value: flushes as f64,
         });
         gauges.push(Gauge {
-            name: "quorate_store_flush_requests",
+            counter: true,
+            name: "quorate_store_flush_requests_total",
             help: "Durability requests served by those flushes since start.",
             labels: vec![],
             value: waiters as f64,
@@ -630,7 +676,7 @@ impl Coordinator {
                 session_ids: sessions.iter().map(|s| s.to_vec()).collect(),
             });
             let asked = std::time::Instant::now();
-            let got = match registry.call(signer, body, timeout).await {
+            let got = match registry.call_on(signer, Some(conn), body, timeout).await {
                 Ok(pb::signer_message::Body::Presign(p)) if p.commitments.len() == batch => {
                     // Counted from before the request, and with a margin, so the coordinator
                     // stops using a nonce before the signer forgets it.
@@ -687,6 +733,7 @@ impl Coordinator {
         let mut excluded: BTreeSet<u16> = BTreeSet::new();
         let mut refusals: Vec<(u16, Refusal)> = Vec::new();
         let mut problems: Vec<String> = Vec::new();
+        let mut fell_back: BTreeSet<u16> = BTreeSet::new();
         for attempt in 1..=self.signing.max_attempts {
             let mut candidates: Vec<u16> = self
                 .registry
@@ -718,7 +765,14 @@ impl Coordinator {
             for i in &quorum {
                 let fid = frost_id(*i)?;
                 ids.insert(fid, *i);
-                match self.registry.take_presigned(*i) {
+                // A signer that already failed a pre-generated commitment in this
+                // withdrawal signs with a fresh one.
+                let pooled = if fell_back.contains(i) {
+                    None
+                } else {
+                    self.registry.take_presigned(*i)
+                };
+                match pooled {
                     Some(p) => {
                         sessions.insert(*i, p.session);
                         presigned.insert(*i);
@@ -785,9 +839,11 @@ impl Coordinator {
                     // A pre-generated nonce the signer no longer has (it restarted, or it
                     // expired there first): not the signer's fault. Its pool is dropped and
                     // the next attempt asks it for a fresh commitment.
+                    // Once per signer and withdrawal: a second time it counts as a failure.
                     Ok(pb::signer_message::Body::Refusal(r))
                         if presigned.contains(i)
-                            && r.rule == quorate_core::refusal::rule::NONCE_UNKNOWN =>
+                            && r.rule == quorate_core::refusal::rule::NONCE_UNKNOWN
+                            && fell_back.insert(*i) =>
                     {
                         warn!(withdrawal = %record.id, signer = i, "pre-generated commitment unknown to the signer; falling back to a fresh round");
                         self.registry.clear_presigned(*i);

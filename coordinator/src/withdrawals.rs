@@ -195,30 +195,43 @@ impl WithdrawalApi {
         Ok(())
     }
 
-    /// Waits until `id` is final or `wait` passes; returns the latest record.
+    /// The stored record of `id`, flushed first if it was written but not yet flushed.
+    async fn read_durable(&self, id: &str) -> Result<Option<Record>, Status> {
+        let r = self.state.store.get(id).map_err(|e| internal(&e))?;
+        self.state
+            .ensure_durable([id])
+            .await
+            .map_err(|e| internal(&e))?;
+        Ok(r)
+    }
+
+    /// Waits until `id` is final or `wait` passes; returns the latest record. A final record
+    /// is returned only once it is on disk.
     async fn wait_final(&self, id: &str, wait: Duration) -> Result<Record, Status> {
+        // Registered before the store is read, so an outcome in between is not missed; the
+        // guard unregisters however this call ends (a cancelled call included).
+        struct Waiting<'a>(&'a Coordinator, &'a str);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.forget_waiters(self.1);
+            }
+        }
+        // Declared first, so it runs after `outcome` is dropped and sees it closed.
+        let _waiting = Waiting(&self.state, id);
         let outcome = self.state.await_final(id);
         let current = self
-            .state
-            .store
-            .get(id)
-            .map_err(|e| internal(&e))?
-            .ok_or_else(|| Status::not_found("withdrawal vanished"));
-        let current = match current {
-            Ok(c) if !c.status.is_final() => c,
-            other => {
-                drop(outcome);
-                self.state.forget_waiters(id);
-                return other;
-            }
-        };
-        let r = match tokio::time::timeout(wait, outcome).await {
+            .read_durable(id)
+            .await?
+            .ok_or_else(|| Status::not_found("withdrawal vanished"))?;
+        if current.status.is_final() {
+            return Ok(current);
+        }
+        match tokio::time::timeout(wait, outcome).await {
+            // Sent only after the record's flush.
             Ok(Ok(r)) => Ok(r),
-            // Timed out (or the coordinator is going away): the latest record, still in progress.
-            _ => Ok(self.state.store.get(id).ok().flatten().unwrap_or(current)),
-        };
-        self.state.forget_waiters(id);
-        r
+            // Timed out (or the coordinator is going away): the latest record.
+            _ => Ok(self.read_durable(id).await?.unwrap_or(current)),
+        }
     }
 }
 
@@ -355,7 +368,11 @@ impl WithdrawalService for WithdrawalApi {
                     Insert::New if status == St::PendingApproval => {
                         self.state
                             .audit(received(&intent, &record, "pending-approval"));
-                        store.flush().map_err(|e| internal(&e))?;
+                        let flushing = store.clone();
+                        tokio::task::spawn_blocking(move || flushing.flush())
+                            .await
+                            .map_err(|e| Status::internal(format!("flush task: {e}")))?
+                            .map_err(|e| internal(&e))?;
                         info!(withdrawal = %intent.id, "withdrawal waits for admin approvals");
                         self.state
                             .count_outcome("pending_approval", rule::POLICY_APPROVAL_REQUIRED);
@@ -413,10 +430,8 @@ impl WithdrawalService for WithdrawalApi {
             return Err(invalid("request-invalid", "id must be 1..=128 bytes"));
         }
         let r = self
-            .state
-            .store
-            .get(&id)
-            .map_err(|e| internal(&e))?
+            .read_durable(&id)
+            .await?
             .ok_or_else(|| Status::not_found(format!("no withdrawal with id `{id}`")))?;
         Ok(Response::new(record_to_proto(
             &r,
@@ -473,6 +488,10 @@ impl WithdrawalService for WithdrawalApi {
                             && (q.asset.is_empty() || i.asset == q.asset)
                     })
             })
+            .map_err(|e| internal(&e))?;
+        self.state
+            .ensure_durable(records.iter().map(|r| r.id.as_str()))
+            .await
             .map_err(|e| internal(&e))?;
         let next_page_token = match (more, records.last()) {
             (true, Some(last)) => format!("{:x}", last.seq),

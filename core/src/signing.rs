@@ -58,9 +58,14 @@ impl NonceStore {
         }
     }
 
-    /// Number of outstanding nonces.
+    /// Number of outstanding nonces (expired ones included until the next sweep).
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Drops every expired nonce now (their secrets leave memory). Commits do this too.
+    pub fn sweep(&mut self, now_ms: u64) {
+        self.evict_expired(now_ms);
     }
 
     /// True when no nonce is outstanding.

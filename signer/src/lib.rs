@@ -114,10 +114,10 @@ async fn write_metrics(node: Arc<Node>, m: config::MetricsConfig) {
     let tmp = m.textfile.with_extension("prom.tmp");
     loop {
         tick.tick().await;
-        let text = node.render_metrics();
-        let (tmp, path) = (tmp.clone(), m.textfile.clone());
+        let (tmp, path, node) = (tmp.clone(), m.textfile.clone(), node.clone());
+        // Rendering takes the node's locks, and writing is file I/O: off the reactor.
         let written = tokio::task::spawn_blocking(move || {
-            std::fs::write(&tmp, text)?;
+            std::fs::write(&tmp, node.render_metrics())?;
             std::fs::rename(&tmp, &path)
         })
         .await;

@@ -339,7 +339,8 @@ impl Node {
         use quorate_wire::metrics::Gauge;
         let (flushes, waiters) = self.store.flush_counts();
         let policy = self.policy_status();
-        let gauge = |name, help, value: f64| Gauge {
+        let gauge = |name: &'static str, help, value: f64| Gauge {
+            counter: name.ends_with("_total"),
             name,
             help,
             labels: vec![],
@@ -362,12 +363,12 @@ impl Node {
                 policy.version as f64,
             ),
             gauge(
-                "quorate_store_flushes",
+                "quorate_store_flushes_total",
                 "Disk flushes run since start (group commit: one serves many writers).",
                 flushes as f64,
             ),
             gauge(
-                "quorate_store_flush_requests",
+                "quorate_store_flush_requests_total",
                 "Durability requests served by those flushes since start.",
                 waiters as f64,
             ),
@@ -376,7 +377,10 @@ impl Node {
 
     /// Number of outstanding nonces (for status and tests).
     pub fn outstanding_nonces(&self) -> usize {
-        lock(&self.nonces).len()
+        let mut nonces = lock(&self.nonces);
+        // Expired nonces are unusable already; counting is a good moment to drop them.
+        nonces.sweep(self.mono_ms());
+        nonces.len()
     }
 
     /// The policy this signer has in force.

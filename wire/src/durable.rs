@@ -25,6 +25,8 @@ struct State {
     started: u64,
     /// The generation of the newest finished flush.
     finished: u64,
+    /// The generation of the newest flush that succeeded.
+    succeeded: u64,
     /// Whether a flush is running now.
     running: bool,
     /// The error of the newest finished flush, if it failed.
@@ -57,11 +59,13 @@ impl GroupCommit {
         // The first flush that starts from now on covers our writes.
         let needed = st.started + 1;
         loop {
+            // Any successful flush that started after our call covers our writes; if every
+            // flush since then failed, so do we.
+            if st.succeeded >= needed {
+                return Ok(());
+            }
             if st.finished >= needed {
-                return match &st.error {
-                    None => Ok(()),
-                    Some(e) => Err(e.clone()),
-                };
+                return Err(st.error.clone().unwrap_or_else(|| "flush failed".into()));
             }
             if !st.running {
                 st.running = true;
@@ -69,12 +73,15 @@ impl GroupCommit {
                 st.flushes += 1;
                 let generation = st.started;
                 drop(st);
-                let result = flush().map_err(|e| e.to_string());
+                // Ends the run even if `flush` panics, so that no caller waits forever.
+                let mut ending = Ending {
+                    gc: self,
+                    generation,
+                    result: Err("flush panicked".into()),
+                };
+                ending.result = flush().map_err(|e| e.to_string());
+                drop(ending);
                 st = self.lock();
-                st.running = false;
-                st.finished = generation;
-                st.error = result.err();
-                self.done.notify_all();
                 continue;
             }
             st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -85,6 +92,26 @@ impl GroupCommit {
     pub fn counts(&self) -> (u64, u64) {
         let st = self.lock();
         (st.flushes, st.callers)
+    }
+}
+
+/// Records the end of one flush run and wakes everyone waiting for it.
+struct Ending<'a> {
+    gc: &'a GroupCommit,
+    generation: u64,
+    result: Result<(), String>,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        let mut st = self.gc.lock();
+        st.running = false;
+        st.finished = self.generation;
+        match &self.result {
+            Ok(()) => st.succeeded = self.generation,
+            Err(e) => st.error = Some(e.clone()),
+        }
+        self.gc.done.notify_all();
     }
 }
 
@@ -159,5 +186,16 @@ mod tests {
         fail.store(false, Ordering::SeqCst);
         assert_eq!(gc.sync(flush), Ok(()));
         assert_eq!(gc.counts(), (2, 2));
+    }
+
+    #[test]
+    fn a_panicking_flush_fails_its_caller_and_does_not_wedge_the_next() {
+        let gc = GroupCommit::new();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = gc.sync(|| -> Result<(), String> { panic!("disk on fire") });
+        }));
+        assert!(panicked.is_err());
+        // The next caller runs its own flush instead of waiting for the dead one.
+        assert_eq!(gc.sync(|| Ok::<(), String>(())), Ok(()));
     }
 }

@@ -26,6 +26,9 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 
 type Labels = Vec<(&'static str, String)>;
 
+/// Most label sets one counter keeps.
+pub const MAX_SERIES: usize = 256;
+
 #[derive(Default)]
 struct Histogram {
     buckets: [u64; LATENCY_BUCKETS.len()],
@@ -45,8 +48,10 @@ pub struct Metrics {
     inner: Mutex<Inner>,
 }
 
-/// A gauge value read at scrape time: name, help, labels, value.
+/// A value read at scrape time: name, help, labels, value; a gauge unless `counter`.
 pub struct Gauge {
+    /// A counter (only goes up) rather than a gauge.
+    pub counter: bool,
     /// Metric name.
     pub name: &'static str,
     /// One line of help.
@@ -84,17 +89,36 @@ impl Metrics {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds one to counter `name` with `labels`.
+    /// Adds one to counter `name` with `labels`. Label values are what a peer may have sent
+    /// (a signer's rule tag): anything but `[a-z0-9_-]`, up to 64 characters, is counted as
+    /// `invalid`, and a counter holds at most [`MAX_SERIES`] label sets, the rest counted
+    /// under `other`, so no peer can grow the exposition without bound.
     pub fn inc(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)]) {
-        let key: Labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let clean = |v: &str| {
+            let ok = v.len() <= 64
+                && v.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if ok {
+                v.to_string()
+            } else {
+                "invalid".to_string()
+            }
+        };
+        let mut key: Labels = labels.iter().map(|(k, v)| (*k, clean(v))).collect();
         let mut inner = self.lock();
-        *inner
+        let series = &mut inner
             .counters
             .entry(name)
             .or_insert_with(|| (help, BTreeMap::new()))
-            .1
-            .entry(key)
-            .or_insert(0) += 1;
+            .1;
+        if !series.contains_key(&key) && series.len() >= MAX_SERIES {
+            key = labels
+                .iter()
+                .map(|(k, _)| (*k, "other".to_string()))
+                .collect();
+        }
+        *series.entry(key).or_insert(0) += 1;
     }
 
     /// Records one observation (seconds) in histogram `name`.
@@ -146,7 +170,12 @@ impl Metrics {
         let mut last = "";
         for g in gauges {
             if g.name != last {
-                let _ = writeln!(out, "# HELP {} {}\n# TYPE {} gauge", g.name, g.help, g.name);
+                let kind = if g.counter { "counter" } else { "gauge" };
+                let _ = writeln!(
+                    out,
+                    "# HELP {} {}\n# TYPE {} {kind}",
+                    g.name, g.help, g.name
+                );
                 last = g.name;
             }
             let _ = writeln!(out, "{}{} {}", g.name, label_text(&g.labels), g.value);
@@ -183,7 +212,13 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, render
                 let mut parts = line.split(|b| *b == b' ');
                 let (method, path) = (parts.next(), parts.next());
                 let (status, body) = match (method, path) {
-                    (Some(b"GET"), Some(b"/metrics")) => ("200 OK", render()),
+                    // Rendering takes the node's locks: off the reactor.
+                    (Some(b"GET"), Some(b"/metrics")) => (
+                        "200 OK",
+                        tokio::task::spawn_blocking(move || render())
+                            .await
+                            .unwrap_or_default(),
+                    ),
                     _ => ("404 Not Found", "not found: GET /metrics\n".to_string()),
                 };
                 let head = format!(
@@ -258,17 +293,33 @@ mod tests {
         m.inc("quorate_x_total", "Xs.", &[("rule", "policy-\"q\"")]);
         m.observe("quorate_lat_seconds", "Latency.", 0.0015);
         m.observe("quorate_lat_seconds", "Latency.", 7.0);
-        let text = m.render(&[Gauge {
-            name: "quorate_g",
-            help: "G.",
-            labels: vec![("signer", "1".into())],
-            value: 3.0,
-        }]);
+        for i in 0..(MAX_SERIES + 10) {
+            m.inc("quorate_y_total", "Ys.", &[("rule", &format!("r{i}"))]);
+        }
+        m.inc("quorate_y_total", "Ys.", &[("rule", "Bad Tag\n")]);
+        let text = m.render(&[
+            Gauge {
+                counter: false,
+                name: "quorate_g",
+                help: "G.",
+                labels: vec![("signer", "1".into())],
+                value: 3.0,
+            },
+            Gauge {
+                counter: false,
+                name: "quorate_h",
+                help: "H.",
+                labels: vec![("name", "a\"b".into())],
+                value: 1.0,
+            },
+        ]);
         assert!(text.contains("# TYPE quorate_x_total counter"), "{text}");
+        // A label value a peer could choose freely is not echoed.
         assert!(
-            text.contains("quorate_x_total{rule=\"policy-\\\"q\\\"\"} 2"),
+            text.contains("quorate_x_total{rule=\"invalid\"} 2"),
             "{text}"
         );
+        assert!(text.contains("quorate_h{name=\"a\\\"b\"} 1"), "{text}");
         assert!(
             text.contains("quorate_lat_seconds_bucket{le=\"0.001\"} 0"),
             "{text}"
@@ -287,9 +338,16 @@ mod tests {
         );
         assert!(text.contains("quorate_lat_seconds_count 2"), "{text}");
         assert!(text.contains("quorate_g{signer=\"1\"} 3"), "{text}");
-        assert_eq!(m.counter("quorate_x_total", &[("rule", "policy-\"q\"")]), 2);
+        assert_eq!(m.counter("quorate_x_total", &[("rule", "invalid")]), 2);
         assert_eq!(sample(&text, "quorate_lat_seconds_count"), Some(2.0));
         assert_eq!(sample(&text, "quorate_g{signer=\"1\"}"), Some(3.0));
         assert_eq!(sample(&text, "quorate_g"), None);
+        // Bounded: the label sets past the cap are counted together.
+        assert_eq!(
+            sample(&text, "quorate_y_total{rule=\"other\"}"),
+            Some(11.0),
+            "{text}"
+        );
+        assert_eq!(m.counter("quorate_y_total", &[("rule", "r0")]), 1);
     }
 }
