@@ -347,6 +347,20 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
+/// A withdrawal of 1 base unit of POL to the whitelisted destination, valid for an hour.
+fn bench_intent(id: &str, now: u64) -> anyhow::Result<WithdrawalIntent> {
+    Ok(WithdrawalIntent::from_parts(
+        id,
+        "polygon",
+        "POL",
+        DESTINATION,
+        "1",
+        now,
+        now + 3_600_000,
+        None,
+    )?)
+}
+
 /// Signed submit requests for 1-base-unit POL withdrawals with unique ids.
 fn requests(
     key: &k256::ecdsa::SigningKey,
@@ -356,16 +370,7 @@ fn requests(
     let now = commands::now_ms();
     (0..count)
         .map(|i| {
-            let intent = WithdrawalIntent::from_parts(
-                &format!("{tag}-{i}"),
-                "polygon",
-                "POL",
-                DESTINATION,
-                "1",
-                now,
-                now + 3_600_000,
-                None,
-            )?;
+            let intent = bench_intent(&format!("{tag}-{i}"), now)?;
             Ok(pb::SubmitRequest {
                 intent: Some(intent_to_proto(&intent)),
                 backend_signature: backend::sign(key, &intent.digest()),
@@ -492,17 +497,7 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
     let now = commands::now_ms();
     let work: Vec<(Vec<u8>, Vec<u8>)> = (0..count)
         .map(|i| {
-            let intent = WithdrawalIntent::from_parts(
-                &format!("floor-{i}"),
-                "polygon",
-                "POL",
-                DESTINATION,
-                "1",
-                now,
-                now + 3_600_000,
-                None,
-            )
-            .expect("a valid intent");
+            let intent = bench_intent(&format!("floor-{i}"), now).expect("a valid intent");
             let sig = backend::sign(&backend_key, &intent.digest());
             (intent.encode(), sig)
         })
