@@ -90,9 +90,10 @@ pub struct Coordinator {
     /// Submit calls waiting for a withdrawal's outcome, by id: told directly, so a waiter is
     /// woken by its own withdrawal only, not by every status change (that is `events`).
     waiting: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<Record>>>>,
-    /// Ids whose latest record is written but not yet known to be flushed: a reader flushes
-    /// before it shows one (a signature must be on disk before it leaves, S6).
-    undurable: Mutex<std::collections::HashSet<String>>,
+    /// Ids with a write in flight (written, not yet flushed), and how many: a reader of one
+    /// flushes before it shows it (a signature must be on disk before it leaves, S6). A write
+    /// whose flush failed stays counted, so its readers keep flushing.
+    undurable: Mutex<HashMap<String, usize>>,
 }
 
 /// Metric names (docs/protocol.md lists them).
@@ -259,35 +260,30 @@ impl Coordinator {
         &self,
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), StoreError> {
-        let pending: Vec<String> = {
+        let pending = {
             let undurable = self.undurable.lock().unwrap_or_else(|p| p.into_inner());
-            ids.into_iter()
-                .filter(|id| undurable.contains(*id))
-                .map(str::to_string)
-                .collect()
+            ids.into_iter().any(|id| undurable.contains_key(id))
         };
-        if pending.is_empty() {
+        if !pending {
             return Ok(());
         }
+        // The read happened before this flush starts, so the flush covers what was read.
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await
-            .map_err(|e| StoreError::Flush(format!("flush task: {e}")))??;
-        let mut undurable = self.undurable.lock().unwrap_or_else(|p| p.into_inner());
-        for id in &pending {
-            undurable.remove(id);
-        }
-        Ok(())
+            .map_err(|e| StoreError::Flush(format!("flush task: {e}")))?
     }
 
     /// Writes a record durably (flushed on a blocking thread) and announces it.
     pub async fn persist(&self, r: Record) -> Result<Record, StoreError> {
         // Marked before the write: a reader that sees the new record also sees the mark
         // (until the flush below clears it) and flushes before showing it.
-        self.undurable
+        *self
+            .undurable
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(r.id.clone());
+            .entry(r.id.clone())
+            .or_insert(0) += 1;
         let store = self.store.clone();
         let rec = r.clone();
         tokio::task::spawn_blocking(move || {
@@ -299,10 +295,15 @@ impl Coordinator {
             key: r.id.clone(),
             reason: format!("persist task: {e}"),
         })??;
-        self.undurable
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&r.id);
+        {
+            let mut undurable = self.undurable.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = undurable.get_mut(&r.id) {
+                *n -= 1;
+                if *n == 0 {
+                    undurable.remove(&r.id);
+                }
+            }
+        }
         self.announce(&r);
         Ok(r)
     }
