@@ -554,3 +554,44 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
     book.audit("signer-1", &log);
     book.finish();
 }
+
+/// Nonces die with the link they were made over: pre-generated commitments a coordinator
+/// lost (it restarted, or the link dropped) cannot pile up in a signer until they expire. The
+/// same session ids are accepted again over the next link, which they would not be (`session
+/// in use`) had the signer kept the first link's nonces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_link_forgets_the_nonces_made_over_the_last() {
+    let mut c = Cluster::start(3, 2).await;
+    let (mut signers, mut links) = take_over(&mut c, 3).await;
+    let batch = || {
+        Req::Presign(pb::PresignRequest {
+            session_ids: vec![vec![0xa1; 16], vec![0xa2; 16]],
+        })
+    };
+    let mut first = signers.remove(&1).unwrap();
+    match first.call(batch()).await {
+        Ans::Presign(p) => assert_eq!(p.commitments.len(), 2),
+        other => panic!("presign refused: {other:?}"),
+    }
+    // Over the same link, the sessions are in use.
+    match first.call(batch()).await {
+        Ans::Refusal(r) => assert_eq!(r.rule, "nonce-unknown", "{r:?}"),
+        other => panic!("sessions in use accepted again: {other:?}"),
+    }
+    // The link drops; the signer dials again.
+    drop(first);
+    let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links.recv())
+        .await
+        .expect("signer 1 reconnects")
+        .unwrap();
+    assert_eq!(ident, 1);
+    let mut second = Driven {
+        inbound,
+        out,
+        next: 0,
+    };
+    match second.call(batch()).await {
+        Ans::Presign(p) => assert_eq!(p.commitments.len(), 2),
+        other => panic!("the last link's nonces were kept: {other:?}"),
+    }
+}

@@ -63,6 +63,11 @@ impl NonceStore {
         self.entries.len()
     }
 
+    /// Drops every nonce (the link they were made for is gone: nobody can use them).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// Drops every expired nonce now (their secrets leave memory). Commits do this too.
     pub fn sweep(&mut self, now_ms: u64) {
         self.evict_expired(now_ms);

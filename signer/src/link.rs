@@ -81,6 +81,8 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         .map_err(|s| format!("{}: {}", s.code(), s.message()))?
         .into_inner();
     info!(signer = %node.name, coordinator = %target.addr, "connected to coordinator");
+    // A new link: nothing committed over an earlier one can be used any more.
+    node.forget_nonces();
     while let Some(msg) = inbound
         .message()
         .await

@@ -375,6 +375,14 @@ impl Node {
         ])
     }
 
+    /// Forgets every outstanding nonce. Called whenever a link to the coordinator starts:
+    /// commitments handed out over an earlier link (pre-generated ones above all) died with
+    /// that link on the coordinator's side, and would otherwise hold room under
+    /// `nonce_limit` until they expire, however often the coordinator reconnects.
+    pub fn forget_nonces(&self) {
+        lock(&self.nonces).clear();
+    }
+
     /// Number of outstanding nonces (for status and tests).
     pub fn outstanding_nonces(&self) -> usize {
         let mut nonces = lock(&self.nonces);
