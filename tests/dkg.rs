@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     harness::Cluster,
-    hostile::{Driven, Fake},
+    hostile::{next_link, Driven, Fake},
     scoreboard::Book,
 };
 
@@ -53,18 +53,8 @@ async fn relay_with(
     }
     let mut s: BTreeMap<u32, Driven> = BTreeMap::new();
     while s.len() < names.len() {
-        let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links_rx.recv())
-            .await
-            .expect("signers connect")
-            .unwrap();
-        s.insert(
-            ident,
-            Driven {
-                inbound,
-                out,
-                next: 0,
-            },
-        );
+        let (ident, driven) = next_link(&mut links_rx).await;
+        s.insert(ident, driven);
     }
     (s, server, links_rx)
 }
@@ -126,6 +116,25 @@ fn sealed_pb(x: quorate_core::seal::Sealed) -> pb::SealedRound2 {
 }
 
 /// Each listed signer's audit log, verified against its pinned identity key.
+/// `answer` (from `who`) aborts the DKG naming signer 1 as the culprit; recorded as blocked,
+/// to be found in `who`'s audit log as a refusal naming it.
+fn aborted_naming_signer_1(book: &mut Book, answer: &Ans, who: &str, what: &str) {
+    match answer {
+        Ans::Refusal(r) => {
+            assert_eq!(r.rule, "dkg-aborted", "{who}: {r:?}");
+            assert_eq!(r.culprits, vec![1], "{who} names signer 1: {r:?}");
+        }
+        other => panic!("{who} went on after {what}: {other:?}"),
+    }
+    book.blocked_as(
+        what,
+        who,
+        "dkg-aborted",
+        None,
+        (quorate_core::audit::kind::REFUSED, "culprits", "1"),
+    );
+}
+
 async fn audit_logs(c: &Cluster, s: &mut BTreeMap<u32, Driven>, book: &mut Book) {
     let manifest = Manifest::load(&c.path("manifest.toml")).unwrap();
     for (i, d) in s.iter_mut() {
@@ -347,19 +356,11 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
                 packages: round1.clone(),
             }))
             .await;
-        match &a {
-            Ans::Refusal(r) => {
-                assert_eq!(r.rule, "dkg-aborted", "{r:?}");
-                assert_eq!(r.culprits, vec![1], "signer {i}: {r:?}");
-            }
-            other => panic!("signer {i} accepted a bad proof of knowledge: {other:?}"),
-        }
-        book.blocked_as(
-            "bad proof of knowledge in a round-1 package",
+        aborted_naming_signer_1(
+            &mut book,
+            &a,
             &format!("signer-{i}"),
-            "dkg-aborted",
-            None,
-            (quorate_core::audit::kind::REFUSED, "culprits", "1"),
+            "bad proof of knowledge in a round-1 package",
         );
     }
     no_share(&mut s).await;
@@ -371,18 +372,8 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
             c.kill_signer("signer-2").await;
             s.remove(&2);
             c.start_signer("signer-2");
-            let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links.recv())
-                .await
-                .expect("signer 2 reconnects")
-                .unwrap();
-            s.insert(
-                ident,
-                Driven {
-                    inbound,
-                    out,
-                    next: 0,
-                },
-            );
+            let (ident, driven) = next_link(&mut links).await;
+            s.insert(ident, driven);
         }
         let a = s
             .get_mut(&2)
@@ -442,25 +433,15 @@ async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_
                 echoes: echoes.clone(),
             }))
             .await;
-        match &answer {
-            Ans::Refusal(r) => {
-                assert_eq!(r.rule, "dkg-aborted", "{r:?}");
-                assert_eq!(
-                    r.culprits,
-                    vec![1],
-                    "signer {i} names the equivocator: {r:?}"
-                );
-                assert!(r.reason.contains("equivocation"), "{r:?}");
-            }
-            other => panic!("signer {i} finished a DKG with an equivocator: {other:?}"),
-        }
-        book.blocked_as(
-            "different round-1 packages shown to different peers",
+        aborted_naming_signer_1(
+            &mut book,
+            &answer,
             &format!("signer-{i}"),
-            "dkg-aborted",
-            None,
-            (quorate_core::audit::kind::REFUSED, "culprits", "1"),
+            "different round-1 packages shown to different peers",
         );
+        if let Ans::Refusal(r) = &answer {
+            assert!(r.reason.contains("equivocation"), "{r:?}");
+        }
     }
     no_share(&mut s).await;
     audit_logs(&c, &mut s, &mut book).await;
@@ -530,19 +511,11 @@ async fn a_malicious_signers_signed_garbage_share_aborts_the_dkg_naming_it() {
             echoes: echoes.clone(),
         }))
         .await;
-    match &answer {
-        Ans::Refusal(r) => {
-            assert_eq!(r.rule, "dkg-aborted", "{r:?}");
-            assert_eq!(r.culprits, vec![1], "signer 3 names the sender: {r:?}");
-        }
-        other => panic!("signer 3 accepted a garbage share: {other:?}"),
-    }
-    book.blocked_as(
-        "signed garbage in an encrypted round-2 package",
+    aborted_naming_signer_1(
+        &mut book,
+        &answer,
         "signer-3",
-        "dkg-aborted",
-        None,
-        (quorate_core::audit::kind::REFUSED, "culprits", "1"),
+        "signed garbage in an encrypted round-2 package",
     );
     no_share(&mut s).await;
     audit_logs(&c, &mut s, &mut book).await;

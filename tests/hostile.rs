@@ -207,20 +207,28 @@ pub(crate) async fn take_over(
     );
     let mut signers: BTreeMap<u32, Driven> = BTreeMap::new();
     while signers.len() < count {
-        let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links_rx.recv())
-            .await
-            .expect("signers reconnect to the new coordinator")
-            .unwrap();
-        signers.insert(
-            ident,
-            Driven {
-                inbound,
-                out,
-                next: 0,
-            },
-        );
+        let (ident, driven) = next_link(&mut links_rx).await;
+        signers.insert(ident, driven);
     }
     (signers, links_rx)
+}
+
+/// The next signer to connect to the fake coordinator, and its stream.
+pub(crate) async fn next_link(
+    links: &mut mpsc::Receiver<(u32, Streaming<pb::SignerMessage>, Out)>,
+) -> (u32, Driven) {
+    let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links.recv())
+        .await
+        .expect("a signer connects to the fake coordinator")
+        .unwrap();
+    (
+        ident,
+        Driven {
+            inbound,
+            out,
+            next: 0,
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -580,16 +588,8 @@ async fn a_new_link_forgets_the_nonces_made_over_the_last() {
     }
     // The link drops; the signer dials again.
     drop(first);
-    let (ident, inbound, out) = tokio::time::timeout(Duration::from_secs(60), links.recv())
-        .await
-        .expect("signer 1 reconnects")
-        .unwrap();
+    let (ident, mut second) = next_link(&mut links).await;
     assert_eq!(ident, 1);
-    let mut second = Driven {
-        inbound,
-        out,
-        next: 0,
-    };
     match second.call(batch()).await {
         Ans::Presign(p) => assert_eq!(p.commitments.len(), 2),
         other => panic!("the last link's nonces were kept: {other:?}"),

@@ -244,29 +244,42 @@ fn dkg_detects_a_forged_round1_package() {
     assert!(err.culprits.is_empty(), "{err}");
 }
 
-#[test]
-fn dkg_equivocation_and_tampered_shares_abort_with_culprit() {
+/// One signer's round-2 state and the packages it sealed.
+type Round2Out = (dkg::Round2State, Vec<Sealed>);
+
+/// Three signers through round 2, with signer 3 equivocating: it signs a second, different
+/// round-1 package, and the relay shows that one to signer 2 only.
+fn equivocating_round2(session: &[u8]) -> (Vec<(u16, IdentitySecret)>, Vec<Round2Out>) {
     let ids: Vec<(u16, IdentitySecret)> = (1..=3)
         .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
         .collect();
     let mut r1 = Vec::new();
     let mut broadcast = Vec::new();
     for (i, k) in &ids {
-        let (st, signed) = dkg::round1(setup(*i, &ids, 2, b"s"), k, &mut OsRng).unwrap();
+        let (st, signed) = dkg::round1(setup(*i, &ids, 2, session), k, &mut OsRng).unwrap();
         r1.push(st);
         broadcast.push(signed);
     }
-    // Signer 3 equivocates: it signs a second, different round-1 package and the relay shows
-    // that one to signer 2 only.
-    let (_, other3) = dkg::round1(setup(3, &ids, 2, b"s"), &ids[2].1, &mut OsRng).unwrap();
+    let (_, other3) = dkg::round1(setup(3, &ids, 2, session), &ids[2].1, &mut OsRng).unwrap();
     let mut view2 = broadcast.clone();
     view2[2] = other3;
-    let mut r1 = r1.into_iter();
-    let (st1, sealed1) =
-        dkg::round2(r1.next().unwrap(), &ids[0].1, &mut OsRng, &broadcast).unwrap();
-    let (st2, sealed2) = dkg::round2(r1.next().unwrap(), &ids[1].1, &mut OsRng, &view2).unwrap();
-    let (st3, sealed3) =
-        dkg::round2(r1.next().unwrap(), &ids[2].1, &mut OsRng, &broadcast).unwrap();
+    let views = [&broadcast, &view2, &broadcast];
+    let out = r1
+        .into_iter()
+        .zip(&ids)
+        .zip(views)
+        .map(|((st, (_, k)), view)| dkg::round2(st, k, &mut OsRng, view).unwrap())
+        .collect();
+    (ids, out)
+}
+
+#[test]
+fn dkg_equivocation_and_tampered_shares_abort_with_culprit() {
+    let (ids, out) = equivocating_round2(b"s");
+    let mut out = out.into_iter();
+    let (st1, sealed1) = out.next().unwrap();
+    let (st2, sealed2) = out.next().unwrap();
+    let (st3, sealed3) = out.next().unwrap();
     let echoes = vec![
         dkg::echo(&st1, &ids[0].1),
         dkg::echo(&st2, &ids[1].1),
@@ -301,23 +314,13 @@ fn a_relay_stripping_sender_signatures_from_an_echo_frames_nobody() {
     // signer 3's signature on P' in signer 2's echo with junk, hoping signer 1 blames signer 2
     // for echoing an unsigned package. The echo's own signature covers the sender signatures,
     // so the altered echo is not signer 2's: nobody is named rather than an honest signer.
-    let ids: Vec<(u16, IdentitySecret)> = (1..=3)
-        .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
-        .collect();
-    let mut r1 = Vec::new();
-    let mut broadcast = Vec::new();
-    for (i, k) in &ids {
-        let (st, signed) = dkg::round1(setup(*i, &ids, 2, b"x"), k, &mut OsRng).unwrap();
-        r1.push(st);
-        broadcast.push(signed);
-    }
-    let (_, other3) = dkg::round1(setup(3, &ids, 2, b"x"), &ids[2].1, &mut OsRng).unwrap();
-    let mut view2 = broadcast.clone();
-    view2[2] = other3;
-    let mut r1 = r1.into_iter();
-    let (st1, _) = dkg::round2(r1.next().unwrap(), &ids[0].1, &mut OsRng, &broadcast).unwrap();
-    let (st2, _) = dkg::round2(r1.next().unwrap(), &ids[1].1, &mut OsRng, &view2).unwrap();
-    let (st3, _) = dkg::round2(r1.next().unwrap(), &ids[2].1, &mut OsRng, &broadcast).unwrap();
+    let (ids, out) = equivocating_round2(b"x");
+    let mut out = out.into_iter().map(|(st, _)| st);
+    let (st1, st2, st3) = (
+        out.next().unwrap(),
+        out.next().unwrap(),
+        out.next().unwrap(),
+    );
     let mut echo2 = dkg::echo(&st2, &ids[1].1);
     echo2.packages[2].signature = vec![0; 64];
     let echoes = [echo2, dkg::echo(&st3, &ids[2].1)];
