@@ -7,6 +7,7 @@ mod harness;
 mod audit;
 mod badinput;
 mod crash;
+mod desk;
 mod devnet;
 mod dkg;
 mod governance;

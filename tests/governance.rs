@@ -11,7 +11,7 @@ const NOT_WHITELISTED: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
 
 impl Cluster {
     /// `quorate admin --json --key admin/admin-<n>.key <args>`.
-    async fn admin(&self, n: u32, args: &[&str]) -> (i32, Value) {
+    pub(crate) async fn admin(&self, n: u32, args: &[&str]) -> (i32, Value) {
         let key = self.path(&format!("admin/admin-{n}.key"));
         let mut all = vec![
             "admin",
@@ -20,6 +20,8 @@ impl Cluster {
             "--coordinator",
             &self.addr,
             "--json",
+            // What is signed is printed on stderr; the test reads the answers.
+            "--yes",
             "--key",
             key.to_str().unwrap(),
         ];

@@ -124,6 +124,21 @@ impl Book {
         });
     }
 
+    /// Records a case the admin's own tool refused before signing anything: nothing reached a
+    /// node, so there is no audit record to look for (the test checks that nothing was signed).
+    pub fn blocked_at_desk(&mut self, attack: &str) {
+        self.cases.push(Case {
+            attack: attack.to_string(),
+            node: "admin-desk".into(),
+            rule: "admin-desk-refused".into(),
+            kind: String::new(),
+            field: String::new(),
+            value: String::new(),
+            withdrawal: None,
+            audited: None,
+        });
+    }
+
     /// Records a case refused before any node's code could see it (no audit record exists).
     pub fn blocked_at_handshake(&mut self, attack: &str, node: &str) {
         self.cases.push(Case {

@@ -11,8 +11,9 @@ use quorate_core::{
     intent::WithdrawalIntent,
     policy::{
         approve_withdrawal, diff,
+        eval::format_units,
         governance::{next_version, POLICY_APPROVAL_DOMAIN, POLICY_VETO_DOMAIN},
-        AdminSignature, Change, PolicyDoc, PolicyForm, SignedPolicy,
+        AdminSignature, Change, PolicyDoc, PolicyForm, SignedPolicy, VerifiedChain,
     },
 };
 use quorate_wire::{
@@ -22,12 +23,13 @@ use quorate_wire::{
 };
 use serde_json::json;
 
-use crate::{client, setup::ClientFile};
+use crate::{client, desk, setup::ClientFile};
 
 /// Admin commands.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Shows the policy in force (version, hash), what is pending, and each signer's version.
+    /// Shows the verified policy in force and what each signer proves it enforces (signed
+    /// receipts over a fresh challenge).
     Show {
         /// Print the policy in force in its editable TOML form instead.
         #[arg(long)]
@@ -38,7 +40,8 @@ pub enum AdminCommand {
         /// The new policy, TOML form (start from `quorate admin show --toml`).
         file: PathBuf,
     },
-    /// Approves a proposal (signature over its hash) after showing its diff.
+    /// Approves a proposal (signature over its hash) after showing its diff against the
+    /// verified version it builds on.
     Approve {
         /// Proposal hash (64 hex digits).
         hash: String,
@@ -50,16 +53,25 @@ pub enum AdminCommand {
     },
     /// Lists pending proposals and withdrawals waiting for approvals.
     Pending,
-    /// Freezes all withdrawals at once (any single admin).
-    Freeze,
+    /// Freezes all withdrawals at once (any single admin), then waits until enough signers
+    /// prove with signed receipts that no quorum of unfrozen signers remains.
+    Freeze {
+        /// How long to wait for receipts.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+    },
     /// Proposes to unfreeze (needs the admin quorum; others approve the printed hash).
     Unfreeze,
-    /// Approves a withdrawal above its approval threshold (signature over the intent digest).
+    /// Approves a withdrawal above its approval threshold (signature over the intent digest),
+    /// after verifying the backend's signature and showing the decoded withdrawal.
     ApproveWithdrawal {
         /// Withdrawal id.
         id: String,
     },
 }
+
+/// Exit code when a freeze is not proven on enough signers.
+pub const EXIT_NOT_PROVEN: u8 = 3;
 
 fn load_key(path: &Path) -> anyhow::Result<IdentitySecret> {
     let text = zeroize::Zeroizing::new(
@@ -87,20 +99,6 @@ fn refusal(s: &tonic::Status, json_out: bool) -> u8 {
         eprintln!("refused ({:?}): {}", s.code(), s.message());
     }
     2
-}
-
-fn print_changes(changes: &[Change]) {
-    if changes.is_empty() {
-        println!("  (no rule changes)");
-    }
-    for c in changes {
-        let mark = match c.effect {
-            quorate_core::policy::Effect::Loosens => "+ loosens ",
-            quorate_core::policy::Effect::Tightens => "- tightens",
-            quorate_core::policy::Effect::Neutral => "  neutral ",
-        };
-        println!("  {mark}  {}", c.what);
-    }
 }
 
 fn proposal_json(p: &pb::Proposal) -> serde_json::Value {
@@ -136,13 +134,28 @@ fn print_proposal(p: &pb::Proposal, json_out: bool) {
     }
 }
 
-/// The policy in force, decoded and checked here (not trusted from the coordinator).
-fn current(view: &pb::PolicyView) -> anyhow::Result<SignedPolicy> {
-    let p = view
+type Admin =
+    quorate_wire::admin::admin_service_client::AdminServiceClient<tonic::transport::Channel>;
+
+/// The verified chain and the verified version the coordinator says is in force.
+async fn verified_in_force(
+    a: &mut Admin,
+    c: &ClientFile,
+) -> anyhow::Result<(VerifiedChain, PolicyDoc, pb::PolicyView)> {
+    let view = a
+        .get_policy(pb::GetPolicyRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("reading the policy: {}", s.message()))?
+        .into_inner();
+    let chain = desk::verified_chain(a, c).await?;
+    let claimed = view
         .current
         .as_ref()
+        .and_then(|p| signed_from_proto(p).ok())
+        .map(|p| p.doc.hash_hex())
         .context("the coordinator has no policy installed")?;
-    signed_from_proto(p).map_err(|e| anyhow::anyhow!("policy in force: {e}"))
+    let doc = desk::in_force(&chain, &claimed)?.clone();
+    Ok((chain, doc, view))
 }
 
 /// Runs an admin command; returns the exit code.
@@ -151,94 +164,93 @@ pub async fn run(
     addr: Option<&str>,
     key: Option<&Path>,
     json_out: bool,
+    yes: bool,
     cmd: AdminCommand,
 ) -> anyhow::Result<u8> {
     let mut a = client::admin(c, addr).await?;
     let key_path = key.unwrap_or(&c.admin.signing_key);
-    let view = match a.get_policy(pb::GetPolicyRequest {}).await {
-        Ok(v) => v.into_inner(),
-        Err(s) => return Ok(refusal(&s, json_out)),
-    };
     match cmd {
         AdminCommand::Show { toml } => {
-            let cur = current(&view)?;
+            let (chain, cur, view) = verified_in_force(&mut a, c).await?;
             if toml {
-                print!("{}", PolicyForm::from_doc(&cur.doc).to_toml());
+                print!("{}", PolicyForm::from_doc(&cur).to_toml());
                 return Ok(0);
             }
-            let st = view.status.clone().unwrap_or_default();
+            let (proven, _) = desk::receipts(&mut a, c).await?;
+            let head = &chain.head().doc;
             if json_out {
                 println!(
                     "{}",
                     json!({
-                        "version": st.version,
-                        "hash": st.hash,
-                        "frozen": st.frozen,
-                        "pending_version": st.pending_version,
-                        "pending_hash": st.pending_hash,
+                        "verified": true,
+                        "version": cur.version,
+                        "hash": cur.hash_hex(),
+                        "frozen": cur.frozen,
+                        "head_version": head.version,
+                        "head_hash": head.hash_hex(),
                         "proposals": view.proposals.iter().map(proposal_json).collect::<Vec<_>>(),
-                        "signers": view.signers.iter().map(|s| {
-                            let p = s.policy.clone().unwrap_or_default();
-                            json!({"name": s.name, "connected": s.connected, "version": p.version,
-                                   "hash": p.hash, "frozen": p.frozen, "pending_version": p.pending_version})
-                        }).collect::<Vec<_>>(),
+                        "signers": proven.iter().map(desk::proven_json).collect::<Vec<_>>(),
                     })
                 );
                 return Ok(0);
             }
-            println!("policy version {} hash {}", st.version, st.hash);
-            println!("  frozen: {}", st.frozen);
-            if st.pending_version > 0 {
+            println!(
+                "policy version {} hash {} (verified from the pinned genesis)",
+                cur.version,
+                cur.hash_hex()
+            );
+            println!("  frozen: {}", cur.frozen);
+            if head.version > cur.version {
                 println!(
-                    "  pending: version {} ({}) applies at {} ms",
-                    st.pending_version, st.pending_hash, st.pending_effective_at_ms
+                    "  newest signed version: {} ({}), waiting out its time-lock",
+                    head.version,
+                    head.hash_hex()
                 );
             }
-            for s in &view.signers {
-                let p = s.policy.clone().unwrap_or_default();
-                println!(
-                    "  {:10} {:12} version {} {}{}",
-                    s.name,
-                    if s.connected {
-                        "connected"
-                    } else {
-                        "disconnected"
-                    },
-                    p.version,
-                    p.hash.get(..12).unwrap_or(""),
-                    if p.pending_version > 0 {
-                        format!(" (pending {})", p.pending_version)
-                    } else {
-                        String::new()
-                    }
-                );
+            println!("signers (signed receipts over a fresh challenge):");
+            for p in &proven {
+                println!("{}", desk::proven_line(p));
             }
             Ok(0)
         }
         AdminCommand::Propose { file } => {
             let key = load_key(key_path)?;
-            let cur = current(&view)?;
+            let (_, cur, _) = verified_in_force(&mut a, c).await?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let form = PolicyForm::parse(&text)?;
-            let doc = form.to_doc(cur.doc.version + 1, &cur.doc.hash_hex())?;
-            propose(&mut a, &key, &cur.doc, doc, json_out).await
+            let doc = form.to_doc(cur.version + 1, &cur.hash_hex())?;
+            propose(&mut a, &key, &cur, doc, json_out, yes).await
         }
-        AdminCommand::Freeze | AdminCommand::Unfreeze => {
+        AdminCommand::Freeze { wait } => {
             let key = load_key(key_path)?;
-            let cur = current(&view)?;
-            let mut doc = next_version(&cur.doc, cur.doc.clone());
-            doc.frozen = matches!(cmd, AdminCommand::Freeze);
-            if doc.frozen == cur.doc.frozen {
-                bail!(
-                    "the policy in force is already {}",
-                    if doc.frozen { "frozen" } else { "not frozen" }
-                );
+            let (_, cur, _) = verified_in_force(&mut a, c).await?;
+            if !cur.frozen {
+                let mut doc = next_version(&cur, cur.clone());
+                doc.frozen = true;
+                // A freeze only tightens: it is signed at once, no confirmation.
+                let code = propose(&mut a, &key, &cur, doc, json_out, true).await?;
+                if code != 0 {
+                    return Ok(code);
+                }
+            } else if !json_out {
+                println!("the policy in force is already frozen; checking the signers");
             }
-            propose(&mut a, &key, &cur.doc, doc, json_out).await
+            wait_frozen(&mut a, c, wait, json_out).await
+        }
+        AdminCommand::Unfreeze => {
+            let key = load_key(key_path)?;
+            let (_, cur, _) = verified_in_force(&mut a, c).await?;
+            if !cur.frozen {
+                bail!("the policy in force is not frozen");
+            }
+            let mut doc = next_version(&cur, cur.clone());
+            doc.frozen = false;
+            propose(&mut a, &key, &cur, doc, json_out, yes).await
         }
         AdminCommand::Approve { hash } => {
             let key = load_key(key_path)?;
+            let (chain, _, view) = verified_in_force(&mut a, c).await?;
             let p = view
                 .proposals
                 .iter()
@@ -248,13 +260,28 @@ pub async fn run(
                 .map_err(|e| anyhow::anyhow!("proposal: {e}"))?;
             // Sign what we computed ourselves, never a hash we were handed.
             if signed.doc.hash_hex() != hash {
-                bail!("the coordinator's document does not hash to {hash}; not approving");
+                bail!("the coordinator's document does not hash to {hash}; nothing signed");
             }
-            if !json_out {
-                println!("approving version {} ({hash}):", signed.doc.version);
-                let base = history_base(&view, &signed.doc)?;
-                print_changes(&diff(&base, &signed.doc));
-            }
+            // The diff is against the verified version the proposal names as its parent, never
+            // against a baseline the coordinator supplies.
+            let base = chain
+                .by_hash_hex(&signed.doc.prev_hash)
+                .filter(|b| b.version + 1 == signed.doc.version)
+                .with_context(|| {
+                    format!(
+                        "proposal {hash} (version {}) builds on {}, which is not a version that verifies from the pinned genesis; nothing signed",
+                        signed.doc.version, signed.doc.prev_hash
+                    )
+                })?;
+            show_changes(
+                &format!("approving version {} ({hash})", signed.doc.version),
+                &diff(base, &signed.doc),
+                json_out,
+            );
+            desk::confirm(
+                yes,
+                &format!("approve policy version {}", signed.doc.version),
+            )?;
             let sig = AdminSignature::sign(&key, POLICY_APPROVAL_DOMAIN, &[&signed.doc.hash()]);
             match a
                 .approve_policy(pb::ApprovePolicyRequest {
@@ -276,6 +303,7 @@ pub async fn run(
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .context("hash: expected 64 hex digits")?;
+            // A veto only holds a change back: it needs no verified context.
             let sig = AdminSignature::sign(&key, POLICY_VETO_DOMAIN, &[&h]);
             match a
                 .veto_policy(pb::VetoPolicyRequest {
@@ -291,55 +319,10 @@ pub async fn run(
                 Err(s) => Ok(refusal(&s, json_out)),
             }
         }
-        AdminCommand::Pending => {
-            let ws = match a
-                .list_pending_withdrawals(pb::ListPendingWithdrawalsRequest {})
-                .await
-            {
-                Ok(r) => r.into_inner().withdrawals,
-                Err(s) => return Ok(refusal(&s, json_out)),
-            };
-            let proposals: Vec<_> = view
-                .proposals
-                .iter()
-                .filter(|p| p.state == "collecting" || p.state == "timelocked")
-                .collect();
-            if json_out {
-                println!(
-                    "{}",
-                    json!({
-                        "proposals": proposals.iter().map(|p| proposal_json(p)).collect::<Vec<_>>(),
-                        "withdrawals": ws.iter().map(|w| json!({
-                            "id": w.id, "approvals": w.approvals, "required": w.required,
-                        })).collect::<Vec<_>>(),
-                    })
-                );
-                return Ok(0);
-            }
-            for p in proposals {
-                print_proposal(p, false);
-            }
-            for w in &ws {
-                let shown = WithdrawalIntent::decode(&w.intent)
-                    .map(|i| {
-                        format!(
-                            "{} {} base units of {} to {}",
-                            i.chain.as_str(),
-                            i.amount,
-                            i.asset,
-                            i.destination
-                        )
-                    })
-                    .unwrap_or_else(|e| format!("undecodable intent: {e}"));
-                println!(
-                    "withdrawal {}: {shown} — {}/{} approvals",
-                    w.id, w.approvals, w.required
-                );
-            }
-            Ok(0)
-        }
+        AdminCommand::Pending => pending(&mut a, c, json_out).await,
         AdminCommand::ApproveWithdrawal { id } => {
             let key = load_key(key_path)?;
+            let (_, cur, _) = verified_in_force(&mut a, c).await?;
             let ws = match a
                 .list_pending_withdrawals(pb::ListPendingWithdrawalsRequest {})
                 .await
@@ -351,26 +334,17 @@ pub async fn run(
                 .iter()
                 .find(|w| w.id == id)
                 .with_context(|| format!("withdrawal `{id}` is not waiting for approvals"))?;
-            // Decode the intent and hash it here: the approval covers exactly what is shown.
-            let intent = WithdrawalIntent::decode(&w.intent)
-                .map_err(|e| anyhow::anyhow!("the coordinator sent an invalid intent: {e}"))?;
-            if intent.id != id {
-                bail!(
-                    "the coordinator sent the intent of `{}` for `{id}`",
-                    intent.id
-                );
+            let shown = verified_withdrawal(&cur, w)?;
+            if json_out {
+                eprintln!("{shown}");
+            } else {
+                println!("{shown}");
             }
-            if !json_out {
-                println!(
-                    "approving withdrawal {id}: {} base units of {} on {} to {} (digest {})",
-                    intent.amount,
-                    intent.asset,
-                    intent.chain.as_str(),
-                    intent.destination,
-                    intent.digest_hex()
-                );
-            }
-            let sig = approve_withdrawal(&key, &intent.digest());
+            desk::confirm(yes, &format!("approve withdrawal {id}"))?;
+            let digest = WithdrawalIntent::decode(&w.intent)
+                .map_err(|e| anyhow::anyhow!("intent: {e}"))?
+                .digest();
+            let sig = approve_withdrawal(&key, &digest);
             match a
                 .approve_withdrawal(pb::ApproveWithdrawalRequest {
                     id,
@@ -399,32 +373,203 @@ pub async fn run(
     }
 }
 
-/// The version a proposal was made on, from the policy in force or history.
-fn history_base(view: &pb::PolicyView, doc: &PolicyDoc) -> anyhow::Result<PolicyDoc> {
-    let cur = current(view)?;
-    if cur.doc.version + 1 == doc.version {
-        return Ok(cur.doc);
+/// Checks a pending withdrawal the way a signer would before an admin vouches for it: the
+/// intent decodes canonically, it is the one asked for, the backend signed it with a key of the
+/// verified policy in force, its asset is registered and its destination whitelisted. Returns
+/// what the admin is shown: exactly what the approval covers.
+pub fn verified_withdrawal(cur: &PolicyDoc, w: &pb::PendingWithdrawal) -> anyhow::Result<String> {
+    let id = &w.id;
+    let intent = WithdrawalIntent::decode(&w.intent).map_err(|e| {
+        anyhow::anyhow!("the coordinator sent an invalid intent for `{id}`: {e}; nothing signed")
+    })?;
+    if intent.id != *id {
+        bail!(
+            "the coordinator sent the intent of `{}` for `{id}`; nothing signed",
+            intent.id
+        );
     }
-    bail!(
-        "proposal version {} does not follow the version in force ({})",
-        doc.version,
-        cur.doc.version
-    )
+    let digest = intent.digest();
+    quorate_core::backend::verify(&cur.backend_keys(), &digest, &w.backend_signature).map_err(
+        |r| {
+            anyhow::anyhow!(
+                "withdrawal `{id}`: the backend signature does not verify against the backend keys of policy version {} ({}); nothing signed",
+                cur.version,
+                r.reason
+            )
+        },
+    )?;
+    let asset = cur.asset(intent.chain, &intent.asset).with_context(|| {
+        format!(
+            "withdrawal `{id}`: asset {} on {} is not in the verified policy; nothing signed",
+            intent.asset,
+            intent.chain.as_str()
+        )
+    })?;
+    let entry = cur
+        .whitelisted(intent.chain, &intent.destination)
+        .with_context(|| {
+            format!(
+                "withdrawal `{id}`: destination {} is not whitelisted on {} in the verified policy; nothing signed",
+                intent.destination,
+                intent.chain.as_str()
+            )
+        })?;
+    Ok(format!(
+        "approving withdrawal {id} (backend signature verified):\n  {} {} on {}\n  to {} (\"{}\")\n  base units {}{}\n  created {} ms, expires {} ms, digest {}",
+        format_units(intent.amount.get(), asset.decimals),
+        intent.asset,
+        intent.chain.as_str(),
+        intent.destination,
+        entry.label,
+        intent.amount,
+        intent
+            .customer_ref
+            .as_deref()
+            .map(|r| format!(", customer reference {r}"))
+            .unwrap_or_default(),
+        intent.created_at_ms,
+        intent.expires_at_ms,
+        hex::encode(digest),
+    ))
+}
+
+async fn pending(a: &mut Admin, c: &ClientFile, json_out: bool) -> anyhow::Result<u8> {
+    let view = match a.get_policy(pb::GetPolicyRequest {}).await {
+        Ok(v) => v.into_inner(),
+        Err(s) => return Ok(refusal(&s, json_out)),
+    };
+    let ws = match a
+        .list_pending_withdrawals(pb::ListPendingWithdrawalsRequest {})
+        .await
+    {
+        Ok(r) => r.into_inner().withdrawals,
+        Err(s) => return Ok(refusal(&s, json_out)),
+    };
+    let proposals: Vec<_> = view
+        .proposals
+        .iter()
+        .filter(|p| p.state == "collecting" || p.state == "timelocked")
+        .collect();
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "proposals": proposals.iter().map(|p| proposal_json(p)).collect::<Vec<_>>(),
+                "withdrawals": ws.iter().map(|w| json!({
+                    "id": w.id, "approvals": w.approvals, "required": w.required,
+                })).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(0);
+    }
+    println!(
+        "(as listed by the coordinator; `approve` and `approve-withdrawal` verify before signing)"
+    );
+    for p in proposals {
+        print_proposal(p, false);
+    }
+    let cur = verified_in_force(a, c).await.map(|(_, d, _)| d);
+    for w in &ws {
+        let shown = match &cur {
+            Ok(doc) => {
+                verified_withdrawal(doc, w).unwrap_or_else(|e| format!("DOES NOT VERIFY: {e}"))
+            }
+            Err(e) => format!("not verified: {e}"),
+        };
+        println!(
+            "withdrawal {}: {}/{} approvals\n{shown}",
+            w.id, w.approvals, w.required
+        );
+    }
+    Ok(0)
+}
+
+/// Waits until signed receipts prove that at least n − t + 1 signers refuse withdrawals (so no
+/// t unfrozen signers remain), asking again every second until `wait` runs out.
+async fn wait_frozen(
+    a: &mut Admin,
+    c: &ClientFile,
+    wait: std::time::Duration,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let (proven, m) = desk::receipts(a, c).await?;
+        let n = m.signers.len();
+        let need = n + 1 - usize::from(m.threshold);
+        let frozen = proven
+            .iter()
+            .filter(|p| p.receipt.as_ref().is_some_and(|r| r.refuses_withdrawals()))
+            .count();
+        let done = frozen >= need;
+        if done || tokio::time::Instant::now() >= deadline {
+            let not_proven: Vec<&str> = proven
+                .iter()
+                .filter(|p| !p.receipt.as_ref().is_some_and(|r| r.refuses_withdrawals()))
+                .map(|p| p.name.as_str())
+                .collect();
+            if json_out {
+                eprintln!(
+                    "{}",
+                    json!({
+                        "frozen_proven": frozen, "needed": need, "enough": done,
+                        "not_proven_frozen": not_proven,
+                        "signers": proven.iter().map(desk::proven_json).collect::<Vec<_>>(),
+                    })
+                );
+            } else {
+                println!("signers proven frozen by signed receipts: {frozen} of {n} (at least {need} leave no quorum of unfrozen signers)");
+                for p in &proven {
+                    println!("{}", desk::proven_line(p));
+                }
+                if !done {
+                    println!(
+                        "NOT ENOUGH: not proven frozen: {}. Ask their operators to run `quorate signer freeze` on those hosts.",
+                        not_proven.join(", ")
+                    );
+                }
+            }
+            return Ok(if done { 0 } else { EXIT_NOT_PROVEN });
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+fn show_changes(title: &str, changes: &[Change], json_out: bool) {
+    // With --json, stdout carries one JSON object; the diff still reaches the person.
+    let mut text = format!("{title}:\n");
+    if changes.is_empty() {
+        text.push_str("  (no rule changes)\n");
+    }
+    for c in changes {
+        let mark = match c.effect {
+            quorate_core::policy::Effect::Loosens => "+ loosens ",
+            quorate_core::policy::Effect::Tightens => "- tightens",
+            quorate_core::policy::Effect::Neutral => "  neutral ",
+        };
+        text.push_str(&format!("  {mark}  {}\n", c.what));
+    }
+    if json_out {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
 }
 
 async fn propose(
-    a: &mut quorate_wire::admin::admin_service_client::AdminServiceClient<
-        tonic::transport::Channel,
-    >,
+    a: &mut Admin,
     key: &IdentitySecret,
     base: &PolicyDoc,
     doc: PolicyDoc,
     json_out: bool,
+    yes: bool,
 ) -> anyhow::Result<u8> {
-    if !json_out {
-        println!("proposing version {} ({}):", doc.version, doc.hash_hex());
-        print_changes(&diff(base, &doc));
-    }
+    show_changes(
+        &format!("proposing version {} ({})", doc.version, doc.hash_hex()),
+        &diff(base, &doc),
+        json_out,
+    );
+    desk::confirm(yes, &format!("propose policy version {}", doc.version))?;
     let sig = AdminSignature::sign(key, POLICY_APPROVAL_DOMAIN, &[&doc.hash()]);
     let signed = SignedPolicy {
         doc,

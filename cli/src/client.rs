@@ -58,13 +58,18 @@ pub async fn withdrawals(
     )
 }
 
+/// Largest answer an admin client accepts.
+pub const ADMIN_MAX_ANSWER: usize = 64 << 20;
+
 /// An admin client.
 pub async fn admin(
     c: &ClientFile,
     addr: Option<&str>,
 ) -> anyhow::Result<AdminServiceClient<Channel>> {
+    // Governance answers (a policy page with a large whitelist) may exceed the request limit;
+    // the desk verifies every byte it gets, so a large answer is work, not a risk.
     Ok(AdminServiceClient::new(channel(c, As::Admin, addr).await?)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .max_decoding_message_size(ADMIN_MAX_ANSWER))
 }
 
 /// Reads a hex secp256k1 signing key file.

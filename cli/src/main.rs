@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod client;
 mod commands;
+mod desk;
 mod devnet;
 mod setup;
 
@@ -92,6 +93,10 @@ enum Command {
         /// Print JSON.
         #[arg(long, global = true)]
         json: bool,
+        /// Sign without asking for confirmation (automation; what is signed is still printed,
+        /// on stderr with --json). Without it, signing asks on a terminal.
+        #[arg(long, global = true)]
+        yes: bool,
         #[command(subcommand)]
         cmd: admin::AdminCommand,
     },
@@ -202,9 +207,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::dkg(&c, addr, false).await.map(|_| 0)
         }
-        Command::Admin { key, json, cmd } => {
+        Command::Admin {
+            key,
+            json,
+            yes,
+            cmd,
+        } => {
             let c = setup::ClientFile::load(&cli.dir)?;
-            admin::run(&c, addr, key.as_deref(), json, cmd).await
+            admin::run(&c, addr, key.as_deref(), json, yes, cmd).await
         }
         Command::Audit { cmd } => audit::run(&cli.dir, addr, cmd).await,
         Command::Probe { count, json } => {

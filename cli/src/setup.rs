@@ -73,6 +73,16 @@ pub struct ClientFile {
     /// The coordinator's metrics endpoint `host:port`, when it serves one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// The admin desk's trust anchor: hex hash of the genesis policy (version 1). `quorate
+    /// admin` verifies every policy version from it and signs nothing without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_genesis: Option<String>,
+    /// The cluster manifest, whose identity keys verify the signers' status receipts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<PathBuf>,
+    /// The directory this file was loaded from (the admin desk keeps its checkpoint there).
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 /// TLS certificate, key and signing key of a client role.
@@ -110,6 +120,10 @@ impl ClientFile {
         ] {
             *p = dir.join(&*p);
         }
+        if let Some(m) = c.manifest.as_mut() {
+            *m = dir.join(&*m);
+        }
+        c.dir = dir.to_path_buf();
         Ok(c)
     }
 
@@ -225,7 +239,7 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
     );
     manifest.push_str(&toml::to_string(&doc)?);
     write_file(&dir.join("manifest.toml"), &manifest)?;
-    write_genesis(dir, spec, &client_keys[0], &admin_keys, &admin_secrets)?;
+    let genesis = write_genesis(dir, spec, &client_keys[0], &admin_keys, &admin_secrets)?;
     write_file(
         &dir.join("coordinator/coordinator.toml"),
         &coordinator_config(&spec.coordinator_addr),
@@ -245,6 +259,9 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
             signing_key: "admin/admin-1.key".into(),
         },
         metrics: None,
+        policy_genesis: Some(hex::encode(genesis)),
+        manifest: Some("manifest.toml".into()),
+        dir: PathBuf::new(),
     };
     write_file(&dir.join(CLIENT_FILE), &toml::to_string(&client)?)?;
     Ok(())
@@ -320,14 +337,15 @@ interval = "5s"
 }
 
 /// Writes `policy/genesis.toml` (the human form) and `policy/genesis.json` (the canonical
-/// document signed by the first `admin_quorum` development admins).
+/// document signed by the first `admin_quorum` development admins). Returns its hash, which
+/// the admin desk pins.
 fn write_genesis(
     dir: &Path,
     spec: &ClusterSpec,
     backend_key: &str,
     admin_keys: &[String],
     admin_secrets: &[IdentitySecret],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<[u8; 32]> {
     let text = spec.policy.as_deref().unwrap_or(DEV_POLICY);
     let mut form = PolicyForm::parse(text).context("genesis policy")?;
     form.admins = admin_keys.to_vec();
@@ -347,7 +365,8 @@ fn write_genesis(
     write_file(
         &dir.join("policy/genesis.json"),
         &quorate_wire::convert::policy_file::signed_to_json(&signed),
-    )
+    )?;
+    Ok(hash)
 }
 
 /// Signs a CSR with the CA in `dir/ca/` as `role`/`name`, refusing to overwrite `out`.

@@ -55,6 +55,9 @@ fn hash_field(h: &str) -> Result<(), Status> {
     }
 }
 
+/// A policy-chain page stops growing past this many document bytes (one version always fits).
+pub const CHAIN_PAGE_BYTES: usize = 4 << 20;
+
 /// The admin service.
 pub struct AdminApi {
     /// Shared state.
@@ -140,6 +143,40 @@ impl AdminService for AdminApi {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(out),
         )))
+    }
+
+    async fn get_policy_chain(
+        &self,
+        req: Request<pb::GetPolicyChainRequest>,
+    ) -> Result<Response<pb::PolicyChain>, Status> {
+        let r = req.into_inner();
+        if r.from_version == 0 {
+            return Err(invalid("request-invalid", "from_version starts at 1"));
+        }
+        let limit = match r.limit {
+            0 => usize::MAX,
+            n => n as usize,
+        };
+        Ok(Response::new(self.state.policy.chain(
+            r.from_version,
+            limit,
+            CHAIN_PAGE_BYTES,
+        )))
+    }
+
+    async fn get_signer_receipts(
+        &self,
+        req: Request<pb::GetSignerReceiptsRequest>,
+    ) -> Result<Response<pb::SignerReceipts>, Status> {
+        use quorate_core::policy::receipt::{MAX_CHALLENGE, MIN_CHALLENGE};
+        let challenge = req.into_inner().challenge;
+        if !(MIN_CHALLENGE..=MAX_CHALLENGE).contains(&challenge.len()) {
+            return Err(invalid(
+                "request-invalid",
+                format!("challenge: {MIN_CHALLENGE}..={MAX_CHALLENGE} bytes"),
+            ));
+        }
+        Ok(Response::new(self.state.signer_receipts(&challenge).await))
     }
 
     async fn get_policy(
@@ -472,6 +509,7 @@ impl AdminApi {
             approvals,
             required,
             status: status.to_string(),
+            backend_signature: hex::decode(&r.backend_signature).unwrap_or_default(),
         }
     }
 }

@@ -553,6 +553,41 @@ impl PolicyDesk {
         }
     }
 
+    /// Signed versions from `from` on (applied or time-locked, oldest first), at most `limit`
+    /// of them and no more document bytes than `max_bytes` past the first.
+    pub fn chain(&self, from: u64, limit: usize, max_bytes: usize) -> apb::PolicyChain {
+        let inner = self.lock();
+        let mut out = apb::PolicyChain::default();
+        let mut bytes = 0usize;
+        let mut full = false;
+        for s in inner
+            .desk
+            .history
+            .iter()
+            .filter_map(|s| policy_file::signed_from_json(s).ok())
+        {
+            out.head_version = out.head_version.max(s.doc.version);
+            if full || s.doc.version < from || out.versions.len() >= limit {
+                continue;
+            }
+            let p = signed_to_proto(&s);
+            bytes += p.document.len();
+            // The page stays consecutive: once one version does not fit, none after it goes.
+            full = !out.versions.is_empty() && bytes > max_bytes;
+            if !full {
+                out.versions.push(p);
+            }
+        }
+        out
+    }
+
+    /// The coordinator's own policy status (version 0 without a policy).
+    pub fn status(&self, now: u64) -> ppb::PolicyStatus {
+        let mut inner = self.lock();
+        Self::tick(&mut inner, now);
+        status(inner.state.as_ref())
+    }
+
     /// The policy view for `GetPolicy`.
     pub fn get(&self, now: u64) -> apb::PolicyView {
         let mut inner = self.lock();

@@ -83,6 +83,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let state = prepared.state;
+    // Governance messages are resent until each signer's answer shows it has them.
+    let resync = tokio::spawn(state.clone().resend_policy_until_acknowledged());
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<WithdrawalServiceServer<WithdrawalApi>>()
@@ -158,6 +160,7 @@ pub async fn run(
             tracing::warn!(limit = ?DRAIN_LIMIT, "drain limit reached; closing the remaining streams");
         }
     }
+    resync.abort();
     Ok(())
 }
 

@@ -37,6 +37,21 @@ pub enum SignerCommand {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Freezes this signer locally, at once: no coordinator, no restart (an operator's stop).
+    Freeze {
+        /// Signer config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Why, for the record in the freeze file.
+        #[arg(long, default_value = "operator's emergency stop")]
+        reason: String,
+    },
+    /// Lifts this operator's local freeze.
+    Unfreeze {
+        /// Signer config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Runs the signer until interrupted.
     Run {
         /// Signer config file.
@@ -75,7 +90,10 @@ pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, link::LinkTarget)>
         identity,
         kek,
         store,
-        cfg.policy.frozen,
+        node::LocalFreeze {
+            by_config: cfg.policy.frozen,
+            file: Some(cfg.data_dir.join(node::FREEZE_FILE)),
+        },
         NodeLimits {
             nonce_limit: cfg.signing.nonce_limit,
             nonce_ttl_ms: cfg.signing.nonce_ttl.as_millis() as u64,
@@ -198,6 +216,56 @@ pub fn write_secret(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `quorate signer freeze`: stops this signer at once, on this host, without a restart and
+/// without the coordinator. The running signer refuses every withdrawal from its next request
+/// on, until `quorate signer unfreeze`.
+pub fn freeze(cfg: &SignerConfig, reason: &str) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let path = cfg.data_dir.join(node::FREEZE_FILE);
+    let text = format!("frozen at {} ms: {reason}\n", node::now_ms());
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::File::open(&cfg.data_dir)
+        .and_then(|d| d.sync_all())
+        .ok();
+    Ok(format!(
+        "signer {} frozen locally ({}): it refuses every withdrawal until `quorate signer unfreeze`\n",
+        cfg.name,
+        path.display()
+    ))
+}
+
+/// `quorate signer unfreeze`: lifts this operator's local freeze (not a governed one).
+pub fn unfreeze(cfg: &SignerConfig) -> anyhow::Result<String> {
+    let path = cfg.data_dir.join(node::FREEZE_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(format!("signer {}: local freeze lifted\n", cfg.name)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(format!("signer {} was not frozen locally\n", cfg.name))
+        }
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
+fn local_command(
+    config: &std::path::Path,
+    f: impl FnOnce(&SignerConfig) -> anyhow::Result<String>,
+) -> std::process::ExitCode {
+    match SignerConfig::load(config)
+        .map_err(anyhow::Error::from)
+        .and_then(|c| f(&c))
+    {
+        Ok(text) => {
+            print!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("quorate-signer: {e:#}");
+            std::process::ExitCode::from(64)
+        }
+    }
+}
+
 /// Runs the signer command line; returns the process exit code (64 for bad configuration).
 pub async fn main_with(cli: SignerCli) -> std::process::ExitCode {
     use std::process::ExitCode;
@@ -217,6 +285,8 @@ pub async fn main_with(cli: SignerCli) -> std::process::ExitCode {
                 }
             }
         }
+        SignerCommand::Freeze { config, reason } => local_command(&config, |c| freeze(c, &reason)),
+        SignerCommand::Unfreeze { config } => local_command(&config, unfreeze),
         SignerCommand::Run {
             config,
             coordinator,

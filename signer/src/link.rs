@@ -8,11 +8,14 @@ use quorate_wire::{
     signer::{self as pb, signer_link_client::SignerLinkClient},
     tls, MAX_MESSAGE_BYTES,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn};
 
 use crate::node::Node;
+
+/// Most requests from one link handled at once; the next waits for a slot.
+pub const MAX_IN_FLIGHT: usize = 256;
 
 /// Where and how to reach the coordinator.
 pub struct LinkTarget {
@@ -83,22 +86,24 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     info!(signer = %node.name, coordinator = %target.addr, "connected to coordinator");
     // A new link: nothing committed over an earlier one can be used any more.
     node.forget_nonces();
+    // Requests in flight on this link are bounded: a coordinator that sends without reading
+    // the answers stalls its own stream (HTTP/2 flow control) instead of growing our memory.
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(msg) = inbound
         .message()
         .await
         .map_err(|s| format!("{}: {}", s.code(), s.message()))?
     {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
         let node = node.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
             let answer = match msg.body {
                 Some(body) => node.handle(body).await,
-                None => pb::signer_message::Body::Refusal(pb::Refusal {
-                    rule: crate::node::link_rule::BAD_REQUEST.into(),
-                    reason: "empty request".into(),
-                    permanent: true,
-                    culprits: vec![],
-                }),
+                // An empty body, or a message type this version does not know.
+                None => node.refuse_unknown().await,
             };
             let sent = tx
                 .send(pb::SignerMessage {
@@ -106,6 +111,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
                     body: Some(answer),
                 })
                 .await;
+            drop(permit);
             if sent.is_err() {
                 warn!(signer = %node.name, request = msg.request_id, "link closed before the answer could be sent");
             }

@@ -87,7 +87,7 @@ pub struct Node {
     kek: Kek,
     store: Arc<dyn SignerStore>,
     /// The operator's local emergency stop.
-    local_frozen: bool,
+    local_freeze: LocalFreeze,
     /// Governed policy and velocity ledger: evaluation and debit happen under this one lock,
     /// so two requests can never both spend the same headroom.
     policy: Mutex<PolicyGuard>,
@@ -104,6 +104,32 @@ pub struct Node {
     audit: Mutex<Chain>,
     /// Counters and histograms for the metrics endpoint.
     pub metrics: quorate_wire::metrics::Metrics,
+}
+
+/// The operator's local emergency stop, on top of the governed policy: the config switch
+/// (needs a restart) or a freeze file that `quorate signer freeze` writes into the data
+/// directory, which takes effect at the next request, without the coordinator.
+#[derive(Debug, Clone, Default)]
+pub struct LocalFreeze {
+    /// `policy.frozen` in the signer's config.
+    pub by_config: bool,
+    /// The freeze file; its existence freezes the signer.
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Name of the freeze file in a signer's data directory.
+pub const FREEZE_FILE: &str = "local-freeze";
+
+impl LocalFreeze {
+    /// True if the operator stopped this signer. A freeze file that cannot be checked counts
+    /// as present: when in doubt, refuse.
+    pub fn is_frozen(&self) -> bool {
+        self.by_config
+            || self
+                .file
+                .as_ref()
+                .is_some_and(|f| !matches!(f.try_exists(), Ok(false)))
+    }
 }
 
 /// The policy in force (none before genesis) and the velocity ledger.
@@ -166,6 +192,7 @@ fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
         B::PolicyVeto(_) => "policy-veto",
         B::LedgerNotice(_) => "ledger-notice",
         B::AuditExport(_) => "audit-export",
+        B::StatusChallenge(_) => "status-challenge",
     }
 }
 
@@ -187,7 +214,7 @@ impl Node {
         identity: IdentitySecret,
         kek: Kek,
         store: Arc<dyn SignerStore>,
-        local_frozen: bool,
+        local_freeze: LocalFreeze,
         limits: NodeLimits,
     ) -> Result<Self, String> {
         let entry = manifest
@@ -221,7 +248,7 @@ impl Node {
             manifest,
             identity,
             store,
-            local_frozen,
+            local_freeze,
             policy: Mutex::new(PolicyGuard {
                 state,
                 ledger,
@@ -436,6 +463,11 @@ impl Node {
             B::LedgerNotice(n) => self.blocking(move |node| node.ledger_notice(&n)).await,
             // The audit lock can be held across a flush: off the reactor.
             B::AuditExport(r) => self.blocking(move |node| node.audit_export(&r)).await,
+            // One ECDSA signature: cheap enough for the reactor.
+            B::StatusChallenge(c) => match self.status_receipt(&c.challenge) {
+                Ok(b) => b,
+                Err(r) => refusal(r),
+            },
         };
         let (outcome, rule) = match &answer {
             pb::signer_message::Body::Refusal(r) => ("refused", r.rule.as_str()),
@@ -469,6 +501,68 @@ impl Node {
             let _ = tokio::task::spawn_blocking(move || node.audit(e, true)).await;
         }
         answer
+    }
+
+    /// Answers (and records) a request with no body or of a type this version does not know.
+    pub async fn refuse_unknown(self: &Arc<Self>) -> pb::signer_message::Body {
+        let r = Refusal::permanent(
+            link_rule::BAD_REQUEST,
+            "empty request or a request type this signer does not know",
+        );
+        self.metrics.inc(
+            "quorate_signer_requests_total",
+            "Coordinator requests by kind, outcome (ok, refused) and rule tag.",
+            &[
+                ("request", "unknown"),
+                ("outcome", "refused"),
+                ("rule", &r.rule),
+            ],
+        );
+        let e = Event::refused("unknown", &r.rule, &r.reason).with("permanent", "true");
+        // Not flushed: junk is evidence of a misbehaving coordinator, not a safety decision,
+        // and must not buy a coordinator one disk sync per message.
+        let node = self.clone();
+        let _ = tokio::task::spawn_blocking(move || node.audit(e, false)).await;
+        refusal(r)
+    }
+
+    /// This signer's signed account of its policy over the asker's challenge.
+    pub fn status_receipt(&self, challenge: &[u8]) -> Result<pb::signer_message::Body, Refusal> {
+        use quorate_core::policy::receipt;
+        if !(receipt::MIN_CHALLENGE..=receipt::MAX_CHALLENGE).contains(&challenge.len()) {
+            return Err(Refusal::permanent(
+                link_rule::BAD_REQUEST,
+                format!(
+                    "challenge: {}..={} bytes",
+                    receipt::MIN_CHALLENGE,
+                    receipt::MAX_CHALLENGE
+                ),
+            ));
+        }
+        let st = {
+            let mut guard = lock(&self.policy);
+            let now = now_ms();
+            // A time-lock that ran out applies before we state what is in force.
+            let _ = self.refresh_policy(&mut guard, now);
+            status(guard.state.as_ref())
+        };
+        let r = receipt::StatusReceipt {
+            node: self.name.clone(),
+            challenge: challenge.to_vec(),
+            version: st.version,
+            hash: st.hash,
+            frozen: st.frozen,
+            locally_frozen: self.local_freeze.is_frozen(),
+            pending_version: st.pending_version,
+            pending_hash: st.pending_hash,
+            pending_effective_at_ms: st.pending_effective_at_ms,
+            clock_ms: now_ms(),
+            signature: vec![],
+        }
+        .sign(&self.identity);
+        Ok(pb::signer_message::Body::StatusReceipt(
+            quorate_wire::convert::policy::receipt_to_proto(&r),
+        ))
     }
 
     fn audit_export(
@@ -884,11 +978,11 @@ impl Node {
         })?;
         let id = ok.intent.id.as_str();
         self.check_binding(&ok.intent, &ok.digest)?;
-        if self.local_frozen {
+        if self.local_freeze.is_frozen() {
             return Err(Refusal::temporary(
                 rule::POLICY_FROZEN,
                 format!(
-                    "signer {} is stopped by its operator (policy.frozen in its config)",
+                    "signer {} is stopped by its operator (local freeze)",
                     self.name
                 ),
             ));

@@ -37,7 +37,7 @@ pub fn intent_to_proto(i: &WithdrawalIntent) -> pb::Intent {
 pub mod policy {
     use quorate_core::{
         identity::IdentityPublic,
-        policy::{AdminSignature, PolicyDoc, PolicyState, SignedPolicy},
+        policy::{AdminSignature, PolicyDoc, PolicyState, SignedPolicy, StatusReceipt},
     };
 
     use crate::policy as pb;
@@ -93,6 +93,40 @@ pub mod policy {
             doc: PolicyDoc::decode(&p.document).map_err(|e| format!("document: {e}"))?,
             signatures: sigs_from_proto(&p.signatures)?,
         })
+    }
+
+    /// Wire form of a status receipt.
+    pub fn receipt_to_proto(r: &StatusReceipt) -> pb::StatusReceipt {
+        pb::StatusReceipt {
+            node: r.node.clone(),
+            challenge: r.challenge.clone(),
+            version: r.version,
+            hash: r.hash.clone(),
+            frozen: r.frozen,
+            locally_frozen: r.locally_frozen,
+            pending_version: r.pending_version,
+            pending_hash: r.pending_hash.clone(),
+            pending_effective_at_ms: r.pending_effective_at_ms,
+            clock_ms: r.clock_ms,
+            signature: r.signature.clone(),
+        }
+    }
+
+    /// Domain form of a status receipt; only its signature check makes it evidence.
+    pub fn receipt_from_proto(p: &pb::StatusReceipt) -> StatusReceipt {
+        StatusReceipt {
+            node: p.node.clone(),
+            challenge: p.challenge.clone(),
+            version: p.version,
+            hash: p.hash.clone(),
+            frozen: p.frozen,
+            locally_frozen: p.locally_frozen,
+            pending_version: p.pending_version,
+            pending_hash: p.pending_hash.clone(),
+            pending_effective_at_ms: p.pending_effective_at_ms,
+            clock_ms: p.clock_ms,
+            signature: p.signature.clone(),
+        }
     }
 
     /// Status of a node's policy (`None`: none installed).

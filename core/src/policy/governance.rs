@@ -331,6 +331,54 @@ pub fn next_version(current: &PolicyDoc, mut edited: PolicyDoc) -> PolicyDoc {
     edited
 }
 
+/// Checks that `signed` may follow `cur`: a valid document, version `cur.version + 1`,
+/// `prev_hash` the hash of `cur`, and enough distinct valid signatures by the admins of `cur`
+/// ([`required_signatures`]). Time-lock and vetoes are the caller's business.
+pub fn check_successor(cur: &PolicyDoc, signed: &SignedPolicy) -> Result<(), Refusal> {
+    let doc = &signed.doc;
+    doc.validate()
+        .map_err(|e| refuse(rule::POLICY_UPDATE_INVALID, e.to_string()))?;
+    if doc.version != cur.version + 1 {
+        return Err(refuse(
+            rule::POLICY_UPDATE_VERSION,
+            format!(
+                "version {} does not follow the version in force ({}); expected {}",
+                doc.version,
+                cur.version,
+                cur.version + 1
+            ),
+        ));
+    }
+    if doc.prev_hash != cur.hash_hex() {
+        return Err(refuse(
+            rule::POLICY_UPDATE_CHAIN,
+            format!(
+                "prev_hash {} is not the hash of version {} in force ({})",
+                doc.prev_hash,
+                cur.version,
+                cur.hash_hex()
+            ),
+        ));
+    }
+    let need = required_signatures(cur, doc);
+    let have = distinct_valid(
+        &cur.admin_keys(),
+        POLICY_APPROVAL_DOMAIN,
+        &[&doc.hash()],
+        &signed.signatures,
+    );
+    if have < need {
+        return Err(refuse(
+            rule::POLICY_UPDATE_SIGNATURES,
+            format!(
+                "version {} carries {have} valid distinct admin signatures; {need} are needed",
+                doc.version
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A version waiting out its time-lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
@@ -449,44 +497,7 @@ impl PolicyState {
         {
             return Ok(Offered::Known);
         }
-        if doc.version != cur.version + 1 {
-            return Err(refuse(
-                rule::POLICY_UPDATE_VERSION,
-                format!(
-                    "version {} does not follow the version in force ({}); expected {}",
-                    doc.version,
-                    cur.version,
-                    cur.version + 1
-                ),
-            ));
-        }
-        if doc.prev_hash != cur.hash_hex() {
-            return Err(refuse(
-                rule::POLICY_UPDATE_CHAIN,
-                format!(
-                    "prev_hash {} is not the hash of version {} in force ({})",
-                    doc.prev_hash,
-                    cur.version,
-                    cur.hash_hex()
-                ),
-            ));
-        }
-        let need = required_signatures(cur, doc);
-        let have = distinct_valid(
-            &cur.admin_keys(),
-            POLICY_APPROVAL_DOMAIN,
-            &[&hash],
-            &signed.signatures,
-        );
-        if have < need {
-            return Err(refuse(
-                rule::POLICY_UPDATE_SIGNATURES,
-                format!(
-                    "version {} carries {have} valid distinct admin signatures; {need} are needed",
-                    doc.version
-                ),
-            ));
-        }
+        check_successor(cur, &signed)?;
         let loosens = diff(cur, doc).iter().any(|c| c.effect == Effect::Loosens);
         // A veto holds back only a loosening change. A freeze, an unfreeze or a tightening
         // applies whatever one admin says: the freeze-only next version is predictable, so

@@ -5,16 +5,20 @@
 //! The same [`evaluate`] runs in the coordinator for an early answer and in every signer as the
 //! real gate.
 
+pub mod chain;
 pub mod doc;
 pub mod eval;
 pub mod form;
 pub mod governance;
 pub mod ledger;
 mod persist;
+pub mod receipt;
 
+pub use chain::{ChainError, VerifiedChain};
 pub use doc::{AssetRule, DocError, PolicyDoc, Scope, VelocityLimit, WhitelistEntry};
 pub use eval::{approve_withdrawal, evaluate, AdminSignature};
 pub use form::PolicyForm;
 pub use governance::{diff, Change, Effect, Offered, Pending, PolicyState, SignedPolicy};
 pub use ledger::{Ledger, LedgerKey, Usage};
 pub use persist::{decode_state, encode_state, StateError};
+pub use receipt::{ReceiptError, StatusReceipt};
