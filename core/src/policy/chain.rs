@@ -44,16 +44,6 @@ pub enum ChainError {
         /// The rule that refused it.
         reason: String,
     },
-    /// The chain does not reach back to this desk's checkpoint.
-    #[error("the coordinator's chain does not extend the version this desk verified last (version {version}, {hash}): {reason}")]
-    Checkpoint {
-        /// Checkpoint version.
-        version: u64,
-        /// Checkpoint hash.
-        hash: String,
-        /// What went wrong.
-        reason: String,
-    },
 }
 
 /// Policy versions verified link by link, from a pinned genesis or this desk's checkpoint.
@@ -115,35 +105,6 @@ impl VerifiedChain {
             reason: r.to_string(),
         })?;
         self.versions.push(next);
-        Ok(())
-    }
-
-    /// Verifies every version of `rest` in order (versions at or below the verified start are
-    /// skipped only if they are byte for byte the verified ones).
-    pub fn extend_all(
-        &mut self,
-        rest: impl IntoIterator<Item = SignedPolicy>,
-    ) -> Result<(), ChainError> {
-        let start = self.versions[0].doc.version;
-        for v in rest {
-            if v.doc.version <= self.head().doc.version {
-                let known = &self.versions[(v.doc.version.saturating_sub(start)) as usize];
-                if v.doc.version < start || known.doc.hash() != v.doc.hash() {
-                    let cp = &self.versions[0].doc;
-                    return Err(ChainError::Checkpoint {
-                        version: cp.version,
-                        hash: cp.hash_hex(),
-                        reason: format!(
-                            "it sent a different version {} ({})",
-                            v.doc.version,
-                            v.doc.hash_hex()
-                        ),
-                    });
-                }
-                continue;
-            }
-            self.extend(v)?;
-        }
         Ok(())
     }
 
