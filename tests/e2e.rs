@@ -6,6 +6,7 @@ mod harness;
 
 mod audit;
 mod badinput;
+mod budget;
 mod crash;
 mod desk;
 mod devnet;

@@ -18,6 +18,7 @@ const SUITES: &[&str] = &[
     "redteam-dkg-equivocation",
     "redteam-dkg-garbage-share",
     "redteam-transport",
+    "redteam-rotation-compromised",
     "redteam-admin-desk-policy",
     "redteam-admin-desk-withdrawal",
     "redteam-admin-desk-freeze",

@@ -73,6 +73,7 @@ fn policy(whitelist: u64) -> PolicyDoc {
         admin_quorum: 1,
         timelock_ms: 0,
         frozen: false,
+        per_signer_budget: false,
     }
 }
 

@@ -132,6 +132,7 @@ fn base_doc(admins: &[IdentitySecret], quorum: u16) -> PolicyDoc {
         admin_quorum: quorum,
         timelock_ms: DAY,
         frozen: false,
+        per_signer_budget: false,
     };
     doc.validate().expect("fixture is valid");
     doc

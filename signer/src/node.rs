@@ -31,8 +31,8 @@ use tracing::{info, warn};
 use crate::store::{Binding, SignerStore};
 
 /// Metadata keys.
-const META_KEY_SHARE: &str = "key_share";
-const META_PUBLIC_KEY_PACKAGE: &str = "public_key_package";
+pub const META_KEY_SHARE: &str = "key_share";
+pub const META_PUBLIC_KEY_PACKAGE: &str = "public_key_package";
 const META_GROUP_KEY: &str = "group_key";
 const META_POLICY_STATE: &str = "policy_state";
 
@@ -150,7 +150,7 @@ pub struct NodeLimits {
     pub max_clock_skew_ms: u64,
 }
 
-fn key_share_purpose(name: &str) -> String {
+pub fn key_share_purpose(name: &str) -> String {
     format!("quorate/key-share/v1/{name}")
 }
 
@@ -991,11 +991,16 @@ impl Node {
         // A withdrawal debited before (a retry) is not counted against its own debit.
         let empty = Ledger::new();
         let ledger = if already { &empty } else { &guard.ledger };
-        policy::evaluate(state.active(), ledger, &ok.intent, &approvals, now).inspect_err(
-            |refused| {
+        // n − t + 1: the fewest honest signers a withdrawal needs with t − 1 compromised.
+        let honest =
+            (self.manifest.signers.len() as u16 + 1).saturating_sub(self.manifest.threshold);
+        policy::evaluate(state.active(), ledger, &ok.intent, &approvals, now)
+            .and_then(|()| {
+                policy::eval::evaluate_budget(state.active(), ledger, &ok.intent, honest, now)
+            })
+            .inspect_err(|refused| {
                 warn!(signer = %self.name, withdrawal = %id, rule = %refused.rule, reason = %refused.reason, "policy refused");
-            },
-        )?;
+            })?;
         // The share is computed first but leaves only after the binding, the debit and the
         // audit record of its release are on disk together (S6, S7).
         let share = signing::sign_share(&ok.package, nonces, &key)?;
@@ -1014,7 +1019,9 @@ impl Node {
             .with("amount", ok.intent.amount.to_string())
             .with("policy_version", state.active().version.to_string())
             .with("debit", if already { "already" } else { "new" });
-        self.debit(&mut guard, &ok.intent, &ok.digest, now, already, event)?;
+        self.debit(
+            &mut guard, &ok.intent, &ok.digest, now, already, true, event,
+        )?;
         drop(guard);
         // Durable before the share leaves; the sync is shared with concurrent requests and
         // holds no lock, so other withdrawals are checked and written meanwhile.
@@ -1103,8 +1110,10 @@ impl Node {
         }
     }
 
-    /// Binds the withdrawal and, unless it was counted before, debits it, in one write with
-    /// its audit record. Not flushed: the caller flushes once it has let go of the locks.
+    /// Binds the withdrawal and, unless it was counted before, debits it (as our own release
+    /// if `release`), in one write with its audit record. Not flushed: the caller flushes once
+    /// it has let go of the locks.
+    #[allow(clippy::too_many_arguments)]
     fn debit(
         &self,
         guard: &mut PolicyGuard,
@@ -1112,6 +1121,7 @@ impl Node {
         digest: &[u8; 32],
         now: u64,
         already: bool,
+        release: bool,
         event: Event,
     ) -> Result<(), Refusal> {
         let debit = if already {
@@ -1123,7 +1133,14 @@ impl Node {
             self.prune(guard, now);
             // Applied in memory first: if the write fails, the ledger over-counts, which errs
             // on the safe side.
-            guard.ledger.debit(
+            let debit = if release {
+                // Counted as our own release too, for the per-signer budget.
+                policy::Ledger::debit_release
+            } else {
+                policy::Ledger::debit
+            };
+            debit(
+                &mut guard.ledger,
                 intent.chain,
                 &intent.asset,
                 &intent.destination,
@@ -1268,7 +1285,7 @@ impl Node {
             .with("debit", if already { "already" } else { "new" });
         // Not flushed on its own: a notice lost in a crash is sent again when this signer
         // reconnects (the coordinator replays the window), and the next flush carries it.
-        self.debit(&mut guard, &intent, &digest, now, already, event)?;
+        self.debit(&mut guard, &intent, &digest, now, already, false, event)?;
         drop(guard);
         if !already {
             info!(signer = %self.name, withdrawal = %intent.id, "ledger notice: withdrawal signed by others counted");

@@ -141,6 +141,12 @@ pub struct PolicyDoc {
     pub timelock_ms: u64,
     /// Refuse every withdrawal.
     pub frozen: bool,
+    /// Each signer also counts what it released itself against limit / (n − t + 1) of every
+    /// per-asset velocity limit, so that even with t − 1 signers compromised and a coordinator
+    /// withholding ledger notices at most the limit leaves per window (docs/policy.md). Absent
+    /// from the canonical form when off, so documents without it keep their hashes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_signer_budget: bool,
 }
 
 /// A document that breaks a rule; the message names the field.

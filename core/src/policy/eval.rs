@@ -269,6 +269,66 @@ pub fn evaluate(
     Ok(())
 }
 
+/// The per-signer budget (when the policy turns it on): what this signer released itself of
+/// the intent's asset, plus the intent, must stay within limit / `honest` of every per-asset
+/// velocity limit, where `honest` = n − t + 1 is the fewest honest signers a withdrawal can
+/// need once t − 1 signers are compromised. Rounded down: the sum over the honest signers never
+/// exceeds the limit. Refusals are temporary, tagged `policy-velocity-signer-<amount|count>-<window>`.
+pub fn evaluate_budget(
+    policy: &PolicyDoc,
+    ledger: &Ledger,
+    intent: &WithdrawalIntent,
+    honest: u16,
+    now_ms: u64,
+) -> Result<(), Refusal> {
+    if !policy.per_signer_budget {
+        return Ok(());
+    }
+    let now = ledger.effective_now(now_ms);
+    let honest = u128::from(honest.max(1));
+    let decimals = policy
+        .asset(intent.chain, &intent.asset)
+        .map_or(0, |a| a.decimals);
+    let units = |a: u128| format!("{} {}", format_units(a, decimals), intent.asset);
+    let amount = intent.amount.get();
+    for limit in policy
+        .velocity
+        .iter()
+        .filter(|v| v.chain == intent.chain && v.asset == intent.asset && v.scope == Scope::Asset)
+    {
+        let used = ledger.own_usage(intent.chain, &intent.asset, limit.window_ms, now);
+        let window = window_label(limit.window_ms);
+        if let Some(max) = limit.max_amount {
+            let budget = max.get() / honest;
+            if used.amount.checked_add(amount).is_none_or(|t| t > budget) {
+                return Err(Refusal::temporary(
+                    &format!("{}signer-amount-{window}", rule::POLICY_VELOCITY_PREFIX),
+                    format!(
+                        "this signer's budget is {} per {window} (1/{honest} of {}); it released {} already and {} would exceed it",
+                        units(budget),
+                        units(max.get()),
+                        units(used.amount),
+                        units(amount)
+                    ),
+                ));
+            }
+        }
+        if let Some(max) = limit.max_count {
+            let budget = u128::from(max) / honest;
+            if u128::from(used.count) >= budget {
+                return Err(Refusal::temporary(
+                    &format!("{}signer-count-{window}", rule::POLICY_VELOCITY_PREFIX),
+                    format!(
+                        "this signer's budget is {budget} withdrawals per {window} (1/{honest} of {max}); it released {} already",
+                        used.count
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `policy-velocity-<scope>-<amount|count>-<window>`.
 pub fn velocity_tag(scope: Scope, what: &str, window: &str) -> String {
     format!(

@@ -35,6 +35,9 @@ pub struct PolicyForm {
     /// Refuse every withdrawal.
     #[serde(default)]
     pub frozen: bool,
+    /// Each signer counts its own releases against limit / (n − t + 1) (docs/policy.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_signer_budget: bool,
     /// Asset registry.
     #[serde(default)]
     pub assets: Vec<AssetForm>,
@@ -370,6 +373,7 @@ impl PolicyForm {
             admin_quorum: self.admin_quorum,
             timelock_ms: parse_duration(&self.timelock)?,
             frozen: self.frozen,
+            per_signer_budget: self.per_signer_budget,
         };
         doc.validate()?;
         Ok(doc)
@@ -384,6 +388,7 @@ impl PolicyForm {
             backend_keys: doc.backend_keys.clone(),
             timelock: duration_text(doc.timelock_ms),
             frozen: doc.frozen,
+            per_signer_budget: doc.per_signer_budget,
             assets: doc
                 .assets
                 .iter()

@@ -274,6 +274,21 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
             format!("time-lock {} -> {} ms", old.timelock_ms, new.timelock_ms),
         );
     }
+    if old.per_signer_budget != new.per_signer_budget {
+        ch(
+            &mut out,
+            if new.per_signer_budget {
+                Tightens
+            } else {
+                Loosens
+            },
+            format!(
+                "per-signer budget {} -> {}",
+                if old.per_signer_budget { "on" } else { "off" },
+                if new.per_signer_budget { "on" } else { "off" }
+            ),
+        );
+    }
     if old.frozen != new.frozen {
         // Unfreezing needs the quorum but no time-lock; freezing applies at once.
         let e = if new.frozen { Tightens } else { Neutral };

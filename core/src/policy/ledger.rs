@@ -22,6 +22,10 @@ pub const BUCKET_MS: u64 = 60_000;
 /// Schema version of bucket records.
 pub const RECORD_VERSION: u8 = 1;
 
+/// The destination under which a signer counts what it released itself (for the per-signer
+/// budget). No chain's canonical address starts with `@`, so it never meets a real one.
+pub const OWN_RELEASES: &str = "@own-releases";
+
 /// What a bucket counts: one asset, optionally to one destination.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LedgerKey {
@@ -305,6 +309,40 @@ impl Ledger {
         amount: Amount,
         now_ms: u64,
     ) -> Debit {
+        self.debit_keys(chain, asset, &[destination], amount, now_ms)
+    }
+
+    /// Records a withdrawal this signer released a share for: against its asset, its
+    /// destination and this signer's own releases ([`OWN_RELEASES`]).
+    pub fn debit_release(
+        &mut self,
+        chain: Chain,
+        asset: &str,
+        destination: &str,
+        amount: Amount,
+        now_ms: u64,
+    ) -> Debit {
+        self.debit_keys(chain, asset, &[destination, OWN_RELEASES], amount, now_ms)
+    }
+
+    /// What this signer released itself of `asset` in the window (see [`Ledger::debit_release`]).
+    pub fn own_usage(&self, chain: Chain, asset: &str, window_ms: u64, now_ms: u64) -> Usage {
+        let key = LedgerKey {
+            chain,
+            asset: asset.to_string(),
+            destination: Some(OWN_RELEASES.to_string()),
+        };
+        self.usage(&key, window_ms, now_ms)
+    }
+
+    fn debit_keys(
+        &mut self,
+        chain: Chain,
+        asset: &str,
+        destinations: &[&str],
+        amount: Amount,
+        now_ms: u64,
+    ) -> Debit {
         let at = self.effective_now(now_ms);
         self.high_water_ms = at;
         let bucket = at / BUCKET_MS;
@@ -312,18 +350,13 @@ impl Ledger {
             amount: amount.get(),
             count: 1,
         };
-        let keys = [
-            LedgerKey {
+        let keys = std::iter::once(None)
+            .chain(destinations.iter().map(|d| Some(d.to_string())))
+            .map(|destination| LedgerKey {
                 chain,
                 asset: asset.to_string(),
-                destination: None,
-            },
-            LedgerKey {
-                chain,
-                asset: asset.to_string(),
-                destination: Some(destination.to_string()),
-            },
-        ];
+                destination,
+            });
         let records = keys
             .into_iter()
             .map(|key| {
