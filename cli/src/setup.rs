@@ -231,6 +231,7 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
         admin_keys: admin_keys.clone(),
         admin_quorum: DEV_ADMIN_QUORUM,
         signers,
+        allow_disjoint_quorums: false,
     };
     // Validate what we are about to publish with the same code every node will run.
     Manifest::from_doc(&doc)?;

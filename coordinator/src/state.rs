@@ -1377,6 +1377,7 @@ mod tests {
             .to_string()],
             admin_quorum: 1,
             signers,
+            allow_disjoint_quorums: false,
         })
         .unwrap()
     }

@@ -237,6 +237,15 @@ pub fn check_request(
     let package = SigningPackage::deserialize(package_bytes).map_err(|e| {
         Refusal::permanent(rule::PACKAGE_MALFORMED, format!("signing package: {e}"))
     })?;
+    // Only canonical bytes: the decoder reads the commitments into a map (a repeated signer
+    // silently keeps its last entry) and ignores trailing bytes, so the bytes must be exactly
+    // what the package encodes to — one entry per signer, in identifier order, nothing after.
+    if package.serialize().ok().as_deref() != Some(package_bytes) {
+        return Err(Refusal::permanent(
+            rule::PACKAGE_MALFORMED,
+            "the signing package is not in canonical form (a repeated or unsorted signer, or trailing bytes)",
+        ));
+    }
     let count = package.signing_commitments().len();
     if count < gate.min_signers || count > gate.signers.len() {
         return Err(Refusal::permanent(

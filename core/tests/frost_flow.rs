@@ -585,3 +585,91 @@ fn a_share_is_kept_only_when_every_participant_confirms() {
     dup[2] = dup[1].clone();
     assert!(dkg::check_confirmations(&participants, b"s", &outs[0], &dup).is_err());
 }
+
+#[test]
+fn only_canonical_signing_packages_are_signed() {
+    let g = run_dkg(3, 2);
+    let now = 1_800_000_000_000;
+    let i = intent(now);
+    let backend_key = k256::ecdsa::SigningKey::random(&mut OsRng);
+    let keys = [backend::BackendKey::from_sec1(
+        backend_key
+            .verifying_key()
+            .to_encoded_point(true)
+            .as_bytes(),
+    )
+    .unwrap()];
+    let sig = backend::sign(&backend_key, &i.digest());
+    let all_ids: std::collections::BTreeSet<Identifier> = (1..=3u16)
+        .map(|n| Identifier::try_from(n).unwrap())
+        .collect();
+    let mut store = NonceStore::new(8, 10_000);
+    let session = [5u8; 16];
+    let own = store
+        .commit(session, g.keys[&1].signing_share(), &mut OsRng, now)
+        .unwrap();
+    let mut other = NonceStore::new(8, 10_000);
+    let c2 = other
+        .commit(session, g.keys[&2].signing_share(), &mut OsRng, now)
+        .unwrap();
+    let one = SigningPackage::new(
+        BTreeMap::from([(Identifier::try_from(1u16).unwrap(), own)]),
+        &i.digest(),
+    )
+    .serialize()
+    .unwrap();
+    let canonical = SigningPackage::new(
+        BTreeMap::from([
+            (Identifier::try_from(1u16).unwrap(), own),
+            (Identifier::try_from(2u16).unwrap(), c2),
+        ]),
+        &i.digest(),
+    )
+    .serialize()
+    .unwrap();
+    // canonical = header ‖ count 2 ‖ E1 ‖ E2 ‖ message; one = header ‖ count 1 ‖ E1 ‖ message.
+    let h = one
+        .iter()
+        .zip(&canonical)
+        .position(|(a, b)| a != b)
+        .unwrap();
+    let e = canonical.len() - one.len();
+    let (e1, e2) = (
+        &canonical[h + 1..h + 1 + e],
+        &canonical[h + 1 + e..h + 1 + 2 * e],
+    );
+    let message = &canonical[h + 1 + 2 * e..];
+    let build = |entries: &[&[u8]]| {
+        let mut out = canonical[..=h].to_vec();
+        for x in entries {
+            out.extend_from_slice(x);
+        }
+        out.extend_from_slice(message);
+        out
+    };
+    assert_eq!(build(&[e1, e2]), canonical, "the layout is understood");
+    let gate = Gate {
+        me: Identifier::try_from(1u16).unwrap(),
+        signers: &all_ids,
+        min_signers: 2,
+        backend_keys: &keys,
+        format: ChainFormat::IntentDigest,
+        now_ms: now,
+        max_clock_skew_ms: 0,
+    };
+    let mut trailing = canonical.clone();
+    trailing.push(0);
+    // Three entries, signer 2 twice: a map keeps two, still a quorum.
+    let mut repeated = build(&[e1, e2, e2]);
+    repeated[h] = canonical[h] + 1;
+    for (what, bytes) in [
+        ("a signer repeated", repeated),
+        ("signers out of order", build(&[e2, e1])),
+        ("trailing bytes", trailing),
+    ] {
+        let r = check_request(&gate, &i.encode(), &sig, &bytes, &own).unwrap_err();
+        assert_eq!(r.rule, rule::PACKAGE_MALFORMED, "{what}: {r}");
+        assert!(r.reason.contains("canonical"), "{what}: {r}");
+    }
+    assert!(check_request(&gate, &i.encode(), &sig, &canonical, &own).is_ok());
+}

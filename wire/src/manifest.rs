@@ -54,6 +54,11 @@ pub struct ManifestDoc {
     pub admin_quorum: u16,
     /// The signers.
     pub signers: Vec<SignerDoc>,
+    /// Allows 2t ≤ n. Each signer binds a withdrawal id to one intent on its own, so with
+    /// 2t ≤ n two disjoint quorums could sign two different intents under one id (each
+    /// quorum's signers saw only one). Off unless set knowingly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_disjoint_quorums: bool,
 }
 
 /// One signer as written in TOML.
@@ -138,6 +143,13 @@ impl Manifest {
                 doc.threshold
             )));
         }
+        if 2 * usize::from(doc.threshold) <= n && !doc.allow_disjoint_quorums {
+            return Err(invalid(format!(
+                "threshold {} of {n}: two disjoint quorums could each sign a different intent under the same withdrawal id; use a threshold above n/2 ({}), or set allow_disjoint_quorums = true knowingly",
+                doc.threshold,
+                n / 2 + 1
+            )));
+        }
         let mut signers = Vec::with_capacity(n);
         let (mut ids, mut names, mut keys, mut certs) = (
             BTreeSet::new(),
@@ -216,13 +228,21 @@ impl Manifest {
                 admin_keys.len()
             )));
         }
-        let hash = canonical_hash(
+        let mut hash = canonical_hash(
             doc.threshold,
             &signers,
             &backend_keys,
             &admin_keys,
             doc.admin_quorum,
         );
+        if doc.allow_disjoint_quorums {
+            // Part of what every node pins; manifests without it keep their hashes.
+            hash = Sha256::new()
+                .chain_update(b"quorate/manifest/allow-disjoint-quorums")
+                .chain_update(hash)
+                .finalize()
+                .into();
+        }
         Ok(Self {
             threshold: doc.threshold,
             signers,
@@ -310,5 +330,73 @@ impl Manifest {
         }
         let admins = self.admin_keys.iter().copied().collect();
         quorate_core::policy::PolicyState::genesis(&admins, self.admin_quorum, signed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::Authority;
+    use quorate_core::identity::IdentitySecret;
+
+    fn doc(n: u16, t: u16) -> ManifestDoc {
+        let ca = Authority::generate("test-ca").unwrap();
+        let key = || {
+            IdentitySecret::generate(&mut k256::elliptic_curve::rand_core::OsRng)
+                .public()
+                .to_string()
+        };
+        ManifestDoc {
+            version: MANIFEST_VERSION,
+            threshold: t,
+            backend_keys: vec![key()],
+            admin_keys: vec![key()],
+            admin_quorum: 1,
+            signers: (1..=n)
+                .map(|i| SignerDoc {
+                    name: format!("signer-{i}"),
+                    identifier: i,
+                    identity_key: key(),
+                    certificate: ca
+                        .issue(Role::Signer, &format!("signer-{i}"), &[])
+                        .unwrap()
+                        .cert_pem,
+                })
+                .collect(),
+            allow_disjoint_quorums: false,
+        }
+    }
+
+    #[test]
+    fn disjoint_quorums_need_an_explicit_yes_which_the_hash_pins() {
+        for (n, t) in [(4, 2), (5, 2), (6, 3)] {
+            let e = Manifest::from_doc(&doc(n, t)).unwrap_err().to_string();
+            assert!(e.contains("two disjoint quorums"), "{n}, {t}: {e}");
+        }
+        for (n, t) in [(3, 2), (5, 3), (4, 3)] {
+            Manifest::from_doc(&doc(n, t)).unwrap();
+        }
+        let mut d = doc(4, 2);
+        d.allow_disjoint_quorums = true;
+        let allowed = Manifest::from_doc(&d).unwrap();
+        // The hash of the same content without the permission differs.
+        let plain = canonical_hash(
+            allowed.threshold,
+            &allowed.signers,
+            &allowed.backend_keys,
+            &allowed.admin_keys,
+            allowed.admin_quorum,
+        );
+        assert_ne!(
+            allowed.hash(),
+            plain,
+            "the permission is part of the pinned hash"
+        );
+        // Written out, it round-trips; absent, it is off.
+        let text = toml::to_string(&d).unwrap();
+        assert!(text.contains("allow_disjoint_quorums = true"));
+        assert!(!toml::to_string(&doc(3, 2))
+            .unwrap()
+            .contains("allow_disjoint_quorums"));
     }
 }
