@@ -713,3 +713,90 @@ async fn a_dropped_freeze_is_reported_and_a_local_freeze_holds_at_once() {
     );
     book.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_proposals_leave_every_admin_command_working() {
+    use futures::StreamExt;
+    use prost::Message;
+    let c = Cluster::start(3, 2).await;
+    let g = genesis(&c);
+    let key = |n: u32| {
+        let t = std::fs::read_to_string(c.path(&format!("admin/admin-{n}.key"))).unwrap();
+        quorate_core::identity::IdentitySecret::from_bytes(&hex::decode(t.trim()).unwrap()).unwrap()
+    };
+    let spammer = key(3);
+    let mut a = AdminServiceClient::new(c.channel("admin").await);
+    // Admin 3 files 10,000 proposals (each a different label), none of which any other admin
+    // approves.
+    let started = std::time::Instant::now();
+    let filed = futures::stream::iter(0..10_000u32)
+        .map(|i| {
+            let mut a = a.clone();
+            let mut d = g.doc.clone();
+            d.version = 2;
+            d.prev_hash = g.doc.hash_hex();
+            d.whitelist[0].label = format!("spam {i}");
+            let sig = quorate_core::policy::AdminSignature::sign(
+                &spammer,
+                quorate_core::policy::governance::POLICY_APPROVAL_DOMAIN,
+                &[&d.hash()],
+            );
+            async move {
+                a.propose_policy(pb::ProposePolicyRequest {
+                    policy: Some(signed_to_proto(&SignedPolicy {
+                        doc: d,
+                        signatures: vec![sig],
+                    })),
+                })
+                .await
+                .is_ok()
+            }
+        })
+        .buffer_unordered(8)
+        .filter(|ok| futures::future::ready(*ok))
+        .count()
+        .await;
+    assert_eq!(filed, 10_000);
+    println!("10,000 proposals filed in {:?}", started.elapsed());
+    let view = a
+        .get_policy(pb::GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let open = view
+        .proposals
+        .iter()
+        .filter(|p| p.state == "collecting")
+        .count();
+    assert_eq!(open, 8, "one admin holds at most 8 open proposals");
+    assert!(
+        view.encoded_len() < quorate_wire::MAX_MESSAGE_BYTES,
+        "the policy view stays under the old 256 KiB answer limit: {} bytes",
+        view.encoded_len()
+    );
+    // Every admin command still works for the other admins.
+    let (code, v) = c.admin(1, &["show"]).await;
+    assert_eq!((code, v["version"].as_u64()), (0, Some(1)), "{v}");
+    let (code, v) = c.admin(1, &["pending"]).await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["proposals"].as_array().unwrap().len(), 8, "{v}");
+    let newest = view
+        .proposals
+        .iter()
+        .filter(|p| p.state == "collecting")
+        .max_by_key(|p| p.hash.clone())
+        .unwrap()
+        .hash
+        .clone();
+    let (code, v) = c.admin(2, &["veto", &newest]).await;
+    assert_eq!((code, v["state"].as_str()), (0, Some("vetoed")), "{v}");
+    let (code, v) = c.admin(1, &["freeze"]).await;
+    assert_eq!((code, v["state"].as_str()), (0, Some("applied")), "{v}");
+    let (code, v) = c.admin(1, &["unfreeze"]).await;
+    assert_eq!(code, 0, "{v}");
+    let hash = v["hash"].as_str().unwrap().to_string();
+    let (code, v) = c.admin(2, &["approve", &hash]).await;
+    assert_eq!((code, v["state"].as_str()), (0, Some("applied")), "{v}");
+    let (code, v) = c.submit_eth("wd-after-spam", "1000").await;
+    assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+}

@@ -40,6 +40,42 @@ struct ProposalRec {
     /// collecting | timelocked | applied | vetoed | superseded
     state: String,
     effective_at_ms: u64,
+    /// Filing order, for pruning and paging.
+    #[serde(default)]
+    seq: u64,
+    /// The admin whose approval came with the proposal (hex).
+    #[serde(default)]
+    proposer: String,
+    /// Its version, approvals and approvals required when last filed (what a decided
+    /// proposal still shows once its document is dropped).
+    #[serde(default)]
+    version: u64,
+    #[serde(default)]
+    approvals: u32,
+    #[serde(default)]
+    required: u32,
+}
+
+impl ProposalRec {
+    fn version(&self) -> u64 {
+        if self.version > 0 {
+            return self.version;
+        }
+        policy_file::signed_from_json(&self.signed).map_or(0, |s| s.doc.version)
+    }
+}
+
+/// Open (collecting) proposals one admin may have; a newer one supersedes the oldest.
+pub const MAX_OPEN_PER_ADMIN: usize = 8;
+/// Decided proposals (applied, vetoed, superseded) remembered; older ones are dropped (the
+/// applied versions stay in the history, which is the chain admins verify).
+pub const MAX_DECIDED: usize = 64;
+/// The newest decided proposals keep their documents and are shown by `GetPolicy`, besides
+/// every open one; older decided ones keep only their hash, version, state and approvals.
+pub const DECIDED_SHOWN: usize = 16;
+
+fn is_open(state: &str) -> bool {
+    matches!(state, "collecting" | "timelocked")
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -50,6 +86,68 @@ struct Desk {
     proposals: BTreeMap<String, ProposalRec>,
     /// Vetoes: (hash hex, admin hex, signature hex).
     vetoes: Vec<(String, String, String)>,
+    /// Next proposal sequence number.
+    #[serde(default)]
+    next_seq: u64,
+}
+
+impl Desk {
+    /// Keeps the desk bounded: each admin's open proposals beyond [`MAX_OPEN_PER_ADMIN`] are
+    /// superseded (oldest first), decided proposals beyond [`MAX_DECIDED`] are dropped, and
+    /// vetoes are kept only while their proposal could still matter (a signer catching up
+    /// needs the veto of a version newer than the one in force).
+    fn prune(&mut self, active_version: u64) {
+        let mut open: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+        for (h, p) in &self.proposals {
+            if p.state == "collecting" {
+                open.entry(p.proposer.clone())
+                    .or_default()
+                    .push((p.seq, h.clone()));
+            }
+        }
+        for (_, mut mine) in open {
+            mine.sort();
+            let excess = mine.len().saturating_sub(MAX_OPEN_PER_ADMIN);
+            for (_, h) in mine.into_iter().take(excess) {
+                if let Some(p) = self.proposals.get_mut(&h) {
+                    p.state = "superseded".into();
+                }
+            }
+        }
+        let mut decided: Vec<(u64, String)> = self
+            .proposals
+            .iter()
+            .filter(|(h, p)| !self.keep(h, p))
+            .map(|(h, p)| (p.seq, h.clone()))
+            .collect();
+        decided.sort();
+        decided.reverse();
+        for (i, (_, h)) in decided.into_iter().enumerate() {
+            if i >= MAX_DECIDED {
+                // An applied version lives on in the history; only the proposal record goes.
+                self.proposals.remove(&h);
+            } else if i >= DECIDED_SHOWN {
+                // Older decided proposals keep what they were, not their document.
+                if let Some(p) = self.proposals.get_mut(&h) {
+                    if !p.signed.is_empty() {
+                        p.version = p.version();
+                        p.signed.clear();
+                    }
+                }
+            }
+        }
+        let proposals = &self.proposals;
+        self.vetoes.retain(|(h, _, _)| {
+            proposals
+                .get(h)
+                .is_some_and(|p| p.version() > active_version)
+        });
+    }
+
+    /// True if the proposal's record must stay: open, or vetoed with a veto still carried.
+    fn keep(&self, hash: &str, p: &ProposalRec) -> bool {
+        is_open(&p.state) || self.vetoes.iter().any(|(h, _, _)| h == hash)
+    }
 }
 
 struct Inner {
@@ -173,14 +271,14 @@ impl PolicyDesk {
     }
 
     fn save(&self, inner: &Inner) -> Result<(), StoreError> {
-        self.store.put_meta(
-            META_DESK,
-            &serde_json::to_vec(&inner.desk).unwrap_or_default(),
-        )?;
-        if let Some(s) = &inner.state {
-            self.store.put_meta(META_STATE, &encode_state(s))?;
+        let desk = serde_json::to_vec(&inner.desk).unwrap_or_default();
+        let state = inner.state.as_ref().map(encode_state);
+        let mut kvs: Vec<(&str, &[u8])> = vec![(META_DESK, &desk)];
+        if let Some(s) = &state {
+            kvs.push((META_STATE, s));
         }
-        Ok(())
+        // Both in one write and one flush.
+        self.store.put_metas(&kvs)
     }
 
     fn tick(inner: &mut Inner, now: u64) {
@@ -430,10 +528,35 @@ impl PolicyDesk {
             &[&signed.doc.hash()],
             &signed.signatures,
         );
+        let (seq, proposer) = match inner.desk.proposals.get(&key) {
+            Some(p) => (p.seq, p.proposer.clone()),
+            None => {
+                inner.desk.next_seq += 1;
+                let proposer = signed
+                    .signatures
+                    .iter()
+                    .find(|s| {
+                        distinct_valid(
+                            &cur.admin_keys(),
+                            POLICY_APPROVAL_DOMAIN,
+                            &[&signed.doc.hash()],
+                            std::slice::from_ref(s),
+                        ) == 1
+                    })
+                    .map(|s| s.admin.to_string())
+                    .unwrap_or_default();
+                (inner.desk.next_seq, proposer)
+            }
+        };
         let mut rec = ProposalRec {
             signed: policy_file::signed_to_json(&signed),
             state: "collecting".into(),
             effective_at_ms: 0,
+            seq,
+            proposer,
+            version: signed.doc.version,
+            approvals: have as u32,
+            required: need as u32,
         };
         let mut send = None;
         if have >= need {
@@ -459,6 +582,8 @@ impl PolicyDesk {
             send = Some(signed_to_proto(&signed));
         }
         inner.desk.proposals.insert(key.clone(), rec);
+        let active = inner.state.as_ref().map_or(0, |s| s.active().version);
+        inner.desk.prune(active);
         self.save(inner)
             .map_err(|e| Refusal::temporary("storage", e.to_string()))?;
         Ok((Self::view(inner, &key, &cur), send))
@@ -509,14 +634,20 @@ impl PolicyDesk {
             inner.state = Some(next);
             inner.desk.history.retain(|h| h != &p.signed);
         }
-        inner.desk.vetoes.push((
-            hash_hex.to_string(),
-            sig.admin.to_string(),
-            hex::encode(&sig.signature),
-        ));
+        // Signers only ever held a time-locked version: only its veto needs carrying to
+        // signers that catch up.
+        if was_timelocked {
+            inner.desk.vetoes.push((
+                hash_hex.to_string(),
+                sig.admin.to_string(),
+                hex::encode(&sig.signature),
+            ));
+        }
         if let Some(p) = inner.desk.proposals.get_mut(hash_hex) {
             p.state = "vetoed".into();
         }
+        let active = inner.state.as_ref().map_or(0, |s| s.active().version);
+        inner.desk.prune(active);
         self.save(&inner)
             .map_err(|e| Refusal::temporary("storage", e.to_string()))?;
         Ok((Self::view(&inner, hash_hex, &cur), was_timelocked))
@@ -527,7 +658,16 @@ impl PolicyDesk {
             return apb::Proposal::default();
         };
         let Ok(signed) = policy_file::signed_from_json(&p.signed) else {
-            return apb::Proposal::default();
+            // Decided and pruned: what it was, without its document.
+            return apb::Proposal {
+                hash: key.to_string(),
+                version: p.version,
+                approvals: p.approvals,
+                required: p.required,
+                state: p.state.clone(),
+                effective_at_ms: p.effective_at_ms,
+                ..Default::default()
+            };
         };
         let admins = base.admin_keys();
         apb::Proposal {
@@ -604,14 +744,30 @@ impl PolicyDesk {
             .map(|s| (s.doc.version, s.doc))
             .collect();
         let active = state.active().clone();
+        let mut decided: Vec<(u64, &String)> = inner
+            .desk
+            .proposals
+            .iter()
+            .filter(|(_, p)| !is_open(&p.state))
+            .map(|(k, p)| (p.seq, k))
+            .collect();
+        decided.sort();
+        let shown: std::collections::BTreeSet<&String> = decided
+            .iter()
+            .rev()
+            .take(DECIDED_SHOWN)
+            .map(|(_, k)| *k)
+            .collect();
         let proposals = inner
             .desk
             .proposals
             .iter()
-            .filter_map(|(k, p)| {
-                let doc = policy_file::signed_from_json(&p.signed).ok()?.doc;
-                let base = history.get(&(doc.version - 1)).unwrap_or(&active);
-                Some(Self::view(&inner, k, base))
+            .filter(|(k, p)| is_open(&p.state) || shown.contains(k))
+            .map(|(k, p)| {
+                let base = history
+                    .get(&p.version().saturating_sub(1))
+                    .unwrap_or(&active);
+                Self::view(&inner, k, base)
             })
             .collect();
         apb::PolicyView {

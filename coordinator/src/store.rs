@@ -149,6 +149,8 @@ pub trait WithdrawalStore: Send + Sync + 'static {
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes a metadata value durably.
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Writes several metadata values atomically and durably (one flush).
+    fn put_metas(&self, kvs: &[(&str, &[u8])]) -> Result<(), StoreError>;
     /// Appends an audit record. Not flushed: the next flush (before any answer that depends on
     /// the decision it records) makes it durable.
     fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError>;
@@ -327,6 +329,15 @@ impl WithdrawalStore for SledStore {
         self.flush()
     }
 
+    fn put_metas(&self, kvs: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in kvs {
+            batch.insert(*k, *v);
+        }
+        self.meta.apply_batch(batch)?;
+        self.flush()
+    }
+
     fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError> {
         // Append only: a sequence number once written is never written again.
         self.audit
@@ -458,6 +469,14 @@ impl WithdrawalStore for MemoryStore {
 
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.lock().meta.insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn put_metas(&self, kvs: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        let mut m = self.lock();
+        for (k, v) in kvs {
+            m.meta.insert(k.to_string(), v.to_vec());
+        }
         Ok(())
     }
 

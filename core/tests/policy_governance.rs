@@ -15,8 +15,8 @@ use quorate_core::{
         encode_state,
         form::{format_rfc3339, parse_duration, parse_rfc3339, parse_units},
         governance::{
-            diff, is_freeze_only, next_version, required_signatures, POLICY_APPROVAL_DOMAIN,
-            POLICY_VETO_DOMAIN,
+            diff, is_freeze_only, next_version, required_signatures, MAX_VETOES,
+            POLICY_APPROVAL_DOMAIN, POLICY_VETO_DOMAIN,
         },
         AdminSignature, AssetRule, Effect, Offered, PolicyDoc, PolicyForm, PolicyState, Scope,
         SignedPolicy, VelocityLimit, WhitelistEntry,
@@ -2676,4 +2676,51 @@ fn documented_permanence_matches_governance_refusals() {
             r.rule, r.permanent
         );
     }
+}
+
+#[test]
+fn vetoes_are_bounded_and_forgotten_once_a_newer_version_applies() {
+    let (a, mut st) = setup();
+    let loosen = next(&st, |d| eth_asset(d).max_per_withdrawal = amount(500 * ETH));
+    let h = loosen.hash();
+    st.offer(signed(&loosen, &[&a[0], &a[1]]), T0).unwrap();
+    st.veto(
+        &h,
+        &AdminSignature::sign(&a[2], POLICY_VETO_DOMAIN, &[&h]),
+        T0 + 1,
+    )
+    .unwrap();
+    // Vetoes of documents this node never saw, up to the bound.
+    for i in 1..MAX_VETOES {
+        let mut other = [7u8; 32];
+        other[..2].copy_from_slice(&(i as u16).to_be_bytes());
+        st.veto(
+            &other,
+            &AdminSignature::sign(&a[2], POLICY_VETO_DOMAIN, &[&other]),
+            T0 + 1,
+        )
+        .unwrap();
+    }
+    assert_eq!(st.vetoed.len(), MAX_VETOES);
+    let one_more = [9u8; 32];
+    refused(
+        st.veto(
+            &one_more,
+            &AdminSignature::sign(&a[2], POLICY_VETO_DOMAIN, &[&one_more]),
+            T0 + 1,
+        ),
+        rule::POLICY_VETO_INVALID,
+    );
+    // A tightening applies: the vetoes are forgotten, and the vetoed document still cannot
+    // return, because it no longer follows the version in force.
+    let tighten = next(&st, |d| eth_asset(d).max_per_withdrawal = amount(50 * ETH));
+    assert_eq!(
+        st.offer(signed(&tighten, &[&a[0], &a[1]]), T0 + 2),
+        Ok(Offered::Applied)
+    );
+    assert!(st.vetoed.is_empty());
+    refused(
+        st.offer(signed(&loosen, &[&a[0], &a[1], &a[2]]), T0 + 3),
+        rule::POLICY_UPDATE_VERSION,
+    );
 }

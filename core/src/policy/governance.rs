@@ -417,6 +417,9 @@ pub enum Offered {
     Known,
 }
 
+/// Most vetoed hashes a node holds for one version in force.
+pub const MAX_VETOES: usize = 1024;
+
 /// The policy in force on a node, any pending version, and the vetoed hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyState {
@@ -487,7 +490,7 @@ impl PolicyState {
         match &self.pending {
             Some(p) if now_ms >= p.effective_at_ms => {
                 if let Some(p) = self.pending.take() {
-                    self.current = p.policy;
+                    self.apply(p.policy);
                 }
                 true
             }
@@ -532,10 +535,19 @@ impl PolicyState {
             });
             Ok(Offered::Pending { effective_at_ms })
         } else {
-            self.current = signed;
+            self.apply(signed);
             self.pending = None;
             Ok(Offered::Applied)
         }
+    }
+
+    /// Puts `signed` in force. Vetoes are forgotten: every vetoed document has a version at
+    /// most the new one's, so none of them can follow it any more (a veto signed in advance for
+    /// a version two or more ahead is the one casualty). This bounds the set by the vetoes
+    /// cast during one version.
+    fn apply(&mut self, signed: SignedPolicy) {
+        self.current = signed;
+        self.vetoed.clear();
     }
 
     /// Vetoes the pending version with `hash`: any single admin of the version in force.
@@ -557,6 +569,14 @@ impl PolicyState {
             return Err(refuse(
                 rule::POLICY_VETO_INVALID,
                 "the veto is not signed by an admin of the policy in force",
+            ));
+        }
+        if !self.vetoed.contains(hash) && self.vetoed.len() >= MAX_VETOES {
+            return Err(refuse(
+                rule::POLICY_VETO_INVALID,
+                format!(
+                    "{MAX_VETOES} vetoes are held for the version in force already; freeze instead"
+                ),
             ));
         }
         // A veto is kept even if this node has not seen the version yet, so that it is
