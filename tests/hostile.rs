@@ -595,3 +595,89 @@ async fn a_new_link_forgets_the_nonces_made_over_the_last() {
         other => panic!("the last link's nonces were kept: {other:?}"),
     }
 }
+
+/// Resident memory of a process, from /proc (kB).
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A coordinator that sends thousands of requests and never reads an answer: the signer handles
+/// a bounded number at a time (then stops reading the stream), so its memory stays flat; once
+/// the coordinator reads, every request is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unread_requests_leaves_a_signer_flat_and_every_request_answered() {
+    const FLOOD: u64 = 10_000;
+    let mut c = Cluster::start(3, 2).await;
+    let pid = c.signers["signer-1"].id().unwrap();
+    let (mut signers, _links) = take_over(&mut c, 3).await;
+    let mut s1 = signers.remove(&1).unwrap();
+    // 100 junk requests first (each refused and recorded), so that every audit page the flood
+    // asks for is about ten kilobytes.
+    for id in 1..=100u64 {
+        s1.out
+            .send(Ok(pb::CoordinatorMessage {
+                request_id: id,
+                body: None,
+            }))
+            .await
+            .unwrap();
+        let m = s1.inbound.message().await.unwrap().unwrap();
+        assert!(matches!(m.body, Some(Ans::Refusal(_))), "{:?}", m.body);
+    }
+    let before = rss_kb(pid);
+    let out = s1.out.clone();
+    let flood = tokio::spawn(async move {
+        for id in 1..=FLOOD {
+            let req = pb::CoordinatorMessage {
+                request_id: 10_000 + id,
+                body: Some(Req::AuditExport(quorate_wire::audit::AuditExportRequest {
+                    node: String::new(),
+                    from_seq: 1,
+                    limit: 50,
+                    nonce: vec![7; 32],
+                })),
+            };
+            if out.send(Ok(req)).await.is_err() {
+                return id;
+            }
+        }
+        FLOOD
+    });
+    // Give the flood time to arrive; the signer must not grow with it meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = rss_kb(pid);
+    println!("signer-1 RSS: {before} kB before, {during} kB with {FLOOD} unread requests sent");
+    // At most 128 in flight and 64 queued answers of about 10 KiB each; without the bound it
+    // is every request of the flood at once (measured: hundreds of MiB).
+    assert!(
+        during < before + 64 * 1024,
+        "memory grew from {before} kB to {during} kB"
+    );
+    // Now read: every request is answered, in full, and the signer is still healthy.
+    let mut answered = std::collections::BTreeSet::new();
+    while (answered.len() as u64) < FLOOD {
+        let m = tokio::time::timeout(Duration::from_secs(60), s1.inbound.message())
+            .await
+            .expect("the signer keeps answering")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(m.body, Some(Ans::AuditPage(_))), "{:?}", m.body);
+        answered.insert(m.request_id);
+    }
+    assert_eq!(flood.await.unwrap(), FLOOD);
+    s1.next = 20_000;
+    match s1
+        .call(Req::Commit(pb::CommitRequest {
+            session_id: session().to_vec(),
+        }))
+        .await
+    {
+        Ans::Commit(_) => {}
+        other => panic!("{other:?}"),
+    }
+}

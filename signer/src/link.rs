@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::node::Node;
 
 /// Most requests from one link handled at once; the next waits for a slot.
-pub const MAX_IN_FLIGHT: usize = 256;
+pub const MAX_IN_FLIGHT: usize = 128;
 
 /// Where and how to reach the coordinator.
 pub struct LinkTarget {
@@ -63,7 +63,9 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     let mut client = SignerLinkClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let (tx, rx) = mpsc::channel::<pb::SignerMessage>(256);
+    // Answers waiting for the coordinator to read them: with MAX_IN_FLIGHT, the most a link
+    // can hold of ours is (MAX_IN_FLIGHT + 64) answers of at most MAX_MESSAGE_BYTES.
+    let (tx, rx) = mpsc::channel::<pb::SignerMessage>(64);
     let hello = pb::SignerMessage {
         request_id: 0,
         body: Some(pb::signer_message::Body::Hello(pb::Hello {
