@@ -153,3 +153,72 @@ async fn every_nodes_log_verifies_and_a_changed_byte_is_named() {
     let (code, v) = verify(&c, std::slice::from_ref(&path)).await;
     assert_eq!(code, 1, "{v}");
 }
+
+/// A coordinator that gathers t shares for a withdrawal and never records it (it keeps the
+/// signature to itself) is caught by `audit verify`: the signers' logs show the releases, the
+/// coordinator's log does not show the withdrawal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_catches_signatures_harvested_behind_the_coordinators_log() {
+    use std::collections::BTreeMap;
+    let mut c = Cluster::start(3, 2).await;
+    let (code, v) = c.submit_eth("wd-honest", "1000").await;
+    assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
+    let mut book = crate::scoreboard::Book::attacks("redteam-audit-harvest");
+
+    // The coordinator's host is taken over: it asks signers 1 and 2 for shares of a withdrawal
+    // it never records, and aggregates nothing in public.
+    let (mut signers, _links) = crate::hostile::take_over(&mut c, 3).await;
+    let (intent, req) = c.eth_request("wd-harvest", "1000", 600_000, None);
+    let s = crate::hostile::session();
+    let mut commitments = BTreeMap::new();
+    for n in [1u32, 2] {
+        let cm = signers.get_mut(&n).unwrap().commit(s).await;
+        commitments.insert(crate::hostile::id(n as u16), cm);
+    }
+    let pkg = frost_secp256k1::SigningPackage::new(commitments, &intent.digest());
+    for n in [1u32, 2] {
+        let a = signers
+            .get_mut(&n)
+            .unwrap()
+            .sign(s, &intent.encode(), &req.backend_signature, &pkg)
+            .await;
+        assert!(
+            matches!(a, quorate_wire::signer::signer_message::Body::Sign(_)),
+            "{a:?}"
+        );
+    }
+    // The real coordinator comes back (on a new port); the signers reconnect to it.
+    drop(signers);
+    for name in c.names.clone() {
+        c.kill_signer(&name).await;
+    }
+    c.start_coordinator(None).await;
+    for name in c.names.clone() {
+        c.start_signer(&name);
+    }
+    c.wait_connected(3).await;
+
+    let dir = c.path("exported");
+    export_all(&c, dir.to_str().unwrap()).await;
+    let files: Vec<String> = ["coordinator", "signer-1", "signer-2", "signer-3"]
+        .iter()
+        .map(|n| dir.join(format!("{n}.jsonl")).to_str().unwrap().to_string())
+        .collect();
+    let mut args = vec![
+        "audit",
+        "--dir",
+        c.dir_str(),
+        "verify",
+        "--clock-skew",
+        "0s",
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let (code, out, err) = quorate(&args).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("wd-harvest") && out.contains("never shows it received"),
+        "{out}{err}"
+    );
+    book.blocked_at_desk("shares harvested by a coordinator that never records the withdrawal");
+    book.finish();
+}

@@ -19,6 +19,7 @@ const SUITES: &[&str] = &[
     "redteam-dkg-garbage-share",
     "redteam-transport",
     "redteam-rotation-compromised",
+    "redteam-audit-harvest",
     "redteam-admin-desk-policy",
     "redteam-admin-desk-withdrawal",
     "redteam-admin-desk-freeze",

@@ -32,8 +32,10 @@ pub enum AuditCommand {
     },
     /// Verifies exported logs offline: each chain and head, each signer's head signature
     /// (against the identity key pinned in the manifest), and, given the coordinator's log
-    /// and the signers', that every group signature the coordinator released is matched by
-    /// share releases on t signers. Exit 1 naming the first bad record.
+    /// and the signers', both directions: every group signature the coordinator released is
+    /// matched by share releases on t signers, and every share a signer released is for a
+    /// withdrawal the coordinator's log shows it received and, once t signers released,
+    /// signed, failed or blamed. Exit 1 naming the first bad record.
     Verify {
         /// Exported logs (`quorate audit export`).
         #[arg(required = true)]
@@ -41,6 +43,11 @@ pub enum AuditCommand {
         /// Manifest pinning the signers' identity keys (default: the cluster directory's).
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Clock difference allowed between the coordinator's host and the signers': share
+        /// releases this close to the end of the coordinator's log were still in flight when
+        /// it was exported and are not judged.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        clock_skew: std::time::Duration,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -93,13 +100,15 @@ pub async fn run(dir: &Path, addr: Option<&str>, cmd: AuditCommand) -> anyhow::R
         AuditCommand::Verify {
             files,
             manifest,
+            clock_skew,
             json,
         } => {
             let manifest = match manifest {
                 Some(p) => Some(Manifest::load(&p)?),
                 None => dir_manifest(dir)?,
             };
-            verify(&files, manifest.as_ref(), json)
+            let skew_ms = u64::try_from(clock_skew.as_millis()).unwrap_or(u64::MAX);
+            verify(&files, manifest.as_ref(), skew_ms, json)
         }
     }
 }
@@ -175,7 +184,12 @@ async fn export(
     }
 }
 
-fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyhow::Result<u8> {
+fn verify(
+    files: &[PathBuf],
+    manifest: Option<&Manifest>,
+    skew_ms: u64,
+    as_json: bool,
+) -> anyhow::Result<u8> {
     let mut logs: Vec<(PathBuf, VerifiedLog)> = Vec::new();
     let mut report = Vec::new();
     for f in files {
@@ -235,7 +249,7 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
         .collect();
     let cross = match coordinator {
         Some((f, c)) if !signers.is_empty() => {
-            match audit::cross_check(c, &signers, manifest.map(|m| m.threshold)) {
+            match audit::cross_check(c, &signers, manifest.map(|m| m.threshold), skew_ms) {
                 Ok(x) => Some(x),
                 Err(e) => return fail(as_json, f, &e.to_string()),
             }
@@ -249,6 +263,7 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
                 "ok": true,
                 "logs": report,
                 "signatures_matched": cross.as_ref().map(|x| x.signed),
+                "share_releases_matched": cross.as_ref().map(|x| x.releases),
                 "threshold": cross.as_ref().map(|x| x.threshold),
             })
         );
@@ -267,10 +282,16 @@ fn verify(files: &[PathBuf], manifest: Option<&Manifest>, as_json: bool) -> anyh
             );
         }
         match cross {
-            Some(x) => println!(
-                "ok  every one of the {} group signatures the coordinator released is matched by share releases on at least {} signers",
-                x.signed, x.threshold
-            ),
+            Some(x) => {
+                println!(
+                    "ok  every one of the {} group signatures the coordinator released is matched by share releases on at least {} signers",
+                    x.signed, x.threshold
+                );
+                println!(
+                    "ok  every one of the {} share releases in the signers' logs is for a withdrawal the coordinator's log shows, and none made a signature it does not account for",
+                    x.releases
+                );
+            }
             None => println!(
                 "(give the coordinator's log and the signers' logs together to cross-check released signatures)"
             ),

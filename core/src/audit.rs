@@ -593,10 +593,15 @@ pub struct CrossCheck {
     pub signed: usize,
     /// Threshold they were checked against.
     pub threshold: u16,
+    /// Share releases in the signers' logs checked against the coordinator's log.
+    pub releases: usize,
 }
 
-/// Checks that every withdrawal the coordinator's log says it signed is matched, for the same
-/// withdrawal id and digest, by share-release records in at least t distinct signers' logs.
+/// Checks both directions between the coordinator's log and the signers': every withdrawal the
+/// coordinator's log says it signed is matched, for the same withdrawal id and digest, by
+/// share-release records in at least t distinct signers' logs; and every share a signer
+/// released is shown by the coordinator's log (see the second half). `skew_ms` is the clock
+/// difference allowed between the coordinator's and the signers' hosts.
 /// `threshold` should come from the pinned manifest (the coordinator's head only claims one).
 /// Signers' logs should be exported after the coordinator's, so they cover everything it
 /// released.
@@ -604,6 +609,7 @@ pub fn cross_check(
     coordinator: &VerifiedLog,
     signers: &[VerifiedLog],
     threshold: Option<u16>,
+    skew_ms: u64,
 ) -> Result<CrossCheck, AuditError> {
     let t = threshold
         .or(coordinator.head.threshold)
@@ -646,9 +652,104 @@ pub fn cross_check(
             ));
         }
     }
+    // The other direction: every share a signer released must be for a withdrawal the
+    // coordinator's log shows it received (same id and digest), and once t signers released
+    // shares for it (a signature can exist), the coordinator's log must show it signed, failed
+    // or naming a culprit. A coordinator that gathers shares and keeps the signature to itself
+    // (harvesting) is caught here. Releases later than the coordinator's last record, less the
+    // allowed clock skew, are still in flight at its export and are not judged.
+    let cutoff = coordinator
+        .records
+        .last()
+        .map_or(0, |r| r.at_ms)
+        .saturating_sub(skew_ms);
+    let mut received: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut settled: BTreeSet<&str> = BTreeSet::new();
+    let mut signed_ids: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for r in &coordinator.records {
+        let w = r.event.field("withdrawal");
+        match (r.event.kind.as_str(), w, r.event.field("digest")) {
+            (kind::WITHDRAWAL_RECEIVED, Some(w), Some(d)) => {
+                received.insert((w, d));
+            }
+            (kind::WITHDRAWAL_SIGNED, Some(w), Some(d)) => {
+                signed_ids.insert((w, d));
+            }
+            (kind::WITHDRAWAL_FAILED | kind::CULPRIT, Some(w), _) => {
+                settled.insert(w);
+            }
+            _ => {}
+        }
+    }
+    let mut judged = 0;
+    let mut times: BTreeMap<(&str, &str), Vec<(u64, &str)>> = BTreeMap::new();
+    for log in signers {
+        for r in &log.records {
+            if r.event.kind != kind::SHARE_RELEASED {
+                continue;
+            }
+            let (Some(w), Some(d)) = (r.event.field("withdrawal"), r.event.field("digest")) else {
+                return Err(AuditError::at(
+                    None,
+                    Some(r.seq),
+                    format!(
+                        "{}: a share release without withdrawal and digest",
+                        log.head.node
+                    ),
+                ));
+            };
+            times
+                .entry((w, d))
+                .or_default()
+                .push((r.at_ms, log.head.node.as_str()));
+            if r.at_ms > cutoff {
+                continue;
+            }
+            judged += 1;
+            if !received.contains(&(w, d)) {
+                return Err(AuditError::at(
+                    None,
+                    Some(r.seq),
+                    format!(
+                        "{}: released a share for withdrawal `{w}` (digest {d}) that the coordinator's log never shows it received",
+                        log.head.node
+                    ),
+                ));
+            }
+        }
+    }
+    for ((w, d), at) in times {
+        // Each signer's first release; when the t-th signer released, a signature could exist.
+        let mut first: BTreeMap<&str, u64> = BTreeMap::new();
+        for (ms, node) in at {
+            let e = first.entry(node).or_insert(ms);
+            *e = (*e).min(ms);
+        }
+        if first.len() < usize::from(t) {
+            continue;
+        }
+        let nodes: Vec<&str> = first.keys().copied().collect();
+        let mut when: Vec<u64> = first.into_values().collect();
+        when.sort_unstable();
+        if when[usize::from(t) - 1] > cutoff {
+            continue;
+        }
+        if !signed_ids.contains(&(w, d)) && !settled.contains(w) {
+            return Err(AuditError::at(
+                None,
+                None,
+                format!(
+                    "withdrawal `{w}` (digest {d}): {} signers ({}) released shares, enough for a signature, but the coordinator's log never shows it signed, failed or blaming anyone (signatures harvested?)",
+                    nodes.len(),
+                    nodes.join(", ")
+                ),
+            ));
+        }
+    }
     Ok(CrossCheck {
         signed,
         threshold: t,
+        releases: judged,
     })
 }
 

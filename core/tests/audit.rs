@@ -47,6 +47,12 @@ fn signed(w: &str) -> Event {
         .with("digest", "ab".repeat(32))
 }
 
+fn received(w: &str) -> Event {
+    Event::new(kind::WITHDRAWAL_RECEIVED)
+        .with("withdrawal", w)
+        .with("digest", "ab".repeat(32))
+}
+
 fn sample() -> String {
     signer_log(
         "signer-1",
@@ -130,21 +136,29 @@ fn removed_reordered_added_or_cut_records_are_named() {
 
 #[test]
 fn the_coordinators_released_signatures_need_t_signers_shares() {
-    let coord = coordinator_log(&[signed("wd-1"), signed("wd-3")], 2);
+    let coord = coordinator_log(
+        &[
+            received("wd-1"),
+            received("wd-3"),
+            signed("wd-1"),
+            signed("wd-3"),
+        ],
+        2,
+    );
     let s1 = signer_log("signer-1", &key(1), &[released("wd-1"), released("wd-3")]);
     let s2 = signer_log("signer-2", &key(2), &[released("wd-1")]);
     let s3 = signer_log("signer-3", &key(3), &[released("wd-3")]);
     let v = |t: &str| verify_export(t, None).unwrap();
-    let ok = cross_check(&v(&coord), &[v(&s1), v(&s2), v(&s3)], None).unwrap();
+    let ok = cross_check(&v(&coord), &[v(&s1), v(&s2), v(&s3)], None, 0).unwrap();
     assert_eq!((ok.signed, ok.threshold), (2, 2));
 
     // Without signer 3's log, wd-3 has one share release behind it.
-    let err = cross_check(&v(&coord), &[v(&s1), v(&s2)], None).unwrap_err();
-    assert_eq!(err.seq, Some(2), "{err}");
+    let err = cross_check(&v(&coord), &[v(&s1), v(&s2)], None, 0).unwrap_err();
+    assert_eq!(err.seq, Some(4), "{err}");
     assert!(err.what.contains("wd-3"), "{err}");
 
     // The same signer's log twice counts once.
-    let err = cross_check(&v(&coord), &[v(&s1), v(&s1), v(&s2)], None).unwrap_err();
+    let err = cross_check(&v(&coord), &[v(&s1), v(&s1), v(&s2)], None, 0).unwrap_err();
     assert!(err.what.contains("wd-3"), "{err}");
 
     // A share for another digest does not match.
@@ -155,12 +169,67 @@ fn the_coordinators_released_signatures_need_t_signers_shares() {
             .with("withdrawal", "wd-3")
             .with("digest", "cd".repeat(32))],
     );
-    assert!(cross_check(&v(&coord), &[v(&s1), v(&s2), v(&other)], None).is_err());
+    assert!(cross_check(&v(&coord), &[v(&s1), v(&s2), v(&other)], None, 0).is_err());
 
     // A coordinator head that claims t = 1 does not lower the pinned threshold.
-    let lax = coordinator_log(&[signed("wd-1"), signed("wd-3")], 1);
-    assert!(cross_check(&v(&lax), &[v(&s1)], None).is_ok());
-    assert!(cross_check(&v(&lax), &[v(&s1)], Some(2)).is_err());
+    let lax = coordinator_log(
+        &[
+            received("wd-1"),
+            received("wd-3"),
+            signed("wd-1"),
+            signed("wd-3"),
+        ],
+        1,
+    );
+    assert!(cross_check(&v(&lax), &[v(&s1)], None, 0).is_ok());
+    assert!(cross_check(&v(&lax), &[v(&s1)], Some(2), 0).is_err());
+}
+
+#[test]
+fn every_share_a_signer_released_must_be_shown_by_the_coordinators_log() {
+    let v = |t: &str| verify_export(t, None).unwrap();
+    // Records are 1 ms apart from 1,000 ms: the coordinator's log below ends at 1,003 ms.
+    let coord = coordinator_log(
+        &[
+            received("wd-1"),
+            signed("wd-1"),
+            received("wd-2"),
+            Event::new(kind::WITHDRAWAL_FAILED).with("withdrawal", "wd-2"),
+        ],
+        2,
+    );
+    let s1 = signer_log("signer-1", &key(1), &[released("wd-1"), released("wd-2")]);
+    let s2 = signer_log("signer-2", &key(2), &[released("wd-1"), released("wd-2")]);
+    let ok = cross_check(&v(&coord), &[v(&s1), v(&s2)], None, 0).unwrap();
+    assert_eq!((ok.signed, ok.releases), (1, 4));
+
+    // A share for a withdrawal the coordinator never recorded receiving.
+    let s3 = signer_log("signer-3", &key(3), &[released("wd-secret")]);
+    let err = cross_check(&v(&coord), &[v(&s1), v(&s2), v(&s3)], None, 0).unwrap_err();
+    assert!(
+        err.what.contains("signer-3")
+            && err.what.contains("wd-secret")
+            && err.what.contains("never shows it received"),
+        "{err}"
+    );
+
+    // Harvesting: t signers released shares for a withdrawal the coordinator received, and its
+    // log says nothing more — no signature, no failure, no culprit.
+    let quiet = coordinator_log(&[received("wd-1"), received("wd-9"), received("wd-8")], 2);
+    let h1 = signer_log("signer-1", &key(1), &[released("wd-1")]);
+    let h2 = signer_log("signer-2", &key(2), &[released("wd-1")]);
+    let err = cross_check(&v(&quiet), &[v(&h1), v(&h2)], None, 0).unwrap_err();
+    assert!(err.what.contains("harvested"), "{err}");
+    assert!(err.what.contains("signer-1, signer-2"), "{err}");
+    // One signer's share alone makes no signature: not an alarm.
+    assert!(cross_check(&v(&quiet), &[v(&h1)], None, 0).is_ok());
+
+    // Releases newer than the coordinator's last record, less the clock skew allowed, were in
+    // flight when it exported: not judged.
+    let early = coordinator_log(&[received("wd-1")], 2);
+    let ok = cross_check(&v(&early), &[v(&h1), v(&h2)], None, 1).unwrap();
+    assert_eq!(ok.releases, 0);
+    assert!(cross_check(&v(&early), &[v(&h1), v(&h2)], None, 0).is_err());
 }
 
 #[test]
