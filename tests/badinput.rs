@@ -803,6 +803,7 @@ async fn a_signer_refuses_malformed_link_requests() {
         .call(Req::LedgerNotice(spb::LedgerNotice {
             intent: vec![0; 100],
             signature: vec![1; 65],
+            signed_at_ms: 0,
         }))
         .await;
     check("ledger notice, intent garbage", a, "intent-malformed");
@@ -810,6 +811,7 @@ async fn a_signer_refuses_malformed_link_requests() {
         .call(Req::LedgerNotice(spb::LedgerNotice {
             intent: i.encode(),
             signature: vec![],
+            signed_at_ms: 0,
         }))
         .await;
     check("ledger notice, empty signature", a, "ledger-notice-invalid");

@@ -547,6 +547,7 @@ async fn signers_refuse_forged_approvals_policies_and_notices() {
         .call(Req::LedgerNotice(spb::LedgerNotice {
             intent: n.encode(),
             signature: vec![2; 65],
+            signed_at_ms: 0,
         }))
         .await;
     book.refused(
@@ -662,6 +663,7 @@ async fn a_withdrawal_is_debited_once_however_often_it_is_signed_or_announced() 
             .call(Req::LedgerNotice(quorate_wire::signer::LedgerNotice {
                 intent: x.encode(),
                 signature: w.signature.clone(),
+                signed_at_ms: 0,
             }))
             .await;
         assert!(
@@ -675,6 +677,7 @@ async fn a_withdrawal_is_debited_once_however_often_it_is_signed_or_announced() 
             .call(Req::LedgerNotice(quorate_wire::signer::LedgerNotice {
                 intent: altered.encode(),
                 signature: w.signature.clone(),
+                signed_at_ms: 0,
             }))
             .await;
         refused(&forged, "ledger-notice-invalid");

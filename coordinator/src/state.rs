@@ -425,7 +425,22 @@ impl Coordinator {
         }
         let _release = Release(&self, &id);
         let started = std::time::Instant::now();
-        let outcome = self.gather(&record, &intent).await;
+        // The withdrawal and its `withdrawal-received` record are on disk before any signer is
+        // asked for a share, so every share a signer ever releases is shown by this log, even
+        // across a crash (`audit verify` checks both directions). The flush is shared with
+        // concurrent writers (group commit).
+        let store = self.store.clone();
+        let outcome = match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => self.gather(&record, &intent).await,
+            Ok(Err(e)) => Err(Refusal::temporary(
+                "storage",
+                format!("the coordinator could not record the withdrawal: {e}"),
+            )),
+            Err(e) => Err(Refusal::temporary(
+                "storage",
+                format!("the coordinator's flush task failed: {e}"),
+            )),
+        };
         record.updated_ms = now_ms();
         let mut notice = None;
         match outcome {
@@ -680,8 +695,11 @@ impl Coordinator {
             ) else {
                 continue;
             };
-            let body =
-                pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice { intent, signature });
+            let body = pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice {
+                intent,
+                signature,
+                signed_at_ms: r.updated_ms,
+            });
             match self
                 .registry
                 .call(signer, body, self.signing.signer_timeout)
@@ -710,6 +728,7 @@ impl Coordinator {
         let notice = pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice {
             intent: intent.encode(),
             signature: signature.to_vec(),
+            signed_at_ms: now_ms(),
         });
         let timeout = self.signing.signer_timeout;
         for s in self.registry.connected() {

@@ -1674,12 +1674,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// The ledger's window sums (running totals) equal a plain sum over every debit whose
-    /// bucket overlaps the window, after any sequence of debits, clock steps back and forth,
-    /// prunes and reloads, with amounts up to u128::MAX (saturating).
+    /// bucket overlaps the window, after any sequence of debits (now, or late at an earlier
+    /// signing time, as notices are), clock steps back and forth, prunes and reloads, with
+    /// amounts up to u128::MAX (saturating).
     #[test]
     fn window_sums_equal_a_plain_sum(
         steps in prop::collection::vec(
-            (0u64..3 * 60 * MIN, 0usize..3, prop_oneof![1u128..1_000, Just(u128::MAX / 3), Just(u128::MAX)], any::<bool>(), any::<bool>()),
+            (0u64..3 * 60 * MIN, 0usize..3, prop_oneof![1u128..1_000, Just(u128::MAX / 3), Just(u128::MAX)], any::<bool>(), any::<bool>(), prop::option::of(0u64..9 * 24 * HOUR)),
             1..60,
         ),
         window in prop::sample::select(vec![MIN, 5 * MIN, HOUR, 24 * HOUR, 7 * 24 * HOUR]),
@@ -1689,10 +1690,30 @@ proptest! {
         let mut history: Vec<(u64, usize, u128)> = Vec::new();
         let mut now = 1_800_000_000_000u64;
         let mut records = std::collections::BTreeMap::new();
-        for (dt, d, amount, back, prune) in steps {
+        for (dt, d, amount, back, prune, late) in steps {
             now = if back { now.saturating_sub(dt) } else { now + dt };
-            let debit = ledger.debit(Chain::Ethereum, "ETH", dests[d], Amount::new(amount).unwrap(), now);
-            history.push((debit.at_ms / BUCKET_MS, d, amount));
+            let eff = ledger.effective_now(now);
+            let debit = match late {
+                // A notice of a withdrawal signed `ago` ms before now.
+                Some(ago) => {
+                    let at = now.saturating_sub(ago);
+                    let debit = ledger.debit_at(Chain::Ethereum, "ETH", dests[d], Amount::new(amount).unwrap(), at, now);
+                    prop_assert_eq!(debit.at_ms, eff, "the ledger's clock never moves back");
+                    if at >= eff {
+                        history.push((eff / BUCKET_MS, d, amount));
+                    } else if at + doc::MAX_WINDOW_MS + BUCKET_MS >= eff {
+                        history.push((at / BUCKET_MS, d, amount));
+                    } else {
+                        prop_assert!(debit.records.is_empty(), "older than every window");
+                    }
+                    debit
+                }
+                None => {
+                    let debit = ledger.debit(Chain::Ethereum, "ETH", dests[d], Amount::new(amount).unwrap(), now);
+                    history.push((debit.at_ms / BUCKET_MS, d, amount));
+                    debit
+                }
+            };
             for r in debit.records {
                 records.insert(r.key_bytes(), r);
             }
@@ -1795,4 +1816,54 @@ fn the_per_signer_budget_is_a_tightening_and_absent_from_the_canonical_form_when
     // The TOML form carries it both ways.
     let form = quorate_core::policy::PolicyForm::from_doc(&on);
     assert!(form.to_toml().contains("per_signer_budget = true"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ledger notices count when the withdrawal was signed
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_late_notice_holds_a_window_only_as_long_as_the_withdrawal_itself() {
+    use quorate_core::policy::ledger::notice_time;
+    let keys = admins(3);
+    let doc = policy(&keys, vec![limit(Scope::Asset, HOUR, None, Some(1))]);
+    // Signed at T0, announced 50 minutes later (a replay after a reconnect).
+    let mut late = Ledger::new();
+    late.debit_at(Chain::Ethereum, "ETH", DEST, amt(5), T0, T0 + 50 * MIN);
+    let mut at_arrival = Ledger::new();
+    debit(&mut at_arrival, DEST, 5, T0 + 50 * MIN);
+    // Both hold the hour while it lasts...
+    assert!(check(&doc, &late, &eth(DEST, 1), T0 + 55 * MIN).is_err());
+    // ...but counted when signed, the window frees up an hour (and a bucket) after signing,
+    // not an hour after the notice arrived.
+    assert_eq!(check(&doc, &late, &eth(DEST, 1), T0 + 62 * MIN), Ok(()));
+    assert!(check(&doc, &at_arrival, &eth(DEST, 1), T0 + 62 * MIN).is_err());
+
+    // The claimed time is held to the intent's own validity.
+    let (created, expires) = (T0, T0 + 10 * MIN);
+    assert_eq!(
+        notice_time(created, expires, T0 + 3 * MIN, T0 + HOUR),
+        T0 + 3 * MIN
+    );
+    assert_eq!(
+        notice_time(created, expires, T0 - DAY, T0 + HOUR),
+        created,
+        "not before creation"
+    );
+    assert_eq!(
+        notice_time(created, expires, T0 + DAY, T0 + HOUR),
+        expires,
+        "not after expiry"
+    );
+    assert_eq!(
+        notice_time(created, expires, T0 + 9 * MIN, T0 + 5 * MIN),
+        T0 + 5 * MIN,
+        "not after now"
+    );
+    assert_eq!(
+        notice_time(created, expires, 0, T0 + HOUR),
+        expires,
+        "unknown: as late as possible"
+    );
+    assert_eq!(notice_time(created, expires, 0, T0 + 2 * MIN), T0 + 2 * MIN);
 }

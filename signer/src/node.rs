@@ -132,6 +132,18 @@ impl LocalFreeze {
     }
 }
 
+/// How a withdrawal is counted in the velocity ledger.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    /// We released a share for it, now.
+    Release,
+    /// Others signed it at `signed_at` (a ledger notice).
+    Notice {
+        /// When, unix ms (already clamped to the intent's validity).
+        signed_at: u64,
+    },
+}
+
 /// The policy in force (none before genesis) and the velocity ledger.
 struct PolicyGuard {
     state: Option<PolicyState>,
@@ -1020,7 +1032,13 @@ impl Node {
             .with("policy_version", state.active().version.to_string())
             .with("debit", if already { "already" } else { "new" });
         self.debit(
-            &mut guard, &ok.intent, &ok.digest, now, already, true, event,
+            &mut guard,
+            &ok.intent,
+            &ok.digest,
+            now,
+            already,
+            Counted::Release,
+            event,
         )?;
         drop(guard);
         // Durable before the share leaves; the sync is shared with concurrent requests and
@@ -1121,7 +1139,7 @@ impl Node {
         digest: &[u8; 32],
         now: u64,
         already: bool,
-        release: bool,
+        counted: Counted,
         event: Event,
     ) -> Result<(), Refusal> {
         let debit = if already {
@@ -1133,20 +1151,19 @@ impl Node {
             self.prune(guard, now);
             // Applied in memory first: if the write fails, the ledger over-counts, which errs
             // on the safe side.
-            let debit = if release {
-                // Counted as our own release too, for the per-signer budget.
-                policy::Ledger::debit_release
-            } else {
-                policy::Ledger::debit
-            };
-            debit(
-                &mut guard.ledger,
+            let (chain, asset, dest, amount) = (
                 intent.chain,
-                &intent.asset,
-                &intent.destination,
+                intent.asset.as_str(),
+                intent.destination.as_str(),
                 intent.amount,
-                now,
-            )
+            );
+            match counted {
+                // Counted as our own release too, for the per-signer budget.
+                Counted::Release => guard.ledger.debit_release(chain, asset, dest, amount, now),
+                Counted::Notice { signed_at } => guard
+                    .ledger
+                    .debit_at(chain, asset, dest, amount, signed_at, now),
+            }
         };
         let mut chain = lock(&self.audit);
         let record = chain.prepare(now, event);
@@ -1282,10 +1299,26 @@ impl Node {
             .with("asset", &intent.asset)
             .with("destination", &intent.destination)
             .with("amount", intent.amount.to_string())
-            .with("debit", if already { "already" } else { "new" });
+            .with("debit", if already { "already" } else { "new" })
+            .with("signed_at", n.signed_at_ms.to_string());
+        // Counted when it was signed, as far as the intent itself allows.
+        let signed_at = policy::ledger::notice_time(
+            intent.created_at_ms,
+            intent.expires_at_ms,
+            n.signed_at_ms,
+            now,
+        );
         // Not flushed on its own: a notice lost in a crash is sent again when this signer
         // reconnects (the coordinator replays the window), and the next flush carries it.
-        self.debit(&mut guard, &intent, &digest, now, already, false, event)?;
+        self.debit(
+            &mut guard,
+            &intent,
+            &digest,
+            now,
+            already,
+            Counted::Notice { signed_at },
+            event,
+        )?;
         drop(guard);
         if !already {
             info!(signer = %self.name, withdrawal = %intent.id, "ledger notice: withdrawal signed by others counted");

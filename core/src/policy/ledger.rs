@@ -26,6 +26,18 @@ pub const RECORD_VERSION: u8 = 1;
 /// budget). No chain's canonical address starts with `@`, so it never meets a real one.
 pub const OWN_RELEASES: &str = "@own-releases";
 
+/// When a ledger notice's withdrawal counts: the signing time the coordinator claims
+/// (`claimed`, 0 for unknown: now), but never before the intent was created nor after it
+/// expired or after `now`. A coordinator that lies about the time can move a debit back by at
+/// most the intent's lifetime.
+pub fn notice_time(created_at_ms: u64, expires_at_ms: u64, claimed: u64, now_ms: u64) -> u64 {
+    let latest = expires_at_ms.min(now_ms).max(created_at_ms);
+    match claimed {
+        0 => latest,
+        t => t.clamp(created_at_ms, latest),
+    }
+}
+
 /// What a bucket counts: one asset, optionally to one destination.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LedgerKey {
@@ -187,9 +199,24 @@ impl Series {
     fn add(&mut self, b: u64, u: Usage) -> Usage {
         let newest = self.buckets.keys().next_back().copied();
         if newest.is_some_and(|n| b < n) {
-            // Not at the end (never happens through `debit`): running totals after `b` would
-            // all change, so sum instead from now on.
-            self.summing = true;
+            // A late debit (a notice of a withdrawal signed earlier): the running totals from
+            // `b` on all grow by `u`. Rare, and at most one window of buckets.
+            let slot = self.buckets.entry(b).or_default();
+            slot.0.add(u);
+            let in_bucket = slot.0;
+            let mut before = self
+                .buckets
+                .range(..b)
+                .next_back()
+                .map_or(self.base, |(_, (_, t))| *t);
+            for (_, (own, total)) in self.buckets.range_mut(b..) {
+                match checked_add(before, *own) {
+                    Some(t) => *total = t,
+                    None => self.summing = true,
+                }
+                before = *total;
+            }
+            return in_bucket;
         }
         let total = checked_add(self.last_total(), u).unwrap_or_else(|| {
             self.summing = true;
@@ -310,6 +337,56 @@ impl Ledger {
         now_ms: u64,
     ) -> Debit {
         self.debit_keys(chain, asset, &[destination], amount, now_ms)
+    }
+
+    /// Records a withdrawal signed at `at_ms` (a ledger notice), against its asset and its
+    /// destination, in the bucket of that time; a time after the ledger's clock counts as now.
+    /// The ledger's clock does not move back. Usage of windows that already ended does not
+    /// change what was decided in them; what is decided from now on sees the withdrawal where
+    /// it happened, so a notice replayed after a reconnect holds a window no longer than the
+    /// withdrawal itself would have.
+    pub fn debit_at(
+        &mut self,
+        chain: Chain,
+        asset: &str,
+        destination: &str,
+        amount: Amount,
+        at_ms: u64,
+        now_ms: u64,
+    ) -> Debit {
+        let now = self.effective_now(now_ms);
+        if at_ms >= now {
+            return self.debit(chain, asset, destination, amount, now_ms);
+        }
+        self.high_water_ms = now;
+        if at_ms.saturating_add(MAX_WINDOW_MS + BUCKET_MS) < now {
+            // Older than every window: it can hold none of them.
+            return Debit {
+                at_ms: now,
+                records: vec![],
+            };
+        }
+        let bucket = at_ms / BUCKET_MS;
+        let one = Usage {
+            amount: amount.get(),
+            count: 1,
+        };
+        let records = [None, Some(destination.to_string())]
+            .into_iter()
+            .map(|destination| {
+                let key = LedgerKey {
+                    chain,
+                    asset: asset.to_string(),
+                    destination,
+                };
+                let usage = self.series.entry(key.clone()).or_default().add(bucket, one);
+                BucketRecord { key, bucket, usage }
+            })
+            .collect();
+        Debit {
+            at_ms: now,
+            records,
+        }
     }
 
     /// Records a withdrawal this signer released a share for: against its asset, its
