@@ -616,25 +616,38 @@ async fn a_flood_of_unread_requests_leaves_a_signer_flat_and_every_request_answe
     let pid = c.signers["signer-1"].id().unwrap();
     let (mut signers, _links) = take_over(&mut c, 3).await;
     let mut s1 = signers.remove(&1).unwrap();
-    // 100 junk requests first (each refused and recorded), so that every audit page the flood
-    // asks for is about ten kilobytes.
-    for id in 1..=100u64 {
-        s1.out
-            .send(Ok(pb::CoordinatorMessage {
-                request_id: id,
-                body: None,
-            }))
-            .await
-            .unwrap();
-        let m = s1.inbound.message().await.unwrap().unwrap();
-        assert!(matches!(m.body, Some(Ans::Refusal(_))), "{:?}", m.body);
+    // 100 withdrawals signed by signer 1 first (each a share-released record), so that every
+    // audit page the flood asks for is about ten kilobytes.
+    let key = c.backend_key();
+    let now = now_ms();
+    let mut s2 = signers.remove(&2).unwrap();
+    for k in 0..100 {
+        let i = WithdrawalIntent::from_parts(
+            &format!("wd-flood-{k}"),
+            "polygon",
+            "POL",
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "1",
+            now,
+            now + 600_000,
+            None,
+        )
+        .unwrap();
+        let sig = quorate_core::backend::sign(&key, &i.digest());
+        let s = session();
+        let c1 = s1.commit(s).await;
+        let c2 = s2.commit(s).await;
+        let pkg = SigningPackage::new(BTreeMap::from([(id(1), c1), (id(2), c2)]), &i.digest());
+        let a = s1.sign(s, &i.encode(), &sig, &pkg).await;
+        assert!(matches!(a, Ans::Sign(_)), "{a:?}");
     }
     let before = rss_kb(pid);
     let out = s1.out.clone();
+    let base = s1.next;
     let flood = tokio::spawn(async move {
         for id in 1..=FLOOD {
             let req = pb::CoordinatorMessage {
-                request_id: 10_000 + id,
+                request_id: base + id,
                 body: Some(Req::AuditExport(quorate_wire::audit::AuditExportRequest {
                     node: String::new(),
                     from_seq: 1,
@@ -670,7 +683,7 @@ async fn a_flood_of_unread_requests_leaves_a_signer_flat_and_every_request_answe
         answered.insert(m.request_id);
     }
     assert_eq!(flood.await.unwrap(), FLOOD);
-    s1.next = 20_000;
+    s1.next += FLOOD;
     match s1
         .call(Req::Commit(pb::CommitRequest {
             session_id: session().to_vec(),
