@@ -694,3 +694,63 @@ async fn a_flood_of_unread_requests_leaves_a_signer_flat_and_every_request_answe
         other => panic!("{other:?}"),
     }
 }
+
+/// 1,000 junk requests in a burst: each is refused, at most 32 of a kind a second are recorded
+/// one by one (each a disk sync), and the rest are counted into one record; no refusal goes
+/// uncounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_refusals_are_counted_without_a_record_and_a_sync_each() {
+    const JUNK: u64 = 1_000;
+    let mut c = Cluster::start(3, 2).await;
+    let manifest = quorate_wire::manifest::Manifest::load(&c.path("manifest.toml")).unwrap();
+    let key = manifest.signer(1).unwrap().identity_key;
+    let (mut signers, _links) = take_over(&mut c, 3).await;
+    let s1 = signers.get_mut(&1).unwrap();
+    let before = s1.verified_audit(&key).await.len();
+    for _ in 0..JUNK {
+        s1.next += 1;
+        s1.out
+            .send(Ok(pb::CoordinatorMessage {
+                request_id: s1.next,
+                body: None,
+            }))
+            .await
+            .unwrap();
+    }
+    for _ in 0..JUNK {
+        let m = s1.inbound.message().await.unwrap().unwrap();
+        assert!(matches!(m.body, Some(Ans::Refusal(_))), "{:?}", m.body);
+    }
+    // The counted rest is written once its second is over.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = s1.verified_audit(&key).await;
+        let junk: Vec<_> = log[before..]
+            .iter()
+            .filter(|r| r.event.kind == "refused" && r.event.field("request") == Some("unknown"))
+            .collect();
+        let one_by_one = junk
+            .iter()
+            .filter(|r| r.event.field("count").is_none())
+            .count() as u64;
+        let counted: u64 = junk
+            .iter()
+            .filter_map(|r| r.event.field("count"))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum();
+        if one_by_one + counted == JUNK {
+            println!("{JUNK} junk requests: {one_by_one} records one by one, {counted} counted in {} records", junk.len() as u64 - one_by_one);
+            assert!(
+                (junk.len() as u64) < JUNK / 4,
+                "{} records for {JUNK} junk requests",
+                junk.len()
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{one_by_one} recorded + {counted} counted of {JUNK}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -753,6 +753,84 @@ pub fn cross_check(
     })
 }
 
+/// Refusal records of one kind (request and rule) a node writes one by one in a second; the
+/// rest of that second are counted into one record.
+pub const REFUSALS_PER_SECOND: u32 = 32;
+
+/// What to do with a refusal about to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admit {
+    /// Record it.
+    Record,
+    /// Counted only. `first` is true for the first one counted in this second: the caller
+    /// arranges for [`RefusalThrottle::drain`] to run once the second is over.
+    Counted {
+        /// The first refusal counted in this second.
+        first: bool,
+    },
+}
+
+/// Keeps a coordinator that sends junk from buying one audit record (and one disk sync) per
+/// message, without losing count: each (request, rule) gets [`REFUSALS_PER_SECOND`] records
+/// a second, and the refusals past that are written as one `refused` record with a `count`
+/// once the second is over ([`RefusalThrottle::drain`]).
+#[derive(Debug, Default)]
+pub struct RefusalThrottle {
+    /// (request, rule) → (second, recorded in it, counted in it).
+    slots: BTreeMap<(String, String), (u64, u32, u64)>,
+}
+
+impl RefusalThrottle {
+    /// A throttle with nothing counted.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decides about one refusal of `request` under `rule` at `now_ms`.
+    pub fn admit(&mut self, request: &str, rule: &str, now_ms: u64) -> Admit {
+        let second = now_ms / 1000;
+        let slot = self
+            .slots
+            .entry((request.to_string(), rule.to_string()))
+            .or_insert((second, 0, 0));
+        if slot.0 != second {
+            // A new second; what an older one counted is drained separately, never dropped.
+            if slot.2 > 0 {
+                return Admit::Record;
+            }
+            *slot = (second, 0, 0);
+        }
+        if slot.1 < REFUSALS_PER_SECOND {
+            slot.1 += 1;
+            Admit::Record
+        } else {
+            slot.2 += 1;
+            Admit::Counted { first: slot.2 == 1 }
+        }
+    }
+
+    /// The records owed for seconds that are over: one `refused` event per (request, rule)
+    /// with the number of refusals counted and not recorded one by one.
+    pub fn drain(&mut self, now_ms: u64) -> Vec<Event> {
+        let second = now_ms / 1000;
+        let mut out = Vec::new();
+        self.slots.retain(|(request, rule), slot| {
+            if slot.0 == second {
+                return true;
+            }
+            if slot.2 > 0 {
+                out.push(
+                    Event::refused(request, rule, "repeated refusals, counted")
+                        .with("count", slot.2.to_string())
+                        .with("second", slot.0.to_string()),
+                );
+            }
+            false
+        });
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,6 +847,39 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    #[test]
+    fn refusals_past_the_rate_are_counted_not_lost() {
+        let mut t = RefusalThrottle::new();
+        let at = 5_000_000;
+        for _ in 0..REFUSALS_PER_SECOND {
+            assert_eq!(t.admit("commit", "bad-request", at), Admit::Record);
+        }
+        assert_eq!(
+            t.admit("commit", "bad-request", at + 10),
+            Admit::Counted { first: true }
+        );
+        for _ in 0..99 {
+            assert_eq!(
+                t.admit("commit", "bad-request", at + 20),
+                Admit::Counted { first: false }
+            );
+        }
+        // Another kind has its own allowance.
+        assert_eq!(t.admit("sign", "bad-request", at), Admit::Record);
+        // Nothing owed while the second lasts.
+        assert!(t.drain(at + 999).is_empty());
+        // A refusal in a new second before the drain is still recorded; the count stays owed.
+        assert_eq!(t.admit("commit", "bad-request", at + 1_500), Admit::Record);
+        let owed = t.drain(at + 1_500);
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].field("count"), Some("100"));
+        assert_eq!(owed[0].field("rule"), Some("bad-request"));
+        assert_eq!(owed[0].field("request"), Some("commit"));
+        assert!(t.drain(at + 3_000).is_empty(), "counted once");
+        // After the drain, the new second starts afresh.
+        assert_eq!(t.admit("commit", "bad-request", at + 3_000), Admit::Record);
     }
 
     #[test]

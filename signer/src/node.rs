@@ -102,6 +102,8 @@ pub struct Node {
     started: std::time::Instant,
     /// Head of the audit log (S7). Taken after `policy` when both are held.
     audit: Mutex<Chain>,
+    /// Refusal records per kind and second (junk is counted, not recorded one by one).
+    refusals: Mutex<audit::RefusalThrottle>,
     /// Counters and histograms for the metrics endpoint.
     pub metrics: quorate_wire::metrics::Metrics,
 }
@@ -256,6 +258,7 @@ impl Node {
         let last = store.last_audit().map_err(|e| e.to_string())?;
         let node = Self {
             audit: Mutex::new(Chain::resume(last.as_ref())),
+            refusals: Mutex::new(audit::RefusalThrottle::new()),
             me,
             manifest,
             identity,
@@ -507,12 +510,38 @@ impl Node {
                 let c: Vec<String> = r.culprits.iter().map(u32::to_string).collect();
                 e = e.with("culprits", c.join(","));
             }
-            // Recorded, durably, before the answer leaves: a refusal is evidence, and a signer
-            // refuses rarely. Off the reactor, as the write flushes.
-            let node = self.clone();
-            let _ = tokio::task::spawn_blocking(move || node.audit(e, true)).await;
+            self.record_refusal(what, &r.rule, e).await;
         }
         answer
+    }
+
+    /// Records a refusal, durably, before the answer leaves: a refusal is evidence. Past
+    /// [`audit::REFUSALS_PER_SECOND`] of one kind in a second, the rest are counted and written
+    /// as one record when the second is over, so junk cannot buy a disk sync per message.
+    async fn record_refusal(self: &Arc<Self>, what: &str, rule: &str, e: Event) {
+        let admit = lock(&self.refusals).admit(what, rule, now_ms());
+        match admit {
+            audit::Admit::Record => {
+                // Off the reactor, as the write flushes.
+                let node = self.clone();
+                let _ = tokio::task::spawn_blocking(move || node.audit(e, true)).await;
+            }
+            audit::Admit::Counted { first: true } => {
+                let node = self.clone();
+                tokio::spawn(async move {
+                    let wait = 1_000 - now_ms() % 1_000 + 10;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    let owed = lock(&node.refusals).drain(now_ms());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        for e in owed {
+                            node.audit(e, true);
+                        }
+                    })
+                    .await;
+                });
+            }
+            audit::Admit::Counted { first: false } => {}
+        }
     }
 
     /// Answers (and records) a request with no body or of a type this version does not know.
@@ -531,10 +560,7 @@ impl Node {
             ],
         );
         let e = Event::refused("unknown", &r.rule, &r.reason).with("permanent", "true");
-        // Not flushed: junk is evidence of a misbehaving coordinator, not a safety decision,
-        // and must not buy a coordinator one disk sync per message.
-        let node = self.clone();
-        let _ = tokio::task::spawn_blocking(move || node.audit(e, false)).await;
+        self.record_refusal("unknown", &r.rule, e).await;
         refusal(r)
     }
 
