@@ -509,7 +509,7 @@ async fn every_admin_rpc_field_refuses_bad_input() {
     let mut a = AdminServiceClient::new(c.channel("admin").await);
     let invalid = [Code::InvalidArgument];
     let version_before = a
-        .get_policy(apb::GetPolicyRequest {})
+        .get_policy(apb::GetPolicyRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -663,6 +663,44 @@ async fn every_admin_rpc_field_refuses_bad_input() {
         "export audit: nonce over 64 bytes",
         &clear("nonce", r, &invalid),
     );
+    for (name, hash) in [
+        ("not hex", "zz".repeat(32)),
+        ("short", "ab".to_string()),
+        ("upper case", "AB".repeat(32)),
+    ] {
+        let r = a
+            .get_policy(apb::GetPolicyRequest {
+                proposal_hash: hash,
+            })
+            .await;
+        book.handled(
+            &format!("get policy: proposal hash {name}"),
+            &clear(name, r, &invalid),
+        );
+    }
+    let r = a
+        .get_policy_chain(apb::GetPolicyChainRequest {
+            from_version: 0,
+            limit: 1,
+        })
+        .await;
+    book.handled(
+        "policy chain: from version 0",
+        &clear("from 0", r, &invalid),
+    );
+    for (name, challenge) in [
+        ("empty", vec![]),
+        ("15 bytes", vec![1; 15]),
+        ("65 bytes", vec![1; 65]),
+    ] {
+        let r = a
+            .get_signer_receipts(apb::GetSignerReceiptsRequest { challenge })
+            .await;
+        book.handled(
+            &format!("signer receipts: challenge {name}"),
+            &clear(name, r, &invalid),
+        );
+    }
     let ch = c.channel("admin").await;
     for (name, path) in [
         ("propose", "/quorate.admin.v1.AdminService/ProposePolicy"),
@@ -674,7 +712,7 @@ async fn every_admin_rpc_field_refuses_bad_input() {
 
     // Nothing changed and the node works: the policy is where it was, a freeze still applies.
     let p = a
-        .get_policy(apb::GetPolicyRequest {})
+        .get_policy(apb::GetPolicyRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -836,6 +874,12 @@ async fn a_signer_refuses_malformed_link_requests() {
         }))
         .await;
     check("DKG confirmation with nothing", a, "dkg-aborted");
+    for (name, challenge) in [("empty", vec![]), ("65 bytes", vec![3; 65])] {
+        let a = d
+            .call(Req::StatusChallenge(spb::StatusChallenge { challenge }))
+            .await;
+        check(&format!("status challenge {name}"), a, "bad-request");
+    }
 
     // The signer is healthy, released no share for any of it, and signs a proper request.
     for (name, child) in c.signers.iter_mut() {

@@ -305,7 +305,7 @@ fn with_attacker(doc: &PolicyDoc) -> PolicyDoc {
 async fn approvals(c: &Cluster, hash: &str) -> u64 {
     let mut a = AdminServiceClient::new(c.channel("admin").await);
     let view = a
-        .get_policy(pb::GetPolicyRequest {})
+        .get_policy(pb::GetPolicyRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -759,7 +759,7 @@ async fn ten_thousand_proposals_leave_every_admin_command_working() {
     assert_eq!(filed, 10_000);
     println!("10,000 proposals filed in {:?}", started.elapsed());
     let view = a
-        .get_policy(pb::GetPolicyRequest {})
+        .get_policy(pb::GetPolicyRequest::default())
         .await
         .unwrap()
         .into_inner();

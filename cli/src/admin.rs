@@ -141,9 +141,12 @@ type Admin =
 async fn verified_in_force(
     a: &mut Admin,
     c: &ClientFile,
+    proposal_hash: &str,
 ) -> anyhow::Result<(VerifiedChain, PolicyDoc, pb::PolicyView)> {
     let view = a
-        .get_policy(pb::GetPolicyRequest {})
+        .get_policy(pb::GetPolicyRequest {
+            proposal_hash: proposal_hash.to_string(),
+        })
         .await
         .map_err(|s| anyhow::anyhow!("reading the policy: {}", s.message()))?
         .into_inner();
@@ -171,7 +174,7 @@ pub async fn run(
     let key_path = key.unwrap_or(&c.admin.signing_key);
     match cmd {
         AdminCommand::Show { toml } => {
-            let (chain, cur, view) = verified_in_force(&mut a, c).await?;
+            let (chain, cur, view) = verified_in_force(&mut a, c, "").await?;
             if toml {
                 print!("{}", PolicyForm::from_doc(&cur).to_toml());
                 return Ok(0);
@@ -215,7 +218,7 @@ pub async fn run(
         }
         AdminCommand::Propose { file } => {
             let key = load_key(key_path)?;
-            let (_, cur, _) = verified_in_force(&mut a, c).await?;
+            let (_, cur, _) = verified_in_force(&mut a, c, "").await?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let form = PolicyForm::parse(&text)?;
@@ -224,7 +227,7 @@ pub async fn run(
         }
         AdminCommand::Freeze { wait } => {
             let key = load_key(key_path)?;
-            let (_, cur, _) = verified_in_force(&mut a, c).await?;
+            let (_, cur, _) = verified_in_force(&mut a, c, "").await?;
             if !cur.frozen {
                 let mut doc = next_version(&cur, cur.clone());
                 doc.frozen = true;
@@ -240,7 +243,7 @@ pub async fn run(
         }
         AdminCommand::Unfreeze => {
             let key = load_key(key_path)?;
-            let (_, cur, _) = verified_in_force(&mut a, c).await?;
+            let (_, cur, _) = verified_in_force(&mut a, c, "").await?;
             if !cur.frozen {
                 bail!("the policy in force is not frozen");
             }
@@ -250,7 +253,7 @@ pub async fn run(
         }
         AdminCommand::Approve { hash } => {
             let key = load_key(key_path)?;
-            let (chain, _, view) = verified_in_force(&mut a, c).await?;
+            let (chain, _, view) = verified_in_force(&mut a, c, &hash).await?;
             let p = view
                 .proposals
                 .iter()
@@ -322,7 +325,7 @@ pub async fn run(
         AdminCommand::Pending => pending(&mut a, c, json_out).await,
         AdminCommand::ApproveWithdrawal { id } => {
             let key = load_key(key_path)?;
-            let (_, cur, _) = verified_in_force(&mut a, c).await?;
+            let (_, cur, _) = verified_in_force(&mut a, c, "").await?;
             let ws = match a
                 .list_pending_withdrawals(pb::ListPendingWithdrawalsRequest {})
                 .await
@@ -434,7 +437,7 @@ pub fn verified_withdrawal(cur: &PolicyDoc, w: &pb::PendingWithdrawal) -> anyhow
 }
 
 async fn pending(a: &mut Admin, c: &ClientFile, json_out: bool) -> anyhow::Result<u8> {
-    let view = match a.get_policy(pb::GetPolicyRequest {}).await {
+    let view = match a.get_policy(pb::GetPolicyRequest::default()).await {
         Ok(v) => v.into_inner(),
         Err(s) => return Ok(refusal(&s, json_out)),
     };
@@ -468,7 +471,7 @@ async fn pending(a: &mut Admin, c: &ClientFile, json_out: bool) -> anyhow::Resul
     for p in proposals {
         print_proposal(p, false);
     }
-    let cur = verified_in_force(a, c).await.map(|(_, d, _)| d);
+    let cur = verified_in_force(a, c, "").await.map(|(_, d, _)| d);
     for w in &ws {
         let shown = match &cur {
             Ok(doc) => {

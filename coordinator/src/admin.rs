@@ -181,9 +181,18 @@ impl AdminService for AdminApi {
 
     async fn get_policy(
         &self,
-        _req: Request<pb::GetPolicyRequest>,
+        req: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::PolicyView>, Status> {
+        let wanted = req.into_inner().proposal_hash;
+        if !wanted.is_empty() {
+            hash_field(&wanted)?;
+        }
         let mut view = self.state.policy.get(now_ms());
+        for p in &mut view.proposals {
+            if p.hash != wanted {
+                p.policy = None;
+            }
+        }
         let connected = self.state.registry.connected();
         let reported = self.state.signer_policies();
         view.signers = self

@@ -116,7 +116,8 @@ pub async fn run(
             state: state.clone(),
             approvals: tokio::sync::Mutex::default(),
         })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        // A proposal carries a whole policy document; only admin certificates get here.
+        .max_decoding_message_size(quorate_wire::MAX_POLICY_MESSAGE_BYTES),
         audited_role(state.clone(), Role::Admin, "admin"),
     );
     let link = tonic::service::interceptor::InterceptedService::new(
@@ -124,7 +125,8 @@ pub async fn run(
             state: state.clone(),
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        // Policy updates carry a whole document to each signer.
+        .max_encoding_message_size(quorate_wire::MAX_POLICY_MESSAGE_BYTES),
         audited_role(state.clone(), Role::Signer, "signer-link"),
     );
     let addr = listener.local_addr()?;

@@ -16,6 +16,9 @@ use crate::node::Node;
 
 /// Most requests from one link handled at once; the next waits for a slot.
 pub const MAX_IN_FLIGHT: usize = 128;
+/// Most request bytes from one link held at once (a request larger than this waits until it
+/// is the only one).
+pub const MAX_BYTES_IN_FLIGHT: u32 = 64 << 20;
 
 /// Where and how to reach the coordinator.
 pub struct LinkTarget {
@@ -60,8 +63,9 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     let channel = tls::connect(&target.addr, &target.server_name, target.tls.clone())
         .await
         .map_err(|e| e.to_string())?;
+    // Requests may carry a whole policy document; answers stay small.
     let mut client = SignerLinkClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(quorate_wire::MAX_POLICY_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // Answers waiting for the coordinator to read them: with MAX_IN_FLIGHT, the most a link
     // can hold of ours is (MAX_IN_FLIGHT + 64) answers of at most MAX_MESSAGE_BYTES.
@@ -91,12 +95,21 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     // Requests in flight on this link are bounded: a coordinator that sends without reading
     // the answers stalls its own stream (HTTP/2 flow control) instead of growing our memory.
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let bytes = Arc::new(Semaphore::new(MAX_BYTES_IN_FLIGHT as usize));
     while let Some(msg) = inbound
         .message()
         .await
         .map_err(|s| format!("{}: {}", s.code(), s.message()))?
     {
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+        // Both a count and the bytes of the requests held: a few whole policy documents, or
+        // many small requests, never both at once.
+        let size = u32::try_from(prost::Message::encoded_len(&msg))
+            .unwrap_or(u32::MAX)
+            .clamp(1, MAX_BYTES_IN_FLIGHT);
+        let (Ok(permit), Ok(held)) = (
+            in_flight.clone().acquire_owned().await,
+            bytes.clone().acquire_many_owned(size).await,
+        ) else {
             break;
         };
         let node = node.clone();
@@ -113,7 +126,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
                     body: Some(answer),
                 })
                 .await;
-            drop(permit);
+            drop((permit, held));
             if sent.is_err() {
                 warn!(signer = %node.name, request = msg.request_id, "link closed before the answer could be sent");
             }

@@ -46,8 +46,13 @@ pub mod audit {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/quorate_descriptor.bin"));
 
-/// Largest gRPC message any Quorate service accepts or sends.
+/// Largest gRPC message any Quorate service accepts or sends, except governance below.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Largest governance message: a policy document travels whole (a 100,000-entry whitelist is
+/// about 11 MB), from an admin to the coordinator and from the coordinator to each signer.
+/// Only the admin service accepts it, and a signer bounds the bytes it holds (signer link).
+pub const MAX_POLICY_MESSAGE_BYTES: usize = 32 << 20;
 
 /// Metadata key carrying the stable rule tag of a refusal.
 pub const RULE_METADATA_KEY: &str = "quorate-rule";
