@@ -800,3 +800,74 @@ async fn ten_thousand_proposals_leave_every_admin_command_working() {
     let (code, v) = c.submit_eth("wd-after-spam", "1000").await;
     assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_entry_whitelist_leaves_every_admin_command_working() {
+    let mut toml = String::from(include_str!("../cli/src/dev_policy.toml"));
+    for i in 0..100_000u32 {
+        toml.push_str(&format!(
+            "\n[[whitelist]]\nchain = \"polygon\"\naddress = \"0x{:040x}\"\nlabel = \"customer {i}\"\n",
+            i + 1
+        ));
+    }
+    let c = Cluster::start_with_policy(3, 2, Some(&toml)).await;
+    let started = std::time::Instant::now();
+    // Every signer holds the 100,000-entry genesis: proven by its signed receipt.
+    let (code, v) = c.admin(1, &["show"]).await;
+    assert_eq!(code, 0, "{v}");
+    for s in v["signers"].as_array().unwrap() {
+        assert_eq!(
+            (s["proven"].as_bool(), s["version"].as_u64()),
+            (Some(true), Some(1)),
+            "{v}"
+        );
+    }
+    let (code, form, err) = quorate(&[
+        "admin",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+        "show",
+        "--toml",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(form.matches("[[whitelist]]").count(), 100_000 + 7);
+    let file = c.path("big.toml");
+    std::fs::write(
+        &file,
+        format!("{form}\n[[whitelist]]\nchain = \"ethereum\"\naddress = \"{ATTACKER_ETH}\"\nlabel = \"new partner\"\n"),
+    )
+    .unwrap();
+    let (code, v) = c.admin(1, &["propose", file.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["changes"].as_array().unwrap().len(),
+        1,
+        "one line of diff: {v}"
+    );
+    let hash = v["hash"].as_str().unwrap().to_string();
+    let (code, v) = c.admin(2, &["approve", &hash]).await;
+    assert_eq!((code, v["state"].as_str()), (0, Some("timelocked")), "{v}");
+    let (code, v) = c.admin(1, &["pending"]).await;
+    assert_eq!(
+        (code, v["proposals"][0]["hash"].as_str()),
+        (0, Some(hash.as_str())),
+        "{v}"
+    );
+    let (code, v) = c.admin(3, &["veto", &hash]).await;
+    assert_eq!((code, v["state"].as_str()), (0, Some("vetoed")), "{v}");
+    let (code, v) = c.admin(1, &["freeze"]).await;
+    assert_eq!((code, v["state"].as_str()), (0, Some("applied")), "{v}");
+    println!(
+        "admin commands on a 100,000-entry whitelist took {:?}",
+        started.elapsed()
+    );
+    let (code, v) = c.submit_eth("wd-big-frozen", "1000").await;
+    assert_eq!(
+        (code != 0, v["rule"].as_str()),
+        (true, Some("policy-frozen")),
+        "{v}"
+    );
+}

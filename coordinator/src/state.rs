@@ -84,6 +84,9 @@ pub struct Coordinator {
     /// Policy: the coordinator's copy, proposals, and what signers must be sent.
     pub policy: crate::policy::PolicyDesk,
     signer_policy: Mutex<BTreeMap<u16, quorate_wire::policy::PolicyStatus>>,
+    /// Signers being sent policy catch-up right now (one catch-up per signer at a time: a
+    /// document can be megabytes).
+    policy_syncing: Mutex<std::collections::BTreeSet<u16>>,
     dkg_running: Mutex<bool>,
     in_flight: Mutex<std::collections::HashSet<String>>,
     /// Head of the coordinator's audit log (S7).
@@ -169,6 +172,7 @@ impl Coordinator {
             dkg: watch::Sender::new(dkg),
             policy,
             signer_policy: Mutex::default(),
+            policy_syncing: Mutex::default(),
             dkg_running: Mutex::new(false),
             in_flight: Mutex::default(),
         };
@@ -646,6 +650,25 @@ impl Coordinator {
     }
 
     async fn send_catchup(&self, signer: u16, version: u64) {
+        if !self
+            .policy_syncing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(signer)
+        {
+            return;
+        }
+        struct Done<'a>(&'a Coordinator, u16);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0
+                    .policy_syncing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&self.1);
+            }
+        }
+        let _done = Done(self, signer);
         for item in self.policy.catchup(version) {
             let body = match item {
                 crate::policy::Catchup::Update(u) => pb::coordinator_message::Body::PolicyUpdate(u),
