@@ -379,14 +379,6 @@ async fn approve_refuses_a_doctored_baseline_and_signs_nothing() {
             "not to the pinned genesis",
         ),
         (
-            "real chain, doctored baseline claimed to be in force",
-            Tamper {
-                current: Some(doctored_v1.clone()),
-                ..Default::default()
-            },
-            "no version with that hash verifies",
-        ),
-        (
             "forged version 2 without the admin quorum claimed to be in force",
             Tamper {
                 chain: Some(vec![signed_to_proto(&g), forged_v2.clone()]),
@@ -407,20 +399,33 @@ async fn approve_refuses_a_doctored_baseline_and_signs_nothing() {
         book.blocked_at_desk(attack);
     }
 
-    // Honest relay: the diff is against the verified version P builds on, so the attacker's
-    // destination is on the admin's screen; without a terminal and without --yes, nothing is
+    // A doctored baseline claimed to be in force is not even looked at: the diff is against
+    // the verified version P builds on, so the attacker's destination is on the admin's screen
+    // (and likewise with an honest relay); without a terminal and without --yes, nothing is
     // signed.
-    m.set(Tamper::default());
-    let (code, _, err) = admin_at(&c, &addr, 2, false, &["approve", &hash]).await;
-    assert_ne!(code, 0, "{err}");
-    assert!(
-        err.contains(&format!(
-            "+ loosens   whitelist ethereum {ATTACKER_ETH} (treasury rebalancing): added"
-        )),
-        "the admin sees the attacker's destination: {err}"
-    );
-    assert!(err.contains("nothing signed"), "{err}");
-    assert!(m.signed().is_empty(), "{:?}", m.signed());
+    for (relay, tamper) in [
+        (
+            "doctored baseline claimed to be in force",
+            Tamper {
+                current: Some(doctored_v1.clone()),
+                ..Default::default()
+            },
+        ),
+        ("honest relay", Tamper::default()),
+    ] {
+        m.set(tamper);
+        let (code, _, err) = admin_at(&c, &addr, 2, false, &["approve", &hash]).await;
+        assert_ne!(code, 0, "{relay}: {err}");
+        assert!(
+            err.contains(&format!(
+                "+ loosens   whitelist ethereum {ATTACKER_ETH} (treasury rebalancing): added"
+            )),
+            "{relay}: the admin sees the attacker's destination: {err}"
+        );
+        assert!(err.contains("nothing signed"), "{relay}: {err}");
+        assert!(m.signed().is_empty(), "{relay}: {:?}", m.signed());
+    }
+    book.blocked_at_desk("doctored baseline claimed to be in force (ignored; the true diff shown)");
     assert_eq!(
         approvals(&c, &hash).await,
         1,
@@ -674,10 +679,16 @@ async fn a_dropped_freeze_is_reported_and_a_local_freeze_holds_at_once() {
         );
         book.audit(name, &log);
     }
-    // Now the receipts prove it, whatever the coordinator does with the freeze.
-    let (code, _, err) = admin_at(&c, &addr, 1, true, &["freeze", "--wait", "10s"]).await;
+    // Now the receipts prove it, whatever the coordinator does with the freeze: enough (two of
+    // three), though not all.
+    let (code, _, err) = admin_at(&c, &addr, 1, true, &["freeze", "--wait", "3s"]).await;
     let report: Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
     assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        (report["enough"].as_bool(), report["all"].as_bool()),
+        (Some(true), Some(false)),
+        "{report}"
+    );
     assert_eq!(report["frozen_proven"], 2, "{report}");
     assert_eq!(report["not_proven_frozen"], serde_json::json!(["signer-3"]));
     assert_eq!(report["signers"][0]["locally_frozen"], true, "{report}");
@@ -870,4 +881,54 @@ async fn a_hundred_thousand_entry_whitelist_leaves_every_admin_command_working()
         (true, Some("policy-frozen")),
         "{v}"
     );
+}
+
+/// A coordinator that names a version waiting out its time-lock as the one in force does not
+/// get the admin's freeze built on it: the signers' receipts say what is in force, and the
+/// freeze built on that applies everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freeze_is_built_on_what_the_signers_prove_in_force() {
+    let c = Cluster::start(3, 2).await;
+    let (m, addr) = mitm(&c).await;
+    let mut book = Book::attacks("redteam-admin-desk-in-force");
+    let g = genesis(&c);
+    let mut loosen = with_attacker(&g.doc);
+    loosen.version = 2;
+    loosen.prev_hash = g.doc.hash_hex();
+    let file = c.path("l.toml");
+    std::fs::write(&file, PolicyForm::from_doc(&loosen).to_toml()).unwrap();
+    let (_, v) = c.admin(1, &["propose", file.to_str().unwrap()]).await;
+    let hash = v["hash"].as_str().unwrap().to_string();
+    let (_, v) = c.admin(2, &["approve", &hash]).await;
+    assert_eq!(v["state"], "timelocked", "{v}");
+    // The relay claims the time-locked version 2 is in force.
+    let mut a = AdminServiceClient::new(c.channel("admin").await);
+    let chain = a
+        .get_policy_chain(pb::GetPolicyChainRequest {
+            from_version: 2,
+            limit: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    m.set(Tamper {
+        current: Some(chain.versions[0].clone()),
+        ..Default::default()
+    });
+    let (code, v, err) = admin_at(&c, &addr, 3, true, &["freeze", "--wait", "10s"]).await;
+    assert_eq!(
+        (code, v["state"].as_str()),
+        (0, Some("applied")),
+        "{v} {err}"
+    );
+    assert_eq!(
+        v["version"], 2,
+        "built on version 1, which the signers prove: {v}"
+    );
+    let report: Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    assert_eq!(report["all"], true, "{report}");
+    book.blocked_at_desk(
+        "a time-locked version claimed to be in force (freeze built on the proven one)",
+    );
+    book.finish();
 }

@@ -23,6 +23,7 @@ const SUITES: &[&str] = &[
     "redteam-admin-desk-policy",
     "redteam-admin-desk-withdrawal",
     "redteam-admin-desk-freeze",
+    "redteam-admin-desk-in-force",
     "badinput-withdrawal",
     "badinput-admin",
     "badinput-signer-link",

@@ -137,12 +137,21 @@ fn print_proposal(p: &pb::Proposal, json_out: bool) {
 type Admin =
     quorate_wire::admin::admin_service_client::AdminServiceClient<tonic::transport::Channel>;
 
-/// The verified chain and the verified version the coordinator says is in force.
+/// What the desk knows before it shows or signs anything: the verified chain, the verified
+/// version in force (as the signers' receipts prove it), the receipts, and the coordinator's
+/// view (its proposals).
+struct Verified {
+    chain: VerifiedChain,
+    in_force: PolicyDoc,
+    proven: Vec<desk::Proven>,
+    view: pb::PolicyView,
+}
+
 async fn verified_in_force(
     a: &mut Admin,
     c: &ClientFile,
     proposal_hash: &str,
-) -> anyhow::Result<(VerifiedChain, PolicyDoc, pb::PolicyView)> {
+) -> anyhow::Result<Verified> {
     let view = a
         .get_policy(pb::GetPolicyRequest {
             proposal_hash: proposal_hash.to_string(),
@@ -151,14 +160,20 @@ async fn verified_in_force(
         .map_err(|s| anyhow::anyhow!("reading the policy: {}", s.message()))?
         .into_inner();
     let chain = desk::verified_chain(a, c).await?;
+    let (proven, _) = desk::receipts(a, c).await?;
     let claimed = view
         .current
         .as_ref()
         .and_then(|p| signed_from_proto(p).ok())
         .map(|p| p.doc.hash_hex())
         .context("the coordinator has no policy installed")?;
-    let doc = desk::in_force(&chain, &claimed)?.clone();
-    Ok((chain, doc, view))
+    let in_force = desk::in_force(&chain, &proven, &claimed)?.clone();
+    Ok(Verified {
+        chain,
+        in_force,
+        proven,
+        view,
+    })
 }
 
 /// Runs an admin command; returns the exit code.
@@ -174,12 +189,16 @@ pub async fn run(
     let key_path = key.unwrap_or(&c.admin.signing_key);
     match cmd {
         AdminCommand::Show { toml } => {
-            let (chain, cur, view) = verified_in_force(&mut a, c, "").await?;
+            let Verified {
+                chain,
+                in_force: cur,
+                proven,
+                view,
+            } = verified_in_force(&mut a, c, "").await?;
             if toml {
                 print!("{}", PolicyForm::from_doc(&cur).to_toml());
                 return Ok(0);
             }
-            let (proven, _) = desk::receipts(&mut a, c).await?;
             let head = &chain.head().doc;
             if json_out {
                 println!(
@@ -218,7 +237,7 @@ pub async fn run(
         }
         AdminCommand::Propose { file } => {
             let key = load_key(key_path)?;
-            let (_, cur, _) = verified_in_force(&mut a, c, "").await?;
+            let cur = verified_in_force(&mut a, c, "").await?.in_force;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let form = PolicyForm::parse(&text)?;
@@ -227,7 +246,7 @@ pub async fn run(
         }
         AdminCommand::Freeze { wait } => {
             let key = load_key(key_path)?;
-            let (_, cur, _) = verified_in_force(&mut a, c, "").await?;
+            let cur = verified_in_force(&mut a, c, "").await?.in_force;
             if !cur.frozen {
                 let mut doc = next_version(&cur, cur.clone());
                 doc.frozen = true;
@@ -243,7 +262,7 @@ pub async fn run(
         }
         AdminCommand::Unfreeze => {
             let key = load_key(key_path)?;
-            let (_, cur, _) = verified_in_force(&mut a, c, "").await?;
+            let cur = verified_in_force(&mut a, c, "").await?.in_force;
             if !cur.frozen {
                 bail!("the policy in force is not frozen");
             }
@@ -253,7 +272,7 @@ pub async fn run(
         }
         AdminCommand::Approve { hash } => {
             let key = load_key(key_path)?;
-            let (chain, _, view) = verified_in_force(&mut a, c, &hash).await?;
+            let Verified { chain, view, .. } = verified_in_force(&mut a, c, &hash).await?;
             let p = view
                 .proposals
                 .iter()
@@ -325,7 +344,7 @@ pub async fn run(
         AdminCommand::Pending => pending(&mut a, c, json_out).await,
         AdminCommand::ApproveWithdrawal { id } => {
             let key = load_key(key_path)?;
-            let (_, cur, _) = verified_in_force(&mut a, c, "").await?;
+            let cur = verified_in_force(&mut a, c, "").await?.in_force;
             let ws = match a
                 .list_pending_withdrawals(pb::ListPendingWithdrawalsRequest {})
                 .await
@@ -471,7 +490,7 @@ async fn pending(a: &mut Admin, c: &ClientFile, json_out: bool) -> anyhow::Resul
     for p in proposals {
         print_proposal(p, false);
     }
-    let cur = verified_in_force(a, c, "").await.map(|(_, d, _)| d);
+    let cur = verified_in_force(a, c, "").await.map(|v| v.in_force);
     for w in &ws {
         let shown = match &cur {
             Ok(doc) => {
@@ -487,8 +506,9 @@ async fn pending(a: &mut Admin, c: &ClientFile, json_out: bool) -> anyhow::Resul
     Ok(0)
 }
 
-/// Waits until signed receipts prove that at least n − t + 1 signers refuse withdrawals (so no
-/// t unfrozen signers remain), asking again every second until `wait` runs out.
+/// Asks for signed receipts every second until all n signers prove they refuse withdrawals or
+/// `wait` runs out; succeeds if at least n − t + 1 did (no t unfrozen signers remain among
+/// honest ones), and names the rest.
 async fn wait_frozen(
     a: &mut Admin,
     c: &ClientFile,
@@ -504,8 +524,12 @@ async fn wait_frozen(
             .iter()
             .filter(|p| p.receipt.as_ref().is_some_and(|r| r.refuses_withdrawals()))
             .count();
-        let done = frozen >= need;
-        if done || tokio::time::Instant::now() >= deadline {
+        // n − t + 1 proven frozen leave no quorum of unfrozen signers if those receipts are
+        // honest; with up to t − 1 signers compromised (S2), only all n proven is certain. So
+        // wait for all n, and judge by n − t + 1 when the wait runs out.
+        let enough = frozen >= need;
+        let all = frozen == n;
+        if all || tokio::time::Instant::now() >= deadline {
             let not_proven: Vec<&str> = proven
                 .iter()
                 .filter(|p| !p.receipt.as_ref().is_some_and(|r| r.refuses_withdrawals()))
@@ -515,7 +539,7 @@ async fn wait_frozen(
                 eprintln!(
                     "{}",
                     json!({
-                        "frozen_proven": frozen, "needed": need, "enough": done,
+                        "frozen_proven": frozen, "needed": need, "enough": enough, "all": all,
                         "not_proven_frozen": not_proven,
                         "signers": proven.iter().map(desk::proven_json).collect::<Vec<_>>(),
                     })
@@ -525,14 +549,19 @@ async fn wait_frozen(
                 for p in &proven {
                     println!("{}", desk::proven_line(p));
                 }
-                if !done {
+                if !enough {
                     println!(
                         "NOT ENOUGH: not proven frozen: {}. Ask their operators to run `quorate signer freeze` on those hosts.",
                         not_proven.join(", ")
                     );
+                } else if !all {
+                    println!(
+                        "ENOUGH ONLY IF THE PROVEN SIGNERS ARE HONEST: not proven frozen: {}. A compromised signer can sign a false receipt; ask their operators to run `quorate signer freeze` too.",
+                        not_proven.join(", ")
+                    );
                 }
             }
-            return Ok(if done { 0 } else { EXIT_NOT_PROVEN });
+            return Ok(if enough { 0 } else { EXIT_NOT_PROVEN });
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }

@@ -71,7 +71,26 @@ fn save_checkpoint(c: &ClientFile, pin: &[u8; 32], chain: &VerifiedChain) {
 /// this desk's own checkpoint). Refuses on the first version that does not verify.
 pub async fn verified_chain(a: &mut Admin, c: &ClientFile) -> anyhow::Result<VerifiedChain> {
     let pin = pin(c)?;
-    let mut chain = load_checkpoint(c, &pin).map(VerifiedChain::from_checkpoint);
+    if let Some(cp) = load_checkpoint(c, &pin) {
+        match fetch_chain(a, &pin, Some(VerifiedChain::from_checkpoint(cp))).await {
+            Ok(chain) => {
+                save_checkpoint(c, &pin, &chain);
+                return Ok(chain);
+            }
+            // The checkpoint is only a shortcut: on any disagreement, verify from genesis.
+            Err(e) => eprintln!("note: the policy chain does not extend this desk's checkpoint ({e:#}); verifying from the pinned genesis"),
+        }
+    }
+    let chain = fetch_chain(a, &pin, None).await?;
+    save_checkpoint(c, &pin, &chain);
+    Ok(chain)
+}
+
+async fn fetch_chain(
+    a: &mut Admin,
+    pin: &[u8; 32],
+    mut chain: Option<VerifiedChain>,
+) -> anyhow::Result<VerifiedChain> {
     loop {
         let from = chain.as_ref().map_or(1, |ch| ch.head().doc.version + 1);
         let page = a
@@ -89,7 +108,7 @@ pub async fn verified_chain(a: &mut Admin, c: &ClientFile) -> anyhow::Result<Ver
             let signed = signed_from_proto(v)
                 .map_err(|e| anyhow::anyhow!("the coordinator sent an invalid policy: {e}"))?;
             match chain.as_mut() {
-                None => chain = Some(VerifiedChain::from_genesis(&pin, signed)?),
+                None => chain = Some(VerifiedChain::from_genesis(pin, signed)?),
                 Some(ch) => ch.extend(signed)?,
             }
         }
@@ -100,20 +119,58 @@ pub async fn verified_chain(a: &mut Admin, c: &ClientFile) -> anyhow::Result<Ver
             break;
         }
     }
-    let chain = chain.context("the coordinator sent no policy versions")?;
-    save_checkpoint(c, &pin, &chain);
-    Ok(chain)
+    chain.context("the coordinator sent no policy versions")
 }
 
-/// The verified version the coordinator says is in force. A coordinator can at worst name an
-/// older verified version (the signers' receipts then show the truth); it cannot name one
-/// that does not verify.
-pub fn in_force<'a>(chain: &'a VerifiedChain, claimed_hash: &str) -> anyhow::Result<&'a PolicyDoc> {
-    chain.by_hash_hex(claimed_hash).with_context(|| {
+/// The verified version in force, as the signers prove it: the one most valid receipts name
+/// (the newer on a tie), among versions that verify from the pinned genesis. Without any valid
+/// receipt, the coordinator's word, if it names a verified version, with a warning on stderr.
+/// Signers that disagree are reported on stderr too.
+pub fn in_force<'a>(
+    chain: &'a VerifiedChain,
+    proven: &[Proven],
+    claimed_hash: &str,
+) -> anyhow::Result<&'a PolicyDoc> {
+    let mut votes: std::collections::BTreeMap<(usize, u64), &PolicyDoc> = Default::default();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in proven.iter().filter_map(|p| p.receipt.as_ref()) {
+        if chain.by_hash_hex(&r.hash).is_some() {
+            *counts.entry(r.hash.clone()).or_default() += 1;
+        } else {
+            eprintln!(
+                "warning: a signer proves version {} ({}) in force, which does not verify from the pinned genesis",
+                r.version, r.hash
+            );
+        }
+    }
+    for (hash, n) in &counts {
+        if let Some(doc) = chain.by_hash_hex(hash) {
+            votes.insert((*n, doc.version), doc);
+        }
+    }
+    if counts.len() > 1 {
+        let list: Vec<String> = votes
+            .iter()
+            .map(|((n, v), _)| format!("version {v} on {n}"))
+            .collect();
+        eprintln!(
+            "warning: the signers do not agree on the version in force ({}); building on the most common",
+            list.join(", ")
+        );
+    }
+    if let Some((_, doc)) = votes.into_iter().next_back() {
+        return Ok(doc);
+    }
+    let doc = chain.by_hash_hex(claimed_hash).with_context(|| {
         format!(
-            "the coordinator says policy {claimed_hash} is in force, but no version with that hash verifies from the pinned genesis; not trusting it"
+            "no signer proved which version is in force, and the coordinator names {claimed_hash}, which does not verify from the pinned genesis; not trusting it"
         )
-    })
+    })?;
+    eprintln!(
+        "warning: no signer proved which version is in force; taking the coordinator's word (version {}, verified)",
+        doc.version
+    );
+    Ok(doc)
 }
 
 /// Asks before signing. `--yes` answers for automation; without it, a terminal is required.
