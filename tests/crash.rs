@@ -309,6 +309,9 @@ async fn crash_injection_loses_nothing_debits_once_and_reuses_no_nonce() {
         "double_debits": double_debits,
         "nonce_reuse": nonce_reuse,
         "stuck": stuck,
+        // Withdrawals t signers released shares for, failed by a coordinator restart before
+        // the signature was recorded (the two-way audit check lists them for a person).
+        "failed_after_release": cross.as_ref().map_or(0, |x| x.failed_after_release.len()),
         "seed": seed,
     });
     println!("crash injection: {summary}");

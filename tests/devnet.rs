@@ -74,6 +74,17 @@ async fn devnet_comes_up_signs_and_stops_cleanly() {
         "{out}"
     );
 
+    // The devnet pins its genesis policy for the admin desk: `admin show` verifies the chain
+    // from it and every signer proves its policy with a signed receipt.
+    let (code, out, err) =
+        quorate(&["admin", "--dir", dir.to_str().unwrap(), "--json", "show"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["verified"], true, "{v}");
+    let signers = v["signers"].as_array().unwrap();
+    assert_eq!(signers.len(), 3, "{v}");
+    assert!(signers.iter().all(|s| s["proven"] == true), "{v}");
+
     // Ctrl-C: everything stops, cleanly.
     let client = std::fs::read_to_string(dir.join("client.toml")).unwrap();
     let addr = client

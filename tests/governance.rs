@@ -132,17 +132,7 @@ async fn freeze_unfreeze_veto_and_approvals() {
 
     // A loosening change (a new destination) waits out the 10-minute time-lock even with the
     // quorum, and a single admin's veto cancels it everywhere.
-    let (code, toml, _) = quorate(&[
-        "admin",
-        "--dir",
-        c.dir_str(),
-        "--coordinator",
-        &c.addr,
-        "show",
-        "--toml",
-    ])
-    .await;
-    assert_eq!(code, 0);
+    let toml = c.policy_toml().await;
     let edited = format!(
         "{toml}\n[[whitelist]]\nchain = \"ethereum\"\naddress = \"{NOT_WHITELISTED}\"\nlabel = \"new partner\"\n"
     );
@@ -301,16 +291,7 @@ async fn not_yet_active_until_its_time_and_loosening_after_its_timelock() {
 
     // A new destination is a loosening: it waits out the time-lock, then applies on the
     // coordinator and on every signer without anyone touching it again.
-    let (_, toml, _) = quorate(&[
-        "admin",
-        "--dir",
-        c.dir_str(),
-        "--coordinator",
-        &c.addr,
-        "show",
-        "--toml",
-    ])
-    .await;
+    let toml = c.policy_toml().await;
     let file = c.path("p.toml");
     std::fs::write(
         &file,

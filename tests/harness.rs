@@ -312,31 +312,64 @@ impl Cluster {
 
     /// The coordinator's audit log through the admin service, chain verified.
     pub async fn coordinator_audit(&self) -> Vec<quorate_core::audit::Record> {
+        self.audit_of("coordinator", None).await
+    }
+
+    /// A node's audit log through the admin service, verified: the chain, and for a signer
+    /// its head signed by `key` over this export's nonce.
+    pub async fn audit_of(
+        &self,
+        node: &str,
+        key: Option<&quorate_core::identity::IdentityPublic>,
+    ) -> Vec<quorate_core::audit::Record> {
+        use quorate_wire::convert::audit as conv;
         let mut a =
             admin::admin_service_client::AdminServiceClient::new(self.channel("admin").await);
-        let mut out = Vec::new();
+        let nonce = b"harness-audit-nonce".to_vec();
+        let mut text = String::new();
+        let mut from = 1;
         loop {
             let page = a
                 .export_audit(quorate_wire::audit::AuditExportRequest {
-                    node: "coordinator".into(),
-                    from_seq: out.len() as u64 + 1,
+                    node: node.into(),
+                    from_seq: from,
                     limit: 0,
-                    nonce: vec![],
+                    nonce: nonce.clone(),
                 })
                 .await
                 .expect("audit export")
                 .into_inner();
-            let head = page.head.expect("head");
-            out.extend(
-                page.records
-                    .iter()
-                    .map(|r| quorate_wire::convert::audit::record_from_proto(r).unwrap()),
-            );
-            if page.records.is_empty() || out.len() as u64 >= head.seq {
-                quorate_core::audit::verify_chain(&out).expect("coordinator audit chain");
-                return out;
+            let head = conv::head_from_proto(page.head.as_ref().expect("head")).unwrap();
+            for r in &page.records {
+                let r = conv::record_from_proto(r).unwrap();
+                text.push_str(&r.to_json());
+                text.push('\n');
+                from = r.seq + 1;
+            }
+            if page.records.is_empty() || from > head.seq {
+                text.push_str(&head.to_json());
+                text.push('\n');
+                return quorate_core::audit::verify_export(&text, key)
+                    .unwrap_or_else(|e| panic!("{node}'s audit log does not verify: {e}"))
+                    .records;
             }
         }
+    }
+
+    /// The policy in force in its editable TOML form (`quorate admin show --toml`).
+    pub async fn policy_toml(&self) -> String {
+        let (code, toml, err) = quorate(&[
+            "admin",
+            "--dir",
+            self.dir_str(),
+            "--coordinator",
+            &self.addr,
+            "show",
+            "--toml",
+        ])
+        .await;
+        assert_eq!(code, 0, "admin show --toml: {err}");
+        toml
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

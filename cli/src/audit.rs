@@ -264,6 +264,8 @@ fn verify(
                 "logs": report,
                 "signatures_matched": cross.as_ref().map(|x| x.signed),
                 "share_releases_matched": cross.as_ref().map(|x| x.releases),
+                "share_releases_not_judged": cross.as_ref().map(|x| x.unjudged),
+                "failed_after_release": cross.as_ref().map(|x| x.failed_after_release.clone()),
                 "threshold": cross.as_ref().map(|x| x.threshold),
             })
         );
@@ -291,6 +293,17 @@ fn verify(
                     "ok  every one of the {} share releases in the signers' logs is for a withdrawal the coordinator's log shows, and none made a signature it does not account for",
                     x.releases
                 );
+                if x.unjudged > 0 {
+                    println!(
+                        "--  {} share releases are newer than the coordinator's log (less the clock skew) and were not judged: export the coordinator's log again to cover them",
+                        x.unjudged
+                    );
+                }
+                for w in &x.failed_after_release {
+                    println!(
+                        "WARNING  withdrawal `{w}`: t signers released shares, and the coordinator's log says it failed without naming a culprit (a coordinator crash, or a signature kept back): check the chain for it"
+                    );
+                }
             }
             None => println!(
                 "(give the coordinator's log and the signers' logs together to cross-check released signatures)"

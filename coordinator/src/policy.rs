@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, sync::Mutex};
 use quorate_core::{
     identity::IdentityPublic,
     intent::WithdrawalIntent,
+    policy::governance::MAX_VETOES,
     policy::{
         decode_state, diff,
         doc::MAX_WINDOW_MS,
@@ -114,16 +115,16 @@ impl Desk {
                 }
             }
         }
-        let mut decided: Vec<(u64, String)> = self
+        let mut decided: Vec<(u64, String, bool)> = self
             .proposals
             .iter()
-            .filter(|(h, p)| !self.keep(h, p))
-            .map(|(h, p)| (p.seq, h.clone()))
+            .filter(|(_, p)| !is_open(&p.state))
+            .map(|(h, p)| (p.seq, h.clone(), self.keep(h, p)))
             .collect();
         decided.sort();
         decided.reverse();
-        for (i, (_, h)) in decided.into_iter().enumerate() {
-            if i >= MAX_DECIDED {
+        for (i, (_, h, keep)) in decided.into_iter().enumerate() {
+            if i >= MAX_DECIDED && !keep {
                 // An applied version lives on in the history; only the proposal record goes.
                 self.proposals.remove(&h);
             } else if i >= DECIDED_SHOWN {
@@ -142,6 +143,9 @@ impl Desk {
                 .get(h)
                 .is_some_and(|p| p.version() > active_version)
         });
+        // At most MAX_VETOES for the version in force (as on signers): the oldest go first.
+        let excess = self.vetoes.len().saturating_sub(MAX_VETOES);
+        self.vetoes.drain(..excess);
     }
 
     /// True if the proposal's record must stay: open, or vetoed with a veto still carried.
@@ -443,6 +447,12 @@ impl PolicyDesk {
             ));
         }
         let key = hex::encode(hash);
+        if inner.desk.vetoes.iter().any(|(h, _, _)| *h == key) {
+            return Err(bad(
+                rule::POLICY_UPDATE_VETOED,
+                format!("proposal {key} was vetoed; propose a different document"),
+            ));
+        }
         if let Some(p) = inner.desk.proposals.get(&key) {
             if p.state != "collecting" {
                 return Err(bad(
@@ -634,15 +644,13 @@ impl PolicyDesk {
             inner.state = Some(next);
             inner.desk.history.retain(|h| h != &p.signed);
         }
-        // Signers only ever held a time-locked version: only its veto needs carrying to
-        // signers that catch up.
-        if was_timelocked {
-            inner.desk.vetoes.push((
-                hash_hex.to_string(),
-                sig.admin.to_string(),
-                hex::encode(&sig.signature),
-            ));
-        }
+        // Carried to signers that catch up (a signer then refuses the document if it ever
+        // arrives), and refused here if filed again, while the version in force lasts.
+        inner.desk.vetoes.push((
+            hash_hex.to_string(),
+            sig.admin.to_string(),
+            hex::encode(&sig.signature),
+        ));
         if let Some(p) = inner.desk.proposals.get_mut(hash_hex) {
             p.state = "vetoed".into();
         }

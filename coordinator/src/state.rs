@@ -141,10 +141,12 @@ impl Coordinator {
             dkg.fingerprint = group_key_fingerprint(&gk);
             dkg.group_public_key = gk;
         }
+        let mut restarted = Vec::new();
         for mut r in store
             .with_status(Status::Signing)
             .map_err(|e| e.to_string())?
         {
+            restarted.push((r.id.clone(), r.digest.clone()));
             r.status = Status::Failed;
             r.rule = Some(coord_rule::RESTARTED.into());
             r.reason = Some(
@@ -182,6 +184,15 @@ impl Coordinator {
                 .with("version", env!("CARGO_PKG_VERSION"))
                 .with("manifest", hex::encode(state.manifest.hash())),
         );
+        // Shares may have left for these before the restart: the log says what became of them.
+        for (id, digest) in restarted {
+            state.audit(
+                Event::new(audit::kind::WITHDRAWAL_FAILED)
+                    .with("withdrawal", id)
+                    .with("digest", digest)
+                    .with("rule", coord_rule::RESTARTED),
+            );
+        }
         state.store.flush().map_err(|e| e.to_string())?;
         Ok(state)
     }

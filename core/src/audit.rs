@@ -595,6 +595,12 @@ pub struct CrossCheck {
     pub threshold: u16,
     /// Share releases in the signers' logs checked against the coordinator's log.
     pub releases: usize,
+    /// Share releases newer than the coordinator's log (less the skew): not judged.
+    pub unjudged: usize,
+    /// Withdrawals that t signers released shares for and that the coordinator's log says
+    /// failed, naming no culprit: a coordinator crash in between, or a coordinator keeping a
+    /// signature and claiming failure. For a person to look at.
+    pub failed_after_release: Vec<String>,
 }
 
 /// Checks both directions between the coordinator's log and the signers': every withdrawal the
@@ -664,7 +670,8 @@ pub fn cross_check(
         .map_or(0, |r| r.at_ms)
         .saturating_sub(skew_ms);
     let mut received: BTreeSet<(&str, &str)> = BTreeSet::new();
-    let mut settled: BTreeSet<&str> = BTreeSet::new();
+    let mut blamed: BTreeSet<&str> = BTreeSet::new();
+    let mut failed: BTreeSet<&str> = BTreeSet::new();
     let mut signed_ids: BTreeSet<(&str, &str)> = BTreeSet::new();
     for r in &coordinator.records {
         let w = r.event.field("withdrawal");
@@ -675,13 +682,18 @@ pub fn cross_check(
             (kind::WITHDRAWAL_SIGNED, Some(w), Some(d)) => {
                 signed_ids.insert((w, d));
             }
-            (kind::WITHDRAWAL_FAILED | kind::CULPRIT, Some(w), _) => {
-                settled.insert(w);
+            (kind::CULPRIT, Some(w), _) => {
+                blamed.insert(w);
+            }
+            (kind::WITHDRAWAL_FAILED, Some(w), _) => {
+                failed.insert(w);
             }
             _ => {}
         }
     }
     let mut judged = 0;
+    let mut unjudged = 0;
+    let mut failed_after_release = Vec::new();
     let mut times: BTreeMap<(&str, &str), Vec<(u64, &str)>> = BTreeMap::new();
     for log in signers {
         for r in &log.records {
@@ -703,6 +715,7 @@ pub fn cross_check(
                 .or_default()
                 .push((r.at_ms, log.head.node.as_str()));
             if r.at_ms > cutoff {
+                unjudged += 1;
                 continue;
             }
             judged += 1;
@@ -734,22 +747,29 @@ pub fn cross_check(
         if when[usize::from(t) - 1] > cutoff {
             continue;
         }
-        if !signed_ids.contains(&(w, d)) && !settled.contains(w) {
-            return Err(AuditError::at(
-                None,
-                None,
-                format!(
-                    "withdrawal `{w}` (digest {d}): {} signers ({}) released shares, enough for a signature, but the coordinator's log never shows it signed, failed or blaming anyone (signatures harvested?)",
-                    nodes.len(),
-                    nodes.join(", ")
-                ),
-            ));
+        if signed_ids.contains(&(w, d)) || blamed.contains(w) {
+            continue;
         }
+        if failed.contains(w) {
+            failed_after_release.push(w.to_string());
+            continue;
+        }
+        return Err(AuditError::at(
+            None,
+            None,
+            format!(
+                "withdrawal `{w}` (digest {d}): {} signers ({}) released shares, enough for a signature, but the coordinator's log never shows it signed, failed or blaming anyone (signatures harvested?)",
+                nodes.len(),
+                nodes.join(", ")
+            ),
+        ));
     }
     Ok(CrossCheck {
         signed,
         threshold: t,
         releases: judged,
+        unjudged,
+        failed_after_release,
     })
 }
 
@@ -771,13 +791,31 @@ pub enum Admit {
 }
 
 /// Keeps a coordinator that sends junk from buying one audit record (and one disk sync) per
-/// message, without losing count: each (request, rule) gets [`REFUSALS_PER_SECOND`] records
-/// a second, and the refusals past that are written as one `refused` record with a `count`
-/// once the second is over ([`RefusalThrottle::drain`]).
+/// message, without losing count: each kind of refusal gets [`REFUSALS_PER_SECOND`] records a
+/// second, and the refusals past that are written as one `refused` record with a `count` once
+/// the second is over ([`RefusalThrottle::drain`]). A kind is the request, the rule and the
+/// withdrawal the refusal names, so refusals of real withdrawals are never buried under junk
+/// or under each other.
 #[derive(Debug, Default)]
 pub struct RefusalThrottle {
-    /// (request, rule) → (second, recorded in it, counted in it).
-    slots: BTreeMap<(String, String), (u64, u32, u64)>,
+    /// (request, rule, withdrawal) → (second, recorded in it, counted in it).
+    slots: BTreeMap<(String, String, String), (u64, u32, u64)>,
+    /// Counts of seconds that ended before a drain ran.
+    owed: Vec<Event>,
+}
+
+fn counted_event(
+    (request, rule, withdrawal): &(String, String, String),
+    second: u64,
+    n: u64,
+) -> Event {
+    let mut e = Event::refused(request, rule, "repeated refusals, counted")
+        .with("count", n.to_string())
+        .with("second", second.to_string());
+    if !withdrawal.is_empty() {
+        e = e.with("withdrawal", withdrawal);
+    }
+    e
 }
 
 impl RefusalThrottle {
@@ -786,17 +824,19 @@ impl RefusalThrottle {
         Self::default()
     }
 
-    /// Decides about one refusal of `request` under `rule` at `now_ms`.
-    pub fn admit(&mut self, request: &str, rule: &str, now_ms: u64) -> Admit {
+    /// Decides about one refusal of `request` under `rule` (naming `withdrawal`, or "") at
+    /// `now_ms`.
+    pub fn admit(&mut self, request: &str, rule: &str, withdrawal: &str, now_ms: u64) -> Admit {
         let second = now_ms / 1000;
-        let slot = self
-            .slots
-            .entry((request.to_string(), rule.to_string()))
-            .or_insert((second, 0, 0));
+        let key = (
+            request.to_string(),
+            rule.to_string(),
+            withdrawal.to_string(),
+        );
+        let slot = self.slots.entry(key.clone()).or_insert((second, 0, 0));
         if slot.0 != second {
-            // A new second; what an older one counted is drained separately, never dropped.
             if slot.2 > 0 {
-                return Admit::Record;
+                self.owed.push(counted_event(&key, slot.0, slot.2));
             }
             *slot = (second, 0, 0);
         }
@@ -809,21 +849,17 @@ impl RefusalThrottle {
         }
     }
 
-    /// The records owed for seconds that are over: one `refused` event per (request, rule)
-    /// with the number of refusals counted and not recorded one by one.
+    /// The records owed for seconds that are over: one `refused` event per kind with the
+    /// number of refusals counted and not recorded one by one.
     pub fn drain(&mut self, now_ms: u64) -> Vec<Event> {
         let second = now_ms / 1000;
-        let mut out = Vec::new();
-        self.slots.retain(|(request, rule), slot| {
+        let mut out = std::mem::take(&mut self.owed);
+        self.slots.retain(|key, slot| {
             if slot.0 == second {
                 return true;
             }
             if slot.2 > 0 {
-                out.push(
-                    Event::refused(request, rule, "repeated refusals, counted")
-                        .with("count", slot.2.to_string())
-                        .with("second", slot.0.to_string()),
-                );
+                out.push(counted_event(key, slot.0, slot.2));
             }
             false
         });
@@ -854,32 +890,48 @@ mod tests {
         let mut t = RefusalThrottle::new();
         let at = 5_000_000;
         for _ in 0..REFUSALS_PER_SECOND {
-            assert_eq!(t.admit("commit", "bad-request", at), Admit::Record);
+            assert_eq!(t.admit("commit", "bad-request", "", at), Admit::Record);
         }
         assert_eq!(
-            t.admit("commit", "bad-request", at + 10),
+            t.admit("commit", "bad-request", "", at + 10),
             Admit::Counted { first: true }
         );
         for _ in 0..99 {
             assert_eq!(
-                t.admit("commit", "bad-request", at + 20),
+                t.admit("commit", "bad-request", "", at + 20),
                 Admit::Counted { first: false }
             );
         }
-        // Another kind has its own allowance.
-        assert_eq!(t.admit("sign", "bad-request", at), Admit::Record);
+        // Another request, or the same refusal of a real withdrawal, has its own allowance.
+        assert_eq!(t.admit("sign", "bad-request", "", at), Admit::Record);
+        assert_eq!(
+            t.admit("commit", "bad-request", "wd-1", at + 30),
+            Admit::Record
+        );
         // Nothing owed while the second lasts.
         assert!(t.drain(at + 999).is_empty());
-        // A refusal in a new second before the drain is still recorded; the count stays owed.
-        assert_eq!(t.admit("commit", "bad-request", at + 1_500), Admit::Record);
+        // A new second before the drain: the old count is kept aside, and the new second has
+        // its allowance again, no more.
+        for _ in 0..REFUSALS_PER_SECOND {
+            assert_eq!(
+                t.admit("commit", "bad-request", "", at + 1_500),
+                Admit::Record
+            );
+        }
+        assert_eq!(
+            t.admit("commit", "bad-request", "", at + 1_500),
+            Admit::Counted { first: true }
+        );
         let owed = t.drain(at + 1_500);
         assert_eq!(owed.len(), 1);
         assert_eq!(owed[0].field("count"), Some("100"));
         assert_eq!(owed[0].field("rule"), Some("bad-request"));
         assert_eq!(owed[0].field("request"), Some("commit"));
-        assert!(t.drain(at + 3_000).is_empty(), "counted once");
-        // After the drain, the new second starts afresh.
-        assert_eq!(t.admit("commit", "bad-request", at + 3_000), Admit::Record);
+        assert_eq!(owed[0].field("second"), Some("5000"));
+        let owed = t.drain(at + 3_000);
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].field("count"), Some("1"));
+        assert!(t.drain(at + 4_000).is_empty(), "counted once");
     }
 
     #[test]

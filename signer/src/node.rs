@@ -503,23 +503,26 @@ impl Node {
         if let pb::signer_message::Body::Refusal(r) = &answer {
             let mut e =
                 Event::refused(what, &r.rule, &r.reason).with("permanent", r.permanent.to_string());
+            let mut withdrawal = String::new();
             if let Some(i) = intent.and_then(|b| WithdrawalIntent::decode(&b).ok()) {
+                withdrawal = i.id.clone();
                 e = e.with("withdrawal", i.id);
             }
             if !r.culprits.is_empty() {
                 let c: Vec<String> = r.culprits.iter().map(u32::to_string).collect();
                 e = e.with("culprits", c.join(","));
             }
-            self.record_refusal(what, &r.rule, e).await;
+            self.record_refusal(what, &r.rule, &withdrawal, e).await;
         }
         answer
     }
 
     /// Records a refusal, durably, before the answer leaves: a refusal is evidence. Past
-    /// [`audit::REFUSALS_PER_SECOND`] of one kind in a second, the rest are counted and written
-    /// as one record when the second is over, so junk cannot buy a disk sync per message.
-    async fn record_refusal(self: &Arc<Self>, what: &str, rule: &str, e: Event) {
-        let admit = lock(&self.refusals).admit(what, rule, now_ms());
+    /// [`audit::REFUSALS_PER_SECOND`] of one kind (request, rule, withdrawal) in a second, the
+    /// rest are counted and written as one record when the second is over, so junk cannot buy
+    /// a disk sync per message (counted ones are answered before their record is written).
+    async fn record_refusal(self: &Arc<Self>, what: &str, rule: &str, withdrawal: &str, e: Event) {
+        let admit = lock(&self.refusals).admit(what, rule, withdrawal, now_ms());
         match admit {
             audit::Admit::Record => {
                 // Off the reactor, as the write flushes.
@@ -560,7 +563,7 @@ impl Node {
             ],
         );
         let e = Event::refused("unknown", &r.rule, &r.reason).with("permanent", "true");
-        self.record_refusal("unknown", &r.rule, e).await;
+        self.record_refusal("unknown", &r.rule, "", e).await;
         refusal(r)
     }
 

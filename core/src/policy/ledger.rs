@@ -366,23 +366,7 @@ impl Ledger {
                 records: vec![],
             };
         }
-        let bucket = at_ms / BUCKET_MS;
-        let one = Usage {
-            amount: amount.get(),
-            count: 1,
-        };
-        let records = [None, Some(destination.to_string())]
-            .into_iter()
-            .map(|destination| {
-                let key = LedgerKey {
-                    chain,
-                    asset: asset.to_string(),
-                    destination,
-                };
-                let usage = self.series.entry(key.clone()).or_default().add(bucket, one);
-                BucketRecord { key, bucket, usage }
-            })
-            .collect();
+        let records = self.add_to_bucket(chain, asset, &[destination], amount, at_ms / BUCKET_MS);
         Debit {
             at_ms: now,
             records,
@@ -422,26 +406,36 @@ impl Ledger {
     ) -> Debit {
         let at = self.effective_now(now_ms);
         self.high_water_ms = at;
-        let bucket = at / BUCKET_MS;
+        let records = self.add_to_bucket(chain, asset, destinations, amount, at / BUCKET_MS);
+        Debit { at_ms: at, records }
+    }
+
+    /// Adds one withdrawal of `amount` to `bucket` of the asset's key and of each destination's
+    /// key; returns the buckets' new totals to persist.
+    fn add_to_bucket(
+        &mut self,
+        chain: Chain,
+        asset: &str,
+        destinations: &[&str],
+        amount: Amount,
+        bucket: u64,
+    ) -> Vec<BucketRecord> {
         let one = Usage {
             amount: amount.get(),
             count: 1,
         };
-        let keys = std::iter::once(None)
+        std::iter::once(None)
             .chain(destinations.iter().map(|d| Some(d.to_string())))
-            .map(|destination| LedgerKey {
-                chain,
-                asset: asset.to_string(),
-                destination,
-            });
-        let records = keys
-            .into_iter()
-            .map(|key| {
+            .map(|destination| {
+                let key = LedgerKey {
+                    chain,
+                    asset: asset.to_string(),
+                    destination,
+                };
                 let usage = self.series.entry(key.clone()).or_default().add(bucket, one);
                 BucketRecord { key, bucket, usage }
             })
-            .collect();
-        Debit { at_ms: at, records }
+            .collect()
     }
 
     /// Forgets buckets no window can reach any more; returns them so the caller can delete
