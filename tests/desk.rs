@@ -641,6 +641,11 @@ async fn a_dropped_freeze_is_reported_and_a_local_freeze_holds_at_once() {
             crate::hostile::audited_refusal(&log, "wd-f-2", "policy-frozen"),
             "{name} recorded its refusal"
         );
+        assert!(
+            log.iter()
+                .any(|r| r.event.kind == "local-freeze" && r.event.field("frozen") == Some("true")),
+            "{name} recorded its operator's freeze"
+        );
         book.blocked(
             "withdrawal while the operator froze the signer locally",
             name,

@@ -138,7 +138,7 @@ pub fn in_force<'a>(
             *counts.entry(r.hash.clone()).or_default() += 1;
         } else {
             eprintln!(
-                "warning: a signer proves version {} ({}) in force, which does not verify from the pinned genesis",
+                "warning: a signer proves version {} ({}) in force, which is not in the chain verified here (from the pinned genesis, or from this desk's checkpoint onwards)",
                 r.version, r.hash
             );
         }

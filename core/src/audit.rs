@@ -70,6 +70,8 @@ pub mod kind {
     pub const SIGNER_DROPPED: &str = "signer-dropped";
     /// The node started.
     pub const NODE_STARTED: &str = "node-started";
+    /// A signer saw its operator's local freeze set or lifted.
+    pub const LOCAL_FREEZE: &str = "local-freeze";
 }
 
 /// What went wrong with a log, and where: the first bad record.

@@ -88,6 +88,8 @@ pub struct Node {
     store: Arc<dyn SignerStore>,
     /// The operator's local emergency stop.
     local_freeze: LocalFreeze,
+    /// The local freeze as last seen, so that setting and lifting it are recorded once each.
+    local_frozen_seen: std::sync::atomic::AtomicBool,
     /// Governed policy and velocity ledger: evaluation and debit happen under this one lock,
     /// so two requests can never both spend the same headroom.
     policy: Mutex<PolicyGuard>,
@@ -263,6 +265,7 @@ impl Node {
             manifest,
             identity,
             store,
+            local_frozen_seen: std::sync::atomic::AtomicBool::new(local_freeze.is_frozen()),
             local_freeze,
             policy: Mutex::new(PolicyGuard {
                 state,
@@ -567,6 +570,23 @@ impl Node {
         refusal(r)
     }
 
+    /// Whether the operator froze this signer; a change since last seen goes into the audit
+    /// log (the freeze command cannot write there itself: the running signer holds the store).
+    fn locally_frozen(&self) -> bool {
+        let now = self.local_freeze.is_frozen();
+        let was = self
+            .local_frozen_seen
+            .swap(now, std::sync::atomic::Ordering::SeqCst);
+        if now != was {
+            info!(signer = %self.name, frozen = now, "operator's local freeze changed");
+            self.audit(
+                Event::new(audit::kind::LOCAL_FREEZE).with("frozen", now.to_string()),
+                true,
+            );
+        }
+        now
+    }
+
     /// This signer's signed account of its policy over the asker's challenge.
     pub fn status_receipt(&self, challenge: &[u8]) -> Result<pb::signer_message::Body, Refusal> {
         use quorate_core::policy::receipt;
@@ -593,7 +613,7 @@ impl Node {
             version: st.version,
             hash: st.hash,
             frozen: st.frozen,
-            locally_frozen: self.local_freeze.is_frozen(),
+            locally_frozen: self.locally_frozen(),
             pending_version: st.pending_version,
             pending_hash: st.pending_hash,
             pending_effective_at_ms: st.pending_effective_at_ms,
@@ -1019,7 +1039,7 @@ impl Node {
         })?;
         let id = ok.intent.id.as_str();
         self.check_binding(&ok.intent, &ok.digest)?;
-        if self.local_freeze.is_frozen() {
+        if self.locally_frozen() {
             return Err(Refusal::temporary(
                 rule::POLICY_FROZEN,
                 format!(
