@@ -443,20 +443,7 @@ async fn approve_withdrawal_refuses_a_doctored_intent_and_signs_nothing() {
     let (m, addr) = mitm(&c).await;
     let mut book = Book::attacks("redteam-admin-desk-withdrawal");
     // 1.5 BTC is above the 1 BTC approval threshold: it waits for two admins.
-    let (code, v) = c
-        .submit(&[
-            "--id",
-            "wd-big",
-            "--chain",
-            "bitcoin",
-            "--asset",
-            "BTC",
-            "--to",
-            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
-            "--amount",
-            "150000000",
-        ])
-        .await;
+    let (code, v) = c.submit_btc("wd-big", "150000000").await;
     assert_eq!(
         (code, v["status"].as_str()),
         (3, Some("pending_approval")),

@@ -188,21 +188,7 @@ async fn freeze_unfreeze_veto_and_approvals() {
     assert_ne!(code, 0, "{v}");
 
     // Above the approval threshold (1 BTC), a withdrawal waits for two admins.
-    let btc = |id: &'static str| {
-        [
-            "--id",
-            id,
-            "--chain",
-            "bitcoin",
-            "--asset",
-            "BTC",
-            "--to",
-            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
-            "--amount",
-            "150000000",
-        ]
-    };
-    let (code, v) = c.submit(&btc("wd-g-5")).await;
+    let (code, v) = c.submit_btc("wd-g-5", "150000000").await;
     assert_eq!(
         (code, v["status"].as_str()),
         (3, Some("pending_approval")),

@@ -284,6 +284,24 @@ impl Cluster {
         .await
     }
 
+    /// Submits `amount` satoshi of BTC to the sample bitcoin address with `id` (above 1 BTC
+    /// it waits for two admins' approvals on the devnet policy).
+    pub async fn submit_btc(&self, id: &str, amount: &str) -> (i32, Value) {
+        self.submit(&[
+            "--id",
+            id,
+            "--chain",
+            "bitcoin",
+            "--asset",
+            "BTC",
+            "--to",
+            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+            "--amount",
+            amount,
+        ])
+        .await
+    }
+
     /// Asserts the coordinator process is alive and its health service reports serving.
     pub async fn assert_serving(&mut self) {
         assert!(
