@@ -481,11 +481,12 @@ impl Node {
             B::LedgerNotice(n) => self.blocking(move |node| node.ledger_notice(&n)).await,
             // The audit lock can be held across a flush: off the reactor.
             B::AuditExport(r) => self.blocking(move |node| node.audit_export(&r)).await,
-            // One ECDSA signature: cheap enough for the reactor.
-            B::StatusChallenge(c) => match self.status_receipt(&c.challenge) {
-                Ok(b) => b,
-                Err(r) => refusal(r),
-            },
+            // May apply a due version or record a local-freeze change, both flushed: off the
+            // reactor.
+            B::StatusChallenge(c) => {
+                self.blocking(move |node| node.status_receipt(&c.challenge))
+                    .await
+            }
         };
         let (outcome, rule) = match &answer {
             pb::signer_message::Body::Refusal(r) => ("refused", r.rule.as_str()),
