@@ -141,22 +141,11 @@ impl Coordinator {
             dkg.fingerprint = group_key_fingerprint(&gk);
             dkg.group_public_key = gk;
         }
-        let mut restarted = Vec::new();
-        for mut r in store
+        // Marked failed below, once their audit records are written (a crash in between
+        // leaves them in `signing`, to be marked and recorded at the next start).
+        let restarted = store
             .with_status(Status::Signing)
-            .map_err(|e| e.to_string())?
-        {
-            restarted.push((r.id.clone(), r.digest.clone()));
-            r.status = Status::Failed;
-            r.rule = Some(coord_rule::RESTARTED.into());
-            r.reason = Some(
-                "the coordinator restarted while this withdrawal was being signed; submit it again"
-                    .into(),
-            );
-            r.updated_ms = now_ms();
-            store.update(&r).map_err(|e| e.to_string())?;
-            warn!(withdrawal = %r.id, "in-flight withdrawal marked failed after restart");
-        }
+            .map_err(|e| e.to_string())?;
         let last = store.last_audit().map_err(|e| e.to_string())?;
         let (events, _) = broadcast::channel(1024);
         let state = Self {
@@ -184,14 +173,27 @@ impl Coordinator {
                 .with("version", env!("CARGO_PKG_VERSION"))
                 .with("manifest", hex::encode(state.manifest.hash())),
         );
-        // Shares may have left for these before the restart: the log says what became of them.
-        for (id, digest) in restarted {
+        // Shares may have left for these before the restart: the log says what became of them,
+        // durably, before their records say so.
+        for r in &restarted {
             state.audit(
                 Event::new(audit::kind::WITHDRAWAL_FAILED)
-                    .with("withdrawal", id)
-                    .with("digest", digest)
+                    .with("withdrawal", &r.id)
+                    .with("digest", &r.digest)
                     .with("rule", coord_rule::RESTARTED),
             );
+        }
+        state.store.flush().map_err(|e| e.to_string())?;
+        for mut r in restarted {
+            r.status = Status::Failed;
+            r.rule = Some(coord_rule::RESTARTED.into());
+            r.reason = Some(
+                "the coordinator restarted while this withdrawal was being signed; submit it again"
+                    .into(),
+            );
+            r.updated_ms = now_ms();
+            state.store.update(&r).map_err(|e| e.to_string())?;
+            warn!(withdrawal = %r.id, "in-flight withdrawal marked failed after restart");
         }
         state.store.flush().map_err(|e| e.to_string())?;
         Ok(state)

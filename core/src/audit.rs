@@ -600,8 +600,8 @@ pub struct CrossCheck {
     /// Share releases newer than the coordinator's log (less the skew): not judged.
     pub unjudged: usize,
     /// Withdrawals that t signers released shares for and that the coordinator's log says
-    /// failed, naming no culprit: a coordinator crash in between, or a coordinator keeping a
-    /// signature and claiming failure. For a person to look at.
+    /// failed or refused, naming no culprit: a crash or a lost answer in between, or a
+    /// coordinator keeping a signature and claiming failure. For a person to look at.
     pub failed_after_release: Vec<String>,
 }
 
@@ -687,7 +687,9 @@ pub fn cross_check(
             (kind::CULPRIT, Some(w), _) => {
                 blamed.insert(w);
             }
-            (kind::WITHDRAWAL_FAILED, Some(w), _) => {
+            // A run that ended without a signature: failed, or refused (permanently, e.g.
+            // expired) after a retry.
+            (kind::WITHDRAWAL_FAILED | kind::REFUSED, Some(w), _) => {
                 failed.insert(w);
             }
             _ => {}

@@ -225,6 +225,17 @@ fn every_share_a_signer_released_must_be_shown_by_the_coordinators_log() {
     assert!(err.what.contains("signer-1, signer-2"), "{err}");
     // One signer's share alone makes no signature: not an alarm.
     assert!(cross_check(&v(&quiet), &[v(&h1)], None, 0).is_ok());
+    // A refusal of the withdrawal after the shares (a retry that found it expired) settles it
+    // as a warning, like a failure.
+    let refused_later = coordinator_log(
+        &[
+            received("wd-1"),
+            Event::refused("submit", "intent-expired", "expired").with("withdrawal", "wd-1"),
+        ],
+        2,
+    );
+    let ok = cross_check(&v(&refused_later), &[v(&h1), v(&h2)], None, 0).unwrap();
+    assert_eq!(ok.failed_after_release, vec!["wd-1".to_string()]);
 
     // Releases newer than the coordinator's last record, less the clock skew allowed, were in
     // flight when it exported: not judged.
