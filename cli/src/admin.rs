@@ -159,6 +159,15 @@ async fn verified_in_force(
         .await
         .map_err(|s| anyhow::anyhow!("reading the policy: {}", s.message()))?
         .into_inner();
+    verify_view(a, c, view).await
+}
+
+/// [`verified_in_force`] for a view already fetched.
+async fn verify_view(
+    a: &mut Admin,
+    c: &ClientFile,
+    view: pb::PolicyView,
+) -> anyhow::Result<Verified> {
     let chain = desk::verified_chain(a, c).await?;
     let (proven, _) = desk::receipts(a, c).await?;
     let claimed = view
@@ -356,16 +365,13 @@ pub async fn run(
                 .iter()
                 .find(|w| w.id == id)
                 .with_context(|| format!("withdrawal `{id}` is not waiting for approvals"))?;
-            let shown = verified_withdrawal(&cur, w)?;
+            let (shown, digest) = verified_withdrawal(&cur, w)?;
             if json_out {
                 eprintln!("{shown}");
             } else {
                 println!("{shown}");
             }
             desk::confirm(yes, &format!("approve withdrawal {id}"))?;
-            let digest = WithdrawalIntent::decode(&w.intent)
-                .map_err(|e| anyhow::anyhow!("intent: {e}"))?
-                .digest();
             let sig = approve_withdrawal(&key, &digest);
             match a
                 .approve_withdrawal(pb::ApproveWithdrawalRequest {
@@ -398,8 +404,11 @@ pub async fn run(
 /// Checks a pending withdrawal the way a signer would before an admin vouches for it: the
 /// intent decodes canonically, it is the one asked for, the backend signed it with a key of the
 /// verified policy in force, its asset is registered and its destination whitelisted. Returns
-/// what the admin is shown: exactly what the approval covers.
-pub fn verified_withdrawal(cur: &PolicyDoc, w: &pb::PendingWithdrawal) -> anyhow::Result<String> {
+/// what the admin is shown (exactly what the approval covers) and the digest to sign.
+pub fn verified_withdrawal(
+    cur: &PolicyDoc,
+    w: &pb::PendingWithdrawal,
+) -> anyhow::Result<(String, [u8; 32])> {
     let id = &w.id;
     let intent = WithdrawalIntent::decode(&w.intent).map_err(|e| {
         anyhow::anyhow!("the coordinator sent an invalid intent for `{id}`: {e}; nothing signed")
@@ -436,7 +445,7 @@ pub fn verified_withdrawal(cur: &PolicyDoc, w: &pb::PendingWithdrawal) -> anyhow
                 intent.chain.as_str()
             )
         })?;
-    Ok(format!(
+    let shown = format!(
         "approving withdrawal {id} (backend signature verified):\n  {} {} on {}\n  to {} (\"{}\")\n  base units {}{}\n  created {} ms, expires {} ms, digest {}",
         format_units(intent.amount.get(), asset.decimals),
         intent.asset,
@@ -452,7 +461,8 @@ pub fn verified_withdrawal(cur: &PolicyDoc, w: &pb::PendingWithdrawal) -> anyhow
         intent.created_at_ms,
         intent.expires_at_ms,
         hex::encode(digest),
-    ))
+    );
+    Ok((shown, digest))
 }
 
 async fn pending(a: &mut Admin, c: &ClientFile, json_out: bool) -> anyhow::Result<u8> {
@@ -490,12 +500,12 @@ async fn pending(a: &mut Admin, c: &ClientFile, json_out: bool) -> anyhow::Resul
     for p in proposals {
         print_proposal(p, false);
     }
-    let cur = verified_in_force(a, c, "").await.map(|v| v.in_force);
+    let cur = verify_view(a, c, view.clone()).await.map(|v| v.in_force);
     for w in &ws {
         let shown = match &cur {
-            Ok(doc) => {
-                verified_withdrawal(doc, w).unwrap_or_else(|e| format!("DOES NOT VERIFY: {e}"))
-            }
+            Ok(doc) => verified_withdrawal(doc, w)
+                .map(|(shown, _)| shown)
+                .unwrap_or_else(|e| format!("DOES NOT VERIFY: {e}")),
             Err(e) => format!("not verified: {e}"),
         };
         println!(
