@@ -12,6 +12,7 @@ mod desk;
 mod devnet;
 mod dkg;
 mod governance;
+mod governance_scale;
 mod hostile;
 mod malicious;
 mod operator;

@@ -1,0 +1,153 @@
+//! How many refusal records a node writes: junk is counted, not recorded one by one.
+
+use std::collections::BTreeMap;
+
+use super::Event;
+
+/// Refusal records of one kind (request and rule) a node writes one by one in a second; the
+/// rest of that second are counted into one record.
+pub const REFUSALS_PER_SECOND: u32 = 32;
+
+/// What to do with a refusal about to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admit {
+    /// Record it.
+    Record,
+    /// Counted only. `first` is true for the first one counted in this second: the caller
+    /// arranges for [`RefusalThrottle::drain`] to run once the second is over.
+    Counted {
+        /// The first refusal counted in this second.
+        first: bool,
+    },
+}
+
+/// Keeps a coordinator that sends junk from buying one audit record (and one disk sync) per
+/// message, without losing count: each kind of refusal gets [`REFUSALS_PER_SECOND`] records a
+/// second, and the refusals past that are written as one `refused` record with a `count` once
+/// the second is over ([`RefusalThrottle::drain`]). A kind is the request, the rule and the
+/// withdrawal the refusal names, so refusals of real withdrawals are never buried under junk
+/// or under each other.
+#[derive(Debug, Default)]
+pub struct RefusalThrottle {
+    /// (request, rule, withdrawal) → (second, recorded in it, counted in it).
+    slots: BTreeMap<(String, String, String), (u64, u32, u64)>,
+    /// Counts of seconds that ended before a drain ran.
+    owed: Vec<Event>,
+}
+
+fn counted_event(
+    (request, rule, withdrawal): &(String, String, String),
+    second: u64,
+    n: u64,
+) -> Event {
+    let mut e = Event::refused(request, rule, "repeated refusals, counted")
+        .with("count", n.to_string())
+        .with("second", second.to_string());
+    if !withdrawal.is_empty() {
+        e = e.with("withdrawal", withdrawal);
+    }
+    e
+}
+
+impl RefusalThrottle {
+    /// A throttle with nothing counted.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decides about one refusal of `request` under `rule` (naming `withdrawal`, or "") at
+    /// `now_ms`.
+    pub fn admit(&mut self, request: &str, rule: &str, withdrawal: &str, now_ms: u64) -> Admit {
+        let second = now_ms / 1000;
+        let key = (
+            request.to_string(),
+            rule.to_string(),
+            withdrawal.to_string(),
+        );
+        let slot = self.slots.entry(key.clone()).or_insert((second, 0, 0));
+        if slot.0 != second {
+            if slot.2 > 0 {
+                self.owed.push(counted_event(&key, slot.0, slot.2));
+            }
+            *slot = (second, 0, 0);
+        }
+        if slot.1 < REFUSALS_PER_SECOND {
+            slot.1 += 1;
+            Admit::Record
+        } else {
+            slot.2 += 1;
+            Admit::Counted { first: slot.2 == 1 }
+        }
+    }
+
+    /// The records owed for seconds that are over: one `refused` event per kind with the
+    /// number of refusals counted and not recorded one by one.
+    pub fn drain(&mut self, now_ms: u64) -> Vec<Event> {
+        let second = now_ms / 1000;
+        let mut out = std::mem::take(&mut self.owed);
+        self.slots.retain(|key, slot| {
+            if slot.0 == second {
+                return true;
+            }
+            if slot.2 > 0 {
+                out.push(counted_event(key, slot.0, slot.2));
+            }
+            false
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_past_the_rate_are_counted_not_lost() {
+        let mut t = RefusalThrottle::new();
+        let at = 5_000_000;
+        for _ in 0..REFUSALS_PER_SECOND {
+            assert_eq!(t.admit("commit", "bad-request", "", at), Admit::Record);
+        }
+        assert_eq!(
+            t.admit("commit", "bad-request", "", at + 10),
+            Admit::Counted { first: true }
+        );
+        for _ in 0..99 {
+            assert_eq!(
+                t.admit("commit", "bad-request", "", at + 20),
+                Admit::Counted { first: false }
+            );
+        }
+        // Another request, or the same refusal of a real withdrawal, has its own allowance.
+        assert_eq!(t.admit("sign", "bad-request", "", at), Admit::Record);
+        assert_eq!(
+            t.admit("commit", "bad-request", "wd-1", at + 30),
+            Admit::Record
+        );
+        // Nothing owed while the second lasts.
+        assert!(t.drain(at + 999).is_empty());
+        // A new second before the drain: the old count is kept aside, and the new second has
+        // its allowance again, no more.
+        for _ in 0..REFUSALS_PER_SECOND {
+            assert_eq!(
+                t.admit("commit", "bad-request", "", at + 1_500),
+                Admit::Record
+            );
+        }
+        assert_eq!(
+            t.admit("commit", "bad-request", "", at + 1_500),
+            Admit::Counted { first: true }
+        );
+        let owed = t.drain(at + 1_500);
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].field("count"), Some("100"));
+        assert_eq!(owed[0].field("rule"), Some("bad-request"));
+        assert_eq!(owed[0].field("request"), Some("commit"));
+        assert_eq!(owed[0].field("second"), Some("5000"));
+        let owed = t.drain(at + 3_000);
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].field("count"), Some("1"));
+        assert!(t.drain(at + 4_000).is_empty(), "counted once");
+    }
+}

@@ -1,0 +1,153 @@
+//! What a signer states and records about itself, apart from signing: its operator's local
+//! freeze, its signed status receipts for the admins, and how refusals go into its audit log.
+
+use std::sync::Arc;
+
+use quorate_core::{
+    audit::{self, Event},
+    refusal::Refusal,
+};
+use quorate_wire::{convert::policy::status, signer as pb};
+use tracing::info;
+
+use super::{link_rule, lock, now_ms, refusal, Node};
+
+/// The operator's local emergency stop, on top of the governed policy: the config switch
+/// (needs a restart) or a freeze file that `quorate signer freeze` writes into the data
+/// directory, which takes effect at the next request, without the coordinator.
+#[derive(Debug, Clone, Default)]
+pub struct LocalFreeze {
+    /// `policy.frozen` in the signer's config.
+    pub by_config: bool,
+    /// The freeze file; its existence freezes the signer.
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Name of the freeze file in a signer's data directory.
+pub const FREEZE_FILE: &str = "local-freeze";
+
+impl LocalFreeze {
+    /// True if the operator stopped this signer. A freeze file that cannot be checked counts
+    /// as present: when in doubt, refuse.
+    pub fn is_frozen(&self) -> bool {
+        self.by_config
+            || self
+                .file
+                .as_ref()
+                .is_some_and(|f| !matches!(f.try_exists(), Ok(false)))
+    }
+}
+
+impl Node {
+    /// Records a refusal, durably, before the answer leaves: a refusal is evidence. Past
+    /// [`audit::REFUSALS_PER_SECOND`] of one kind (request, rule, withdrawal) in a second, the
+    /// rest are counted and written as one record when the second is over, so junk cannot buy
+    /// a disk sync per message (counted ones are answered before their record is written).
+    pub(super) async fn record_refusal(
+        self: &Arc<Self>,
+        what: &str,
+        rule: &str,
+        withdrawal: &str,
+        e: Event,
+    ) {
+        let admit = lock(&self.refusals).admit(what, rule, withdrawal, now_ms());
+        match admit {
+            audit::Admit::Record => {
+                // Off the reactor, as the write flushes.
+                let node = self.clone();
+                let _ = tokio::task::spawn_blocking(move || node.audit(e, true)).await;
+            }
+            audit::Admit::Counted { first: true } => {
+                let node = self.clone();
+                tokio::spawn(async move {
+                    let wait = 1_000 - now_ms() % 1_000 + 10;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    let owed = lock(&node.refusals).drain(now_ms());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        for e in owed {
+                            node.audit(e, true);
+                        }
+                    })
+                    .await;
+                });
+            }
+            audit::Admit::Counted { first: false } => {}
+        }
+    }
+
+    /// Answers (and records) a request with no body or of a type this version does not know.
+    pub async fn refuse_unknown(self: &Arc<Self>) -> pb::signer_message::Body {
+        let r = Refusal::permanent(
+            link_rule::BAD_REQUEST,
+            "empty request or a request type this signer does not know",
+        );
+        self.metrics.inc(
+            "quorate_signer_requests_total",
+            "Coordinator requests by kind, outcome (ok, refused) and rule tag.",
+            &[
+                ("request", "unknown"),
+                ("outcome", "refused"),
+                ("rule", &r.rule),
+            ],
+        );
+        let e = Event::refused("unknown", &r.rule, &r.reason).with("permanent", "true");
+        self.record_refusal("unknown", &r.rule, "", e).await;
+        refusal(r)
+    }
+
+    /// Whether the operator froze this signer; a change since last seen goes into the audit
+    /// log (the freeze command cannot write there itself: the running signer holds the store).
+    pub(super) fn locally_frozen(&self) -> bool {
+        let now = self.local_freeze.is_frozen();
+        let was = self
+            .local_frozen_seen
+            .swap(now, std::sync::atomic::Ordering::SeqCst);
+        if now != was {
+            info!(signer = %self.name, frozen = now, "operator's local freeze changed");
+            self.audit(
+                Event::new(audit::kind::LOCAL_FREEZE).with("frozen", now.to_string()),
+                true,
+            );
+        }
+        now
+    }
+
+    /// This signer's signed account of its policy over the asker's challenge.
+    pub fn status_receipt(&self, challenge: &[u8]) -> Result<pb::signer_message::Body, Refusal> {
+        use quorate_core::policy::receipt;
+        if !(receipt::MIN_CHALLENGE..=receipt::MAX_CHALLENGE).contains(&challenge.len()) {
+            return Err(Refusal::permanent(
+                link_rule::BAD_REQUEST,
+                format!(
+                    "challenge: {}..={} bytes",
+                    receipt::MIN_CHALLENGE,
+                    receipt::MAX_CHALLENGE
+                ),
+            ));
+        }
+        let st = {
+            let mut guard = lock(&self.policy);
+            let now = now_ms();
+            // A time-lock that ran out applies before we state what is in force.
+            let _ = self.refresh_policy(&mut guard, now);
+            status(guard.state.as_ref())
+        };
+        let r = receipt::StatusReceipt {
+            node: self.name.clone(),
+            challenge: challenge.to_vec(),
+            version: st.version,
+            hash: st.hash,
+            frozen: st.frozen,
+            locally_frozen: self.locally_frozen(),
+            pending_version: st.pending_version,
+            pending_hash: st.pending_hash,
+            pending_effective_at_ms: st.pending_effective_at_ms,
+            clock_ms: now_ms(),
+            signature: vec![],
+        }
+        .sign(&self.identity);
+        Ok(pb::signer_message::Body::StatusReceipt(
+            quorate_wire::convert::policy::receipt_to_proto(&r),
+        ))
+    }
+}
