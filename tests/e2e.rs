@@ -4,6 +4,15 @@
 
 mod harness;
 
+// The vault tooling of the `quorate` binary, shared with the tests that drive a real EVM node.
+#[allow(dead_code)]
+#[path = "../cli/src/evm.rs"]
+mod evm;
+#[allow(dead_code)]
+#[path = "../cli/src/evm_rpc.rs"]
+mod evm_rpc;
+mod hardhat;
+
 mod audit;
 mod badinput;
 mod budget;
@@ -21,3 +30,5 @@ mod policy;
 mod scoreboard;
 mod signing;
 mod transport;
+mod vault;
+mod vault_devnet;

@@ -516,13 +516,15 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
                         nonces.push(n);
                         commitments.insert(*k.identifier(), c);
                     }
-                    let message = signing_message(&intent, ChainFormat::IntentDigest);
+                    let message =
+                        signing_message(&intent, ChainFormat::IntentDigest).expect("intent digest");
                     let package = frost::SigningPackage::new(commitments, &message);
                     let mut sig_shares = std::collections::BTreeMap::new();
                     for (k, n) in keys.iter().zip(&nonces) {
                         let mine = WithdrawalIntent::decode(encoded).expect("decodes");
                         backend::verify(&backend_keys, &mine.digest(), sig).expect("verifies");
-                        let _ = signing_message(&mine, ChainFormat::IntentDigest);
+                        let _ = signing_message(&mine, ChainFormat::IntentDigest)
+                            .expect("intent digest");
                         let share = frost::round2::sign(&package, n, k).expect("signs");
                         sig_shares.insert(*k.identifier(), share);
                     }

@@ -63,7 +63,7 @@ fn status_name(s: i32) -> &'static str {
 
 /// JSON form of a withdrawal.
 pub fn withdrawal_json(w: &pb::Withdrawal) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "id": w.id,
         "status": status_name(w.status),
         "message": hex::encode(&w.message),
@@ -74,7 +74,11 @@ pub fn withdrawal_json(w: &pb::Withdrawal) -> serde_json::Value {
         "rule": w.rule,
         "reason": w.reason,
         "retryable": w.retryable,
-    })
+    });
+    if let Some(call) = &w.evm_call {
+        v["evm_call"] = json!({ "to": call.to, "data": format!("0x{}", hex::encode(&call.data)) });
+    }
+    v
 }
 
 fn status_of_code(code: tonic::Code) -> &'static str {
@@ -125,6 +129,10 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
                     println!("  signature {}", hex::encode(&w.signature));
                     println!("  group key {}", hex::encode(&w.group_public_key));
                     println!("  signers   {:?}", w.signers);
+                }
+                if let Some(call) = &w.evm_call {
+                    println!("  send to   {} (any funded account pays the gas)", call.to);
+                    println!("  calldata  0x{}", hex::encode(&call.data));
                 }
             }
             Ok(if w.status == pb::Status::Signed as i32 {

@@ -13,6 +13,7 @@ use tokio::{
 
 use crate::{
     client, commands,
+    devnet_evm::{genesis_of, EvmDevnet},
     setup::{self, ClientFile, ClusterSpec},
 };
 
@@ -53,15 +54,28 @@ pub async fn stop(p: &mut Proc) {
 }
 
 /// Runs the devnet until Ctrl-C / SIGTERM.
-pub async fn run(dir: &Path, signers: u16, threshold: u16) -> anyhow::Result<u8> {
-    if !dir.join("manifest.toml").exists() {
+pub async fn run(
+    dir: &Path,
+    signers: u16,
+    threshold: u16,
+    evm_rpc: Option<&str>,
+) -> anyhow::Result<u8> {
+    let exists = dir.join("manifest.toml").exists();
+    let evm = match evm_rpc {
+        Some(url) => {
+            let genesis = exists.then(|| genesis_of(dir)).transpose()?;
+            Some(EvmDevnet::prepare(url, genesis.as_ref()).await?)
+        }
+        None => None,
+    };
+    if !exists {
         setup::create(
             dir,
             &ClusterSpec {
                 signers,
                 threshold,
                 coordinator_addr: "127.0.0.1:0".into(),
-                policy: None,
+                policy: evm.as_ref().map(EvmDevnet::genesis_policy).transpose()?,
             },
         )?;
         println!("created a development cluster in {}", dir.display());
@@ -69,7 +83,7 @@ pub async fn run(dir: &Path, signers: u16, threshold: u16) -> anyhow::Result<u8>
     let dir = std::fs::canonicalize(dir)?;
     let exe = std::env::current_exe().context("locating the quorate binary")?;
     let mut procs: Vec<Proc> = Vec::new();
-    let result = start_and_wait(&dir, &exe, &mut procs).await;
+    let result = start_and_wait(&dir, &exe, &mut procs, evm.as_ref()).await;
     for p in procs.iter_mut().rev() {
         stop(p).await;
     }
@@ -82,7 +96,12 @@ pub async fn run(dir: &Path, signers: u16, threshold: u16) -> anyhow::Result<u8>
     }
 }
 
-async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow::Result<()> {
+async fn start_and_wait(
+    dir: &Path,
+    exe: &Path,
+    procs: &mut Vec<Proc>,
+    evm: Option<&EvmDevnet>,
+) -> anyhow::Result<()> {
     let addr = launch(dir, exe, procs).await?;
     let manifest = quorate_wire::manifest::Manifest::load(&dir.join("manifest.toml"))?;
     let client = ClientFile::load(dir)?;
@@ -96,7 +115,12 @@ async fn start_and_wait(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow
     } else {
         status.group_public_key.clone()
     };
-    print_ready(dir, &addr, &manifest, &group_key);
+    let mut chain_lines = Vec::new();
+    if let Some(evm) = evm {
+        evm.deploy_vault(&group_key).await?;
+        chain_lines = evm.describe().await?;
+    }
+    print_ready(dir, &addr, &manifest, &group_key, &chain_lines);
     wait_until_stopped(dir, procs).await
 }
 
@@ -170,6 +194,7 @@ fn print_ready(
     addr: &str,
     manifest: &quorate_wire::manifest::Manifest,
     group_key: &[u8],
+    chain_lines: &[String],
 ) {
     let here = std::env::current_dir().ok();
     let dir_flag = match here.as_deref().and_then(|h| dir.strip_prefix(h).ok()) {
@@ -195,6 +220,9 @@ fn print_ready(
         dir.join("policy/genesis.toml").display(),
         dir.join("admin").display()
     );
+    for l in chain_lines {
+        println!("{l}");
+    }
     println!();
     // Suggest the same build profile, so the second terminal does not compile a second one.
     let run = if cfg!(debug_assertions) {

@@ -8,6 +8,10 @@ mod client;
 mod commands;
 mod desk;
 mod devnet;
+mod devnet_evm;
+mod evm;
+mod evm_rpc;
+mod reconcile;
 mod setup;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -41,6 +45,10 @@ enum Command {
         /// Threshold.
         #[arg(long, default_value_t = 2)]
         threshold: u16,
+        /// JSON-RPC URL of a development EVM node (Hardhat, anvil): chain `ethereum` pays out
+        /// through a vault the devnet deploys there and funds with 100 ETH and test tokens.
+        #[arg(long)]
+        evm_rpc: Option<String>,
     },
     /// Creates a development CA, certificates, identities, manifest and configs.
     Certs {
@@ -60,6 +68,9 @@ enum Command {
     },
     /// Builds, signs (as the backend) and submits a withdrawal; prints the outcome.
     Submit(commands::SubmitArgs),
+    /// Matches every payout event of the vault on a chain to a withdrawal that t signers'
+    /// verified audit logs show co-signed; exit 2 with each unmatched payout printed.
+    Reconcile(reconcile::ReconcileArgs),
     /// Shows one withdrawal.
     Get {
         /// Withdrawal id.
@@ -153,7 +164,11 @@ enum Command {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let addr = cli.coordinator.as_deref();
     match cli.command {
-        Command::Devnet { signers, threshold } => devnet::run(&cli.dir, signers, threshold).await,
+        Command::Devnet {
+            signers,
+            threshold,
+            evm_rpc,
+        } => devnet::run(&cli.dir, signers, threshold, evm_rpc.as_deref()).await,
         Command::Certs {
             signers,
             threshold,
@@ -178,6 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("created a development cluster in {}", cli.dir.display());
             Ok(0)
         }
+        Command::Reconcile(a) => reconcile::run(&cli.dir, a).await,
         Command::Submit(a) => {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::submit(&c, addr, a).await

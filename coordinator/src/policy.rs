@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, sync::Mutex};
 use quorate_core::{
     identity::IdentityPublic,
     intent::WithdrawalIntent,
+    message::ChainFormat,
     policy::governance::MAX_VETOES,
     policy::{
         decode_state, diff,
@@ -323,6 +324,18 @@ impl PolicyDesk {
             ));
         };
         evaluate(s.active(), &inner.ledger, intent, approvals, now)
+    }
+
+    /// How the group signs for `intent` under the policy in force.
+    pub fn chain_format(&self, intent: &WithdrawalIntent) -> Result<ChainFormat, Refusal> {
+        let inner = self.lock();
+        let Some(s) = inner.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "the coordinator has no policy installed",
+            ));
+        };
+        quorate_core::message::chain_format(s.active(), intent)
     }
 
     /// The longest velocity window of the policy in force (0 without limits).

@@ -16,7 +16,7 @@ use quorate_core::{
     audit::{self, Chain, Event},
     fingerprint::group_key_fingerprint,
     intent::WithdrawalIntent,
-    message::{signing_message, ChainFormat},
+    message::{payout, signing_message, ChainFormat},
     refusal::{rule, Refusal},
 };
 use quorate_wire::{admin as apb, manifest::Manifest, signer as pb};
@@ -447,8 +447,20 @@ impl Coordinator {
         // across a crash (`audit verify` checks both directions). The flush is shared with
         // concurrent writers (group commit).
         let store = self.store.clone();
+        let format = self.policy.chain_format(&intent);
         let outcome = match tokio::task::spawn_blocking(move || store.flush()).await {
-            Ok(Ok(())) => self.gather(&record, &intent).await,
+            Ok(Ok(())) => match format {
+                Ok(format) => {
+                    self.gather(&record, &intent, format)
+                        .await
+                        .and_then(|(sig, signers)| {
+                            let message = signing_message(&intent, format)?;
+                            let call = payout(&intent, format, &sig)?;
+                            Ok((sig, signers, message, call))
+                        })
+                }
+                Err(r) => Err(r),
+            },
             Ok(Err(e)) => Err(Refusal::temporary(
                 "storage",
                 format!("the coordinator could not record the withdrawal: {e}"),
@@ -461,7 +473,7 @@ impl Coordinator {
         record.updated_ms = now_ms();
         let mut notice = None;
         match outcome {
-            Ok((signature, signers)) => {
+            Ok((signature, signers, message, call)) => {
                 self.policy.debit(&intent, now_ms());
                 // Recorded before the flush in `persist`, so the record is on disk before
                 // anyone learns the signature.
@@ -479,6 +491,9 @@ impl Coordinator {
                 record.status = Status::Signed;
                 record.signature = Some(hex::encode(signature));
                 record.signers = signers;
+                record.message = (message != hex::decode(&record.digest).unwrap_or_default())
+                    .then(|| hex::encode(&message));
+                record.evm_call = call.map(|c| (c.to, hex::encode(c.data)));
                 record.rule = None;
                 record.reason = None;
                 info!(withdrawal = %id, "withdrawal signed");
@@ -679,12 +694,13 @@ impl Coordinator {
         &self,
         record: &Record,
         intent: &WithdrawalIntent,
+        format: ChainFormat,
     ) -> Result<(Vec<u8>, Vec<u16>), Refusal> {
         let pubkeys = read(&self.public_keys).clone().ok_or_else(|| {
             Refusal::temporary(coord_rule::NO_GROUP_KEY, "no group key yet: run DKG first")
         })?;
         let t = usize::from(self.manifest.threshold);
-        let message = signing_message(intent, ChainFormat::IntentDigest);
+        let message = signing_message(intent, format)?;
         let intent_bytes = intent.encode();
         let backend_signature = hex::decode(&record.backend_signature).unwrap_or_default();
         let timeout = self.signing.signer_timeout;
@@ -1278,6 +1294,8 @@ mod tests {
             created_ms: 1,
             updated_ms: 1,
             approvals: vec![],
+            message: None,
+            evm_call: None,
         }
     }
 

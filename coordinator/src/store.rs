@@ -104,6 +104,12 @@ pub struct Record {
     /// threshold.
     #[serde(default)]
     pub approvals: Vec<(String, String)>,
+    /// The message the group signed, hex, when it is not the intent digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The vault call that pays a signed withdrawal out: (vault address, calldata hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evm_call: Option<(String, String)>,
 }
 
 /// Outcome of inserting a new record.

@@ -120,7 +120,11 @@ pub fn record_to_proto(r: &Record, group_key: &[u8]) -> pb::Withdrawal {
         id: r.id.clone(),
         intent: intent.as_ref().map(intent_to_proto),
         status: status as i32,
-        message: digest.clone(),
+        message: r
+            .message
+            .as_ref()
+            .and_then(|m| hex::decode(m).ok())
+            .unwrap_or_else(|| digest.clone()),
         digest,
         signature: r
             .signature
@@ -137,6 +141,16 @@ pub fn record_to_proto(r: &Record, group_key: &[u8]) -> pb::Withdrawal {
         retryable: r.status == St::Failed,
         updated_at_ms: r.updated_ms,
         signers: r.signers.iter().map(|s| u32::from(*s)).collect(),
+        evm_call: r
+            .evm_call
+            .as_ref()
+            .filter(|_| r.status == St::Signed)
+            .and_then(|(to, data)| {
+                Some(pb::EvmCall {
+                    to: to.clone(),
+                    data: hex::decode(data).ok()?,
+                })
+            }),
     }
 }
 
@@ -363,6 +377,8 @@ impl WithdrawalService for WithdrawalApi {
                     created_ms: now,
                     updated_ms: now,
                     approvals: vec![],
+                    message: None,
+                    evm_call: None,
                 };
                 match store.insert_new(&record).map_err(|e| internal(&e))? {
                     Insert::New if status == St::PendingApproval => {

@@ -59,6 +59,7 @@ fn policy(whitelist: u64) -> PolicyDoc {
             max_per_withdrawal: big(u128::MAX / 4),
             approval_threshold: big(u128::MAX / 4),
             approvals_required: 0,
+            token: None,
         }],
         whitelist: entries,
         velocity: vec![
@@ -74,6 +75,7 @@ fn policy(whitelist: u64) -> PolicyDoc {
         timelock_ms: 0,
         frozen: false,
         per_signer_budget: false,
+        chains: Vec::new(),
     }
 }
 

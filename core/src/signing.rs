@@ -203,8 +203,8 @@ pub struct Gate<'a> {
     pub min_signers: usize,
     /// Backend keys of the policy in force.
     pub backend_keys: &'a [BackendKey],
-    /// How the group signs for the intent's chain.
-    pub format: ChainFormat,
+    /// How the group signs for an intent: from the policy in force ([`crate::message::chain_format`]).
+    pub format: &'a dyn Fn(&WithdrawalIntent) -> Result<ChainFormat, Refusal>,
     /// Unix milliseconds now.
     pub now_ms: u64,
     /// How far in the future an intent's creation time may be (clock skew).
@@ -267,7 +267,7 @@ pub fn check_request(
             "the signing package has a commitment from a signer not in the manifest",
         ));
     }
-    let message = signing_message(&intent, gate.format);
+    let message = signing_message(&intent, (gate.format)(&intent)?)?;
     if package.message().as_slice() != message.as_slice() {
         return Err(Refusal::permanent(
             rule::MESSAGE_MISMATCH,

@@ -171,7 +171,7 @@ fn sign_with(g: &Group, subset: &[u16], intent: &WithdrawalIntent) -> Vec<u8> {
             signers: &all_ids,
             min_signers: g.public.min_signers().map(usize::from).unwrap_or(2),
             backend_keys: &keys,
-            format: ChainFormat::IntentDigest,
+            format: &|_| Ok(ChainFormat::IntentDigest),
             now_ms: now,
             max_clock_skew_ms: 0,
         };
@@ -653,7 +653,7 @@ fn only_canonical_signing_packages_are_signed() {
         signers: &all_ids,
         min_signers: 2,
         backend_keys: &keys,
-        format: ChainFormat::IntentDigest,
+        format: &|_| Ok(ChainFormat::IntentDigest),
         now_ms: now,
         max_clock_skew_ms: 0,
     };

@@ -87,6 +87,7 @@ fn asset(
         max_per_withdrawal: amt(max),
         approval_threshold: amt(threshold),
         approvals_required: required,
+        token: None,
     }
 }
 
@@ -124,6 +125,7 @@ fn policy(keys: &[IdentitySecret], velocity: Vec<VelocityLimit>) -> PolicyDoc {
         timelock_ms: DAY,
         frozen: false,
         per_signer_budget: false,
+        chains: Vec::new(),
     })
 }
 

@@ -69,6 +69,7 @@ fn base_doc(admins: &[IdentitySecret], quorum: u16) -> PolicyDoc {
             max_per_withdrawal: amount(100 * ETH),
             approval_threshold: amount(50 * ETH),
             approvals_required: 1,
+            token: None,
         },
         AssetRule {
             chain: Chain::Ethereum,
@@ -78,6 +79,7 @@ fn base_doc(admins: &[IdentitySecret], quorum: u16) -> PolicyDoc {
             max_per_withdrawal: amount(1_000_000 * 1_000_000),
             approval_threshold: amount(1_000_000 * 1_000_000),
             approvals_required: 0,
+            token: None,
         },
         AssetRule {
             chain: Chain::Bitcoin,
@@ -87,6 +89,7 @@ fn base_doc(admins: &[IdentitySecret], quorum: u16) -> PolicyDoc {
             max_per_withdrawal: amount(10 * 100_000_000),
             approval_threshold: amount(5 * 100_000_000),
             approvals_required: 2,
+            token: None,
         },
     ];
     assets.sort_by(|a, b| (a.chain, &a.asset).cmp(&(b.chain, &b.asset)));
@@ -133,6 +136,7 @@ fn base_doc(admins: &[IdentitySecret], quorum: u16) -> PolicyDoc {
         timelock_ms: DAY,
         frozen: false,
         per_signer_budget: false,
+        chains: Vec::new(),
     };
     doc.validate().expect("fixture is valid");
     doc
@@ -1235,6 +1239,7 @@ fn form_round_trip_gives_the_identical_document() {
         max_per_withdrawal: amount(123_456_789),
         approval_threshold: amount(1),
         approvals_required: 3,
+        token: None,
     });
     doc.assets.push(AssetRule {
         chain: Chain::Solana,
@@ -1244,6 +1249,7 @@ fn form_round_trip_gives_the_identical_document() {
         max_per_withdrawal: amount(7),
         approval_threshold: amount(7),
         approvals_required: 0,
+        token: None,
     });
     doc.assets
         .sort_by(|a, b| (a.chain, &a.asset).cmp(&(b.chain, &b.asset)));
@@ -1721,6 +1727,7 @@ fn loosenings() -> Vec<(&'static str, Edit)> {
                 max_per_withdrawal: amount(ETH),
                 approval_threshold: amount(ETH),
                 approvals_required: 0,
+                token: None,
             });
             d.assets
                 .sort_by(|x, y| (x.chain, &x.asset).cmp(&(y.chain, &y.asset)));
@@ -2221,6 +2228,7 @@ fn diff_lists_and_classifies_each_change() {
         max_per_withdrawal: amount(ETH),
         approval_threshold: amount(ETH),
         approvals_required: 0,
+        token: None,
     });
     new.assets
         .sort_by(|x, y| (x.chain, &x.asset).cmp(&(y.chain, &y.asset)));

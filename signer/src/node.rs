@@ -11,11 +11,11 @@ use frost_secp256k1::keys::KeyPackage;
 use quorate_core::{
     atrest::Kek,
     audit::{self, Chain, Event},
+    chains::evm,
     dkg::{self, DkgSetup, SignedRound1},
     identity::IdentitySecret,
     intent::WithdrawalIntent,
-    message::signing_message,
-    message::ChainFormat,
+    message::{signing_message, ChainFormat},
     policy::{self, decode_state, encode_state, ledger::Debit, Ledger, PolicyState},
     refusal::{rule, Refusal},
     seal::Sealed,
@@ -895,7 +895,7 @@ impl Node {
             signers: &self.signer_ids,
             min_signers: usize::from(self.manifest.threshold),
             backend_keys: &backend_keys,
-            format: ChainFormat::IntentDigest,
+            format: &|i| quorate_core::message::chain_format(state.active(), i),
             now_ms: now,
             max_clock_skew_ms: self.max_clock_skew_ms,
         };
@@ -952,6 +952,14 @@ impl Node {
             .with("amount", ok.intent.amount.to_string())
             .with("policy_version", state.active().version.to_string())
             .with("debit", if already { "already" } else { "new" });
+        // What the vault will see, so `quorate reconcile` can match its payout events.
+        let event = match quorate_core::message::chain_format(state.active(), &ok.intent) {
+            Ok(ChainFormat::EvmVault { domain, token }) => event
+                .with("chain_id", domain.chain_id.to_string())
+                .with("vault", evm::address_text(ok.intent.chain, &domain.vault))
+                .with("token", hex::encode(token)),
+            _ => event,
+        };
         self.debit(
             &mut guard,
             &ok.intent,
@@ -1204,7 +1212,19 @@ impl Node {
         let key = self.key()?;
         let sig = frost_secp256k1::Signature::deserialize(&n.signature)
             .map_err(|_| invalid("the notice's signature does not decode"))?;
-        let msg = signing_message(&intent, ChainFormat::IntentDigest);
+        // The message the group signed for it under this signer's policy: a notice for a
+        // withdrawal on a chain whose vault settings changed since does not verify.
+        let format = {
+            let guard = lock(&self.policy);
+            let Some(state) = guard.state.as_ref() else {
+                return Err(Refusal::temporary(
+                    rule::POLICY_MISSING,
+                    "no policy installed",
+                ));
+            };
+            quorate_core::message::chain_format(state.active(), &intent)?
+        };
+        let msg = signing_message(&intent, format)?;
         key.verifying_key()
             .verify(&msg, &sig)
             .map_err(|_| invalid("the notice's group signature does not verify"))?;

@@ -54,6 +54,27 @@ pub struct AssetRule {
     pub approval_threshold: Amount,
     /// How many distinct admins must approve a withdrawal above the threshold.
     pub approvals_required: u16,
+    /// On a chain paid out through a vault ([`ChainRule`]): `"native"` for the chain's own
+    /// coin, else the token contract's address in the chain's canonical form. Absent on other
+    /// chains, and then absent from the canonical form, so older documents keep their hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// The word for a chain's own coin in [`AssetRule::token`].
+pub const NATIVE_TOKEN: &str = "native";
+
+/// A chain whose payouts go through the Quorate vault contract (`chains/evm/`): the group
+/// signs the vault's own withdrawal digest, which names this chain id and vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainRule {
+    /// Chain: ethereum, polygon or tron.
+    pub chain: Chain,
+    /// What the chain's `block.chainid` returns (1 Ethereum, 137 Polygon, 728126428 Tron).
+    pub chain_id: u64,
+    /// The vault contract, in the chain's canonical address form.
+    pub vault: String,
 }
 
 /// A destination withdrawals may go to.
@@ -147,6 +168,10 @@ pub struct PolicyDoc {
     /// from the canonical form when off, so documents without it keep their hashes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub per_signer_budget: bool,
+    /// Chains paid out through a vault, sorted by chain. Absent from the canonical form when
+    /// empty, so documents without it keep their hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainRule>,
 }
 
 /// A document that breaks a rule; the message names the field.
@@ -220,6 +245,7 @@ impl PolicyDoc {
                 )));
             }
         }
+        self.validate_chains()?;
         sorted_unique(
             &self.whitelist,
             |w| (w.chain, w.address.clone()),
@@ -316,6 +342,58 @@ impl PolicyDoc {
         Ok(())
     }
 
+    fn validate_chains(&self) -> Result<(), DocError> {
+        sorted_unique(&self.chains, |c| c.chain, "chains")?;
+        for c in &self.chains {
+            let ctx = format!("chain {}", c.chain.as_str());
+            if !crate::chains::evm::is_evm(c.chain) {
+                return Err(bad(format!(
+                    "{ctx}: only ethereum, polygon and tron pay out through the vault contract"
+                )));
+            }
+            if c.chain_id == 0 {
+                return Err(bad(format!(
+                    "{ctx}: chain_id must be the chain's block.chainid, not 0"
+                )));
+            }
+            canonical(c.chain, &c.vault).map_err(|e| bad(format!("{ctx}: vault {e}")))?;
+        }
+        let mut tokens = BTreeSet::new();
+        for a in &self.assets {
+            let ctx = format!("asset {} on {}", a.asset, a.chain.as_str());
+            match (self.chain(a.chain).is_some(), &a.token) {
+                (true, None) => {
+                    return Err(bad(format!(
+                        "{ctx}: the chain pays out through a vault, so name its token: \"{NATIVE_TOKEN}\" or the token contract's address"
+                    )))
+                }
+                (false, Some(_)) => {
+                    return Err(bad(format!(
+                        "{ctx}: token is set but the chain has no vault in [[chains]]"
+                    )))
+                }
+                (true, Some(t)) if t != NATIVE_TOKEN => {
+                    canonical(a.chain, t).map_err(|e| bad(format!("{ctx}: token {e}")))?;
+                }
+                _ => {}
+            }
+            // Two symbols for one token would split its limits in two.
+            if let Some(t) = &a.token {
+                if !tokens.insert((a.chain, t.as_str())) {
+                    return Err(bad(format!(
+                        "{ctx}: token {t} is already registered under another symbol"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The vault settings of `chain`, if it pays out through one.
+    pub fn chain(&self, chain: Chain) -> Option<&ChainRule> {
+        self.chains.iter().find(|c| c.chain == chain)
+    }
+
     /// The canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
         // Serialising plain structs, strings and integers to a Vec cannot fail.
@@ -380,6 +458,15 @@ impl PolicyDoc {
             .iter()
             .filter_map(|k| IdentityPublic::from_hex(k).ok())
             .collect()
+    }
+}
+
+/// Checks that `address` is a valid address of `chain` in canonical form.
+fn canonical(chain: Chain, address: &str) -> Result<(), String> {
+    match normalize_address(chain, address) {
+        Ok(n) if n == address => Ok(()),
+        Ok(n) => Err(format!("{address} is not in canonical form (expected {n})")),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -15,7 +15,8 @@ use crate::{
 
 use super::{
     doc::{
-        window_label, AssetRule, DocError, PolicyDoc, Scope, VelocityLimit, WhitelistEntry, FORMAT,
+        window_label, AssetRule, ChainRule, DocError, PolicyDoc, Scope, VelocityLimit,
+        WhitelistEntry, FORMAT, NATIVE_TOKEN,
     },
     eval::format_units,
 };
@@ -47,6 +48,21 @@ pub struct PolicyForm {
     /// Velocity limits.
     #[serde(default)]
     pub velocity: Vec<VelocityForm>,
+    /// Chains paid out through the vault contract.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainForm>,
+}
+
+/// A chain paid out through the vault contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainForm {
+    /// Chain name: ethereum, polygon or tron.
+    pub chain: String,
+    /// The chain's `block.chainid`.
+    pub chain_id: u64,
+    /// The vault contract's address, in any accepted form.
+    pub vault: String,
 }
 
 /// An asset.
@@ -68,6 +84,9 @@ pub struct AssetForm {
     pub approval_threshold: String,
     /// How many.
     pub approvals_required: u16,
+    /// On a chain with a vault: `"native"` or the token contract's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 fn yes() -> bool {
@@ -289,6 +308,12 @@ impl PolicyForm {
                 max_per_withdrawal: nonzero(max, "max_per_withdrawal").map_err(ctx)?,
                 approval_threshold: nonzero(thr, "approval_threshold").map_err(ctx)?,
                 approvals_required: a.approvals_required,
+                token: a
+                    .token
+                    .as_deref()
+                    .map(|t| token_text(chain(&a.chain)?, t))
+                    .transpose()
+                    .map_err(ctx)?,
             });
         }
         assets.sort_by(|x, y| (x.chain, &x.asset).cmp(&(y.chain, &y.asset)));
@@ -361,6 +386,17 @@ impl PolicyForm {
             );
         }
         admins.sort();
+        let mut chains = Vec::new();
+        for c in &self.chains {
+            let ch = chain(&c.chain)?;
+            chains.push(ChainRule {
+                chain: ch,
+                chain_id: c.chain_id,
+                vault: normalize_address(ch, &c.vault)
+                    .map_err(|e| bad(format!("chain {}: vault {e}", c.chain)))?,
+            });
+        }
+        chains.sort_by_key(|c| c.chain);
         let doc = PolicyDoc {
             format: FORMAT,
             version,
@@ -374,6 +410,7 @@ impl PolicyForm {
             timelock_ms: parse_duration(&self.timelock)?,
             frozen: self.frozen,
             per_signer_budget: self.per_signer_budget,
+            chains,
         };
         doc.validate()?;
         Ok(doc)
@@ -400,6 +437,7 @@ impl PolicyForm {
                     max_per_withdrawal: format_units(a.max_per_withdrawal.get(), a.decimals),
                     approval_threshold: format_units(a.approval_threshold.get(), a.decimals),
                     approvals_required: a.approvals_required,
+                    token: a.token.clone(),
                 })
                 .collect(),
             whitelist: doc
@@ -426,8 +464,25 @@ impl PolicyForm {
                     max_count: v.max_count,
                 })
                 .collect(),
+            chains: doc
+                .chains
+                .iter()
+                .map(|c| ChainForm {
+                    chain: c.chain.as_str().into(),
+                    chain_id: c.chain_id,
+                    vault: c.vault.clone(),
+                })
+                .collect(),
         }
     }
+}
+
+/// `native`, or a token contract's address normalised for `chain`.
+fn token_text(chain: Chain, token: &str) -> Result<String, DocError> {
+    if token == NATIVE_TOKEN {
+        return Ok(token.into());
+    }
+    normalize_address(chain, token).map_err(|e| bad(format!("token {e}")))
 }
 
 fn duration_text(ms: u64) -> String {

@@ -117,6 +117,15 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
                         ),
                     );
                 }
+                if a.token != b.token {
+                    // Another contract behind the same symbol: as loose as a new asset.
+                    let t = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
+                    ch(
+                        &mut out,
+                        Loosens,
+                        format!("{name}: token {} -> {}", t(&a.token), t(&b.token)),
+                    );
+                }
                 if a.approvals_required != b.approvals_required {
                     ch(
                         &mut out,
@@ -239,6 +248,40 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
                     n.asset,
                     n.scope.as_str(),
                     window_label(n.window_ms)
+                ),
+            );
+        }
+    }
+    for c in &old.chains {
+        let name = format!("chain {}", c.chain.as_str());
+        match new.chain(c.chain) {
+            // Without a vault the group signs the intent digest, which no chain accepts.
+            None => ch(
+                &mut out,
+                Tightens,
+                format!("{name}: vault {} removed", c.vault),
+            ),
+            Some(n) if n != c => ch(
+                &mut out,
+                Loosens,
+                format!(
+                    "{name}: vault {} (chain id {}) -> {} (chain id {})",
+                    c.vault, c.chain_id, n.vault, n.chain_id
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    for n in &new.chains {
+        if old.chain(n.chain).is_none() {
+            ch(
+                &mut out,
+                Loosens,
+                format!(
+                    "chain {}: vault {} (chain id {}) added",
+                    n.chain.as_str(),
+                    n.vault,
+                    n.chain_id
                 ),
             );
         }

@@ -15,7 +15,9 @@ mod persist;
 pub mod receipt;
 
 pub use chain::{ChainError, VerifiedChain};
-pub use doc::{AssetRule, DocError, PolicyDoc, Scope, VelocityLimit, WhitelistEntry};
+pub use doc::{
+    AssetRule, ChainRule, DocError, PolicyDoc, Scope, VelocityLimit, WhitelistEntry, NATIVE_TOKEN,
+};
 pub use eval::{approve_withdrawal, evaluate, AdminSignature};
 pub use form::PolicyForm;
 pub use governance::{diff, Change, Effect, Offered, Pending, PolicyState, SignedPolicy};

@@ -1,0 +1,4 @@
+//! Chain-specific signing formats, each behind [`crate::message`].
+
+pub mod evm;
+pub mod reconcile;

@@ -1,0 +1,243 @@
+//! Reconciliation: every payout a vault made must be a withdrawal that `t` signers' verified
+//! audit logs show they co-signed, with the same id, token, destination and amount. A payout
+//! without one is an alarm: a stolen key, or a vault that pays without the group.
+//!
+//! The signers' logs are the evidence (each signed by its signer's pinned identity key); the
+//! coordinator's word is not needed and not trusted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{
+    address::Chain,
+    audit::{kind, VerifiedLog},
+    chains::evm::{address_bytes, withdrawal_id, Address20, WithdrawnEvent},
+};
+
+/// One payout the signers released shares for, as the vault will see it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Release {
+    /// Intent id.
+    pub intent_id: String,
+    /// The chain id in the digest.
+    pub chain_id: u64,
+    /// The vault in the digest.
+    pub vault: Address20,
+    /// Token, or the zero address.
+    pub token: Address20,
+    /// Recipient.
+    pub to: Address20,
+    /// Base units.
+    pub amount: u128,
+}
+
+/// Payouts that at least `threshold` distinct signers released shares for on `chain`, keyed
+/// by the vault's id for them (`keccak256` of the intent id).
+pub fn cosigned(
+    signers: &[VerifiedLog],
+    chain: Chain,
+    threshold: u16,
+) -> BTreeMap<[u8; 32], Release> {
+    let mut by: BTreeMap<Release, BTreeSet<&str>> = BTreeMap::new();
+    for log in signers.iter().filter(|l| l.head.role == "signer") {
+        for r in &log.records {
+            let e = &r.event;
+            if e.kind != kind::SHARE_RELEASED || e.field("chain") != Some(chain.as_str()) {
+                continue;
+            }
+            let release = (|| {
+                let token: Address20 = hex::decode(e.field("token")?).ok()?.try_into().ok()?;
+                Some(Release {
+                    intent_id: e.field("withdrawal")?.to_string(),
+                    chain_id: e.field("chain_id")?.parse().ok()?,
+                    vault: address_bytes(chain, e.field("vault")?).ok()?,
+                    token,
+                    to: address_bytes(chain, e.field("destination")?).ok()?,
+                    amount: e.field("amount")?.parse().ok()?,
+                })
+            })();
+            if let Some(release) = release {
+                by.entry(release)
+                    .or_default()
+                    .insert(log.head.node.as_str());
+            }
+        }
+    }
+    by.into_iter()
+        .filter(|(_, who)| who.len() >= usize::from(threshold))
+        .map(|(r, _)| (withdrawal_id(&r.intent_id), r))
+        .collect()
+}
+
+/// A payout event as read from the chain.
+#[derive(Debug, Clone)]
+pub struct Payout {
+    /// The decoded event, or why it does not decode as one.
+    pub event: Result<WithdrawnEvent, String>,
+    /// Transaction hash.
+    pub tx: String,
+    /// Block number.
+    pub block: u64,
+}
+
+/// A payout with no co-signed withdrawal behind it.
+#[derive(Debug, Clone)]
+pub struct Alarm {
+    /// The payout.
+    pub payout: Payout,
+    /// What is wrong.
+    pub why: String,
+}
+
+/// The outcome of matching one vault's payouts.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciled {
+    /// Intent ids of payouts matched to a co-signed withdrawal.
+    pub matched: Vec<String>,
+    /// Payouts that match none.
+    pub alarms: Vec<Alarm>,
+    /// Co-signed withdrawals for this vault with no payout yet (signed, not sent, or sent
+    /// later than the blocks read).
+    pub unpaid: Vec<String>,
+}
+
+/// Matches `payouts` of the vault `vault` on chain id `chain_id` to `cosigned`.
+pub fn reconcile(
+    cosigned: &BTreeMap<[u8; 32], Release>,
+    chain_id: u64,
+    vault: &Address20,
+    payouts: Vec<Payout>,
+) -> Reconciled {
+    let mut out = Reconciled::default();
+    let mut paid = BTreeSet::new();
+    for p in payouts {
+        let why = match &p.event {
+            Err(e) => Some(format!("not a payout Quorate can sign: {e}")),
+            Ok(ev) => match cosigned.get(&ev.id) {
+                None => Some("no withdrawal with this id was co-signed by t signers".into()),
+                Some(r) if r.chain_id != chain_id || r.vault != *vault => Some(format!(
+                    "withdrawal `{}` was co-signed for another vault or chain",
+                    r.intent_id
+                )),
+                Some(r) if (r.token, r.to, r.amount) != (ev.token, ev.to, ev.amount) => {
+                    Some(format!(
+                        "withdrawal `{}` was co-signed for token 0x{}, to 0x{}, amount {}",
+                        r.intent_id,
+                        hex::encode(r.token),
+                        hex::encode(r.to),
+                        r.amount
+                    ))
+                }
+                Some(r) if !paid.insert(ev.id) => {
+                    Some(format!("withdrawal `{}` paid a second time", r.intent_id))
+                }
+                Some(r) => {
+                    out.matched.push(r.intent_id.clone());
+                    None
+                }
+            },
+        };
+        if let Some(why) = why {
+            out.alarms.push(Alarm { payout: p, why });
+        }
+    }
+    out.unpaid = cosigned
+        .iter()
+        .filter(|(id, r)| r.chain_id == chain_id && r.vault == *vault && !paid.contains(*id))
+        .map(|(_, r)| r.intent_id.clone())
+        .collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Event, Head, Record};
+
+    fn log(node: &str, releases: &[(&str, &str, u128)]) -> VerifiedLog {
+        let records = releases
+            .iter()
+            .enumerate()
+            .map(|(i, (id, to, amount))| Record {
+                seq: i as u64 + 1,
+                at_ms: 1,
+                prev: [0; 32],
+                hash: [0; 32],
+                event: Event::new(kind::SHARE_RELEASED)
+                    .with("withdrawal", id)
+                    .with("chain", "ethereum")
+                    .with("destination", to)
+                    .with("amount", amount.to_string())
+                    .with("chain_id", "31337")
+                    .with("vault", "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+                    .with("token", hex::encode([0u8; 20])),
+            })
+            .collect();
+        VerifiedLog {
+            head: Head {
+                node: node.into(),
+                role: "signer".into(),
+                seq: 0,
+                hash: String::new(),
+                threshold: None,
+                identity_key: None,
+                signature: None,
+                nonce: None,
+            },
+            records,
+            key: None,
+        }
+    }
+
+    const TO: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+    fn payout(id: &str, amount: u128) -> Payout {
+        Payout {
+            event: Ok(WithdrawnEvent {
+                id: withdrawal_id(id),
+                token: [0; 20],
+                to: address_bytes(Chain::Ethereum, TO).unwrap(),
+                amount,
+            }),
+            tx: format!("tx-{id}"),
+            block: 1,
+        }
+    }
+
+    #[test]
+    fn only_payouts_t_signers_released_match() {
+        let logs = [
+            log("s1", &[("a", TO, 5), ("b", TO, 7)]),
+            log("s2", &[("a", TO, 5)]),
+            log("s3", &[("b", TO, 7)]),
+        ];
+        let c = cosigned(&logs, Chain::Ethereum, 2);
+        assert_eq!(c.len(), 2);
+        let vault = address_bytes(
+            Chain::Ethereum,
+            "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        )
+        .unwrap();
+        let r = reconcile(
+            &c,
+            31337,
+            &vault,
+            vec![
+                payout("a", 5),
+                payout("b", 8),
+                payout("x", 1),
+                payout("a", 5),
+            ],
+        );
+        assert_eq!(r.matched, vec!["a".to_string()]);
+        let whys: Vec<&str> = r.alarms.iter().map(|a| a.why.as_str()).collect();
+        assert_eq!(whys.len(), 3, "{whys:?}");
+        assert!(whys[0].contains("amount 7"), "{whys:?}");
+        assert!(whys[1].contains("no withdrawal"), "{whys:?}");
+        assert!(whys[2].contains("second time"), "{whys:?}");
+        assert_eq!(r.unpaid, vec!["b".to_string()]);
+        // One signer alone is not the group; another chain id or vault matches nothing.
+        assert!(cosigned(&logs[..1], Chain::Ethereum, 2).is_empty());
+        let other = reconcile(&c, 1, &vault, vec![payout("a", 5)]);
+        assert_eq!(other.alarms.len(), 1);
+    }
+}
