@@ -701,8 +701,34 @@ async fn every_admin_rpc_field_refuses_bad_input() {
             &clear(name, r, &invalid),
         );
     }
+    // Vault actions: a chain that does not exist, and one without a vault in the policy (no
+    // signer is asked: the coordinator's own copy answers first).
+    for (name, chain, codes) in [
+        ("unknown chain", "dogecoin", &invalid[..]),
+        ("empty chain", "", &invalid[..]),
+        (
+            "no vault on the chain",
+            "ethereum",
+            &[Code::PermissionDenied][..],
+        ),
+    ] {
+        let r = a
+            .sign_vault_action(apb::SignVaultActionRequest {
+                chain: chain.into(),
+                nonce: 0,
+            })
+            .await;
+        book.handled(
+            &format!("sign vault action: {name}"),
+            &clear(name, r, codes),
+        );
+    }
     let ch = c.channel("admin").await;
     for (name, path) in [
+        (
+            "sign vault action",
+            "/quorate.admin.v1.AdminService/SignVaultAction",
+        ),
         ("propose", "/quorate.admin.v1.AdminService/ProposePolicy"),
         ("approve", "/quorate.admin.v1.AdminService/ApprovePolicy"),
     ] {
@@ -796,6 +822,7 @@ async fn a_signer_refuses_malformed_link_requests() {
             backend_signature: bsig.clone(),
             signing_package: package,
             approvals,
+            vault_action: None,
         })
     };
     // Each sign request spends the session's nonce first, so each gets a fresh commitment.

@@ -225,6 +225,13 @@ impl AdminService for Mitm {
     ) -> Result<Response<apb::AuditPage>, Status> {
         self.real.clone().export_audit(r.into_inner()).await
     }
+    async fn sign_vault_action(
+        &self,
+        r: Request<pb::SignVaultActionRequest>,
+    ) -> Result<Response<pb::VaultActionSigned>, Status> {
+        self.note("sign-vault-action");
+        self.real.clone().sign_vault_action(r.into_inner()).await
+    }
 }
 
 /// Starts a man in the middle with the coordinator's own certificate, forwarding to `c`.

@@ -103,6 +103,27 @@ impl Driven {
             backend_signature: sig.to_vec(),
             signing_package: pkg.serialize().unwrap(),
             approvals: vec![],
+            vault_action: None,
+        }))
+        .await
+    }
+
+    /// A signing request for the vault administration message at (chain, nonce).
+    pub(crate) async fn sign_vault(
+        &mut self,
+        session: [u8; 16],
+        chain: &str,
+        nonce: u64,
+        pkg: &SigningPackage,
+    ) -> Ans {
+        self.call(Req::Sign(pb::SignRequest {
+            session_id: session.to_vec(),
+            signing_package: pkg.serialize().unwrap(),
+            vault_action: Some(pb::VaultActionRef {
+                chain: chain.into(),
+                nonce,
+            }),
+            ..Default::default()
         }))
         .await
     }
@@ -549,6 +570,23 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
             .await;
         book.refused(attack, "signer-1", &a, rule, Some(wid));
     }
+
+    // A vault administration message (a key rotation, a cap) its policy does not list: a
+    // coordinator cannot make signers hand the vault to another key or lift a cap.
+    let s = session();
+    let (c1, c2) = pair(&mut signers, s).await;
+    let a = signers
+        .get_mut(&1)
+        .unwrap()
+        .sign_vault(s, "ethereum", 0, &pkg(c1, c2, &[0x42; 32]))
+        .await;
+    book.refused(
+        "vault key rotation or cap the policy does not list",
+        "signer-1",
+        &a,
+        "vault-action-unknown",
+        None,
+    );
 
     // The signer processes are still healthy after all of this.
     for (name, child) in c.signers.iter_mut() {

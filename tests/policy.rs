@@ -610,6 +610,7 @@ async fn sign_with_approvals(
                 .iter()
                 .map(quorate_wire::convert::policy::sig_to_proto)
                 .collect(),
+            vault_action: None,
         }))
         .await
 }

@@ -193,6 +193,105 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     let report: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(report["vaults"][0]["matched"], 2, "{report}");
 
+    // Governed vault administration: the admins put an on-chain cap of 1 ETH in the policy
+    // (a tightening: it applies at once), the group signs exactly that message, and the vault
+    // refuses a payout above it even though the group signed the payout.
+    let admin = |n: u32, args: Vec<String>| {
+        let dir_s = dir_s.clone();
+        async move {
+            let key = format!("{dir_s}/admin/admin-{n}.key");
+            let mut all: Vec<&str> =
+                vec!["admin", "--dir", &dir_s, "--json", "--yes", "--key", &key];
+            all.extend(args.iter().map(String::as_str));
+            let (code, out, err) = quorate(&all).await;
+            (code, out, err)
+        }
+    };
+    // A nonce the policy does not list: nothing is signed.
+    let (code, out, err) = admin(
+        1,
+        vec![
+            "vault-sign".into(),
+            "--chain".into(),
+            "ethereum".into(),
+            "--nonce".into(),
+            "0".into(),
+        ],
+    )
+    .await;
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("vault-action-unknown") || err.contains("no vault action"),
+        "{out}{err}"
+    );
+    let (code, toml, err) = admin(1, vec!["show".into(), "--toml".into()]).await;
+    assert_eq!(code, 0, "{toml}{err}");
+    let edited = format!(
+        "{toml}\n[[chains.vault_actions]]\nnonce = 0\n\n[chains.vault_actions.set_cap]\ntoken = \"native\"\ncapacity = \"{ETH}\"\nrefill_per_second = \"0\"\n"
+    );
+    let file = tmp.path().join("cap.toml");
+    std::fs::write(&file, edited).unwrap();
+    let (code, out, err) = admin(1, vec!["propose".into(), file.to_str().unwrap().into()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let proposal: Value = serde_json::from_str(out.trim()).unwrap();
+    let hash = proposal["hash"].as_str().unwrap().to_string();
+    let (code, out, err) = admin(2, vec!["approve".into(), hash]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    // Every signer holds the new version once the coordinator has distributed it.
+    let mut signed = None;
+    for _ in 0..100 {
+        let (code, out, _) = admin(
+            1,
+            vec![
+                "vault-sign".into(),
+                "--chain".into(),
+                "ethereum".into(),
+                "--nonce".into(),
+                "0".into(),
+            ],
+        )
+        .await;
+        if code == 0 {
+            signed = Some(serde_json::from_str::<Value>(out.trim()).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let signed = signed.expect("the group signs the cap the policy lists");
+    let data = hex::decode(
+        signed["evm_call"]["data"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+    )
+    .unwrap();
+    assert!(
+        rpc.send(&sender, Some(&vault_text), &data, 0)
+            .await
+            .unwrap()
+            .success
+    );
+    let w = submit(&dir_s, "ETH", &(2 * ETH).to_string()).await;
+    assert_eq!(w["status"], "signed", "{w}");
+    let data = hex::decode(
+        w["evm_call"]["data"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+    )
+    .unwrap();
+    let over = rpc.send(&sender, Some(&vault_text), &data, 0).await;
+    let cap_exceeded = hex::encode(quorate_core::chains::evm::selector(
+        "CapExceeded(address,uint128)",
+    ));
+    assert!(
+        over.as_ref()
+            .err()
+            .is_some_and(|e| format!("{e:#}").contains(&cap_exceeded)),
+        "a payout over the on-chain cap: {over:?}"
+    );
+    assert_eq!(rpc.balance(&hex0x(&vault)).await.unwrap(), 99 * ETH);
+
     // The theft: t signers' disks (shares and their key-encryption keys) are stolen, and the
     // thief signs a payout of their own. The vault pays it; reconcile finds it.
     let pid = devnet.id().unwrap().to_string();
@@ -214,8 +313,18 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
         amount: 7 * ETH,
         deadline: 4_102_444_800,
     };
-    let sig = thief.sign(&VaultDomain { chain_id, vault }.withdraw_digest(&loot));
-    let stolen = withdraw_calldata(&loot, &sig).unwrap();
+    let domain = VaultDomain { chain_id, vault };
+    let stolen = withdraw_calldata(&loot, &thief.sign(&domain.withdraw_digest(&loot))).unwrap();
+    // The on-chain cap holds even against every share: 7 ETH do not leave.
+    let r = rpc.send(&sender, Some(&vault_text), &stolen, 0).await;
+    assert!(r.is_err(), "the cap let a thief take 7 ETH");
+    // What the bucket still holds does.
+    let loot = VaultWithdrawal {
+        id: withdrawal_id("not-a-withdrawal-either"),
+        amount: ETH,
+        ..loot
+    };
+    let stolen = withdraw_calldata(&loot, &thief.sign(&domain.withdraw_digest(&loot))).unwrap();
     assert!(
         rpc.send(&sender, Some(&vault_text), &stolen, 0)
             .await
@@ -227,7 +336,7 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     let report: Value = serde_json::from_str(out.trim()).unwrap();
     let alarms = report["vaults"][0]["alarms"].as_array().unwrap();
     assert_eq!(alarms.len(), 1, "{report}");
-    assert_eq!(alarms[0]["amount"], (7 * ETH).to_string());
+    assert_eq!(alarms[0]["amount"], ETH.to_string());
     assert_eq!(alarms[0]["to"], hex0x(&[0x66; 20]));
     assert_eq!(report["vaults"][0]["matched"], 2, "{report}");
 }

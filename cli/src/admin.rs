@@ -62,6 +62,17 @@ pub enum AdminCommand {
     },
     /// Proposes to unfreeze (needs the admin quorum; others approve the printed hash).
     Unfreeze,
+    /// Has the group sign the vault administration message (key rotation, on-chain cap) that
+    /// the verified policy in force lists for the chain at the vault's admin nonce, checks the
+    /// answer against that policy, and prints the vault call, which any funded account sends.
+    VaultSign {
+        /// Chain: ethereum, polygon or tron.
+        #[arg(long)]
+        chain: String,
+        /// The vault's admin nonce (its `adminNonce()`).
+        #[arg(long)]
+        nonce: u64,
+    },
     /// Approves a withdrawal above its approval threshold (signature over the intent digest),
     /// after verifying the backend's signature and showing the decoded withdrawal.
     ApproveWithdrawal {
@@ -268,6 +279,51 @@ pub async fn run(
                 println!("the policy in force is already frozen; checking the signers");
             }
             wait_frozen(&mut a, c, wait, json_out).await
+        }
+        AdminCommand::VaultSign { chain, nonce } => {
+            let chain: quorate_core::address::Chain =
+                chain.parse().map_err(|e| anyhow::anyhow!("--chain: {e}"))?;
+            let cur = verified_in_force(&mut a, c, "").await?.in_force;
+            // What the admins approved, from the verified chain, not from the coordinator.
+            let expected = quorate_core::message::vault_admin(&cur, chain, nonce)
+                .map_err(|r| anyhow::anyhow!("the verified policy in force: {}", r.reason))?;
+            let r = a
+                .sign_vault_action(pb::SignVaultActionRequest {
+                    chain: chain.as_str().to_string(),
+                    nonce,
+                })
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                .into_inner();
+            let call = expected
+                .call(&r.signature)
+                .map_err(|x| anyhow::anyhow!("{}", x.reason))?;
+            if r.message != expected.message() || r.to != call.to || r.data != call.data {
+                bail!("the coordinator's answer is not the vault action the verified policy lists; nothing to send");
+            }
+            if json_out {
+                println!(
+                    "{}",
+                    json!({
+                        "ok": true,
+                        "action": r.description,
+                        "message": hex::encode(&r.message),
+                        "signature": hex::encode(&r.signature),
+                        "signers": r.signers,
+                        "evm_call": {"to": call.to, "data": format!("0x{}", hex::encode(&call.data))},
+                    })
+                );
+            } else {
+                println!(
+                    "{} on {} at admin nonce {nonce}, signed by {:?}",
+                    r.description,
+                    chain.as_str(),
+                    r.signers
+                );
+                println!("  send to   {} (any funded account pays the gas)", call.to);
+                println!("  calldata  0x{}", hex::encode(&call.data));
+            }
+            Ok(0)
         }
         AdminCommand::Unfreeze => {
             let key = load_key(key_path)?;

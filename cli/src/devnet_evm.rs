@@ -128,6 +128,7 @@ impl EvmDevnet {
             chain: "ethereum".into(),
             chain_id: self.chain_id,
             vault: eip55(&self.vault),
+            vault_actions: Vec::new(),
         });
         Ok(form.to_toml())
     }

@@ -385,6 +385,31 @@ impl AdminService for AdminApi {
         Ok(Response::new(self.pending_view(&rec, status)))
     }
 
+    async fn sign_vault_action(
+        &self,
+        req: Request<pb::SignVaultActionRequest>,
+    ) -> Result<Response<pb::VaultActionSigned>, Status> {
+        let r = req.into_inner();
+        let chain: quorate_core::address::Chain = r
+            .chain
+            .parse()
+            .map_err(|e| invalid("request-invalid", format!("chain: {e}")))?;
+        let (admin, signature, signers) = self
+            .state
+            .sign_vault_action(chain, r.nonce)
+            .await
+            .map_err(|x| refusal_status(&x))?;
+        let call = admin.call(&signature).map_err(|x| refusal_status(&x))?;
+        Ok(Response::new(pb::VaultActionSigned {
+            description: admin.describe(),
+            message: admin.message().to_vec(),
+            signature,
+            to: call.to,
+            data: call.data,
+            signers: signers.into_iter().map(u32::from).collect(),
+        }))
+    }
+
     async fn export_audit(
         &self,
         req: Request<apb::AuditExportRequest>,

@@ -338,6 +338,22 @@ impl PolicyDesk {
         quorate_core::message::chain_format(s.active(), intent)
     }
 
+    /// The vault action the policy in force lists for (`chain`, `nonce`).
+    pub fn vault_admin(
+        &self,
+        chain: quorate_core::address::Chain,
+        nonce: u64,
+    ) -> Result<quorate_core::message::VaultAdmin, Refusal> {
+        let inner = self.lock();
+        let Some(s) = inner.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "the coordinator has no policy installed",
+            ));
+        };
+        quorate_core::message::vault_admin(s.active(), chain, nonce)
+    }
+
     /// The longest velocity window of the policy in force (0 without limits).
     pub fn longest_window_ms(&self) -> u64 {
         self.lock()

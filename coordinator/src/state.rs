@@ -16,7 +16,7 @@ use quorate_core::{
     audit::{self, Chain, Event},
     fingerprint::group_key_fingerprint,
     intent::WithdrawalIntent,
-    message::{payout, signing_message, ChainFormat},
+    message::{payout, signing_message},
     refusal::{rule, Refusal},
 };
 use quorate_wire::{admin as apb, manifest::Manifest, signer as pb};
@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
 mod policy_sync;
+mod vault_admin;
 pub use policy_sync::POLICY_RESEND_INTERVAL;
 
 use crate::{
@@ -450,15 +451,24 @@ impl Coordinator {
         let format = self.policy.chain_format(&intent);
         let outcome = match tokio::task::spawn_blocking(move || store.flush()).await {
             Ok(Ok(())) => match format {
-                Ok(format) => {
-                    self.gather(&record, &intent, format)
-                        .await
-                        .and_then(|(sig, signers)| {
-                            let message = signing_message(&intent, format)?;
-                            let call = payout(&intent, format, &sig)?;
-                            Ok((sig, signers, message, call))
-                        })
-                }
+                Ok(format) => match signing_message(&intent, format) {
+                    Ok(message) => {
+                        let request = pb::SignRequest {
+                            intent: intent.encode(),
+                            backend_signature: hex::decode(&record.backend_signature)
+                                .unwrap_or_default(),
+                            approvals: record_approvals(&record),
+                            ..Default::default()
+                        };
+                        self.gather(&record.id, &message, &request).await.and_then(
+                            |(sig, signers)| {
+                                let call = payout(&intent, format, &sig)?;
+                                Ok((sig, signers, message, call))
+                            },
+                        )
+                    }
+                    Err(r) => Err(r),
+                },
                 Err(r) => Err(r),
             },
             Ok(Err(e)) => Err(Refusal::temporary(
@@ -690,19 +700,19 @@ impl Coordinator {
         });
     }
 
-    async fn gather(
+    /// Gathers a group signature over `message` from a quorum. `label` names what is signed
+    /// in logs and audit records (a withdrawal id); each signer gets `request` with its own
+    /// session and the signing package filled in, and checks it against its own judgement.
+    pub(crate) async fn gather(
         &self,
-        record: &Record,
-        intent: &WithdrawalIntent,
-        format: ChainFormat,
+        label: &str,
+        message: &[u8],
+        request: &pb::SignRequest,
     ) -> Result<(Vec<u8>, Vec<u16>), Refusal> {
         let pubkeys = read(&self.public_keys).clone().ok_or_else(|| {
             Refusal::temporary(coord_rule::NO_GROUP_KEY, "no group key yet: run DKG first")
         })?;
         let t = usize::from(self.manifest.threshold);
-        let message = signing_message(intent, format)?;
-        let intent_bytes = intent.encode();
-        let backend_signature = hex::decode(&record.backend_signature).unwrap_or_default();
         let timeout = self.signing.signer_timeout;
         let mut excluded: BTreeSet<u16> = BTreeSet::new();
         let mut refusals: Vec<(u16, Refusal)> = Vec::new();
@@ -727,7 +737,7 @@ impl Coordinator {
             candidates.shuffle(&mut rand::thread_rng());
             let mut quorum: Vec<u16> = candidates[..t].to_vec();
             quorum.sort_unstable();
-            info!(withdrawal = %record.id, attempt, ?quorum, "signing round 1");
+            info!(withdrawal = %label, attempt, ?quorum, "signing round 1");
 
             // Round 1: a pre-generated commitment where the signer has one, else a fresh
             // commitment. Each signer has its own session id, naming its nonce.
@@ -789,20 +799,17 @@ impl Coordinator {
             if commitments.len() < t {
                 continue;
             }
-            let package = SigningPackage::new(commitments, &message);
+            let package = SigningPackage::new(commitments, message);
             let package_bytes = package.serialize().map_err(|e| {
                 Refusal::temporary(coord_rule::INTERNAL, format!("signing package: {e}"))
             })?;
 
             // Round 2: each signer checks the intent itself and answers with its share.
-            let approvals = record_approvals(record);
             let answers = futures::future::join_all(quorum.iter().map(|i| {
                 let sign = pb::coordinator_message::Body::Sign(pb::SignRequest {
                     session_id: sessions[i].to_vec(),
-                    intent: intent_bytes.clone(),
-                    backend_signature: backend_signature.clone(),
                     signing_package: package_bytes.clone(),
-                    approvals: approvals.clone(),
+                    ..request.clone()
                 });
                 self.registry.call(*i, sign, timeout)
             }))
@@ -819,7 +826,7 @@ impl Coordinator {
                             && r.rule == quorate_core::refusal::rule::NONCE_UNKNOWN
                             && fell_back.insert(*i) =>
                     {
-                        warn!(withdrawal = %record.id, signer = i, "pre-generated commitment unknown to the signer; falling back to a fresh round");
+                        warn!(withdrawal = %label, signer = i, "pre-generated commitment unknown to the signer; falling back to a fresh round");
                         self.registry.clear_presigned(*i);
                         problems.push(format!("signer {i}: pre-generated commitment unknown"));
                     }
@@ -829,10 +836,10 @@ impl Coordinator {
                                 shares.insert(frost_id(*i)?, share);
                             }
                             Err(e) => {
-                                warn!(withdrawal = %record.id, signer = i, "culprit: malformed signature share");
+                                warn!(withdrawal = %label, signer = i, "culprit: malformed signature share");
                                 self.audit(
                                     Event::new(audit::kind::CULPRIT)
-                                        .with("withdrawal", &record.id)
+                                        .with("withdrawal", label)
                                         .with("signer", i.to_string())
                                         .with("what", "malformed signature share"),
                                 );
@@ -862,11 +869,11 @@ impl Coordinator {
                         .iter()
                         .filter_map(|c| ids.get(c).copied())
                         .collect();
-                    warn!(withdrawal = %record.id, ?culprits, error = %e, "culprit named: invalid signature share");
+                    warn!(withdrawal = %label, ?culprits, error = %e, "culprit named: invalid signature share");
                     for c in &culprits {
                         self.audit(
                             Event::new(audit::kind::CULPRIT)
-                                .with("withdrawal", &record.id)
+                                .with("withdrawal", label)
                                 .with("signer", c.to_string())
                                 .with("what", "invalid signature share"),
                         );

@@ -77,6 +77,10 @@ pub mod kind {
     pub const NODE_STARTED: &str = "node-started";
     /// A signer saw its operator's local freeze set or lifted.
     pub const LOCAL_FREEZE: &str = "local-freeze";
+    /// A signer released a share of a vault administration message its policy lists.
+    pub const VAULT_SHARE_RELEASED: &str = "vault-share-released";
+    /// The coordinator released a group signature of a vault administration message.
+    pub const VAULT_ACTION_SIGNED: &str = "vault-action-signed";
 }
 
 /// What went wrong with a log, and where: the first bad record.

@@ -6,6 +6,7 @@
 //! Signer and coordinator both call only [`chain_format`] and [`signing_message`].
 
 use crate::{
+    address::Chain,
     chains::evm::{self, Address20, VaultDomain, VaultWithdrawal},
     intent::WithdrawalIntent,
     policy::{PolicyDoc, NATIVE_TOKEN},
@@ -120,4 +121,143 @@ pub fn payout(
             }))
         }
     }
+}
+
+/// What a vault administration message does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaultAdminKind {
+    /// Hand the vault to this group key (33-byte compressed).
+    RotateKey([u8; 33]),
+    /// Set a token's on-chain cap.
+    SetCap {
+        /// Token, or [`evm::NATIVE`].
+        token: Address20,
+        /// Base units (`u128::MAX`: no cap).
+        capacity: u128,
+        /// Base units per second.
+        rate: u128,
+    },
+}
+
+/// A vault administration message the policy in force lists: the group signs it only then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VaultAdmin {
+    /// Chain.
+    pub chain: Chain,
+    /// The vault.
+    pub domain: VaultDomain,
+    /// The vault's admin nonce it is for.
+    pub nonce: u64,
+    /// What it does.
+    pub kind: VaultAdminKind,
+}
+
+impl VaultAdmin {
+    /// The digest the group signs.
+    pub fn message(&self) -> [u8; 32] {
+        match self.kind {
+            VaultAdminKind::RotateKey(k) => self.domain.rotate_digest(self.nonce, &k),
+            VaultAdminKind::SetCap {
+                token,
+                capacity,
+                rate,
+            } => self.domain.cap_digest(self.nonce, &token, capacity, rate),
+        }
+    }
+
+    /// The vault call that carries it, signed with `signature`.
+    pub fn call(&self, signature: &[u8]) -> Result<EvmCall, Refusal> {
+        let data = match self.kind {
+            VaultAdminKind::RotateKey(k) => evm::rotate_calldata(self.nonce, &k, signature),
+            VaultAdminKind::SetCap {
+                token,
+                capacity,
+                rate,
+            } => evm::set_cap_calldata(self.nonce, &token, capacity, rate, signature),
+        }
+        .map_err(|e| Refusal::permanent(rule::VAULT_ACTION_UNKNOWN, format!("vault call: {e}")))?;
+        Ok(EvmCall {
+            to: evm::address_text(self.chain, &self.domain.vault),
+            data,
+        })
+    }
+
+    /// For people and audit records.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            VaultAdminKind::RotateKey(k) => format!("rotate-key to {}", hex::encode(k)),
+            VaultAdminKind::SetCap {
+                token,
+                capacity,
+                rate,
+            } => format!(
+                "set-cap of {} to {} base units refilled {rate} per second",
+                if token == evm::NATIVE {
+                    NATIVE_TOKEN.to_string()
+                } else {
+                    evm::address_text(self.chain, &token)
+                },
+                if capacity == u128::MAX {
+                    "no cap".to_string()
+                } else {
+                    capacity.to_string()
+                }
+            ),
+        }
+    }
+}
+
+/// The vault administration message for `chain` at admin nonce `nonce`, if the policy in force
+/// lists one; refused otherwise, whoever asks.
+pub fn vault_admin(policy: &PolicyDoc, chain: Chain, nonce: u64) -> Result<VaultAdmin, Refusal> {
+    let unknown = |why: String| Refusal::permanent(rule::VAULT_ACTION_UNKNOWN, why);
+    let rule = policy.chain(chain).ok_or_else(|| {
+        unknown(format!(
+            "the policy in force has no vault on {}",
+            chain.as_str()
+        ))
+    })?;
+    let action = rule
+        .vault_actions
+        .iter()
+        .find(|a| a.nonce == nonce)
+        .ok_or_else(|| {
+            unknown(format!(
+                "the policy in force lists no vault action for {} at nonce {nonce}",
+                chain.as_str()
+            ))
+        })?;
+    // The document was validated: what follows cannot fail for a policy in force.
+    let invalid = |e: String| unknown(format!("the policy's vault action is not usable: {e}"));
+    let kind = match (&action.rotate_key, &action.set_cap) {
+        (Some(k), None) => VaultAdminKind::RotateKey(
+            hex::decode(k)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| invalid("rotate_key".into()))?,
+        ),
+        (None, Some(c)) => {
+            let (capacity, rate) = c.values().ok_or_else(|| invalid("set_cap".into()))?;
+            let token = if c.token == NATIVE_TOKEN {
+                evm::NATIVE
+            } else {
+                evm::address_bytes(chain, &c.token).map_err(|e| invalid(e.to_string()))?
+            };
+            VaultAdminKind::SetCap {
+                token,
+                capacity,
+                rate,
+            }
+        }
+        _ => return Err(invalid("neither or both of rotate_key and set_cap".into())),
+    };
+    Ok(VaultAdmin {
+        chain,
+        domain: VaultDomain {
+            chain_id: rule.chain_id,
+            vault: evm::address_bytes(chain, &rule.vault).map_err(|e| invalid(e.to_string()))?,
+        },
+        nonce,
+        kind,
+    })
 }

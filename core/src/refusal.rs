@@ -5,6 +5,8 @@ use std::fmt;
 
 /// Stable rule tags. They appear in errors, logs and docs; never rename one.
 pub mod rule {
+    /// The vault administration message asked for is not in the policy in force.
+    pub const VAULT_ACTION_UNKNOWN: &str = "vault-action-unknown";
     /// The intent bytes do not decode or validate.
     pub const INTENT_MALFORMED: &str = "intent-malformed";
     /// The intent has expired.

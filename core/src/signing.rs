@@ -222,18 +222,15 @@ pub struct Authorized {
     pub package: SigningPackage,
 }
 
-/// Checks a signing request against the intent itself (S1). Policy comes after, with the
-/// ledger, in the caller. `own` is the commitment this
-/// signer released for the session.
-pub fn check_request(
+/// Checks a signing package against the message this signer computed itself: canonical
+/// bytes, a quorum of manifest signers, exactly that message, and this signer's own
+/// commitment for the session `own`.
+pub fn check_package(
     gate: &Gate<'_>,
-    intent_bytes: &[u8],
-    backend_signature: &[u8],
     package_bytes: &[u8],
+    message: &[u8],
     own: &SigningCommitments,
-) -> Result<Authorized, Refusal> {
-    let intent = WithdrawalIntent::decode(intent_bytes)
-        .map_err(|e| Refusal::permanent(rule::INTENT_MALFORMED, e.to_string()))?;
+) -> Result<SigningPackage, Refusal> {
     let package = SigningPackage::deserialize(package_bytes).map_err(|e| {
         Refusal::permanent(rule::PACKAGE_MALFORMED, format!("signing package: {e}"))
     })?;
@@ -267,11 +264,10 @@ pub fn check_request(
             "the signing package has a commitment from a signer not in the manifest",
         ));
     }
-    let message = signing_message(&intent, (gate.format)(&intent)?)?;
-    if package.message().as_slice() != message.as_slice() {
+    if package.message().as_slice() != message {
         return Err(Refusal::permanent(
             rule::MESSAGE_MISMATCH,
-            "the signing package's message is not the signing message of the intent sent with it",
+            "the signing package's message is not the message this signer computed for the request",
         ));
     }
     match package.signing_commitment(&gate.me) {
@@ -289,6 +285,23 @@ pub fn check_request(
         }
         Some(_) => {}
     }
+    Ok(package)
+}
+
+/// Checks a signing request against the intent itself (S1). Policy comes after, with the
+/// ledger, in the caller. `own` is the commitment this
+/// signer released for the session.
+pub fn check_request(
+    gate: &Gate<'_>,
+    intent_bytes: &[u8],
+    backend_signature: &[u8],
+    package_bytes: &[u8],
+    own: &SigningCommitments,
+) -> Result<Authorized, Refusal> {
+    let intent = WithdrawalIntent::decode(intent_bytes)
+        .map_err(|e| Refusal::permanent(rule::INTENT_MALFORMED, e.to_string()))?;
+    let message = signing_message(&intent, (gate.format)(&intent)?)?;
+    let package = check_package(gate, package_bytes, &message, own)?;
     let digest = intent.digest();
     backend::verify(gate.backend_keys, &digest, backend_signature)?;
     if gate.now_ms >= intent.expires_at_ms {

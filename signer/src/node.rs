@@ -31,6 +31,7 @@ use tracing::{info, warn};
 use crate::store::{Binding, SignerStore};
 
 mod status;
+mod vault;
 pub use status::{LocalFreeze, FREEZE_FILE};
 
 /// Metadata keys.
@@ -871,6 +872,9 @@ impl Node {
     }
 
     fn sign(&self, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
+        if let Some(action) = &r.vault_action {
+            return self.sign_vault_action(r, action);
+        }
         let span = tracing::info_span!("sign", session = %hex::encode(&r.session_id));
         let _entered = span.enter();
         let key = self.key()?;

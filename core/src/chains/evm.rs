@@ -39,6 +39,11 @@ pub const CAP_TAG: &str = "QUORATE/evm-vault/set-cap";
 /// `withdraw(bytes32,address,address,uint256,uint64,(uint256,uint256,uint256))`.
 pub const WITHDRAW_SIGNATURE: &str =
     "withdraw(bytes32,address,address,uint256,uint64,(uint256,uint256,uint256))";
+/// `rotateKey(uint8,uint256,uint64,(uint256,uint256,uint256))`.
+pub const ROTATE_SIGNATURE: &str = "rotateKey(uint8,uint256,uint64,(uint256,uint256,uint256))";
+/// `setCap(address,uint128,uint128,uint64,(uint256,uint256,uint256))`.
+pub const SET_CAP_SIGNATURE: &str =
+    "setCap(address,uint128,uint128,uint64,(uint256,uint256,uint256))";
 /// `Withdrawn(bytes32,address,address,uint256)`, the vault's payout event.
 pub const WITHDRAWN_EVENT: &str = "Withdrawn(bytes32,address,address,uint256)";
 /// Tron mainnet's `block.chainid` (`0x2b6653dc`).
@@ -291,6 +296,54 @@ pub fn withdraw_calldata(
         data.extend_from_slice(word);
     }
     Ok(data)
+}
+
+fn call_with_signature(
+    signature_text: &str,
+    words: &[[u8; 32]],
+    signature: &[u8],
+) -> Result<Vec<u8>, SignatureFormError> {
+    let sig = signature_words(signature)?;
+    let mut data = selector(signature_text).to_vec();
+    for w in words.iter().chain(&sig) {
+        data.extend_from_slice(w);
+    }
+    Ok(data)
+}
+
+/// The calldata of `rotateKey(prefix, x, nonce, (rx, ry, z))`.
+pub fn rotate_calldata(
+    nonce: u64,
+    new_key: &[u8; 33],
+    signature: &[u8],
+) -> Result<Vec<u8>, SignatureFormError> {
+    let mut x = [0u8; 32];
+    x.copy_from_slice(&new_key[1..]);
+    call_with_signature(
+        ROTATE_SIGNATURE,
+        &[word_u64(u64::from(new_key[0])), x, word_u64(nonce)],
+        signature,
+    )
+}
+
+/// The calldata of `setCap(token, capacity, rate, nonce, (rx, ry, z))`.
+pub fn set_cap_calldata(
+    nonce: u64,
+    token: &Address20,
+    capacity: u128,
+    rate: u128,
+    signature: &[u8],
+) -> Result<Vec<u8>, SignatureFormError> {
+    call_with_signature(
+        SET_CAP_SIGNATURE,
+        &[
+            word_addr(token),
+            word_u128(capacity),
+            word_u128(rate),
+            word_u64(nonce),
+        ],
+        signature,
+    )
 }
 
 /// A `Withdrawn` event of the vault, decoded from a log.

@@ -75,6 +75,58 @@ pub struct ChainRule {
     pub chain_id: u64,
     /// The vault contract, in the chain's canonical address form.
     pub vault: String,
+    /// Administration messages for the vault that the admins approved, sorted by nonce: the
+    /// group signs these and nothing else (docs/evm.md). Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vault_actions: Vec<VaultAction>,
+}
+
+/// One vault administration message the group may sign: exactly one of `rotate_key` and
+/// `set_cap`, for the vault's admin nonce `nonce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultAction {
+    /// The vault's admin nonce the message is for (its `adminNonce()` when it is sent).
+    pub nonce: u64,
+    /// Hand the vault to this group key: 33-byte compressed SEC1, lowercase hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_key: Option<String>,
+    /// Set a token's on-chain cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_cap: Option<CapSetting>,
+}
+
+/// A token's on-chain cap: a bucket of `capacity` base units refilled at `refill_per_second`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapSetting {
+    /// `"native"` or the token contract's address, as in [`AssetRule::token`].
+    pub token: String,
+    /// Base units, decimal; `"none"` removes the cap (a raise: the vault delays it).
+    pub capacity: String,
+    /// Base units per second, decimal.
+    pub refill_per_second: String,
+}
+
+/// `u128::MAX`, the vault's "no cap".
+pub const NO_CAP: &str = "none";
+
+/// A decimal u128 in canonical form (no sign, no leading zeros).
+pub fn parse_base_units(s: &str) -> Option<u128> {
+    let v: u128 = s.parse().ok()?;
+    (v.to_string() == s).then_some(v)
+}
+
+impl CapSetting {
+    /// (capacity, refill per second) as the vault takes them.
+    pub fn values(&self) -> Option<(u128, u128)> {
+        let cap = if self.capacity == NO_CAP {
+            u128::MAX
+        } else {
+            parse_base_units(&self.capacity)?
+        };
+        Some((cap, parse_base_units(&self.refill_per_second)?))
+    }
 }
 
 /// A destination withdrawals may go to.
@@ -357,6 +409,45 @@ impl PolicyDoc {
                 )));
             }
             canonical(c.chain, &c.vault).map_err(|e| bad(format!("{ctx}: vault {e}")))?;
+            sorted_unique(
+                &c.vault_actions,
+                |a| a.nonce,
+                &format!("{ctx}: vault_actions"),
+            )?;
+            for a in &c.vault_actions {
+                let ctx = format!("{ctx}: vault action at nonce {}", a.nonce);
+                match (&a.rotate_key, &a.set_cap) {
+                    (Some(k), None) => {
+                        let ok = hex::decode(k).ok().is_some_and(|b| {
+                            b.len() == 33
+                                && matches!(b[0], 2 | 3)
+                                && *k == hex::encode(&b)
+                                && k256::PublicKey::from_sec1_bytes(&b).is_ok()
+                        });
+                        if !ok {
+                            return Err(bad(format!(
+                                "{ctx}: rotate_key must be a 33-byte compressed secp256k1 key in lowercase hex"
+                            )));
+                        }
+                    }
+                    (None, Some(cap)) => {
+                        if cap.token != NATIVE_TOKEN {
+                            canonical(c.chain, &cap.token)
+                                .map_err(|e| bad(format!("{ctx}: token {e}")))?;
+                        }
+                        if cap.values().is_none() {
+                            return Err(bad(format!(
+                                "{ctx}: capacity and refill_per_second are base units in plain decimal (capacity may be \"{NO_CAP}\")"
+                            )));
+                        }
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "{ctx}: name exactly one of rotate_key and set_cap"
+                        )))
+                    }
+                }
+            }
         }
         let mut tokens = BTreeSet::new();
         for a in &self.assets {

@@ -15,7 +15,7 @@ use crate::{
 
 use super::{
     doc::{
-        window_label, AssetRule, ChainRule, DocError, PolicyDoc, Scope, VelocityLimit,
+        window_label, AssetRule, ChainRule, DocError, PolicyDoc, Scope, VaultAction, VelocityLimit,
         WhitelistEntry, FORMAT, NATIVE_TOKEN,
     },
     eval::format_units,
@@ -63,6 +63,9 @@ pub struct ChainForm {
     pub chain_id: u64,
     /// The vault contract's address, in any accepted form.
     pub vault: String,
+    /// Vault administration messages the group may sign (docs/evm.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vault_actions: Vec<VaultAction>,
 }
 
 /// An asset.
@@ -394,6 +397,11 @@ impl PolicyForm {
                 chain_id: c.chain_id,
                 vault: normalize_address(ch, &c.vault)
                     .map_err(|e| bad(format!("chain {}: vault {e}", c.chain)))?,
+                vault_actions: {
+                    let mut v = c.vault_actions.clone();
+                    v.sort_by_key(|a| a.nonce);
+                    v
+                },
             });
         }
         chains.sort_by_key(|c| c.chain);
@@ -471,6 +479,7 @@ impl PolicyForm {
                     chain: c.chain.as_str().into(),
                     chain_id: c.chain_id,
                     vault: c.vault.clone(),
+                    vault_actions: c.vault_actions.clone(),
                 })
                 .collect(),
         }

@@ -19,7 +19,7 @@ use crate::{
 };
 
 use super::{
-    doc::{window_label, PolicyDoc},
+    doc::{window_label, PolicyDoc, VaultAction},
     eval::{distinct_valid, format_units, AdminSignature},
 };
 
@@ -261,15 +261,19 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
                 Tightens,
                 format!("{name}: vault {} removed", c.vault),
             ),
-            Some(n) if n != c => ch(
-                &mut out,
-                Loosens,
-                format!(
-                    "{name}: vault {} (chain id {}) -> {} (chain id {})",
-                    c.vault, c.chain_id, n.vault, n.chain_id
-                ),
-            ),
-            Some(_) => {}
+            Some(n) => {
+                if (n.chain_id, &n.vault) != (c.chain_id, &c.vault) {
+                    ch(
+                        &mut out,
+                        Loosens,
+                        format!(
+                            "{name}: vault {} (chain id {}) -> {} (chain id {})",
+                            c.vault, c.chain_id, n.vault, n.chain_id
+                        ),
+                    );
+                }
+                vault_action_diff(&mut out, &name, &c.vault_actions, &n.vault_actions);
+            }
         }
     }
     for n in &new.chains {
@@ -346,6 +350,47 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
         );
     }
     out
+}
+
+/// Vault administration messages the group may sign. A key rotation hands the vault over, so
+/// adding one waits out the time-lock; a cap applies at once (the vault itself delays a raise
+/// by its own `capRaiseDelay`, and a lowering is what an emergency needs).
+fn vault_action_diff(out: &mut Vec<Change>, name: &str, old: &[VaultAction], new: &[VaultAction]) {
+    let show = |a: &VaultAction| match (&a.rotate_key, &a.set_cap) {
+        (Some(k), _) => format!("rotate the vault's key to {k}"),
+        (_, Some(c)) => format!(
+            "set the on-chain cap of {} to {} base units, refilled {} per second",
+            c.token, c.capacity, c.refill_per_second
+        ),
+        _ => "nothing".into(),
+    };
+    for a in old.iter().filter(|a| !new.contains(a)) {
+        ch(
+            out,
+            Effect::Tightens,
+            format!(
+                "{name}: vault action at nonce {} removed: {}",
+                a.nonce,
+                show(a)
+            ),
+        );
+    }
+    for a in new.iter().filter(|a| !old.contains(a)) {
+        let e = if a.rotate_key.is_some() {
+            Effect::Loosens
+        } else {
+            Effect::Tightens
+        };
+        ch(
+            out,
+            e,
+            format!(
+                "{name}: vault action at nonce {} added: {}",
+                a.nonce,
+                show(a)
+            ),
+        );
+    }
 }
 
 fn set_diff(

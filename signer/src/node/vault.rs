@@ -1,0 +1,92 @@
+//! Vault administration messages (docs/evm.md): the signer signs a key rotation or an on-chain
+//! cap only when its own policy in force lists exactly that message for the chain and the
+//! vault's admin nonce. The request names only (chain, nonce); the message comes from the
+//! policy, never from the coordinator.
+
+use quorate_core::{
+    audit::{self, Event},
+    message::{vault_admin, ChainFormat},
+    refusal::{rule, Refusal},
+    signing::{self, Gate},
+};
+use quorate_wire::signer as pb;
+use tracing::{info, warn};
+
+use super::{frost_id, link_rule, lock, now_ms, session_id, storage, Node};
+
+impl Node {
+    pub(super) fn sign_vault_action(
+        &self,
+        r: &pb::SignRequest,
+        action: &pb::VaultActionRef,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let key = self.key()?;
+        let sid = session_id(&r.session_id)?;
+        // The nonce leaves the store first, whatever the outcome (S4).
+        let (nonces, own) = lock(&self.nonces).take(&sid, self.mono_ms())?;
+        if !r.intent.is_empty() || !r.backend_signature.is_empty() || !r.approvals.is_empty() {
+            return Err(Refusal::permanent(
+                link_rule::BAD_REQUEST,
+                "a vault action request carries no intent, backend signature or approvals",
+            ));
+        }
+        let chain = action
+            .chain
+            .parse()
+            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("chain: {e}")))?;
+        if self.locally_frozen() {
+            return Err(Refusal::temporary(
+                rule::POLICY_FROZEN,
+                format!(
+                    "signer {} is stopped by its operator (local freeze)",
+                    self.name
+                ),
+            ));
+        }
+        let admin = {
+            let mut guard = lock(&self.policy);
+            let now = now_ms();
+            self.refresh_policy(&mut guard, now)?;
+            let state = guard
+                .state
+                .as_ref()
+                .ok_or_else(|| Refusal::temporary(rule::POLICY_MISSING, "no policy installed"))?;
+            vault_admin(state.active(), chain, action.nonce)
+        }
+        .inspect_err(|refused| {
+            warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to sign a vault action");
+        })?;
+        let message = admin.message();
+        let no_intent = |_: &_| Ok(ChainFormat::IntentDigest);
+        let gate = Gate {
+            me: frost_id(self.me).map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+            signers: &self.signer_ids,
+            min_signers: usize::from(self.manifest.threshold),
+            backend_keys: &[],
+            format: &no_intent,
+            now_ms: now_ms(),
+            max_clock_skew_ms: self.max_clock_skew_ms,
+        };
+        let package = signing::check_package(&gate, &r.signing_package, &message, &own)?;
+        let share = signing::sign_share(&package, nonces, &key)?;
+        // On disk before the share leaves.
+        self.audit(
+            Event::new(audit::kind::VAULT_SHARE_RELEASED)
+                .with("chain", chain.as_str())
+                .with("nonce", action.nonce.to_string())
+                .with("action", admin.describe())
+                .with("message", hex::encode(message))
+                .with("session", hex::encode(sid))
+                .with(
+                    "commitment",
+                    hex::encode(own.serialize().unwrap_or_default()),
+                ),
+            true,
+        );
+        self.store.flush().map_err(storage)?;
+        info!(signer = %self.name, chain = %chain.as_str(), nonce = action.nonce, "vault action share released");
+        Ok(pb::signer_message::Body::Sign(pb::SignResponse {
+            share: share.serialize(),
+        }))
+    }
+}
