@@ -217,3 +217,54 @@ fn a_rotation_waits_out_the_time_lock_and_a_cap_does_not() {
         .iter()
         .all(|c| c.effect == Effect::Loosens));
 }
+
+#[test]
+fn tron_pays_through_the_same_vault_with_tron_addresses() {
+    use quorate_core::chains::evm::{address_text, withdraw_calldata, TRON_MAINNET_CHAIN_ID};
+    use quorate_core::message::payout;
+    let vault = address_text(Chain::Tron, &[0x5a; 20]);
+    let text = form("")
+        .replace(
+            "[[chains]]\nchain = \"ethereum\"\nchain_id = 31337",
+            &format!(
+                "[[assets]]\nchain = \"tron\"\nasset = \"USDT\"\ndecimals = 6\nmax_per_withdrawal = \"100\"\napproval_threshold = \"100\"\napprovals_required = 0\ntoken = \"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t\"\n\n[[chains]]\nchain = \"tron\"\nchain_id = {TRON_MAINNET_CHAIN_ID}"
+            ),
+        )
+        .replace(&VAULT.to_lowercase(), &vault);
+    // Only Tron has a vault now, so the Ethereum assets carry no token.
+    let text = text
+        .replace("token = \"native\"\n", "")
+        .replace(&format!("token = \"{}\"\n", TOKEN.to_lowercase()), "");
+    let d = PolicyForm::parse(&text)
+        .unwrap()
+        .to_doc(1, &"0".repeat(64))
+        .unwrap();
+    let to = address_text(Chain::Tron, &[0xa5; 20]);
+    let i =
+        WithdrawalIntent::from_parts("t-1", "tron", "USDT", &to, "5", 1_000, 61_000, None).unwrap();
+    let format = chain_format(&d, &i).unwrap();
+    let ChainFormat::EvmVault { domain, token } = format else {
+        panic!()
+    };
+    assert_eq!(domain.chain_id, 728_126_428);
+    assert_eq!(
+        hex::encode(token),
+        "a614f803b6fd780986a42c78ec9c7f77e6ded13c"
+    );
+    let w = VaultWithdrawal::from_intent(&i, token).unwrap();
+    assert_eq!(w.to, [0xa5; 20]);
+    // The call names the vault in Tron's own form and carries the 20-byte destination.
+    let sig = [2u8]
+        .into_iter()
+        .chain(
+            hex::decode("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+                .unwrap(),
+        )
+        .chain([1u8; 32])
+        .collect::<Vec<u8>>();
+    let call = payout(&i, format, &sig).unwrap().unwrap();
+    assert_eq!(call.to, vault);
+    assert!(call.to.starts_with('T'));
+    assert_eq!(call.data, withdraw_calldata(&w, &sig).unwrap());
+    assert_eq!(&call.data[4 + 64 + 12..4 + 96], &w.to);
+}
