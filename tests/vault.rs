@@ -659,12 +659,13 @@ async fn token_payouts_are_checked_by_the_balance_change() {
     }
 }
 
-/// Gas from receipts (printed; docs/benchmarks.md quotes them), against budgets that catch a
-/// regression. The issue asked for 5,000 (verification), 65,000 (ETH to an existing account)
-/// and 70,000 (ERC-20 to an existing holder); the vault measures about 5,390, 65,690 and
-/// 73,500. The gap is what the issue's other demands cost: one cold slot (2,100 gas) that
-/// says whether the key was rotated and whether any token is capped, and for tokens the two
-/// `balanceOf` calls of the balance-change check; docs/benchmarks.md has the breakdown.
+/// Gas from receipts (printed; docs/benchmarks.md quotes them), against the issue's limits:
+/// verification at most 5,000 and an ETH payout to an existing account at most 65,000 (both
+/// met: about 4,965 and 64,930). For an ERC-20 payout the issue asked 70,000; the floor with the
+/// checks it also asks for (two `balanceOf` calls for the balance-change check, the token's own
+/// transfer, the replay slot and the one cold slot for key rotation and caps) is about 70,750
+/// before the vault runs any code of its own, so the budget here is the measured 72,624 with a
+/// little room; docs/benchmarks.md has the breakdown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_gas_from_receipts() {
     let node = Hardhat::start().await;
@@ -777,14 +778,14 @@ async fn vault_gas_from_receipts() {
         eth_capped.gas_used,
         eth_capped.gas_used as i64 - eth.gas_used as i64
     );
-    assert!(verify_gas <= 5_500, "verification took {verify_gas} gas");
+    assert!(verify_gas <= 5_000, "verification took {verify_gas} gas");
     assert!(
-        eth.gas_used <= 66_000,
+        eth.gas_used <= 65_000,
         "an ETH payout took {} gas",
         eth.gas_used
     );
     assert!(
-        erc20.gas_used <= 74_000,
+        erc20.gas_used <= 73_000,
         "an ERC-20 payout took {} gas",
         erc20.gas_used
     );

@@ -27,6 +27,14 @@ use crate::{
 const DEST: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 const ETH: u128 = 1_000_000_000_000_000_000;
 
+/// Whether the node refused the transaction with the custom error `error` (by selector).
+fn reverted_with<T>(r: &anyhow::Result<T>, error: &str) -> bool {
+    let sel = hex::encode(quorate_core::chains::evm::selector(error));
+    r.as_ref()
+        .err()
+        .is_some_and(|e| format!("{e:#}").contains(&sel))
+}
+
 async fn submit(dir: &str, asset: &str, amount: &str) -> Value {
     let (code, out, err) = quorate(&[
         "submit", "--dir", dir, "--chain", "ethereum", "--asset", asset, "--to", DEST, "--amount",
@@ -127,7 +135,10 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     assert_eq!(rpc.balance(&hex0x(&dest)).await.unwrap() - before, ETH);
     assert_eq!(rpc.balance(&hex0x(&vault)).await.unwrap(), 99 * ETH);
     let again = rpc.send(&sender, Some(&vault_text), &data, 0).await;
-    assert!(again.is_err(), "a second send paid again");
+    assert!(
+        reverted_with(&again, "WithdrawalReplayed(bytes32)"),
+        "a second send: {again:?}"
+    );
     assert_eq!(rpc.balance(&hex0x(&dest)).await.unwrap() - before, ETH);
 
     // A token payout: the token contract comes from the governed policy, not the request.
@@ -281,13 +292,8 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     )
     .unwrap();
     let over = rpc.send(&sender, Some(&vault_text), &data, 0).await;
-    let cap_exceeded = hex::encode(quorate_core::chains::evm::selector(
-        "CapExceeded(address,uint128)",
-    ));
     assert!(
-        over.as_ref()
-            .err()
-            .is_some_and(|e| format!("{e:#}").contains(&cap_exceeded)),
+        reverted_with(&over, "CapExceeded(address,uint128)"),
         "a payout over the on-chain cap: {over:?}"
     );
     assert_eq!(rpc.balance(&hex0x(&vault)).await.unwrap(), 99 * ETH);
@@ -317,7 +323,10 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     let stolen = withdraw_calldata(&loot, &thief.sign(&domain.withdraw_digest(&loot))).unwrap();
     // The on-chain cap holds even against every share: 7 ETH do not leave.
     let r = rpc.send(&sender, Some(&vault_text), &stolen, 0).await;
-    assert!(r.is_err(), "the cap let a thief take 7 ETH");
+    assert!(
+        reverted_with(&r, "CapExceeded(address,uint128)"),
+        "the cap let a thief take 7 ETH: {r:?}"
+    );
     // What the bucket still holds does.
     let loot = VaultWithdrawal {
         id: withdrawal_id("not-a-withdrawal-either"),

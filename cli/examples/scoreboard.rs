@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 /// Suites that must have reported.
 const SUITES: &[&str] = &[
     "redteam-hostile-coordinator",
+    "redteam-vault-messages",
     "redteam-governance",
     "redteam-rotation",
     "redteam-malicious-signer",

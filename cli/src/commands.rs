@@ -93,6 +93,28 @@ fn status_of_code(code: tonic::Code) -> &'static str {
     }
 }
 
+/// Checks that a vault call the coordinator returned pays exactly `intent` with the signature
+/// it returned: the id, destination, amount and deadline come from the intent itself; only the
+/// token and the vault come from the policy (which the vault's own digest then binds).
+fn check_vault_call(
+    intent: &WithdrawalIntent,
+    signature: &[u8],
+    data: &[u8],
+) -> anyhow::Result<()> {
+    use quorate_core::chains::evm::{withdraw_calldata, VaultWithdrawal};
+    let token: [u8; 20] = data
+        .get(4 + 32 + 12..4 + 64)
+        .and_then(|t| t.try_into().ok())
+        .context("the coordinator's vault call is too short")?;
+    let w = VaultWithdrawal::from_intent(intent, token).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let expected = withdraw_calldata(&w, signature).map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(
+        expected == data,
+        "the coordinator's vault call does not pay this withdrawal with the signature it returned; do not send it"
+    );
+    Ok(())
+}
+
 /// Runs `quorate submit`; returns the exit code.
 pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow::Result<u8> {
     let now = now_ms();
@@ -120,6 +142,9 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
     match w.submit(req).await {
         Ok(resp) => {
             let w = resp.into_inner();
+            if let Some(call) = &w.evm_call {
+                check_vault_call(&intent, &w.signature, &call.data)?;
+            }
             if a.json {
                 println!("{}", withdrawal_json(&w));
             } else {

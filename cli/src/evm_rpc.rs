@@ -323,7 +323,7 @@ fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
         if size == 0 {
             return Ok(out);
         }
-        if body.len() < size + 2 {
+        if size.checked_add(2).is_none_or(|end| body.len() < end) {
             bail!("truncated chunk");
         }
         out.extend_from_slice(&body[..size]);

@@ -104,6 +104,7 @@ pub async fn run(dir: &Path, a: ReconcileArgs) -> anyhow::Result<u8> {
     let chain_id = rpc.chain_id().await?;
     let mut vaults: Vec<Address20> = signed
         .values()
+        .flatten()
         .filter(|r| r.chain_id == chain_id)
         .map(|r| r.vault)
         .collect();

@@ -92,6 +92,22 @@ pub fn signing_message(intent: &WithdrawalIntent, format: ChainFormat) -> Result
     }
 }
 
+/// What a signer binds a withdrawal id to (S6): the intent digest, and where the group signs
+/// another message (a vault's digest, which names the vault and chain id the policy gave), a
+/// hash of both. A retry after the policy moved the vault is then another withdrawal under the
+/// same id, refused as a conflict, never a second signature payable by another vault.
+pub fn binding(digest: &[u8; 32], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    if message == digest {
+        return *digest;
+    }
+    let mut h = Sha256::new();
+    h.update(b"quorate-binding-v1\0");
+    h.update(digest);
+    h.update(message);
+    h.finalize().into()
+}
+
 /// A contract call that pays a withdrawal out: any funded account may send it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvmCall {

@@ -3,7 +3,7 @@
 //! The vectors are generated here from fixed seeds (a trusted-dealer FROST key per parity of
 //! the group key, real FROST signing) and checked against the committed file, so a change to
 //! the digest layout cannot pass unnoticed. The contract side replays the same file on a real
-//! EVM node (tests/evm.rs): every digest through the contract's own digest functions and every
+//! EVM node (tests/vault.rs): every digest through the contract's own digest functions and every
 //! withdrawal as a real `withdraw` call. `QUORATE_WRITE_VECTORS=1` rewrites the file.
 
 use std::collections::BTreeMap;

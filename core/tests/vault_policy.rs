@@ -84,7 +84,8 @@ fn the_format_comes_from_the_policy() {
     assert_eq!((domain.chain_id, token), (31337, NATIVE));
     assert_eq!(domain.vault, address_bytes(Chain::Ethereum, VAULT).unwrap());
     let w = VaultWithdrawal::from_intent(&eth, NATIVE).unwrap();
-    assert_eq!(w.deadline, 61);
+    // Expired from 61,000 ms on: the vault pays until second 60 and not in second 61.
+    assert_eq!(w.deadline, 60);
     assert_eq!(
         signing_message(&eth, chain_format(&d, &eth).unwrap()).unwrap(),
         domain.withdraw_digest(&w).to_vec()
@@ -209,13 +210,80 @@ fn a_rotation_waits_out_the_time_lock_and_a_cap_does_not() {
     assert!(r[0].1.contains("rotate the vault's key"), "{r:?}");
     let c = effects(CAP);
     assert_eq!(c[0].0, Effect::Tightens, "{c:?}");
-    // Moving the vault, or another token behind a symbol, loosens.
-    let moved = doc("").unwrap();
-    let mut next = moved.clone();
-    next.chains[0].vault = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into();
-    assert!(diff(&moved, &next)
-        .iter()
-        .all(|c| c.effect == Effect::Loosens));
+    // Removing a cap, or a cap above the last one listed for the token, loosens.
+    let none = CAP.replace("\"5000\"", "\"none\"");
+    assert_eq!(effects(&none)[0].0, Effect::Loosens);
+    let with_cap = {
+        let mut d = doc(CAP).unwrap();
+        d.version = 2;
+        d.prev_hash = base.hash_hex();
+        d
+    };
+    let raise = |capacity: &str| {
+        let mut d = doc(&format!(
+            "{CAP}{}",
+            CAP.replace("nonce = 1", "nonce = 2")
+                .replace("\"5000\"", &format!("\"{capacity}\""))
+        ))
+        .unwrap();
+        d.version = 3;
+        d.prev_hash = with_cap.hash_hex();
+        diff(&with_cap, &d)
+    };
+    assert_eq!(raise("6000")[0].effect, Effect::Loosens);
+    assert_eq!(raise("4000")[0].effect, Effect::Tightens);
+    // Moving the vault, or another token behind a symbol, loosens; actions listed for the old
+    // vault are named as now signable for the new one.
+    let listed = doc(ROTATE).unwrap();
+    let mut moved = listed.clone();
+    moved.chains[0].vault = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into();
+    let changes = diff(&listed, &moved);
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes.iter().all(|c| c.effect == Effect::Loosens));
+    assert!(
+        changes[1].what.contains("now for the new vault"),
+        "{changes:?}"
+    );
+    let mut token = listed.clone();
+    token.assets[1].token = Some("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into());
+    let changes = diff(&listed, &token);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].effect, Effect::Loosens);
+    assert!(changes[0].what.contains("token"), "{changes:?}");
+}
+
+#[test]
+fn documents_without_chain_settings_keep_their_bytes() {
+    // The fields this change added are absent from the canonical form when unused, so every
+    // version signed before keeps its hash.
+    let text = form("")
+        .replace("token = \"native\"\n", "")
+        .replace(&format!("token = \"{}\"\n", TOKEN.to_lowercase()), "");
+    let text = &text[..text.find("[[chains]]").unwrap()];
+    let d = PolicyForm::parse(text)
+        .unwrap()
+        .to_doc(1, &"0".repeat(64))
+        .unwrap();
+    let json = String::from_utf8(d.encode()).unwrap();
+    assert!(
+        !json.contains("\"chains\"") && !json.contains("\"token\""),
+        "{json}"
+    );
+    assert_eq!(PolicyDoc::decode(json.as_bytes()).unwrap(), d);
+}
+
+#[test]
+fn two_chains_never_share_a_chain_id() {
+    let text = form("").replace(
+        "[[chains]]",
+        "[[assets]]\nchain = \"polygon\"\nasset = \"POL\"\ndecimals = 18\nmax_per_withdrawal = \"1\"\napproval_threshold = \"1\"\napprovals_required = 0\ntoken = \"native\"\n\n[[chains]]\nchain = \"polygon\"\nchain_id = 31337\nvault = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\n\n[[chains]]",
+    );
+    let err = PolicyForm::parse(&text)
+        .unwrap()
+        .to_doc(1, &"0".repeat(64))
+        .unwrap_err()
+        .0;
+    assert!(err.contains("share a chain_id"), "{err}");
 }
 
 #[test]

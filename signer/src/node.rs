@@ -914,7 +914,8 @@ impl Node {
             warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to sign");
         })?;
         let id = ok.intent.id.as_str();
-        self.check_binding(&ok.intent, &ok.digest)?;
+        let bound = quorate_core::message::binding(&ok.digest, ok.package.message());
+        self.check_binding(&ok.intent, &bound)?;
         if self.locally_frozen() {
             return Err(Refusal::temporary(
                 rule::POLICY_FROZEN,
@@ -967,7 +968,7 @@ impl Node {
         self.debit(
             &mut guard,
             &ok.intent,
-            &ok.digest,
+            &bound,
             now,
             already,
             Counted::Release,
@@ -1061,7 +1062,8 @@ impl Node {
         }
     }
 
-    /// Binds the withdrawal and, unless it was counted before, debits it (as our own release
+    /// Binds the withdrawal id to `bound` ([`quorate_core::message::binding`]) and, unless it
+    /// was counted before, debits it (as our own release
     /// if `release`), in one write with its audit record. Not flushed: the caller flushes once
     /// it has let go of the locks.
     #[allow(clippy::too_many_arguments)]
@@ -1069,7 +1071,7 @@ impl Node {
         &self,
         guard: &mut PolicyGuard,
         intent: &WithdrawalIntent,
-        digest: &[u8; 32],
+        bound: &[u8; 32],
         now: u64,
         already: bool,
         counted: Counted,
@@ -1102,7 +1104,7 @@ impl Node {
         let record = chain.prepare(now, event);
         let binding = match self
             .store
-            .bind_and_debit(&intent.id, digest, now, &debit, &record)
+            .bind_and_debit(&intent.id, bound, now, &debit, &record)
         {
             Ok(b) => b,
             Err(e) => {
@@ -1233,7 +1235,8 @@ impl Node {
             .verify(&msg, &sig)
             .map_err(|_| invalid("the notice's group signature does not verify"))?;
         let digest = intent.digest();
-        self.check_binding(&intent, &digest)?;
+        let bound = quorate_core::message::binding(&digest, &msg);
+        self.check_binding(&intent, &bound)?;
         let mut guard = lock(&self.policy);
         let now = now_ms();
         let already = self.store.debited(&intent.id).map_err(storage)?;
@@ -1258,7 +1261,7 @@ impl Node {
         self.debit(
             &mut guard,
             &intent,
-            &digest,
+            &bound,
             now,
             already,
             Counted::Notice { signed_at },

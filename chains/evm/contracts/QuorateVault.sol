@@ -105,11 +105,24 @@ contract QuorateVault {
     /// @dev 0x02 || DST || I2OSP(29, 1) || one padding byte (only 31 bytes are hashed).
     uint256 private constant XMD_TAIL_2 = 0x0246524F53542D736563703235366B312D5348413235362D76316368616C1D00;
 
-    /// @dev Result codes of _verify.
-    uint256 private constant SIG_OK = 0;
-    uint256 private constant SIG_SCALAR_OUT_OF_RANGE = 1;
-    uint256 private constant SIG_POINT_NOT_ON_CURVE = 2;
-    uint256 private constant SIG_BAD = 3;
+    /// @dev Selectors of the custom errors raised from assembly, right-aligned
+    ///      (bytes4(keccak256(signature))); the constructor asserts each against
+    ///      the compiler's, at no cost (the comparisons fold away).
+    uint256 private constant ERR_SCALAR_OUT_OF_RANGE = 0xfd02f350; // ScalarOutOfRange()
+    uint256 private constant ERR_POINT_NOT_ON_CURVE = 0xa3d28e13; // PointNotOnCurve()
+    uint256 private constant ERR_BAD_SIGNATURE = 0x5cd5d233; // BadSignature()
+    uint256 private constant ERR_DEADLINE_PASSED = 0x67680913; // DeadlinePassed(uint64)
+    uint256 private constant ERR_WITHDRAWAL_REPLAYED = 0x58463089; // WithdrawalReplayed(bytes32)
+    uint256 private constant ERR_BAD_WITHDRAWAL = 0xa1c6fa4d; // BadWithdrawal()
+    uint256 private constant ERR_TRANSFER_FAILED = 0x39f1c8d9; // TransferFailed(address)
+
+    /// @dev Topic 0 of Withdrawn: keccak256("Withdrawn(bytes32,address,address,uint256)")
+    ///      (asserted in the constructor too).
+    uint256 private constant WITHDRAWN_TOPIC = 0xa6786aab7dbbc48b4b0387488b407bd81448030ab207b50bea7dbb5fbc1cd9eb;
+
+    /// @dev Selectors of ERC-20 balanceOf(address) and transfer(address,uint256), right-aligned.
+    uint256 private constant BALANCE_OF = 0x70a08231;
+    uint256 private constant TRANSFER = 0xa9059cbb;
 
     /// @dev "No cap" marker for capacity.
     uint128 private constant UNCAPPED = type(uint128).max;
@@ -188,7 +201,8 @@ contract QuorateVault {
     /// @notice The withdrawal id was already paid.
     /// @param id the withdrawal id.
     error WithdrawalReplayed(bytes32 id);
-    /// @notice Zero amount, zero recipient or the vault itself as recipient.
+    /// @notice Zero amount, zero recipient, the vault itself as recipient, or
+    ///         native coin sent along with withdraw.
     error BadWithdrawal();
     /// @notice The amount is above what the token's bucket holds now.
     /// @param token token address, address(0) for the native coin.
@@ -216,15 +230,25 @@ contract QuorateVault {
     /// @param capRaiseDelay_ seconds a cap raise waits before it can be applied.
     /// @param caps initial per-token caps; each bucket starts full.
     constructor(uint8 keyPrefix, uint256 keyX, uint64 capRaiseDelay_, CapInit[] memory caps) {
+        // The literals the assembly reverts and logs with are the compiler's
+        // selectors (the optimizer folds these comparisons away).
+        assert(
+            ERR_SCALAR_OUT_OF_RANGE == uint32(ScalarOutOfRange.selector) &&
+                ERR_POINT_NOT_ON_CURVE == uint32(PointNotOnCurve.selector) &&
+                ERR_BAD_SIGNATURE == uint32(BadSignature.selector) &&
+                ERR_DEADLINE_PASSED == uint32(DeadlinePassed.selector) &&
+                ERR_WITHDRAWAL_REPLAYED == uint32(WithdrawalReplayed.selector) &&
+                ERR_BAD_WITHDRAWAL == uint32(BadWithdrawal.selector) &&
+                ERR_TRANSFER_FAILED == uint32(TransferFailed.selector) &&
+                bytes32(WITHDRAWN_TOPIC) == Withdrawn.selector
+        );
         if (!_isValidKey(keyPrefix, keyX)) revert BadKey();
         _initialPrefix = keyPrefix;
         _initialX = keyX;
         capRaiseDelay = capRaiseDelay_;
-        Meta memory m = _meta;
         for (uint256 i = 0; i < caps.length; ++i) {
-            _setCapNow(m, caps[i].token, caps[i].capacity, caps[i].refillPerSecond);
+            _setCapNow(caps[i].token, caps[i].capacity, caps[i].refillPerSecond);
         }
-        _meta = m;
     }
 
     /// @notice Accepts native coin deposits.
@@ -239,6 +263,10 @@ contract QuorateVault {
     /// @dev Tokens are paid with a plain transfer call whose return value is
     ///      ignored (some tokens return nothing, Tron's USDT returns false on
     ///      success); instead the recipient's balance must grow by exactly `amount`.
+    ///      The checks decide in this order: deadline, replay, recipient and
+    ///      amount (and no native coin sent along), signature, cap, payment.
+    ///      Payable only so that the compiler adds no separate callvalue check:
+    ///      any native coin sent with the call is refused with BadWithdrawal.
     /// @param id withdrawal id; each id is paid at most once.
     /// @param token token address, address(0) for the native coin.
     /// @param to recipient; neither address(0) nor this vault.
@@ -252,29 +280,180 @@ contract QuorateVault {
         uint256 amount,
         uint64 deadline,
         Signature calldata sig
-    ) external {
-        if (block.timestamp > deadline) revert DeadlinePassed(deadline);
-        bytes32 usedSlot = _usedSlot(id);
-        if (_isSet(usedSlot)) revert WithdrawalReplayed(id);
-        if (to == address(0) || to == address(this) || amount == 0) revert BadWithdrawal();
+    ) external payable {
+        // The packed Meta word (rotated prefix, nonce, capped tokens), read up
+        // front: reads change no outcome, the checks below still decide in order.
         uint256 metaWord = _metaWord();
         {
-            (uint8 prefix, uint256 x) = _keyOf(metaWord);
-            _requireSignature(
-                prefix,
-                x,
-                _withdrawDigest(block.chainid, address(this), id, token, to, amount, deadline),
-                sig
-            );
+            // The key in force; _rotatedX is read only after a rotation.
+            uint256 prefix = _initialPrefix;
+            uint256 x = _initialX;
+            if (uint8(metaWord) != 0) {
+                prefix = uint8(metaWord);
+                x = _rotatedX;
+            }
+            bytes32 tag = WITHDRAW_TAG;
+            // Checks, digest and signature in one block. withdraw allocates no
+            // memory, so the free memory pointer stays 0x80 and everything from
+            // 0x80 on is scratch, used at fixed addresses (as _verify does). The
+            // ABI decoder has already refused dirty high bits in token, to and
+            // deadline, so they are used unmasked.
+            assembly ("memory-safe") {
+                // 1.-3. The slot of used[id] is keccak256(id || slot of used), kept
+                // for the write. One branch on the way through; only a refusal
+                // sorts out which check failed first: the deadline, a replay, or
+                // a zero recipient, the vault as recipient, a zero amount or
+                // native coin sent along.
+                mstore(0x00, id)
+                mstore(0x20, used.slot)
+                let usedSlot := keccak256(0x00, 0x40)
+                let late := gt(timestamp(), deadline)
+                let replayed := sload(usedSlot)
+                if or(
+                    or(late, replayed),
+                    or(or(iszero(to), eq(to, address())), or(iszero(amount), callvalue()))
+                ) {
+                    if late {
+                        mstore(0x00, ERR_DEADLINE_PASSED)
+                        mstore(0x20, deadline)
+                        revert(0x1c, 0x24)
+                    }
+                    if replayed {
+                        mstore(0x00, ERR_WITHDRAWAL_REPLAYED)
+                        mstore(0x20, id)
+                        revert(0x1c, 0x24)
+                    }
+                    mstore(0x00, ERR_BAD_WITHDRAWAL)
+                    revert(0x1c, 0x04)
+                }
+
+                // 4. The digest exactly as _withdrawDigest computes it for
+                //    withdrawDigestFor: keccak256(abi.encode(tag, chainid, this,
+                //    VERSION, id, token, to, amount, deadline)), nine words at 0x80.
+                mstore(0x80, tag)
+                mstore(0xa0, chainid())
+                mstore(0xc0, address())
+                mstore(0xe0, VERSION)
+                mstore(0x100, id)
+                mstore(0x120, token)
+                mstore(0x140, to)
+                mstore(0x160, amount)
+                mstore(0x180, deadline)
+                let message := keccak256(0x80, 0x120)
+
+                // The signature: this is _verify's code, inlined here because it
+                // runs on every withdrawal (a call costs some 90 gas more); keep
+                // the two copies identical up to the verdict. Comments on the
+                // steps are in _verify.
+                let rx := calldataload(sig)
+                let ry := calldataload(add(sig, 0x20))
+                let z := calldataload(add(sig, 0x40))
+                let p := P
+                let n := N
+                let onCurve := and(
+                    and(lt(rx, p), lt(ry, p)),
+                    eq(mulmod(ry, ry, p), addmod(mulmod(mulmod(rx, rx, p), rx, p), 7, p))
+                )
+                mstore(0x80, 0)
+                mstore(0xa0, add(2, and(ry, 1)))
+                mstore(0xc0, rx)
+                mstore(0xe1, x)
+                mstore8(0xe0, prefix)
+                mstore(0x101, message)
+                mstore(0x121, XMD_TAIL_0)
+                mstore8(0x141, 0x1d)
+                pop(staticcall(gas(), 0x02, 0x7f, 0xc3, 0x80, 0x20))
+                let b0 := mload(0x80)
+                mstore(0xa0, XMD_TAIL_1)
+                pop(staticcall(gas(), 0x02, 0x80, 0x3f, 0xc0, 0x20))
+                let b1 := mload(0xc0)
+                mstore(0x80, xor(b0, b1))
+                mstore(0xa0, XMD_TAIL_2)
+                pop(staticcall(gas(), 0x02, 0x80, 0x3f, 0xc0, 0x20))
+                let c := addmod(mulmod(b1, shl(128, 1), n), shr(128, mload(0xc0)), n)
+                let cx := mulmod(c, x, n)
+                mstore(0x00, rx)
+                mstore(0x20, ry)
+                let expected := and(keccak256(0x00, 0x40), 0xffffffffffffffffffffffffffffffffffffffff)
+                mstore(0x80, mulmod(sub(n, z), x, n))
+                mstore(0xa0, add(25, prefix))
+                mstore(0xc0, x)
+                mstore(0xe0, sub(n, cx))
+                mstore(0x00, 0)
+                pop(staticcall(gas(), 0x01, 0x80, 0x80, 0x00, 0x20))
+                let recovered := mload(0x00)
+                // The verdict, as in _verify, but reverting at once.
+                if iszero(
+                    and(
+                        and(lt(z, n), onCurve),
+                        and(iszero(iszero(cx)), and(iszero(iszero(recovered)), eq(recovered, expected)))
+                    )
+                ) {
+                    let err := ERR_BAD_SIGNATURE
+                    if iszero(onCurve) { err := ERR_POINT_NOT_ON_CURVE }
+                    if iszero(lt(z, n)) { err := ERR_SCALAR_OUT_OF_RANGE }
+                    mstore(0x00, err)
+                    revert(0x1c, 0x04)
+                }
+
+                // The id is paid from here on: used[id] = true (its slot held 0).
+                sstore(usedSlot, 1)
+            }
         }
-        _set(usedSlot);
-        if (_cappedTokensOf(metaWord) != 0) _drawFromBucket(token, amount);
-        if (token == address(0)) {
-            _payNative(to, amount);
-        } else {
-            _payToken(token, to, amount);
+        // 5. The cap, only while some token has one: cappedTokens is bits 72-103
+        //    of the Meta word and nothing lies above it.
+        if (metaWord >> 72 != 0) _drawFromBucket(token, amount);
+        // 6. Payment and event. _drawFromBucket allocates no memory either, so
+        //    0x80 on is still scratch.
+        assembly ("memory-safe") {
+            switch token
+            case 0 {
+                // Native coin: a plain value transfer with all gas, no return data copied.
+                if iszero(call(gas(), to, amount, 0, 0, 0, 0)) {
+                    mstore(0x00, ERR_TRANSFER_FAILED)
+                    mstore(0x20, 0)
+                    revert(0x1c, 0x24)
+                }
+            }
+            default {
+                // Token: calldata starts at 0x9c, the selector (right-aligned in the
+                // word at 0x80) followed by `to` at 0xa0 and, for transfer, `amount`
+                // at 0xc0; only the selector word changes between the calls.
+                // 1. before = token.balanceOf(to), an answer of at least one word;
+                // 2. token.transfer(to, amount): only a revert counts as failure, the
+                //    returned bool and any return data are ignored (some tokens return
+                //    nothing, Tron's USDT returns false on success);
+                // 3. afterwards = token.balanceOf(to), again at least one word, and
+                //    afterwards - before must be exactly amount (without wrapping).
+                // Answers land in scratch word 0x00. Each call's result is bound
+                // before returndatasize() is read (Yul evaluates right to left).
+                mstore(0x80, BALANCE_OF)
+                mstore(0xa0, to)
+                let ok := staticcall(gas(), token, 0x9c, 0x24, 0x00, 0x20)
+                ok := and(ok, gt(returndatasize(), 0x1f))
+                let before := mload(0x00)
+                mstore(0x80, TRANSFER)
+                mstore(0xc0, amount)
+                ok := and(ok, call(gas(), token, 0, 0x9c, 0x44, 0, 0))
+                mstore(0x80, BALANCE_OF)
+                let success := staticcall(gas(), token, 0x9c, 0x24, 0x00, 0x20)
+                ok := and(ok, and(success, gt(returndatasize(), 0x1f)))
+                let afterwards := mload(0x00)
+                if iszero(and(ok, and(iszero(lt(afterwards, before)), eq(sub(afterwards, before), amount)))) {
+                    mstore(0x00, ERR_TRANSFER_FAILED)
+                    mstore(0x20, token)
+                    revert(0x1c, 0x24)
+                }
+            }
+            // emit Withdrawn(id, token, to, amount): id is the indexed topic, the
+            // other three are the data words.
+            mstore(0x80, token)
+            mstore(0xa0, to)
+            mstore(0xc0, amount)
+            log2(0x80, 0x60, WITHDRAWN_TOPIC, id)
+            // Done: end the call here rather than through Solidity's epilogue.
+            stop()
         }
-        emit Withdrawn(id, token, to, amount);
     }
 
     // ------------------------------------------------------------------
@@ -288,16 +467,17 @@ contract QuorateVault {
     /// @param nonce must equal adminNonce().
     /// @param sig signature by the current group key.
     function rotateKey(uint8 newPrefix, uint256 newX, uint64 nonce, Signature calldata sig) external {
-        Meta memory m = _meta;
-        if (nonce != m.adminNonce) revert BadNonce(m.adminNonce);
+        // No memory is allocated before _verify (see there).
+        uint256 metaWord = _metaWord();
+        uint64 expected = _nonceOf(metaWord);
+        if (nonce != expected) revert BadNonce(expected);
         {
-            (uint8 prefix, uint256 x) = _currentKey(m);
+            (uint256 prefix, uint256 x) = _keyOf(metaWord);
             _requireSignature(prefix, x, _rotateDigest(block.chainid, address(this), nonce, newPrefix, newX), sig);
         }
         if (!_isValidKey(newPrefix, newX)) revert BadKey();
-        m.adminNonce = nonce + 1;
-        m.rotatedPrefix = newPrefix;
-        _meta = m;
+        _meta.adminNonce = nonce + 1;
+        _meta.rotatedPrefix = newPrefix;
         _rotatedX = newX;
         emit KeyRotated(nonce, newPrefix, newX);
     }
@@ -324,10 +504,12 @@ contract QuorateVault {
         uint64 nonce,
         Signature calldata sig
     ) external {
-        Meta memory m = _meta;
-        if (nonce != m.adminNonce) revert BadNonce(m.adminNonce);
+        // No memory is allocated before _verify (see there).
+        uint256 metaWord = _metaWord();
+        uint64 expected = _nonceOf(metaWord);
+        if (nonce != expected) revert BadNonce(expected);
         {
-            (uint8 prefix, uint256 x) = _currentKey(m);
+            (uint256 prefix, uint256 x) = _keyOf(metaWord);
             _requireSignature(
                 prefix,
                 x,
@@ -335,15 +517,14 @@ contract QuorateVault {
                 sig
             );
         }
-        m.adminNonce = nonce + 1;
+        _meta.adminNonce = nonce + 1;
         if (_isLowering(token, capacity, refillPerSecond)) {
-            _setCapNow(m, token, capacity, refillPerSecond);
+            _setCapNow(token, capacity, refillPerSecond);
         } else {
             uint64 eta = uint64(block.timestamp) + capRaiseDelay;
             _pending[token] = PendingCap(capacity, refillPerSecond, eta);
             emit CapRaiseScheduled(token, capacity, refillPerSecond, eta);
         }
-        _meta = m;
     }
 
     /// @notice Applies a token's pending cap raise; anyone may call it from its eta on.
@@ -352,9 +533,7 @@ contract QuorateVault {
         PendingCap memory p = _pending[token];
         if (p.eta == 0) revert NothingPending();
         if (block.timestamp < p.eta) revert TooEarly(p.eta);
-        Meta memory m = _meta;
-        _setCapNow(m, token, p.capacity, p.refillPerSecond);
-        _meta = m;
+        _setCapNow(token, p.capacity, p.refillPerSecond);
     }
 
     // ------------------------------------------------------------------
@@ -365,7 +544,9 @@ contract QuorateVault {
     /// @return prefix SEC1 prefix: 2 (even y) or 3 (odd y).
     /// @return x x coordinate.
     function groupKey() external view returns (uint8 prefix, uint256 x) {
-        return _currentKey(_meta);
+        uint256 p;
+        (p, x) = _keyOf(_metaWord());
+        prefix = uint8(p);
     }
 
     /// @notice The nonce the next rotateKey or setCap must carry.
@@ -402,9 +583,10 @@ contract QuorateVault {
     /// @param token token address, address(0) for the native coin.
     /// @return available bucket level now; type(uint256).max when uncapped.
     function capAvailable(address token) external view returns (uint256 available) {
-        Bucket memory b = _buckets[token];
+        Bucket storage b = _buckets[token];
         if (!b.capped) return type(uint256).max;
-        return _refreshedLevel(b, _limits[token]);
+        Limit storage l = _limits[token];
+        return _refreshedLevel(b.level, b.updatedAt, l.capacity, l.refillPerSecond);
     }
 
     /// @notice A token's pending cap raise.
@@ -433,19 +615,26 @@ contract QuorateVault {
 
     /// @notice Verifies a FROST(secp256k1, SHA-256) signature over a 32-byte
     ///         message under any key, returning false instead of reverting.
-    /// @dev Uses the same code as withdraw, rotateKey and setCap.
+    /// @dev Runs _verify, the code rotateKey and setCap use (withdraw has an
+    ///      inline copy of it). A key with a prefix other than 2 or 3, or with x
+    ///      not in [1, n-1], gives false: ecrecover refuses the v or r it makes.
     /// @param prefix SEC1 prefix of the key: 2 or 3.
     /// @param x x coordinate of the key.
     /// @param message the 32-byte message (a digest).
     /// @param sig the signature.
     /// @return whether the signature is valid.
     function checkSignature(uint8 prefix, uint256 x, bytes32 message, Signature calldata sig)
-        public
+        external
         view
         returns (bool)
     {
-        if ((prefix != 2 && prefix != 3) || x == 0 || x >= N) return false;
-        return _verify(prefix, x, message, sig) == SIG_OK;
+        // No memory is allocated before _verify (see there).
+        uint256 err = _verify(prefix, x, message, sig);
+        // Return the bool from scratch space rather than through Solidity's encoder.
+        assembly ("memory-safe") {
+            mstore(0x00, iszero(err))
+            return(0x00, 0x20)
+        }
     }
 
     /// @notice The digest a withdrawal signature covers.
@@ -507,6 +696,7 @@ contract QuorateVault {
     // Digests
     // ------------------------------------------------------------------
 
+    /// @dev withdraw computes the same nine words inline (see there).
     function _withdrawDigest(
         uint256 chainId,
         address vault,
@@ -517,8 +707,7 @@ contract QuorateVault {
         uint64 deadline
     ) private pure returns (bytes32 digest) {
         bytes32 tag = WITHDRAW_TAG;
-        uint256 version = VERSION;
-        // keccak256(abi.encode(tag, chainId, vault, version, id, token, to, amount, deadline)),
+        // keccak256(abi.encode(tag, chainId, vault, VERSION, id, token, to, amount, deadline)),
         // written word by word past the free memory pointer (nine words, 0x120
         // bytes) to keep the legacy code generator's stack shallow. Solidity
         // does not promise clean high bits for address / uint64 values seen
@@ -528,7 +717,7 @@ contract QuorateVault {
             mstore(buf, tag)
             mstore(add(buf, 0x20), chainId)
             mstore(add(buf, 0x40), and(vault, 0xffffffffffffffffffffffffffffffffffffffff))
-            mstore(add(buf, 0x60), version)
+            mstore(add(buf, 0x60), VERSION)
             mstore(add(buf, 0x80), id)
             mstore(add(buf, 0xa0), and(token, 0xffffffffffffffffffffffffffffffffffffffff))
             mstore(add(buf, 0xc0), and(to, 0xffffffffffffffffffffffffffffffffffffffff))
@@ -541,9 +730,24 @@ contract QuorateVault {
     function _rotateDigest(uint256 chainId, address vault, uint64 nonce, uint8 newPrefix, uint256 newX)
         private
         pure
-        returns (bytes32)
+        returns (bytes32 digest)
     {
-        return keccak256(abi.encode(ROTATE_TAG, chainId, vault, VERSION, nonce, newPrefix, newX));
+        bytes32 tag = ROTATE_TAG;
+        // keccak256(abi.encode(tag, chainId, vault, VERSION, nonce, newPrefix, newX)),
+        // seven words written past the free memory pointer without allocating
+        // (rotateKey calls _verify afterwards). Narrow values are masked into
+        // clean ABI words (see _withdrawDigest).
+        assembly ("memory-safe") {
+            let buf := mload(0x40)
+            mstore(buf, tag)
+            mstore(add(buf, 0x20), chainId)
+            mstore(add(buf, 0x40), and(vault, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(add(buf, 0x60), VERSION)
+            mstore(add(buf, 0x80), and(nonce, 0xffffffffffffffff))
+            mstore(add(buf, 0xa0), and(newPrefix, 0xff))
+            mstore(add(buf, 0xc0), newX)
+            digest := keccak256(buf, 0xe0)
+        }
     }
 
     function _capDigest(
@@ -555,8 +759,7 @@ contract QuorateVault {
         uint128 refillPerSecond
     ) private pure returns (bytes32 digest) {
         bytes32 tag = CAP_TAG;
-        uint256 version = VERSION;
-        // keccak256(abi.encode(tag, chainId, vault, version, nonce, token, capacity, refillPerSecond)),
+        // keccak256(abi.encode(tag, chainId, vault, VERSION, nonce, token, capacity, refillPerSecond)),
         // written word by word past the free memory pointer (eight words,
         // 0x100 bytes) to keep the stack shallow. Values narrower than 256
         // bits are masked into clean ABI words (see _withdrawDigest).
@@ -565,7 +768,7 @@ contract QuorateVault {
             mstore(buf, tag)
             mstore(add(buf, 0x20), chainId)
             mstore(add(buf, 0x40), and(vault, 0xffffffffffffffffffffffffffffffffffffffff))
-            mstore(add(buf, 0x60), version)
+            mstore(add(buf, 0x60), VERSION)
             mstore(add(buf, 0x80), and(nonce, 0xffffffffffffffff))
             mstore(add(buf, 0xa0), and(token, 0xffffffffffffffffffffffffffffffffffffffff))
             mstore(add(buf, 0xc0), and(capacity, 0xffffffffffffffffffffffffffffffff))
@@ -578,11 +781,6 @@ contract QuorateVault {
     // Keys and signatures
     // ------------------------------------------------------------------
 
-    function _currentKey(Meta memory m) private view returns (uint8 prefix, uint256 x) {
-        if (m.rotatedPrefix == 0) return (_initialPrefix, _initialX);
-        return (m.rotatedPrefix, _rotatedX);
-    }
-
     /// @dev The packed Meta slot as one word, read with a single SLOAD.
     function _metaWord() private view returns (uint256 word) {
         // Solidity packs struct members from the low-order end of the slot:
@@ -592,42 +790,16 @@ contract QuorateVault {
         }
     }
 
+    /// @dev adminNonce from the packed Meta word.
+    function _nonceOf(uint256 metaWord) private pure returns (uint64) {
+        return uint64(metaWord >> 8);
+    }
+
     /// @dev The current key from the packed Meta word; reads _rotatedX only after a rotation.
-    function _keyOf(uint256 metaWord) private view returns (uint8 prefix, uint256 x) {
+    function _keyOf(uint256 metaWord) private view returns (uint256 prefix, uint256 x) {
         uint8 rotatedPrefix = uint8(metaWord);
         if (rotatedPrefix == 0) return (_initialPrefix, _initialX);
         return (rotatedPrefix, _rotatedX);
-    }
-
-    /// @dev cappedTokens from the packed Meta word.
-    function _cappedTokensOf(uint256 metaWord) private pure returns (uint32) {
-        return uint32(metaWord >> 72);
-    }
-
-    /// @dev The storage slot of used[id], computed once for the check and the write.
-    function _usedSlot(bytes32 id) private pure returns (bytes32 slot) {
-        // Solidity's mapping slot: keccak256(key || mapping slot), in scratch space.
-        assembly ("memory-safe") {
-            mstore(0x00, id)
-            mstore(0x20, used.slot)
-            slot := keccak256(0x00, 0x40)
-        }
-    }
-
-    /// @dev Whether the bool at `slot` (a used[id] slot) is true.
-    function _isSet(bytes32 slot) private view returns (bool isSet) {
-        // The bool is alone in its slot, stored as 0 or 1.
-        assembly ("memory-safe") {
-            isSet := sload(slot)
-        }
-    }
-
-    /// @dev Sets the bool at `slot` (a used[id] slot) to true.
-    function _set(bytes32 slot) private {
-        // The bool is alone in its slot: write 1 without reading the slot first.
-        assembly ("memory-safe") {
-            sstore(slot, 1)
-        }
     }
 
     function _isValidKey(uint8 prefix, uint256 x) private view returns (bool valid) {
@@ -656,120 +828,128 @@ contract QuorateVault {
         return valid && mulmod(y, y, P) == rhs;
     }
 
-    function _requireSignature(uint8 prefix, uint256 x, bytes32 message, Signature calldata sig) private view {
-        uint256 status = _verify(prefix, x, message, sig);
-        if (status != SIG_OK) {
-            if (status == SIG_SCALAR_OUT_OF_RANGE) revert ScalarOutOfRange();
-            if (status == SIG_POINT_NOT_ON_CURVE) revert PointNotOnCurve();
-            revert BadSignature();
+    /// @dev Reverts with _verify's error unless the signature is valid.
+    function _requireSignature(uint256 prefix, uint256 x, bytes32 message, Signature calldata sig) private view {
+        uint256 err = _verify(prefix, x, message, sig);
+        // err is 0 or a custom error's selector, right-aligned: revert with it.
+        assembly ("memory-safe") {
+            if err {
+                mstore(0x00, err)
+                revert(0x1c, 0x04)
+            }
         }
     }
 
     /// @dev Verifies a FROST(secp256k1, SHA-256) signature over `message` under
-    ///      the key (prefix, x), which callers ensure has prefix 2 or 3 and
-    ///      0 < x < n. Returns one of the SIG_* codes, never reverts.
-    function _verify(uint8 prefix, uint256 x, bytes32 message, Signature calldata sig)
+    ///      the key (prefix, x). Returns 0 when it is valid, else the selector of
+    ///      ScalarOutOfRange (z >= n), PointNotOnCurve (R not a point of the
+    ///      curve with coordinates below p) or BadSignature; never reverts. A
+    ///      key with a prefix other than 2 or 3 or with x outside [1, n-1] gives
+    ///      BadSignature: ecrecover refuses v outside {27, 28} and r outside
+    ///      [1, n-1], so a valid verdict implies a well-formed key.
+    ///      Precondition: the caller has allocated no memory, so the free memory
+    ///      pointer is 0x80; this writes 0x80-0x141 and the scratch space
+    ///      0x00-0x3f at fixed addresses, which keeps address arithmetic out of
+    ///      the code. rotateKey, setCap and checkSignature call it before
+    ///      allocating anything; withdraw has its own copy of this code.
+    function _verify(uint256 prefix, uint256 x, bytes32 message, Signature calldata sig)
         private
         view
-        returns (uint256 status)
+        returns (uint256 err)
     {
-        // The whole check in one assembly block (it runs on every withdrawal,
-        // and Solidity's stack shuffling between helpers cost more than the
-        // arithmetic). Memory past the free memory pointer is used as scratch
-        // and never handed back to Solidity; so is the scratch space 0x00-0x3f.
+        // One assembly block that runs straight through and decides only at the
+        // end: the challenge, the ecrecover call and the comparison are computed
+        // even for a z or an R that fails its range or curve check (harmless
+        // garbage in precompile calls), and the first failed check in the order
+        // z, R, signature names the error.
         assembly ("memory-safe") {
-            // Returns 0 (valid), 1 (z >= n), 2 (R not on the curve) or 3 (bad).
-            function check(keyPrefix, keyX, m, rx, ry, z) -> st {
-                // 1. z < n; R = (rx, ry) with coordinates below p and ry^2 = rx^3 + 7 (mod p).
-                if iszero(lt(z, N)) {
-                    st := SIG_SCALAR_OUT_OF_RANGE
-                    leave
-                }
-                if iszero(and(lt(rx, P), lt(ry, P))) {
-                    st := SIG_POINT_NOT_ON_CURVE
-                    leave
-                }
-                if iszero(eq(mulmod(ry, ry, P), addmod(mulmod(mulmod(rx, rx, P), rx, P), 7, P))) {
-                    st := SIG_POINT_NOT_ON_CURVE
-                    leave
-                }
-
-                // 2. c = H2(enc(R) || enc(PK) || m) mod n with RFC 9380
-                //    expand_message_xmd(SHA-256, DST = "FROST-secp256k1-SHA256-v1chal",
-                //    48 bytes), hashing with the SHA-256 precompile (0x02).
-                //    msg_prime (195 bytes) at buf:
-                //      [0, 64)     Z_pad: 64 zero bytes
-                //      64          enc(R) prefix: 2 + (ry & 1)
-                //      [65, 97)    R.x
-                //      97          enc(PK) prefix
-                //      [98, 130)   PK.x
-                //      [130, 162)  m
-                //      [162, 194)  I2OSP(48, 2) || I2OSP(0, 1) || DST
-                //      194         I2OSP(len(DST) = 29, 1)
-                //    mstore writes whole words, so fields are written left to
-                //    right and each single byte after the word that would cover it.
-                let buf := mload(0x40)
-                mstore(buf, 0)
-                mstore(add(buf, 0x20), 0)
-                mstore(add(buf, 0x41), rx)
-                mstore8(add(buf, 0x40), add(2, and(ry, 1)))
-                mstore(add(buf, 0x62), keyX)
-                mstore8(add(buf, 0x61), keyPrefix)
-                mstore(add(buf, 0x82), m)
-                mstore(add(buf, 0xa2), XMD_TAIL_0)
-                mstore8(add(buf, 0xc2), 0x1d)
-                // b0 = H(msg_prime), left at buf.
-                let ok := staticcall(gas(), 0x02, buf, 0xc3, buf, 0x20)
-                let b0 := mload(buf)
-                // b1 = H(b0 || 0x01 || DST_prime): 63 bytes at buf, result at buf + 0x40.
-                mstore(add(buf, 0x20), XMD_TAIL_1)
-                ok := and(ok, staticcall(gas(), 0x02, buf, 0x3f, add(buf, 0x40), 0x20))
-                let b1 := mload(add(buf, 0x40))
-                // b2 = H((b0 xor b1) || 0x02 || DST_prime), same places.
-                mstore(buf, xor(b0, b1))
-                mstore(add(buf, 0x20), XMD_TAIL_2)
-                ok := and(ok, staticcall(gas(), 0x02, buf, 0x3f, add(buf, 0x40), 0x20))
-                if iszero(ok) {
-                    st := SIG_BAD
-                    leave
-                }
-                // The 48 uniform bytes b1 || b2[0..16) as an integer: b1 * 2^128 + (b2 >> 128).
-                let c := addmod(mulmod(b1, shl(128, 1), N), shr(128, mload(add(buf, 0x40))), N)
-
-                // 3. ecrecover(h, v, r, s) = address(r^-1 (s*PK - h*G)) with
-                //    r = x, v = 27 + (prefix - 2), s = n - c*x, h = -z*x mod n
-                //    gives address(z*G - c*PK), which must be address(R).
-                //    s must lie in [1, n-1]: c*x = 0 would make it n.
-                let cx := mulmod(c, keyX, N)
-                if iszero(cx) {
-                    st := SIG_BAD
-                    leave
-                }
-                // h = (n - z) * x mod n = -z*x mod n (z < n, so n - z is in [1, n]).
-                mstore(buf, mulmod(sub(N, z), keyX, N))
-                mstore(add(buf, 0x20), add(25, keyPrefix))
-                mstore(add(buf, 0x40), keyX)
-                mstore(add(buf, 0x60), sub(N, cx))
-                // The precompile (0x01) answers 32 bytes, or nothing when
-                // recovery fails; the cleared output word then stays 0.
-                mstore(0x00, 0)
-                pop(staticcall(gas(), 0x01, buf, 0x80, 0x00, 0x20))
-                let recovered := mload(0x00)
-                // address(R): the low 160 bits of keccak256(rx || ry).
-                mstore(0x00, rx)
-                mstore(0x20, ry)
-                let expected := and(keccak256(0x00, 0x40), 0xffffffffffffffffffffffffffffffffffffffff)
-                if iszero(and(iszero(iszero(recovered)), eq(recovered, expected))) { st := SIG_BAD }
-            }
-            // prefix is a uint8: Solidity does not promise clean high bits in assembly.
-            status := check(
-                and(prefix, 0xff),
-                x,
-                message,
-                calldataload(sig),
-                calldataload(add(sig, 0x20)),
-                calldataload(add(sig, 0x40))
+            let rx := calldataload(sig)
+            let ry := calldataload(add(sig, 0x20))
+            let z := calldataload(add(sig, 0x40))
+            // p and n on the stack once: otherwise the optimizer may rebuild a
+            // constant as PUSH + NOT (6 gas instead of 3) at each of its uses.
+            let p := P
+            let n := N
+            // 1. R = (rx, ry) with coordinates below p and ry^2 = rx^3 + 7 (mod p).
+            let onCurve := and(
+                and(lt(rx, p), lt(ry, p)),
+                eq(mulmod(ry, ry, p), addmod(mulmod(mulmod(rx, rx, p), rx, p), 7, p))
             )
+
+            // 2. c = H2(enc(R) || enc(PK) || m) mod n with RFC 9380
+            //    expand_message_xmd(SHA-256, DST = "FROST-secp256k1-SHA256-v1chal",
+            //    48 bytes), hashing with the SHA-256 precompile (0x02).
+            //    msg_prime (195 bytes) starts at 0x7f, the last byte of the zero
+            //    slot (0x60-0x7f, which Solidity keeps zero and this only reads):
+            //      [0x7f, 0xbf)    Z_pad: 64 zero bytes (the zero slot's last byte,
+            //                      then zeros written at 0x80 and 0xa0)
+            //      0xbf            enc(R) prefix: 2 + (ry & 1), the last byte of
+            //                      the word written at 0xa0
+            //      [0xc0, 0xe0)    R.x
+            //      0xe0            enc(PK) prefix
+            //      [0xe1, 0x101)   PK.x
+            //      [0x101, 0x121)  m
+            //      [0x121, 0x141)  I2OSP(48, 2) || I2OSP(0, 1) || DST
+            //      0x141           I2OSP(len(DST) = 29, 1)
+            //    mstore writes whole words, so fields are written left to right
+            //    and each single byte after the word that would cover it.
+            //    The calls' success flags are not needed: only running out of gas
+            //    makes this precompile fail, and then the ecrecover call below,
+            //    which needs far more gas, fails too, which is a refusal.
+            mstore(0x80, 0)
+            mstore(0xa0, add(2, and(ry, 1)))
+            mstore(0xc0, rx)
+            mstore(0xe1, x)
+            mstore8(0xe0, prefix)
+            mstore(0x101, message)
+            mstore(0x121, XMD_TAIL_0)
+            mstore8(0x141, 0x1d)
+            // b0 = H(msg_prime), left at 0x80.
+            pop(staticcall(gas(), 0x02, 0x7f, 0xc3, 0x80, 0x20))
+            let b0 := mload(0x80)
+            // b1 = H(b0 || 0x01 || DST_prime): 63 bytes at 0x80, result at 0xc0.
+            mstore(0xa0, XMD_TAIL_1)
+            pop(staticcall(gas(), 0x02, 0x80, 0x3f, 0xc0, 0x20))
+            let b1 := mload(0xc0)
+            // b2 = H((b0 xor b1) || 0x02 || DST_prime), same places.
+            mstore(0x80, xor(b0, b1))
+            mstore(0xa0, XMD_TAIL_2)
+            pop(staticcall(gas(), 0x02, 0x80, 0x3f, 0xc0, 0x20))
+            // The 48 uniform bytes b1 || b2[0..16) as an integer: b1 * 2^128 + (b2 >> 128).
+            let c := addmod(mulmod(b1, shl(128, 1), n), shr(128, mload(0xc0)), n)
+
+            // 3. ecrecover(h, v, r, s) = address(r^-1 (s*PK - h*G)) with
+            //    r = x, v = 27 + (prefix - 2), s = n - c*x, h = -z*x mod n
+            //    gives address(z*G - c*PK), which must be address(R) and not 0.
+            //    s must lie in [1, n-1]: c*x = 0 would make it n, so it is refused.
+            let cx := mulmod(c, x, n)
+            // address(R): the low 160 bits of keccak256(rx || ry), in scratch space.
+            mstore(0x00, rx)
+            mstore(0x20, ry)
+            let expected := and(keccak256(0x00, 0x40), 0xffffffffffffffffffffffffffffffffffffffff)
+            // h = (n - z) * x mod n = -z*x mod n (for z < n, n - z is in [1, n]).
+            mstore(0x80, mulmod(sub(n, z), x, n))
+            mstore(0xa0, add(25, prefix))
+            mstore(0xc0, x)
+            mstore(0xe0, sub(n, cx))
+            // The precompile (0x01) answers 32 bytes, or nothing when recovery
+            // fails or it runs out of gas; the cleared output word then stays 0.
+            mstore(0x00, 0)
+            pop(staticcall(gas(), 0x01, 0x80, 0x80, 0x00, 0x20))
+            let recovered := mload(0x00)
+
+            // 4. The verdict: z < n, R on the curve, c*x != 0, recovered != 0 and
+            //    recovered == address(R); else the first failed check's error.
+            if iszero(
+                and(
+                    and(lt(z, n), onCurve),
+                    and(iszero(iszero(cx)), and(iszero(iszero(recovered)), eq(recovered, expected)))
+                )
+            ) {
+                err := ERR_BAD_SIGNATURE
+                if iszero(onCurve) { err := ERR_POINT_NOT_ON_CURVE }
+                if iszero(lt(z, n)) { err := ERR_SCALAR_OUT_OF_RANGE }
+            }
         }
     }
 
@@ -777,100 +957,77 @@ contract QuorateVault {
     // Caps
     // ------------------------------------------------------------------
 
-    function _refreshedLevel(Bucket memory b, Limit memory l) private view returns (uint256 level) {
-        level = uint256(b.level) + uint256(l.refillPerSecond) * (block.timestamp - b.updatedAt);
-        if (level > l.capacity) level = l.capacity;
+    /// @dev min(capacity, level + refillPerSecond * (now - updatedAt)) for a
+    ///      bucket's stored values: level and refillPerSecond are below 2^128 and
+    ///      updatedAt is an earlier block.timestamp (stored as uint64), so
+    ///      nothing here can underflow or overflow and the arithmetic is unchecked.
+    function _refreshedLevel(uint256 level, uint256 updatedAt, uint256 capacity, uint256 refillPerSecond)
+        private
+        view
+        returns (uint256 refreshed)
+    {
+        unchecked {
+            refreshed = level + refillPerSecond * (block.timestamp - updatedAt);
+        }
+        if (refreshed > capacity) refreshed = capacity;
     }
 
+    /// @dev Takes `amount` from a capped token's bucket: one read of the Bucket
+    ///      slot (and of the Limit slot when capped) and one write; allocates no
+    ///      memory (withdraw builds its payment calldata at 0x80 afterwards).
     function _drawFromBucket(address token, uint256 amount) private {
-        Bucket memory b = _buckets[token];
-        if (!b.capped) return;
-        uint256 level = _refreshedLevel(b, _limits[token]);
+        Bucket storage b = _buckets[token];
+        uint256 bucket;
+        // Solidity packs struct members from the low-order end of the slot:
+        // level is bits 0-127, updatedAt bits 128-191, capped bits 192-199.
+        assembly ("memory-safe") {
+            bucket := sload(b.slot)
+        }
+        if (bucket >> 192 == 0) return;
+        Limit storage l = _limits[token];
+        uint256 limit;
+        // capacity is bits 0-127, refillPerSecond bits 128-255.
+        assembly ("memory-safe") {
+            limit := sload(l.slot)
+        }
+        uint256 level = _refreshedLevel(uint128(bucket), uint64(bucket >> 128), uint128(limit), limit >> 128);
         if (amount > level) revert CapExceeded(token, uint128(level));
-        _buckets[token] = Bucket(uint128(level - amount), uint64(block.timestamp), true);
+        // Bucket(level - amount, uint64(block.timestamp), true) in one write
+        // (level - amount is below 2^128: level is at most the capacity).
+        assembly ("memory-safe") {
+            sstore(b.slot, or(sub(level, amount), or(shl(128, and(timestamp(), 0xffffffffffffffff)), shl(192, 1))))
+        }
     }
 
     function _isLowering(address token, uint128 capacity, uint128 refillPerSecond) private view returns (bool) {
         if (!_buckets[token].capped) return capacity != UNCAPPED;
-        Limit memory l = _limits[token];
+        Limit storage l = _limits[token];
         return capacity <= l.capacity && refillPerSecond <= l.refillPerSecond;
     }
 
     /// @dev Puts a cap (or, with capacity UNCAPPED, its removal) into force at
-    ///      once, keeping m.cappedTokens exact and dropping any pending raise.
-    function _setCapNow(Meta memory m, address token, uint128 capacity, uint128 refillPerSecond) private {
-        Bucket memory b = _buckets[token];
+    ///      once, keeping _meta.cappedTokens exact and dropping any pending raise.
+    function _setCapNow(address token, uint128 capacity, uint128 refillPerSecond) private {
+        Bucket storage b = _buckets[token];
         if (capacity == UNCAPPED) {
             if (b.capped) {
-                m.cappedTokens -= 1;
+                _meta.cappedTokens -= 1;
                 delete _buckets[token];
                 delete _limits[token];
             }
         } else {
             uint256 level = capacity;
             if (b.capped) {
-                uint256 current = _refreshedLevel(b, _limits[token]);
+                Limit storage l = _limits[token];
+                uint256 current = _refreshedLevel(b.level, b.updatedAt, l.capacity, l.refillPerSecond);
                 if (current < level) level = current;
             } else {
-                m.cappedTokens += 1;
+                _meta.cappedTokens += 1;
             }
             _buckets[token] = Bucket(uint128(level), uint64(block.timestamp), true);
             _limits[token] = Limit(capacity, refillPerSecond);
         }
         delete _pending[token];
         emit CapChanged(token, capacity, refillPerSecond);
-    }
-
-    // ------------------------------------------------------------------
-    // Payments
-    // ------------------------------------------------------------------
-
-    function _payNative(address to, uint256 amount) private {
-        bool ok;
-        // Plain value transfer with all gas and no return data copied (the
-        // address is masked: high bits of narrow types are not promised clean).
-        assembly ("memory-safe") {
-            ok := call(gas(), and(to, 0xffffffffffffffffffffffffffffffffffffffff), amount, 0, 0, 0, 0)
-        }
-        if (!ok) revert TransferFailed(address(0));
-    }
-
-    function _payToken(address token, address to, uint256 amount) private {
-        bool ok;
-        // 1. before = token.balanceOf(to) (selector 0x70a08231) as a staticcall;
-        // 2. token.transfer(to, amount) (selector 0xa9059cbb): only a revert
-        //    counts as failure, the returned bool and any return data are ignored
-        //    (some tokens return nothing, Tron's USDT returns false on success);
-        // 3. afterwards = token.balanceOf(to) again, and afterwards - before
-        //    must be exactly amount (without wrapping around).
-        // Each balanceOf answer must be at least one 32-byte word. Calls are
-        // built past the free memory pointer; answers land in scratch word 0x00.
-        // Yul evaluates arguments right to left, so each call's result is bound
-        // before returndatasize() is read. Addresses are masked (high bits of
-        // narrow types are not promised clean in assembly).
-        assembly ("memory-safe") {
-            token := and(token, 0xffffffffffffffffffffffffffffffffffffffff)
-            to := and(to, 0xffffffffffffffffffffffffffffffffffffffff)
-            let buf := mload(0x40)
-            mstore(buf, 0x70a0823100000000000000000000000000000000000000000000000000000000)
-            mstore(add(buf, 0x04), to)
-            ok := staticcall(gas(), token, buf, 0x24, 0x00, 0x20)
-            ok := and(ok, iszero(lt(returndatasize(), 0x20)))
-            let before := mload(0x00)
-
-            mstore(buf, 0xa9059cbb00000000000000000000000000000000000000000000000000000000)
-            mstore(add(buf, 0x04), to)
-            mstore(add(buf, 0x24), amount)
-            ok := and(ok, call(gas(), token, 0, buf, 0x44, 0, 0))
-
-            mstore(buf, 0x70a0823100000000000000000000000000000000000000000000000000000000)
-            mstore(add(buf, 0x04), to)
-            let success := staticcall(gas(), token, buf, 0x24, 0x00, 0x20)
-            ok := and(ok, and(success, iszero(lt(returndatasize(), 0x20))))
-            let afterwards := mload(0x00)
-            // afterwards >= before and afterwards - before == amount
-            ok := and(ok, and(iszero(lt(afterwards, before)), eq(sub(afterwards, before), amount)))
-        }
-        if (!ok) revert TransferFailed(token);
     }
 }

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! `id` is `keccak256` of the intent id's bytes, `token` is the zero address for the chain's
-//! native coin, `deadline` is the intent's expiry in whole seconds (rounded down). On Tron the
+//! native coin, `deadline` is the last whole second before the intent expires
+//! (`(expires_at_ms - 1) / 1000`). On Tron the
 //! chain id is what TVM's `block.chainid` returns (the last four bytes of the genesis block
 //! hash) and addresses are the 20 bytes after the `0x41` version byte.
 
@@ -165,8 +166,9 @@ impl VaultWithdrawal {
             token,
             to: address_bytes(intent.chain, &intent.destination)?,
             amount: intent.amount.get(),
-            // Rounded down: the vault stops paying no later than the intent expires.
-            deadline: intent.expires_at_ms / 1000,
+            // The intent is expired from `expires_at_ms` on; the vault pays while
+            // `block.timestamp <= deadline`, so the deadline is the last whole second before.
+            deadline: intent.expires_at_ms.saturating_sub(1) / 1000,
         })
     }
 }

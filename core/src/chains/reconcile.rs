@@ -31,12 +31,13 @@ pub struct Release {
 }
 
 /// Payouts that at least `threshold` distinct signers released shares for on `chain`, keyed
-/// by the vault's id for them (`keccak256` of the intent id).
+/// by the vault's id for them (`keccak256` of the intent id). One id may have more than one
+/// (the same withdrawal signed for two vaults before and after a policy change).
 pub fn cosigned(
     signers: &[VerifiedLog],
     chain: Chain,
     threshold: u16,
-) -> BTreeMap<[u8; 32], Release> {
+) -> BTreeMap<[u8; 32], Vec<Release>> {
     let mut by: BTreeMap<Release, BTreeSet<&str>> = BTreeMap::new();
     for log in signers.iter().filter(|l| l.head.role == "signer") {
         for r in &log.records {
@@ -62,10 +63,13 @@ pub fn cosigned(
             }
         }
     }
-    by.into_iter()
-        .filter(|(_, who)| who.len() >= usize::from(threshold))
-        .map(|(r, _)| (withdrawal_id(&r.intent_id), r))
-        .collect()
+    let mut out: BTreeMap<[u8; 32], Vec<Release>> = BTreeMap::new();
+    for (r, who) in by {
+        if who.len() >= usize::from(threshold) {
+            out.entry(withdrawal_id(&r.intent_id)).or_default().push(r);
+        }
+    }
+    out
 }
 
 /// A payout event as read from the chain.
@@ -102,39 +106,47 @@ pub struct Reconciled {
 
 /// Matches `payouts` of the vault `vault` on chain id `chain_id` to `cosigned`.
 pub fn reconcile(
-    cosigned: &BTreeMap<[u8; 32], Release>,
+    cosigned: &BTreeMap<[u8; 32], Vec<Release>>,
     chain_id: u64,
     vault: &Address20,
     payouts: Vec<Payout>,
 ) -> Reconciled {
     let mut out = Reconciled::default();
     let mut paid = BTreeSet::new();
+    let here = |r: &&Release| r.chain_id == chain_id && r.vault == *vault;
     for p in payouts {
         let why = match &p.event {
             Err(e) => Some(format!("not a payout Quorate can sign: {e}")),
-            Ok(ev) => match cosigned.get(&ev.id) {
-                None => Some("no withdrawal with this id was co-signed by t signers".into()),
-                Some(r) if r.chain_id != chain_id || r.vault != *vault => Some(format!(
-                    "withdrawal `{}` was co-signed for another vault or chain",
-                    r.intent_id
-                )),
-                Some(r) if (r.token, r.to, r.amount) != (ev.token, ev.to, ev.amount) => {
-                    Some(format!(
+            Ok(ev) => {
+                let releases = cosigned.get(&ev.id).map(Vec::as_slice).unwrap_or_default();
+                let mine: Vec<&Release> = releases.iter().filter(here).collect();
+                match mine
+                    .iter()
+                    .find(|r| (r.token, r.to, r.amount) == (ev.token, ev.to, ev.amount))
+                {
+                    _ if releases.is_empty() => {
+                        Some("no withdrawal with this id was co-signed by t signers".into())
+                    }
+                    None if mine.is_empty() => Some(format!(
+                        "withdrawal `{}` was co-signed for another vault or chain",
+                        releases[0].intent_id
+                    )),
+                    None => Some(format!(
                         "withdrawal `{}` was co-signed for token 0x{}, to 0x{}, amount {}",
-                        r.intent_id,
-                        hex::encode(r.token),
-                        hex::encode(r.to),
-                        r.amount
-                    ))
+                        mine[0].intent_id,
+                        hex::encode(mine[0].token),
+                        hex::encode(mine[0].to),
+                        mine[0].amount
+                    )),
+                    Some(r) if !paid.insert(ev.id) => {
+                        Some(format!("withdrawal `{}` paid a second time", r.intent_id))
+                    }
+                    Some(r) => {
+                        out.matched.push(r.intent_id.clone());
+                        None
+                    }
                 }
-                Some(r) if !paid.insert(ev.id) => {
-                    Some(format!("withdrawal `{}` paid a second time", r.intent_id))
-                }
-                Some(r) => {
-                    out.matched.push(r.intent_id.clone());
-                    None
-                }
-            },
+            }
         };
         if let Some(why) = why {
             out.alarms.push(Alarm { payout: p, why });
@@ -142,8 +154,8 @@ pub fn reconcile(
     }
     out.unpaid = cosigned
         .iter()
-        .filter(|(id, r)| r.chain_id == chain_id && r.vault == *vault && !paid.contains(*id))
-        .map(|(_, r)| r.intent_id.clone())
+        .filter(|(id, rs)| rs.iter().any(|r| here(&r)) && !paid.contains(*id))
+        .filter_map(|(_, rs)| rs.first().map(|r| r.intent_id.clone()))
         .collect();
     out
 }

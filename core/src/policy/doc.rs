@@ -396,6 +396,11 @@ impl PolicyDoc {
 
     fn validate_chains(&self) -> Result<(), DocError> {
         sorted_unique(&self.chains, |c| c.chain, "chains")?;
+        // One chain id per chain: a signature for one chain's vault must never pay on another.
+        let ids: BTreeSet<u64> = self.chains.iter().map(|c| c.chain_id).collect();
+        if ids.len() != self.chains.len() {
+            return Err(bad("chains: two chains share a chain_id"));
+        }
         for c in &self.chains {
             let ctx = format!("chain {}", c.chain.as_str());
             if !crate::chains::evm::is_evm(c.chain) {

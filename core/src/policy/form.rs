@@ -398,7 +398,22 @@ impl PolicyForm {
                 vault: normalize_address(ch, &c.vault)
                     .map_err(|e| bad(format!("chain {}: vault {e}", c.chain)))?,
                 vault_actions: {
-                    let mut v = c.vault_actions.clone();
+                    let mut v = Vec::new();
+                    for a in &c.vault_actions {
+                        let mut a = a.clone();
+                        // Written the way the document wants them: lowercase keys, canonical
+                        // token addresses.
+                        a.rotate_key = a.rotate_key.map(|k| k.to_ascii_lowercase());
+                        if let Some(cap) = a.set_cap.as_mut() {
+                            cap.token = token_text(ch, &cap.token).map_err(|e| {
+                                bad(format!(
+                                    "chain {}: vault action {}: {}",
+                                    c.chain, a.nonce, e.0
+                                ))
+                            })?;
+                        }
+                        v.push(a);
+                    }
                     v.sort_by_key(|a| a.nonce);
                     v
                 },

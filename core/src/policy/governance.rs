@@ -19,7 +19,7 @@ use crate::{
 };
 
 use super::{
-    doc::{window_label, PolicyDoc, VaultAction},
+    doc::{window_label, CapSetting, PolicyDoc, VaultAction},
     eval::{distinct_valid, format_units, AdminSignature},
 };
 
@@ -272,6 +272,24 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
                         ),
                     );
                 }
+                if (n.chain_id, &n.vault) != (c.chain_id, &c.vault) {
+                    // Listed actions follow the vault: each is now signable for the new one.
+                    for a in n
+                        .vault_actions
+                        .iter()
+                        .filter(|a| c.vault_actions.contains(a))
+                    {
+                        ch(
+                            &mut out,
+                            Loosens,
+                            format!(
+                                "{name}: vault action at nonce {} now for the new vault: {}",
+                                a.nonce,
+                                show_action(a)
+                            ),
+                        );
+                    }
+                }
                 vault_action_diff(&mut out, &name, &c.vault_actions, &n.vault_actions);
             }
         }
@@ -352,18 +370,24 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
     out
 }
 
-/// Vault administration messages the group may sign. A key rotation hands the vault over, so
-/// adding one waits out the time-lock; a cap applies at once (the vault itself delays a raise
-/// by its own `capRaiseDelay`, and a lowering is what an emergency needs).
-fn vault_action_diff(out: &mut Vec<Change>, name: &str, old: &[VaultAction], new: &[VaultAction]) {
-    let show = |a: &VaultAction| match (&a.rotate_key, &a.set_cap) {
+fn show_action(a: &VaultAction) -> String {
+    match (&a.rotate_key, &a.set_cap) {
         (Some(k), _) => format!("rotate the vault's key to {k}"),
         (_, Some(c)) => format!(
             "set the on-chain cap of {} to {} base units, refilled {} per second",
             c.token, c.capacity, c.refill_per_second
         ),
         _ => "nothing".into(),
-    };
+    }
+}
+
+/// Vault administration messages the group may sign. A key rotation hands the vault over, so
+/// adding one waits out the time-lock, and so does removing a cap (`none`) or a cap above the
+/// last one listed for that token. Any other cap applies at once: a lowering is what an
+/// emergency needs, and the vault itself delays a raise over its on-chain state by its
+/// `capRaiseDelay`. Removing a listed action does not revoke a signature already released:
+/// only using its nonce on chain does.
+fn vault_action_diff(out: &mut Vec<Change>, name: &str, old: &[VaultAction], new: &[VaultAction]) {
     for a in old.iter().filter(|a| !new.contains(a)) {
         ch(
             out,
@@ -371,15 +395,26 @@ fn vault_action_diff(out: &mut Vec<Change>, name: &str, old: &[VaultAction], new
             format!(
                 "{name}: vault action at nonce {} removed: {}",
                 a.nonce,
-                show(a)
+                show_action(a)
             ),
         );
     }
     for a in new.iter().filter(|a| !old.contains(a)) {
-        let e = if a.rotate_key.is_some() {
-            Effect::Loosens
-        } else {
-            Effect::Tightens
+        let e = match &a.set_cap {
+            None => Effect::Loosens,
+            Some(cap) => {
+                let last = old
+                    .iter()
+                    .rev()
+                    .filter_map(|o| o.set_cap.as_ref())
+                    .find(|o| o.token == cap.token)
+                    .and_then(CapSetting::values);
+                match (cap.values(), last) {
+                    (Some((c, _)), _) if c == u128::MAX => Effect::Loosens,
+                    (Some((c, r)), Some((lc, lr))) if c > lc || r > lr => Effect::Loosens,
+                    _ => Effect::Tightens,
+                }
+            }
         };
         ch(
             out,
@@ -387,7 +422,7 @@ fn vault_action_diff(out: &mut Vec<Change>, name: &str, old: &[VaultAction], new
             format!(
                 "{name}: vault action at nonce {} added: {}",
                 a.nonce,
-                show(a)
+                show_action(a)
             ),
         );
     }
