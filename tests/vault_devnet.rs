@@ -298,8 +298,22 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     );
     assert_eq!(rpc.balance(&hex0x(&vault)).await.unwrap(), 99 * ETH);
 
+    // The logs as they stand now: the governed cap's share releases are in them.
+    let audit = dir.join("audit-2");
+    let (code, out, err) = quorate(&[
+        "audit",
+        "--dir",
+        &dir_s,
+        "export",
+        "--all",
+        audit.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+
     // The theft: t signers' disks (shares and their key-encryption keys) are stolen, and the
-    // thief signs a payout of their own. The vault pays it; reconcile finds it.
+    // thief signs a payout and a key rotation of their own. The vault pays what the cap still
+    // holds and schedules the rotation; reconcile finds both.
     let pid = devnet.id().unwrap().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -340,9 +354,32 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
             .unwrap()
             .success
     );
+    let rogue = DealerKey::new().sec1();
+    let rotate = quorate_core::chains::evm::rotate_calldata(
+        1,
+        &rogue,
+        &thief.sign(&domain.rotate_digest(1, &rogue)),
+    )
+    .unwrap();
+    assert!(
+        rpc.send(&sender, Some(&vault_text), &rotate, 0)
+            .await
+            .unwrap()
+            .success
+    );
     let (code, out, err) = reconcile(audit.to_str().unwrap().to_string()).await;
     assert_eq!(code, 2, "{out}{err}");
     let report: Value = serde_json::from_str(out.trim()).unwrap();
+    // The governed cap is explained by the signers' records; the rotation is not.
+    let admin = report["vaults"][0]["admin_alarms"].as_array().unwrap();
+    assert_eq!(admin.len(), 1, "{report}");
+    assert!(
+        admin[0]["event"]
+            .as_str()
+            .unwrap()
+            .contains("RotationScheduled"),
+        "{report}"
+    );
     let alarms = report["vaults"][0]["alarms"].as_array().unwrap();
     assert_eq!(alarms.len(), 1, "{report}");
     assert_eq!(alarms[0]["amount"], ETH.to_string());

@@ -257,20 +257,21 @@ impl Rpc {
         )?)?)
     }
 
-    /// Logs of `address` with first topic `topic0` in blocks `from..=to`.
+    /// Logs of `address` whose first topic is one of `topic0s`, in blocks `from..=to`.
     pub async fn logs(
         &self,
         address: &str,
-        topic0: &[u8; 32],
+        topic0s: &[[u8; 32]],
         from: u64,
         to: u64,
     ) -> anyhow::Result<Vec<Log>> {
+        let any: Vec<String> = topic0s.iter().map(|t| hex0x(t)).collect();
         let v = self
             .call(
                 "eth_getLogs",
                 json!([{
                     "address": address,
-                    "topics": [hex0x(topic0)],
+                    "topics": [any],
                     "fromBlock": format!("0x{from:x}"),
                     "toBlock": format!("0x{to:x}"),
                 }]),

@@ -9,8 +9,11 @@ use quorate_core::{
     address::Chain,
     audit::{self, VerifiedLog},
     chains::{
-        evm::{self, address_bytes, address_text, decode_withdrawn, Address20},
-        reconcile::{cosigned, reconcile, Payout},
+        evm::{
+            self, address_bytes, address_text, admin_topics, decode_admin_event, decode_withdrawn,
+            Address20, VaultDomain,
+        },
+        reconcile::{cosigned, cosigned_admin, reconcile, reconcile_admin, AdminLog, Payout},
     },
 };
 use quorate_wire::manifest::Manifest;
@@ -100,6 +103,7 @@ pub async fn run(dir: &Path, a: ReconcileArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("loading the manifest {}", manifest_path.display()))?;
     let logs = signer_logs(&a.audit, &manifest)?;
     let signed = cosigned(&logs, chain, manifest.threshold);
+    let (admin_messages, admin_nonces) = cosigned_admin(&logs, chain, manifest.threshold);
     let rpc = Rpc::new(&a.rpc)?;
     let chain_id = rpc.chain_id().await?;
     let mut vaults: Vec<Address20> = signed
@@ -122,26 +126,45 @@ pub async fn run(dir: &Path, a: ReconcileArgs) -> anyhow::Result<u8> {
     let mut report = Vec::new();
     for vault in &vaults {
         let mut payouts = Vec::new();
+        let mut admin = Vec::new();
+        let mut topics = vec![topic];
+        topics.extend(admin_topics());
         let mut from = a.from_block;
         while from <= head {
             let to = head.min(from.saturating_add(PAGE_BLOCKS - 1));
             for l in rpc
-                .logs(&crate::evm_rpc::hex0x(vault), &topic, from, to)
+                .logs(&crate::evm_rpc::hex0x(vault), &topics, from, to)
                 .await?
             {
-                let event = decode_withdrawn(&l.topics, &l.data).unwrap_or_else(|| {
-                    Err("a log with the event's topic but not its layout".into())
-                });
-                payouts.push(Payout {
-                    event,
-                    tx: l.tx,
-                    block: l.block,
-                });
+                if let Some(event) = decode_withdrawn(&l.topics, &l.data) {
+                    payouts.push(Payout {
+                        event,
+                        tx: l.tx,
+                        block: l.block,
+                    });
+                } else if let Some(event) = decode_admin_event(&l.topics, &l.data) {
+                    admin.push(AdminLog {
+                        event,
+                        tx: l.tx,
+                        block: l.block,
+                    });
+                } else if l.topics.first() == Some(&topic) {
+                    payouts.push(Payout {
+                        event: Err("a log with the event's topic but not its layout".into()),
+                        tx: l.tx,
+                        block: l.block,
+                    });
+                }
             }
             from = to + 1;
         }
         let r = reconcile(&signed, chain_id, vault, payouts);
-        alarms += r.alarms.len();
+        let domain = VaultDomain {
+            chain_id,
+            vault: *vault,
+        };
+        let admin_alarms = reconcile_admin(&admin_messages, &admin_nonces, &domain, admin);
+        alarms += r.alarms.len() + admin_alarms.len();
         let vault_text = address_text(chain, vault);
         let alarm_json: Vec<_> = r
             .alarms
@@ -159,6 +182,17 @@ pub async fn run(dir: &Path, a: ReconcileArgs) -> anyhow::Result<u8> {
                 })
             })
             .collect();
+        let admin_json: Vec<_> = admin_alarms
+            .iter()
+            .map(|x| {
+                json!({
+                    "tx": x.log.tx,
+                    "block": x.log.block,
+                    "event": x.log.event.as_ref().map(|e| format!("{e:?}")).unwrap_or_default(),
+                    "why": x.why,
+                })
+            })
+            .collect();
         if !a.json {
             println!(
                 "vault {vault_text} on {} (chain id {chain_id}), blocks {}..={head}: {} payouts matched to co-signed withdrawals, {} alarms, {} co-signed not paid",
@@ -168,7 +202,7 @@ pub async fn run(dir: &Path, a: ReconcileArgs) -> anyhow::Result<u8> {
                 r.alarms.len(),
                 r.unpaid.len()
             );
-            for x in &alarm_json {
+            for x in alarm_json.iter().chain(&admin_json) {
                 println!("ALARM  {x}");
             }
         }
@@ -176,6 +210,7 @@ pub async fn run(dir: &Path, a: ReconcileArgs) -> anyhow::Result<u8> {
             "vault": vault_text,
             "matched": r.matched.len(),
             "alarms": alarm_json,
+            "admin_alarms": admin_json,
             "unpaid": r.unpaid,
         }));
     }

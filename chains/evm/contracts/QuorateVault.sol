@@ -7,13 +7,24 @@ pragma solidity 0.8.28;
 ///         group key. There is no owner, no admin address, no upgrade path and no
 ///         delegatecall: the group key is the only authority. The same bytecode
 ///         (compiled for the "paris" EVM) runs on EVM chains and on Tron's TVM.
+///         The group key signs withdrawals, per-token caps and key rotations,
+///         each admin action at the next admin nonce. A cap lowering applies at
+///         once; a cap raise and a key rotation only after capRaiseDelay seconds
+///         (at least one hour), and until then the key in force keeps signing
+///         everything and can cancel them. So a thief holding a threshold of
+///         copied shares can neither raise a cap nor replace the key without
+///         the honest group, which holds the same key, having capRaiseDelay
+///         seconds to cancel it and to lower the caps.
 /// @dev Every digest is keccak256 over 32-byte ABI words and binds the chain id,
 ///      this vault's address and VERSION, so a signature is good for exactly one
 ///      action on one vault on one chain. Signatures are checked with the
 ///      ecrecover trick: ecrecover(h, v, r, s) returns address(r^-1 (s*P - h*G))
 ///      where P is the point of x-coordinate r and y parity v - 27; with r = x,
 ///      s = -c*x and h = -z*x it returns address(z*G - c*PK), which must equal
-///      address(R).
+///      address(R). The recovered word is masked to 160 bits first: Tron's
+///      precompile answers the 21-byte Tron address (prefix byte 0x41).
+///      Every admin event carries the admin nonce its action was signed at, so
+///      a monitor can recompute the signed digest from the event alone.
 contract QuorateVault {
     // ------------------------------------------------------------------
     // Types
@@ -63,11 +74,23 @@ contract QuorateVault {
         uint128 refillPerSecond;
     }
 
-    /// @dev A cap raise waiting for its delay; eta == 0 means nothing pending.
+    /// @dev A cap raise waiting for its delay; eta == 0 means nothing pending
+    ///      (a scheduled eta is at least capRaiseDelay > 0). nonce is the admin
+    ///      nonce the raise was signed at.
     struct PendingCap {
         uint128 capacity;
         uint128 refillPerSecond;
         uint64 eta;
+        uint64 nonce;
+    }
+
+    /// @dev A key rotation waiting for its delay; prefix == 0 means nothing
+    ///      pending. One slot; the new key's x has a slot of its own. nonce is
+    ///      the admin nonce the rotation was signed at.
+    struct PendingRotation {
+        uint8 prefix;
+        uint64 eta;
+        uint64 nonce;
     }
 
     // ------------------------------------------------------------------
@@ -127,6 +150,9 @@ contract QuorateVault {
     /// @dev "No cap" marker for capacity.
     uint128 private constant UNCAPPED = type(uint128).max;
 
+    /// @dev Smallest capRaiseDelay the constructor accepts: one hour.
+    uint64 private constant MIN_DELAY = 3600;
+
     // ------------------------------------------------------------------
     // Immutables and storage
     // ------------------------------------------------------------------
@@ -137,7 +163,8 @@ contract QuorateVault {
     /// @dev x coordinate of the key given at construction.
     uint256 private immutable _initialX;
 
-    /// @notice Seconds a cap raise waits before applyCap may apply it.
+    /// @notice Seconds a cap raise waits before applyCap may apply it, and a
+    ///         key rotation before applyRotation may apply it; at least 3600.
     uint64 public immutable capRaiseDelay;
 
     /// @dev Slot 0: rotated key prefix, admin nonce, number of capped tokens.
@@ -153,6 +180,14 @@ contract QuorateVault {
     mapping(address token => Limit) private _limits;
     mapping(address token => PendingCap) private _pending;
 
+    /// @dev The scheduled key rotation (prefix, eta, nonce), if any. Only
+    ///      rotateKey, applyRotation and pendingRotation touch it, never withdraw.
+    PendingRotation private _pendingRotation;
+
+    /// @dev x coordinate of the scheduled rotation's key (meaningful only when
+    ///      _pendingRotation.prefix != 0); touched by the same functions only.
+    uint256 private _pendingRotationX;
+
     // ------------------------------------------------------------------
     // Events
     // ------------------------------------------------------------------
@@ -164,24 +199,52 @@ contract QuorateVault {
     /// @param amount amount in base units.
     event Withdrawn(bytes32 indexed id, address token, address to, uint256 amount);
 
-    /// @notice The group key was replaced; the previous key signs nothing any more.
-    /// @param nonce the admin nonce the rotation was signed with.
+    /// @notice A scheduled key rotation was applied (applyRotation): the new key
+    ///         is in force and the previous key signs nothing any more.
+    /// @param nonce the admin nonce the rotation was signed at (that of its
+    ///        KeyRotationScheduled event).
     /// @param prefix SEC1 prefix of the new key.
     /// @param x x coordinate of the new key.
     event KeyRotated(uint64 nonce, uint8 prefix, uint256 x);
 
-    /// @notice A token's cap took effect (capacity type(uint128).max: cap removed).
+    /// @notice A key rotation was signed and scheduled (replacing any earlier
+    ///         pending one); applyRotation applies it from eta on. Until then
+    ///         the current key stays in force.
+    /// @param nonce the admin nonce the rotation was signed at.
+    /// @param prefix SEC1 prefix of the new key.
+    /// @param x x coordinate of the new key.
+    /// @param eta timestamp from which applyRotation applies it.
+    event KeyRotationScheduled(uint64 nonce, uint8 prefix, uint256 x, uint64 eta);
+
+    /// @notice A rotation to the current key was signed: any pending key
+    ///         rotation is dropped (emitted also when none was pending).
+    /// @param nonce the admin nonce the cancellation was signed at.
+    event KeyRotationCancelled(uint64 nonce);
+
+    /// @notice A token's cap took effect (capacity type(uint128).max: cap
+    ///         removed): a lowering from setCap, or a raise from applyCap.
+    ///         Caps set by the constructor emit nothing.
     /// @param token token address, address(0) for the native coin.
     /// @param capacity largest burst in base units.
     /// @param refillPerSecond refill rate in base units per second.
-    event CapChanged(address indexed token, uint128 capacity, uint128 refillPerSecond);
+    /// @param nonce the admin nonce the change was signed at (for applyCap,
+    ///        that of the raise's CapRaiseScheduled event).
+    event CapChanged(address indexed token, uint128 capacity, uint128 refillPerSecond, uint64 nonce);
 
-    /// @notice A cap raise was scheduled; applyCap applies it from eta on.
+    /// @notice A cap raise was signed and scheduled (replacing any earlier
+    ///         pending raise for the token); applyCap applies it from eta on.
     /// @param token token address, address(0) for the native coin.
     /// @param capacity largest burst in base units (type(uint128).max: remove the cap).
     /// @param refillPerSecond refill rate in base units per second.
     /// @param eta timestamp from which applyCap applies it.
-    event CapRaiseScheduled(address indexed token, uint128 capacity, uint128 refillPerSecond, uint64 eta);
+    /// @param nonce the admin nonce the raise was signed at.
+    event CapRaiseScheduled(
+        address indexed token,
+        uint128 capacity,
+        uint128 refillPerSecond,
+        uint64 eta,
+        uint64 nonce
+    );
 
     // ------------------------------------------------------------------
     // Errors
@@ -193,7 +256,8 @@ contract QuorateVault {
     error ScalarOutOfRange();
     /// @notice The signature's R is not a point of secp256k1.
     error PointNotOnCurve();
-    /// @notice The signature does not verify under the current group key.
+    /// @notice The signature does not verify under the group key in force (for
+    ///         checkSignature: under the given key).
     error BadSignature();
     /// @notice The withdrawal's deadline is in the past.
     /// @param deadline the signed deadline.
@@ -214,11 +278,14 @@ contract QuorateVault {
     /// @notice The admin nonce is not the expected one.
     /// @param expected the nonce the next admin action must carry.
     error BadNonce(uint64 expected);
-    /// @notice applyCap found no pending raise for the token.
+    /// @notice applyCap found no pending raise for the token, or applyRotation
+    ///         no pending key rotation.
     error NothingPending();
-    /// @notice applyCap was called before the pending raise's eta.
-    /// @param eta timestamp from which the raise can be applied.
+    /// @notice applyCap or applyRotation was called before the pending action's eta.
+    /// @param eta timestamp from which the pending action can be applied.
     error TooEarly(uint64 eta);
+    /// @notice The constructor's capRaiseDelay_ is below 3600 seconds.
+    error BadDelay();
 
     // ------------------------------------------------------------------
     // Construction and deposits
@@ -227,8 +294,10 @@ contract QuorateVault {
     /// @notice Creates a vault controlled by the given group key.
     /// @param keyPrefix SEC1 prefix of the group key: 2 (even y) or 3 (odd y).
     /// @param keyX x coordinate of the group key; must be below the group order n.
-    /// @param capRaiseDelay_ seconds a cap raise waits before it can be applied.
-    /// @param caps initial per-token caps; each bucket starts full.
+    /// @param capRaiseDelay_ seconds a cap raise or a key rotation waits before
+    ///        it can be applied; at least 3600 (else BadDelay).
+    /// @param caps initial per-token caps; each bucket starts full. They emit no
+    ///        CapChanged event (there is no signed nonce to report).
     constructor(uint8 keyPrefix, uint256 keyX, uint64 capRaiseDelay_, CapInit[] memory caps) {
         // The literals the assembly reverts and logs with are the compiler's
         // selectors (the optimizer folds these comparisons away).
@@ -243,6 +312,7 @@ contract QuorateVault {
                 bytes32(WITHDRAWN_TOPIC) == Withdrawn.selector
         );
         if (!_isValidKey(keyPrefix, keyX)) revert BadKey();
+        if (capRaiseDelay_ < MIN_DELAY) revert BadDelay();
         _initialPrefix = keyPrefix;
         _initialX = keyX;
         capRaiseDelay = capRaiseDelay_;
@@ -258,7 +328,9 @@ contract QuorateVault {
     // Withdrawals
     // ------------------------------------------------------------------
 
-    /// @notice Pays `amount` of `token` to `to` on a group signature over
+    /// @notice Pays `amount` of `token` to `to` on a signature by the group key
+    ///         in force (see groupKey; a scheduled rotation's key does not count
+    ///         before applyRotation) over
     ///         withdrawDigestFor(block.chainid, address(this), id, token, to, amount, deadline).
     /// @dev Tokens are paid with a plain transfer call whose return value is
     ///      ignored (some tokens return nothing, Tron's USDT returns false on
@@ -272,7 +344,7 @@ contract QuorateVault {
     /// @param to recipient; neither address(0) nor this vault.
     /// @param amount amount in base units, above zero.
     /// @param deadline last timestamp at which the withdrawal may be paid.
-    /// @param sig group signature.
+    /// @param sig signature by the group key in force.
     function withdraw(
         bytes32 id,
         address token,
@@ -381,7 +453,9 @@ contract QuorateVault {
                 mstore(0xe0, sub(n, cx))
                 mstore(0x00, 0)
                 pop(staticcall(gas(), 0x01, 0x80, 0x80, 0x00, 0x20))
-                let recovered := mload(0x00)
+                // Masked to 160 bits: java-tron's ecrecover answers the 21-byte
+                // Tron address (0x41 prefix byte) right-aligned in the word.
+                let recovered := and(mload(0x00), 0xffffffffffffffffffffffffffffffffffffffff)
                 // The verdict, as in _verify, but reverting at once.
                 if iszero(
                     and(
@@ -460,8 +534,15 @@ contract QuorateVault {
     // Administration (group-signed)
     // ------------------------------------------------------------------
 
-    /// @notice Replaces the group key, on a signature by the current key over
+    /// @notice Schedules a replacement of the group key, on a signature by the
+    ///         current key over
     ///         rotateDigestFor(block.chainid, address(this), nonce, newPrefix, newX).
+    /// @dev The rotation replaces any earlier pending one and can be applied by
+    ///      applyRotation after capRaiseDelay seconds; until then the current
+    ///      key stays in force for everything, this included. Rotating to the
+    ///      current key instead cancels any pending rotation (KeyRotationCancelled,
+    ///      also when none is pending). Either way the admin nonce is used up.
+    ///      The checks decide in this order: nonce, signature, new key.
     /// @param newPrefix SEC1 prefix of the new key: 2 or 3.
     /// @param newX x coordinate of the new key, below the group order n.
     /// @param nonce must equal adminNonce().
@@ -471,27 +552,48 @@ contract QuorateVault {
         uint256 metaWord = _metaWord();
         uint64 expected = _nonceOf(metaWord);
         if (nonce != expected) revert BadNonce(expected);
-        {
-            (uint256 prefix, uint256 x) = _keyOf(metaWord);
-            _requireSignature(prefix, x, _rotateDigest(block.chainid, address(this), nonce, newPrefix, newX), sig);
-        }
+        (uint256 prefix, uint256 x) = _keyOf(metaWord);
+        _requireSignature(prefix, x, _rotateDigest(block.chainid, address(this), nonce, newPrefix, newX), sig);
         if (!_isValidKey(newPrefix, newX)) revert BadKey();
         _meta.adminNonce = nonce + 1;
-        _meta.rotatedPrefix = newPrefix;
-        _rotatedX = newX;
-        emit KeyRotated(nonce, newPrefix, newX);
+        if (newPrefix == prefix && newX == x) {
+            delete _pendingRotation;
+            delete _pendingRotationX;
+            emit KeyRotationCancelled(nonce);
+        } else {
+            uint64 eta = uint64(block.timestamp) + capRaiseDelay;
+            _pendingRotation = PendingRotation(newPrefix, eta, nonce);
+            _pendingRotationX = newX;
+            emit KeyRotationScheduled(nonce, newPrefix, newX, eta);
+        }
+    }
+
+    /// @notice Puts the pending key rotation into force; anyone may call it from
+    ///         its eta on. From then on only the new key signs.
+    function applyRotation() external {
+        PendingRotation memory r = _pendingRotation;
+        if (r.prefix == 0) revert NothingPending();
+        if (block.timestamp < r.eta) revert TooEarly(r.eta);
+        uint256 x = _pendingRotationX;
+        _meta.rotatedPrefix = r.prefix;
+        _rotatedX = x;
+        delete _pendingRotation;
+        delete _pendingRotationX;
+        emit KeyRotated(r.nonce, r.prefix, x);
     }
 
     /// @notice Sets a token's cap, on a signature by the current key over
     ///         capDigestFor(block.chainid, address(this), nonce, token, capacity, refillPerSecond).
     /// @dev A lowering (the token is uncapped and the new capacity is finite, or
-    ///      neither capacity nor rate grows) applies at once and cancels any
-    ///      pending raise. Anything else (including removing a cap, and
-    ///      type(uint128).max on an uncapped token) is a raise: it replaces any
-    ///      earlier pending raise and can be applied by applyCap after
+    ///      neither capacity nor rate grows) applies at once, cancels any
+    ///      pending raise and emits CapChanged. Anything else (including
+    ///      removing a cap, and type(uint128).max on an uncapped token) is a
+    ///      raise: it replaces any earlier pending raise, emits
+    ///      CapRaiseScheduled and can be applied by applyCap after
     ///      capRaiseDelay seconds. Capacity 0 stops the token. A raise
-    ///      scheduled before a key rotation can still be applied; the new key
-    ///      cancels it with any lowering (e.g. the current values again).
+    ///      scheduled before a key rotation took effect can still be applied;
+    ///      the key in force cancels it with any lowering (e.g. the current
+    ///      values again). The checks decide in this order: nonce, signature.
     /// @param token token address, address(0) for the native coin.
     /// @param capacity largest burst in base units; type(uint128).max removes the cap.
     /// @param refillPerSecond refill rate in base units per second.
@@ -520,27 +622,31 @@ contract QuorateVault {
         _meta.adminNonce = nonce + 1;
         if (_isLowering(token, capacity, refillPerSecond)) {
             _setCapNow(token, capacity, refillPerSecond);
+            emit CapChanged(token, capacity, refillPerSecond, nonce);
         } else {
             uint64 eta = uint64(block.timestamp) + capRaiseDelay;
-            _pending[token] = PendingCap(capacity, refillPerSecond, eta);
-            emit CapRaiseScheduled(token, capacity, refillPerSecond, eta);
+            _pending[token] = PendingCap(capacity, refillPerSecond, eta, nonce);
+            emit CapRaiseScheduled(token, capacity, refillPerSecond, eta, nonce);
         }
     }
 
-    /// @notice Applies a token's pending cap raise; anyone may call it from its eta on.
+    /// @notice Applies a token's pending cap raise; anyone may call it from its
+    ///         eta on. Emits CapChanged with the nonce the raise was signed at.
     /// @param token token address, address(0) for the native coin.
     function applyCap(address token) external {
         PendingCap memory p = _pending[token];
         if (p.eta == 0) revert NothingPending();
         if (block.timestamp < p.eta) revert TooEarly(p.eta);
         _setCapNow(token, p.capacity, p.refillPerSecond);
+        emit CapChanged(token, p.capacity, p.refillPerSecond, p.nonce);
     }
 
     // ------------------------------------------------------------------
     // Views
     // ------------------------------------------------------------------
 
-    /// @notice The group key in force.
+    /// @notice The group key in force (a scheduled rotation is not, until
+    ///         applyRotation; see pendingRotation).
     /// @return prefix SEC1 prefix: 2 (even y) or 3 (odd y).
     /// @return x x coordinate.
     function groupKey() external view returns (uint8 prefix, uint256 x) {
@@ -602,6 +708,17 @@ contract QuorateVault {
     {
         PendingCap memory p = _pending[token];
         return (p.eta != 0, p.capacity, p.refillPerSecond, p.eta);
+    }
+
+    /// @notice The pending key rotation, if any.
+    /// @return prefix SEC1 prefix of the scheduled key; 0 when nothing is
+    ///         pending (all other values are 0 then).
+    /// @return x x coordinate of the scheduled key.
+    /// @return eta timestamp from which applyRotation applies it.
+    /// @return nonce the admin nonce the rotation was signed at.
+    function pendingRotation() external view returns (uint8 prefix, uint256 x, uint64 eta, uint64 nonce) {
+        PendingRotation memory r = _pendingRotation;
+        return (r.prefix, _pendingRotationX, r.eta, r.nonce);
     }
 
     /// @notice Whether (prefix, x) is a group key this vault accepts: prefix 2
@@ -934,12 +1051,16 @@ contract QuorateVault {
             mstore(0xe0, sub(n, cx))
             // The precompile (0x01) answers 32 bytes, or nothing when recovery
             // fails or it runs out of gas; the cleared output word then stays 0.
+            // Only the low 160 bits are the address: java-tron's precompile
+            // returns the 21-byte Tron address, prefix byte 0x41 included,
+            // right-aligned in the word, so the word is masked before the
+            // comparison (on EVM chains the high bits are zero anyway).
             mstore(0x00, 0)
             pop(staticcall(gas(), 0x01, 0x80, 0x80, 0x00, 0x20))
-            let recovered := mload(0x00)
+            let recovered := and(mload(0x00), 0xffffffffffffffffffffffffffffffffffffffff)
 
-            // 4. The verdict: z < n, R on the curve, c*x != 0, recovered != 0 and
-            //    recovered == address(R); else the first failed check's error.
+            // 4. The verdict: z < n, R on the curve, c*x != 0, the recovered
+            //    address != 0 and == address(R); else the first failed check's error.
             if iszero(
                 and(
                     and(lt(z, n), onCurve),
@@ -1007,6 +1128,8 @@ contract QuorateVault {
 
     /// @dev Puts a cap (or, with capacity UNCAPPED, its removal) into force at
     ///      once, keeping _meta.cappedTokens exact and dropping any pending raise.
+    ///      Emits nothing: the callers that act on a signature emit CapChanged
+    ///      with its nonce, the constructor emits nothing.
     function _setCapNow(address token, uint128 capacity, uint128 refillPerSecond) private {
         Bucket storage b = _buckets[token];
         if (capacity == UNCAPPED) {
@@ -1028,6 +1151,5 @@ contract QuorateVault {
             _limits[token] = Limit(capacity, refillPerSecond);
         }
         delete _pending[token];
-        emit CapChanged(token, capacity, refillPerSecond);
     }
 }

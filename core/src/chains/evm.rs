@@ -47,6 +47,17 @@ pub const SET_CAP_SIGNATURE: &str =
     "setCap(address,uint128,uint128,uint64,(uint256,uint256,uint256))";
 /// `Withdrawn(bytes32,address,address,uint256)`, the vault's payout event.
 pub const WITHDRAWN_EVENT: &str = "Withdrawn(bytes32,address,address,uint256)";
+/// `KeyRotationScheduled(uint64,uint8,uint256,uint64)`: nonce, prefix, x, eta.
+pub const ROTATION_SCHEDULED_EVENT: &str = "KeyRotationScheduled(uint64,uint8,uint256,uint64)";
+/// `KeyRotationCancelled(uint64)`: nonce.
+pub const ROTATION_CANCELLED_EVENT: &str = "KeyRotationCancelled(uint64)";
+/// `CapChanged(address,uint128,uint128,uint64)`: token (indexed), capacity, rate, nonce.
+pub const CAP_CHANGED_EVENT: &str = "CapChanged(address,uint128,uint128,uint64)";
+/// `CapRaiseScheduled(address,uint128,uint128,uint64,uint64)`: token (indexed), capacity,
+/// rate, eta, nonce.
+pub const CAP_RAISE_SCHEDULED_EVENT: &str =
+    "CapRaiseScheduled(address,uint128,uint128,uint64,uint64)";
+
 /// Tron mainnet's `block.chainid` (`0x2b6653dc`).
 pub const TRON_MAINNET_CHAIN_ID: u64 = 0x2b66_53dc;
 /// Tron's Nile test network (`0xcd8690dc`).
@@ -397,6 +408,141 @@ pub fn decode_withdrawn(
         to,
         amount: u128::from_be_bytes(amount),
     }))
+}
+
+/// A vault administration event: what the group must have signed for it to happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminEvent {
+    /// A key rotation was scheduled (signed at `nonce`).
+    RotationScheduled {
+        /// Admin nonce it was signed at.
+        nonce: u64,
+        /// The new key, compressed.
+        key: [u8; 33],
+    },
+    /// A pending rotation was cancelled by a rotation to the current key (signed at `nonce`).
+    RotationCancelled {
+        /// Admin nonce it was signed at.
+        nonce: u64,
+    },
+    /// A cap was changed (a lowering at once, or a raise applied) or a raise was scheduled.
+    Cap {
+        /// Admin nonce it was signed at.
+        nonce: u64,
+        /// Token.
+        token: Address20,
+        /// Capacity.
+        capacity: u128,
+        /// Refill per second.
+        rate: u128,
+    },
+}
+
+impl AdminEvent {
+    /// The digest the group signed for it, if the event alone determines it (a cancel names
+    /// only its nonce).
+    pub fn message(&self, domain: &VaultDomain) -> Option<[u8; 32]> {
+        match self {
+            AdminEvent::RotationScheduled { nonce, key } => Some(domain.rotate_digest(*nonce, key)),
+            AdminEvent::RotationCancelled { .. } => None,
+            AdminEvent::Cap {
+                nonce,
+                token,
+                capacity,
+                rate,
+            } => Some(domain.cap_digest(*nonce, token, *capacity, *rate)),
+        }
+    }
+
+    /// Its admin nonce.
+    pub fn nonce(&self) -> u64 {
+        match self {
+            AdminEvent::RotationScheduled { nonce, .. }
+            | AdminEvent::RotationCancelled { nonce }
+            | AdminEvent::Cap { nonce, .. } => *nonce,
+        }
+    }
+}
+
+fn uint_word(w: &[u8], bytes: usize) -> Option<u128> {
+    if w.len() != 32 || w[..32 - bytes].iter().any(|b| *b != 0) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    out[16 - bytes..].copy_from_slice(&w[32 - bytes..]);
+    Some(u128::from_be_bytes(out))
+}
+
+/// topic0 of each vault administration event.
+pub fn admin_topics() -> [[u8; 32]; 4] {
+    [
+        keccak256(&[ROTATION_SCHEDULED_EVENT.as_bytes()]),
+        keccak256(&[ROTATION_CANCELLED_EVENT.as_bytes()]),
+        keccak256(&[CAP_CHANGED_EVENT.as_bytes()]),
+        keccak256(&[CAP_RAISE_SCHEDULED_EVENT.as_bytes()]),
+    ]
+}
+
+/// Decodes a vault administration event; `None` if the log is not one.
+pub fn decode_admin_event(topics: &[[u8; 32]], data: &[u8]) -> Option<Result<AdminEvent, String>> {
+    let [scheduled, cancelled, changed, raise] = admin_topics();
+    let t0 = *topics.first()?;
+    let words: Vec<&[u8]> = data.chunks(32).collect();
+    let bad = || {
+        Some(Err(format!(
+            "a vault event with an unexpected layout: 0x{}",
+            hex::encode(data)
+        )))
+    };
+    let u64w = |w: &[u8]| uint_word(w, 8).map(|v| v as u64);
+    if t0 == scheduled {
+        if topics.len() != 1 || words.len() != 4 || data.len() != 128 {
+            return bad();
+        }
+        let (Some(nonce), Some(prefix)) = (u64w(words[0]), uint_word(words[1], 1)) else {
+            return bad();
+        };
+        let mut key = [0u8; 33];
+        key[0] = prefix as u8;
+        key[1..].copy_from_slice(words[2]);
+        Some(Ok(AdminEvent::RotationScheduled { nonce, key }))
+    } else if t0 == cancelled {
+        match (
+            topics.len(),
+            data.len(),
+            words.first().and_then(|w| u64w(w)),
+        ) {
+            (1, 32, Some(nonce)) => Some(Ok(AdminEvent::RotationCancelled { nonce })),
+            _ => bad(),
+        }
+    } else if t0 == changed || t0 == raise {
+        let want = if t0 == changed { 96 } else { 128 };
+        if topics.len() != 2 || data.len() != want {
+            return bad();
+        }
+        let token: Option<Address20> = topics[1][..12]
+            .iter()
+            .all(|b| *b == 0)
+            .then(|| topics[1][12..].try_into().ok())
+            .flatten();
+        let nonce = u64w(words[words.len() - 1]);
+        match (
+            token,
+            uint_word(words[0], 16),
+            uint_word(words[1], 16),
+            nonce,
+        ) {
+            (Some(token), Some(capacity), Some(rate), Some(nonce)) => Some(Ok(AdminEvent::Cap {
+                nonce,
+                token,
+                capacity,
+                rate,
+            })),
+            _ => bad(),
+        }
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::{
     address::Chain,
     audit::{kind, VerifiedLog},
-    chains::evm::{address_bytes, withdrawal_id, Address20, WithdrawnEvent},
+    chains::evm::{
+        address_bytes, withdrawal_id, Address20, AdminEvent, VaultDomain, WithdrawnEvent,
+    },
 };
 
 /// One payout the signers released shares for, as the vault will see it.
@@ -160,6 +162,88 @@ pub fn reconcile(
     out
 }
 
+/// Vault administration messages at least `threshold` distinct signers released shares for on
+/// `chain`: the messages, and the admin nonces they were for.
+pub fn cosigned_admin(
+    signers: &[VerifiedLog],
+    chain: Chain,
+    threshold: u16,
+) -> (BTreeSet<[u8; 32]>, BTreeSet<u64>) {
+    let mut by: BTreeMap<([u8; 32], u64), BTreeSet<&str>> = BTreeMap::new();
+    for log in signers.iter().filter(|l| l.head.role == "signer") {
+        for r in &log.records {
+            let e = &r.event;
+            if e.kind != kind::VAULT_SHARE_RELEASED || e.field("chain") != Some(chain.as_str()) {
+                continue;
+            }
+            let parsed = (|| {
+                let m: [u8; 32] = hex::decode(e.field("message")?).ok()?.try_into().ok()?;
+                Some((m, e.field("nonce")?.parse().ok()?))
+            })();
+            if let Some(k) = parsed {
+                by.entry(k).or_default().insert(log.head.node.as_str());
+            }
+        }
+    }
+    let mut messages = BTreeSet::new();
+    let mut nonces = BTreeSet::new();
+    for ((m, n), who) in by {
+        if who.len() >= usize::from(threshold) {
+            messages.insert(m);
+            nonces.insert(n);
+        }
+    }
+    (messages, nonces)
+}
+
+/// A vault administration event read from the chain.
+#[derive(Debug, Clone)]
+pub struct AdminLog {
+    /// The decoded event, or why it does not decode.
+    pub event: Result<AdminEvent, String>,
+    /// Transaction hash.
+    pub tx: String,
+    /// Block number.
+    pub block: u64,
+}
+
+/// A vault administration event no co-signed message explains, and why.
+#[derive(Debug, Clone)]
+pub struct AdminAlarm {
+    /// The event.
+    pub log: AdminLog,
+    /// What is wrong.
+    pub why: String,
+}
+
+/// Matches the vault's administration events to the messages t signers co-signed: a key
+/// rotation or cap change they never signed means the group key signed outside Quorate.
+pub fn reconcile_admin(
+    messages: &BTreeSet<[u8; 32]>,
+    nonces: &BTreeSet<u64>,
+    domain: &VaultDomain,
+    logs: Vec<AdminLog>,
+) -> Vec<AdminAlarm> {
+    let mut out = Vec::new();
+    for log in logs {
+        let why = match &log.event {
+            Err(e) => Some(e.clone()),
+            Ok(ev) => match ev.message(domain) {
+                Some(m) if messages.contains(&m) => None,
+                None if nonces.contains(&ev.nonce()) => None,
+                _ => Some(format!(
+                    "vault administration at admin nonce {} that t signers never co-signed",
+                    ev.nonce()
+                )),
+            },
+        };
+        if let Some(why) = why {
+            out.push(AdminAlarm { log, why });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +335,59 @@ mod tests {
         assert!(cosigned(&logs[..1], Chain::Ethereum, 2).is_empty());
         let other = reconcile(&c, 1, &vault, vec![payout("a", 5)]);
         assert_eq!(other.alarms.len(), 1);
+    }
+
+    #[test]
+    fn admin_events_need_a_cosigned_message() {
+        use crate::chains::evm::{admin_topics, decode_admin_event};
+        let domain = VaultDomain {
+            chain_id: 1,
+            vault: [7; 20],
+        };
+        let key = [3u8; 33];
+        let [scheduled, cancelled, changed, _raise] = admin_topics();
+        let word = |v: u128| {
+            let mut w = [0u8; 32];
+            w[16..].copy_from_slice(&v.to_be_bytes());
+            w
+        };
+        let mut rotation = Vec::new();
+        rotation.extend(word(4));
+        rotation.extend(word(3));
+        rotation.extend(&key[1..]);
+        rotation.extend(word(999));
+        let mut token_topic = [0u8; 32];
+        token_topic[12..].copy_from_slice(&[9; 20]);
+        let mut cap = Vec::new();
+        cap.extend(word(500));
+        cap.extend(word(1));
+        cap.extend(word(5));
+        let decode = |topics: &[[u8; 32]], data: &[u8]| decode_admin_event(topics, data).unwrap();
+        let events = [
+            decode(&[scheduled], &rotation),
+            decode(&[changed, token_topic], &cap),
+            decode(&[cancelled], &word(6)),
+            decode(&[cancelled], &word(7)),
+        ];
+        let rotate = events[0].as_ref().unwrap().message(&domain).unwrap();
+        assert_eq!(rotate, domain.rotate_digest(4, &key));
+        let messages = BTreeSet::from([rotate]);
+        let nonces = BTreeSet::from([4, 6]);
+        let logs = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| AdminLog {
+                event,
+                tx: format!("tx{i}"),
+                block: 1,
+            })
+            .collect();
+        let alarms = reconcile_admin(&messages, &nonces, &domain, logs);
+        let txs: Vec<&str> = alarms.iter().map(|a| a.log.tx.as_str()).collect();
+        // The cap at nonce 5 and the cancel at nonce 7 were never co-signed.
+        assert_eq!(txs, ["tx1", "tx3"]);
+        // A log with an admin topic but another layout is an alarm, not ignored.
+        assert!(decode_admin_event(&[scheduled], &[0; 64]).unwrap().is_err());
+        assert!(decode_admin_event(&[[0; 32]], &[]).is_none());
     }
 }
