@@ -654,6 +654,72 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
             .await,
         "CapExceeded(address,uint128)",
     );
+    // A raise waits, and a lowering signed meanwhile cancels it.
+    let apply_cap = call("applyCap(address)", &[addr_word(&NATIVE)]);
+    assert!(
+        c.send(&vault, &cap(6, 100 * ETH, ETH))
+            .await
+            .unwrap()
+            .success
+    );
+    assert!(c.send(&vault, &cap(7, 0, 0)).await.unwrap().success);
+    node.advance(3600).await;
+    assert_reverts(c.send(&vault, &apply_cap).await, "NothingPending()");
+    // Capacity down with the rate up is a raise, not a lowering.
+    assert!(c.send(&vault, &cap(8, 0, ETH)).await.unwrap().success);
+    assert_reverts(c.send(&vault, &apply_cap).await, "TooEarly(uint64)");
+    // Removing the cap ("none") is a raise too; once applied, no token is capped and the
+    // vault skips the cap entirely.
+    assert!(c.send(&vault, &cap(9, u128::MAX, 0)).await.unwrap().success);
+    assert_reverts(
+        c.send(&vault, &withdraw_for(&key, &domain, "c-7", NATIVE, dest, 1))
+            .await,
+        "CapExceeded(address,uint128)",
+    );
+    node.advance(3600).await;
+    assert!(c.send(&vault, &apply_cap).await.unwrap().success);
+    let capped = c.read(&vault, &call("cappedTokens()", &[])).await;
+    assert_eq!(capped, word(0).to_vec());
+    assert!(
+        c.send(
+            &vault,
+            &withdraw_for(&key, &domain, "c-8", NATIVE, dest, 20 * ETH)
+        )
+        .await
+        .unwrap()
+        .success
+    );
+    // A key the vault cannot use: x not below the group order, x off the curve.
+    let n = b32("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141");
+    let mut at_n = [2u8; 33];
+    at_n[1..].copy_from_slice(&n);
+    assert_reverts(
+        c.send(&vault, &rotate_call(&key, &domain, 10, &at_n)).await,
+        "BadKey()",
+    );
+    let off_curve = (1u8..)
+        .map(|x| {
+            let mut k = [2u8; 33];
+            k[32] = x;
+            k
+        })
+        .find(|k| k256::PublicKey::from_sec1_bytes(k).is_err())
+        .unwrap();
+    assert_reverts(
+        c.send(&vault, &rotate_call(&key, &domain, 10, &off_curve))
+            .await,
+        "BadKey()",
+    );
+    // And a vault whose delays are too short to react to is never deployed.
+    let short = deploy(rpc, &c.from, &vault_creation(&key.sec1(), 60, &[]).unwrap()).await;
+    assert!(
+        short
+            .as_ref()
+            .err()
+            .is_some_and(|e| format!("{e:#}").contains(&hex::encode(selector("BadDelay()")))),
+        "a vault with a 60 s delay: {:?}",
+        short.map(|x| x.0)
+    );
 }
 
 /// Tokens that return nothing or `false` pay; a token that delivers less does not.
