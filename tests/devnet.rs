@@ -1,38 +1,15 @@
 //! `quorate devnet` from nothing: it comes up, signs a withdrawal submitted with no flags but
 //! the withdrawal's own, and stops all its children on an interrupt.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::{exe, hexf, quorate, rfc9591_verify};
+use crate::harness::{exe, hexf, quorate, rfc9591_verify, start_devnet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_comes_up_signs_and_stops_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut devnet = tokio::process::Command::new(exe())
-        .arg("devnet")
-        .current_dir(tmp.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(devnet.stdout.take().unwrap()).lines();
-    let mut banner = String::new();
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(l) = lines.next_line().await.unwrap() {
-            banner.push_str(&l);
-            banner.push('\n');
-            if l.starts_with("devnet ready") {
-                return;
-            }
-        }
-        panic!("devnet exited early:\n{banner}");
-    })
-    .await
-    .expect("devnet ready");
+    let (mut devnet, banner) = start_devnet(&[], tmp.path()).await;
     assert!(banner.contains("fingerprint"), "{banner}");
     let dir = tmp.path().join(".quorate-devnet");
 

@@ -36,6 +36,38 @@ pub async fn quorate(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Starts `quorate devnet ARGS` in `cwd` and waits until it says it is ready; returns the
+/// process (killed on drop) and everything it printed until then.
+pub async fn start_devnet(args: &[&str], cwd: &Path) -> (Child, String) {
+    let mut devnet = Command::new(exe())
+        .arg("devnet")
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(devnet.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    tokio::time::timeout(Duration::from_secs(180), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            banner.push_str(&l);
+            banner.push('\n');
+            if l.starts_with("devnet ready") {
+                return;
+            }
+        }
+        panic!("devnet exited early:\n{banner}");
+    })
+    .await
+    .expect("devnet ready");
+    // Keep reading what it prints, so it never writes into a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (devnet, banner)
+}
+
 /// A cluster directory with its running processes. Everything is killed on drop.
 pub struct Cluster {
     pub tmp: tempfile::TempDir,

@@ -134,7 +134,33 @@ struct Chainside<'a> {
     from: String,
 }
 
-impl Chainside<'_> {
+impl<'a> Chainside<'a> {
+    /// Development account `account` of `node`.
+    async fn on(node: &'a Hardhat, account: usize) -> Chainside<'a> {
+        let accounts = node.rpc.accounts().await.unwrap();
+        Chainside {
+            rpc: &node.rpc,
+            from: accounts[account].clone(),
+        }
+    }
+
+    /// Deploys a vault for `key` (an hour's delay) with `caps`; its address and deploy gas.
+    async fn vault(&self, key: &[u8], caps: &[CapInit]) -> (Address20, u64) {
+        deploy(
+            self.rpc,
+            &self.from,
+            &vault_creation(key, 3600, caps).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Sends `data` to `to` and requires it to execute.
+    async fn pays(&self, to: &Address20, data: &[u8]) {
+        let r = self.send(to, data).await.unwrap();
+        assert!(r.success);
+    }
+
     async fn send(&self, to: &Address20, data: &[u8]) -> anyhow::Result<Receipt> {
         self.rpc.send(&self.from, Some(&hex0x(to)), data, 0).await
     }
@@ -231,11 +257,7 @@ fn committed_artifacts_are_reproducible() {
 async fn shared_vectors_replay_on_a_real_evm_node() {
     let node = Hardhat::start().await;
     let rpc = &node.rpc;
-    let accounts = rpc.accounts().await.unwrap();
-    let c = Chainside {
-        rpc,
-        from: accounts[0].clone(),
-    };
+    let c = Chainside::on(&node, 0).await;
     let v: Value = serde_json::from_str(VECTORS).unwrap();
     let first = &v["withdrawals"][0];
     let key = hex::decode(first["group_key"].as_str().unwrap()).unwrap();
@@ -257,12 +279,7 @@ async fn shared_vectors_replay_on_a_real_evm_node() {
         hex::encode(token),
         v["withdrawals"][2]["token_hex"].as_str().unwrap()
     );
-    assert!(
-        c.send(&token, &mint_call(&vault, u128::MAX))
-            .await
-            .unwrap()
-            .success
-    );
+    c.pays(&token, &mint_call(&vault, u128::MAX)).await;
     c.fund(&vault, 10 * ETH).await;
 
     // Every digest, through the function the contract's own withdraw uses.
@@ -332,7 +349,7 @@ async fn shared_vectors_replay_on_a_real_evm_node() {
     let dest = parse_addr(first["to_hex"].as_str().unwrap()).unwrap();
     let calldata = hex::decode(first["calldata"].as_str().unwrap()).unwrap();
     let before = c.balance(&dest).await;
-    assert!(c.send(&vault, &calldata).await.unwrap().success);
+    c.pays(&vault, &calldata).await;
     assert_eq!(c.balance(&dest).await - before, ETH);
     assert_eq!(c.balance(&vault).await, 9 * ETH);
     assert_reverts(
@@ -340,7 +357,7 @@ async fn shared_vectors_replay_on_a_real_evm_node() {
         "WithdrawalReplayed(bytes32)",
     );
     let erc20 = hex::decode(v["withdrawals"][2]["calldata"].as_str().unwrap()).unwrap();
-    assert!(c.send(&vault, &erc20).await.unwrap().success);
+    c.pays(&vault, &erc20).await;
     assert_eq!(token_balance(rpc, &token, &dest).await.unwrap(), u128::MAX);
     // Signed for Polygon's chain id with the same vault address: refused here.
     let polygon = hex::decode(v["withdrawals"][3]["calldata"].as_str().unwrap()).unwrap();
@@ -360,18 +377,13 @@ async fn shared_vectors_replay_on_a_real_evm_node() {
             b32(sig["z"].as_str().unwrap()),
         ],
     );
-    assert!(c.send(&vault, &rotate).await.unwrap().success);
+    c.pays(&vault, &rotate).await;
     // Scheduled, not yet in force: the odd key still signs nothing here.
     assert_reverts(c.send(&vault, &odd).await, "BadSignature()");
     node.advance(3600).await;
-    assert!(
-        c.send(&vault, &call("applyRotation()", &[]))
-            .await
-            .unwrap()
-            .success
-    );
+    c.pays(&vault, &call("applyRotation()", &[])).await;
     let before = c.balance(&dest).await;
-    assert!(c.send(&vault, &odd).await.unwrap().success);
+    c.pays(&vault, &odd).await;
     assert_eq!(c.balance(&dest).await - before, 1);
     // The cap vector (by the new key, admin nonce 1): a cap on ETH where there was none.
     let sig = &k["signature"];
@@ -383,7 +395,7 @@ async fn shared_vectors_replay_on_a_real_evm_node() {
         "setCap(address,uint128,uint128,uint64,(uint256,uint256,uint256))",
         &words,
     );
-    assert!(c.send(&vault, &set).await.unwrap().success);
+    c.pays(&vault, &set).await;
     let cap = c
         .read(&vault, &call("capOf(address)", &[addr_word(&NATIVE)]))
         .await;
@@ -399,27 +411,11 @@ async fn shared_vectors_replay_on_a_real_evm_node() {
 async fn vault_refuses_everything_the_group_did_not_sign() {
     let node = Hardhat::start().await;
     let rpc = &node.rpc;
-    let accounts = rpc.accounts().await.unwrap();
-    let c = Chainside {
-        rpc,
-        from: accounts[1].clone(),
-    };
+    let c = Chainside::on(&node, 1).await;
     let chain_id = rpc.chain_id().await.unwrap();
     let key = DealerKey::new();
-    let (vault, _) = deploy(
-        rpc,
-        &c.from,
-        &vault_creation(&key.sec1(), 3600, &[]).unwrap(),
-    )
-    .await
-    .unwrap();
-    let (vault2, _) = deploy(
-        rpc,
-        &c.from,
-        &vault_creation(&key.sec1(), 3600, &[]).unwrap(),
-    )
-    .await
-    .unwrap();
+    let (vault, _) = c.vault(&key.sec1(), &[]).await;
+    let (vault2, _) = c.vault(&key.sec1(), &[]).await;
     c.fund(&vault, 50 * ETH).await;
     c.fund(&vault2, 50 * ETH).await;
     let domain = VaultDomain { chain_id, vault };
@@ -495,7 +491,7 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
     );
     // Nothing above moved a wei; the signed call pays once.
     assert_eq!(c.balance(&vault).await, 50 * ETH);
-    assert!(c.send(&vault, &good).await.unwrap().success);
+    c.pays(&vault, &good).await;
     assert_reverts(c.send(&vault, &good).await, "WithdrawalReplayed(bytes32)");
     assert_eq!(c.balance(&vault).await, 49 * ETH);
 
@@ -523,18 +519,10 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
     let apply = call("applyRotation()", &[]);
     // A thief's rotation, cancelled by the honest group before it applies.
     let thief = DealerKey::new();
-    assert!(
-        c.send(&vault, &rotate_call(&key, &domain, 0, &thief.sec1()))
-            .await
-            .unwrap()
-            .success
-    );
-    assert!(
-        c.send(&vault, &rotate_call(&key, &domain, 1, &key.sec1()))
-            .await
-            .unwrap()
-            .success
-    );
+    c.pays(&vault, &rotate_call(&key, &domain, 0, &thief.sec1()))
+        .await;
+    c.pays(&vault, &rotate_call(&key, &domain, 1, &key.sec1()))
+        .await;
     node.advance(3600).await;
     assert_reverts(c.send(&vault, &apply).await, "NothingPending()");
     assert_reverts(
@@ -547,15 +535,11 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
     );
     // The real rotation.
     let rotation = rotate_call(&key, &domain, 2, &next.sec1());
-    assert!(c.send(&vault, &rotation).await.unwrap().success);
+    c.pays(&vault, &rotation).await;
     assert_reverts(c.send(&vault, &rotation).await, "BadNonce(uint64)");
     assert_reverts(c.send(&vault, &apply).await, "TooEarly(uint64)");
-    assert!(
-        c.send(&vault, &withdraw_for(&key, &domain, "t-7", NATIVE, dest, 1))
-            .await
-            .unwrap()
-            .success
-    );
+    c.pays(&vault, &withdraw_for(&key, &domain, "t-7", NATIVE, dest, 1))
+        .await;
     assert_reverts(
         c.send(
             &vault,
@@ -565,26 +549,22 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
         "BadSignature()",
     );
     node.advance(3600).await;
-    assert!(c.send(&vault, &apply).await.unwrap().success);
+    c.pays(&vault, &apply).await;
     assert_reverts(
         c.send(&vault, &withdraw_for(&key, &domain, "t-9", NATIVE, dest, 1))
             .await,
         "BadSignature()",
     );
-    assert!(
-        c.send(
-            &vault,
-            &withdraw_for(&next, &domain, "t-8", NATIVE, dest, 1)
-        )
-        .await
-        .unwrap()
-        .success
-    );
+    c.pays(
+        &vault,
+        &withdraw_for(&next, &domain, "t-8", NATIVE, dest, 1),
+    )
+    .await;
     let key = next;
 
     // The on-chain cap: lowering applies at once, raising only after the delay.
     let cap = |nonce, capacity, rate| cap_call(&key, &domain, nonce, &NATIVE, capacity, rate);
-    assert!(c.send(&vault, &cap(3, 5 * ETH, 0)).await.unwrap().success);
+    c.pays(&vault, &cap(3, 5 * ETH, 0)).await;
     assert_reverts(
         c.send(
             &vault,
@@ -593,15 +573,11 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
         .await,
         "CapExceeded(address,uint128)",
     );
-    assert!(
-        c.send(
-            &vault,
-            &withdraw_for(&key, &domain, "c-2", NATIVE, dest, 4 * ETH)
-        )
-        .await
-        .unwrap()
-        .success
-    );
+    c.pays(
+        &vault,
+        &withdraw_for(&key, &domain, "c-2", NATIVE, dest, 4 * ETH),
+    )
+    .await;
     assert_reverts(
         c.send(
             &vault,
@@ -611,12 +587,7 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
         "CapExceeded(address,uint128)",
     );
     // A raise waits out the delay; nothing pays more meanwhile.
-    assert!(
-        c.send(&vault, &cap(4, 10 * ETH, ETH))
-            .await
-            .unwrap()
-            .success
-    );
+    c.pays(&vault, &cap(4, 10 * ETH, ETH)).await;
     assert_reverts(
         c.send(&vault, &call("applyCap(address)", &[addr_word(&NATIVE)]))
             .await,
@@ -631,24 +602,16 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
         "CapExceeded(address,uint128)",
     );
     node.advance(3600).await;
-    assert!(
-        c.send(&vault, &call("applyCap(address)", &[addr_word(&NATIVE)]))
-            .await
-            .unwrap()
-            .success
-    );
+    c.pays(&vault, &call("applyCap(address)", &[addr_word(&NATIVE)]))
+        .await;
     node.advance(60).await;
-    assert!(
-        c.send(
-            &vault,
-            &withdraw_for(&key, &domain, "c-5", NATIVE, dest, 9 * ETH)
-        )
-        .await
-        .unwrap()
-        .success
-    );
+    c.pays(
+        &vault,
+        &withdraw_for(&key, &domain, "c-5", NATIVE, dest, 9 * ETH),
+    )
+    .await;
     // Capacity 0 stops the token at once.
-    assert!(c.send(&vault, &cap(5, 0, 0)).await.unwrap().success);
+    c.pays(&vault, &cap(5, 0, 0)).await;
     assert_reverts(
         c.send(&vault, &withdraw_for(&key, &domain, "c-6", NATIVE, dest, 1))
             .await,
@@ -656,39 +619,30 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
     );
     // A raise waits, and a lowering signed meanwhile cancels it.
     let apply_cap = call("applyCap(address)", &[addr_word(&NATIVE)]);
-    assert!(
-        c.send(&vault, &cap(6, 100 * ETH, ETH))
-            .await
-            .unwrap()
-            .success
-    );
-    assert!(c.send(&vault, &cap(7, 0, 0)).await.unwrap().success);
+    c.pays(&vault, &cap(6, 100 * ETH, ETH)).await;
+    c.pays(&vault, &cap(7, 0, 0)).await;
     node.advance(3600).await;
     assert_reverts(c.send(&vault, &apply_cap).await, "NothingPending()");
     // Capacity down with the rate up is a raise, not a lowering.
-    assert!(c.send(&vault, &cap(8, 0, ETH)).await.unwrap().success);
+    c.pays(&vault, &cap(8, 0, ETH)).await;
     assert_reverts(c.send(&vault, &apply_cap).await, "TooEarly(uint64)");
     // Removing the cap ("none") is a raise too; once applied, no token is capped and the
     // vault skips the cap entirely.
-    assert!(c.send(&vault, &cap(9, u128::MAX, 0)).await.unwrap().success);
+    c.pays(&vault, &cap(9, u128::MAX, 0)).await;
     assert_reverts(
         c.send(&vault, &withdraw_for(&key, &domain, "c-7", NATIVE, dest, 1))
             .await,
         "CapExceeded(address,uint128)",
     );
     node.advance(3600).await;
-    assert!(c.send(&vault, &apply_cap).await.unwrap().success);
+    c.pays(&vault, &apply_cap).await;
     let capped = c.read(&vault, &call("cappedTokens()", &[])).await;
     assert_eq!(capped, word(0).to_vec());
-    assert!(
-        c.send(
-            &vault,
-            &withdraw_for(&key, &domain, "c-8", NATIVE, dest, 20 * ETH)
-        )
-        .await
-        .unwrap()
-        .success
-    );
+    c.pays(
+        &vault,
+        &withdraw_for(&key, &domain, "c-8", NATIVE, dest, 20 * ETH),
+    )
+    .await;
     // A key the vault cannot use: x not below the group order, x off the curve.
     let n = b32("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141");
     let mut at_n = [2u8; 33];
@@ -727,20 +681,10 @@ async fn vault_refuses_everything_the_group_did_not_sign() {
 async fn token_payouts_are_checked_by_the_balance_change() {
     let node = Hardhat::start().await;
     let rpc = &node.rpc;
-    let accounts = rpc.accounts().await.unwrap();
-    let c = Chainside {
-        rpc,
-        from: accounts[2].clone(),
-    };
+    let c = Chainside::on(&node, 2).await;
     let chain_id = rpc.chain_id().await.unwrap();
     let key = DealerKey::new();
-    let (vault, _) = deploy(
-        rpc,
-        &c.from,
-        &vault_creation(&key.sec1(), 3600, &[]).unwrap(),
-    )
-    .await
-    .unwrap();
+    let (vault, _) = c.vault(&key.sec1(), &[]).await;
     let domain = VaultDomain { chain_id, vault };
     let dest = address_bytes(Chain::Ethereum, DEST).unwrap();
     for (artifact, pays) in [
@@ -757,12 +701,7 @@ async fn token_payouts_are_checked_by_the_balance_change() {
     ] {
         let code = token_creation(artifact, "T", "T", 6).unwrap();
         let (token, _) = deploy(rpc, &c.from, &code).await.unwrap();
-        assert!(
-            c.send(&token, &mint_call(&vault, 1_000_000))
-                .await
-                .unwrap()
-                .success
-        );
+        c.pays(&token, &mint_call(&vault, 1_000_000)).await;
         let id = format!("tok-{}", hex::encode(&token[..4]));
         let r = c
             .send(&vault, &withdraw_for(&key, &domain, &id, token, dest, 1000))
@@ -789,23 +728,13 @@ async fn token_payouts_are_checked_by_the_balance_change() {
 async fn vault_gas_from_receipts() {
     let node = Hardhat::start().await;
     let rpc = &node.rpc;
-    let accounts = rpc.accounts().await.unwrap();
-    let c = Chainside {
-        rpc,
-        from: accounts[3].clone(),
-    };
+    let c = Chainside::on(&node, 3).await;
     let chain_id = rpc.chain_id().await.unwrap();
     let key = DealerKey::new();
     let (token, _) = deploy(rpc, &c.from, &test_token_creation("T", "T", 18).unwrap())
         .await
         .unwrap();
-    let (vault, deploy_gas) = deploy(
-        rpc,
-        &c.from,
-        &vault_creation(&key.sec1(), 3600, &[]).unwrap(),
-    )
-    .await
-    .unwrap();
+    let (vault, deploy_gas) = c.vault(&key.sec1(), &[]).await;
     let (capped, _) = deploy(
         rpc,
         &c.from,
@@ -824,16 +753,11 @@ async fn vault_gas_from_receipts() {
     .unwrap();
     c.fund(&vault, 10 * ETH).await;
     c.fund(&capped, 10 * ETH).await;
-    assert!(
-        c.send(&token, &mint_call(&vault, 1000 * ETH))
-            .await
-            .unwrap()
-            .success
-    );
+    c.pays(&token, &mint_call(&vault, 1000 * ETH)).await;
     // The destination already holds ETH and the token.
     let dest = address_bytes(Chain::Ethereum, DEST).unwrap();
     c.fund(&dest, 1).await;
-    assert!(c.send(&token, &mint_call(&dest, 1)).await.unwrap().success);
+    c.pays(&token, &mint_call(&dest, 1)).await;
     let domain = VaultDomain { chain_id, vault };
 
     let digest = [0x42u8; 32];

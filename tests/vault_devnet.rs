@@ -4,7 +4,7 @@
 //! logs, and raises the alarm for a payout made with shares stolen from t signers' disks,
 //! bypassing the coordinator and the signers' checks.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use quorate_core::{
     address::Chain,
@@ -14,13 +14,12 @@ use quorate_core::{
 };
 use quorate_signer::store::{SignerStore, SledStore};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::{
     evm::{parse_addr, token_balance},
     evm_rpc::hex0x,
     hardhat::Hardhat,
-    harness::{exe, quorate},
+    harness::{quorate, start_devnet},
     vault::DealerKey,
 };
 
@@ -33,6 +32,20 @@ fn reverted_with<T>(r: &anyhow::Result<T>, error: &str) -> bool {
     r.as_ref()
         .err()
         .is_some_and(|e| format!("{e:#}").contains(&sel))
+}
+
+/// `quorate audit export --all OUT` of the cluster in `dir`.
+async fn export_audit(dir: &str, out: &std::path::Path) {
+    let (code, o, e) = quorate(&[
+        "audit",
+        "--dir",
+        dir,
+        "export",
+        "--all",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{o}{e}");
 }
 
 async fn submit(dir: &str, asset: &str, amount: &str) -> Value {
@@ -80,28 +93,8 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("dn");
     let dir_s = dir.to_str().unwrap().to_string();
-    let mut devnet = tokio::process::Command::new(exe())
-        .args(["devnet", "--dir", &dir_s, "--evm-rpc", &node.url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(devnet.stdout.take().unwrap()).lines();
-    let mut banner = String::new();
-    tokio::time::timeout(Duration::from_secs(180), async {
-        while let Some(l) = lines.next_line().await.unwrap() {
-            banner.push_str(&l);
-            banner.push('\n');
-            if l.starts_with("devnet ready") {
-                return;
-            }
-        }
-        panic!("devnet exited early:\n{banner}");
-    })
-    .await
-    .expect("devnet ready");
+    let (mut devnet, banner) =
+        start_devnet(&["--dir", &dir_s, "--evm-rpc", &node.url], tmp.path()).await;
     let vault_text = banner
         .lines()
         .find_map(|l| l.trim().strip_prefix("vault "))
@@ -170,16 +163,7 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
 
     // Reconciliation against the signers' verified logs: both payouts match.
     let audit = dir.join("audit");
-    let (code, out, err) = quorate(&[
-        "audit",
-        "--dir",
-        &dir_s,
-        "export",
-        "--all",
-        audit.to_str().unwrap(),
-    ])
-    .await;
-    assert_eq!(code, 0, "{out}{err}");
+    export_audit(&dir_s, &audit).await;
     let reconcile = |audit: String| {
         let dir_s = dir_s.clone();
         let url = node.url.clone();
@@ -300,16 +284,7 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
 
     // The logs as they stand now: the governed cap's share releases are in them.
     let audit = dir.join("audit-2");
-    let (code, out, err) = quorate(&[
-        "audit",
-        "--dir",
-        &dir_s,
-        "export",
-        "--all",
-        audit.to_str().unwrap(),
-    ])
-    .await;
-    assert_eq!(code, 0, "{out}{err}");
+    export_audit(&dir_s, &audit).await;
 
     // The theft: t signers' disks (shares and their key-encryption keys) are stolen, and the
     // thief signs a payout and a key rotation of their own. The vault pays what the cap still

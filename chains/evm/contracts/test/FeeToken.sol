@@ -1,55 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
+import {TokenBase} from "./TokenBase.sol";
+
 /// @title Test fee-on-transfer token
-/// @notice An ERC-20 that burns 1% of every transfer, rounded up so that any
-///         non-zero transfer pays a fee: the recipient gets less than the
-///         amount. The vault must refuse to pay with it. For tests only.
-contract FeeToken {
-    /// @notice Token name.
-    string public name;
-    /// @notice Token symbol.
-    string public symbol;
-    /// @notice Number of decimals of the base unit.
-    uint8 public immutable decimals;
-    /// @notice Total amount in circulation.
-    uint256 public totalSupply;
-    /// @notice Balance of each holder.
-    mapping(address holder => uint256) public balanceOf;
-    /// @notice Amount a spender may move from an owner.
-    mapping(address owner => mapping(address spender => uint256)) public allowance;
-
-    /// @notice Tokens moved (from address(0) when minted, to address(0) when burnt as fee).
-    /// @param from sender.
-    /// @param to recipient.
-    /// @param value amount.
-    event Transfer(address indexed from, address indexed to, uint256 value);
-    /// @notice An allowance was set.
-    /// @param owner owner of the tokens.
-    /// @param spender spender.
-    /// @param value new allowance.
-    event Approval(address indexed owner, address indexed spender, uint256 value);
-
+/// @notice An ERC-20 that burns 1% of every transfer, rounded up so that any non-zero transfer
+///         pays a fee: the recipient gets less than the amount. The vault must refuse to pay
+///         with it. For tests only.
+contract FeeToken is TokenBase {
     /// @notice Creates the token with no supply.
     /// @param name_ token name.
     /// @param symbol_ token symbol.
     /// @param decimals_ number of decimals.
-    constructor(string memory name_, string memory symbol_, uint8 decimals_) {
-        name = name_;
-        symbol = symbol_;
-        decimals = decimals_;
-    }
+    constructor(string memory name_, string memory symbol_, uint8 decimals_)
+        TokenBase(name_, symbol_, decimals_)
+    {}
 
-    /// @notice Mints tokens to an address; anyone may call it.
-    /// @param to recipient.
-    /// @param amount amount.
-    function mint(address to, uint256 amount) external {
-        totalSupply += amount;
-        balanceOf[to] += amount;
-        emit Transfer(address(0), to, amount);
-    }
-
-    /// @notice Moves tokens from the caller; 1% (rounded up) is burnt, the recipient gets the rest.
+    /// @notice Moves tokens from the caller; 1% (rounded up) is burnt, the recipient gets the
+    ///         rest.
     /// @param to recipient.
     /// @param amount amount taken from the caller.
     /// @return always true (failures revert).
@@ -58,28 +26,8 @@ contract FeeToken {
         return true;
     }
 
-    /// @notice Moves tokens using an allowance; 1% (rounded up) is burnt, the recipient gets the rest.
-    /// @param from owner.
-    /// @param to recipient.
-    /// @param amount amount taken from the owner.
-    /// @return always true (failures revert).
-    function transferFrom(address from, address to, uint256 amount) external returns (bool) {
-        allowance[from][msg.sender] -= amount;
-        _move(from, to, amount);
-        return true;
-    }
-
-    /// @notice Sets the caller's allowance for a spender.
-    /// @param spender spender.
-    /// @param amount new allowance.
-    /// @return always true.
-    function approve(address spender, uint256 amount) external returns (bool) {
-        allowance[msg.sender][spender] = amount;
-        emit Approval(msg.sender, spender, amount);
-        return true;
-    }
-
-    function _move(address from, address to, uint256 amount) private {
+    /// @dev Burns the fee and delivers the rest.
+    function _move(address from, address to, uint256 amount) internal override {
         uint256 fee = amount / 100;
         if (amount % 100 != 0) fee += 1;
         balanceOf[from] -= amount;
