@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-
 use crate::harness::{exe, hexf, quorate, rfc9591_verify, start_devnet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -833,3 +833,62 @@ async fn vault_gas_from_receipts() {
         erc20.gas_used
     );
 }
+
+/// `quorate vault-creation` makes the code an operator deploys from any wallet: the vault it
+/// creates verifies the given group key and carries the given caps; bad input is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_creation_code_deploys_the_vault_asked_for() {
+    let node = Hardhat::start().await;
+    let c = Chainside::on(&node, 4).await;
+    let key = DealerKey::new();
+    let hexkey = hex::encode(key.sec1());
+    let (code, out, err) = crate::harness::quorate(&[
+        "vault-creation",
+        "--group-key",
+        &hexkey,
+        "--delay",
+        "2h",
+        "--cap",
+        "native:5000:1",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["delay_s"], 7200);
+    let creation = hex::decode(
+        v["creation_code"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+    )
+    .unwrap();
+    let (vault, _) = deploy(c.rpc, &c.from, &creation).await.unwrap();
+    let gk = c.read(&vault, &call("groupKey()", &[])).await;
+    assert_eq!(gk[31], key.sec1()[0]);
+    assert_eq!(&gk[32..], &key.sec1()[1..]);
+    let delay = c.read(&vault, &call("capRaiseDelay()", &[])).await;
+    assert_eq!(delay, w64(7200).to_vec());
+    let cap = c
+        .read(&vault, &call("capOf(address)", &[addr_word(&NATIVE)]))
+        .await;
+    assert_eq!(cap[31], 1, "capped");
+    assert_eq!(u128::from_be_bytes(cap[48..64].try_into().unwrap()), 5000);
+    for (args, why) in [
+        (vec!["--group-key", "04ab"], "33-byte"),
+        (vec!["--group-key", &hexkey, "--delay", "10m"], "an hour"),
+        (
+            vec!["--group-key", &hexkey, "--cap", "native:5"],
+            "TOKEN:CAPACITY",
+        ),
+        (
+            vec!["--group-key", &hexkey, "--cap", "native:05:1"],
+            "plain decimal",
+        ),
+    ] {
+        let mut all = vec!["vault-creation"];
+        all.extend(args);
+        let (code, out, err) = crate::harness::quorate(&all).await;
+        assert_ne!(code, 0, "{out}");
+        assert!(err.contains(why), "{err}");
+    }
+}

@@ -158,3 +158,74 @@ pub async fn token_balance(
 pub fn withdrawn_topic() -> [u8; 32] {
     keccak256(&[quorate_core::chains::evm::WITHDRAWN_EVENT.as_bytes()])
 }
+
+/// Arguments of `quorate vault-creation`.
+#[derive(Debug, clap::Args)]
+pub struct VaultCreationArgs {
+    /// The group key the vault verifies (33-byte compressed, hex): `quorate status` prints it.
+    #[arg(long)]
+    pub group_key: String,
+    /// How long a cap raise or a key rotation waits on chain (at least 1h).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub delay: std::time::Duration,
+    /// A per-token cap set at deployment, `TOKEN:CAPACITY:REFILL_PER_SECOND` in base units,
+    /// `TOKEN` an address or `native`; repeat for more tokens.
+    #[arg(long)]
+    pub cap: Vec<String>,
+}
+
+fn parse_cap(s: &str) -> anyhow::Result<CapInit> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [token, capacity, rate] = parts[..] else {
+        bail!("--cap {s}: write TOKEN:CAPACITY:REFILL_PER_SECOND");
+    };
+    let token = if token == "native" {
+        quorate_core::chains::evm::NATIVE
+    } else {
+        parse_addr(token)?
+    };
+    let number = |v: &str| {
+        quorate_core::policy::doc::parse_base_units(v)
+            .ok_or_else(|| anyhow!("--cap {s}: {v} is not base units in plain decimal"))
+    };
+    Ok(CapInit {
+        token,
+        capacity: number(capacity)?,
+        refill_per_second: number(rate)?,
+    })
+}
+
+/// Runs `quorate vault-creation`.
+pub fn print_creation(a: VaultCreationArgs) -> anyhow::Result<u8> {
+    let key = hex::decode(&a.group_key).context("--group-key: not hex")?;
+    if key.len() != 33
+        || k256::PublicKey::from_sec1_bytes(&key).is_err()
+        || !matches!(key[0], 2 | 3)
+    {
+        bail!("--group-key: not a 33-byte compressed secp256k1 key");
+    }
+    let delay = a.delay.as_secs();
+    if delay < 3600 {
+        bail!("--delay: the vault refuses less than an hour");
+    }
+    let caps = a
+        .cap
+        .iter()
+        .map(|c| parse_cap(c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let code = vault_creation(&key, delay, &caps)?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "group_key": hex::encode(&key),
+            "delay_s": delay,
+            "caps": caps.iter().map(|c| serde_json::json!({
+                "token": hex0x(&c.token),
+                "capacity": c.capacity.to_string(),
+                "refill_per_second": c.refill_per_second.to_string(),
+            })).collect::<Vec<_>>(),
+            "creation_code": hex0x(&code),
+        })
+    );
+    Ok(0)
+}

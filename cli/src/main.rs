@@ -71,6 +71,9 @@ enum Command {
     /// Matches every payout event of the vault on a chain to a withdrawal that t signers'
     /// verified audit logs show co-signed; exit 2 with each unmatched payout printed.
     Reconcile(reconcile::ReconcileArgs),
+    /// Prints the creation code that deploys a vault for a group key (docs/evm.md): send it
+    /// from any account with any wallet, then put the vault in the policy's `[[chains]]`.
+    VaultCreation(evm::VaultCreationArgs),
     /// Shows one withdrawal.
     Get {
         /// Withdrawal id.
@@ -194,6 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Reconcile(a) => reconcile::run(&cli.dir, a).await,
+        Command::VaultCreation(a) => evm::print_creation(a),
         Command::Submit(a) => {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::submit(&c, addr, a).await
