@@ -313,6 +313,20 @@ impl Node {
         }
     }
 
+    /// Appends a record that must be on disk before what it records happens: refuses (and
+    /// leaves the chain where the store has it) if it cannot be written and flushed.
+    fn audit_before(&self, event: Event) -> Result<(), Refusal> {
+        let mut chain = lock(&self.audit);
+        let r = chain.prepare(now_ms(), event);
+        if let Err(e) = self.store.append_audit(&r) {
+            self.resync_audit(&mut chain);
+            return Err(storage(e));
+        }
+        chain.advance(&r);
+        drop(chain);
+        self.store.flush().map_err(storage)
+    }
+
     /// After a failed write, moves the head to whatever the store holds, so that a record
     /// that landed anyway is never overwritten by the next one.
     fn resync_audit(&self, chain: &mut Chain) {

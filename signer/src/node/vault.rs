@@ -12,7 +12,7 @@ use quorate_core::{
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{frost_id, link_rule, lock, now_ms, session_id, storage, Node};
+use super::{frost_id, link_rule, lock, now_ms, session_id, Node};
 
 impl Node {
     pub(super) fn sign_vault_action(
@@ -69,21 +69,16 @@ impl Node {
         };
         let package = signing::check_package(&gate, &r.signing_package, &message, &own)?;
         let share = signing::sign_share(&package, nonces, &key)?;
-        // On disk before the share leaves.
-        self.audit(
+        // On disk before the share leaves: no record, no share.
+        self.audit_before(
             Event::new(audit::kind::VAULT_SHARE_RELEASED)
                 .with("chain", chain.as_str())
                 .with("nonce", action.nonce.to_string())
                 .with("action", admin.describe())
                 .with("message", hex::encode(message))
                 .with("session", hex::encode(sid))
-                .with(
-                    "commitment",
-                    hex::encode(own.serialize().unwrap_or_default()),
-                ),
-            true,
-        );
-        self.store.flush().map_err(storage)?;
+                .with("commitment", hex::encode(own.serialize().unwrap_or_default())),
+        )?;
         info!(signer = %self.name, chain = %chain.as_str(), nonce = action.nonce, "vault action share released");
         Ok(pb::signer_message::Body::Sign(pb::SignResponse {
             share: share.serialize(),
