@@ -165,7 +165,7 @@ pub struct VaultCreationArgs {
     /// The group key the vault verifies (33-byte compressed, hex): `quorate status` prints it.
     #[arg(long)]
     pub group_key: String,
-    /// How long a cap raise or a key rotation waits on chain (at least 1h).
+    /// How long a cap raise or a key rotation waits on chain (an hour to a year).
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub delay: std::time::Duration,
     /// A per-token cap set at deployment, `TOKEN:CAPACITY:REFILL_PER_SECOND` in base units,
@@ -205,8 +205,8 @@ pub fn print_creation(a: VaultCreationArgs) -> anyhow::Result<u8> {
         bail!("--group-key: not a 33-byte compressed secp256k1 key");
     }
     let delay = a.delay.as_secs();
-    if delay < 3600 {
-        bail!("--delay: the vault refuses less than an hour");
+    if !(3600..=365 * 24 * 3600).contains(&delay) {
+        bail!("--delay: the vault takes an hour to a year");
     }
     let caps = a
         .cap

@@ -103,7 +103,7 @@ pub async fn run(dir: &Path, a: ReconcileArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("loading the manifest {}", manifest_path.display()))?;
     let logs = signer_logs(&a.audit, &manifest)?;
     let signed = cosigned(&logs, chain, manifest.threshold);
-    let (admin_messages, admin_nonces) = cosigned_admin(&logs, chain, manifest.threshold);
+    let admin_messages = cosigned_admin(&logs, chain, manifest.threshold);
     let rpc = Rpc::new(&a.rpc)?;
     let chain_id = rpc.chain_id().await?;
     let mut vaults: Vec<Address20> = signed
@@ -163,7 +163,7 @@ pub async fn run(dir: &Path, a: ReconcileArgs) -> anyhow::Result<u8> {
             chain_id,
             vault: *vault,
         };
-        let admin_alarms = reconcile_admin(&admin_messages, &admin_nonces, &domain, admin);
+        let admin_alarms = reconcile_admin(&admin_messages, &domain, admin);
         alarms += r.alarms.len() + admin_alarms.len();
         let vault_text = address_text(chain, vault);
         let alarm_json: Vec<_> = r

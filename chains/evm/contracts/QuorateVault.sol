@@ -23,8 +23,12 @@ pragma solidity 0.8.28;
 ///      s = -c*x and h = -z*x it returns address(z*G - c*PK), which must equal
 ///      address(R). The recovered word is masked to 160 bits first: Tron's
 ///      precompile answers the 21-byte Tron address (prefix byte 0x41).
-///      Every admin event carries the admin nonce its action was signed at, so
-///      a monitor can recompute the signed digest from the event alone.
+///      Every admin event carries the admin nonce its action was signed at and
+///      its fields (a cancel names the key in force), so a monitor can recompute
+///      the signed digest from the event alone.
+///      The assembly blocks that use memory from 0x80 at fixed addresses are not
+///      marked memory-safe: they rely on nothing being allocated before them,
+///      which holds with the legacy code generator this contract is built with.
 contract QuorateVault {
     // ------------------------------------------------------------------
     // Types
@@ -152,6 +156,9 @@ contract QuorateVault {
 
     /// @dev Smallest capRaiseDelay the constructor accepts: one hour.
     uint64 private constant MIN_DELAY = 3600;
+    /// @dev A year: longer would leave raises and rotations out of reach (and near 2^64 the
+    ///      eta would overflow), so the vault could never change key again.
+    uint64 private constant MAX_DELAY = 365 days;
 
     // ------------------------------------------------------------------
     // Immutables and storage
@@ -219,7 +226,9 @@ contract QuorateVault {
     /// @notice A rotation to the current key was signed: any pending key
     ///         rotation is dropped (emitted also when none was pending).
     /// @param nonce the admin nonce the cancellation was signed at.
-    event KeyRotationCancelled(uint64 nonce);
+    /// @param prefix SEC1 prefix of the key in force (the key the cancel names).
+    /// @param x x coordinate of the key in force.
+    event KeyRotationCancelled(uint64 nonce, uint8 prefix, uint256 x);
 
     /// @notice A token's cap took effect (capacity type(uint128).max: cap
     ///         removed): a lowering from setCap, or a raise from applyCap.
@@ -295,7 +304,7 @@ contract QuorateVault {
     /// @param keyPrefix SEC1 prefix of the group key: 2 (even y) or 3 (odd y).
     /// @param keyX x coordinate of the group key; must be below the group order n.
     /// @param capRaiseDelay_ seconds a cap raise or a key rotation waits before
-    ///        it can be applied; at least 3600 (else BadDelay).
+    ///        it can be applied; from 3600 to 365 days (else BadDelay).
     /// @param caps initial per-token caps; each bucket starts full. They emit no
     ///        CapChanged event (there is no signed nonce to report).
     constructor(uint8 keyPrefix, uint256 keyX, uint64 capRaiseDelay_, CapInit[] memory caps) {
@@ -312,7 +321,7 @@ contract QuorateVault {
                 bytes32(WITHDRAWN_TOPIC) == Withdrawn.selector
         );
         if (!_isValidKey(keyPrefix, keyX)) revert BadKey();
-        if (capRaiseDelay_ < MIN_DELAY) revert BadDelay();
+        if (capRaiseDelay_ < MIN_DELAY || capRaiseDelay_ > MAX_DELAY) revert BadDelay();
         _initialPrefix = keyPrefix;
         _initialX = keyX;
         capRaiseDelay = capRaiseDelay_;
@@ -370,7 +379,7 @@ contract QuorateVault {
             // 0x80 on is scratch, used at fixed addresses (as _verify does). The
             // ABI decoder has already refused dirty high bits in token, to and
             // deadline, so they are used unmasked.
-            assembly ("memory-safe") {
+            assembly {
                 // 1.-3. The slot of used[id] is keccak256(id || slot of used), kept
                 // for the write. One branch on the way through; only a refusal
                 // sorts out which check failed first: the deadline, a replay, or
@@ -479,7 +488,7 @@ contract QuorateVault {
         if (metaWord >> 72 != 0) _drawFromBucket(token, amount);
         // 6. Payment and event. _drawFromBucket allocates no memory either, so
         //    0x80 on is still scratch.
-        assembly ("memory-safe") {
+        assembly {
             switch token
             case 0 {
                 // Native coin: a plain value transfer with all gas, no return data copied.
@@ -559,7 +568,7 @@ contract QuorateVault {
         if (newPrefix == prefix && newX == x) {
             delete _pendingRotation;
             delete _pendingRotationX;
-            emit KeyRotationCancelled(nonce);
+            emit KeyRotationCancelled(nonce, newPrefix, newX);
         } else {
             uint64 eta = uint64(block.timestamp) + capRaiseDelay;
             _pendingRotation = PendingRotation(newPrefix, eta, nonce);
@@ -701,13 +710,14 @@ contract QuorateVault {
     /// @return capacity the scheduled capacity (type(uint128).max: cap removal).
     /// @return refillPerSecond the scheduled refill rate.
     /// @return eta timestamp from which applyCap applies it.
+    /// @return nonce the admin nonce the raise was signed at.
     function pendingCapOf(address token)
         external
         view
-        returns (bool pending, uint128 capacity, uint128 refillPerSecond, uint64 eta)
+        returns (bool pending, uint128 capacity, uint128 refillPerSecond, uint64 eta, uint64 nonce)
     {
         PendingCap memory p = _pending[token];
-        return (p.eta != 0, p.capacity, p.refillPerSecond, p.eta);
+        return (p.eta != 0, p.capacity, p.refillPerSecond, p.eta, p.nonce);
     }
 
     /// @notice The pending key rotation, if any.
@@ -979,7 +989,7 @@ contract QuorateVault {
         // even for a z or an R that fails its range or curve check (harmless
         // garbage in precompile calls), and the first failed check in the order
         // z, R, signature names the error.
-        assembly ("memory-safe") {
+        assembly {
             let rx := calldataload(sig)
             let ry := calldataload(add(sig, 0x20))
             let z := calldataload(add(sig, 0x40))

@@ -49,8 +49,8 @@ pub const SET_CAP_SIGNATURE: &str =
 pub const WITHDRAWN_EVENT: &str = "Withdrawn(bytes32,address,address,uint256)";
 /// `KeyRotationScheduled(uint64,uint8,uint256,uint64)`: nonce, prefix, x, eta.
 pub const ROTATION_SCHEDULED_EVENT: &str = "KeyRotationScheduled(uint64,uint8,uint256,uint64)";
-/// `KeyRotationCancelled(uint64)`: nonce.
-pub const ROTATION_CANCELLED_EVENT: &str = "KeyRotationCancelled(uint64)";
+/// `KeyRotationCancelled(uint64,uint8,uint256)`: nonce, and the key in force it names.
+pub const ROTATION_CANCELLED_EVENT: &str = "KeyRotationCancelled(uint64,uint8,uint256)";
 /// `CapChanged(address,uint128,uint128,uint64)`: token (indexed), capacity, rate, nonce.
 pub const CAP_CHANGED_EVENT: &str = "CapChanged(address,uint128,uint128,uint64)";
 /// `CapRaiseScheduled(address,uint128,uint128,uint64,uint64)`: token (indexed), capacity,
@@ -420,10 +420,12 @@ pub enum AdminEvent {
         /// The new key, compressed.
         key: [u8; 33],
     },
-    /// A pending rotation was cancelled by a rotation to the current key (signed at `nonce`).
+    /// A pending rotation was cancelled by a rotation to the key in force (signed at `nonce`).
     RotationCancelled {
         /// Admin nonce it was signed at.
         nonce: u64,
+        /// The key in force, which the cancel names.
+        key: [u8; 33],
     },
     /// A cap was changed (a lowering at once, or a raise applied) or a raise was scheduled.
     Cap {
@@ -439,18 +441,17 @@ pub enum AdminEvent {
 }
 
 impl AdminEvent {
-    /// The digest the group signed for it, if the event alone determines it (a cancel names
-    /// only its nonce).
-    pub fn message(&self, domain: &VaultDomain) -> Option<[u8; 32]> {
+    /// The digest the group signed for it.
+    pub fn message(&self, domain: &VaultDomain) -> [u8; 32] {
         match self {
-            AdminEvent::RotationScheduled { nonce, key } => Some(domain.rotate_digest(*nonce, key)),
-            AdminEvent::RotationCancelled { .. } => None,
+            AdminEvent::RotationScheduled { nonce, key }
+            | AdminEvent::RotationCancelled { nonce, key } => domain.rotate_digest(*nonce, key),
             AdminEvent::Cap {
                 nonce,
                 token,
                 capacity,
                 rate,
-            } => Some(domain.cap_digest(*nonce, token, *capacity, *rate)),
+            } => domain.cap_digest(*nonce, token, *capacity, *rate),
         }
     }
 
@@ -458,7 +459,7 @@ impl AdminEvent {
     pub fn nonce(&self) -> u64 {
         match self {
             AdminEvent::RotationScheduled { nonce, .. }
-            | AdminEvent::RotationCancelled { nonce }
+            | AdminEvent::RotationCancelled { nonce, .. }
             | AdminEvent::Cap { nonce, .. } => *nonce,
         }
     }
@@ -495,8 +496,9 @@ pub fn decode_admin_event(topics: &[[u8; 32]], data: &[u8]) -> Option<Result<Adm
         )))
     };
     let u64w = |w: &[u8]| uint_word(w, 8).map(|v| v as u64);
-    if t0 == scheduled {
-        if topics.len() != 1 || words.len() != 4 || data.len() != 128 {
+    if t0 == scheduled || t0 == cancelled {
+        let want = if t0 == scheduled { 128 } else { 96 };
+        if topics.len() != 1 || data.len() != want {
             return bad();
         }
         let (Some(nonce), Some(prefix)) = (u64w(words[0]), uint_word(words[1], 1)) else {
@@ -505,16 +507,11 @@ pub fn decode_admin_event(topics: &[[u8; 32]], data: &[u8]) -> Option<Result<Adm
         let mut key = [0u8; 33];
         key[0] = prefix as u8;
         key[1..].copy_from_slice(words[2]);
-        Some(Ok(AdminEvent::RotationScheduled { nonce, key }))
-    } else if t0 == cancelled {
-        match (
-            topics.len(),
-            data.len(),
-            words.first().and_then(|w| u64w(w)),
-        ) {
-            (1, 32, Some(nonce)) => Some(Ok(AdminEvent::RotationCancelled { nonce })),
-            _ => bad(),
-        }
+        Some(Ok(if t0 == scheduled {
+            AdminEvent::RotationScheduled { nonce, key }
+        } else {
+            AdminEvent::RotationCancelled { nonce, key }
+        }))
     } else if t0 == changed || t0 == raise {
         let want = if t0 == changed { 96 } else { 128 };
         if topics.len() != 2 || data.len() != want {

@@ -163,37 +163,28 @@ pub fn reconcile(
 }
 
 /// Vault administration messages at least `threshold` distinct signers released shares for on
-/// `chain`: the messages, and the admin nonces they were for.
-pub fn cosigned_admin(
-    signers: &[VerifiedLog],
-    chain: Chain,
-    threshold: u16,
-) -> (BTreeSet<[u8; 32]>, BTreeSet<u64>) {
-    let mut by: BTreeMap<([u8; 32], u64), BTreeSet<&str>> = BTreeMap::new();
+/// `chain` (each digest names its vault and chain id).
+pub fn cosigned_admin(signers: &[VerifiedLog], chain: Chain, threshold: u16) -> BTreeSet<[u8; 32]> {
+    let mut by: BTreeMap<[u8; 32], BTreeSet<&str>> = BTreeMap::new();
     for log in signers.iter().filter(|l| l.head.role == "signer") {
         for r in &log.records {
             let e = &r.event;
             if e.kind != kind::VAULT_SHARE_RELEASED || e.field("chain") != Some(chain.as_str()) {
                 continue;
             }
-            let parsed = (|| {
-                let m: [u8; 32] = hex::decode(e.field("message")?).ok()?.try_into().ok()?;
-                Some((m, e.field("nonce")?.parse().ok()?))
-            })();
-            if let Some(k) = parsed {
-                by.entry(k).or_default().insert(log.head.node.as_str());
+            let message: Option<[u8; 32]> = e
+                .field("message")
+                .and_then(|m| hex::decode(m).ok())
+                .and_then(|m| m.try_into().ok());
+            if let Some(m) = message {
+                by.entry(m).or_default().insert(log.head.node.as_str());
             }
         }
     }
-    let mut messages = BTreeSet::new();
-    let mut nonces = BTreeSet::new();
-    for ((m, n), who) in by {
-        if who.len() >= usize::from(threshold) {
-            messages.insert(m);
-            nonces.insert(n);
-        }
-    }
-    (messages, nonces)
+    by.into_iter()
+        .filter(|(_, who)| who.len() >= usize::from(threshold))
+        .map(|(m, _)| m)
+        .collect()
 }
 
 /// A vault administration event read from the chain.
@@ -220,7 +211,6 @@ pub struct AdminAlarm {
 /// rotation or cap change they never signed means the group key signed outside Quorate.
 pub fn reconcile_admin(
     messages: &BTreeSet<[u8; 32]>,
-    nonces: &BTreeSet<u64>,
     domain: &VaultDomain,
     logs: Vec<AdminLog>,
 ) -> Vec<AdminAlarm> {
@@ -228,14 +218,11 @@ pub fn reconcile_admin(
     for log in logs {
         let why = match &log.event {
             Err(e) => Some(e.clone()),
-            Ok(ev) => match ev.message(domain) {
-                Some(m) if messages.contains(&m) => None,
-                None if nonces.contains(&ev.nonce()) => None,
-                _ => Some(format!(
-                    "vault administration at admin nonce {} that t signers never co-signed",
-                    ev.nonce()
-                )),
-            },
+            Ok(ev) if messages.contains(&ev.message(domain)) => None,
+            Ok(ev) => Some(format!(
+                "vault administration at admin nonce {} that t signers never co-signed",
+                ev.nonce()
+            )),
         };
         if let Some(why) = why {
             out.push(AdminAlarm { log, why });
@@ -351,11 +338,16 @@ mod tests {
             w[16..].copy_from_slice(&v.to_be_bytes());
             w
         };
-        let mut rotation = Vec::new();
-        rotation.extend(word(4));
-        rotation.extend(word(3));
-        rotation.extend(&key[1..]);
-        rotation.extend(word(999));
+        let rotation = |nonce: u128, eta: Option<u128>| {
+            let mut d = Vec::new();
+            d.extend(word(nonce));
+            d.extend(word(3));
+            d.extend(&key[1..]);
+            if let Some(eta) = eta {
+                d.extend(word(eta));
+            }
+            d
+        };
         let mut token_topic = [0u8; 32];
         token_topic[12..].copy_from_slice(&[9; 20]);
         let mut cap = Vec::new();
@@ -364,15 +356,16 @@ mod tests {
         cap.extend(word(5));
         let decode = |topics: &[[u8; 32]], data: &[u8]| decode_admin_event(topics, data).unwrap();
         let events = [
-            decode(&[scheduled], &rotation),
+            decode(&[scheduled], &rotation(4, Some(999))),
             decode(&[changed, token_topic], &cap),
-            decode(&[cancelled], &word(6)),
-            decode(&[cancelled], &word(7)),
+            decode(&[cancelled], &rotation(6, None)),
+            decode(&[cancelled], &rotation(7, None)),
         ];
-        let rotate = events[0].as_ref().unwrap().message(&domain).unwrap();
+        let rotate = events[0].as_ref().unwrap().message(&domain);
         assert_eq!(rotate, domain.rotate_digest(4, &key));
-        let messages = BTreeSet::from([rotate]);
-        let nonces = BTreeSet::from([4, 6]);
+        // The group signed the rotation at 4 and the cancel at 6 (a rotation to the key in
+        // force), nothing else.
+        let messages = BTreeSet::from([rotate, domain.rotate_digest(6, &key)]);
         let logs = events
             .into_iter()
             .enumerate()
@@ -382,10 +375,21 @@ mod tests {
                 block: 1,
             })
             .collect();
-        let alarms = reconcile_admin(&messages, &nonces, &domain, logs);
+        let alarms = reconcile_admin(&messages, &domain, logs);
         let txs: Vec<&str> = alarms.iter().map(|a| a.log.tx.as_str()).collect();
         // The cap at nonce 5 and the cancel at nonce 7 were never co-signed.
         assert_eq!(txs, ["tx1", "tx3"]);
+        // Another vault's digest does not explain this vault's event.
+        let other = VaultDomain {
+            chain_id: 1,
+            vault: [8; 20],
+        };
+        let one = AdminLog {
+            event: decode(&[scheduled], &rotation(4, Some(999))),
+            tx: "tx".into(),
+            block: 1,
+        };
+        assert_eq!(reconcile_admin(&messages, &other, vec![one]).len(), 1);
         // A log with an admin topic but another layout is an alarm, not ignored.
         assert!(decode_admin_event(&[scheduled], &[0; 64]).unwrap().is_err());
         assert!(decode_admin_event(&[[0; 32]], &[]).is_none());

@@ -77,7 +77,10 @@ impl Node {
                 .with("action", admin.describe())
                 .with("message", hex::encode(message))
                 .with("session", hex::encode(sid))
-                .with("commitment", hex::encode(own.serialize().unwrap_or_default())),
+                .with(
+                    "commitment",
+                    hex::encode(own.serialize().unwrap_or_default()),
+                ),
         )?;
         info!(signer = %self.name, chain = %chain.as_str(), nonce = action.nonce, "vault action share released");
         Ok(pb::signer_message::Body::Sign(pb::SignResponse {
