@@ -875,8 +875,14 @@ async fn vault_creation_code_deploys_the_vault_asked_for() {
     assert_eq!(u128::from_be_bytes(cap[48..64].try_into().unwrap()), 5000);
     for (args, why) in [
         (vec!["--group-key", "04ab"], "33-byte"),
-        (vec!["--group-key", &hexkey, "--delay", "10m"], "an hour to a year"),
-        (vec!["--group-key", &hexkey, "--delay", "400days"], "an hour to a year"),
+        (
+            vec!["--group-key", &hexkey, "--delay", "10m"],
+            "an hour to a year",
+        ),
+        (
+            vec!["--group-key", &hexkey, "--delay", "400days"],
+            "an hour to a year",
+        ),
         (
             vec!["--group-key", &hexkey, "--cap", "native:5"],
             "TOKEN:CAPACITY",
