@@ -220,7 +220,7 @@ fn print_ready(
         dir.join("policy/genesis.toml").display(),
         dir.join("admin").display()
     );
-    for l in chain_lines {
+    for l in chain_lines.iter().filter(|l| !l.starts_with("send:")) {
         println!("{l}");
     }
     println!();
@@ -239,6 +239,12 @@ fn print_ready(
         "  {run} verify --group-key <group_public_key> --message <message> --signature <signature>"
     );
     println!("  {run} probe{dir_flag} --count 200");
+    if let Some(send) = chain_lines.iter().find_map(|l| l.strip_prefix("send:")) {
+        println!(
+            "  # pay a signed withdrawal out: its evm_call, sent from any account of the node"
+        );
+        println!("  {send}");
+    }
     println!();
     println!("devnet ready; Ctrl-C stops it");
 }

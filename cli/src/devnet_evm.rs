@@ -207,6 +207,11 @@ impl EvmDevnet {
                 eip55(&self.token),
                 TEST_CAP
             ),
+            // For the banner's "Try" list (a line starting with `send:`).
+            format!(
+                "send:curl -s {} -H 'content-type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_sendTransaction\",\"params\":[{{\"from\":\"{}\",\"to\":\"<evm_call.to>\",\"data\":\"<evm_call.data>\"}}]}}'",
+                self.url, self.deployer
+            ),
         ])
     }
 }
