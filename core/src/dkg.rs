@@ -10,16 +10,22 @@
 //! - the final result (group key, transcript) is signed, and a participant keeps its share only
 //!   after checking all n signed results ([`check_confirmations`]); the confirmation round is
 //!   what makes a participant sure every other one finished the same group.
+//!
+//! The same protocol runs for every FROST ciphersuite the cluster holds a key for
+//! (FROST(secp256k1, SHA-256) by default; FROST(Ed25519, SHA-512) for Solana). Signatures and
+//! transcripts of any ciphersuite but secp256k1 carry its RFC 9591 context string, so nothing
+//! from one group's DKG is accepted in another's; secp256k1 keeps its original bytes.
 
 use std::collections::BTreeMap;
 
-use frost_secp256k1::{
+use frost_core::{
     keys::{
         dkg::{self, round1, round2},
         KeyPackage, PublicKeyPackage,
     },
-    Identifier,
+    Ciphersuite, Identifier,
 };
+use frost_secp256k1::Secp256K1Sha256;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 
@@ -31,6 +37,18 @@ use crate::{
 const ROUND1_DOMAIN: &str = "quorate/dkg-round1/v1";
 const RESULT_DOMAIN: &str = "quorate/dkg-result/v1";
 const ECHO_DOMAIN: &str = "quorate/dkg-echo/v1";
+
+/// The ciphersuite a DKG runs for when none is named: the cluster's secp256k1 group.
+pub type DefaultSuite = Secp256K1Sha256;
+
+/// `base` for secp256k1 (its original bytes), else `base/<RFC 9591 context string>`.
+fn domain<C: Ciphersuite>(base: &str) -> std::borrow::Cow<'_, str> {
+    if C::ID == DefaultSuite::ID {
+        base.into()
+    } else {
+        format!("{base}/{}", C::ID).into()
+    }
+}
 
 /// A DKG failure; `culprits` are the identifiers shown to have misbehaved (empty when the
 /// fault can't be pinned on a participant, e.g. the relay altered our own message).
@@ -66,7 +84,7 @@ pub struct DkgSetup {
 }
 
 impl DkgSetup {
-    fn id(&self, n: u16) -> Result<Identifier, DkgError> {
+    fn id<C: Ciphersuite>(&self, n: u16) -> Result<Identifier<C>, DkgError> {
         Identifier::try_from(n).map_err(|_| fail(format!("invalid identifier {n}"), vec![]))
     }
 
@@ -91,9 +109,9 @@ fn round1_parts<'a>(setup: &'a DkgSetup, sender: &'a [u8; 2], package: &'a [u8])
 }
 
 /// State after round 1 (holds the round-1 secret; memory only).
-pub struct Round1State {
+pub struct Round1State<C: Ciphersuite = DefaultSuite> {
     setup: DkgSetup,
-    secret: round1::SecretPackage,
+    secret: round1::SecretPackage<C>,
     my_package: Vec<u8>,
 }
 
@@ -103,13 +121,22 @@ pub fn round1<R: RngCore + CryptoRng>(
     identity: &IdentitySecret,
     rng: &mut R,
 ) -> Result<(Round1State, SignedRound1), DkgError> {
+    round1_for::<DefaultSuite, R>(setup, identity, rng)
+}
+
+/// [`round1`] for the DKG of ciphersuite `C`; the later rounds follow from the state.
+pub fn round1_for<C: Ciphersuite, R: RngCore + CryptoRng>(
+    setup: DkgSetup,
+    identity: &IdentitySecret,
+    rng: &mut R,
+) -> Result<(Round1State<C>, SignedRound1), DkgError> {
     if setup.participants.get(&setup.me) != Some(&identity.public()) {
         return Err(fail(
             "our identity key is not the one the manifest lists for us",
             vec![],
         ));
     }
-    let (secret, package) = dkg::part1(
+    let (secret, package) = dkg::part1::<C, _>(
         setup.id(setup.me)?,
         setup.max_signers()?,
         setup.threshold,
@@ -119,7 +146,7 @@ pub fn round1<R: RngCore + CryptoRng>(
     let bytes = package
         .serialize()
         .map_err(|e| fail(format!("round 1: {e}"), vec![]))?;
-    let signed = sign_round1(&setup, identity, bytes.clone());
+    let signed = sign_round1_for::<C>(&setup, identity, bytes.clone());
     Ok((
         Round1State {
             setup,
@@ -132,8 +159,20 @@ pub fn round1<R: RngCore + CryptoRng>(
 
 /// Signs a serialised round-1 package as participant `setup.me` of this session.
 pub fn sign_round1(setup: &DkgSetup, identity: &IdentitySecret, package: Vec<u8>) -> SignedRound1 {
+    sign_round1_for::<DefaultSuite>(setup, identity, package)
+}
+
+/// [`sign_round1`] for the DKG of ciphersuite `C`.
+pub fn sign_round1_for<C: Ciphersuite>(
+    setup: &DkgSetup,
+    identity: &IdentitySecret,
+    package: Vec<u8>,
+) -> SignedRound1 {
     let me = setup.me.to_be_bytes();
-    let signature = identity.sign(ROUND1_DOMAIN, &round1_parts(setup, &me, &package));
+    let signature = identity.sign(
+        &domain::<C>(ROUND1_DOMAIN),
+        &round1_parts(setup, &me, &package),
+    );
     SignedRound1 {
         identifier: setup.me,
         package,
@@ -143,8 +182,16 @@ pub fn sign_round1(setup: &DkgSetup, identity: &IdentitySecret, package: Vec<u8>
 
 /// Hash of the whole round-1 broadcast as one participant saw it.
 pub fn transcript_hash(setup: &DkgSetup, received: &BTreeMap<u16, Vec<u8>>) -> [u8; 32] {
+    transcript_hash_for::<DefaultSuite>(setup, received)
+}
+
+/// [`transcript_hash`] for the DKG of ciphersuite `C`.
+pub fn transcript_hash_for<C: Ciphersuite>(
+    setup: &DkgSetup,
+    received: &BTreeMap<u16, Vec<u8>>,
+) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(b"quorate/dkg-transcript/v1");
+    h.update(domain::<C>("quorate/dkg-transcript/v1").as_bytes());
     h.update((setup.session_id.len() as u32).to_be_bytes());
     h.update(&setup.session_id);
     h.update(setup.manifest_hash);
@@ -158,10 +205,10 @@ pub fn transcript_hash(setup: &DkgSetup, received: &BTreeMap<u16, Vec<u8>>) -> [
 }
 
 /// State after round 2 (holds the round-2 secret; memory only).
-pub struct Round2State {
+pub struct Round2State<C: Ciphersuite = DefaultSuite> {
     setup: DkgSetup,
-    secret: round2::SecretPackage,
-    others: BTreeMap<Identifier, round1::Package>,
+    secret: round2::SecretPackage<C>,
+    others: BTreeMap<Identifier<C>, round1::Package<C>>,
     transcript: [u8; 32],
     /// The signed round-1 packages we accepted, by sender: what we echo.
     accepted: BTreeMap<u16, SignedRound1>,
@@ -206,7 +253,7 @@ pub fn echo_digest(packages: &[SignedRound1]) -> [u8; 32] {
 }
 
 /// Our echo of the round-1 broadcast, signed, to send with our round-2 packages.
-pub fn echo(state: &Round2State, identity: &IdentitySecret) -> SignedEcho {
+pub fn echo<C: Ciphersuite>(state: &Round2State<C>, identity: &IdentitySecret) -> SignedEcho {
     let setup = &state.setup;
     let me = setup.me.to_be_bytes();
     let packages: Vec<SignedRound1> = state.accepted.values().cloned().collect();
@@ -214,14 +261,17 @@ pub fn echo(state: &Round2State, identity: &IdentitySecret) -> SignedEcho {
     SignedEcho {
         from: setup.me,
         packages,
-        signature: identity.sign(ECHO_DOMAIN, &echo_parts(setup, &me, &digest)),
+        signature: identity.sign(&domain::<C>(ECHO_DOMAIN), &echo_parts(setup, &me, &digest)),
     }
 }
 
 /// Checks every other participant's echo against the packages we accepted. Names the culprit
 /// where the evidence is conclusive: a sender whose two different packages both carry its
 /// signature, or an echo signer whose signed echo holds a package its sender never signed.
-fn check_echoes(state: &Round2State, echoes: &[SignedEcho]) -> Result<(), DkgError> {
+fn check_echoes<C: Ciphersuite>(
+    state: &Round2State<C>,
+    echoes: &[SignedEcho],
+) -> Result<(), DkgError> {
     let setup = &state.setup;
     let mut seen = BTreeMap::new();
     for e in echoes {
@@ -251,7 +301,7 @@ fn check_echoes(state: &Round2State, echoes: &[SignedEcho]) -> Result<(), DkgErr
             let sender = p.identifier.to_be_bytes();
             let signed_by_sender = sender_key
                 .verify(
-                    ROUND1_DOMAIN,
+                    &domain::<C>(ROUND1_DOMAIN),
                     &round1_parts(setup, &sender, &p.package),
                     &p.signature,
                 )
@@ -270,7 +320,7 @@ fn check_echoes(state: &Round2State, echoes: &[SignedEcho]) -> Result<(), DkgErr
         let from = e.from.to_be_bytes();
         if key
             .verify(
-                ECHO_DOMAIN,
+                &domain::<C>(ECHO_DOMAIN),
                 &echo_parts(setup, &from, &digest),
                 &e.signature,
             )
@@ -332,12 +382,12 @@ fn check_echoes(state: &Round2State, echoes: &[SignedEcho]) -> Result<(), DkgErr
 }
 
 /// Round 2: check every round-1 broadcast, then seal a share to each other participant.
-pub fn round2<R: RngCore + CryptoRng>(
-    state: Round1State,
+pub fn round2<C: Ciphersuite, R: RngCore + CryptoRng>(
+    state: Round1State<C>,
     identity: &IdentitySecret,
     rng: &mut R,
     received: &[SignedRound1],
-) -> Result<(Round2State, Vec<Sealed>), DkgError> {
+) -> Result<(Round2State<C>, Vec<Sealed>), DkgError> {
     let setup = state.setup;
     let mut by_id: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
     let mut accepted: BTreeMap<u16, SignedRound1> = BTreeMap::new();
@@ -356,7 +406,7 @@ pub fn round2<R: RngCore + CryptoRng>(
         }
         let sender = r.identifier.to_be_bytes();
         key.verify(
-            ROUND1_DOMAIN,
+            &domain::<C>(ROUND1_DOMAIN),
             &round1_parts(&setup, &sender, &r.package),
             &r.signature,
         )
@@ -389,13 +439,13 @@ pub fn round2<R: RngCore + CryptoRng>(
             vec![],
         ));
     }
-    let transcript = transcript_hash(&setup, &by_id);
+    let transcript = transcript_hash_for::<C>(&setup, &by_id);
     let mut others = BTreeMap::new();
     for (id, bytes) in &by_id {
         if *id == setup.me {
             continue;
         }
-        let pkg = round1::Package::deserialize(bytes).map_err(|e| {
+        let pkg = round1::Package::<C>::deserialize(bytes).map_err(|e| {
             fail(
                 format!("round-1 package of {id} does not decode: {e}"),
                 vec![*id],
@@ -403,7 +453,7 @@ pub fn round2<R: RngCore + CryptoRng>(
         })?;
         others.insert(setup.id(*id)?, pkg);
     }
-    let id_of: BTreeMap<Identifier, u16> = setup
+    let id_of: BTreeMap<Identifier<C>, u16> = setup
         .participants
         .keys()
         .map(|n| Ok((setup.id(*n)?, *n)))
@@ -447,12 +497,13 @@ pub fn round2<R: RngCore + CryptoRng>(
 }
 
 /// The outcome of a finished DKG for one participant.
-pub struct DkgOutput {
+pub struct DkgOutput<C: Ciphersuite = DefaultSuite> {
     /// Our long-lived key share (secret).
-    pub key_package: KeyPackage,
+    pub key_package: KeyPackage<C>,
     /// Public data of all participants.
-    pub public_key_package: PublicKeyPackage,
-    /// 33-byte compressed group key.
+    pub public_key_package: PublicKeyPackage<C>,
+    /// The group key as the ciphersuite serialises it (33-byte compressed for secp256k1, the
+    /// 32-byte Ed25519 public key for Ed25519).
     pub group_key: Vec<u8>,
     /// Round-1 transcript hash.
     pub transcript: [u8; 32],
@@ -460,7 +511,7 @@ pub struct DkgOutput {
     pub signature: Vec<u8>,
 }
 
-impl std::fmt::Debug for DkgOutput {
+impl<C: Ciphersuite> std::fmt::Debug for DkgOutput<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DkgOutput")
             .field("key_package", &"<redacted>")
@@ -470,12 +521,12 @@ impl std::fmt::Debug for DkgOutput {
 }
 
 /// Round 3: open the shares sealed to us and derive our key share and the group key.
-pub fn round3(
-    state: Round2State,
+pub fn round3<C: Ciphersuite>(
+    state: Round2State<C>,
     identity: &IdentitySecret,
     sealed: &[Sealed],
     echoes: &[SignedEcho],
-) -> Result<DkgOutput, DkgError> {
+) -> Result<DkgOutput<C>, DkgError> {
     // Everyone must have accepted the same round-1 packages before a sealed share that does
     // not open can be blamed on its sender.
     check_echoes(&state, echoes)?;
@@ -513,7 +564,7 @@ pub fn round3(
             // Altered in transit (by the relay): nobody among the signers to blame.
             _ => fail(e.to_string(), vec![]),
         })?;
-        let pkg = round2::Package::deserialize(&plain).map_err(|e| {
+        let pkg = round2::Package::<C>::deserialize(&plain).map_err(|e| {
             fail(
                 format!("round-2 package of {} does not decode: {e}", s.sender),
                 vec![s.sender],
@@ -531,7 +582,7 @@ pub fn round3(
             vec![],
         ));
     }
-    let id_of: BTreeMap<Identifier, u16> = setup
+    let id_of: BTreeMap<Identifier<C>, u16> = setup
         .participants
         .keys()
         .filter_map(|n| Identifier::try_from(*n).ok().map(|i| (i, *n)))
@@ -550,7 +601,7 @@ pub fn round3(
         .serialize()
         .map_err(|e| fail(format!("group key: {e}"), vec![]))?;
     let signature = identity.sign(
-        RESULT_DOMAIN,
+        &domain::<C>(RESULT_DOMAIN),
         &[&setup.session_id, &state.transcript, &group_key],
     );
     Ok(DkgOutput {
@@ -570,8 +621,19 @@ pub fn verify_result(
     group_key: &[u8],
     signature: &[u8],
 ) -> bool {
+    verify_result_for::<DefaultSuite>(key, session_id, transcript, group_key, signature)
+}
+
+/// [`verify_result`] for the DKG of ciphersuite `C`.
+pub fn verify_result_for<C: Ciphersuite>(
+    key: &IdentityPublic,
+    session_id: &[u8],
+    transcript: &[u8],
+    group_key: &[u8],
+    signature: &[u8],
+) -> bool {
     key.verify(
-        RESULT_DOMAIN,
+        &domain::<C>(RESULT_DOMAIN),
         &[session_id, transcript, group_key],
         signature,
     )
@@ -595,10 +657,10 @@ pub struct SignedResult {
 /// have signed the same transcript and group key as ours, so a share is never kept for a group
 /// that some participant did not finish. (A relay can still withhold this confirmation from
 /// some participants; operators compare fingerprints out of band for that reason.)
-pub fn check_confirmations(
+pub fn check_confirmations<C: Ciphersuite>(
     setup_participants: &BTreeMap<u16, IdentityPublic>,
     session_id: &[u8],
-    ours: &DkgOutput,
+    ours: &DkgOutput<C>,
     results: &[SignedResult],
 ) -> Result<(), DkgError> {
     let mut seen = std::collections::BTreeSet::new();
@@ -615,7 +677,7 @@ pub fn check_confirmations(
                 vec![],
             ));
         }
-        if !verify_result(key, session_id, &r.transcript, &r.group_key, &r.signature) {
+        if !verify_result_for::<C>(key, session_id, &r.transcript, &r.group_key, &r.signature) {
             return Err(fail(
                 format!("the confirmation of {} is not signed by it", r.identifier),
                 vec![r.identifier],
