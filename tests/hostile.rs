@@ -852,6 +852,15 @@ async fn signers_sign_only_the_vault_messages_their_policy_gives() {
     });
     let pkg =
         |c1, c2, msg: &[u8]| SigningPackage::new(BTreeMap::from([(id(1), c1), (id(2), c2)]), msg);
+    // Commitments of signers 1 and 2 for a fresh session.
+    async fn pair(
+        signers: &mut BTreeMap<u32, Driven>,
+    ) -> ([u8; 16], SigningCommitments, SigningCommitments) {
+        let s = session();
+        let c1 = signers.get_mut(&1).unwrap().commit(s).await;
+        let c2 = signers.get_mut(&2).unwrap().commit(s).await;
+        (s, c1, c2)
+    }
     for (attack, message) in [
         (
             "the bare intent digest for a vault chain",
@@ -861,9 +870,7 @@ async fn signers_sign_only_the_vault_messages_their_policy_gives() {
         ("a vault digest for another chain id", other_chain.to_vec()),
         ("a vault digest for another token", other_token.to_vec()),
     ] {
-        let s = session();
-        let c1 = signers.get_mut(&1).unwrap().commit(s).await;
-        let c2 = signers.get_mut(&2).unwrap().commit(s).await;
+        let (s, c1, c2) = pair(&mut signers).await;
         let a = signers
             .get_mut(&1)
             .unwrap()
@@ -889,9 +896,7 @@ async fn signers_sign_only_the_vault_messages_their_policy_gives() {
             "vault-action-unknown",
         ),
     ] {
-        let s = session();
-        let c1 = signers.get_mut(&1).unwrap().commit(s).await;
-        let c2 = signers.get_mut(&2).unwrap().commit(s).await;
+        let (s, c1, c2) = pair(&mut signers).await;
         let a = signers
             .get_mut(&1)
             .unwrap()
@@ -900,18 +905,14 @@ async fn signers_sign_only_the_vault_messages_their_policy_gives() {
         book.refused(attack, "signer-1", &a, rule, None);
     }
     // What the policy gives is signed: the vault digest and the listed cap.
-    let s = session();
-    let c1 = signers.get_mut(&1).unwrap().commit(s).await;
-    let c2 = signers.get_mut(&2).unwrap().commit(s).await;
+    let (s, c1, c2) = pair(&mut signers).await;
     let a = signers
         .get_mut(&1)
         .unwrap()
         .sign(s, &intent.encode(), &bsig, &pkg(c1, c2, &right))
         .await;
     assert!(matches!(a, Ans::Sign(_)), "the right vault digest: {a:?}");
-    let s = session();
-    let c1 = signers.get_mut(&1).unwrap().commit(s).await;
-    let c2 = signers.get_mut(&2).unwrap().commit(s).await;
+    let (s, c1, c2) = pair(&mut signers).await;
     let a = signers
         .get_mut(&1)
         .unwrap()

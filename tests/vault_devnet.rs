@@ -48,6 +48,12 @@ async fn export_audit(dir: &str, out: &std::path::Path) {
     assert_eq!(code, 0, "{o}{e}");
 }
 
+/// The calldata of the `evm_call` in a JSON answer.
+fn call_data(v: &Value) -> Vec<u8> {
+    let data = v["evm_call"]["data"].as_str().expect("an evm_call");
+    hex::decode(data.trim_start_matches("0x")).unwrap()
+}
+
 async fn submit(dir: &str, asset: &str, amount: &str) -> Value {
     let (code, out, err) = quorate(&[
         "submit", "--dir", dir, "--chain", "ethereum", "--asset", asset, "--to", DEST, "--amount",
@@ -137,13 +143,7 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     // A token payout: the token contract comes from the governed policy, not the request.
     let w = submit(&dir_s, "QTEST", "2500000").await;
     assert_eq!(w["status"], "signed", "{w}");
-    let data = hex::decode(
-        w["evm_call"]["data"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-    )
-    .unwrap();
+    let data = call_data(&w);
     assert!(
         rpc.send(&sender, Some(&vault_text), &data, 0)
             .await
@@ -254,13 +254,7 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let signed = signed.expect("the group signs the cap the policy lists");
-    let data = hex::decode(
-        signed["evm_call"]["data"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-    )
-    .unwrap();
+    let data = call_data(&signed);
     assert!(
         rpc.send(&sender, Some(&vault_text), &data, 0)
             .await
@@ -269,13 +263,7 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     );
     let w = submit(&dir_s, "ETH", &(2 * ETH).to_string()).await;
     assert_eq!(w["status"], "signed", "{w}");
-    let data = hex::decode(
-        w["evm_call"]["data"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-    )
-    .unwrap();
+    let data = call_data(&w);
     let over = rpc.send(&sender, Some(&vault_text), &data, 0).await;
     assert!(
         reverted_with(&over, "CapExceeded(address,uint128)"),
