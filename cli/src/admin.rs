@@ -301,6 +301,19 @@ pub async fn run(
             if r.message != expected.message() || r.to != call.to || r.data != call.data {
                 bail!("the coordinator's answer is not the vault action the verified policy lists; nothing to send");
             }
+            // A signature that does not verify would only revert on chain; say so here.
+            let status = a
+                .get_cluster_status(pb::GetClusterStatusRequest {})
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                .into_inner();
+            let valid = frost_secp256k1::VerifyingKey::deserialize(&status.group_public_key)
+                .ok()
+                .zip(frost_secp256k1::Signature::deserialize(&r.signature).ok())
+                .is_some_and(|(k, sig)| k.verify(&r.message, &sig).is_ok());
+            if !valid {
+                bail!("the group signature does not verify under the cluster's group key; nothing to send");
+            }
             if json_out {
                 println!(
                     "{}",
