@@ -202,18 +202,13 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
             (code, out, err)
         }
     };
+    let vault_sign = || -> Vec<String> {
+        ["vault-sign", "--chain", "ethereum", "--nonce", "0"]
+            .map(String::from)
+            .to_vec()
+    };
     // A nonce the policy does not list: nothing is signed.
-    let (code, out, err) = admin(
-        1,
-        vec![
-            "vault-sign".into(),
-            "--chain".into(),
-            "ethereum".into(),
-            "--nonce".into(),
-            "0".into(),
-        ],
-    )
-    .await;
+    let (code, out, err) = admin(1, vault_sign()).await;
     assert_ne!(code, 0, "{out}{err}");
     assert!(
         err.contains("vault-action-unknown") || err.contains("no vault action"),
@@ -236,17 +231,7 @@ async fn devnet_pays_out_through_the_vault_once_and_reconciles() {
     // bound is generous so a loaded machine never fails it).
     let mut signed = None;
     for _ in 0..600 {
-        let (code, out, _) = admin(
-            1,
-            vec![
-                "vault-sign".into(),
-                "--chain".into(),
-                "ethereum".into(),
-                "--nonce".into(),
-                "0".into(),
-            ],
-        )
-        .await;
+        let (code, out, _) = admin(1, vault_sign()).await;
         if code == 0 {
             signed = Some(serde_json::from_str::<Value>(out.trim()).unwrap());
             break;

@@ -67,36 +67,33 @@ impl EvmDevnet {
         let deployer = rpc.accounts().await?.into_iter().next().with_context(|| {
             format!("{url} holds no unlocked account; --evm-rpc needs a development node (Hardhat, anvil)")
         })?;
-        if let Some(doc) = existing {
-            let Some((id, vault, token)) = from_policy(doc) else {
-                bail!("this devnet was made without --evm-rpc; start one in a fresh --dir to use a chain");
-            };
-            if id != chain_id || rpc.code(&hex0x(&vault)).await?.is_empty() {
-                bail!(
-                    "the vault {} (chain id {id}) of this devnet's genesis policy is not on {url} (chain id {chain_id}); \
-                     a restarted node forgets it: start the devnet in a fresh --dir",
-                    eip55(&vault)
-                );
+        let (token, vault, vault_nonce) = match existing {
+            Some(doc) => {
+                let Some((id, vault, token)) = from_policy(doc) else {
+                    bail!("this devnet was made without --evm-rpc; start one in a fresh --dir to use a chain");
+                };
+                if id != chain_id || rpc.code(&hex0x(&vault)).await?.is_empty() {
+                    bail!(
+                        "the vault {} (chain id {id}) of this devnet's genesis policy is not on {url} (chain id {chain_id}); \
+                         a restarted node forgets it: start the devnet in a fresh --dir",
+                        eip55(&vault)
+                    );
+                }
+                (token, vault, None)
             }
-            return Ok(Self {
-                rpc,
-                url: url.into(),
-                chain_id,
-                deployer,
-                token,
-                vault,
-                vault_nonce: None,
-            });
-        }
-        let (token, _) = evm::deploy(
-            &rpc,
-            &deployer,
-            &evm::test_token_creation("Quorate Test Token", TEST_ASSET, TEST_DECIMALS)?,
-        )
-        .await
-        .context("deploying the test token")?;
-        let nonce = rpc.nonce(&deployer).await?;
-        let vault = create_address(&evm::parse_addr(&deployer)?, nonce);
+            None => {
+                let (token, _) = evm::deploy(
+                    &rpc,
+                    &deployer,
+                    &evm::test_token_creation("Quorate Test Token", TEST_ASSET, TEST_DECIMALS)?,
+                )
+                .await
+                .context("deploying the test token")?;
+                let nonce = rpc.nonce(&deployer).await?;
+                let vault = create_address(&evm::parse_addr(&deployer)?, nonce);
+                (token, vault, Some(nonce))
+            }
+        };
         Ok(Self {
             rpc,
             url: url.into(),
@@ -104,7 +101,7 @@ impl EvmDevnet {
             deployer,
             token,
             vault,
-            vault_nonce: Some(nonce),
+            vault_nonce,
         })
     }
 

@@ -277,3 +277,24 @@ pub fn vault_admin(policy: &PolicyDoc, chain: Chain, nonce: u64) -> Result<Vault
         kind,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_withdrawal_is_bound_to_the_message_its_group_signs() {
+        let digest = [1u8; 32];
+        // Where the group signs the intent digest itself, the binding is that digest (the
+        // bindings stored before vault formats existed stay valid).
+        assert_eq!(binding(&digest, &digest), digest);
+        // A vault message binds too: the same intent signed for another vault (or chain id, or
+        // token) is another binding, so a retry after the policy moved the vault is refused as
+        // an id conflict instead of signed again.
+        let for_a = binding(&digest, &[2u8; 32]);
+        let for_b = binding(&digest, &[3u8; 32]);
+        assert_ne!(for_a, for_b);
+        assert_ne!(for_a, digest);
+        assert_ne!(binding(&[4u8; 32], &[2u8; 32]), for_a);
+    }
+}

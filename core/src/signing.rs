@@ -220,6 +220,8 @@ pub struct Authorized {
     pub digest: [u8; 32],
     /// The signing package, whose message is the intent's signing message.
     pub package: SigningPackage,
+    /// How the group signs for this intent under the policy in force.
+    pub format: ChainFormat,
 }
 
 /// Checks a signing package against the message this signer computed itself: canonical
@@ -300,7 +302,8 @@ pub fn check_request(
 ) -> Result<Authorized, Refusal> {
     let intent = WithdrawalIntent::decode(intent_bytes)
         .map_err(|e| Refusal::permanent(rule::INTENT_MALFORMED, e.to_string()))?;
-    let message = signing_message(&intent, (gate.format)(&intent)?)?;
+    let format = (gate.format)(&intent)?;
+    let message = signing_message(&intent, format)?;
     let package = check_package(gate, package_bytes, &message, own)?;
     let digest = intent.digest();
     backend::verify(gate.backend_keys, &digest, backend_signature)?;
@@ -323,6 +326,7 @@ pub fn check_request(
         intent,
         digest,
         package,
+        format,
     })
 }
 

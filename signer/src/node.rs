@@ -972,8 +972,8 @@ impl Node {
             .with("policy_version", state.active().version.to_string())
             .with("debit", if already { "already" } else { "new" });
         // What the vault will see, so `quorate reconcile` can match its payout events.
-        let event = match quorate_core::message::chain_format(state.active(), &ok.intent) {
-            Ok(ChainFormat::EvmVault { domain, token }) => event
+        let event = match ok.format {
+            ChainFormat::EvmVault { domain, token } => event
                 .with("chain_id", domain.chain_id.to_string())
                 .with("vault", evm::address_text(ok.intent.chain, &domain.vault))
                 .with("token", hex::encode(token)),
