@@ -31,4 +31,5 @@ mod scoreboard;
 mod signing;
 mod transport;
 mod vault;
+mod vault_deploy;
 mod vault_devnet;
