@@ -76,6 +76,7 @@ fn policy(whitelist: u64) -> PolicyDoc {
         frozen: false,
         per_signer_budget: false,
         chains: Vec::new(),
+        solana: None,
     }
 }
 

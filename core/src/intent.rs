@@ -1,15 +1,15 @@
-//! The withdrawal intent and its canonical encoding, version 1.
+//! The withdrawal intent and its canonical encoding, versions 1 and 2.
 //!
 //! The encoding is what the backend signs (through its SHA-256 digest) and what every signer
 //! recomputes from the intent before it signs. Other languages implement exactly this layout;
-//! the vectors in `core/tests/vectors/intent_v1.json` pin it. Integers are unsigned big-endian;
+//! the vectors in `core/tests/vectors/intent_v1.json` and `intent_v2.json` pin it. Integers are unsigned big-endian;
 //! strings are ASCII (UTF-8) bytes with no terminator.
 //!
 //! ```text
 //! offset  size  field
 //! 0       1     len(DOMAIN_TAG) = 25 (0x19)
 //! 1       25    DOMAIN_TAG = "QUORATE/withdrawal-intent"
-//! 26      1     INTENT_VERSION = 1
+//! 26      1     version: 1, or 2 when chain terms follow the last field
 //! 27      2     len(id)            then id bytes          1..=128 of [A-Za-z0-9._:-]
 //! .       1     chain code         1 ethereum, 2 polygon, 3 bitcoin, 4 bitcoin-testnet,
 //!                                  5 tron, 6 solana
@@ -24,6 +24,21 @@
 //!                                  1 = present, then u16 len and bytes, 1..=128 of 0x20..=0x7e
 //! ```
 //!
+//!
+//! Version 2 adds, after `customer_ref`, what only the outside world knows about a withdrawal
+//! on one chain. It exists for Solana only (chain code 6), and a Solana intent without it is
+//! written as version 1, so version-1 bytes keep their meaning:
+//!
+//! ```text
+//! .       1     terms kind         1 = Solana
+//! .       1     lifetime           1 = durable nonce: 32 nonce account, 32 nonce value
+//!                                  2 = recent blockhash: 32 blockhash
+//! .       1     create destination token account: 0 or 1 (SPL tokens only)
+//! .       1     compute flags      bit 0: u32 compute-unit limit follows (> 0)
+//!                                  bit 1: u64 compute-unit price follows, micro-lamports (> 0)
+//!                                  other bits 0
+//! ```
+//!
 //! Nothing follows the last field. Decoding is the strict inverse: a byte string is accepted
 //! only if it is exactly the encoding of a valid intent, so `encode(decode(b)) == b`.
 //!
@@ -34,12 +49,28 @@ use sha2::{Digest, Sha256};
 use crate::{
     address::{normalize_address, AddressError, Chain, UnknownChain},
     amount::{Amount, AmountError},
+    chains::solana::{ComputeBudget, Lifetime},
 };
+
+/// What only the outside world knows about a Solana withdrawal: how the transaction is made
+/// valid once, and the options its backend chose (intent version 2). The rest of the message
+/// comes from the intent and the signer's own policy (`crate::chains::solana`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SolanaTerms {
+    /// Durable nonce (an account in the policy's pool and its current value) or blockhash.
+    pub lifetime: Lifetime,
+    /// For a token: create the destination's associated token account if missing.
+    pub create_destination_account: bool,
+    /// Priority fee, under the policy's caps.
+    pub compute: ComputeBudget,
+}
 
 /// Domain tag that opens every encoding (after its 1-byte length).
 pub const DOMAIN_TAG: &[u8] = b"QUORATE/withdrawal-intent";
-/// Encoding version.
+/// Encoding version of an intent without chain terms.
 pub const INTENT_VERSION: u8 = 1;
+/// Encoding version of an intent with chain terms ([`SolanaTerms`]).
+pub const INTENT_VERSION_2: u8 = 2;
 /// Longest allowed lifetime of an intent, `expires_at_ms - created_at_ms` (24 hours).
 pub const MAX_LIFETIME_MS: u64 = 24 * 60 * 60 * 1000;
 /// Longest id, in bytes.
@@ -74,6 +105,8 @@ pub struct WithdrawalIntent {
     pub expires_at_ms: u64,
     /// Optional customer reference.
     pub customer_ref: Option<String>,
+    /// Solana terms; present only on Solana, and then the encoding is version 2.
+    pub solana: Option<SolanaTerms>,
 }
 
 /// Why an intent was refused; the message starts with the field and states the rule.
@@ -122,11 +155,14 @@ pub enum IntentError {
         "customer_ref: must be absent or 1..={MAX_REF_LEN} bytes of printable ASCII (0x20-0x7e)"
     )]
     CustomerRef,
+    /// Chain terms that do not fit the intent.
+    #[error("solana: {0}")]
+    Terms(&'static str),
     /// The tag is not [`DOMAIN_TAG`]: these bytes are not a withdrawal intent.
     #[error("encoding: wrong domain tag (not a Quorate withdrawal intent)")]
     DomainTag,
     /// An encoding version this code does not know.
-    #[error("encoding: unsupported version {0} (this build reads version {INTENT_VERSION})")]
+    #[error("encoding: unsupported version {0} (this build reads versions 1 and 2)")]
     Version(u8),
     /// A chain code with no chain.
     #[error("encoding: unknown chain code {0}")]
@@ -150,6 +186,7 @@ impl IntentError {
                 "expires_at_ms"
             }
             IntentError::CustomerRef => "customer_ref",
+            IntentError::Terms(_) => "solana",
             IntentError::DomainTag
             | IntentError::Version(_)
             | IntentError::ChainCode(_)
@@ -197,6 +234,16 @@ impl WithdrawalIntent {
             created_at_ms,
             expires_at_ms,
             customer_ref: customer_ref.map(str::to_string),
+            solana: None,
+        }
+        .validate()
+    }
+
+    /// The same intent with Solana terms (version 2), validated.
+    pub fn with_solana(self, terms: SolanaTerms) -> Result<Self, IntentError> {
+        Self {
+            solana: Some(terms),
+            ..self
         }
         .validate()
     }
@@ -231,10 +278,22 @@ impl WithdrawalIntent {
                 return Err(IntentError::CustomerRef);
             }
         }
+        if let Some(t) = &self.solana {
+            if self.chain != Chain::Solana {
+                return Err(IntentError::Terms("only a Solana intent carries Solana terms"));
+            }
+            // Zero is written as "absent": one meaning, one encoding.
+            if t.compute.unit_limit == Some(0) || t.compute.unit_price == Some(0) {
+                return Err(IntentError::Terms(
+                    "a compute-unit limit or price, when given, is greater than 0",
+                ));
+            }
+        }
         Ok(self)
     }
 
-    /// The canonical version-1 encoding (layout in the module documentation).
+    /// The canonical encoding: version 2 with Solana terms, else version 1 (layout in the
+    /// module documentation).
     ///
     /// Meaningful only for a validated intent: every constructor validates, and `decode`
     /// refuses the encoding of anything that would not pass [`WithdrawalIntent::validate`].
@@ -243,7 +302,11 @@ impl WithdrawalIntent {
         // The const assertion above makes the cast lossless.
         out.push(DOMAIN_TAG.len() as u8);
         out.extend_from_slice(DOMAIN_TAG);
-        out.push(INTENT_VERSION);
+        out.push(if self.solana.is_some() {
+            INTENT_VERSION_2
+        } else {
+            INTENT_VERSION
+        });
         put_str16(&mut out, &self.id);
         out.push(self.chain.code());
         put_str16(&mut out, &self.asset);
@@ -258,6 +321,30 @@ impl WithdrawalIntent {
                 put_str16(&mut out, r);
             }
         }
+        if let Some(t) = &self.solana {
+            out.push(TERMS_SOLANA);
+            match t.lifetime {
+                Lifetime::DurableNonce { account, nonce } => {
+                    out.push(1);
+                    out.extend_from_slice(&account);
+                    out.extend_from_slice(&nonce);
+                }
+                Lifetime::Blockhash(h) => {
+                    out.push(2);
+                    out.extend_from_slice(&h);
+                }
+            }
+            out.push(u8::from(t.create_destination_account));
+            let flags = u8::from(t.compute.unit_limit.is_some())
+                | (u8::from(t.compute.unit_price.is_some()) << 1);
+            out.push(flags);
+            if let Some(l) = t.compute.unit_limit {
+                out.extend_from_slice(&l.to_be_bytes());
+            }
+            if let Some(p) = t.compute.unit_price {
+                out.extend_from_slice(&p.to_be_bytes());
+            }
+        }
         out
     }
 
@@ -270,7 +357,7 @@ impl WithdrawalIntent {
             return Err(IntentError::DomainTag);
         }
         let version = r.u8()?;
-        if version != INTENT_VERSION {
+        if version != INTENT_VERSION && version != INTENT_VERSION_2 {
             return Err(IntentError::Version(version));
         }
         let id = r.str16()?;
@@ -286,6 +373,11 @@ impl WithdrawalIntent {
             1 => Some(r.str16()?),
             _ => return Err(IntentError::Encoding("customer_ref flag must be 0 or 1")),
         };
+        let solana = if version == INTENT_VERSION_2 {
+            Some(r.solana_terms()?)
+        } else {
+            None
+        };
         if !r.buf.is_empty() {
             return Err(IntentError::Encoding("trailing bytes after the last field"));
         }
@@ -298,6 +390,7 @@ impl WithdrawalIntent {
             created_at_ms,
             expires_at_ms,
             customer_ref,
+            solana,
         }
         .validate()?;
         // Two spellings of one address would give one withdrawal two digests.
@@ -330,6 +423,9 @@ fn put_str16(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(bytes);
 }
 
+/// Terms kind of [`SolanaTerms`] in a version-2 encoding.
+const TERMS_SOLANA: u8 = 1;
+
 struct Reader<'a> {
     buf: &'a [u8],
 }
@@ -352,6 +448,47 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
+    }
+
+    fn solana_terms(&mut self) -> Result<SolanaTerms, IntentError> {
+        if self.u8()? != TERMS_SOLANA {
+            return Err(IntentError::Encoding("version 2: unknown terms kind"));
+        }
+        let lifetime = match self.u8()? {
+            1 => Lifetime::DurableNonce {
+                account: self.array()?,
+                nonce: self.array()?,
+            },
+            2 => Lifetime::Blockhash(self.array()?),
+            _ => return Err(IntentError::Encoding("solana lifetime must be 1 or 2")),
+        };
+        let create_destination_account = match self.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(IntentError::Encoding("solana create flag must be 0 or 1")),
+        };
+        let flags = self.u8()?;
+        if flags & !0b11 != 0 {
+            return Err(IntentError::Encoding("solana compute flags: unknown bits"));
+        }
+        let unit_limit = if flags & 1 != 0 {
+            Some(u32::from_be_bytes(self.array()?))
+        } else {
+            None
+        };
+        let unit_price = if flags & 2 != 0 {
+            Some(u64::from_be_bytes(self.array()?))
+        } else {
+            None
+        };
+        Ok(SolanaTerms {
+            lifetime,
+            create_destination_account,
+            compute: ComputeBudget {
+                unit_limit,
+                unit_price,
+            },
+        })
     }
 
     fn str16(&mut self) -> Result<String, IntentError> {
@@ -473,8 +610,8 @@ mod tests {
     fn decode_reports_layout_errors_precisely() {
         let good = sample().encode();
         let mut b = good.clone();
-        b[26] = 2;
-        assert_eq!(WithdrawalIntent::decode(&b), Err(IntentError::Version(2)));
+        b[26] = 3;
+        assert_eq!(WithdrawalIntent::decode(&b), Err(IntentError::Version(3)));
         let mut b = good.clone();
         b[0] = 24;
         assert_eq!(WithdrawalIntent::decode(&b), Err(IntentError::DomainTag));

@@ -18,5 +18,6 @@ pub mod intent;
 pub mod message;
 pub mod policy;
 pub mod refusal;
+pub mod scheme;
 pub mod seal;
 pub mod signing;

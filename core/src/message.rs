@@ -2,16 +2,24 @@
 //!
 //! The format comes from the governed policy in force, never from a request: a chain listed in
 //! the policy's `chains` pays out through the vault contract, so the group signs the vault's
-//! withdrawal digest ([`crate::chains::evm`]); any other chain signs the SHA-256 intent digest.
+//! withdrawal digest ([`crate::chains::evm`]); Solana, with the policy's `solana` section, is a
+//! transaction message every signer builds itself ([`crate::chains::solana`]) and the group's
+//! Ed25519 key signs; any other chain signs the SHA-256 intent digest.
 //! Signer and coordinator both call only [`chain_format`] and [`signing_message`].
 
 use crate::{
     address::Chain,
-    chains::evm::{self, Address20, VaultDomain, VaultWithdrawal},
+    chains::{
+        evm::{self, Address20, VaultDomain, VaultWithdrawal},
+        solana,
+    },
     intent::WithdrawalIntent,
-    policy::{PolicyDoc, NATIVE_TOKEN},
+    policy::{PolicyDoc, SolanaRule, NATIVE_TOKEN},
     refusal::{rule, Refusal},
 };
+
+pub use crate::scheme::Scheme;
+
 
 /// How the group signs for one intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,11 +35,26 @@ pub enum ChainFormat {
         /// Token contract of the intent's asset, or [`evm::NATIVE`].
         token: Address20,
     },
+    /// A Solana transaction message, signed by the Ed25519 group.
+    Solana(solana::Transfer),
+}
+
+impl ChainFormat {
+    /// The key group that signs in this format.
+    pub fn scheme(&self) -> Scheme {
+        match self {
+            ChainFormat::Solana(_) => Scheme::Ed25519,
+            _ => Scheme::Secp256k1,
+        }
+    }
 }
 
 /// The format `policy` prescribes for `intent`. Refuses an asset the policy does not register
 /// on a chain with a vault (the same rule the policy evaluation would name).
 pub fn chain_format(policy: &PolicyDoc, intent: &WithdrawalIntent) -> Result<ChainFormat, Refusal> {
+    if let (Chain::Solana, Some(rule)) = (intent.chain, &policy.solana) {
+        return solana_transfer(policy, rule, intent).map(ChainFormat::Solana);
+    }
     let Some(rule) = policy.chain(intent.chain) else {
         return Ok(ChainFormat::IntentDigest);
     };
@@ -70,6 +93,112 @@ pub fn chain_format(policy: &PolicyDoc, intent: &WithdrawalIntent) -> Result<Cha
     })
 }
 
+/// The Solana payout `intent` asks for, built from the intent and the policy only; refused
+/// with [`rule::SOLANA_TERMS`] where its terms are missing or outside the policy.
+fn solana_transfer(
+    policy: &PolicyDoc,
+    rule: &SolanaRule,
+    intent: &WithdrawalIntent,
+) -> Result<solana::Transfer, Refusal> {
+    let terms_refusal = |why: String| Refusal::permanent(rule::SOLANA_TERMS, why);
+    let terms = intent.solana.ok_or_else(|| {
+        terms_refusal(
+            "a Solana withdrawal needs intent version 2 with a durable nonce or a recent blockhash"
+                .into(),
+        )
+    })?;
+    let (token, decimals) = policy
+        .asset(intent.chain, &intent.asset)
+        .and_then(|a| Some((a.token.as_deref()?, a.decimals)))
+        .ok_or_else(|| {
+            Refusal::permanent(
+                rule::POLICY_ASSET_UNKNOWN,
+                format!(
+                    "asset {} on solana is not in the policy's registry",
+                    intent.asset
+                ),
+            )
+        })?;
+    // The policy document was validated: its addresses parse.
+    let invalid = |e: String| {
+        Refusal::permanent(
+            rule::POLICY_MISSING,
+            format!("the policy's Solana settings are not usable: {e}"),
+        )
+    };
+    let wallet = solana::address_bytes(&rule.wallet).map_err(invalid)?;
+    let asset = match token {
+        NATIVE_TOKEN => solana::Asset::Sol,
+        mint => solana::Asset::Spl {
+            mint: solana::address_bytes(mint).map_err(invalid)?,
+            decimals,
+        },
+    };
+    let destination = solana::address_bytes(&intent.destination).map_err(terms_refusal)?;
+    if !solana::on_curve(&destination) {
+        return Err(terms_refusal(format!(
+            "destination {} is off the Ed25519 curve: a program-derived or token account, not a wallet; name the owner's wallet address",
+            intent.destination
+        )));
+    }
+    let amount = u64::try_from(intent.amount.get())
+        .map_err(|_| terms_refusal("amount: a Solana amount fits in 64 bits".into()))?;
+    match terms.lifetime {
+        solana::Lifetime::DurableNonce { account, .. } => {
+            let name = solana::address_text(&account);
+            if !rule.nonce_accounts.contains(&name) {
+                return Err(terms_refusal(format!(
+                    "nonce account {name} is not in the policy's pool"
+                )));
+            }
+        }
+        solana::Lifetime::Blockhash(_) if !rule.allow_blockhash => {
+            return Err(terms_refusal(
+                "the policy allows durable nonces only, not a recent blockhash".into(),
+            ));
+        }
+        solana::Lifetime::Blockhash(_) => {}
+    }
+    if let Some(l) = terms.compute.unit_limit {
+        if l > rule.max_compute_unit_limit {
+            return Err(terms_refusal(format!(
+                "compute-unit limit {l} is over the policy's cap of {}",
+                rule.max_compute_unit_limit
+            )));
+        }
+    }
+    if let Some(p) = terms.compute.unit_price {
+        if p > rule.max_compute_unit_price {
+            return Err(terms_refusal(format!(
+                "compute-unit price {p} micro-lamports is over the policy's cap of {}",
+                rule.max_compute_unit_price
+            )));
+        }
+    }
+    if terms.create_destination_account && asset == solana::Asset::Sol {
+        return Err(terms_refusal(
+            "create_destination_account is for tokens; SOL needs no token account".into(),
+        ));
+    }
+    Ok(solana::Transfer {
+        wallet,
+        destination,
+        amount,
+        asset,
+        create_destination_account: terms.create_destination_account,
+        lifetime: terms.lifetime,
+        compute: terms.compute,
+    })
+}
+
+/// The signed transaction, ready for `sendTransaction`, where the format is a Solana one.
+pub fn solana_transaction(format: ChainFormat, message: &[u8], signature: &[u8]) -> Option<Vec<u8>> {
+    match format {
+        ChainFormat::Solana(_) => Some(solana::transaction(message, signature.try_into().ok()?)),
+        _ => None,
+    }
+}
+
 fn vault_withdrawal(
     intent: &WithdrawalIntent,
     token: Address20,
@@ -89,6 +218,7 @@ pub fn signing_message(intent: &WithdrawalIntent, format: ChainFormat) -> Result
         ChainFormat::EvmVault { domain, token } => Ok(domain
             .withdraw_digest(&vault_withdrawal(intent, token)?)
             .to_vec()),
+        ChainFormat::Solana(t) => Ok(t.message()),
     }
 }
 
@@ -125,7 +255,7 @@ pub fn payout(
     signature: &[u8],
 ) -> Result<Option<EvmCall>, Refusal> {
     match format {
-        ChainFormat::IntentDigest => Ok(None),
+        ChainFormat::IntentDigest | ChainFormat::Solana(_) => Ok(None),
         ChainFormat::EvmVault { domain, token } => {
             let w = vault_withdrawal(intent, token)?;
             let data = evm::withdraw_calldata(&w, signature).map_err(|e| {

@@ -8,16 +8,18 @@
 
 use std::collections::HashMap;
 
-use frost_secp256k1::{
+use frost_core::{
     keys::{KeyPackage, SigningShare},
     round1::{self, SigningCommitments, SigningNonces},
     round2::{self, SignatureShare},
-    Identifier, SigningPackage,
+    Ciphersuite, Identifier, SigningPackage,
 };
 use rand_core::{CryptoRng, RngCore};
 
 use crate::{
     backend::{self, BackendKey},
+    dkg::DefaultSuite,
+    scheme::Suite,
     intent::WithdrawalIntent,
     message::{signing_message, ChainFormat},
     refusal::{rule, Refusal},
@@ -26,20 +28,21 @@ use crate::{
 /// A signing session id, chosen by the coordinator.
 pub type SessionId = [u8; 16];
 
-struct Outstanding {
-    nonces: SigningNonces,
-    commitments: SigningCommitments,
+struct Outstanding<C: Ciphersuite> {
+    nonces: SigningNonces<C>,
+    commitments: SigningCommitments<C>,
     expires_ms: u64,
 }
 
-/// Outstanding signing nonces of one signer: in memory only, bounded, expiring, single use.
-pub struct NonceStore {
+/// Outstanding signing nonces of one signer for one key group: in memory only, bounded,
+/// expiring, single use.
+pub struct NonceStore<C: Ciphersuite = DefaultSuite> {
     limit: usize,
     ttl_ms: u64,
-    entries: HashMap<SessionId, Outstanding>,
+    entries: HashMap<SessionId, Outstanding<C>>,
 }
 
-impl std::fmt::Debug for NonceStore {
+impl<C: Ciphersuite> std::fmt::Debug for NonceStore<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NonceStore")
             .field("outstanding", &self.entries.len())
@@ -48,7 +51,7 @@ impl std::fmt::Debug for NonceStore {
     }
 }
 
-impl NonceStore {
+impl<C: Ciphersuite> NonceStore<C> {
     /// A store holding at most `limit` nonces, each for at most `ttl_ms`.
     pub fn new(limit: usize, ttl_ms: u64) -> Self {
         Self {
@@ -93,10 +96,10 @@ impl NonceStore {
     pub fn commit_batch<R: RngCore + CryptoRng>(
         &mut self,
         sessions: &[SessionId],
-        share: &SigningShare,
+        share: &SigningShare<C>,
         rng: &mut R,
         now_ms: u64,
-    ) -> Result<Vec<SigningCommitments>, Refusal> {
+    ) -> Result<Vec<SigningCommitments<C>>, Refusal> {
         self.evict_expired(now_ms);
         let mut seen = std::collections::HashSet::with_capacity(sessions.len());
         if sessions
@@ -141,10 +144,10 @@ impl NonceStore {
     pub fn commit<R: RngCore + CryptoRng>(
         &mut self,
         session: SessionId,
-        share: &SigningShare,
+        share: &SigningShare<C>,
         rng: &mut R,
         now_ms: u64,
-    ) -> Result<SigningCommitments, Refusal> {
+    ) -> Result<SigningCommitments<C>, Refusal> {
         self.evict_expired(now_ms);
         if self.entries.contains_key(&session) {
             return Err(Refusal::permanent(
@@ -176,7 +179,7 @@ impl NonceStore {
         &mut self,
         session: &SessionId,
         now_ms: u64,
-    ) -> Result<(SigningNonces, SigningCommitments), Refusal> {
+    ) -> Result<(SigningNonces<C>, SigningCommitments<C>), Refusal> {
         // Only this session's expiry matters here; the others are evicted when a commit needs
         // room or time (`commit`), so a take costs the same however many are outstanding.
         let gone = || {
@@ -194,11 +197,11 @@ impl NonceStore {
 }
 
 /// What a signer needs to judge a signing request.
-pub struct Gate<'a> {
+pub struct Gate<'a, C: Ciphersuite = DefaultSuite> {
     /// This signer's FROST identifier.
-    pub me: Identifier,
+    pub me: Identifier<C>,
     /// Identifiers of every signer in the manifest.
-    pub signers: &'a std::collections::BTreeSet<Identifier>,
+    pub signers: &'a std::collections::BTreeSet<Identifier<C>>,
     /// Threshold t.
     pub min_signers: usize,
     /// Backend keys of the policy in force.
@@ -213,13 +216,13 @@ pub struct Gate<'a> {
 
 /// A request that passed every check.
 #[derive(Debug)]
-pub struct Authorized {
+pub struct Authorized<C: Ciphersuite = DefaultSuite> {
     /// The decoded intent.
     pub intent: WithdrawalIntent,
     /// Its digest.
     pub digest: [u8; 32],
     /// The signing package, whose message is the intent's signing message.
-    pub package: SigningPackage,
+    pub package: SigningPackage<C>,
     /// How the group signs for this intent under the policy in force.
     pub format: ChainFormat,
 }
@@ -227,13 +230,13 @@ pub struct Authorized {
 /// Checks a signing package against the message this signer computed itself: canonical
 /// bytes, a quorum of manifest signers, exactly that message, and this signer's own
 /// commitment for the session `own`.
-pub fn check_package(
-    gate: &Gate<'_>,
+pub fn check_package<C: Ciphersuite>(
+    gate: &Gate<'_, C>,
     package_bytes: &[u8],
     message: &[u8],
-    own: &SigningCommitments,
-) -> Result<SigningPackage, Refusal> {
-    let package = SigningPackage::deserialize(package_bytes).map_err(|e| {
+    own: &SigningCommitments<C>,
+) -> Result<SigningPackage<C>, Refusal> {
+    let package = SigningPackage::<C>::deserialize(package_bytes).map_err(|e| {
         Refusal::permanent(rule::PACKAGE_MALFORMED, format!("signing package: {e}"))
     })?;
     // Only canonical bytes: the decoder reads the commitments into a map (a repeated signer
@@ -293,16 +296,26 @@ pub fn check_package(
 /// Checks a signing request against the intent itself (S1). Policy comes after, with the
 /// ledger, in the caller. `own` is the commitment this
 /// signer released for the session.
-pub fn check_request(
-    gate: &Gate<'_>,
+pub fn check_request<C: Suite>(
+    gate: &Gate<'_, C>,
     intent_bytes: &[u8],
     backend_signature: &[u8],
     package_bytes: &[u8],
-    own: &SigningCommitments,
-) -> Result<Authorized, Refusal> {
+    own: &SigningCommitments<C>,
+) -> Result<Authorized<C>, Refusal> {
     let intent = WithdrawalIntent::decode(intent_bytes)
         .map_err(|e| Refusal::permanent(rule::INTENT_MALFORMED, e.to_string()))?;
     let format = (gate.format)(&intent)?;
+    if format.scheme() != C::SCHEME {
+        return Err(Refusal::permanent(
+            rule::SCHEME_MISMATCH,
+            format!(
+                "this withdrawal is signed with the {} key, not the {} key the request names",
+                format.scheme(),
+                C::SCHEME
+            ),
+        ));
+    }
     let message = signing_message(&intent, format)?;
     let package = check_package(gate, package_bytes, &message, own)?;
     let digest = intent.digest();
@@ -332,11 +345,11 @@ pub fn check_request(
 
 /// Computes this signer's share. Takes the nonces by value: they are dropped (and zeroized by
 /// frost) when this returns.
-pub fn sign_share(
-    package: &SigningPackage,
-    nonces: SigningNonces,
-    key: &KeyPackage,
-) -> Result<SignatureShare, Refusal> {
+pub fn sign_share<C: Ciphersuite>(
+    package: &SigningPackage<C>,
+    nonces: SigningNonces<C>,
+    key: &KeyPackage<C>,
+) -> Result<SignatureShare<C>, Refusal> {
     round2::sign(package, &nonces, key)
         .map_err(|e| Refusal::permanent(rule::PACKAGE_MALFORMED, format!("signing failed: {e}")))
 }

@@ -294,9 +294,16 @@ fn decoding_is_strict() {
         );
     }
     // Wrong version, wrong tag, wrong tag length.
+    let mut v3 = good.clone();
+    v3[26] = 3;
+    assert_eq!(WithdrawalIntent::decode(&v3), Err(IntentError::Version(3)));
+    // Version-1 bytes labelled version 2 lack the chain terms version 2 requires.
     let mut v2 = good.clone();
     v2[26] = 2;
-    assert_eq!(WithdrawalIntent::decode(&v2), Err(IntentError::Version(2)));
+    assert_eq!(
+        WithdrawalIntent::decode(&v2),
+        Err(IntentError::Encoding("truncated"))
+    );
     let mut tag = good.clone();
     tag[1] = b'X';
     assert_eq!(WithdrawalIntent::decode(&tag), Err(IntentError::DomainTag));

@@ -126,6 +126,7 @@ fn policy(keys: &[IdentitySecret], velocity: Vec<VelocityLimit>) -> PolicyDoc {
         frozen: false,
         per_signer_budget: false,
         chains: Vec::new(),
+        solana: None,
     })
 }
 

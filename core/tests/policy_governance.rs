@@ -137,6 +137,7 @@ fn base_doc(admins: &[IdentitySecret], quorum: u16) -> PolicyDoc {
         frozen: false,
         per_signer_budget: false,
         chains: Vec::new(),
+        solana: None,
     };
     doc.validate().expect("fixture is valid");
     doc

@@ -78,6 +78,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
             version: env!("CARGO_PKG_VERSION").to_string(),
             manifest_hash: node.manifest_hash().to_vec(),
             group_public_key: node.group_key(),
+            ed25519_group_public_key: node.ed25519_group_key(),
             policy: Some(node.policy_status()),
         })),
     };

@@ -7,7 +7,6 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use frost_secp256k1::keys::KeyPackage;
 use quorate_core::{
     atrest::Kek,
     audit::{self, Chain, Event},
@@ -15,11 +14,11 @@ use quorate_core::{
     dkg::{self, DkgSetup, SignedRound1},
     identity::IdentitySecret,
     intent::WithdrawalIntent,
-    message::{signing_message, ChainFormat},
+    message::{signing_message, ChainFormat, Scheme},
     policy::{self, decode_state, encode_state, ledger::Debit, Ledger, PolicyState},
     refusal::{rule, Refusal},
     seal::Sealed,
-    signing::{self, Gate, NonceStore, SessionId},
+    signing::{self, Gate, SessionId},
 };
 use quorate_wire::{
     convert::policy::{signed_from_proto, sigs_from_proto, status},
@@ -30,8 +29,10 @@ use tracing::{info, warn};
 
 use crate::store::{Binding, SignerStore};
 
+mod groups;
 mod status;
 mod vault;
+use groups::{scheme_of, DkgProgress, Ed, Group, Held, Secp};
 pub use status::{LocalFreeze, FREEZE_FILE};
 
 /// Metadata keys.
@@ -56,19 +57,14 @@ pub mod link_rule {
     pub const STORAGE: &str = "signer-storage";
 }
 
-enum DkgProgress {
-    Round1(Vec<u8>, dkg::Round1State),
-    Round2(Vec<u8>, dkg::Round2State),
-    /// Finished but not kept: waiting for every participant's confirmation.
-    Finished(Vec<u8>, Box<dkg::DkgOutput>),
-}
-
 /// How many recent DKG session ids a signer remembers, to refuse their reuse.
 const USED_DKG_SESSIONS: usize = 64;
 
+/// DKGs in progress, one per key group, and the session ids used lately (shared by both).
 #[derive(Default)]
 struct DkgSlot {
-    progress: Option<DkgProgress>,
+    secp: Option<DkgProgress<Secp>>,
+    ed: Option<DkgProgress<Ed>>,
     used: std::collections::VecDeque<Vec<u8>>,
 }
 
@@ -98,11 +94,11 @@ pub struct Node {
     /// so two requests can never both spend the same headroom.
     policy: Mutex<PolicyGuard>,
     max_clock_skew_ms: u64,
-    key: RwLock<Option<Arc<KeyPackage>>>,
-    group_key: RwLock<Vec<u8>>,
-    nonces: Mutex<NonceStore>,
+    /// The secp256k1 group: intent digests and the EVM/Tron vault.
+    secp: Group<Secp>,
+    /// The Ed25519 group: Solana.
+    ed: Group<Ed>,
     dkg: Mutex<DkgSlot>,
-    signer_ids: std::collections::BTreeSet<frost_secp256k1::Identifier>,
     /// Nonce lifetimes run on this monotonic clock, not the wall clock, so a clock step can
     /// never extend one.
     started: std::time::Instant,
@@ -222,11 +218,7 @@ impl Node {
             ));
         }
         let me = entry.identifier;
-        let signer_ids = manifest
-            .signers
-            .iter()
-            .map(|s| frost_id(s.identifier))
-            .collect::<Result<_, _>>()?;
+        let ids: Vec<u16> = manifest.signers.iter().map(|s| s.identifier).collect();
         let state = store
             .get_meta(META_POLICY_STATE)
             .map_err(|e| e.to_string())?
@@ -251,44 +243,46 @@ impl Node {
                 pruned_at: 0,
             }),
             max_clock_skew_ms: limits.max_clock_skew_ms,
-            key: RwLock::new(None),
-            group_key: RwLock::new(Vec::new()),
-            nonces: Mutex::new(NonceStore::new(limits.nonce_limit, limits.nonce_ttl_ms)),
+            secp: Group::new(&ids, limits.nonce_limit, limits.nonce_ttl_ms)?,
+            ed: Group::new(&ids, limits.nonce_limit, limits.nonce_ttl_ms)?,
             metrics: quorate_wire::metrics::Metrics::new(),
             dkg: Mutex::new(DkgSlot::default()),
-            signer_ids,
             started: std::time::Instant::now(),
             name,
             kek,
         };
-        if let Some(sealed) = node
-            .store
-            .get_meta(META_KEY_SHARE)
-            .map_err(|e| e.to_string())?
-        {
-            let plain = node
-                .kek
-                .open(&key_share_purpose(&node.name), &sealed)
-                .map_err(|e| e.to_string())?;
-            let kp = KeyPackage::deserialize(&plain).map_err(|e| format!("key share: {e}"))?;
-            if *kp.identifier() != frost_id(me)? {
-                return Err("stored key share belongs to another identifier".into());
-            }
-            let gk = kp
-                .verifying_key()
-                .serialize()
-                .map_err(|e| format!("group key: {e}"))?;
-            *write(&node.group_key) = gk;
-            *write(&node.key) = Some(Arc::new(kp));
-        }
+        node.restore_share::<Secp>()?;
+        node.restore_share::<Ed>()?;
         node.audit(
             Event::new(audit::kind::NODE_STARTED)
                 .with("node", &node.name)
                 .with("version", env!("CARGO_PKG_VERSION"))
-                .with("group_key", hex::encode(node.group_key())),
+                .with("group_key", hex::encode(node.group_key()))
+                .with("ed25519_group_key", hex::encode(node.ed25519_group_key())),
             true,
         );
         Ok(node)
+    }
+
+    /// Opens this group's sealed share, if the store has one.
+    fn restore_share<C: Held>(&self) -> Result<(), String> {
+        let Some(sealed) = self
+            .store
+            .get_meta(&C::meta(META_KEY_SHARE))
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let plain = self
+            .kek
+            .open(&C::share_purpose(&self.name), &sealed)
+            .map_err(|e| e.to_string())?;
+        let kp = frost_core::keys::KeyPackage::<C>::deserialize(&plain)
+            .map_err(|e| format!("{} key share: {e}", C::SCHEME))?;
+        if *kp.identifier() != groups::frost_id::<C>(self.me)? {
+            return Err("stored key share belongs to another identifier".into());
+        }
+        C::group(self).install(kp)
     }
 
     /// Appends a record to the audit log. A failed write is logged; the decision it records
@@ -361,9 +355,14 @@ impl Node {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// The group key, empty before DKG.
+    /// The secp256k1 group key, empty before its DKG.
     pub fn group_key(&self) -> Vec<u8> {
-        read(&self.group_key).clone()
+        self.secp.group_key()
+    }
+
+    /// The Ed25519 group key (the Solana wallet), empty before its DKG.
+    pub fn ed25519_group_key(&self) -> Vec<u8> {
+        self.ed.group_key()
     }
 
     /// The manifest hash.
@@ -417,15 +416,21 @@ impl Node {
     /// that link on the coordinator's side, and would otherwise hold room under
     /// `nonce_limit` until they expire, however often the coordinator reconnects.
     pub fn forget_nonces(&self) {
-        lock(&self.nonces).clear();
+        lock(&self.secp.nonces).clear();
+        lock(&self.ed.nonces).clear();
     }
 
-    /// Number of outstanding nonces (for status and tests).
+    /// Number of outstanding nonces of both groups (for status and tests).
     pub fn outstanding_nonces(&self) -> usize {
-        let mut nonces = lock(&self.nonces);
+        let now = self.mono_ms();
         // Expired nonces are unusable already; counting is a good moment to drop them.
-        nonces.sweep(self.mono_ms());
-        nonces.len()
+        let mut secp = lock(&self.secp.nonces);
+        secp.sweep(now);
+        let n = secp.len();
+        drop(secp);
+        let mut ed = lock(&self.ed.nonces);
+        ed.sweep(now);
+        n + ed.len()
     }
 
     /// The policy this signer has in force.
@@ -458,12 +463,21 @@ impl Node {
                         refusal(Refusal::permanent(link_rule::STORAGE, "DKG task failed"))
                     })
             }
-            B::Commit(r) => match self.commit(&r) {
+            B::Commit(r) => match scheme_of(r.scheme).and_then(|s| match s {
+                Scheme::Secp256k1 => self.commit::<Secp>(&r),
+                Scheme::Ed25519 => self.commit::<Ed>(&r),
+            }) {
                 Ok(b) => b,
                 Err(r) => refusal(r),
             },
             // A batch is a few milliseconds of curve arithmetic: off the reactor.
-            B::Presign(r) => self.blocking(move |node| node.presign(&r)).await,
+            B::Presign(r) => {
+                self.blocking(move |node| match scheme_of(r.scheme)? {
+                    Scheme::Secp256k1 => node.presign::<Secp>(&r),
+                    Scheme::Ed25519 => node.presign::<Ed>(&r),
+                })
+                .await
+            }
             B::Sign(r) => {
                 // Binding and debiting flush to disk before the share leaves (S6).
                 self.blocking(move |node| node.sign(&r)).await
@@ -560,24 +574,47 @@ impl Node {
 
     fn dkg_step(&self, body: pb::coordinator_message::Body) -> pb::signer_message::Body {
         use pb::coordinator_message::Body as B;
+        let scheme = match &body {
+            B::DkgRound1(r) => r.scheme,
+            B::DkgRound2(r) => r.scheme,
+            B::DkgRound3(r) => r.scheme,
+            B::DkgConfirm(r) => r.scheme,
+            _ => return refusal(Refusal::permanent(link_rule::BAD_REQUEST, "not a DKG step")),
+        };
+        match scheme_of(scheme) {
+            Ok(Scheme::Secp256k1) => self.dkg_step_for::<Secp>(body),
+            Ok(Scheme::Ed25519) => self.dkg_step_for::<Ed>(body),
+            Err(r) => refusal(r),
+        }
+    }
+
+    fn dkg_step_for<C: Held>(&self, body: pb::coordinator_message::Body) -> pb::signer_message::Body {
+        use pb::coordinator_message::Body as B;
         let mut slot = lock(&self.dkg);
         match body {
-            B::DkgRound1(r) => self.dkg_round1(&mut slot, r),
-            B::DkgRound2(r) => self.dkg_round2(&mut slot, r),
-            B::DkgRound3(r) => self.dkg_round3(&mut slot, r),
-            B::DkgConfirm(r) => self.dkg_confirm(&mut slot, r),
+            B::DkgRound1(r) => self.dkg_round1::<C>(&mut slot, r),
+            B::DkgRound2(r) => self.dkg_round2::<C>(&mut slot, r),
+            B::DkgRound3(r) => self.dkg_round3::<C>(&mut slot, r),
+            B::DkgConfirm(r) => self.dkg_confirm::<C>(&mut slot, r),
             _ => refusal(Refusal::permanent(link_rule::BAD_REQUEST, "not a DKG step")),
         }
     }
 
-    fn dkg_round1(&self, slot: &mut DkgSlot, r: pb::DkgRound1Request) -> pb::signer_message::Body {
-        if read(&self.key).is_some() {
+    fn dkg_round1<C: Held>(
+        &self,
+        slot: &mut DkgSlot,
+        r: pb::DkgRound1Request,
+    ) -> pb::signer_message::Body {
+        if read(&C::group(self).key).is_some() {
             return refusal(Refusal::permanent(
                 link_rule::DKG_KEY_EXISTS,
-                "this signer already holds a key share; a new DKG would replace the wallet key",
+                format!(
+                    "this signer already holds a {} key share; a new DKG would replace the wallet key",
+                    C::SCHEME
+                ),
             ));
         }
-        if let Some(DkgProgress::Finished(..)) = slot.progress {
+        if let Some(DkgProgress::Finished(..)) = C::progress(slot) {
             // A finished DKG waits for its confirmation (or a signer restart): a new session
             // must not be able to throw away a share other signers may already have kept.
             return refusal(Refusal::temporary(
@@ -616,10 +653,10 @@ impl Node {
             slot.used.pop_front();
         }
         let mut rng = rand::rngs::OsRng;
-        match dkg::round1(self.setup(r.session_id.clone()), &self.identity, &mut rng) {
+        match dkg::round1_for::<C, _>(self.setup(r.session_id.clone()), &self.identity, &mut rng) {
             Ok((state, signed)) => {
-                slot.progress = Some(DkgProgress::Round1(r.session_id, state));
-                info!(signer = %self.name, "DKG round 1 sent");
+                *C::progress(slot) = Some(DkgProgress::Round1(r.session_id, state));
+                info!(signer = %self.name, scheme = %C::SCHEME, "DKG round 1 sent");
                 pb::signer_message::Body::DkgRound1(pb::DkgRound1Response {
                     package: signed.package,
                     signature: signed.signature,
@@ -629,12 +666,16 @@ impl Node {
         }
     }
 
-    fn dkg_round2(&self, slot: &mut DkgSlot, r: pb::DkgRound2Request) -> pb::signer_message::Body {
+    fn dkg_round2<C: Held>(
+        &self,
+        slot: &mut DkgSlot,
+        r: pb::DkgRound2Request,
+    ) -> pb::signer_message::Body {
         // Compare before taking: a stray message must not destroy the session in progress.
-        let state = match slot.progress.take() {
+        let state = match C::progress(slot).take() {
             Some(DkgProgress::Round1(sid, st)) if sid == r.session_id => st,
             other => {
-                slot.progress = other;
+                *C::progress(slot) = other;
                 return dkg_refusal(dkg::DkgError {
                     reason: "round 2 for a session not in round 1".into(),
                     culprits: vec![],
@@ -659,7 +700,7 @@ impl Node {
         match dkg::round2(state, &self.identity, &mut rng, &received) {
             Ok((state, sealed)) => {
                 let echo = dkg::echo(&state, &self.identity);
-                slot.progress = Some(DkgProgress::Round2(r.session_id, state));
+                *C::progress(slot) = Some(DkgProgress::Round2(r.session_id, state));
                 info!(signer = %self.name, "DKG round 2 sent");
                 pb::signer_message::Body::DkgRound2(pb::DkgRound2Response {
                     packages: sealed.into_iter().map(sealed_to_pb).collect(),
@@ -673,11 +714,15 @@ impl Node {
         }
     }
 
-    fn dkg_round3(&self, slot: &mut DkgSlot, r: pb::DkgRound3Request) -> pb::signer_message::Body {
-        let state = match slot.progress.take() {
+    fn dkg_round3<C: Held>(
+        &self,
+        slot: &mut DkgSlot,
+        r: pb::DkgRound3Request,
+    ) -> pb::signer_message::Body {
+        let state = match C::progress(slot).take() {
             Some(DkgProgress::Round2(sid, st)) if sid == r.session_id => st,
             other => {
-                slot.progress = other;
+                *C::progress(slot) = other;
                 return dkg_refusal(dkg::DkgError {
                     reason: "round 3 for a session not in round 2".into(),
                     culprits: vec![],
@@ -730,20 +775,20 @@ impl Node {
             transcript_hash: out.transcript.to_vec(),
             signature: out.signature.clone(),
         });
-        slot.progress = Some(DkgProgress::Finished(r.session_id, Box::new(out)));
+        *C::progress(slot) = Some(DkgProgress::Finished(r.session_id, Box::new(out)));
         info!(signer = %self.name, "DKG round 3 done; waiting for every participant to confirm");
         answer
     }
 
-    fn dkg_confirm(
+    fn dkg_confirm<C: Held>(
         &self,
         slot: &mut DkgSlot,
         r: pb::DkgConfirmRequest,
     ) -> pb::signer_message::Body {
-        let out = match slot.progress.take() {
+        let out = match C::progress(slot).take() {
             Some(DkgProgress::Finished(sid, out)) if sid == r.session_id => out,
             other => {
-                slot.progress = other;
+                *C::progress(slot) = other;
                 return dkg_refusal(dkg::DkgError {
                     reason: "confirmation for a session that has not finished round 3".into(),
                     culprits: vec![],
@@ -774,18 +819,21 @@ impl Node {
         if let Err(e) = self.keep_share(&out) {
             return refusal(e);
         }
-        *write(&self.group_key) = out.group_key.clone();
         let group_key = out.group_key.clone();
-        *write(&self.key) = Some(Arc::new(out.key_package));
+        if let Err(e) = C::group(self).install(out.key_package) {
+            return refusal(Refusal::permanent(link_rule::STORAGE, e));
+        }
         let fingerprint = quorate_core::fingerprint::group_key_fingerprint(&group_key);
         info!(
             signer = %self.name,
+            scheme = %C::SCHEME,
             fingerprint = %fingerprint,
             "DKG finished and confirmed by every participant; key share stored encrypted"
         );
         self.audit(
             Event::new(audit::kind::DKG_FINISHED)
                 .with("session", hex::encode(&r.session_id))
+                .with("scheme", C::SCHEME.as_str())
                 .with("group_key", hex::encode(&group_key))
                 .with("fingerprint", fingerprint),
             true,
@@ -796,30 +844,28 @@ impl Node {
     }
 
     /// Persists a confirmed share, encrypted; never replaces one already stored.
-    fn keep_share(&self, out: &dkg::DkgOutput) -> Result<(), Refusal> {
+    fn keep_share<C: Held>(&self, out: &dkg::DkgOutput<C>) -> Result<(), Refusal> {
         let storage = |e: String| Refusal::permanent(link_rule::STORAGE, e);
         let plain = zeroize::Zeroizing::new(
             out.key_package
                 .serialize()
                 .map_err(|e| storage(format!("key share: {e}")))?,
         );
-        let sealed = self.kek.seal(
-            &mut rand::rngs::OsRng,
-            &key_share_purpose(&self.name),
-            &plain,
-        );
+        let sealed = self
+            .kek
+            .seal(&mut rand::rngs::OsRng, &C::share_purpose(&self.name), &plain);
         let pkp = out
             .public_key_package
             .serialize()
             .map_err(|e| storage(format!("public key package: {e}")))?;
         self.store
-            .put_meta_durable(META_PUBLIC_KEY_PACKAGE, &pkp)
+            .put_meta_durable(&C::meta(META_PUBLIC_KEY_PACKAGE), &pkp)
             .map_err(|e| storage(e.to_string()))?;
         self.store
-            .put_meta_durable(META_GROUP_KEY, &out.group_key)
+            .put_meta_durable(&C::meta(META_GROUP_KEY), &out.group_key)
             .map_err(|e| storage(e.to_string()))?;
         // The share last: its presence is what marks DKG as done on this node.
-        match self.store.put_meta_once(META_KEY_SHARE, &sealed) {
+        match self.store.put_meta_once(&C::meta(META_KEY_SHARE), &sealed) {
             Ok(true) => Ok(()),
             Ok(false) => Err(Refusal::permanent(
                 link_rule::DKG_KEY_EXISTS,
@@ -829,16 +875,10 @@ impl Node {
         }
     }
 
-    fn key(&self) -> Result<Arc<KeyPackage>, Refusal> {
-        read(&self.key).clone().ok_or_else(|| {
-            Refusal::temporary(rule::NO_KEY, "this signer has no key share yet; run DKG")
-        })
-    }
-
-    fn commit(&self, r: &pb::CommitRequest) -> Result<pb::signer_message::Body, Refusal> {
-        let key = self.key()?;
+    fn commit<C: Held>(&self, r: &pb::CommitRequest) -> Result<pb::signer_message::Body, Refusal> {
+        let key = C::group(self).key()?;
         let sid = session_id(&r.session_id)?;
-        let commitments = lock(&self.nonces).commit(
+        let commitments = lock(&C::group(self).nonces).commit(
             sid,
             key.signing_share(),
             &mut rand::rngs::OsRng,
@@ -852,8 +892,11 @@ impl Node {
         }))
     }
 
-    fn presign(&self, r: &pb::PresignRequest) -> Result<pb::signer_message::Body, Refusal> {
-        let key = self.key()?;
+    fn presign<C: Held>(
+        &self,
+        r: &pb::PresignRequest,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let key = C::group(self).key()?;
         if r.session_ids.is_empty() || r.session_ids.len() > MAX_PRESIGN_BATCH {
             return Err(Refusal::permanent(
                 link_rule::BAD_REQUEST,
@@ -865,7 +908,7 @@ impl Node {
             .iter()
             .map(|s| session_id(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut nonces = lock(&self.nonces);
+        let mut nonces = lock(&C::group(self).nonces);
         let ttl_ms = nonces.ttl_ms();
         let commitments = nonces.commit_batch(
             &sessions,
@@ -889,13 +932,21 @@ impl Node {
         if let Some(action) = &r.vault_action {
             return self.sign_vault_action(r, action);
         }
-        let span = tracing::info_span!("sign", session = %hex::encode(&r.session_id));
+        match scheme_of(r.scheme)? {
+            Scheme::Secp256k1 => self.sign_for::<Secp>(r),
+            Scheme::Ed25519 => self.sign_for::<Ed>(r),
+        }
+    }
+
+    fn sign_for<C: Held>(&self, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
+        let span = tracing::info_span!("sign", session = %hex::encode(&r.session_id), scheme = %C::SCHEME);
         let _entered = span.enter();
-        let key = self.key()?;
+        let group = C::group(self);
+        let key = group.key()?;
         let sid = session_id(&r.session_id)?;
         // The nonce leaves the store before anything else happens: whatever the outcome of
         // this request, the session can never be signed in again (S4).
-        let (nonces, own) = lock(&self.nonces).take(&sid, self.mono_ms())?;
+        let (nonces, own) = lock(&group.nonces).take(&sid, self.mono_ms())?;
         let approvals = sigs_from_proto(&r.approvals)
             .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("approvals: {e}")))?;
         let mut guard = lock(&self.policy);
@@ -908,12 +959,14 @@ impl Node {
             ));
         };
         let backend_keys = state.active().backend_keys();
+        let ed_wallet = self.ed25519_group_key();
         let gate = Gate {
-            me: frost_id(self.me).map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
-            signers: &self.signer_ids,
+            me: groups::frost_id::<C>(self.me)
+                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+            signers: &group.signer_ids,
             min_signers: usize::from(self.manifest.threshold),
             backend_keys: &backend_keys,
-            format: &|i| quorate_core::message::chain_format(state.active(), i),
+            format: &|i| own_chain_format(state.active(), i, &ed_wallet),
             now_ms: now,
             max_clock_skew_ms: self.max_clock_skew_ms,
         };
@@ -955,7 +1008,7 @@ impl Node {
             })?;
         // The share is computed first but leaves only after the binding, the debit and the
         // audit record of its release are on disk together (S6, S7).
-        let share = signing::sign_share(&ok.package, nonces, &key)?;
+        let share = signing::sign_share::<C>(&ok.package, nonces, &key)?;
         let event = Event::new(audit::kind::SHARE_RELEASED)
             .with("withdrawal", id)
             .with("digest", hex::encode(ok.digest))
@@ -977,6 +1030,10 @@ impl Node {
                 .with("chain_id", domain.chain_id.to_string())
                 .with("vault", evm::address_text(ok.intent.chain, &domain.vault))
                 .with("token", hex::encode(token)),
+            // The message itself: what the group's Solana signature is over.
+            ChainFormat::Solana(_) => event
+                .with("scheme", C::SCHEME.as_str())
+                .with("message", hex::encode(ok.package.message())),
             _ => event,
         };
         self.debit(
@@ -1004,6 +1061,13 @@ fn storage(e: crate::store::StoreError) -> Refusal {
 }
 
 impl Node {
+    /// Whether `signature` is this group's signature over `message`.
+    fn verify_group<C: Held>(&self, message: &[u8], signature: &[u8]) -> Result<bool, Refusal> {
+        let key = C::group(self).key()?;
+        Ok(frost_core::Signature::<C>::deserialize(signature)
+            .is_ok_and(|sig| key.verifying_key().verify(message, &sig).is_ok()))
+    }
+
     /// Applies a pending version whose time-lock has run out; refuses if no policy is
     /// installed.
     fn refresh_policy(&self, guard: &mut PolicyGuard, now: u64) -> Result<(), Refusal> {
@@ -1229,9 +1293,6 @@ impl Node {
         let invalid = |m: &str| Refusal::permanent(rule::LEDGER_NOTICE_INVALID, m.to_string());
         let intent = WithdrawalIntent::decode(&n.intent)
             .map_err(|e| Refusal::permanent(rule::INTENT_MALFORMED, e.to_string()))?;
-        let key = self.key()?;
-        let sig = frost_secp256k1::Signature::deserialize(&n.signature)
-            .map_err(|_| invalid("the notice's signature does not decode"))?;
         // The message the group signed for it under this signer's policy: a notice for a
         // withdrawal on a chain whose vault settings changed since does not verify.
         let format = {
@@ -1242,12 +1303,16 @@ impl Node {
                     "no policy installed",
                 ));
             };
-            quorate_core::message::chain_format(state.active(), &intent)?
+            own_chain_format(state.active(), &intent, &self.ed25519_group_key())?
         };
         let msg = signing_message(&intent, format)?;
-        key.verifying_key()
-            .verify(&msg, &sig)
-            .map_err(|_| invalid("the notice's group signature does not verify"))?;
+        let verified = match format.scheme() {
+            Scheme::Secp256k1 => self.verify_group::<Secp>(&msg, &n.signature)?,
+            Scheme::Ed25519 => self.verify_group::<Ed>(&msg, &n.signature)?,
+        };
+        if !verified {
+            return Err(invalid("the notice's group signature does not verify"));
+        }
         let digest = intent.digest();
         let bound = quorate_core::message::binding(&digest, &msg);
         self.check_binding(&intent, &bound)?;
@@ -1291,9 +1356,36 @@ impl Node {
     }
 }
 
-/// FROST identifier of a manifest identifier.
+/// FROST identifier of a manifest identifier (secp256k1 group).
 pub fn frost_id(n: u16) -> Result<frost_secp256k1::Identifier, String> {
-    frost_secp256k1::Identifier::try_from(n).map_err(|_| format!("invalid identifier {n}"))
+    groups::frost_id::<Secp>(n)
+}
+
+/// The chain format this signer's policy gives `intent`; a Solana one only when the policy's
+/// wallet is this signer's own Ed25519 group key (`ed_wallet`).
+fn own_chain_format(
+    policy: &quorate_core::policy::PolicyDoc,
+    intent: &WithdrawalIntent,
+    ed_wallet: &[u8],
+) -> Result<ChainFormat, Refusal> {
+    let format = quorate_core::message::chain_format(policy, intent)?;
+    if let ChainFormat::Solana(t) = &format {
+        if t.wallet.as_slice() != ed_wallet {
+            return Err(Refusal::permanent(
+                rule::SOLANA_WALLET,
+                if ed_wallet.is_empty() {
+                    "this signer has no Ed25519 key share; run DKG for ed25519".to_string()
+                } else {
+                    format!(
+                        "the policy's Solana wallet {} is not this cluster's Ed25519 group key {}",
+                        quorate_core::chains::solana::address_text(&t.wallet),
+                        bs58::encode(ed_wallet).into_string()
+                    )
+                },
+            ));
+        }
+    }
+    Ok(format)
 }
 
 fn echo_to_pb(e: dkg::SignedEcho) -> pb::DkgEcho {

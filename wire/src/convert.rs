@@ -1,13 +1,16 @@
 //! Conversions between protobuf messages and domain types, at the edge. Anything that does not
 //! convert is invalid input (`InvalidArgument`).
 
-use quorate_core::intent::{IntentError, WithdrawalIntent};
+use quorate_core::{
+    chains::solana::{self, ComputeBudget, Lifetime},
+    intent::{IntentError, SolanaTerms, WithdrawalIntent},
+};
 
 use crate::withdrawal as pb;
 
 /// Converts a wire intent into a validated domain intent.
 pub fn intent_from_proto(p: &pb::Intent) -> Result<WithdrawalIntent, IntentError> {
-    WithdrawalIntent::from_parts(
+    let intent = WithdrawalIntent::from_parts(
         &p.id,
         &p.chain,
         &p.asset,
@@ -16,7 +19,69 @@ pub fn intent_from_proto(p: &pb::Intent) -> Result<WithdrawalIntent, IntentError
         p.created_at_ms,
         p.expires_at_ms,
         (!p.customer_ref.is_empty()).then_some(p.customer_ref.as_str()),
-    )
+    )?;
+    match &p.solana {
+        None => Ok(intent),
+        Some(t) => intent.with_solana(solana_terms_from_proto(t)?),
+    }
+}
+
+fn base58_32(text: &str, what: &'static str) -> Result<[u8; 32], IntentError> {
+    solana::address_bytes(text).map_err(|_| IntentError::Terms(what))
+}
+
+/// Solana terms from their wire form.
+pub fn solana_terms_from_proto(t: &pb::SolanaTerms) -> Result<SolanaTerms, IntentError> {
+    let lifetime = match (
+        t.nonce_account.is_empty(),
+        t.nonce_value.is_empty(),
+        t.recent_blockhash.is_empty(),
+    ) {
+        (false, false, true) => Lifetime::DurableNonce {
+            account: base58_32(
+                &t.nonce_account,
+                "nonce_account: not a base58 address of 32 bytes",
+            )?,
+            nonce: base58_32(&t.nonce_value, "nonce_value: not base58 of 32 bytes")?,
+        },
+        (true, true, false) => Lifetime::Blockhash(base58_32(
+            &t.recent_blockhash,
+            "recent_blockhash: not base58 of 32 bytes",
+        )?),
+        _ => {
+            return Err(IntentError::Terms(
+                "give nonce_account with nonce_value, or recent_blockhash, not both",
+            ))
+        }
+    };
+    Ok(SolanaTerms {
+        lifetime,
+        create_destination_account: t.create_destination_account,
+        compute: ComputeBudget {
+            unit_limit: (t.compute_unit_limit > 0).then_some(t.compute_unit_limit),
+            unit_price: (t.compute_unit_price > 0).then_some(t.compute_unit_price),
+        },
+    })
+}
+
+/// Wire form of Solana terms.
+pub fn solana_terms_to_proto(t: &SolanaTerms) -> pb::SolanaTerms {
+    let (nonce_account, nonce_value, recent_blockhash) = match &t.lifetime {
+        Lifetime::DurableNonce { account, nonce } => (
+            solana::address_text(account),
+            solana::address_text(nonce),
+            String::new(),
+        ),
+        Lifetime::Blockhash(h) => (String::new(), String::new(), solana::address_text(h)),
+    };
+    pb::SolanaTerms {
+        nonce_account,
+        nonce_value,
+        recent_blockhash,
+        create_destination_account: t.create_destination_account,
+        compute_unit_limit: t.compute.unit_limit.unwrap_or(0),
+        compute_unit_price: t.compute.unit_price.unwrap_or(0),
+    }
 }
 
 /// Converts a domain intent to its wire form.
@@ -30,6 +95,7 @@ pub fn intent_to_proto(i: &WithdrawalIntent) -> pb::Intent {
         created_at_ms: i.created_at_ms,
         expires_at_ms: i.expires_at_ms,
         customer_ref: i.customer_ref.clone().unwrap_or_default(),
+        solana: i.solana.as_ref().map(solana_terms_to_proto),
     }
 }
 

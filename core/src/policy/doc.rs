@@ -129,6 +129,41 @@ impl CapSetting {
     }
 }
 
+/// Solana's settings (docs/solana.md): every signer builds a withdrawal's transaction from
+/// these, the intent and the asset registry (`token`: `"native"` for SOL, else the SPL mint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolanaRule {
+    /// The group's Ed25519 key as a Solana address: fee payer, source of every payout, owner
+    /// of the wallet's token accounts, authority of its nonce accounts. A signer whose own
+    /// group key differs refuses every Solana withdrawal.
+    pub wallet: String,
+    /// Durable-nonce accounts whose authority is the wallet, sorted: a withdrawal names one
+    /// of these and its current value (several, so withdrawals do not queue on one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nonce_accounts: Vec<String>,
+    /// Whether a withdrawal may use a recent blockhash instead of a durable nonce.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_blockhash: bool,
+    /// Highest compute-unit limit a withdrawal may set; 0: it may set none.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub max_compute_unit_limit: u32,
+    /// Highest compute-unit price (priority fee), micro-lamports per unit; 0: none.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub max_compute_unit_price: u64,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Most nonce accounts in [`SolanaRule::nonce_accounts`].
+pub const MAX_NONCE_ACCOUNTS: usize = 256;
+
 /// A destination withdrawals may go to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -224,6 +259,10 @@ pub struct PolicyDoc {
     /// empty, so documents without it keep their hashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chains: Vec<ChainRule>,
+    /// Solana's settings: with them a Solana withdrawal is a transaction the group signs.
+    /// Absent from the canonical form when unset, so documents without it keep their hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solana: Option<SolanaRule>,
 }
 
 /// A document that breaks a rule; the message names the field.
@@ -454,18 +493,20 @@ impl PolicyDoc {
                 }
             }
         }
+        self.validate_solana()?;
         let mut tokens = BTreeSet::new();
         for a in &self.assets {
             let ctx = format!("asset {} on {}", a.asset, a.chain.as_str());
-            match (self.chain(a.chain).is_some(), &a.token) {
+            let solana = a.chain == Chain::Solana && self.solana.is_some();
+            match (self.chain(a.chain).is_some() || solana, &a.token) {
                 (true, None) => {
                     return Err(bad(format!(
-                        "{ctx}: the chain pays out through a vault, so name its token: \"{NATIVE_TOKEN}\" or the token contract's address"
+                        "{ctx}: the chain's payouts are built from the policy, so name its token: \"{NATIVE_TOKEN}\" or the token's contract (mint on Solana)"
                     )))
                 }
                 (false, Some(_)) => {
                     return Err(bad(format!(
-                        "{ctx}: token is set but the chain has no vault in [[chains]]"
+                        "{ctx}: token is set but the chain has no vault in [[chains]] (or no [solana] section)"
                     )))
                 }
                 (true, Some(t)) if t != NATIVE_TOKEN => {
@@ -480,6 +521,53 @@ impl PolicyDoc {
                         "{ctx}: token {t} is already registered under another symbol"
                     )));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_solana(&self) -> Result<(), DocError> {
+        use crate::chains::solana;
+        let Some(s) = &self.solana else {
+            return Ok(());
+        };
+        let ctx = "solana";
+        canonical(Chain::Solana, &s.wallet).map_err(|e| bad(format!("{ctx}: wallet {e}")))?;
+        let wallet = solana::address_bytes(&s.wallet).map_err(|e| bad(format!("{ctx}: {e}")))?;
+        if !solana::on_curve(&wallet) {
+            return Err(bad(format!(
+                "{ctx}: wallet must be the group's Ed25519 key (on the curve), not a program address"
+            )));
+        }
+        sorted_unique(&s.nonce_accounts, |a| a.clone(), "solana: nonce_accounts")?;
+        if s.nonce_accounts.len() > MAX_NONCE_ACCOUNTS {
+            return Err(bad(format!(
+                "{ctx}: at most {MAX_NONCE_ACCOUNTS} nonce accounts"
+            )));
+        }
+        for a in &s.nonce_accounts {
+            canonical(Chain::Solana, a)
+                .map_err(|e| bad(format!("{ctx}: nonce account {e}")))?;
+            if *a == s.wallet {
+                return Err(bad(format!(
+                    "{ctx}: a nonce account cannot be the wallet itself"
+                )));
+            }
+        }
+        if s.nonce_accounts.is_empty() && !s.allow_blockhash {
+            return Err(bad(format!(
+                "{ctx}: list nonce_accounts or set allow_blockhash, or no withdrawal can be signed"
+            )));
+        }
+        // Destinations are wallets: a token payout goes to the owner's associated token
+        // account, which makes sense only for an owner a key pair controls (on the curve).
+        for w in self.whitelist.iter().filter(|w| w.chain == Chain::Solana) {
+            let on = solana::address_bytes(&w.address).is_ok_and(|k| solana::on_curve(&k));
+            if !on {
+                return Err(bad(format!(
+                    "whitelist {}: a Solana destination must be a wallet address (on the Ed25519 curve), not a program-derived or token account",
+                    w.address
+                )));
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ use crate::{
 
 use super::{
     doc::{
-        window_label, AssetRule, ChainRule, DocError, PolicyDoc, Scope, VaultAction, VelocityLimit,
+        window_label, AssetRule, ChainRule, SolanaRule, DocError, PolicyDoc, Scope, VaultAction, VelocityLimit,
         WhitelistEntry, FORMAT, NATIVE_TOKEN,
     },
     eval::format_units,
@@ -51,6 +51,9 @@ pub struct PolicyForm {
     /// Chains paid out through the vault contract.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chains: Vec<ChainForm>,
+    /// Solana's settings (docs/solana.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solana: Option<SolanaRule>,
 }
 
 /// A chain paid out through the vault contract.
@@ -434,6 +437,10 @@ impl PolicyForm {
             frozen: self.frozen,
             per_signer_budget: self.per_signer_budget,
             chains,
+            solana: self.solana.clone().map(|mut s| {
+                s.nonce_accounts.sort();
+                s
+            }),
         };
         doc.validate()?;
         Ok(doc)
@@ -497,6 +504,7 @@ impl PolicyForm {
                     vault_actions: c.vault_actions.clone(),
                 })
                 .collect(),
+            solana: doc.solana.clone(),
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::{
 };
 
 use super::{
-    doc::{window_label, CapSetting, PolicyDoc, VaultAction},
+    doc::{window_label, CapSetting, PolicyDoc, SolanaRule, VaultAction},
     eval::{distinct_valid, format_units, AdminSignature},
 };
 
@@ -308,6 +308,7 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
             );
         }
     }
+    solana_diff(&mut out, old.solana.as_ref(), new.solana.as_ref());
     set_diff(
         &mut out,
         "backend key",
@@ -378,6 +379,83 @@ fn show_action(a: &VaultAction) -> String {
             c.token, c.capacity, c.refill_per_second
         ),
         _ => "nothing".into(),
+    }
+}
+
+/// Solana's settings: a new or moved wallet, a nonce account added, blockhashes allowed or a
+/// cap raised loosens (each lets the group sign something it could not); the opposite tightens.
+fn solana_diff(out: &mut Vec<Change>, old: Option<&SolanaRule>, new: Option<&SolanaRule>) {
+    use Effect::{Loosens, Tightens};
+    let (o, n) = match (old, new) {
+        (None, None) => return,
+        (Some(o), None) => {
+            return ch(out, Tightens, format!("solana: wallet {} removed", o.wallet));
+        }
+        (None, Some(n)) => {
+            ch(out, Loosens, format!("solana: wallet {} added", n.wallet));
+            for a in &n.nonce_accounts {
+                ch(out, Loosens, format!("solana: nonce account {a} added"));
+            }
+            if n.allow_blockhash {
+                ch(out, Loosens, "solana: recent blockhashes allowed".into());
+            }
+            let none = SolanaRule {
+                wallet: n.wallet.clone(),
+                nonce_accounts: vec![],
+                allow_blockhash: false,
+                max_compute_unit_limit: 0,
+                max_compute_unit_price: 0,
+            };
+            return solana_caps(out, &none, n);
+        }
+        (Some(o), Some(n)) => (o, n),
+    };
+    if o.wallet != n.wallet {
+        ch(
+            out,
+            Loosens,
+            format!("solana: wallet {} -> {}", o.wallet, n.wallet),
+        );
+    }
+    set_diff(
+        out,
+        "solana: nonce account",
+        &o.nonce_accounts,
+        &n.nonce_accounts,
+        Loosens,
+        Tightens,
+    );
+    if o.allow_blockhash != n.allow_blockhash {
+        let (e, what) = if n.allow_blockhash {
+            (Loosens, "allowed")
+        } else {
+            (Tightens, "no longer allowed")
+        };
+        ch(out, e, format!("solana: recent blockhashes {what}"));
+    }
+    solana_caps(out, o, n);
+}
+
+fn solana_caps(out: &mut Vec<Change>, o: &SolanaRule, n: &SolanaRule) {
+    if o.max_compute_unit_limit != n.max_compute_unit_limit {
+        ch(
+            out,
+            cmp_effect(o.max_compute_unit_limit, n.max_compute_unit_limit, true),
+            format!(
+                "solana: max compute-unit limit {} -> {}",
+                o.max_compute_unit_limit, n.max_compute_unit_limit
+            ),
+        );
+    }
+    if o.max_compute_unit_price != n.max_compute_unit_price {
+        ch(
+            out,
+            cmp_effect(o.max_compute_unit_price, n.max_compute_unit_price, true),
+            format!(
+                "solana: max compute-unit price {} -> {} micro-lamports",
+                o.max_compute_unit_price, n.max_compute_unit_price
+            ),
+        );
     }
 }
 

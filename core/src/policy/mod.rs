@@ -16,7 +16,8 @@ pub mod receipt;
 
 pub use chain::{ChainError, VerifiedChain};
 pub use doc::{
-    AssetRule, ChainRule, DocError, PolicyDoc, Scope, VelocityLimit, WhitelistEntry, NATIVE_TOKEN,
+    AssetRule, ChainRule, DocError, PolicyDoc, Scope, SolanaRule, VelocityLimit, WhitelistEntry,
+    NATIVE_TOKEN,
 };
 pub use eval::{approve_withdrawal, evaluate, AdminSignature};
 pub use form::PolicyForm;

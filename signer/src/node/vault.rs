@@ -20,10 +20,10 @@ impl Node {
         r: &pb::SignRequest,
         action: &pb::VaultActionRef,
     ) -> Result<pb::signer_message::Body, Refusal> {
-        let key = self.key()?;
+        let key = self.secp.key()?;
         let sid = session_id(&r.session_id)?;
         // The nonce leaves the store first, whatever the outcome (S4).
-        let (nonces, own) = lock(&self.nonces).take(&sid, self.mono_ms())?;
+        let (nonces, own) = lock(&self.secp.nonces).take(&sid, self.mono_ms())?;
         if !r.intent.is_empty() || !r.backend_signature.is_empty() || !r.approvals.is_empty() {
             return Err(Refusal::permanent(
                 link_rule::BAD_REQUEST,
@@ -60,7 +60,7 @@ impl Node {
         let no_intent = |_: &_| Ok(ChainFormat::IntentDigest);
         let gate = Gate {
             me: frost_id(self.me).map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
-            signers: &self.signer_ids,
+            signers: &self.secp.signer_ids,
             min_signers: usize::from(self.manifest.threshold),
             backend_keys: &[],
             format: &no_intent,

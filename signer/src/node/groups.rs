@@ -1,0 +1,140 @@
+//! The key groups a signer holds, one per signature scheme (secp256k1 for intent digests and
+//! the EVM/Tron vault, Ed25519 for Solana), and what each needs: its share, its group key, its
+//! nonces and its DKG in progress. Everything else about a request is the same for both.
+
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex, RwLock},
+};
+
+use frost_core::{keys::KeyPackage, Identifier};
+use quorate_core::{
+    dkg,
+    message::Scheme,
+    refusal::{rule, Refusal},
+    scheme::Suite,
+    signing::NonceStore,
+};
+use quorate_wire::signer as pb;
+
+use super::{key_share_purpose, link_rule, read, write, Node};
+
+/// FROST(secp256k1, SHA-256).
+pub type Secp = frost_secp256k1::Secp256K1Sha256;
+/// FROST(Ed25519, SHA-512).
+pub type Ed = frost_ed25519::Ed25519Sha512;
+
+/// A DKG in progress for one group.
+pub(super) enum DkgProgress<C: Suite> {
+    Round1(Vec<u8>, dkg::Round1State<C>),
+    Round2(Vec<u8>, dkg::Round2State<C>),
+    /// Finished but not kept: waiting for every participant's confirmation.
+    Finished(Vec<u8>, Box<dkg::DkgOutput<C>>),
+}
+
+/// One key group of this signer.
+pub(super) struct Group<C: Suite> {
+    pub key: RwLock<Option<Arc<KeyPackage<C>>>>,
+    /// Serialized group key; empty before its DKG.
+    pub group_key: RwLock<Vec<u8>>,
+    pub nonces: Mutex<NonceStore<C>>,
+    pub signer_ids: BTreeSet<Identifier<C>>,
+}
+
+impl<C: Suite> Group<C> {
+    pub fn new(ids: &[u16], nonce_limit: usize, nonce_ttl_ms: u64) -> Result<Self, String> {
+        Ok(Self {
+            key: RwLock::new(None),
+            group_key: RwLock::new(Vec::new()),
+            nonces: Mutex::new(NonceStore::new(nonce_limit, nonce_ttl_ms)),
+            signer_ids: ids
+                .iter()
+                .map(|i| frost_id::<C>(*i))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The share, or a refusal saying there is none.
+    pub fn key(&self) -> Result<Arc<KeyPackage<C>>, Refusal> {
+        read(&self.key).clone().ok_or_else(|| {
+            Refusal::temporary(
+                rule::NO_KEY,
+                format!(
+                    "this signer has no {} key share yet; run DKG for it",
+                    C::SCHEME
+                ),
+            )
+        })
+    }
+
+    pub fn group_key(&self) -> Vec<u8> {
+        read(&self.group_key).clone()
+    }
+
+    /// Installs a share (restored or just confirmed).
+    pub fn install(&self, kp: KeyPackage<C>) -> Result<(), String> {
+        let gk = kp
+            .verifying_key()
+            .serialize()
+            .map_err(|e| format!("group key: {e}"))?;
+        *write(&self.group_key) = gk;
+        *write(&self.key) = Some(Arc::new(kp));
+        Ok(())
+    }
+}
+
+/// FROST identifier of a manifest identifier.
+pub fn frost_id<C: Suite>(n: u16) -> Result<Identifier<C>, String> {
+    Identifier::<C>::try_from(n).map_err(|_| format!("invalid identifier {n}"))
+}
+
+/// Where a ciphersuite's group lives in a node and in its store.
+pub(super) trait Held: Suite {
+    fn group(node: &Node) -> &Group<Self>;
+    fn progress(slot: &mut super::DkgSlot) -> &mut Option<DkgProgress<Self>>;
+    /// The metadata key of `what` (`key_share`, `public_key_package`, `group_key`): the
+    /// secp256k1 group keeps the names it had before there were two.
+    fn meta(what: &str) -> String {
+        match Self::SCHEME {
+            Scheme::Secp256k1 => what.to_string(),
+            s => format!("{s}/{what}"),
+        }
+    }
+    /// The sealing purpose of the share.
+    fn share_purpose(name: &str) -> String {
+        match Self::SCHEME {
+            Scheme::Secp256k1 => key_share_purpose(name),
+            s => format!("{}/{s}", key_share_purpose(name)),
+        }
+    }
+}
+
+impl Held for Secp {
+    fn group(node: &Node) -> &Group<Self> {
+        &node.secp
+    }
+    fn progress(slot: &mut super::DkgSlot) -> &mut Option<DkgProgress<Self>> {
+        &mut slot.secp
+    }
+}
+
+impl Held for Ed {
+    fn group(node: &Node) -> &Group<Self> {
+        &node.ed
+    }
+    fn progress(slot: &mut super::DkgSlot) -> &mut Option<DkgProgress<Self>> {
+        &mut slot.ed
+    }
+}
+
+/// The scheme a request names.
+pub(super) fn scheme_of(value: i32) -> Result<Scheme, Refusal> {
+    match pb::KeyScheme::try_from(value) {
+        Ok(pb::KeyScheme::Secp256k1) => Ok(Scheme::Secp256k1),
+        Ok(pb::KeyScheme::Ed25519) => Ok(Scheme::Ed25519),
+        Err(_) => Err(Refusal::permanent(
+            link_rule::BAD_REQUEST,
+            format!("unknown key scheme {value}"),
+        )),
+    }
+}
