@@ -25,6 +25,7 @@ const TO: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 fn intent(id: &str) -> wpb::Intent {
     let now = now_ms();
     wpb::Intent {
+        solana: None,
         id: id.into(),
         chain: "ethereum".into(),
         asset: "ETH".into(),
@@ -765,6 +766,7 @@ async fn a_signer_refuses_malformed_link_requests() {
     for len in [0usize, 15, 17, 1000] {
         let a = d
             .call(Req::Commit(spb::CommitRequest {
+                scheme: Default::default(),
                 session_id: vec![1; len],
             }))
             .await;
@@ -795,13 +797,17 @@ async fn a_signer_refuses_malformed_link_requests() {
         ),
     ] {
         let a = d
-            .call(Req::Presign(spb::PresignRequest { session_ids: ids }))
+            .call(Req::Presign(spb::PresignRequest {
+                scheme: Default::default(),
+                session_ids: ids,
+            }))
             .await;
         check(name, a, rule);
     }
     // The rejected batches left no nonce behind: their sessions cannot be signed in.
     let a = d
         .call(Req::Presign(spb::PresignRequest {
+            scheme: Default::default(),
             session_ids: vec![vec![3u8; 16], vec![4u8; 16]],
         }))
         .await;
@@ -817,6 +823,7 @@ async fn a_signer_refuses_malformed_link_requests() {
     );
     let sign = |sid: Vec<u8>, intent: Vec<u8>, package: Vec<u8>, approvals| {
         Req::Sign(spb::SignRequest {
+            scheme: Default::default(),
             session_id: sid,
             intent,
             backend_signature: bsig.clone(),
@@ -882,6 +889,7 @@ async fn a_signer_refuses_malformed_link_requests() {
     check("ledger notice, empty signature", a, "ledger-notice-invalid");
     let a = d
         .call(Req::DkgRound1(spb::DkgRound1Request {
+            scheme: Default::default(),
             session_id: vec![1; 3],
             manifest_hash: vec![],
         }))
@@ -889,6 +897,7 @@ async fn a_signer_refuses_malformed_link_requests() {
     check("DKG round 1 over an existing share", a, "dkg-key-exists");
     let a = d
         .call(Req::DkgRound2(spb::DkgRound2Request {
+            scheme: Default::default(),
             session_id: vec![1; 16],
             packages: vec![],
         }))
@@ -896,6 +905,7 @@ async fn a_signer_refuses_malformed_link_requests() {
     check("DKG round 2 out of order", a, "dkg-aborted");
     let a = d
         .call(Req::DkgConfirm(spb::DkgConfirmRequest {
+            scheme: Default::default(),
             session_id: vec![],
             results: vec![],
         }))

@@ -71,6 +71,7 @@ async fn relay_round2(
     for (i, d) in s.iter_mut() {
         match d
             .call(Req::DkgRound2(pb::DkgRound2Request {
+                scheme: Default::default(),
                 session_id: session.to_vec(),
                 packages: view(*i),
             }))
@@ -149,6 +150,7 @@ async fn no_share(s: &mut BTreeMap<u32, Driven>) {
     for d in s.values_mut() {
         let a = d
             .call(Req::Commit(pb::CommitRequest {
+                scheme: Default::default(),
                 session_id: vec![9; 16],
             }))
             .await;
@@ -174,6 +176,7 @@ async fn a_share_altered_in_transit_aborts_framing_nobody_and_leaves_no_share() 
     for (i, d) in s.iter_mut() {
         match d
             .call(Req::DkgRound1(pb::DkgRound1Request {
+                scheme: Default::default(),
                 session_id: session.clone(),
                 manifest_hash: manifest_hash.clone(),
             }))
@@ -197,6 +200,7 @@ async fn a_share_altered_in_transit_aborts_framing_nobody_and_leaves_no_share() 
     for (i, d) in s.iter_mut() {
         let a = d
             .call(Req::DkgRound3(pb::DkgRound3Request {
+                scheme: Default::default(),
                 session_id: session.clone(),
                 packages: mail[i].clone(),
                 echoes: echoes.clone(),
@@ -233,6 +237,7 @@ async fn a_share_altered_in_transit_aborts_framing_nobody_and_leaves_no_share() 
             .get_mut(&i)
             .unwrap()
             .call(Req::DkgConfirm(pb::DkgConfirmRequest {
+                scheme: Default::default(),
                 session_id: session.clone(),
                 results: results.clone(),
             }))
@@ -313,6 +318,7 @@ async fn honest_round1(
     for (i, d) in s.iter_mut() {
         match d
             .call(Req::DkgRound1(pb::DkgRound1Request {
+                scheme: Default::default(),
                 session_id: session.to_vec(),
                 manifest_hash: manifest.hash().to_vec(),
             }))
@@ -352,6 +358,7 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
     for (i, d) in s.iter_mut() {
         let a = d
             .call(Req::DkgRound2(pb::DkgRound2Request {
+                scheme: Default::default(),
                 session_id: session.clone(),
                 packages: round1.clone(),
             }))
@@ -379,6 +386,7 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
             .get_mut(&2)
             .unwrap()
             .call(Req::DkgRound1(pb::DkgRound1Request {
+                scheme: Default::default(),
                 session_id: session.clone(),
                 manifest_hash: manifest.hash().to_vec(),
             }))
@@ -428,6 +436,7 @@ async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_
     for (i, d) in s.iter_mut() {
         let answer = d
             .call(Req::DkgRound3(pb::DkgRound3Request {
+                scheme: Default::default(),
                 session_id: session.clone(),
                 packages: mail.get(i).cloned().unwrap_or_default(),
                 echoes: echoes.clone(),
@@ -506,6 +515,7 @@ async fn a_malicious_signers_signed_garbage_share_aborts_the_dkg_naming_it() {
         .get_mut(&3)
         .unwrap()
         .call(Req::DkgRound3(pb::DkgRound3Request {
+            scheme: Default::default(),
             session_id: session.clone(),
             packages: mail.get(&3).cloned().unwrap_or_default(),
             echoes: echoes.clone(),

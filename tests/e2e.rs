@@ -12,6 +12,7 @@ mod evm;
 #[path = "../cli/src/evm_rpc.rs"]
 mod evm_rpc;
 mod hardhat;
+mod python;
 
 mod audit;
 mod badinput;
@@ -29,6 +30,7 @@ mod performance;
 mod policy;
 mod scoreboard;
 mod signing;
+mod solana;
 mod transport;
 mod vault;
 mod vault_deploy;

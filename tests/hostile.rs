@@ -81,6 +81,7 @@ impl Driven {
     pub(crate) async fn commit(&mut self, session: [u8; 16]) -> SigningCommitments {
         match self
             .call(Req::Commit(pb::CommitRequest {
+                scheme: Default::default(),
                 session_id: session.to_vec(),
             }))
             .await
@@ -98,6 +99,7 @@ impl Driven {
         pkg: &SigningPackage,
     ) -> Ans {
         self.call(Req::Sign(pb::SignRequest {
+            scheme: Default::default(),
             session_id: session.to_vec(),
             intent: intent.to_vec(),
             backend_signature: sig.to_vec(),
@@ -496,6 +498,7 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .get_mut(&1)
         .unwrap()
         .call(Req::DkgRound1(pb::DkgRound1Request {
+            scheme: Default::default(),
             session_id: vec![1; 16],
             manifest_hash: quorate_wire::manifest::Manifest::load(&c.path("manifest.toml"))
                 .unwrap()
@@ -611,6 +614,7 @@ async fn a_new_link_forgets_the_nonces_made_over_the_last() {
     let (mut signers, mut links) = take_over(&mut c, 3).await;
     let batch = || {
         Req::Presign(pb::PresignRequest {
+            scheme: Default::default(),
             session_ids: vec![vec![0xa1; 16], vec![0xa2; 16]],
         })
     };
@@ -724,6 +728,7 @@ async fn a_flood_of_unread_requests_leaves_a_signer_flat_and_every_request_answe
     s1.next += FLOOD;
     match s1
         .call(Req::Commit(pb::CommitRequest {
+            scheme: Default::default(),
             session_id: session().to_vec(),
         }))
         .await

@@ -31,6 +31,7 @@ fn hello(c: &Cluster, identifier: u32, group_key: Vec<u8>) -> pb::SignerMessage 
     pb::SignerMessage {
         request_id: 0,
         body: Some(Ans::Hello(pb::Hello {
+            ed25519_group_public_key: Default::default(),
             name: "signer-1".into(),
             identifier,
             version: "evil".into(),

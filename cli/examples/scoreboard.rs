@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 const SUITES: &[&str] = &[
     "redteam-hostile-coordinator",
     "redteam-vault-messages",
+    "redteam-solana-messages",
     "redteam-governance",
     "redteam-rotation",
     "redteam-malicious-signer",

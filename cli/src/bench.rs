@@ -207,7 +207,13 @@ impl Cluster {
             devnet::launch(&dir, exe, &mut procs).await?;
             let client = ClientFile::load(&dir)?;
             let t0 = Instant::now();
-            commands::dkg(&client, None, true).await?;
+            commands::dkg(
+                &client,
+                None,
+                true,
+                quorate_core::message::Scheme::Secp256k1,
+            )
+            .await?;
             Ok::<_, anyhow::Error>((client, t0.elapsed()))
         }
         .await;

@@ -3,7 +3,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use quorate_core::{backend, fingerprint::group_key_fingerprint, intent::WithdrawalIntent};
+use quorate_core::{
+    backend, fingerprint::group_key_fingerprint, intent::WithdrawalIntent, message::Scheme,
+};
 use quorate_wire::{admin as apb, convert::intent_to_proto, withdrawal as pb, RULE_METADATA_KEY};
 use serde_json::json;
 
@@ -39,6 +41,56 @@ pub struct SubmitArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Solana: a durable-nonce account of the policy's pool (base58); with --nonce-value.
+    #[arg(long, requires = "nonce_value", conflicts_with = "blockhash")]
+    pub nonce_account: Option<String>,
+    /// Solana: the nonce account's current nonce (base58).
+    #[arg(long, requires = "nonce_account")]
+    pub nonce_value: Option<String>,
+    /// Solana: a recent blockhash (base58). Without it or a nonce, a Solana withdrawal gets a
+    /// random one: the devnet has no Solana node, so its transactions are for inspection.
+    #[arg(long)]
+    pub blockhash: Option<String>,
+    /// Solana tokens: create the destination's associated token account if it is missing.
+    #[arg(long)]
+    pub create_token_account: bool,
+    /// Solana: compute-unit limit (priority fee), under the policy's cap.
+    #[arg(long)]
+    pub compute_unit_limit: Option<u32>,
+    /// Solana: compute-unit price in micro-lamports (priority fee), under the policy's cap.
+    #[arg(long)]
+    pub compute_unit_price: Option<u64>,
+}
+
+impl SubmitArgs {
+    /// The Solana terms these flags give, for a Solana withdrawal.
+    fn solana_terms(&self) -> anyhow::Result<Option<pb::SolanaTerms>> {
+        if self.chain != "solana" {
+            anyhow::ensure!(
+                self.nonce_account.is_none()
+                    && self.blockhash.is_none()
+                    && !self.create_token_account
+                    && self.compute_unit_limit.is_none()
+                    && self.compute_unit_price.is_none(),
+                "the Solana flags are for --chain solana"
+            );
+            return Ok(None);
+        }
+        let random = || bs58::encode(rand::random::<[u8; 32]>()).into_string();
+        let recent_blockhash = match (&self.nonce_account, &self.blockhash) {
+            (Some(_), _) => String::new(),
+            (None, Some(h)) => h.clone(),
+            (None, None) => random(),
+        };
+        Ok(Some(pb::SolanaTerms {
+            nonce_account: self.nonce_account.clone().unwrap_or_default(),
+            nonce_value: self.nonce_value.clone().unwrap_or_default(),
+            recent_blockhash,
+            create_destination_account: self.create_token_account,
+            compute_unit_limit: self.compute_unit_limit.unwrap_or(0),
+            compute_unit_price: self.compute_unit_price.unwrap_or(0),
+        }))
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -78,7 +130,49 @@ pub fn withdrawal_json(w: &pb::Withdrawal) -> serde_json::Value {
     if let Some(call) = &w.evm_call {
         v["evm_call"] = json!({ "to": call.to, "data": format!("0x{}", hex::encode(&call.data)) });
     }
+    if !w.solana_transaction.is_empty() {
+        v["solana_transaction"] = json!(w.solana_transaction);
+    }
     v
+}
+
+/// Checks a Solana transaction the coordinator returned: exactly the signed message with the
+/// returned signature, paid by the group key, valid under it, and made valid once by the
+/// intent's own nonce or blockhash.
+fn check_solana_transaction(intent: &WithdrawalIntent, w: &pb::Withdrawal) -> anyhow::Result<()> {
+    use base64::Engine;
+    let tx = base64::engine::general_purpose::STANDARD
+        .decode(&w.solana_transaction)
+        .context("the coordinator's Solana transaction is not base64")?;
+    let sig: [u8; 64] = w
+        .signature
+        .as_slice()
+        .try_into()
+        .context("a Solana signature is 64 bytes")?;
+    anyhow::ensure!(
+        tx == quorate_core::chains::solana::transaction(&w.message, &sig),
+        "the coordinator's Solana transaction is not the signed message with its signature; do not send it"
+    );
+    // Header (3 bytes), one-byte account count, then the fee payer.
+    anyhow::ensure!(
+        w.message.get(4..36) == Some(w.group_public_key.as_slice()),
+        "the Solana transaction's fee payer is not the group key; do not send it"
+    );
+    let key = frost_ed25519::VerifyingKey::deserialize(&w.group_public_key)
+        .map_err(|e| anyhow::anyhow!("group key: {e}"))?;
+    let signature = frost_ed25519::Signature::deserialize(&sig)
+        .map_err(|e| anyhow::anyhow!("signature: {e}"))?;
+    key.verify(&w.message, &signature).map_err(|_| {
+        anyhow::anyhow!("the Solana transaction's signature does not verify; do not send it")
+    })?;
+    let accounts = usize::from(w.message[3]);
+    let hash = w.message.get(4 + 32 * accounts..4 + 32 * accounts + 32);
+    let want = intent.solana.map(|t| t.lifetime.blockhash());
+    anyhow::ensure!(
+        hash.is_some() && hash == want.as_ref().map(|h| h.as_slice()),
+        "the Solana transaction is not made valid by this withdrawal's nonce or blockhash; do not send it"
+    );
+    Ok(())
 }
 
 fn status_of_code(code: tonic::Code) -> &'static str {
@@ -119,7 +213,8 @@ fn check_vault_call(
 pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow::Result<u8> {
     let now = now_ms();
     let id =
-        a.id.unwrap_or_else(|| format!("wd-{now}-{:08x}", rand::random::<u32>()));
+        a.id.clone()
+            .unwrap_or_else(|| format!("wd-{now}-{:08x}", rand::random::<u32>()));
     let intent = WithdrawalIntent::from_parts(
         &id,
         &a.chain,
@@ -131,6 +226,12 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
         a.customer_ref.as_deref(),
     )
     .context("invalid withdrawal")?;
+    let intent = match a.solana_terms()? {
+        Some(t) => intent
+            .with_solana(quorate_wire::convert::solana_terms_from_proto(&t)?)
+            .context("invalid withdrawal")?,
+        None => intent,
+    };
     let key = client::signing_key(&c.backend.signing_key)?;
     let backend_signature = backend::sign(&key, &intent.digest());
     let mut w = client::withdrawals(c, addr).await?;
@@ -145,6 +246,9 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
             if let Some(call) = &w.evm_call {
                 check_vault_call(&intent, &w.signature, &call.data)?;
             }
+            if !w.solana_transaction.is_empty() {
+                check_solana_transaction(&intent, &w)?;
+            }
             if a.json {
                 println!("{}", withdrawal_json(&w));
             } else {
@@ -158,6 +262,12 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
                 if let Some(call) = &w.evm_call {
                     println!("  send to   {} (any funded account pays the gas)", call.to);
                     println!("  calldata  0x{}", hex::encode(&call.data));
+                }
+                if !w.solana_transaction.is_empty() {
+                    println!(
+                        "  solana    {} (sendTransaction, base64)",
+                        w.solana_transaction
+                    );
                 }
             }
             Ok(if w.status == pb::Status::Signed as i32 {
@@ -246,6 +356,12 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
                 "group_key_fingerprint": s.group_key_fingerprint,
                 "manifest_hash": s.manifest_hash,
                 "version": s.version,
+                "group_keys": s.group_keys.iter().map(|k| json!({
+                    "scheme": k.scheme,
+                    "public_key": hex::encode(&k.public_key),
+                    "fingerprint": k.fingerprint,
+                    "address": k.address,
+                })).collect::<Vec<_>>(),
                 "signers": s.signers.iter().map(|x| json!({
                     "name": x.name,
                     "identifier": x.identifier,
@@ -253,6 +369,7 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
                     "identity_key": hex::encode(&x.identity_key),
                     "certificate_sha256": x.certificate_sha256,
                     "group_public_key": hex::encode(&x.group_public_key),
+                    "ed25519_group_public_key": hex::encode(&x.ed25519_group_public_key),
                 })).collect::<Vec<_>>(),
             })
         );
@@ -266,6 +383,20 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
     } else {
         println!("group key   {}", hex::encode(&s.group_public_key));
         println!("fingerprint {}", s.group_key_fingerprint);
+    }
+    match s.group_keys.iter().find(|k| k.scheme == "ed25519") {
+        None => println!("ed25519     none yet (run `quorate dkg --scheme ed25519`)"),
+        Some(k) => {
+            println!(
+                "ed25519     {} ({})",
+                hex::encode(&k.public_key),
+                k.fingerprint
+            );
+            println!(
+                "solana      {} (the wallet: fee payer and source)",
+                k.address
+            );
+        }
     }
     for x in &s.signers {
         let agrees = if x.group_public_key.is_empty() {
@@ -290,14 +421,28 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
     Ok(0)
 }
 
-/// Runs `quorate dkg`: starts a DKG and follows it; returns the group key.
-pub async fn dkg(c: &ClientFile, addr: Option<&str>, quiet: bool) -> anyhow::Result<Vec<u8>> {
+/// Runs `quorate dkg`: starts a DKG for the `scheme` group and follows it; returns the group
+/// key.
+pub async fn dkg(
+    c: &ClientFile,
+    addr: Option<&str>,
+    quiet: bool,
+    scheme: Scheme,
+) -> anyhow::Result<Vec<u8>> {
     let mut a = client::admin(c, addr).await?;
-    a.start_dkg(apb::StartDkgRequest {})
+    let started = a
+        .start_dkg(apb::StartDkgRequest {
+            scheme: scheme.as_str().into(),
+        })
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
     let mut stream = a.watch_dkg(apb::WatchDkgRequest {}).await?.into_inner();
     while let Some(st) = stream.message().await? {
+        // Only this DKG's progress (the stream opens with the latest status).
+        if st.session_id != started.session_id {
+            continue;
+        }
         let phase = apb::DkgPhase::try_from(st.phase).unwrap_or(apb::DkgPhase::Unspecified);
         if !quiet {
             println!("dkg: {}", st.detail);
@@ -305,11 +450,20 @@ pub async fn dkg(c: &ClientFile, addr: Option<&str>, quiet: bool) -> anyhow::Res
         match phase {
             apb::DkgPhase::Done => {
                 if !quiet {
-                    println!("group key   {}", hex::encode(&st.group_public_key));
+                    println!(
+                        "group key   {} ({scheme})",
+                        hex::encode(&st.group_public_key)
+                    );
                     println!(
                         "fingerprint {}",
                         group_key_fingerprint(&st.group_public_key)
                     );
+                    if scheme == Scheme::Ed25519 {
+                        println!(
+                            "solana      {}",
+                            bs58::encode(&st.group_public_key).into_string()
+                        );
+                    }
                 }
                 return Ok(st.group_public_key);
             }

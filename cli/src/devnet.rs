@@ -5,7 +5,7 @@
 use std::{path::Path, process::Stdio, time::Duration};
 
 use anyhow::{bail, Context};
-use quorate_core::fingerprint::group_key_fingerprint;
+use quorate_core::{fingerprint::group_key_fingerprint, message::Scheme};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -14,7 +14,7 @@ use tokio::{
 use crate::{
     client, commands,
     devnet_evm::{genesis_of, EvmDevnet},
-    setup::{self, ClientFile, ClusterSpec},
+    setup::{self, ClientFile, ClusterSpec, SOLANA_DESTINATION},
 };
 
 /// A node process of a local cluster.
@@ -111,15 +111,27 @@ async fn start_and_wait(
             "all {} signers connected; running DKG",
             status.signers.len()
         );
-        commands::dkg(&client, None, true).await?
+        commands::dkg(&client, None, true, Scheme::Secp256k1).await?
     } else {
         status.group_public_key.clone()
+    };
+    // The Solana wallet: the Ed25519 group's key.
+    let solana_key = match status.group_keys.iter().find(|k| k.scheme == "ed25519") {
+        Some(k) => k.public_key.clone(),
+        None => {
+            println!("running DKG for the ed25519 group (the Solana wallet)");
+            commands::dkg(&client, None, true, Scheme::Ed25519).await?
+        }
     };
     let mut chain_lines = Vec::new();
     if let Some(evm) = evm {
         evm.deploy_vault(&group_key).await?;
         chain_lines = evm.describe().await?;
     }
+    chain_lines.push(format!(
+        "  solana       wallet {} (the ed25519 group key)",
+        bs58::encode(&solana_key).into_string()
+    ));
     print_ready(dir, &addr, &manifest, &group_key, &chain_lines);
     wait_until_stopped(dir, procs).await
 }
@@ -234,6 +246,8 @@ fn print_ready(
     println!("  {run} status{dir_flag}");
     println!("  {run} submit{dir_flag} --chain ethereum --asset ETH --to 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed --amount 1000000000000000000 --json");
     println!("  {run} submit{dir_flag} --chain ethereum --asset ETH --to 0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359 --amount 1000000000000000000 --json   # refused: not whitelisted");
+    println!("  {run} submit{dir_flag} --chain solana --asset SOL --to {SOLANA_DESTINATION} --amount 1000000 --json");
+    println!("  {run} submit{dir_flag} --chain solana --asset USDC --to {SOLANA_DESTINATION} --amount 2500000 --create-token-account --json");
     println!("  {run} admin{dir_flag} show");
     println!(
         "  {run} verify --group-key <group_public_key> --message <message> --signature <signature>"

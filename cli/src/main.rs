@@ -97,8 +97,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Runs distributed key generation across all signers (admin).
-    Dkg,
+    /// Runs distributed key generation across all signers (admin), for one key group.
+    Dkg {
+        /// The key group: secp256k1 (intent digests, the EVM/Tron vault) or ed25519 (Solana).
+        #[arg(long, default_value = "secp256k1")]
+        scheme: quorate_core::message::Scheme,
+    },
     /// Policy governance and withdrawal approvals, signed with an admin key file.
     Admin {
         /// Admin key file (hex); default: the one in client.toml.
@@ -223,9 +227,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::status(&c, addr, json).await
         }
-        Command::Dkg => {
+        Command::Dkg { scheme } => {
             let c = setup::ClientFile::load(&cli.dir)?;
-            commands::dkg(&c, addr, false).await.map(|_| 0)
+            commands::dkg(&c, addr, false, scheme).await.map(|_| 0)
         }
         Command::Admin {
             key,

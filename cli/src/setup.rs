@@ -49,6 +49,9 @@ pub const DEV_ADMIN_QUORUM: u16 = 2;
 /// The development genesis policy (admins and backend keys are filled in by `certs`).
 pub const DEV_POLICY: &str = include_str!("dev_policy.toml");
 
+/// The development policy's whitelisted Solana wallet.
+pub const SOLANA_DESTINATION: &str = "GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB";
+
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -2,7 +2,7 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use quorate_core::fingerprint::group_key_fingerprint;
+use quorate_core::{fingerprint::group_key_fingerprint, message::Scheme};
 use quorate_wire::{
     admin::{self as pb, admin_service_server::AdminService},
     audit as apb,
@@ -20,7 +20,7 @@ use quorate_core::{
 use quorate_wire::convert::policy::{sig_from_proto, signed_from_proto};
 
 use crate::{
-    state::{now_ms, Coordinator},
+    state::{now_ms, parse_scheme, Coordinator, GroupKeys},
     store::Status as St,
     withdrawals::{internal, record_signatures, refusal_status},
 };
@@ -68,6 +68,26 @@ pub struct AdminApi {
 
 type DkgStream = Pin<Box<dyn Stream<Item = Result<pb::DkgStatus, Status>> + Send>>;
 
+/// The cluster's key groups for a status answer, with the Solana address of the Ed25519 one.
+fn group_keys(keys: &GroupKeys) -> Vec<pb::GroupKey> {
+    Scheme::ALL
+        .into_iter()
+        .filter(|s| !keys.of(*s).is_empty())
+        .map(|s| {
+            let key = keys.of(s).to_vec();
+            pb::GroupKey {
+                scheme: s.as_str().into(),
+                fingerprint: group_key_fingerprint(&key),
+                address: match s {
+                    Scheme::Ed25519 => bs58::encode(&key).into_string(),
+                    Scheme::Secp256k1 => String::new(),
+                },
+                public_key: key,
+            }
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn get_cluster_status(
@@ -89,6 +109,9 @@ impl AdminService for AdminApi {
                     identity_key: s.identity_key.as_bytes().to_vec(),
                     certificate_sha256: hex::encode(s.cert_sha256),
                     group_public_key: live.map(|c| c.group_key.clone()).unwrap_or_default(),
+                    ed25519_group_public_key: live
+                        .map(|c| c.ed25519_group_key.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -105,15 +128,18 @@ impl AdminService for AdminApi {
             manifest_hash: hex::encode(st.manifest.hash()),
             dkg: Some(st.dkg.borrow().clone()),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            group_keys: group_keys(&st.group_keys()),
         }))
     }
 
     async fn start_dkg(
         &self,
-        _req: Request<pb::StartDkgRequest>,
+        req: Request<pb::StartDkgRequest>,
     ) -> Result<Response<pb::DkgStatus>, Status> {
+        let scheme = parse_scheme(&req.get_ref().scheme)
+            .map_err(|e| Status::invalid_argument(format!("scheme: {e}")))?;
         self.state
-            .start_dkg()
+            .start_dkg(scheme)
             .map(Response::new)
             .map_err(|r| refusal_status(&r))
     }

@@ -98,6 +98,7 @@ impl SignerLink for LinkService {
             entry.identifier,
             entry.name.clone(),
             hello.group_public_key.clone(),
+            hello.ed25519_group_public_key.clone(),
             tx,
         );
         info!(signer = %entry.name, identifier = entry.identifier, "signer connected");
@@ -107,6 +108,10 @@ impl SignerLink for LinkService {
                 .with("identifier", entry.identifier.to_string())
                 .with("certificate", hex::encode(peer.cert_sha256))
                 .with("group_key", hex::encode(&hello.group_public_key))
+                .with(
+                    "ed25519_group_key",
+                    hex::encode(&hello.ed25519_group_public_key),
+                )
                 .with("version", &hello.version),
         );
         let reported = hello.policy.unwrap_or_default();

@@ -327,7 +327,11 @@ impl PolicyDesk {
     }
 
     /// How the group signs for `intent` under the policy in force.
-    pub fn chain_format(&self, intent: &WithdrawalIntent) -> Result<ChainFormat, Refusal> {
+    pub fn chain_format(
+        &self,
+        intent: &WithdrawalIntent,
+        solana_wallet: Option<&[u8; 32]>,
+    ) -> Result<ChainFormat, Refusal> {
         let inner = self.lock();
         let Some(s) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
@@ -335,7 +339,7 @@ impl PolicyDesk {
                 "the coordinator has no policy installed",
             ));
         };
-        quorate_core::message::chain_format(s.active(), intent)
+        quorate_core::message::chain_format_for(s.active(), intent, solana_wallet)
     }
 
     /// The vault action the policy in force lists for (`chain`, `nonce`).

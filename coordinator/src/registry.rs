@@ -30,6 +30,7 @@ struct Link {
     conn: u64,
     name: String,
     group_key: Vec<u8>,
+    ed25519_group_key: Vec<u8>,
     tx: mpsc::Sender<Result<pb::CoordinatorMessage, tonic::Status>>,
     pending: Pending,
     /// Commitments this signer pre-generated over this link (one-round signing). They die with
@@ -60,6 +61,8 @@ pub struct ConnectedSigner {
     pub name: String,
     /// Group key it reported (empty before DKG).
     pub group_key: Vec<u8>,
+    /// Ed25519 group key it reported (empty before that DKG).
+    pub ed25519_group_key: Vec<u8>,
 }
 
 /// The set of live signer links.
@@ -100,6 +103,7 @@ impl Registry {
         identifier: u16,
         name: String,
         group_key: Vec<u8>,
+        ed25519_group_key: Vec<u8>,
         tx: mpsc::Sender<Result<pb::CoordinatorMessage, tonic::Status>>,
     ) -> LinkHandle {
         let conn = self.next.fetch_add(1, Ordering::Relaxed);
@@ -110,6 +114,7 @@ impl Registry {
                 conn,
                 name,
                 group_key,
+                ed25519_group_key,
                 tx,
                 pending: pending.clone(),
                 pool: VecDeque::new(),
@@ -145,10 +150,19 @@ impl Registry {
         }
     }
 
-    /// Updates the group key a signer reports.
-    pub fn set_group_key(&self, identifier: u16, key: Vec<u8>) {
+    /// Updates the group key of `scheme` a signer reports.
+    pub fn set_group_key(
+        &self,
+        identifier: u16,
+        scheme: quorate_core::message::Scheme,
+        key: Vec<u8>,
+    ) {
+        use quorate_core::message::Scheme;
         if let Some(l) = lock(&self.links).get_mut(&identifier) {
-            l.group_key = key;
+            match scheme {
+                Scheme::Secp256k1 => l.group_key = key,
+                Scheme::Ed25519 => l.ed25519_group_key = key,
+            }
         }
     }
 
@@ -160,6 +174,7 @@ impl Registry {
                 identifier: *id,
                 name: l.name.clone(),
                 group_key: l.group_key.clone(),
+                ed25519_group_key: l.ed25519_group_key.clone(),
             })
             .collect()
     }

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use frost_secp256k1::{
+use frost_core::{
     keys::PublicKeyPackage, round1::SigningCommitments, round2::SignatureShare, Identifier,
     SigningPackage,
 };
@@ -16,7 +16,7 @@ use quorate_core::{
     audit::{self, Chain, Event},
     fingerprint::group_key_fingerprint,
     intent::WithdrawalIntent,
-    message::{payout, signing_message},
+    message::{payout, signing_message, solana_transaction, Scheme},
     refusal::{rule, Refusal},
 };
 use quorate_wire::{admin as apb, manifest::Manifest, signer as pb};
@@ -25,8 +25,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
+mod groups;
 mod policy_sync;
 mod vault_admin;
+pub(crate) use groups::GroupSuite;
+pub use groups::{parse_scheme, Ed, GroupKeys, Secp};
 pub use policy_sync::POLICY_RESEND_INTERVAL;
 
 use crate::{
@@ -77,9 +80,11 @@ pub struct Coordinator {
     pub signing: SigningConfig,
     /// Every withdrawal status change.
     pub events: broadcast::Sender<Record>,
-    /// The group's public key package once DKG has finished.
-    pub public_keys: RwLock<Option<PublicKeyPackage>>,
+    /// The secp256k1 group's public key package once its DKG has finished.
+    pub public_keys: RwLock<Option<PublicKeyPackage<Secp>>>,
     group_key_bytes: RwLock<Option<Vec<u8>>>,
+    /// The Ed25519 group's (Solana) once its DKG has finished.
+    pub ed_public_keys: RwLock<Option<PublicKeyPackage<Ed>>>,
     /// DKG progress.
     pub dkg: watch::Sender<apb::DkgStatus>,
     /// Policy: the coordinator's copy, proposals, and what signers must be sent.
@@ -132,6 +137,16 @@ impl Coordinator {
             ),
             None => None,
         };
+        let ed_public_keys = match store
+            .get_meta(groups::META_ED25519_PUBLIC_KEY_PACKAGE)
+            .map_err(|e| e.to_string())?
+        {
+            Some(bytes) => Some(
+                PublicKeyPackage::deserialize(&bytes)
+                    .map_err(|e| format!("stored ed25519 public key package: {e}"))?,
+            ),
+            None => None,
+        };
         let mut dkg = apb::DkgStatus {
             phase: apb::DkgPhase::NotStarted as i32,
             ..Default::default()
@@ -161,6 +176,7 @@ impl Coordinator {
             events,
             public_keys: RwLock::new(public_keys),
             group_key_bytes: RwLock::new(None),
+            ed_public_keys: RwLock::new(ed_public_keys),
             dkg: watch::Sender::new(dkg),
             policy,
             signer_policy: Mutex::default(),
@@ -273,6 +289,22 @@ impl Coordinator {
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(k.clone());
         Some(k)
+    }
+
+    /// The Ed25519 group key: the Solana wallet.
+    pub fn solana_wallet(&self) -> Option<[u8; 32]> {
+        self.group_keys().ed25519.try_into().ok()
+    }
+
+    /// Every group key the cluster holds.
+    pub fn group_keys(&self) -> GroupKeys {
+        GroupKeys {
+            secp256k1: self.group_key().unwrap_or_default(),
+            ed25519: read(&self.ed_public_keys)
+                .as_ref()
+                .and_then(|p| p.verifying_key().serialize().ok())
+                .unwrap_or_default(),
+        }
     }
 
     /// Makes sure that what a reader saw of these records is on disk before it is shown:
@@ -448,7 +480,9 @@ impl Coordinator {
         // across a crash (`audit verify` checks both directions). The flush is shared with
         // concurrent writers (group commit).
         let store = self.store.clone();
-        let format = self.policy.chain_format(&intent);
+        let format = self
+            .policy
+            .chain_format(&intent, self.solana_wallet().as_ref());
         let outcome = match tokio::task::spawn_blocking(move || store.flush()).await {
             Ok(Ok(())) => match format {
                 Ok(format) => match signing_message(&intent, format) {
@@ -460,12 +494,19 @@ impl Coordinator {
                             approvals: record_approvals(&record),
                             ..Default::default()
                         };
-                        self.gather(&record.id, &message, &request).await.and_then(
-                            |(sig, signers)| {
-                                let call = payout(&intent, format, &sig)?;
-                                Ok((sig, signers, message, call))
-                            },
-                        )
+                        let signed = match format.scheme() {
+                            Scheme::Secp256k1 => {
+                                self.gather::<Secp>(&record.id, &message, &request).await
+                            }
+                            Scheme::Ed25519 => {
+                                self.gather::<Ed>(&record.id, &message, &request).await
+                            }
+                        };
+                        signed.and_then(|(sig, signers)| {
+                            let call = payout(&intent, format, &sig)?;
+                            let tx = solana_transaction(format, &message, &sig);
+                            Ok((sig, signers, message, call, tx))
+                        })
                     }
                     Err(r) => Err(r),
                 },
@@ -483,7 +524,7 @@ impl Coordinator {
         record.updated_ms = now_ms();
         let mut notice = None;
         match outcome {
-            Ok((signature, signers, message, call)) => {
+            Ok((signature, signers, message, call, solana_tx)) => {
                 self.policy.debit(&intent, now_ms());
                 // Recorded before the flush in `persist`, so the record is on disk before
                 // anyone learns the signature.
@@ -504,6 +545,10 @@ impl Coordinator {
                 record.message = (message != hex::decode(&record.digest).unwrap_or_default())
                     .then(|| hex::encode(&message));
                 record.evm_call = call.map(|c| (c.to, hex::encode(c.data)));
+                record.solana_transaction = solana_tx.map(|t| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.encode(t)
+                });
                 record.rule = None;
                 record.reason = None;
                 info!(withdrawal = %id, "withdrawal signed");
@@ -657,6 +702,7 @@ impl Coordinator {
             let sessions: Vec<[u8; 16]> = (0..batch).map(|_| rand::random()).collect();
             let body = pb::coordinator_message::Body::Presign(pb::PresignRequest {
                 session_ids: sessions.iter().map(|s| s.to_vec()).collect(),
+                scheme: pb::KeyScheme::Secp256k1 as i32,
             });
             let asked = std::time::Instant::now();
             let got = match registry.call_on(signer, Some(conn), body, timeout).await {
@@ -703,14 +749,17 @@ impl Coordinator {
     /// Gathers a group signature over `message` from a quorum. `label` names what is signed
     /// in logs and audit records (a withdrawal id); each signer gets `request` with its own
     /// session and the signing package filled in, and checks it against its own judgement.
-    pub(crate) async fn gather(
+    pub(crate) async fn gather<C: GroupSuite>(
         &self,
         label: &str,
         message: &[u8],
         request: &pb::SignRequest,
     ) -> Result<(Vec<u8>, Vec<u16>), Refusal> {
-        let pubkeys = read(&self.public_keys).clone().ok_or_else(|| {
-            Refusal::temporary(coord_rule::NO_GROUP_KEY, "no group key yet: run DKG first")
+        let pubkeys = C::public_keys(self).ok_or_else(|| {
+            Refusal::temporary(
+                coord_rule::NO_GROUP_KEY,
+                format!("no {} group key yet: run DKG for it first", C::SCHEME),
+            )
         })?;
         let t = usize::from(self.manifest.threshold);
         let timeout = self.signing.signer_timeout;
@@ -730,7 +779,7 @@ impl Coordinator {
                 break;
             }
             for i in &candidates {
-                self.refill(*i);
+                C::refill(self, *i);
             }
             // Chosen at random, whatever their pools hold: a signer's pool never decides
             // whether it is asked to sign.
@@ -744,23 +793,23 @@ impl Coordinator {
             let mut sessions: BTreeMap<u16, [u8; 16]> = BTreeMap::new();
             let mut presigned: BTreeSet<u16> = BTreeSet::new();
             let mut commitments = BTreeMap::new();
-            let mut ids: BTreeMap<Identifier, u16> = BTreeMap::new();
+            let mut ids: BTreeMap<Identifier<C>, u16> = BTreeMap::new();
             let mut fresh: Vec<u16> = Vec::new();
             for i in &quorum {
-                let fid = frost_id(*i)?;
+                let fid = frost_id::<C>(*i)?;
                 ids.insert(fid, *i);
                 // A signer that already failed a pre-generated commitment in this
                 // withdrawal signs with a fresh one.
                 let pooled = if fell_back.contains(i) {
                     None
                 } else {
-                    self.registry.take_presigned(*i)
+                    C::pooled(self, *i)
                 };
                 match pooled {
-                    Some(p) => {
-                        sessions.insert(*i, p.session);
+                    Some((session, c)) => {
+                        sessions.insert(*i, session);
                         presigned.insert(*i);
-                        commitments.insert(fid, p.commitments);
+                        commitments.insert(fid, c);
                     }
                     None => {
                         let mut session = [0u8; 16];
@@ -773,15 +822,16 @@ impl Coordinator {
             let answers = futures::future::join_all(fresh.iter().map(|i| {
                 let commit = pb::coordinator_message::Body::Commit(pb::CommitRequest {
                     session_id: sessions[i].to_vec(),
+                    scheme: C::WIRE as i32,
                 });
                 self.registry.call(*i, commit, timeout)
             }))
             .await;
             for (i, answer) in fresh.iter().zip(answers) {
-                let fid = frost_id(*i)?;
+                let fid = frost_id::<C>(*i)?;
                 match answer {
                     Ok(pb::signer_message::Body::Commit(c)) => {
-                        match SigningCommitments::deserialize(&c.commitments) {
+                        match SigningCommitments::<C>::deserialize(&c.commitments) {
                             Ok(c) => {
                                 commitments.insert(fid, c);
                             }
@@ -799,7 +849,7 @@ impl Coordinator {
             if commitments.len() < t {
                 continue;
             }
-            let package = SigningPackage::new(commitments, message);
+            let package = SigningPackage::<C>::new(commitments, message);
             let package_bytes = package.serialize().map_err(|e| {
                 Refusal::temporary(coord_rule::INTERNAL, format!("signing package: {e}"))
             })?;
@@ -809,6 +859,7 @@ impl Coordinator {
                 let sign = pb::coordinator_message::Body::Sign(pb::SignRequest {
                     session_id: sessions[i].to_vec(),
                     signing_package: package_bytes.clone(),
+                    scheme: C::WIRE as i32,
                     ..request.clone()
                 });
                 self.registry.call(*i, sign, timeout)
@@ -831,9 +882,9 @@ impl Coordinator {
                         problems.push(format!("signer {i}: pre-generated commitment unknown"));
                     }
                     Ok(pb::signer_message::Body::Sign(s)) => {
-                        match SignatureShare::deserialize(&s.share) {
+                        match SignatureShare::<C>::deserialize(&s.share) {
                             Ok(share) => {
-                                shares.insert(frost_id(*i)?, share);
+                                shares.insert(frost_id::<C>(*i)?, share);
                             }
                             Err(e) => {
                                 warn!(withdrawal = %label, signer = i, "culprit: malformed signature share");
@@ -856,7 +907,7 @@ impl Coordinator {
             }
             // `aggregate` checks the group signature and, only if it fails, each share
             // (cheater detection), so a valid result is a verified signature.
-            match frost_secp256k1::aggregate(&package, &shares, &pubkeys) {
+            match frost_core::aggregate::<C>(&package, &shares, &pubkeys) {
                 Ok(sig) => {
                     let bytes = sig.serialize().map_err(|e| {
                         Refusal::temporary(coord_rule::INTERNAL, format!("signature: {e}"))
@@ -918,12 +969,13 @@ impl Coordinator {
         ))
     }
 
-    /// Starts a DKG with every signer of the manifest. All must be connected.
-    pub fn start_dkg(self: &Arc<Self>) -> Result<apb::DkgStatus, Refusal> {
-        if self.group_key().is_some() {
+    /// Starts a DKG for the `scheme` group with every signer of the manifest. All must be
+    /// connected.
+    pub fn start_dkg(self: &Arc<Self>, scheme: Scheme) -> Result<apb::DkgStatus, Refusal> {
+        if !self.group_keys().of(scheme).is_empty() {
             return Err(Refusal::permanent(
                 "dkg-key-exists",
-                "this cluster already has a group key",
+                format!("this cluster already has a {scheme} group key"),
             ));
         }
         let connected = self.registry.connected();
@@ -960,18 +1012,23 @@ impl Coordinator {
             session_id: session.to_vec(),
             phase: apb::DkgPhase::Round1 as i32,
             detail: "round 1: gathering signed commitments".into(),
+            scheme: scheme.as_str().into(),
             ..Default::default()
         };
         self.dkg.send_replace(status.clone());
         let me = self.clone();
         tokio::spawn(async move {
-            let result = me.run_dkg(session.to_vec()).await;
+            let result = match scheme {
+                Scheme::Secp256k1 => me.run_dkg::<Secp>(session.to_vec()).await,
+                Scheme::Ed25519 => me.run_dkg::<Ed>(session.to_vec()).await,
+            };
             let final_status = match result {
                 Ok(gk) => {
                     info!(fingerprint = %group_key_fingerprint(&gk), "DKG finished");
                     me.audit(
                         Event::new(audit::kind::DKG_FINISHED)
                             .with("session", hex::encode(session))
+                            .with("scheme", scheme.as_str())
                             .with("group_key", hex::encode(&gk))
                             .with("fingerprint", group_key_fingerprint(&gk)),
                     );
@@ -987,6 +1044,7 @@ impl Coordinator {
                         culprits: vec![],
                         fingerprint: group_key_fingerprint(&gk),
                         group_public_key: gk,
+                        scheme: scheme.as_str().into(),
                     }
                 }
                 Err((detail, culprits)) => {
@@ -995,6 +1053,7 @@ impl Coordinator {
                     me.audit(
                         Event::new(audit::kind::DKG_ABORTED)
                             .with("session", hex::encode(session))
+                            .with("scheme", scheme.as_str())
                             .with("reason", &detail)
                             .with("culprits", named.join(",")),
                     );
@@ -1003,6 +1062,7 @@ impl Coordinator {
                         phase: apb::DkgPhase::Failed as i32,
                         detail,
                         culprits: culprits.into_iter().map(u32::from).collect(),
+                        scheme: scheme.as_str().into(),
                         ..Default::default()
                     }
                 }
@@ -1014,10 +1074,12 @@ impl Coordinator {
     }
 
     fn dkg_phase(&self, session: &[u8], phase: apb::DkgPhase, detail: &str) {
+        let scheme = self.dkg.borrow().scheme.clone();
         self.dkg.send_replace(apb::DkgStatus {
             session_id: session.to_vec(),
             phase: phase as i32,
             detail: detail.into(),
+            scheme,
             ..Default::default()
         });
     }
@@ -1058,14 +1120,19 @@ impl Coordinator {
         Ok(out)
     }
 
-    async fn run_dkg(&self, session: Vec<u8>) -> Result<Vec<u8>, (String, Vec<u16>)> {
+    async fn run_dkg<C: GroupSuite>(
+        &self,
+        session: Vec<u8>,
+    ) -> Result<Vec<u8>, (String, Vec<u16>)> {
         let ids: Vec<u16> = self.manifest.signers.iter().map(|s| s.identifier).collect();
         let manifest_hash = self.manifest.hash().to_vec();
+        let scheme = C::WIRE as i32;
         let r1 = self
             .dkg_round(&ids, |_| {
                 pb::coordinator_message::Body::DkgRound1(pb::DkgRound1Request {
                     session_id: session.clone(),
                     manifest_hash: manifest_hash.clone(),
+                    scheme,
                 })
             })
             .await?;
@@ -1086,6 +1153,7 @@ impl Coordinator {
                 pb::coordinator_message::Body::DkgRound2(pb::DkgRound2Request {
                     session_id: session.clone(),
                     packages: round1.clone(),
+                    scheme,
                 })
             })
             .await?;
@@ -1127,6 +1195,7 @@ impl Coordinator {
                     session_id: session.clone(),
                     packages: mailbox.get(&i).cloned().unwrap_or_default(),
                     echoes: echoes.clone(),
+                    scheme,
                 })
             })
             .await?;
@@ -1140,7 +1209,7 @@ impl Coordinator {
                 .manifest
                 .signer(i)
                 .ok_or_else(|| (format!("signer {i} not in manifest"), vec![i]))?;
-            if !quorate_core::dkg::verify_result(
+            if !quorate_core::dkg::verify_result_for::<C>(
                 &entry.identity_key,
                 &session,
                 &p.transcript_hash,
@@ -1183,30 +1252,22 @@ impl Coordinator {
                 pb::coordinator_message::Body::DkgConfirm(pb::DkgConfirmRequest {
                     session_id: session.clone(),
                     results: results.clone(),
+                    scheme,
                 })
             })
             .await?;
         for (i, body) in confirmed {
             match body {
                 pb::signer_message::Body::DkgConfirm(c) if c.group_public_key == gk => {
-                    self.registry.set_group_key(i, gk.clone());
+                    self.registry.set_group_key(i, C::SCHEME, gk.clone());
                 }
                 _ => return Err((format!("signer {i} did not confirm the group key"), vec![i])),
             }
         }
-        let pkp = PublicKeyPackage::deserialize(&pkp_bytes)
+        let pkp = PublicKeyPackage::<C>::deserialize(&pkp_bytes)
             .map_err(|e| (format!("public key package: {e}"), vec![]))?;
-        let store = self.store.clone();
-        let bytes = pkp_bytes.clone();
-        tokio::task::spawn_blocking(move || store.put_public_key_package(&bytes))
-            .await
-            .map_err(|e| (e.to_string(), vec![]))?
-            .map_err(|e| (e.to_string(), vec![]))?;
-        *self.public_keys.write().unwrap_or_else(|p| p.into_inner()) = Some(pkp);
-        *self
-            .group_key_bytes
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+        // A DKG runs once per group: one store write on the reactor is fine.
+        C::keep_public_keys(self, &pkp_bytes, pkp).map_err(|e| (e, vec![]))?;
         Ok(gk)
     }
 }
@@ -1236,8 +1297,8 @@ fn note_failure(
     }
 }
 
-fn frost_id(i: u16) -> Result<Identifier, Refusal> {
-    Identifier::try_from(i)
+fn frost_id<C: GroupSuite>(i: u16) -> Result<Identifier<C>, Refusal> {
+    Identifier::<C>::try_from(i)
         .map_err(|_| Refusal::temporary(coord_rule::INTERNAL, format!("invalid identifier {i}")))
 }
 
@@ -1287,6 +1348,7 @@ mod tests {
 
     fn record(id: &str, seq: u64, status: Status) -> Record {
         Record {
+            solana_transaction: Default::default(),
             v: SCHEMA_VERSION,
             seq,
             id: id.into(),

@@ -110,6 +110,9 @@ pub struct Record {
     /// The vault call that pays a signed withdrawal out: (vault address, calldata hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evm_call: Option<(String, String)>,
+    /// A signed Solana withdrawal's transaction, serialized, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solana_transaction: Option<String>,
 }
 
 /// Outcome of inserting a new record.

@@ -7,6 +7,7 @@ use quorate_core::{
     audit::{self, Event},
     backend,
     intent::WithdrawalIntent,
+    message::Scheme,
     refusal::{rule, Refusal},
 };
 use quorate_wire::{
@@ -20,7 +21,7 @@ use tonic::{metadata::MetadataValue, Request, Response, Status};
 use tracing::{info, warn, Instrument};
 
 use crate::{
-    state::{coord_rule, now_ms, Coordinator},
+    state::{coord_rule, now_ms, Coordinator, GroupKeys},
     store::{Insert, Record, Status as St, StoreError, SCHEMA_VERSION},
 };
 
@@ -102,7 +103,13 @@ pub fn record_signatures(r: &Record) -> Vec<quorate_core::policy::AdminSignature
 }
 
 /// Converts a stored record to its wire form.
-pub fn record_to_proto(r: &Record, group_key: &[u8]) -> pb::Withdrawal {
+pub fn record_to_proto(r: &Record, keys: &GroupKeys) -> pb::Withdrawal {
+    // A Solana payout was signed by the Ed25519 group; everything else by secp256k1.
+    let group_key = keys.of(if r.solana_transaction.is_some() {
+        Scheme::Ed25519
+    } else {
+        Scheme::Secp256k1
+    });
     let intent = hex::decode(&r.intent)
         .ok()
         .and_then(|b| WithdrawalIntent::decode(&b).ok());
@@ -151,6 +158,11 @@ pub fn record_to_proto(r: &Record, group_key: &[u8]) -> pb::Withdrawal {
                     data: hex::decode(data).ok()?,
                 })
             }),
+        solana_transaction: r
+            .solana_transaction
+            .clone()
+            .filter(|_| r.status == St::Signed)
+            .unwrap_or_default(),
     }
 }
 
@@ -181,10 +193,7 @@ impl WithdrawalApi {
                 };
                 Err(refusal_status(&refusal))
             }
-            _ => Ok(Response::new(record_to_proto(
-                r,
-                &self.state.group_key().unwrap_or_default(),
-            ))),
+            _ => Ok(Response::new(record_to_proto(r, &self.state.group_keys()))),
         }
     }
 
@@ -341,12 +350,21 @@ impl WithdrawalService for WithdrawalApi {
                         ),
                     ));
                 }
-                if self.state.group_key().is_none() {
+                // The key group the policy gives this chain (its terms checked on the way).
+                let scheme = self
+                    .state
+                    .policy
+                    .chain_format(&intent, self.state.solana_wallet().as_ref())
+                    .map(|f| f.scheme())
+                    .map_err(|r| self.refuse(&intent.id, &r))?;
+                if self.state.group_keys().of(scheme).is_empty() {
                     return Err(self.refuse(
                         &intent.id,
                         &Refusal::temporary(
                             coord_rule::NO_GROUP_KEY,
-                            "the cluster has no group key yet: run DKG first",
+                            format!(
+                                "the cluster has no {scheme} group key yet: run DKG for it first"
+                            ),
                         ),
                     ));
                 }
@@ -379,6 +397,7 @@ impl WithdrawalService for WithdrawalApi {
                     approvals: vec![],
                     message: None,
                     evm_call: None,
+                    solana_transaction: None,
                 };
                 match store.insert_new(&record).map_err(|e| internal(&e))? {
                     Insert::New if status == St::PendingApproval => {
@@ -449,10 +468,7 @@ impl WithdrawalService for WithdrawalApi {
             .read_durable(&id)
             .await?
             .ok_or_else(|| Status::not_found(format!("no withdrawal with id `{id}`")))?;
-        Ok(Response::new(record_to_proto(
-            &r,
-            &self.state.group_key().unwrap_or_default(),
-        )))
+        Ok(Response::new(record_to_proto(&r, &self.state.group_keys())))
     }
 
     async fn list(
@@ -492,7 +508,7 @@ impl WithdrawalService for WithdrawalApi {
                     .map_err(|_| invalid("request-invalid", "malformed page_token"))?,
             )
         };
-        let gk = self.state.group_key().unwrap_or_default();
+        let gk = self.state.group_keys();
         let (records, more) = self
             .state
             .store
@@ -535,7 +551,7 @@ impl WithdrawalService for WithdrawalApi {
             loop {
                 match rx.recv().await {
                     Ok(r) if id.is_empty() || r.id == id => {
-                        let gk = state.group_key().unwrap_or_default();
+                        let gk = state.group_keys();
                         if tx.send(Ok(record_to_proto(&r, &gk))).await.is_err() {
                             return;
                         }

@@ -705,3 +705,68 @@ pub fn check_confirmations<C: Ciphersuite>(
     }
     Ok(())
 }
+
+/// Runs the whole DKG (rounds 1 to 3 and the confirmation) among `n` participants held in
+/// this process, honestly, with fresh identity keys; returns each participant's output, in
+/// identifier order (1..=n). For tests and benchmarks of what a group signs: a cluster's
+/// participants are separate processes that never share memory.
+pub fn run_in_process<C: Ciphersuite, R: RngCore + CryptoRng>(
+    n: u16,
+    t: u16,
+    rng: &mut R,
+) -> Result<Vec<DkgOutput<C>>, DkgError> {
+    let ids: Vec<(u16, IdentitySecret)> = (1..=n)
+        .map(|i| (i, IdentitySecret::generate(&mut *rng)))
+        .collect();
+    let participants: BTreeMap<u16, IdentityPublic> =
+        ids.iter().map(|(i, k)| (*i, k.public())).collect();
+    let session = b"in-process-dkg".to_vec();
+    let setup = |me: u16| DkgSetup {
+        session_id: session.clone(),
+        manifest_hash: [0; 32],
+        me,
+        threshold: t,
+        participants: participants.clone(),
+    };
+    let mut states = Vec::new();
+    let mut broadcast = Vec::new();
+    for (i, k) in &ids {
+        let (st, signed) = round1_for::<C, R>(setup(*i), k, rng)?;
+        states.push(st);
+        broadcast.push(signed);
+    }
+    let mut round2_states = Vec::new();
+    let mut mail: BTreeMap<u16, Vec<Sealed>> = BTreeMap::new();
+    let mut echoes = Vec::new();
+    for (st, (_, k)) in states.into_iter().zip(&ids) {
+        let (st, sealed) = round2(st, k, rng, &broadcast)?;
+        echoes.push(echo(&st, k));
+        round2_states.push(st);
+        for s in sealed {
+            mail.entry(s.recipient).or_default().push(s);
+        }
+    }
+    let mut outs = Vec::new();
+    for (st, (i, k)) in round2_states.into_iter().zip(&ids) {
+        outs.push(round3(
+            st,
+            k,
+            mail.get(i).map_or(&[][..], Vec::as_slice),
+            &echoes,
+        )?);
+    }
+    let results: Vec<SignedResult> = outs
+        .iter()
+        .zip(&ids)
+        .map(|(o, (i, _))| SignedResult {
+            identifier: *i,
+            group_key: o.group_key.clone(),
+            transcript: o.transcript.to_vec(),
+            signature: o.signature.clone(),
+        })
+        .collect();
+    for o in &outs {
+        check_confirmations(&participants, &session, o, &results)?;
+    }
+    Ok(outs)
+}

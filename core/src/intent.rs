@@ -280,7 +280,9 @@ impl WithdrawalIntent {
         }
         if let Some(t) = &self.solana {
             if self.chain != Chain::Solana {
-                return Err(IntentError::Terms("only a Solana intent carries Solana terms"));
+                return Err(IntentError::Terms(
+                    "only a Solana intent carries Solana terms",
+                ));
             }
             // Zero is written as "absent": one meaning, one encoding.
             if t.compute.unit_limit == Some(0) || t.compute.unit_price == Some(0) {

@@ -20,7 +20,6 @@ use crate::{
 
 pub use crate::scheme::Scheme;
 
-
 /// How the group signs for one intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -52,8 +51,24 @@ impl ChainFormat {
 /// The format `policy` prescribes for `intent`. Refuses an asset the policy does not register
 /// on a chain with a vault (the same rule the policy evaluation would name).
 pub fn chain_format(policy: &PolicyDoc, intent: &WithdrawalIntent) -> Result<ChainFormat, Refusal> {
+    chain_format_for(policy, intent, None)
+}
+
+/// [`chain_format`] for a cluster whose Ed25519 group key, the Solana wallet, is
+/// `solana_wallet`: without it a Solana withdrawal is refused ([`rule::NO_KEY`]).
+pub fn chain_format_for(
+    policy: &PolicyDoc,
+    intent: &WithdrawalIntent,
+    solana_wallet: Option<&solana::Pubkey>,
+) -> Result<ChainFormat, Refusal> {
     if let (Chain::Solana, Some(rule)) = (intent.chain, &policy.solana) {
-        return solana_transfer(policy, rule, intent).map(ChainFormat::Solana);
+        let wallet = solana_wallet.ok_or_else(|| {
+            Refusal::temporary(
+                rule::NO_KEY,
+                "a Solana withdrawal is signed by the ed25519 group, which this cluster does not hold yet; run DKG for ed25519",
+            )
+        })?;
+        return solana_transfer(policy, rule, intent, wallet).map(ChainFormat::Solana);
     }
     let Some(rule) = policy.chain(intent.chain) else {
         return Ok(ChainFormat::IntentDigest);
@@ -99,6 +114,7 @@ fn solana_transfer(
     policy: &PolicyDoc,
     rule: &SolanaRule,
     intent: &WithdrawalIntent,
+    wallet: &solana::Pubkey,
 ) -> Result<solana::Transfer, Refusal> {
     let terms_refusal = |why: String| Refusal::permanent(rule::SOLANA_TERMS, why);
     let terms = intent.solana.ok_or_else(|| {
@@ -126,7 +142,6 @@ fn solana_transfer(
             format!("the policy's Solana settings are not usable: {e}"),
         )
     };
-    let wallet = solana::address_bytes(&rule.wallet).map_err(invalid)?;
     let asset = match token {
         NATIVE_TOKEN => solana::Asset::Sol,
         mint => solana::Asset::Spl {
@@ -181,7 +196,7 @@ fn solana_transfer(
         ));
     }
     Ok(solana::Transfer {
-        wallet,
+        wallet: *wallet,
         destination,
         amount,
         asset,
@@ -192,7 +207,11 @@ fn solana_transfer(
 }
 
 /// The signed transaction, ready for `sendTransaction`, where the format is a Solana one.
-pub fn solana_transaction(format: ChainFormat, message: &[u8], signature: &[u8]) -> Option<Vec<u8>> {
+pub fn solana_transaction(
+    format: ChainFormat,
+    message: &[u8],
+    signature: &[u8],
+) -> Option<Vec<u8>> {
     match format {
         ChainFormat::Solana(_) => Some(solana::transaction(message, signature.try_into().ok()?)),
         _ => None,

@@ -11,8 +11,6 @@ pub mod rule {
     /// nonce account not in the pool, a blockhash where only nonces are allowed, a compute
     /// budget over the cap, an amount over u64, a destination off the curve).
     pub const SOLANA_TERMS: &str = "solana-terms";
-    /// The policy's Solana wallet is not this signer's Ed25519 group key (or it has none).
-    pub const SOLANA_WALLET: &str = "solana-wallet-mismatch";
     /// The request asks for a signature under another key scheme than the chain uses.
     pub const SCHEME_MISMATCH: &str = "scheme-mismatch";
     /// The intent bytes do not decode or validate.

@@ -19,10 +19,10 @@ use rand_core::{CryptoRng, RngCore};
 use crate::{
     backend::{self, BackendKey},
     dkg::DefaultSuite,
-    scheme::Suite,
     intent::WithdrawalIntent,
     message::{signing_message, ChainFormat},
     refusal::{rule, Refusal},
+    scheme::Suite,
 };
 
 /// A signing session id, chosen by the coordinator.

@@ -588,7 +588,10 @@ impl Node {
         }
     }
 
-    fn dkg_step_for<C: Held>(&self, body: pb::coordinator_message::Body) -> pb::signer_message::Body {
+    fn dkg_step_for<C: Held>(
+        &self,
+        body: pb::coordinator_message::Body,
+    ) -> pb::signer_message::Body {
         use pb::coordinator_message::Body as B;
         let mut slot = lock(&self.dkg);
         match body {
@@ -851,9 +854,11 @@ impl Node {
                 .serialize()
                 .map_err(|e| storage(format!("key share: {e}")))?,
         );
-        let sealed = self
-            .kek
-            .seal(&mut rand::rngs::OsRng, &C::share_purpose(&self.name), &plain);
+        let sealed = self.kek.seal(
+            &mut rand::rngs::OsRng,
+            &C::share_purpose(&self.name),
+            &plain,
+        );
         let pkp = out
             .public_key_package
             .serialize()
@@ -939,7 +944,8 @@ impl Node {
     }
 
     fn sign_for<C: Held>(&self, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
-        let span = tracing::info_span!("sign", session = %hex::encode(&r.session_id), scheme = %C::SCHEME);
+        let span =
+            tracing::info_span!("sign", session = %hex::encode(&r.session_id), scheme = %C::SCHEME);
         let _entered = span.enter();
         let group = C::group(self);
         let key = group.key()?;
@@ -1361,31 +1367,15 @@ pub fn frost_id(n: u16) -> Result<frost_secp256k1::Identifier, String> {
     groups::frost_id::<Secp>(n)
 }
 
-/// The chain format this signer's policy gives `intent`; a Solana one only when the policy's
-/// wallet is this signer's own Ed25519 group key (`ed_wallet`).
+/// The chain format this signer's policy gives `intent`, the Solana wallet being its own
+/// Ed25519 group key (`ed_wallet`, empty before that DKG).
 fn own_chain_format(
     policy: &quorate_core::policy::PolicyDoc,
     intent: &WithdrawalIntent,
     ed_wallet: &[u8],
 ) -> Result<ChainFormat, Refusal> {
-    let format = quorate_core::message::chain_format(policy, intent)?;
-    if let ChainFormat::Solana(t) = &format {
-        if t.wallet.as_slice() != ed_wallet {
-            return Err(Refusal::permanent(
-                rule::SOLANA_WALLET,
-                if ed_wallet.is_empty() {
-                    "this signer has no Ed25519 key share; run DKG for ed25519".to_string()
-                } else {
-                    format!(
-                        "the policy's Solana wallet {} is not this cluster's Ed25519 group key {}",
-                        quorate_core::chains::solana::address_text(&t.wallet),
-                        bs58::encode(ed_wallet).into_string()
-                    )
-                },
-            ));
-        }
-    }
-    Ok(format)
+    let wallet: Option<[u8; 32]> = ed_wallet.try_into().ok();
+    quorate_core::message::chain_format_for(policy, intent, wallet.as_ref())
 }
 
 fn echo_to_pb(e: dkg::SignedEcho) -> pb::DkgEcho {

@@ -32,7 +32,9 @@ impl Coordinator {
             ..Default::default()
         };
         let label = format!("vault-action-{}-{nonce}", chain.as_str());
-        let (signature, signers) = self.gather(&label, &message, &request).await?;
+        let (signature, signers) = self
+            .gather::<super::Secp>(&label, &message, &request)
+            .await?;
         let by: Vec<String> = signers.iter().map(u16::to_string).collect();
         self.audit(
             Event::new(audit::kind::VAULT_ACTION_SIGNED)

@@ -28,7 +28,8 @@ pub type Pubkey = [u8; 32];
 /// The System Program, `11111111111111111111111111111111`.
 pub const SYSTEM_PROGRAM: Pubkey = [0; 32];
 /// SPL Token, `TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA`.
-pub const TOKEN_PROGRAM: Pubkey = hex32("06ddf6e1d765a193d9cbe146ceeb79ac1cb485ed5f5b37913a8cf5857eff00a9");
+pub const TOKEN_PROGRAM: Pubkey =
+    hex32("06ddf6e1d765a193d9cbe146ceeb79ac1cb485ed5f5b37913a8cf5857eff00a9");
 /// Associated Token Account program, `ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL`.
 pub const ASSOCIATED_TOKEN_PROGRAM: Pubkey =
     hex32("8c97258f4e2489f1bb3d1029148e0d830b5a1399daff1084048e7bd8dbe9f859");
@@ -116,12 +117,9 @@ pub fn find_program_address(seeds: &[&[u8]], program: &Pubkey) -> Option<(Pubkey
 /// The associated token account of `owner` for `mint` (SPL Token).
 pub fn associated_token_address(owner: &Pubkey, mint: &Pubkey) -> Pubkey {
     // A PDA exists for all but a 2^-256 fraction of seeds; none is known.
-    find_program_address(
-        &[owner, &TOKEN_PROGRAM, mint],
-        &ASSOCIATED_TOKEN_PROGRAM,
-    )
-    .map(|(k, _)| k)
-    .unwrap_or([0; 32])
+    find_program_address(&[owner, &TOKEN_PROGRAM, mint], &ASSOCIATED_TOKEN_PROGRAM)
+        .map(|(k, _)| k)
+        .unwrap_or([0; 32])
 }
 
 /// What makes a transaction valid only once: a durable nonce (never expires until the nonce
@@ -191,12 +189,18 @@ pub struct Transfer {
     pub compute: ComputeBudget,
 }
 
-/// An instruction before compilation: program, accounts (address, signer, writable), data.
-struct Ix {
-    program: Pubkey,
-    accounts: Vec<(Pubkey, bool, bool)>,
-    data: Vec<u8>,
+/// An instruction before compilation into a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// The program.
+    pub program: Pubkey,
+    /// Its accounts: (address, signer, writable).
+    pub accounts: Vec<(Pubkey, bool, bool)>,
+    /// Its data.
+    pub data: Vec<u8>,
 }
+
+use Instruction as Ix;
 
 fn advance_nonce(account: &Pubkey, authority: &Pubkey) -> Ix {
     Ix {
@@ -211,7 +215,8 @@ fn advance_nonce(account: &Pubkey, authority: &Pubkey) -> Ix {
 }
 
 impl Transfer {
-    fn instructions(&self) -> Vec<Ix> {
+    /// The instructions of the message, in order.
+    pub fn instructions(&self) -> Vec<Instruction> {
         let mut ixs = Vec::with_capacity(5);
         if let Lifetime::DurableNonce { account, .. } = &self.lifetime {
             ixs.push(advance_nonce(account, &self.wallet));
@@ -281,7 +286,11 @@ impl Transfer {
 
     /// The serialized legacy message the group signs.
     pub fn message(&self) -> Vec<u8> {
-        compile(&self.wallet, &self.instructions(), &self.lifetime.blockhash())
+        compile(
+            &self.wallet,
+            &self.instructions(),
+            &self.lifetime.blockhash(),
+        )
     }
 }
 
@@ -305,8 +314,9 @@ fn compact_u16(out: &mut Vec<u8>, n: usize) {
     }
 }
 
-/// Compiles instructions into a legacy message with `payer` first, as the SDK does.
-fn compile(payer: &Pubkey, ixs: &[Ix], blockhash: &[u8; 32]) -> Vec<u8> {
+/// Compiles instructions into a legacy message with `payer` first, as the SDK's
+/// `Message::new` does.
+pub fn compile(payer: &Pubkey, ixs: &[Instruction], blockhash: &[u8; 32]) -> Vec<u8> {
     // (signer, writable) per address, merged over every use; the BTreeMap orders by address.
     let mut metas = std::collections::BTreeMap::<Pubkey, (bool, bool)>::new();
     for ix in ixs {
@@ -336,7 +346,11 @@ fn compile(payer: &Pubkey, ixs: &[Ix], blockhash: &[u8; 32]) -> Vec<u8> {
 
     let mut out = Vec::with_capacity(64 + 32 * keys.len());
     // At most a dozen accounts: the casts are lossless.
-    out.extend_from_slice(&[signers as u8, readonly_signed as u8, readonly_unsigned as u8]);
+    out.extend_from_slice(&[
+        signers as u8,
+        readonly_signed as u8,
+        readonly_unsigned as u8,
+    ]);
     compact_u16(&mut out, keys.len());
     for k in &keys {
         out.extend_from_slice(k);
@@ -411,7 +425,8 @@ mod tests {
     #[test]
     fn associated_token_accounts_are_off_curve_and_depend_on_owner_and_mint() {
         // Equality with the SPL library's derivation is checked in chains/solana/tests.
-        let owner = address_bytes("4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T").unwrap();
+        // The public key of the Ed25519 secret [7; 32].
+        let owner = address_bytes("GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB").unwrap();
         let usdc = address_bytes("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v").unwrap();
         assert!(on_curve(&owner));
         let ata = associated_token_address(&owner, &usdc);

@@ -130,14 +130,12 @@ impl CapSetting {
 }
 
 /// Solana's settings (docs/solana.md): every signer builds a withdrawal's transaction from
-/// these, the intent and the asset registry (`token`: `"native"` for SOL, else the SPL mint).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// these, the intent, the asset registry (`token`: `"native"` for SOL, else the SPL mint) and
+/// the cluster's Ed25519 group key, which is the wallet: fee payer, source of every payout,
+/// owner of its token accounts and authority of its nonce accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SolanaRule {
-    /// The group's Ed25519 key as a Solana address: fee payer, source of every payout, owner
-    /// of the wallet's token accounts, authority of its nonce accounts. A signer whose own
-    /// group key differs refuses every Solana withdrawal.
-    pub wallet: String,
     /// Durable-nonce accounts whose authority is the wallet, sorted: a withdrawal names one
     /// of these and its current value (several, so withdrawals do not queue on one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -532,13 +530,6 @@ impl PolicyDoc {
             return Ok(());
         };
         let ctx = "solana";
-        canonical(Chain::Solana, &s.wallet).map_err(|e| bad(format!("{ctx}: wallet {e}")))?;
-        let wallet = solana::address_bytes(&s.wallet).map_err(|e| bad(format!("{ctx}: {e}")))?;
-        if !solana::on_curve(&wallet) {
-            return Err(bad(format!(
-                "{ctx}: wallet must be the group's Ed25519 key (on the curve), not a program address"
-            )));
-        }
         sorted_unique(&s.nonce_accounts, |a| a.clone(), "solana: nonce_accounts")?;
         if s.nonce_accounts.len() > MAX_NONCE_ACCOUNTS {
             return Err(bad(format!(
@@ -546,13 +537,7 @@ impl PolicyDoc {
             )));
         }
         for a in &s.nonce_accounts {
-            canonical(Chain::Solana, a)
-                .map_err(|e| bad(format!("{ctx}: nonce account {e}")))?;
-            if *a == s.wallet {
-                return Err(bad(format!(
-                    "{ctx}: a nonce account cannot be the wallet itself"
-                )));
-            }
+            canonical(Chain::Solana, a).map_err(|e| bad(format!("{ctx}: nonce account {e}")))?;
         }
         if s.nonce_accounts.is_empty() && !s.allow_blockhash {
             return Err(bad(format!(

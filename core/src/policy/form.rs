@@ -15,8 +15,8 @@ use crate::{
 
 use super::{
     doc::{
-        window_label, AssetRule, ChainRule, SolanaRule, DocError, PolicyDoc, Scope, VaultAction, VelocityLimit,
-        WhitelistEntry, FORMAT, NATIVE_TOKEN,
+        window_label, AssetRule, ChainRule, DocError, PolicyDoc, Scope, SolanaRule, VaultAction,
+        VelocityLimit, WhitelistEntry, FORMAT, NATIVE_TOKEN,
     },
     eval::format_units,
 };

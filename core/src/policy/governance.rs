@@ -382,41 +382,22 @@ fn show_action(a: &VaultAction) -> String {
     }
 }
 
-/// Solana's settings: a new or moved wallet, a nonce account added, blockhashes allowed or a
-/// cap raised loosens (each lets the group sign something it could not); the opposite tightens.
+/// Solana's settings: the section added, a nonce account added, blockhashes allowed or a cap
+/// raised loosens (each lets the group sign something it could not); the opposite tightens.
 fn solana_diff(out: &mut Vec<Change>, old: Option<&SolanaRule>, new: Option<&SolanaRule>) {
     use Effect::{Loosens, Tightens};
     let (o, n) = match (old, new) {
         (None, None) => return,
-        (Some(o), None) => {
-            return ch(out, Tightens, format!("solana: wallet {} removed", o.wallet));
+        // Without it a Solana withdrawal is an intent digest, which no chain accepts.
+        (Some(_), None) => {
+            return ch(out, Tightens, "solana: section removed".into());
         }
         (None, Some(n)) => {
-            ch(out, Loosens, format!("solana: wallet {} added", n.wallet));
-            for a in &n.nonce_accounts {
-                ch(out, Loosens, format!("solana: nonce account {a} added"));
-            }
-            if n.allow_blockhash {
-                ch(out, Loosens, "solana: recent blockhashes allowed".into());
-            }
-            let none = SolanaRule {
-                wallet: n.wallet.clone(),
-                nonce_accounts: vec![],
-                allow_blockhash: false,
-                max_compute_unit_limit: 0,
-                max_compute_unit_price: 0,
-            };
-            return solana_caps(out, &none, n);
+            ch(out, Loosens, "solana: section added".into());
+            return solana_diff(out, Some(&SolanaRule::default()), Some(n));
         }
         (Some(o), Some(n)) => (o, n),
     };
-    if o.wallet != n.wallet {
-        ch(
-            out,
-            Loosens,
-            format!("solana: wallet {} -> {}", o.wallet, n.wallet),
-        );
-    }
     set_diff(
         out,
         "solana: nonce account",
