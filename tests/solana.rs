@@ -488,5 +488,8 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
         "the release is in the audit log, with its scheme"
     );
     book.audit("signer-1", &log);
+    let key = manifest.signer(2).unwrap().identity_key;
+    let log = signers.get_mut(&2).unwrap().verified_audit(&key).await;
+    book.audit("signer-2", &log);
     book.finish();
 }
