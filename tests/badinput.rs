@@ -830,6 +830,7 @@ async fn a_signer_refuses_malformed_link_requests() {
             signing_package: package,
             approvals,
             vault_action: None,
+            solana_void: None,
         })
     };
     // Each sign request spends the session's nonce first, so each gets a fresh commitment.

@@ -232,6 +232,14 @@ impl AdminService for Mitm {
         self.note("sign-vault-action");
         self.real.clone().sign_vault_action(r.into_inner()).await
     }
+
+    async fn void_solana_nonce(
+        &self,
+        r: Request<pb::VoidSolanaNonceRequest>,
+    ) -> Result<Response<pb::SolanaNonceVoided>, Status> {
+        self.note("void-solana-nonce");
+        self.real.clone().void_solana_nonce(r.into_inner()).await
+    }
 }
 
 /// Starts a man in the middle with the coordinator's own certificate, forwarding to `c`.

@@ -106,6 +106,7 @@ impl Driven {
             signing_package: pkg.serialize().unwrap(),
             approvals: vec![],
             vault_action: None,
+            solana_void: None,
         }))
         .await
     }

@@ -612,6 +612,7 @@ async fn sign_with_approvals(
                 .map(quorate_wire::convert::policy::sig_to_proto)
                 .collect(),
             vault_action: None,
+            solana_void: None,
         }))
         .await
 }

@@ -28,6 +28,23 @@ use crate::{
 const DEST: &str = "GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB";
 /// The development policy's USDC mint on Solana.
 const USDC_MINT: &str = "J2xccRtuG43drESLYznHhLhQkLTdfepcKYbiQ9BsJVaf";
+/// A nonce account the tests' policy pools (the bytes [3; 32]), and one it does not ([4; 32]).
+const POOLED: &str = "CktRuQ2mttgRGkXJtyksdKHjUdc2C4TgDzyB98oEzy8";
+const UNPOOLED: &str = "GgBaCs3NCBuZN12kCJgAW63ydqohFkHEdfdEXBPzLHq";
+
+/// The development policy with a durable-nonce pool of one account.
+fn pooled_policy() -> String {
+    include_str!("../cli/src/dev_policy.toml").replace(
+        "[solana]\n",
+        &format!("[solana]\nnonce_accounts = [\"{POOLED}\"]\n"),
+    )
+}
+
+/// The cluster's first admin key.
+fn admin_key(c: &Cluster) -> quorate_core::identity::IdentitySecret {
+    let text = std::fs::read_to_string(c.path("admin/admin-1.key")).unwrap();
+    quorate_core::identity::IdentitySecret::from_bytes(&hex::decode(text.trim()).unwrap()).unwrap()
+}
 
 fn ed25519_of(status: &Value) -> String {
     status["group_keys"]
@@ -200,6 +217,31 @@ async fn commit_secp(d: &mut Driven, s: [u8; 16]) -> frost_secp256k1::round1::Si
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+async fn void_request(
+    d: &mut Driven,
+    s: [u8; 16],
+    account: &[u8; 32],
+    nonce: &[u8; 32],
+    approval: &quorate_core::policy::AdminSignature,
+    message: &[u8],
+    commitments: BTreeMap<Identifier, SigningCommitments>,
+) -> Ans {
+    let package = SigningPackage::new(commitments, message);
+    d.call(Req::Sign(pb::SignRequest {
+        session_id: s.to_vec(),
+        signing_package: package.serialize().unwrap(),
+        scheme: pb::KeyScheme::Ed25519 as i32,
+        solana_void: Some(pb::SolanaVoid {
+            nonce_account: account.to_vec(),
+            nonce_value: nonce.to_vec(),
+            approval: Some(quorate_wire::convert::policy::sig_to_proto(approval)),
+        }),
+        ..Default::default()
+    }))
+    .await
+}
+
 async fn sign(
     d: &mut Driven,
     s: [u8; 16],
@@ -222,8 +264,84 @@ async fn sign(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_voids_a_durable_nonce_and_a_standard_library_reads_the_advance() {
+    let c = Cluster::start_with_policy(3, 2, Some(&pooled_policy())).await;
+    let (code, out, err) = quorate(&[
+        "dkg",
+        "--scheme",
+        "ed25519",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let wallet = bs58::encode(
+        &c.status()
+            .await
+            .group_keys
+            .iter()
+            .find(|k| k.scheme == "ed25519")
+            .unwrap()
+            .public_key,
+    )
+    .into_string();
+    let void = |account: &'static str| {
+        let dir = c.dir_str().to_string();
+        let addr = c.addr.clone();
+        async move {
+            quorate(&[
+                "admin",
+                "--dir",
+                &dir,
+                "--coordinator",
+                &addr,
+                "--yes",
+                "--json",
+                "solana-void",
+                "--nonce-account",
+                account,
+                "--nonce-value",
+                DEST,
+            ])
+            .await
+        }
+    };
+    let (code, out, err) = void(POOLED).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let read = python::run_script(
+        "solana_check.py",
+        &[v["solana_transaction"].as_str().unwrap()],
+    );
+    assert_eq!(read["fee_payer"], wallet.as_str(), "{read}");
+    assert_eq!(read["verified"], true, "{read}");
+    assert_eq!(
+        read["blockhash"], DEST,
+        "the voided nonce is the message's blockhash"
+    );
+    let ixs = read["instructions"].as_array().unwrap();
+    assert_eq!(ixs.len(), 1, "only the nonce advance: {read}");
+    assert_eq!(ixs[0]["program"], "11111111111111111111111111111111");
+    assert_eq!(ixs[0]["data"], "04000000", "AdvanceNonceAccount");
+    // An account outside the pool: nothing to void, and nothing signed.
+    let (code, out, err) = void(UNPOOLED).await;
+    assert_ne!(code, 0);
+    assert!(format!("{out}{err}").contains("solana-terms"), "{out}{err}");
+    let log = c.coordinator_audit().await;
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.event.kind == "solana-nonce-voided")
+            .count(),
+        1,
+        "one void signed, recorded by the coordinator"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
-    let mut c = Cluster::start(3, 2).await;
+    let mut c = Cluster::start_with_policy(3, 2, Some(&pooled_policy())).await;
     let (code, out, err) = quorate(&[
         "dkg",
         "--scheme",
@@ -457,6 +575,97 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
         "solana-terms",
         Some("wd-greedy"),
     );
+
+    // Voids: only for a pooled account, only with an admin's signature, only the advance.
+    let admin = admin_key(&c);
+    let pooled = solana::address_bytes(POOLED).unwrap();
+    let unpooled = solana::address_bytes(UNPOOLED).unwrap();
+    let nonce = [0x21; 32];
+    let approve = |k: &quorate_core::identity::IdentitySecret, account: &[u8; 32]| {
+        quorate_core::policy::AdminSignature::sign(
+            k,
+            quorate_core::message::SOLANA_VOID_DOMAIN,
+            &[account, &nonce],
+        )
+    };
+    let stranger = quorate_core::identity::IdentitySecret::generate(&mut rand::rngs::OsRng);
+    let right_void = solana::void_message(&wallet, &pooled, &nonce);
+    let drain_in_void = {
+        let mut data = 2u32.to_le_bytes().to_vec();
+        data.extend_from_slice(&1_000_000u64.to_le_bytes());
+        solana::compile(
+            &wallet,
+            &[
+                Instruction {
+                    program: solana::SYSTEM_PROGRAM,
+                    accounts: vec![
+                        (pooled, false, true),
+                        (solana::RECENT_BLOCKHASHES_SYSVAR, false, false),
+                        (wallet, true, false),
+                    ],
+                    data: 4u32.to_le_bytes().to_vec(),
+                },
+                Instruction {
+                    program: solana::SYSTEM_PROGRAM,
+                    accounts: vec![(wallet, true, true), (attacker, false, true)],
+                    data,
+                },
+            ],
+            &nonce,
+        )
+    };
+    for (attack, account, approval, message, rule) in [
+        (
+            "a void of an account outside the pool",
+            unpooled,
+            approve(&admin, &unpooled),
+            solana::void_message(&wallet, &unpooled, &nonce),
+            "solana-terms",
+        ),
+        (
+            "a void no admin signed",
+            pooled,
+            approve(&stranger, &pooled),
+            right_void.clone(),
+            "solana-void-unapproved",
+        ),
+        (
+            "a void carrying a transfer",
+            pooled,
+            approve(&admin, &pooled),
+            drain_in_void,
+            "message-mismatch",
+        ),
+    ] {
+        let s = session();
+        let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
+        let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+        let a = void_request(
+            signers.get_mut(&1).unwrap(),
+            s,
+            &account,
+            &nonce,
+            &approval,
+            &message,
+            BTreeMap::from([(id(1), c1), (id(2), c2)]),
+        )
+        .await;
+        book.refused(attack, "signer-1", &a, rule, None);
+    }
+    let s = session();
+    let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
+    let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+    let a = void_request(
+        signers.get_mut(&1).unwrap(),
+        s,
+        &pooled,
+        &nonce,
+        &approve(&admin, &pooled),
+        &right_void,
+        BTreeMap::from([(id(1), c1), (id(2), c2)]),
+    )
+    .await;
+    assert!(matches!(a, Ans::Sign(_)), "the admin's void: {a:?}");
 
     // The message each signer builds itself is signed, by both.
     let s = session();

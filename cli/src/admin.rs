@@ -73,6 +73,18 @@ pub enum AdminCommand {
         #[arg(long)]
         nonce: u64,
     },
+    /// Voids a Solana durable nonce (docs/solana.md): has the Ed25519 group sign a transaction
+    /// that only advances the nonce account, so that nothing signed with this nonce can
+    /// execute, checks it against the verified policy and the cluster's key, and prints it for
+    /// `sendTransaction`. Any single admin, as for a freeze.
+    SolanaVoid {
+        /// The nonce account (base58), one of the policy's pool.
+        #[arg(long)]
+        nonce_account: String,
+        /// Its current nonce (base58), the one the transactions to void were signed with.
+        #[arg(long)]
+        nonce_value: String,
+    },
     /// Approves a withdrawal above its approval threshold (signature over the intent digest),
     /// after verifying the backend's signature and showing the decoded withdrawal.
     ApproveWithdrawal {
@@ -420,6 +432,87 @@ pub async fn run(
             }
         }
         AdminCommand::Pending => pending(&mut a, c, json_out).await,
+        AdminCommand::SolanaVoid {
+            nonce_account,
+            nonce_value,
+        } => {
+            use quorate_core::{chains::solana, message::SOLANA_VOID_DOMAIN};
+            let key = load_key(key_path)?;
+            let account = solana::address_bytes(&nonce_account)
+                .map_err(|e| anyhow::anyhow!("--nonce-account: {e}"))?;
+            let nonce = solana::address_bytes(&nonce_value)
+                .map_err(|e| anyhow::anyhow!("--nonce-value: {e}"))?;
+            let cur = verified_in_force(&mut a, c, "").await?.in_force;
+            let status = a
+                .get_cluster_status(pb::GetClusterStatusRequest {})
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                .into_inner();
+            let wallet: [u8; 32] = status
+                .group_keys
+                .iter()
+                .find(|k| k.scheme == "ed25519")
+                .and_then(|k| k.public_key.as_slice().try_into().ok())
+                .context(
+                    "the cluster has no ed25519 group key (run `quorate dkg --scheme ed25519`)",
+                )?;
+            let approval = AdminSignature::sign(&key, SOLANA_VOID_DOMAIN, &[&account, &nonce]);
+            // What the verified policy allows, built here, not taken from the coordinator.
+            let expected =
+                quorate_core::message::solana_void(&cur, &wallet, &account, &nonce, &approval)
+                    .map_err(|r| anyhow::anyhow!("{}: {}", r.rule, r.reason))?;
+            desk::confirm(
+                yes,
+                &format!("void nonce {nonce_value} of Solana nonce account {nonce_account}"),
+            )?;
+            let r = match a
+                .void_solana_nonce(pb::VoidSolanaNonceRequest {
+                    nonce_account,
+                    nonce_value,
+                    approval: Some(sig_to_proto(&approval)),
+                })
+                .await
+            {
+                Ok(r) => r.into_inner(),
+                Err(s) => return Ok(refusal(&s, json_out)),
+            };
+            let valid = frost_ed25519::VerifyingKey::deserialize(&wallet)
+                .ok()
+                .zip(frost_ed25519::Signature::deserialize(&r.signature).ok())
+                .is_some_and(|(k, sig)| k.verify(&expected, &sig).is_ok());
+            let sig: Option<[u8; 64]> = r.signature.as_slice().try_into().ok();
+            let tx = {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(&r.solana_transaction)
+                    .ok()
+            };
+            if r.message != expected
+                || !valid
+                || sig.map(|s| solana::transaction(&expected, &s)) != tx
+            {
+                bail!("the coordinator's answer is not the void the verified policy allows, signed by the wallet; nothing to send");
+            }
+            if json_out {
+                println!(
+                    "{}",
+                    json!({
+                        "ok": true,
+                        "solana_transaction": r.solana_transaction,
+                        "message": hex::encode(&r.message),
+                        "signature": hex::encode(&r.signature),
+                        "signers": r.signers,
+                    })
+                );
+            } else {
+                println!(
+                    "void signed by signers {:?}; send it (sendTransaction, base64):",
+                    r.signers
+                );
+                println!("{}", r.solana_transaction);
+            }
+            Ok(0)
+        }
         AdminCommand::ApproveWithdrawal { id } => {
             let key = load_key(key_path)?;
             let cur = verified_in_force(&mut a, c, "").await?.in_force;

@@ -436,6 +436,38 @@ impl AdminService for AdminApi {
         }))
     }
 
+    async fn void_solana_nonce(
+        &self,
+        req: Request<pb::VoidSolanaNonceRequest>,
+    ) -> Result<Response<pb::SolanaNonceVoided>, Status> {
+        let r = req.into_inner();
+        let key = |text: &str, what: &str| {
+            quorate_core::chains::solana::address_bytes(text)
+                .map_err(|e| invalid("request-invalid", format!("{what}: {e}")))
+        };
+        let account = key(&r.nonce_account, "nonce_account")?;
+        let nonce = key(&r.nonce_value, "nonce_value")?;
+        let approval = r
+            .approval
+            .as_ref()
+            .ok_or_else(|| invalid("request-invalid", "approval: missing".to_string()))
+            .and_then(|s| {
+                sig_from_proto(s).map_err(|e| invalid("request-invalid", format!("approval: {e}")))
+            })?;
+        let v = self
+            .state
+            .void_solana_nonce(account, nonce, approval)
+            .await
+            .map_err(|x| refusal_status(&x))?;
+        use base64::Engine;
+        Ok(Response::new(pb::SolanaNonceVoided {
+            solana_transaction: base64::engine::general_purpose::STANDARD.encode(&v.transaction),
+            message: v.message,
+            signature: v.signature,
+            signers: v.signers.into_iter().map(u32::from).collect(),
+        }))
+    }
+
     async fn export_audit(
         &self,
         req: Request<apb::AuditExportRequest>,

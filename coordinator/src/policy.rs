@@ -343,6 +343,21 @@ impl PolicyDesk {
     }
 
     /// The vault action the policy in force lists for (`chain`, `nonce`).
+    /// `f` of the policy in force; refused without one.
+    pub fn with_active<T>(
+        &self,
+        f: impl FnOnce(&quorate_core::policy::PolicyDoc) -> T,
+    ) -> Result<T, Refusal> {
+        let inner = self.lock();
+        let Some(s) = inner.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "the coordinator has no policy installed",
+            ));
+        };
+        Ok(f(s.active()))
+    }
+
     pub fn vault_admin(
         &self,
         chain: quorate_core::address::Chain,

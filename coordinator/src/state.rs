@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 mod groups;
 mod policy_sync;
+mod solana_void;
 mod vault_admin;
 pub(crate) use groups::GroupSuite;
 pub use groups::{parse_scheme, Ed, GroupKeys, Secp};

@@ -81,6 +81,9 @@ pub mod kind {
     pub const VAULT_SHARE_RELEASED: &str = "vault-share-released";
     /// The coordinator released a group signature of a vault administration message.
     pub const VAULT_ACTION_SIGNED: &str = "vault-action-signed";
+    /// The Ed25519 group's share of a Solana nonce void released (signer), or the void
+    /// signed (coordinator).
+    pub const SOLANA_NONCE_VOIDED: &str = "solana-nonce-voided";
 }
 
 /// What went wrong with a log, and where: the first bad record.

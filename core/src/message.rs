@@ -206,6 +206,47 @@ fn solana_transfer(
     })
 }
 
+/// Domain of an admin's request to void a Solana durable nonce (signed over the nonce account
+/// and the nonce value).
+pub const SOLANA_VOID_DOMAIN: &str = "quorate-solana-void-v1";
+
+/// The message that voids every transaction signed with `nonce` of nonce account `account`
+/// (it only advances the nonce, paid by `wallet`), if the policy in force allows it: the
+/// account is in its pool, and an admin of it asks (`approval`). One admin suffices, as for a
+/// freeze: a void moves no coin.
+pub fn solana_void(
+    policy: &PolicyDoc,
+    wallet: &solana::Pubkey,
+    account: &solana::Pubkey,
+    nonce: &[u8; 32],
+    approval: &crate::policy::AdminSignature,
+) -> Result<Vec<u8>, Refusal> {
+    let name = solana::address_text(account);
+    let pooled = policy
+        .solana
+        .as_ref()
+        .is_some_and(|s| s.nonce_accounts.contains(&name));
+    if !pooled {
+        return Err(Refusal::permanent(
+            rule::SOLANA_TERMS,
+            format!("nonce account {name} is not in the policy's pool: there is nothing to void"),
+        ));
+    }
+    let approved = crate::policy::eval::distinct_valid(
+        &policy.admin_keys(),
+        SOLANA_VOID_DOMAIN,
+        &[account, nonce],
+        std::slice::from_ref(approval),
+    );
+    if approved == 0 {
+        return Err(Refusal::permanent(
+            rule::SOLANA_VOID_UNAPPROVED,
+            "a void needs the signature of an admin of the policy in force over the nonce account and value",
+        ));
+    }
+    Ok(solana::void_message(wallet, account, nonce))
+}
+
 /// The signed transaction, ready for `sendTransaction`, where the format is a Solana one.
 pub fn solana_transaction(
     format: ChainFormat,

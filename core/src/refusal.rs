@@ -11,6 +11,9 @@ pub mod rule {
     /// nonce account not in the pool, a blockhash where only nonces are allowed, a compute
     /// budget over the cap, an amount over u64, a destination off the curve).
     pub const SOLANA_TERMS: &str = "solana-terms";
+    /// A request to void a Solana durable nonce carries no valid signature of an admin of the
+    /// policy in force.
+    pub const SOLANA_VOID_UNAPPROVED: &str = "solana-void-unapproved";
     /// The request asks for a signature under another key scheme than the chain uses.
     pub const SCHEME_MISMATCH: &str = "scheme-mismatch";
     /// The intent bytes do not decode or validate.

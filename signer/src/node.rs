@@ -30,6 +30,7 @@ use tracing::{info, warn};
 use crate::store::{Binding, SignerStore};
 
 mod groups;
+mod solana_void;
 mod status;
 mod vault;
 use groups::{scheme_of, DkgProgress, Ed, Group, Held, Secp};
@@ -936,6 +937,9 @@ impl Node {
     fn sign(&self, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
         if let Some(action) = &r.vault_action {
             return self.sign_vault_action(r, action);
+        }
+        if let Some(void) = &r.solana_void {
+            return self.sign_solana_void(r, void);
         }
         match scheme_of(r.scheme)? {
             Scheme::Secp256k1 => self.sign_for::<Secp>(r),
