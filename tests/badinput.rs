@@ -327,6 +327,60 @@ async fn every_withdrawal_rpc_field_refuses_bad_input_and_stores_nothing() {
         "customer_ref control character".into(),
         Box::new(|i| i.customer_ref = "ref\u{7}".into()),
     ));
+    // Solana terms: malformed, contradictory, or on another chain.
+    let solana = |t: wpb::SolanaTerms| -> Box<dyn Fn(&mut wpb::Intent)> {
+        Box::new(move |i| {
+            i.chain = "solana".into();
+            i.asset = "SOL".into();
+            i.destination = "GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB".into();
+            i.solana = Some(t.clone());
+        })
+    };
+    let hash = "CktRuQ2mttgRGkXJtyksdKHjUdc2C4TgDzyB98oEzy8";
+    for (name, t) in [
+        ("neither nonce nor blockhash", wpb::SolanaTerms::default()),
+        (
+            "both nonce and blockhash",
+            wpb::SolanaTerms {
+                nonce_account: hash.into(),
+                nonce_value: hash.into(),
+                recent_blockhash: hash.into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "a nonce account without its value",
+            wpb::SolanaTerms {
+                nonce_account: hash.into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "a blockhash that is not base58",
+            wpb::SolanaTerms {
+                recent_blockhash: "0OIl".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "a blockhash of 31 bytes",
+            wpb::SolanaTerms {
+                recent_blockhash: "1111111111111111111111111111111".into(),
+                ..Default::default()
+            },
+        ),
+    ] {
+        cases.push((format!("solana terms: {name}"), solana(t)));
+    }
+    cases.push((
+        "solana terms on an ethereum intent".into(),
+        Box::new(move |i| {
+            i.solana = Some(wpb::SolanaTerms {
+                recent_blockhash: hash.into(),
+                ..Default::default()
+            })
+        }),
+    ));
     for (k, (name, edit)) in cases.iter().enumerate() {
         let mut i = intent(&format!("wd-bad-{k}"));
         edit(&mut i);
@@ -724,11 +778,59 @@ async fn every_admin_rpc_field_refuses_bad_input() {
             &clear(name, r, codes),
         );
     }
+    // Solana voids: malformed accounts, values and approvals; a DKG for a scheme that does
+    // not exist.
+    let hash = "CktRuQ2mttgRGkXJtyksdKHjUdc2C4TgDzyB98oEzy8";
+    let approval = quorate_wire::policy::AdminSignature {
+        admin: vec![2; 33],
+        signature: vec![1; 64],
+    };
+    for (name, account, value, approval) in [
+        ("account not base58", "0OIl", hash, Some(approval.clone())),
+        (
+            "value of 31 bytes",
+            hash,
+            "1111111111111111111111111111111",
+            Some(approval.clone()),
+        ),
+        ("no approval", hash, hash, None),
+        (
+            "approval by a key that is not a key",
+            hash,
+            hash,
+            Some(quorate_wire::policy::AdminSignature {
+                admin: vec![9; 3],
+                signature: vec![],
+            }),
+        ),
+    ] {
+        let r = a
+            .void_solana_nonce(apb::VoidSolanaNonceRequest {
+                nonce_account: account.into(),
+                nonce_value: value.into(),
+                approval,
+            })
+            .await;
+        book.handled(
+            &format!("void solana nonce: {name}"),
+            &clear(name, r, &invalid),
+        );
+    }
+    let r = a
+        .start_dkg(apb::StartDkgRequest {
+            scheme: "rsa".into(),
+        })
+        .await;
+    book.handled("start dkg: unknown scheme", &clear("scheme", r, &invalid));
     let ch = c.channel("admin").await;
     for (name, path) in [
         (
             "sign vault action",
             "/quorate.admin.v1.AdminService/SignVaultAction",
+        ),
+        (
+            "void solana nonce",
+            "/quorate.admin.v1.AdminService/VoidSolanaNonce",
         ),
         ("propose", "/quorate.admin.v1.AdminService/ProposePolicy"),
         ("approve", "/quorate.admin.v1.AdminService/ApprovePolicy"),
@@ -775,6 +877,19 @@ async fn a_signer_refuses_malformed_link_requests() {
             a,
             "bad-request",
         );
+    }
+    // A key group that does not exist; one this signer does not hold yet (no ed25519 DKG ran).
+    for (name, scheme, rule) in [
+        ("commit, unknown key scheme 7", 7, "bad-request"),
+        ("commit, ed25519 before its DKG", 1, "no-key-share"),
+    ] {
+        let a = d
+            .call(Req::Commit(spb::CommitRequest {
+                scheme,
+                session_id: vec![1; 16],
+            }))
+            .await;
+        check(name, a, rule);
     }
     // Pre-generated commitments: the batch is bounded, every id is 16 bytes, none repeats,
     // and a bad batch leaves nothing outstanding.

@@ -137,7 +137,7 @@ impl AdminService for AdminApi {
         req: Request<pb::StartDkgRequest>,
     ) -> Result<Response<pb::DkgStatus>, Status> {
         let scheme = parse_scheme(&req.get_ref().scheme)
-            .map_err(|e| Status::invalid_argument(format!("scheme: {e}")))?;
+            .map_err(|e| invalid("request-invalid", format!("scheme: {e}")))?;
         self.state
             .start_dkg(scheme)
             .map(Response::new)
