@@ -100,6 +100,49 @@ async fn devnet_signs_a_sol_withdrawal_a_standard_library_reads_as_one_transfer(
         serde_json::json!({"from": wallet, "to": DEST, "lamports": 1_000_000}),
         "{read}"
     );
+    // `quorate verify` checks the Ed25519 signature offline too.
+    let verify = |message: &str| {
+        let (gk, sig) = (
+            w["group_public_key"].as_str().unwrap().to_string(),
+            w["signature"].as_str().unwrap().to_string(),
+        );
+        let message = message.to_string();
+        async move {
+            quorate(&[
+                "verify",
+                "--group-key",
+                &gk,
+                "--message",
+                &message,
+                "--signature",
+                &sig,
+            ])
+            .await
+        }
+    };
+    let (code, out, _) = verify(w["message"].as_str().unwrap()).await;
+    assert_eq!((code, out.trim()), (0, "valid"));
+    let (code, out, _) = verify("00").await;
+    assert_eq!((code, out.trim()), (1, "INVALID"));
+    // The policy holds on Solana as everywhere: a destination not whitelisted is refused.
+    let (code, out, _) = quorate(&[
+        "submit",
+        "--dir",
+        dir_s,
+        "--chain",
+        "solana",
+        "--asset",
+        "SOL",
+        "--to",
+        "J2xccRtuG43drESLYznHhLhQkLTdfepcKYbiQ9BsJVaf",
+        "--amount",
+        "1",
+        "--json",
+    ])
+    .await;
+    assert_ne!(code, 0);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["rule"], "policy-whitelist-destination", "{v}");
     // The control: one altered byte of the message and the library's check fails.
     let mut bytes = base64_decode(tx);
     let last = bytes.len() - 1;
@@ -478,11 +521,13 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
             sol.digest().to_vec(),
         ),
     ] {
-        for who in [1u32, 2] {
+        // Every signer, each in a quorum with another.
+        for who in [1u32, 2, 3] {
+            let other = if who == 1 { 2 } else { 1 };
             let s = session();
-            let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
-            let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
-            let commitments = BTreeMap::from([(id(1), c1), (id(2), c2)]);
+            let mine = commit(signers.get_mut(&who).unwrap(), s).await;
+            let theirs = commit(signers.get_mut(&other).unwrap(), s).await;
+            let commitments = BTreeMap::from([(id(who as u16), mine), (id(other as u16), theirs)]);
             let a = sign(
                 signers.get_mut(&who).unwrap(),
                 s,
@@ -687,6 +732,24 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
             "signer {who}, the right message: {a:?}"
         );
     }
+    // A session's nonce signs once: the same session again finds nothing (S4).
+    let a = sign(
+        signers.get_mut(&1).unwrap(),
+        s,
+        &sol,
+        &sol_sig,
+        &right_sol.message(),
+        BTreeMap::from([(id(1), c1), (id(2), c2)]),
+        pb::KeyScheme::Ed25519,
+    )
+    .await;
+    book.refused(
+        "the same Ed25519 session signed twice",
+        "signer-1",
+        &a,
+        "nonce-unknown",
+        Some("wd-sol"),
+    );
     let manifest = quorate_wire::manifest::Manifest::load(&c.path("manifest.toml")).unwrap();
     let key = manifest.signer(1).unwrap().identity_key;
     let log = signers.get_mut(&1).unwrap().verified_audit(&key).await;
@@ -697,8 +760,14 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
         "the release is in the audit log, with its scheme"
     );
     book.audit("signer-1", &log);
-    let key = manifest.signer(2).unwrap().identity_key;
-    let log = signers.get_mut(&2).unwrap().verified_audit(&key).await;
-    book.audit("signer-2", &log);
+    for who in [2u16, 3] {
+        let key = manifest.signer(who).unwrap().identity_key;
+        let log = signers
+            .get_mut(&u32::from(who))
+            .unwrap()
+            .verified_audit(&key)
+            .await;
+        book.audit(&format!("signer-{who}"), &log);
+    }
     book.finish();
 }

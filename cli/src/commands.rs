@@ -329,8 +329,23 @@ pub fn verify(group_key: &str, message: &str, signature: &str) -> anyhow::Result
     let gk = hex::decode(group_key.trim()).context("group key: not hex")?;
     let msg = hex::decode(message.trim()).context("message: not hex")?;
     let sig = hex::decode(signature.trim()).context("signature: not hex")?;
+    if gk.len() == 32 {
+        // The Ed25519 group (Solana): a 32-byte key, a 64-byte signature.
+        if sig.len() != 64 {
+            bail!(
+                "an Ed25519 signature is 64 bytes (R then z), got {}",
+                sig.len()
+            );
+        }
+        let vk = frost_ed25519::VerifyingKey::deserialize(&gk).context("group key: not a point")?;
+        let sig = frost_ed25519::Signature::deserialize(&sig).context("signature: malformed")?;
+        return Ok(vk.verify(&msg, &sig).is_ok());
+    }
     if gk.len() != 33 {
-        bail!("group key must be 33 bytes (compressed), got {}", gk.len());
+        bail!(
+            "group key must be 33 bytes (compressed secp256k1) or 32 (Ed25519), got {}",
+            gk.len()
+        );
     }
     if sig.len() != 65 {
         bail!("signature must be 65 bytes (R then z), got {}", sig.len());

@@ -79,15 +79,15 @@ enum Command {
         /// Withdrawal id.
         id: String,
     },
-    /// Checks a FROST (RFC 9591) signature offline.
+    /// Checks a FROST (RFC 9591) signature offline: secp256k1 or Ed25519, by the key's length.
     Verify {
-        /// 33-byte compressed group key, hex.
+        /// Group key, hex: 33-byte compressed secp256k1, or 32-byte Ed25519 (Solana).
         #[arg(long)]
         group_key: String,
         /// Signed message, hex.
         #[arg(long)]
         message: String,
-        /// 65-byte signature (R then z), hex.
+        /// Signature (R then z), hex: 65 bytes for secp256k1, 64 for Ed25519.
         #[arg(long)]
         signature: String,
     },
