@@ -330,7 +330,44 @@ async fn an_admin_voids_a_durable_nonce_and_a_standard_library_reads_the_advance
             .public_key,
     )
     .into_string();
-    let void = |account: &'static str| {
+    // A withdrawal signed with the pooled account's nonce (DEST's bytes stand for its value).
+    let submit = |id: &'static str| {
+        let dir = c.dir_str().to_string();
+        let addr = c.addr.clone();
+        async move {
+            quorate(&[
+                "submit",
+                "--dir",
+                &dir,
+                "--coordinator",
+                &addr,
+                "--json",
+                "--id",
+                id,
+                "--chain",
+                "solana",
+                "--asset",
+                "SOL",
+                "--to",
+                DEST,
+                "--amount",
+                "1000000",
+                "--nonce-account",
+                POOLED,
+                "--nonce-value",
+                DEST,
+            ])
+            .await
+        }
+    };
+    let (code, out, err) = submit("wd-nonce-1").await;
+    assert_eq!(code, 0, "{out}{err}");
+    // The same nonce value for another withdrawal: it could never land, and is refused.
+    let (code, out, _) = submit("wd-nonce-2").await;
+    assert_ne!(code, 0);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["rule"], "solana-terms", "{v}");
+    let void = |account: &'static str, nonce: &'static str| {
         let dir = c.dir_str().to_string();
         let addr = c.addr.clone();
         async move {
@@ -346,12 +383,16 @@ async fn an_admin_voids_a_durable_nonce_and_a_standard_library_reads_the_advance
                 "--nonce-account",
                 account,
                 "--nonce-value",
-                DEST,
+                nonce,
             ])
             .await
         }
     };
-    let (code, out, err) = void(POOLED).await;
+    // A nonce no withdrawal was signed with: the signers have nothing to void.
+    let (code, out, err) = void(POOLED, USDC_MINT).await;
+    assert_ne!(code, 0);
+    assert!(format!("{out}{err}").contains("solana-terms"), "{out}{err}");
+    let (code, out, err) = void(POOLED, DEST).await;
     assert_eq!(code, 0, "{out}{err}");
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     let read = python::run_script(
@@ -369,7 +410,7 @@ async fn an_admin_voids_a_durable_nonce_and_a_standard_library_reads_the_advance
     assert_eq!(ixs[0]["program"], "11111111111111111111111111111111");
     assert_eq!(ixs[0]["data"], "04000000", "AdvanceNonceAccount");
     // An account outside the pool: nothing to void, and nothing signed.
-    let (code, out, err) = void(UNPOOLED).await;
+    let (code, out, err) = void(UNPOOLED, DEST).await;
     assert_ne!(code, 0);
     assert!(format!("{out}{err}").contains("solana-terms"), "{out}{err}");
     let log = c.coordinator_audit().await;
@@ -621,11 +662,46 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
         Some("wd-greedy"),
     );
 
-    // Voids: only for a pooled account, only with an admin's signature, only the advance.
-    let admin = admin_key(&c);
+    // A durable-nonce withdrawal, signed by signer 1; then another on the same nonce value.
     let pooled = solana::address_bytes(POOLED).unwrap();
-    let unpooled = solana::address_bytes(UNPOOLED).unwrap();
     let nonce = [0x21; 32];
+    let on_nonce = SolanaTerms {
+        lifetime: Lifetime::DurableNonce {
+            account: pooled,
+            nonce,
+        },
+        ..terms
+    };
+    for (wid, expect) in [("wd-nonce-a", None), ("wd-nonce-b", Some("solana-terms"))] {
+        let (i, bsig) = intent_for(wid, "SOL", on_nonce);
+        let s = session();
+        let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
+        let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+        let a = sign(
+            signers.get_mut(&1).unwrap(),
+            s,
+            &i,
+            &bsig,
+            &message_of(&i).message(),
+            BTreeMap::from([(id(1), c1), (id(2), c2)]),
+            pb::KeyScheme::Ed25519,
+        )
+        .await;
+        match expect {
+            None => assert!(matches!(a, Ans::Sign(_)), "{wid}: {a:?}"),
+            Some(rule) => book.refused(
+                "a second withdrawal on a spent durable nonce",
+                "signer-1",
+                &a,
+                rule,
+                Some(wid),
+            ),
+        }
+    }
+    // Voids: only for a pooled account, only with an admin's signature, only the advance, only
+    // a nonce a withdrawal was signed with.
+    let admin = admin_key(&c);
+    let unpooled = solana::address_bytes(UNPOOLED).unwrap();
     let approve = |k: &quorate_core::identity::IdentitySecret, account: &[u8; 32]| {
         quorate_core::policy::AdminSignature::sign(
             k,
@@ -697,6 +773,32 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
         .await;
         book.refused(attack, "signer-1", &a, rule, None);
     }
+    // A nonce no withdrawal was signed with: an admin could only spend the wallet's SOL.
+    let unused = [0x22; 32];
+    let s = session();
+    let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
+    let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+    let a = void_request(
+        signers.get_mut(&1).unwrap(),
+        s,
+        &pooled,
+        &unused,
+        &quorate_core::policy::AdminSignature::sign(
+            &admin,
+            quorate_core::message::SOLANA_VOID_DOMAIN,
+            &[&pooled, &unused],
+        ),
+        &solana::void_message(&wallet, &pooled, &unused),
+        BTreeMap::from([(id(1), c1), (id(2), c2)]),
+    )
+    .await;
+    book.refused(
+        "a void of a nonce no withdrawal was signed with",
+        "signer-1",
+        &a,
+        "solana-terms",
+        None,
+    );
     let s = session();
     let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
     let c2 = commit(signers.get_mut(&2).unwrap(), s).await;

@@ -1267,8 +1267,12 @@ impl Coordinator {
         }
         let pkp = PublicKeyPackage::<C>::deserialize(&pkp_bytes)
             .map_err(|e| (format!("public key package: {e}"), vec![]))?;
-        // A DKG runs once per group: one store write on the reactor is fine.
-        C::keep_public_keys(self, &pkp_bytes, pkp).map_err(|e| (e, vec![]))?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || C::store_public_keys(&store, &pkp_bytes))
+            .await
+            .map_err(|e| (e.to_string(), vec![]))?
+            .map_err(|e| (e, vec![]))?;
+        C::install_public_keys(self, pkp);
         Ok(gk)
     }
 }

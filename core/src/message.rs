@@ -61,6 +61,27 @@ pub fn chain_format_for(
     intent: &WithdrawalIntent,
     solana_wallet: Option<&solana::Pubkey>,
 ) -> Result<ChainFormat, Refusal> {
+    format_with(policy, intent, solana_wallet, true)
+}
+
+/// The format the group signed `intent` in, to check a signature made earlier (a ledger
+/// notice): as [`chain_format_for`], except that Solana terms are not judged against the
+/// pool and caps of the policy now in force (a tightening since must not make the signature
+/// of a withdrawal signed before it unverifiable, and so uncounted).
+pub fn signed_chain_format(
+    policy: &PolicyDoc,
+    intent: &WithdrawalIntent,
+    solana_wallet: Option<&solana::Pubkey>,
+) -> Result<ChainFormat, Refusal> {
+    format_with(policy, intent, solana_wallet, false)
+}
+
+fn format_with(
+    policy: &PolicyDoc,
+    intent: &WithdrawalIntent,
+    solana_wallet: Option<&solana::Pubkey>,
+    judge_terms: bool,
+) -> Result<ChainFormat, Refusal> {
     if let (Chain::Solana, Some(rule)) = (intent.chain, &policy.solana) {
         let wallet = solana_wallet.ok_or_else(|| {
             Refusal::temporary(
@@ -68,7 +89,7 @@ pub fn chain_format_for(
                 "a Solana withdrawal is signed by the ed25519 group, which this cluster does not hold yet; run DKG for ed25519",
             )
         })?;
-        return solana_transfer(policy, rule, intent, wallet).map(ChainFormat::Solana);
+        return solana_transfer(policy, rule, intent, wallet, judge_terms).map(ChainFormat::Solana);
     }
     let Some(rule) = policy.chain(intent.chain) else {
         return Ok(ChainFormat::IntentDigest);
@@ -115,6 +136,7 @@ fn solana_transfer(
     rule: &SolanaRule,
     intent: &WithdrawalIntent,
     wallet: &solana::Pubkey,
+    judge_terms: bool,
 ) -> Result<solana::Transfer, Refusal> {
     let terms_refusal = |why: String| Refusal::permanent(rule::SOLANA_TERMS, why);
     let terms = intent.solana.ok_or_else(|| {
@@ -158,6 +180,18 @@ fn solana_transfer(
     }
     let amount = u64::try_from(intent.amount.get())
         .map_err(|_| terms_refusal("amount: a Solana amount fits in 64 bits".into()))?;
+    let transfer = solana::Transfer {
+        wallet: *wallet,
+        destination,
+        amount,
+        asset,
+        create_destination_account: terms.create_destination_account,
+        lifetime: terms.lifetime,
+        compute: terms.compute,
+    };
+    if !judge_terms {
+        return Ok(transfer);
+    }
     match terms.lifetime {
         solana::Lifetime::DurableNonce { account, .. } => {
             let name = solana::address_text(&account);
@@ -195,15 +229,7 @@ fn solana_transfer(
             "create_destination_account is for tokens; SOL needs no token account".into(),
         ));
     }
-    Ok(solana::Transfer {
-        wallet: *wallet,
-        destination,
-        amount,
-        asset,
-        create_destination_account: terms.create_destination_account,
-        lifetime: terms.lifetime,
-        compute: terms.compute,
-    })
+    Ok(transfer)
 }
 
 /// Domain of an admin's request to void a Solana durable nonce (signed over the nonce account

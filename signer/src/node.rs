@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use crate::store::{Binding, SignerStore};
 
 mod groups;
-mod solana_void;
+mod solana;
 mod status;
 mod vault;
 use groups::{scheme_of, DkgProgress, Ed, Group, Held, Secp};
@@ -936,6 +936,12 @@ impl Node {
 
     fn sign(&self, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
         if let Some(action) = &r.vault_action {
+            if r.solana_void.is_some() || scheme_of(r.scheme)? != Scheme::Secp256k1 {
+                return Err(Refusal::permanent(
+                    link_rule::BAD_REQUEST,
+                    "a vault action is signed by the secp256k1 group, alone",
+                ));
+            }
             return self.sign_vault_action(r, action);
         }
         if let Some(void) = &r.solana_void {
@@ -1016,6 +1022,14 @@ impl Node {
             .inspect_err(|refused| {
                 warn!(signer = %self.name, withdrawal = %id, rule = %refused.rule, reason = %refused.reason, "policy refused");
             })?;
+        // A durable nonce pays one withdrawal: claimed under the policy lock (docs/solana.md).
+        if let ChainFormat::Solana(t) = &ok.format {
+            if let quorate_core::chains::solana::Lifetime::DurableNonce { account, nonce } =
+                &t.lifetime
+            {
+                self.claim_nonce(account, nonce, id, false)?;
+            }
+        }
         // The share is computed first but leaves only after the binding, the debit and the
         // audit record of its release are on disk together (S6, S7).
         let share = signing::sign_share::<C>(&ok.package, nonces, &key)?;
@@ -1313,7 +1327,8 @@ impl Node {
                     "no policy installed",
                 ));
             };
-            own_chain_format(state.active(), &intent, &self.ed25519_group_key())?
+            let wallet: Option<[u8; 32]> = self.ed25519_group_key().try_into().ok();
+            quorate_core::message::signed_chain_format(state.active(), &intent, wallet.as_ref())?
         };
         let msg = signing_message(&intent, format)?;
         let verified = match format.scheme() {
@@ -1328,6 +1343,14 @@ impl Node {
         self.check_binding(&intent, &bound)?;
         let mut guard = lock(&self.policy);
         let now = now_ms();
+        // The nonce it was signed with is spent: no other withdrawal is signed with it here.
+        if let ChainFormat::Solana(t) = &format {
+            if let quorate_core::chains::solana::Lifetime::DurableNonce { account, nonce } =
+                &t.lifetime
+            {
+                self.claim_nonce(account, nonce, &intent.id, true)?;
+            }
+        }
         let already = self.store.debited(&intent.id).map_err(storage)?;
         let event = Event::new(audit::kind::LEDGER_NOTICE)
             .with("withdrawal", &intent.id)

@@ -8,6 +8,7 @@ use quorate_core::{message::Scheme, scheme::Suite};
 use quorate_wire::signer as pb;
 
 use super::{read, Coordinator};
+use crate::store::Store;
 
 /// FROST(secp256k1, SHA-256).
 pub type Secp = frost_secp256k1::Secp256K1Sha256;
@@ -23,12 +24,10 @@ pub(crate) trait GroupSuite: Suite {
     const WIRE: pb::KeyScheme;
     /// Its public key package, once its DKG has finished.
     fn public_keys(c: &Coordinator) -> Option<PublicKeyPackage<Self>>;
-    /// Stores and installs the package of a finished DKG.
-    fn keep_public_keys(
-        c: &Coordinator,
-        bytes: &[u8],
-        pkp: PublicKeyPackage<Self>,
-    ) -> Result<(), String>;
+    /// Stores the package of a finished DKG, durably (blocking: off the reactor).
+    fn store_public_keys(store: &Store, bytes: &[u8]) -> Result<(), String>;
+    /// Installs it.
+    fn install_public_keys(c: &Coordinator, pkp: PublicKeyPackage<Self>);
     /// A pre-generated commitment of signer `i` (session, commitments), if it has one.
     fn pooled(_c: &Coordinator, _i: u16) -> Option<([u8; 16], SigningCommitments<Self>)> {
         None
@@ -42,17 +41,14 @@ impl GroupSuite for Secp {
     fn public_keys(c: &Coordinator) -> Option<PublicKeyPackage<Self>> {
         read(&c.public_keys).clone()
     }
-    fn keep_public_keys(
-        c: &Coordinator,
-        bytes: &[u8],
-        pkp: PublicKeyPackage<Self>,
-    ) -> Result<(), String> {
-        c.store
+    fn store_public_keys(store: &Store, bytes: &[u8]) -> Result<(), String> {
+        store
             .put_public_key_package(bytes)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+    fn install_public_keys(c: &Coordinator, pkp: PublicKeyPackage<Self>) {
         *c.public_keys.write().unwrap_or_else(|p| p.into_inner()) = Some(pkp);
         *c.group_key_bytes.write().unwrap_or_else(|p| p.into_inner()) = None;
-        Ok(())
     }
     fn pooled(c: &Coordinator, i: u16) -> Option<([u8; 16], SigningCommitments<Self>)> {
         c.registry
@@ -69,17 +65,14 @@ impl GroupSuite for Ed {
     fn public_keys(c: &Coordinator) -> Option<PublicKeyPackage<Self>> {
         read(&c.ed_public_keys).clone()
     }
-    fn keep_public_keys(
-        c: &Coordinator,
-        bytes: &[u8],
-        pkp: PublicKeyPackage<Self>,
-    ) -> Result<(), String> {
-        c.store
+    fn store_public_keys(store: &Store, bytes: &[u8]) -> Result<(), String> {
+        // `put_meta` is durable.
+        store
             .put_meta(META_ED25519_PUBLIC_KEY_PACKAGE, bytes)
-            .and_then(|()| c.store.flush())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+    fn install_public_keys(c: &Coordinator, pkp: PublicKeyPackage<Self>) {
         *c.ed_public_keys.write().unwrap_or_else(|p| p.into_inner()) = Some(pkp);
-        Ok(())
     }
 }
 

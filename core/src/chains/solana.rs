@@ -116,10 +116,11 @@ pub fn find_program_address(seeds: &[&[u8]], program: &Pubkey) -> Option<(Pubkey
 
 /// The associated token account of `owner` for `mint` (SPL Token).
 pub fn associated_token_address(owner: &Pubkey, mint: &Pubkey) -> Pubkey {
-    // A PDA exists for all but a 2^-256 fraction of seeds; none is known.
     find_program_address(&[owner, &TOKEN_PROGRAM, mint], &ASSOCIATED_TOKEN_PROGRAM)
         .map(|(k, _)| k)
-        .unwrap_or([0; 32])
+        // Each bump is off the curve with probability about 1/2: all 256 on it (2^-256) has
+        // never happened for any seeds, and Solana itself could not derive the account then.
+        .expect("a program-derived address exists for these seeds")
 }
 
 /// What makes a transaction valid only once: a durable nonce (never expires until the nonce
@@ -342,7 +343,16 @@ pub fn compile(payer: &Pubkey, ixs: &[Instruction], blockhash: &[u8; 32]) -> Vec
     let readonly_unsigned = group(false, false).count();
     keys.extend(group(false, false));
     let signers = 1 + group(true, true).count() + readonly_signed;
-    let index = |k: &Pubkey| keys.iter().position(|x| x == k).unwrap_or(0) as u8;
+    // Legacy messages index accounts with one byte; Quorate's hold at most a dozen.
+    assert!(
+        keys.len() <= 256,
+        "a legacy message holds at most 256 accounts"
+    );
+    let index = |k: &Pubkey| {
+        keys.iter()
+            .position(|x| x == k)
+            .expect("every account of an instruction is in the key list") as u8
+    };
 
     let mut out = Vec::with_capacity(64 + 32 * keys.len());
     // At most a dozen accounts: the casts are lossless.

@@ -1,7 +1,14 @@
-//! Voiding a Solana durable nonce (docs/solana.md): the Ed25519 group signs a transaction that
-//! only advances a nonce account of the policy's pool, so that nothing signed with its current
-//! nonce can execute. The request names the account and the nonce and carries one admin's
-//! signature over both; the message comes from this signer's own policy and key.
+//! Solana durable nonces (docs/solana.md).
+//!
+//! A nonce value pays one withdrawal: the signer remembers, per nonce account, the last nonce
+//! it signed or counted a withdrawal with, and refuses another withdrawal id on the same value
+//! (it could never land, and would only be debited).
+//!
+//! A void: the Ed25519 group signs a transaction that only advances a nonce account of the
+//! policy's pool, so that nothing signed with its current nonce can execute. The request names
+//! the account and the nonce and carries one admin's signature over both; the message comes
+//! from this signer's own policy and key, and the nonce must be one this signer saw a
+//! withdrawal signed with (so an admin cannot spend the wallet's SOL on voids at will).
 
 use quorate_core::{
     audit::{self, Event},
@@ -13,9 +20,60 @@ use quorate_core::{
 use quorate_wire::{convert::policy::sig_from_proto, signer as pb};
 use tracing::{info, warn};
 
-use super::{groups, link_rule, lock, now_ms, scheme_of, session_id, Node};
+use super::{groups, link_rule, lock, now_ms, scheme_of, session_id, storage, Node};
+
+fn claim_key(account: &solana::Pubkey) -> String {
+    format!("solana-nonce/{}", solana::address_text(account))
+}
 
 impl Node {
+    /// The withdrawal id this signer last saw signed with `account`'s nonce, and that nonce.
+    fn nonce_claim(&self, account: &solana::Pubkey) -> Result<Option<([u8; 32], String)>, Refusal> {
+        let Some(v) = self.store.get_meta(&claim_key(account)).map_err(storage)? else {
+            return Ok(None);
+        };
+        let nonce: [u8; 32] = v
+            .get(..32)
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(|| Refusal::permanent(link_rule::STORAGE, "a nonce claim is corrupt"))?;
+        Ok(Some((
+            nonce,
+            String::from_utf8_lossy(&v[32..]).into_owned(),
+        )))
+    }
+
+    /// Claims `nonce` of `account` for withdrawal `id` (idempotent for the same id). Called
+    /// under the policy lock, so two withdrawals can never both claim one nonce. `notice`: the
+    /// group signed it already (a ledger notice), so it is recorded, never refused.
+    pub(super) fn claim_nonce(
+        &self,
+        account: &solana::Pubkey,
+        nonce: &[u8; 32],
+        id: &str,
+        notice: bool,
+    ) -> Result<(), Refusal> {
+        if let Some((held, by)) = self.nonce_claim(account)? {
+            if held == *nonce {
+                if by == id || notice {
+                    return Ok(());
+                }
+                return Err(Refusal::permanent(
+                    rule::SOLANA_TERMS,
+                    format!(
+                        "nonce {} of account {} already signs withdrawal {by}: a nonce value pays one withdrawal; read the account's new nonce",
+                        solana::address_text(nonce),
+                        solana::address_text(account)
+                    ),
+                ));
+            }
+        }
+        let mut value = nonce.to_vec();
+        value.extend_from_slice(id.as_bytes());
+        self.store
+            .put_meta_durable(&claim_key(account), &value)
+            .map_err(storage)
+    }
+
     pub(super) fn sign_solana_void(
         &self,
         r: &pb::SignRequest,
@@ -81,6 +139,20 @@ impl Node {
         .inspect_err(|refused| {
             warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to void a Solana nonce");
         })?;
+        // Only a nonce some withdrawal was signed with: a void is for a signed, unsent one.
+        match self.nonce_claim(&account)? {
+            Some((held, _)) if held == nonce => {}
+            _ => {
+                return Err(Refusal::permanent(
+                    rule::SOLANA_TERMS,
+                    format!(
+                        "this signer saw no withdrawal signed with nonce {} of account {}: nothing to void",
+                        solana::address_text(&nonce),
+                        solana::address_text(&account)
+                    ),
+                ))
+            }
+        }
         let no_intent = |_: &_| Ok(ChainFormat::IntentDigest);
         let gate = Gate {
             me: groups::frost_id::<groups::Ed>(self.me).map_err(|e| bad(&e))?,
