@@ -278,6 +278,125 @@ fn messages_are_the_ones_the_solana_sdk_compiles() {
     );
     assert_eq!(sol.message(), sdk.serialize());
 
+    // A token payout that creates the destination's account, with a priority fee.
+    let usdc = Transfer {
+        asset: Asset::Spl { mint, decimals: 6 },
+        create_destination_account: true,
+        lifetime: Lifetime::Blockhash([8; 32]),
+        compute: ComputeBudget {
+            unit_limit: None,
+            unit_price: Some(1),
+        },
+        ..sol
+    };
+    let (source, target) = (
+        associated_token_address(&wallet, &mint),
+        associated_token_address(&dest, &mint),
+    );
+    let mut checked = vec![12];
+    checked.extend_from_slice(&1_000_000u64.to_le_bytes());
+    checked.push(6);
+    let sdk = Message::new_with_blockhash(
+        &[
+            compute(3, &1u64.to_le_bytes()),
+            Instruction::new_with_bytes(
+                a(&solana::ASSOCIATED_TOKEN_PROGRAM),
+                &[1],
+                vec![
+                    AccountMeta::new(a(&wallet), true),
+                    AccountMeta::new(a(&target), false),
+                    AccountMeta::new_readonly(a(&dest), false),
+                    AccountMeta::new_readonly(a(&mint), false),
+                    AccountMeta::new_readonly(a(&solana::SYSTEM_PROGRAM), false),
+                    AccountMeta::new_readonly(a(&solana::TOKEN_PROGRAM), false),
+                ],
+            ),
+            Instruction::new_with_bytes(
+                a(&solana::TOKEN_PROGRAM),
+                &checked,
+                vec![
+                    AccountMeta::new(a(&source), false),
+                    AccountMeta::new_readonly(a(&mint), false),
+                    AccountMeta::new(a(&target), false),
+                    AccountMeta::new_readonly(a(&wallet), true),
+                ],
+            ),
+        ],
+        Some(&a(&wallet)),
+        &[8u8; 32].into(),
+    );
+    assert_eq!(usdc.message(), sdk.serialize());
+
+    // A void: the nonce advance alone.
+    let sdk = Message::new_with_blockhash(
+        &[solana_system_interface::instruction::advance_nonce_account(
+            &a(&nonce_account),
+            &a(&wallet),
+        )],
+        Some(&a(&wallet)),
+        &[9u8; 32].into(),
+    );
+    assert_eq!(
+        void_message(&wallet, &nonce_account, &[9; 32]),
+        sdk.serialize()
+    );
+
+    // Accounts that coincide are listed once, with the union of their roles: a payout to the
+    // wallet itself, and a token whose owner is the mint.
+    let to_self = Transfer {
+        destination: wallet,
+        ..sol
+    };
+    let sdk = Message::new_with_blockhash(
+        &[
+            solana_system_interface::instruction::advance_nonce_account(
+                &a(&nonce_account),
+                &a(&wallet),
+            ),
+            compute(2, &200_000u32.to_le_bytes()),
+            compute(3, &5u64.to_le_bytes()),
+            solana_system_interface::instruction::transfer(&a(&wallet), &a(&wallet), 1_000_000),
+        ],
+        Some(&a(&wallet)),
+        &[9u8; 32].into(),
+    );
+    assert_eq!(to_self.message(), sdk.serialize());
+    let owner_is_mint = Transfer {
+        destination: mint,
+        ..usdc
+    };
+    let target = associated_token_address(&mint, &mint);
+    let sdk = Message::new_with_blockhash(
+        &[
+            compute(3, &1u64.to_le_bytes()),
+            Instruction::new_with_bytes(
+                a(&solana::ASSOCIATED_TOKEN_PROGRAM),
+                &[1],
+                vec![
+                    AccountMeta::new(a(&wallet), true),
+                    AccountMeta::new(a(&target), false),
+                    AccountMeta::new_readonly(a(&mint), false),
+                    AccountMeta::new_readonly(a(&mint), false),
+                    AccountMeta::new_readonly(a(&solana::SYSTEM_PROGRAM), false),
+                    AccountMeta::new_readonly(a(&solana::TOKEN_PROGRAM), false),
+                ],
+            ),
+            Instruction::new_with_bytes(
+                a(&solana::TOKEN_PROGRAM),
+                &checked,
+                vec![
+                    AccountMeta::new(a(&source), false),
+                    AccountMeta::new_readonly(a(&mint), false),
+                    AccountMeta::new(a(&target), false),
+                    AccountMeta::new_readonly(a(&wallet), true),
+                ],
+            ),
+        ],
+        Some(&a(&wallet)),
+        &[8u8; 32].into(),
+    );
+    assert_eq!(owner_is_mint.message(), sdk.serialize());
+
     // The SPL derivation of associated token accounts, by the SDK's own PDA search.
     let (ata, _) = Address::find_program_address(
         &[&dest, &solana::TOKEN_PROGRAM, &mint],
@@ -314,7 +433,9 @@ fn a_frost_group_pays_sol_once_and_exactly() {
     // The same transaction again: refused, nothing moves.
     let err = send(&mut svm, &tx).expect_err("a replay is refused");
     assert!(err.contains("AlreadyProcessed"), "{err}");
-    assert_eq!(balance(&svm, &dest), 1_000_000);
+    // (A second FROST signature of the same blockhash message is a different transaction to
+    // LiteSVM, whose history is keyed by signature; a validator's status cache also refuses
+    // it by message hash. Durable nonces need neither: the nonce moves, test below.)
 }
 
 #[test]
@@ -328,7 +449,6 @@ fn a_message_altered_in_any_byte_is_refused() {
     let signature = group.sign(&message);
     let tx = solana::transaction(&message, &signature);
     let start = tx.len() - message.len();
-    let mut refused = 0;
     for i in start..tx.len() {
         let mut bad = tx.clone();
         bad[i] ^= 0x01;
@@ -341,9 +461,7 @@ fn a_message_altered_in_any_byte_is_refused() {
                 .map_err(|e| format!("{:?}", e.err)),
         };
         assert!(outcome.is_err(), "byte {i} altered was accepted");
-        refused += 1;
     }
-    assert_eq!(refused, message.len());
     assert_eq!(balance(&svm, &dest), 0, "nothing moved");
     // The signature itself, altered: refused by signature verification.
     let mut bad = tx.clone();
@@ -426,7 +544,19 @@ fn a_durable_nonce_withdrawal_executes_once_and_a_void_kills_a_signed_one() {
     let second = stored_nonce(&svm, &account);
     assert_ne!(second, first, "the withdrawal advanced the nonce");
     let err = send(&mut svm, &tx).expect_err("a replay is refused");
-    assert!(!err.is_empty());
+    eprintln!("durable replay: {err}");
+    assert!(
+        err.contains("AlreadyProcessed") || err.contains("BlockhashNotFound"),
+        "{err}"
+    );
+    // The same message signed again (FROST signatures differ each time): the nonce has moved.
+    let err = send(
+        &mut svm,
+        &group.transaction(&withdrawal(first, 1_000_000).message()),
+    )
+    .expect_err("a second signature of a spent message is refused");
+    eprintln!("durable second signature: {err}");
+    assert!(err.contains("BlockhashNotFound"), "{err}");
 
     // Signed but unsent: voided by advancing the nonce, after which it can never execute.
     svm.expire_blockhash();
