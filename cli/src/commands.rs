@@ -414,12 +414,21 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
         }
     }
     for x in &s.signers {
-        let agrees = if x.group_public_key.is_empty() {
-            "no key"
-        } else if x.group_public_key == s.group_public_key {
-            "same group key"
-        } else {
-            "DIFFERENT group key"
+        let ed = s
+            .group_keys
+            .iter()
+            .find(|k| k.scheme == "ed25519")
+            .map(|k| k.public_key.as_slice())
+            .unwrap_or_default();
+        let agrees = match (
+            x.group_public_key.as_slice(),
+            x.ed25519_group_public_key.as_slice(),
+        ) {
+            ([], _) => "no key",
+            (k, _) if k != s.group_public_key => "DIFFERENT group key",
+            (_, e) if e != ed => "DIFFERENT ed25519 group key",
+            (_, []) => "same group key",
+            _ => "same group keys (secp256k1, ed25519)",
         };
         println!(
             "  {:<10} id {:<3} {:<12} {}",

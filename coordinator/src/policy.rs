@@ -342,7 +342,6 @@ impl PolicyDesk {
         quorate_core::message::chain_format_for(s.active(), intent, solana_wallet)
     }
 
-    /// The vault action the policy in force lists for (`chain`, `nonce`).
     /// `f` of the policy in force; refused without one.
     pub fn with_active<T>(
         &self,
@@ -358,6 +357,7 @@ impl PolicyDesk {
         Ok(f(s.active()))
     }
 
+    /// The vault action the policy in force lists for (`chain`, `nonce`).
     pub fn vault_admin(
         &self,
         chain: quorate_core::address::Chain,

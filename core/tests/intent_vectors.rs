@@ -534,20 +534,60 @@ fn arb_intent() -> impl Strategy<Value = WithdrawalIntent> {
         1u64..u64::MAX - MAX_LIFETIME_MS,
         1u64..=MAX_LIFETIME_MS,
         proptest::option::of("[ -~]{1,128}"),
+        arb_solana_terms(),
     )
-        .prop_map(|(id, (chain, dest), asset, amount, created, life, r)| {
-            WithdrawalIntent::from_parts(
-                &id,
-                chain.as_str(),
-                &asset,
-                &dest,
-                &amount.to_string(),
-                created,
-                created + life,
-                r.as_deref(),
-            )
-            .unwrap_or_else(|e| panic!("generated intent refused: {e}"))
-        })
+        .prop_map(
+            |(id, (chain, dest), asset, amount, created, life, r, terms)| {
+                let i = WithdrawalIntent::from_parts(
+                    &id,
+                    chain.as_str(),
+                    &asset,
+                    &dest,
+                    &amount.to_string(),
+                    created,
+                    created + life,
+                    r.as_deref(),
+                )
+                .unwrap_or_else(|e| panic!("generated intent refused: {e}"));
+                // Solana intents are version 2 (with terms) or version 1 (without).
+                match terms {
+                    Some(t) if i.chain == quorate_core::address::Chain::Solana => i
+                        .with_solana(t)
+                        .unwrap_or_else(|e| panic!("generated terms refused: {e}")),
+                    _ => i,
+                }
+            },
+        )
+}
+
+/// Solana terms of every shape, or none.
+fn arb_solana_terms() -> impl Strategy<Value = Option<quorate_core::intent::SolanaTerms>> {
+    use quorate_core::chains::solana::{ComputeBudget, Lifetime};
+    proptest::option::of((
+        any::<[u8; 32]>(),
+        proptest::option::of(any::<[u8; 32]>()),
+        any::<bool>(),
+        proptest::option::of(1u32..),
+        proptest::option::of(1u64..),
+    ))
+    .prop_map(|t| {
+        t.map(
+            |(hash, account, create, unit_limit, unit_price)| quorate_core::intent::SolanaTerms {
+                lifetime: match account {
+                    Some(account) => Lifetime::DurableNonce {
+                        account,
+                        nonce: hash,
+                    },
+                    None => Lifetime::Blockhash(hash),
+                },
+                create_destination_account: create,
+                compute: ComputeBudget {
+                    unit_limit,
+                    unit_price,
+                },
+            },
+        )
+    })
 }
 
 /// Bytes that decode is robust against: random, or a valid encoding with a random splice.
