@@ -12,6 +12,7 @@ mod evm;
 #[path = "../cli/src/evm_rpc.rs"]
 mod evm_rpc;
 mod hardhat;
+mod install;
 mod python;
 
 mod audit;

@@ -11,7 +11,6 @@ use std::{
     time::Duration,
 };
 
-use sha2::{Digest, Sha256};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -26,60 +25,32 @@ pub fn evm_dir() -> PathBuf {
 
 static INSTALL: Mutex<()> = Mutex::new(());
 
-/// Installs the pinned Node.js packages once per lock file (`npm ci`), guarded against
-/// concurrent test processes by a lock directory.
+/// Installs the pinned Node.js packages once per lock file (`npm ci`).
 pub fn ensure_installed() {
     let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = evm_dir();
-    let lock = std::fs::read(dir.join("package-lock.json")).expect("chains/evm/package-lock.json");
-    let want = hex::encode(Sha256::digest(&lock));
-    let marker = dir.join("node_modules/.quorate-installed");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
-        return;
-    }
-    let guard = dir.join(".npm-ci.lock");
-    let mut waited = 0;
-    while std::fs::create_dir(&guard).is_err() {
-        // Another test process is installing; a lock older than ten minutes is stale.
-        let stale = std::fs::metadata(&guard)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(600));
-        if stale {
-            let _ = std::fs::remove_dir(&guard);
-            continue;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        waited += 1;
-        if std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
-            return;
-        }
-        assert!(waited < 2400, "waited 20 minutes for another npm ci");
-    }
-    struct Unlock(PathBuf);
-    impl Drop for Unlock {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir(&self.0);
-        }
-    }
-    let _unlock = Unlock(guard);
-    let out = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "the EVM tests need Node.js (18 or later) and npm to install Hardhat from chains/evm/package-lock.json: running npm failed: {e}"
-            )
-        });
-    assert!(
-        out.status.success(),
-        "npm ci in chains/evm failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    crate::install::once(
+        &dir.join("package-lock.json"),
+        &dir.join("node_modules/.quorate-installed"),
+        &dir.join(".npm-ci.lock"),
+        || {
+            let out = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "the EVM tests need Node.js (18 or later) and npm to install Hardhat from chains/evm/package-lock.json: running npm failed: {e}"
+                    )
+                });
+            assert!(
+                out.status.success(),
+                "npm ci in chains/evm failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        },
     );
-    std::fs::write(&marker, want).expect("install marker");
 }
 
 /// A Hardhat node; killed on drop.

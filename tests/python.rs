@@ -7,10 +7,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::Mutex,
-    time::Duration,
 };
-
-use sha2::{Digest, Sha256};
 
 fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python")
@@ -38,68 +35,36 @@ fn run(cmd: &mut std::process::Command, what: &str) {
 pub fn python() -> PathBuf {
     let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let requirements = python_dir().join("requirements.txt");
-    let want = hex::encode(Sha256::digest(
-        std::fs::read(&requirements).expect("tests/python/requirements.txt"),
-    ));
     let venv = venv();
     let bin = venv.join("bin/python");
-    let marker = venv.join(".quorate-installed");
-    let ready = || std::fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str());
-    if ready() {
-        return bin;
-    }
-    // Another test process may be installing: a lock directory, stale after ten minutes.
-    let guard = venv.with_extension("lock");
-    let mut waited = 0;
-    while std::fs::create_dir(&guard).is_err() {
-        let stale = std::fs::metadata(&guard)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(600));
-        if stale {
-            let _ = std::fs::remove_dir(&guard);
-            continue;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        waited += 1;
-        if ready() {
-            return bin;
-        }
-        assert!(
-            waited < 2400,
-            "waited 20 minutes for another Python install"
-        );
-    }
-    struct Unlock(PathBuf);
-    impl Drop for Unlock {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir(&self.0);
-        }
-    }
-    let _unlock = Unlock(guard);
-    let _ = std::fs::remove_dir_all(&venv);
-    run(
-        std::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv),
-        "python3 -m venv",
+    crate::install::once(
+        &requirements,
+        &venv.join(".quorate-installed"),
+        &venv.with_extension("lock"),
+        || {
+            let _ = std::fs::remove_dir_all(&venv);
+            run(
+                std::process::Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv),
+                "python3 -m venv",
+            );
+            run(
+                std::process::Command::new(&bin)
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "--no-deps",
+                        "-r",
+                    ])
+                    .arg(&requirements),
+                "pip install -r tests/python/requirements.txt",
+            );
+        },
     );
-    run(
-        std::process::Command::new(&bin)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "-r",
-            ])
-            .arg(&requirements),
-        "pip install -r tests/python/requirements.txt",
-    );
-    std::fs::write(&marker, &want).expect("venv marker");
     bin
 }
 

@@ -230,6 +230,21 @@ fn id(n: u16) -> Identifier {
     Identifier::try_from(n).unwrap()
 }
 
+/// A fresh session, and Ed25519 commitments of signers `a` and `b` for it.
+async fn pair(
+    signers: &mut BTreeMap<u32, Driven>,
+    a: u32,
+    b: u32,
+) -> ([u8; 16], BTreeMap<Identifier, SigningCommitments>) {
+    let s = session();
+    let mut both = BTreeMap::new();
+    for who in [a, b] {
+        let c = commit(signers.get_mut(&who).unwrap(), s).await;
+        both.insert(id(who as u16), c);
+    }
+    (s, both)
+}
+
 /// A fresh Ed25519 commitment from a signer.
 async fn commit(d: &mut Driven, s: [u8; 16]) -> SigningCommitments {
     match d
@@ -633,9 +648,7 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
             ..terms
         },
     );
-    let s = session();
-    let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
-    let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+    let (s, both) = pair(&mut signers, 1, 2).await;
     let greedy_message = Transfer {
         compute: ComputeBudget {
             unit_limit: None,
@@ -650,7 +663,7 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
         &greedy,
         &greedy_sig,
         &greedy_message,
-        BTreeMap::from([(id(1), c1), (id(2), c2)]),
+        both.clone(),
         pb::KeyScheme::Ed25519,
     )
     .await;
@@ -674,16 +687,14 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
     };
     for (wid, expect) in [("wd-nonce-a", None), ("wd-nonce-b", Some("solana-terms"))] {
         let (i, bsig) = intent_for(wid, "SOL", on_nonce);
-        let s = session();
-        let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
-        let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+        let (s, both) = pair(&mut signers, 1, 2).await;
         let a = sign(
             signers.get_mut(&1).unwrap(),
             s,
             &i,
             &bsig,
             &message_of(&i).message(),
-            BTreeMap::from([(id(1), c1), (id(2), c2)]),
+            both.clone(),
             pb::KeyScheme::Ed25519,
         )
         .await;
@@ -758,9 +769,7 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
             "message-mismatch",
         ),
     ] {
-        let s = session();
-        let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
-        let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+        let (s, both) = pair(&mut signers, 1, 2).await;
         let a = void_request(
             signers.get_mut(&1).unwrap(),
             s,
@@ -768,16 +777,14 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
             &nonce,
             &approval,
             &message,
-            BTreeMap::from([(id(1), c1), (id(2), c2)]),
+            both.clone(),
         )
         .await;
         book.refused(attack, "signer-1", &a, rule, None);
     }
     // A nonce no withdrawal was signed with: an admin could only spend the wallet's SOL.
     let unused = [0x22; 32];
-    let s = session();
-    let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
-    let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+    let (s, both) = pair(&mut signers, 1, 2).await;
     let a = void_request(
         signers.get_mut(&1).unwrap(),
         s,
@@ -789,7 +796,7 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
             &[&pooled, &unused],
         ),
         &solana::void_message(&wallet, &pooled, &unused),
-        BTreeMap::from([(id(1), c1), (id(2), c2)]),
+        both.clone(),
     )
     .await;
     book.refused(
@@ -799,9 +806,7 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
         "solana-terms",
         None,
     );
-    let s = session();
-    let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
-    let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+    let (s, both) = pair(&mut signers, 1, 2).await;
     let a = void_request(
         signers.get_mut(&1).unwrap(),
         s,
@@ -809,15 +814,13 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
         &nonce,
         &approve(&admin, &pooled),
         &right_void,
-        BTreeMap::from([(id(1), c1), (id(2), c2)]),
+        both.clone(),
     )
     .await;
     assert!(matches!(a, Ans::Sign(_)), "the admin's void: {a:?}");
 
     // The message each signer builds itself is signed, by both.
-    let s = session();
-    let c1 = commit(signers.get_mut(&1).unwrap(), s).await;
-    let c2 = commit(signers.get_mut(&2).unwrap(), s).await;
+    let (s, both) = pair(&mut signers, 1, 2).await;
     for who in [1u32, 2] {
         let a = sign(
             signers.get_mut(&who).unwrap(),
@@ -825,7 +828,7 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
             &sol,
             &sol_sig,
             &right_sol.message(),
-            BTreeMap::from([(id(1), c1), (id(2), c2)]),
+            both.clone(),
             pb::KeyScheme::Ed25519,
         )
         .await;
@@ -841,7 +844,7 @@ async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
         &sol,
         &sol_sig,
         &right_sol.message(),
-        BTreeMap::from([(id(1), c1), (id(2), c2)]),
+        both.clone(),
         pb::KeyScheme::Ed25519,
     )
     .await;

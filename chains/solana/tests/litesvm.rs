@@ -139,27 +139,50 @@ fn make_mint(svm: &mut LiteSVM, payer: &Keypair, decimals: u8) -> Pubkey {
     mint.pubkey().to_bytes()
 }
 
+/// The Associated Token Account program's `CreateIdempotent` of `owner`'s account for `mint`,
+/// as the SDK's instruction type (paid by `payer`).
+fn create_ata_ix(payer: &Pubkey, owner: &Pubkey, mint: &Pubkey) -> Instruction {
+    Instruction::new_with_bytes(
+        Address::from(solana::ASSOCIATED_TOKEN_PROGRAM),
+        &[1],
+        vec![
+            AccountMeta::new(Address::from(*payer), true),
+            AccountMeta::new(Address::from(associated_token_address(owner, mint)), false),
+            AccountMeta::new_readonly(Address::from(*owner), false),
+            AccountMeta::new_readonly(Address::from(*mint), false),
+            AccountMeta::new_readonly(Address::from(solana::SYSTEM_PROGRAM), false),
+            AccountMeta::new_readonly(token_program(), false),
+        ],
+    )
+}
+
+/// SPL Token `TransferChecked` from `owner`'s associated account to `to`'s, as the SDK's
+/// instruction type.
+fn transfer_checked_ix(owner: &Pubkey, to: &Pubkey, mint: &Pubkey, amount: u64) -> Instruction {
+    let mut data = vec![12];
+    data.extend_from_slice(&amount.to_le_bytes());
+    data.push(6);
+    Instruction::new_with_bytes(
+        token_program(),
+        &data,
+        vec![
+            AccountMeta::new(Address::from(associated_token_address(owner, mint)), false),
+            AccountMeta::new_readonly(Address::from(*mint), false),
+            AccountMeta::new(Address::from(associated_token_address(to, mint)), false),
+            AccountMeta::new_readonly(Address::from(*owner), true),
+        ],
+    )
+}
+
 /// Creates `owner`'s associated token account for `mint` (paid by `payer`).
 fn create_ata(svm: &mut LiteSVM, payer: &Keypair, owner: &Pubkey, mint: &Pubkey) -> Pubkey {
-    let ata = associated_token_address(owner, mint);
     run_as(
         svm,
         payer,
         &[],
-        &[Instruction::new_with_bytes(
-            Address::from(solana::ASSOCIATED_TOKEN_PROGRAM),
-            &[1],
-            vec![
-                AccountMeta::new(payer.pubkey(), true),
-                AccountMeta::new(Address::from(ata), false),
-                AccountMeta::new_readonly(Address::from(*owner), false),
-                AccountMeta::new_readonly(Address::from(*mint), false),
-                AccountMeta::new_readonly(Address::from(solana::SYSTEM_PROGRAM), false),
-                AccountMeta::new_readonly(token_program(), false),
-            ],
-        )],
+        &[create_ata_ix(&payer.pubkey().to_bytes(), owner, mint)],
     );
-    ata
+    associated_token_address(owner, mint)
 }
 
 fn mint_to(svm: &mut LiteSVM, authority: &Keypair, mint: &Pubkey, to: &Pubkey, amount: u64) {
@@ -289,38 +312,11 @@ fn messages_are_the_ones_the_solana_sdk_compiles() {
         },
         ..sol
     };
-    let (source, target) = (
-        associated_token_address(&wallet, &mint),
-        associated_token_address(&dest, &mint),
-    );
-    let mut checked = vec![12];
-    checked.extend_from_slice(&1_000_000u64.to_le_bytes());
-    checked.push(6);
     let sdk = Message::new_with_blockhash(
         &[
             compute(3, &1u64.to_le_bytes()),
-            Instruction::new_with_bytes(
-                a(&solana::ASSOCIATED_TOKEN_PROGRAM),
-                &[1],
-                vec![
-                    AccountMeta::new(a(&wallet), true),
-                    AccountMeta::new(a(&target), false),
-                    AccountMeta::new_readonly(a(&dest), false),
-                    AccountMeta::new_readonly(a(&mint), false),
-                    AccountMeta::new_readonly(a(&solana::SYSTEM_PROGRAM), false),
-                    AccountMeta::new_readonly(a(&solana::TOKEN_PROGRAM), false),
-                ],
-            ),
-            Instruction::new_with_bytes(
-                a(&solana::TOKEN_PROGRAM),
-                &checked,
-                vec![
-                    AccountMeta::new(a(&source), false),
-                    AccountMeta::new_readonly(a(&mint), false),
-                    AccountMeta::new(a(&target), false),
-                    AccountMeta::new_readonly(a(&wallet), true),
-                ],
-            ),
+            create_ata_ix(&wallet, &dest, &mint),
+            transfer_checked_ix(&wallet, &dest, &mint, 1_000_000),
         ],
         Some(&a(&wallet)),
         &[8u8; 32].into(),
@@ -365,32 +361,11 @@ fn messages_are_the_ones_the_solana_sdk_compiles() {
         destination: mint,
         ..usdc
     };
-    let target = associated_token_address(&mint, &mint);
     let sdk = Message::new_with_blockhash(
         &[
             compute(3, &1u64.to_le_bytes()),
-            Instruction::new_with_bytes(
-                a(&solana::ASSOCIATED_TOKEN_PROGRAM),
-                &[1],
-                vec![
-                    AccountMeta::new(a(&wallet), true),
-                    AccountMeta::new(a(&target), false),
-                    AccountMeta::new_readonly(a(&mint), false),
-                    AccountMeta::new_readonly(a(&mint), false),
-                    AccountMeta::new_readonly(a(&solana::SYSTEM_PROGRAM), false),
-                    AccountMeta::new_readonly(a(&solana::TOKEN_PROGRAM), false),
-                ],
-            ),
-            Instruction::new_with_bytes(
-                a(&solana::TOKEN_PROGRAM),
-                &checked,
-                vec![
-                    AccountMeta::new(a(&source), false),
-                    AccountMeta::new_readonly(a(&mint), false),
-                    AccountMeta::new(a(&target), false),
-                    AccountMeta::new_readonly(a(&wallet), true),
-                ],
-            ),
+            create_ata_ix(&wallet, &mint, &mint),
+            transfer_checked_ix(&wallet, &mint, &mint, 1_000_000),
         ],
         Some(&a(&wallet)),
         &[8u8; 32].into(),
