@@ -436,6 +436,42 @@ async fn an_admin_voids_a_durable_nonce_and_a_standard_library_reads_the_advance
         1,
         "one void signed, recorded by the coordinator"
     );
+
+    // A signer killed and started again opens its sealed Ed25519 share from disk: it reports
+    // the same key, and it still knows the nonce it signed with.
+    let wallet_key = bs58::decode(&wallet).into_vec().unwrap();
+    let mut c = c;
+    c.kill_signer("signer-1").await;
+    c.wait_connected(2).await;
+    c.start_signer("signer-1");
+    c.wait_connected(3).await;
+    let s = c.status().await;
+    let one = s.signers.iter().find(|x| x.name == "signer-1").unwrap();
+    assert_eq!(one.ed25519_group_public_key, wallet_key);
+    let (code, out, _) = quorate(&[
+        "submit",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+        "--json",
+        "--id",
+        "wd-nonce-3",
+        "--chain",
+        "solana",
+        "--asset",
+        "SOL",
+        "--to",
+        DEST,
+        "--amount",
+        "1000000",
+        "--nonce-account",
+        POOLED,
+        "--nonce-value",
+        DEST,
+    ])
+    .await;
+    assert_ne!(code, 0, "a third withdrawal on the spent nonce: {out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
