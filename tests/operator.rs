@@ -128,3 +128,74 @@ async fn coordinator_stops_cleanly_on_sigterm_with_signers_attached() {
     let log = c.read_log("coordinator");
     assert!(log.contains("closing signer links"), "{log}");
 }
+
+/// A signer without a key share says so: a WARN line at start, a metric, and `quorate status`
+/// shows who can sign, before and after DKG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_without_a_key_says_so_and_status_shows_who_can_sign() {
+    use quorate_wire::metrics::sample;
+    let mut c = Cluster::create(3, 2).await;
+    c.start_coordinator(None).await;
+    for name in c.names.clone() {
+        c.start_signer(&name);
+    }
+    c.wait_connected(3).await;
+    let status = |c: &Cluster| {
+        let (dir, addr) = (c.dir_str().to_string(), c.addr.clone());
+        async move {
+            let (code, out, err) =
+                quorate(&["status", "--dir", &dir, "--coordinator", &addr, "--json"]).await;
+            assert_eq!(code, 0, "{out}{err}");
+            serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()
+        }
+    };
+    let before = status(&c).await;
+    let able = |v: &serde_json::Value| {
+        v["signers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["can_sign"] == true)
+            .count()
+    };
+    assert_eq!(able(&before), 0, "{before}");
+    assert!(
+        c.read_log("signer-2").contains("holds no key share"),
+        "a WARN line says the signer cannot sign"
+    );
+    // The metric, from the signer's own metrics file (it opens no port).
+    let gauge = |c: &Cluster, scheme: &str| {
+        let t = std::fs::read_to_string(c.path("signer-2/metrics.prom")).unwrap_or_default();
+        sample(
+            &t,
+            &format!("quorate_signer_key_share{{scheme=\"{scheme}\"}}"),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while gauge(&c, "secp256k1").is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "no metrics file");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(gauge(&c, "secp256k1"), Some(0.0));
+
+    c.dkg().await;
+    let after = status(&c).await;
+    assert_eq!(able(&after), 3, "{after}");
+    let (code, out, _) = quorate(&["status", "--dir", c.dir_str(), "--coordinator", &c.addr]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("can sign    yes: 3 of 3"), "{out}");
+    while gauge(&c, "secp256k1") != Some(1.0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the key-share gauge never turned to 1"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(gauge(&c, "ed25519"), Some(0.0));
+    // Two of three stopped: below the threshold, and status says so.
+    c.kill_signer("signer-2").await;
+    c.kill_signer("signer-3").await;
+    c.wait_connected(1).await;
+    let (_, out, _) = quorate(&["status", "--dir", c.dir_str(), "--coordinator", &c.addr]).await;
+    assert!(out.contains("can sign    NO: 1 of 3"), "{out}");
+}

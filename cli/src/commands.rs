@@ -385,6 +385,10 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
                     "certificate_sha256": x.certificate_sha256,
                     "group_public_key": hex::encode(&x.group_public_key),
                     "ed25519_group_public_key": hex::encode(&x.ed25519_group_public_key),
+                    // Connected, and holding a share of the cluster's (secp256k1) group key.
+                    "can_sign": x.connected
+                        && !x.group_public_key.is_empty()
+                        && x.group_public_key == s.group_public_key,
                 })).collect::<Vec<_>>(),
             })
         );
@@ -413,6 +417,7 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
             );
         }
     }
+    let mut can_sign = 0usize;
     for x in &s.signers {
         let ed = s
             .group_keys
@@ -420,6 +425,10 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
             .find(|k| k.scheme == "ed25519")
             .map(|k| k.public_key.as_slice())
             .unwrap_or_default();
+        let able = x.connected
+            && !x.group_public_key.is_empty()
+            && x.group_public_key == s.group_public_key;
+        can_sign += usize::from(able);
         let agrees = match (
             x.group_public_key.as_slice(),
             x.ed25519_group_public_key.as_slice(),
@@ -440,6 +449,20 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
                 "disconnected"
             },
             if x.connected { agrees } else { "" }
+        );
+    }
+    if s.group_public_key.is_empty() {
+        println!("can sign    no: no group key yet");
+    } else {
+        println!(
+            "can sign    {} {can_sign} of {} signers connected with the group key; {} needed",
+            if can_sign >= s.threshold as usize {
+                "yes:"
+            } else {
+                "NO:"
+            },
+            s.signers.len(),
+            s.threshold
         );
     }
     Ok(0)

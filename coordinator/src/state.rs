@@ -411,13 +411,35 @@ impl Coordinator {
     /// The exposition for the metrics endpoint: counters, histograms, and gauges read now.
     pub fn render_metrics(&self) -> String {
         use quorate_wire::metrics::Gauge;
+        let connected = self.registry.connected();
+        let keys = self.group_keys();
         let mut gauges = vec![Gauge {
             counter: false,
             name: "quorate_signers_connected",
             help: "Signers with a live link to the coordinator.",
             labels: vec![],
-            value: self.registry.connected().len() as f64,
+            value: connected.len() as f64,
         }];
+        for scheme in Scheme::ALL {
+            let key = keys.of(scheme);
+            let able = connected
+                .iter()
+                .filter(|s| {
+                    !key.is_empty()
+                        && match scheme {
+                            Scheme::Secp256k1 => s.group_key == key,
+                            Scheme::Ed25519 => s.ed25519_group_key == key,
+                        }
+                })
+                .count();
+            gauges.push(Gauge {
+                counter: false,
+                name: "quorate_signers_able_to_sign",
+                help: "Connected signers that report the cluster's group key (per key scheme): fewer than the threshold cannot sign.",
+                labels: vec![("scheme", scheme.as_str().into())],
+                value: able as f64,
+            });
+        }
         for (signer, n) in self.registry.presigned() {
             gauges.push(Gauge {
                 counter: false,

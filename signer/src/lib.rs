@@ -117,8 +117,15 @@ pub async fn run(cfg: SignerConfig, shutdown: impl Future<Output = ()>) -> anyho
         identifier = node.me,
         version = env!("CARGO_PKG_VERSION"),
         has_key = !node.group_key().is_empty(),
+        has_ed25519_key = !node.ed25519_group_key().is_empty(),
         "signer starting"
     );
+    if node.group_key().is_empty() {
+        tracing::warn!(
+            signer = %node.name,
+            "this signer holds no key share: it cannot sign until a DKG gives it one (`quorate dkg` once all signers are connected)"
+        );
+    }
     if let Some(m) = cfg.metrics.clone() {
         tokio::spawn(write_metrics(node.clone(), m));
     }

@@ -399,6 +399,22 @@ impl Node {
                 "Policy version in force.",
                 policy.version as f64,
             ),
+            Gauge {
+                labels: vec![("scheme", "secp256k1".into())],
+                ..gauge(
+                    "quorate_signer_key_share",
+                    "1 if this signer holds a key share of the group (per key scheme), else 0: without one it cannot sign.",
+                    f64::from(u8::from(!self.group_key().is_empty())),
+                )
+            },
+            Gauge {
+                labels: vec![("scheme", "ed25519".into())],
+                ..gauge(
+                    "quorate_signer_key_share",
+                    "1 if this signer holds a key share of the group (per key scheme), else 0: without one it cannot sign.",
+                    f64::from(u8::from(!self.ed25519_group_key().is_empty())),
+                )
+            },
             gauge(
                 "quorate_store_flushes_total",
                 "Disk flushes run since start (group commit: one serves many writers).",
