@@ -199,3 +199,103 @@ async fn a_signer_without_a_key_says_so_and_status_shows_who_can_sign() {
     let (_, out, _) = quorate(&["status", "--dir", c.dir_str(), "--coordinator", &c.addr]).await;
     assert!(out.contains("can sign    NO: 1 of 3"), "{out}");
 }
+
+/// A lost disk: signer-3's data directory and identity key are gone; its operator restores the
+/// backup made earlier (sealed to a passphrase, without the KEK) and it signs again, with both
+/// group keys unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_restored_from_its_backup_on_a_fresh_directory_signs_again() {
+    let mut c = Cluster::start(3, 2).await;
+    let (code, out, err) = quorate(&[
+        "dkg",
+        "--scheme",
+        "ed25519",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let before = c.status().await;
+    let config = c.path("signer-3/signer.toml");
+    let cfg = quorate_signer::config::SignerConfig::load(&config).unwrap();
+    let pass = c.path("backup-passphrase.txt");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let backup = c.path("signer-3.backup");
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        quorate(&args).await
+    };
+    let cmd = |verb: &str, file_flag: &str, file: &std::path::Path| {
+        vec![
+            "signer".to_string(),
+            verb.into(),
+            "--config".into(),
+            config.to_str().unwrap().into(),
+            file_flag.into(),
+            file.to_str().unwrap().into(),
+            "--passphrase-file".into(),
+            pass.to_str().unwrap().into(),
+        ]
+    };
+
+    // Backed up with the signer stopped (its store is single-process).
+    c.kill_signer("signer-3").await;
+    c.wait_connected(2).await;
+    let (code, out, err) = run(cmd("backup", "--out", &backup)).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("secp256k1, ed25519"), "{out}");
+    let text = std::fs::read_to_string(&backup).unwrap();
+    let kek = std::fs::read_to_string(cfg.keys.kek_file.as_ref().unwrap()).unwrap();
+    assert!(!text.contains(kek.trim()), "the backup never holds the KEK");
+    let (code, _, err) = run(cmd("backup", "--out", &backup)).await;
+    assert_ne!(code, 0, "an existing backup is never overwritten: {err}");
+
+    // The disk is lost.
+    std::fs::remove_dir_all(&cfg.data_dir).unwrap();
+    std::fs::remove_file(&cfg.keys.identity).unwrap();
+    std::fs::write(&pass, "wrong horse battery staple\n").unwrap();
+    let (code, _, err) = run(cmd("restore", "--from", &backup)).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert!(
+        !cfg.keys.identity.exists(),
+        "a refused restore writes nothing"
+    );
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let (code, out, err) = run(cmd("restore", "--from", &backup)).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = run(cmd("restore", "--from", &backup)).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("already holds"), "{err}");
+
+    // Back: the same keys, and it signs (signer-1 stopped, so every quorum includes it).
+    c.start_signer("signer-3");
+    c.wait_connected(3).await;
+    let after = c.status().await;
+    let three = |s: &quorate_wire::admin::ClusterStatus| {
+        s.signers
+            .iter()
+            .find(|x| x.name == "signer-3")
+            .map(|x| {
+                (
+                    x.group_public_key.clone(),
+                    x.ed25519_group_public_key.clone(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(three(&after), three(&before));
+    assert_eq!(after.group_public_key, before.group_public_key);
+    c.kill_signer("signer-1").await;
+    c.wait_connected(2).await;
+    let (code, w) = c.submit_eth("wd-after-restore", "1").await;
+    assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+    assert_eq!(w["signers"], serde_json::json!([2, 3]), "{w}");
+    assert!(crate::harness::rfc9591_verify(
+        &before.group_public_key,
+        &crate::harness::hexf(&w, "message"),
+        &crate::harness::hexf(&w, "signature")
+    ));
+}

@@ -10,6 +10,7 @@ pub mod amount;
 pub mod atrest;
 pub mod audit;
 pub mod backend;
+pub mod backup;
 pub mod chains;
 pub mod dkg;
 pub mod fingerprint;

@@ -2,6 +2,7 @@
 //! and decides for itself, from the intent, its manifest and its policy, whether to sign.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod config;
 pub mod link;
 pub mod node;
@@ -51,6 +52,32 @@ pub enum SignerCommand {
         /// Signer config file.
         #[arg(short, long)]
         config: PathBuf,
+    },
+    /// Writes a backup of this signer's identity key and key shares, sealed to a passphrase
+    /// (Argon2id), never with the KEK. Run with the signer stopped.
+    Backup {
+        /// Signer config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The backup file to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// A file holding the passphrase (at least 12 bytes); keep it apart from the backup.
+        #[arg(long)]
+        passphrase_file: PathBuf,
+    },
+    /// Restores this signer from a backup into an empty data directory (a lost disk), under
+    /// this host's KEK. Run with the signer stopped.
+    Restore {
+        /// Signer config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The file holding the backup's passphrase.
+        #[arg(long)]
+        passphrase_file: PathBuf,
     },
     /// Runs the signer until interrupted.
     Run {
@@ -294,6 +321,16 @@ pub async fn main_with(cli: SignerCli) -> std::process::ExitCode {
         }
         SignerCommand::Freeze { config, reason } => local_command(&config, |c| freeze(c, &reason)),
         SignerCommand::Unfreeze { config } => local_command(&config, unfreeze),
+        SignerCommand::Backup {
+            config,
+            out,
+            passphrase_file,
+        } => local_command(&config, |c| backup::backup(c, &out, &passphrase_file)),
+        SignerCommand::Restore {
+            config,
+            from,
+            passphrase_file,
+        } => local_command(&config, |c| backup::restore(c, &from, &passphrase_file)),
         SignerCommand::Run {
             config,
             coordinator,

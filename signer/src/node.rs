@@ -31,6 +31,7 @@ use crate::store::{Binding, SignerStore};
 
 mod groups;
 mod solana;
+pub use groups::{meta_key, share_purpose};
 mod status;
 mod vault;
 use groups::{scheme_of, DkgProgress, Ed, Group, Held, Secp};
@@ -39,7 +40,7 @@ pub use status::{LocalFreeze, FREEZE_FILE};
 /// Metadata keys.
 pub const META_KEY_SHARE: &str = "key_share";
 pub const META_PUBLIC_KEY_PACKAGE: &str = "public_key_package";
-const META_GROUP_KEY: &str = "group_key";
+pub const META_GROUP_KEY: &str = "group_key";
 const META_POLICY_STATE: &str = "policy_state";
 
 /// Rule tags specific to the signer link.

@@ -83,6 +83,23 @@ impl<C: Suite> Group<C> {
     }
 }
 
+/// The metadata key of `what` (`key_share`, `public_key_package`, `group_key`) for the
+/// `scheme` group: the secp256k1 group keeps the names it had before there were two.
+pub fn meta_key(scheme: Scheme, what: &str) -> String {
+    match scheme {
+        Scheme::Secp256k1 => what.to_string(),
+        s => format!("{s}/{what}"),
+    }
+}
+
+/// The sealing purpose of signer `name`'s share of the `scheme` group.
+pub fn share_purpose(scheme: Scheme, name: &str) -> String {
+    match scheme {
+        Scheme::Secp256k1 => key_share_purpose(name),
+        s => format!("{}/{s}", key_share_purpose(name)),
+    }
+}
+
 /// FROST identifier of a manifest identifier.
 pub fn frost_id<C: Suite>(n: u16) -> Result<Identifier<C>, String> {
     Identifier::<C>::try_from(n).map_err(|_| format!("invalid identifier {n}"))
@@ -92,20 +109,13 @@ pub fn frost_id<C: Suite>(n: u16) -> Result<Identifier<C>, String> {
 pub(super) trait Held: Suite {
     fn group(node: &Node) -> &Group<Self>;
     fn progress(slot: &mut super::DkgSlot) -> &mut Option<DkgProgress<Self>>;
-    /// The metadata key of `what` (`key_share`, `public_key_package`, `group_key`): the
-    /// secp256k1 group keeps the names it had before there were two.
+    /// The metadata key of `what` for this group ([`meta_key`]).
     fn meta(what: &str) -> String {
-        match Self::SCHEME {
-            Scheme::Secp256k1 => what.to_string(),
-            s => format!("{s}/{what}"),
-        }
+        meta_key(Self::SCHEME, what)
     }
-    /// The sealing purpose of the share.
+    /// The sealing purpose of this group's share ([`share_purpose`]).
     fn share_purpose(name: &str) -> String {
-        match Self::SCHEME {
-            Scheme::Secp256k1 => key_share_purpose(name),
-            s => format!("{}/{s}", key_share_purpose(name)),
-        }
+        share_purpose(Self::SCHEME, name)
     }
 }
 
