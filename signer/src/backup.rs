@@ -71,13 +71,8 @@ pub fn backup(cfg: &SignerConfig, out: &Path, passphrase_file: &Path) -> anyhow:
         &contents,
         &pass,
     )?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(out)
-        .with_context(|| format!("creating {} (it must not exist)", out.display()))?;
-    std::io::Write::write_all(&mut f, text.as_bytes())?;
-    f.sync_all()?;
+    // Owner-only, never over an existing file.
+    crate::write_secret(out, text.as_bytes())?;
     Ok(format!(
         "backup of {} written to {}: identity key and key shares ({}), sealed to the passphrase; keep both offline, apart\n",
         cfg.name,
@@ -128,15 +123,12 @@ pub fn restore(cfg: &SignerConfig, from: &Path, passphrase_file: &Path) -> anyho
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = cfg.keys.identity.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
             let sealed = kek.seal(
                 &mut rand::rngs::OsRng,
                 &identity_purpose(&cfg.name),
                 &contents.identity,
             );
-            std::fs::write(&cfg.keys.identity, sealed)?;
+            crate::write_secret(&cfg.keys.identity, &sealed)?;
         }
         Err(e) => return Err(e.into()),
     }
