@@ -269,6 +269,30 @@ impl Cluster {
         s.group_public_key
     }
 
+    /// Runs the Ed25519 group's DKG through the CLI and returns its key (the Solana wallet).
+    pub async fn dkg_ed25519(&self) -> Vec<u8> {
+        let (code, out, err) = quorate(&[
+            "dkg",
+            "--scheme",
+            "ed25519",
+            "--dir",
+            self.dir_str(),
+            "--coordinator",
+            &self.addr,
+        ])
+        .await;
+        assert_eq!(code, 0, "ed25519 dkg failed: {out}{err}");
+        let s = self.status().await;
+        let key = s
+            .group_keys
+            .iter()
+            .find(|k| k.scheme == "ed25519")
+            .map(|k| k.public_key.clone())
+            .expect("the ed25519 group key in the status");
+        assert_eq!(key.len(), 32);
+        key
+    }
+
     /// A mutual-TLS channel to the coordinator with the credentials in `dir/<who>/`.
     pub async fn channel(&self, who: &str) -> tonic::transport::Channel {
         let tls = TlsMaterial::load(

@@ -206,17 +206,7 @@ async fn a_signer_without_a_key_says_so_and_status_shows_who_can_sign() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signer_restored_from_its_backup_on_a_fresh_directory_signs_again() {
     let mut c = Cluster::start(3, 2).await;
-    let (code, out, err) = quorate(&[
-        "dkg",
-        "--scheme",
-        "ed25519",
-        "--dir",
-        c.dir_str(),
-        "--coordinator",
-        &c.addr,
-    ])
-    .await;
-    assert_eq!(code, 0, "{out}{err}");
+    c.dkg_ed25519().await;
     let before = c.status().await;
     let config = c.path("signer-3/signer.toml");
     let cfg = quorate_signer::config::SignerConfig::load(&config).unwrap();

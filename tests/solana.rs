@@ -40,6 +40,34 @@ fn pooled_policy() -> String {
     )
 }
 
+/// `quorate submit` of 0.001 SOL to DEST on the pooled nonce account, DEST's bytes standing
+/// for its nonce value.
+async fn submit_on_pooled_nonce(dir: String, addr: String, id: &str) -> (i32, String, String) {
+    quorate(&[
+        "submit",
+        "--dir",
+        &dir,
+        "--coordinator",
+        &addr,
+        "--json",
+        "--id",
+        id,
+        "--chain",
+        "solana",
+        "--asset",
+        "SOL",
+        "--to",
+        DEST,
+        "--amount",
+        "1000000",
+        "--nonce-account",
+        POOLED,
+        "--nonce-value",
+        DEST,
+    ])
+    .await
+}
+
 /// The cluster's first admin key.
 fn admin_key(c: &Cluster) -> quorate_core::identity::IdentitySecret {
     let text = std::fs::read_to_string(c.path("admin/admin-1.key")).unwrap();
@@ -324,57 +352,10 @@ async fn sign(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_voids_a_durable_nonce_and_a_standard_library_reads_the_advance() {
     let c = Cluster::start_with_policy(3, 2, Some(&pooled_policy())).await;
-    let (code, out, err) = quorate(&[
-        "dkg",
-        "--scheme",
-        "ed25519",
-        "--dir",
-        c.dir_str(),
-        "--coordinator",
-        &c.addr,
-    ])
-    .await;
-    assert_eq!(code, 0, "{out}{err}");
-    let wallet = bs58::encode(
-        &c.status()
-            .await
-            .group_keys
-            .iter()
-            .find(|k| k.scheme == "ed25519")
-            .unwrap()
-            .public_key,
-    )
-    .into_string();
+    let wallet = bs58::encode(c.dkg_ed25519().await).into_string();
     // A withdrawal signed with the pooled account's nonce (DEST's bytes stand for its value).
-    let submit = |id: &'static str| {
-        let dir = c.dir_str().to_string();
-        let addr = c.addr.clone();
-        async move {
-            quorate(&[
-                "submit",
-                "--dir",
-                &dir,
-                "--coordinator",
-                &addr,
-                "--json",
-                "--id",
-                id,
-                "--chain",
-                "solana",
-                "--asset",
-                "SOL",
-                "--to",
-                DEST,
-                "--amount",
-                "1000000",
-                "--nonce-account",
-                POOLED,
-                "--nonce-value",
-                DEST,
-            ])
-            .await
-        }
-    };
+    let submit =
+        |id: &'static str| submit_on_pooled_nonce(c.dir_str().to_string(), c.addr.clone(), id);
     let (code, out, err) = submit("wd-nonce-1").await;
     assert_eq!(code, 0, "{out}{err}");
     // The same nonce value for another withdrawal: it could never land, and is refused.
@@ -448,53 +429,15 @@ async fn an_admin_voids_a_durable_nonce_and_a_standard_library_reads_the_advance
     let s = c.status().await;
     let one = s.signers.iter().find(|x| x.name == "signer-1").unwrap();
     assert_eq!(one.ed25519_group_public_key, wallet_key);
-    let (code, out, _) = quorate(&[
-        "submit",
-        "--dir",
-        c.dir_str(),
-        "--coordinator",
-        &c.addr,
-        "--json",
-        "--id",
-        "wd-nonce-3",
-        "--chain",
-        "solana",
-        "--asset",
-        "SOL",
-        "--to",
-        DEST,
-        "--amount",
-        "1000000",
-        "--nonce-account",
-        POOLED,
-        "--nonce-value",
-        DEST,
-    ])
-    .await;
+    let (code, out, _) =
+        submit_on_pooled_nonce(c.dir_str().to_string(), c.addr.clone(), "wd-nonce-3").await;
     assert_ne!(code, 0, "a third withdrawal on the spent nonce: {out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signers_sign_only_the_solana_transaction_they_build_themselves() {
     let mut c = Cluster::start_with_policy(3, 2, Some(&pooled_policy())).await;
-    let (code, out, err) = quorate(&[
-        "dkg",
-        "--scheme",
-        "ed25519",
-        "--dir",
-        c.dir_str(),
-        "--coordinator",
-        &c.addr,
-    ])
-    .await;
-    assert_eq!(code, 0, "{out}{err}");
-    let status = c.status().await;
-    let wallet: [u8; 32] = status
-        .group_keys
-        .iter()
-        .find(|k| k.scheme == "ed25519")
-        .map(|k| k.public_key.as_slice().try_into().unwrap())
-        .expect("the ed25519 group key");
+    let wallet: [u8; 32] = c.dkg_ed25519().await.try_into().unwrap();
     let doc = quorate_core::policy::PolicyForm::parse(&c.policy_toml().await)
         .unwrap()
         .to_doc(1, &"0".repeat(64))
