@@ -519,7 +519,6 @@ fn a_durable_nonce_withdrawal_executes_once_and_a_void_kills_a_signed_one() {
     let second = stored_nonce(&svm, &account);
     assert_ne!(second, first, "the withdrawal advanced the nonce");
     let err = send(&mut svm, &tx).expect_err("a replay is refused");
-    eprintln!("durable replay: {err}");
     assert!(
         err.contains("AlreadyProcessed") || err.contains("BlockhashNotFound"),
         "{err}"
@@ -530,7 +529,6 @@ fn a_durable_nonce_withdrawal_executes_once_and_a_void_kills_a_signed_one() {
         &group.transaction(&withdrawal(first, 1_000_000).message()),
     )
     .expect_err("a second signature of a spent message is refused");
-    eprintln!("durable second signature: {err}");
     assert!(err.contains("BlockhashNotFound"), "{err}");
 
     // Signed but unsent: voided by advancing the nonce, after which it can never execute.
