@@ -352,6 +352,17 @@ async fn sign(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_voids_a_durable_nonce_and_a_standard_library_reads_the_advance() {
     let c = Cluster::start_with_policy(3, 2, Some(&pooled_policy())).await;
+    // Before the Ed25519 group exists there is no wallet to sign with: refused, as any
+    // withdrawal before its group's DKG is.
+    let (code, out, _) =
+        submit_on_pooled_nonce(c.dir_str().to_string(), c.addr.clone(), "wd-too-early").await;
+    assert_ne!(code, 0);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["rule"].as_str(), v["code"].as_str()),
+        (Some("no-group-key"), Some("FailedPrecondition")),
+        "{v}"
+    );
     let wallet = bs58::encode(c.dkg_ed25519().await).into_string();
     // A withdrawal signed with the pooled account's nonce (DEST's bytes stand for its value).
     let submit =

@@ -356,7 +356,15 @@ impl WithdrawalService for WithdrawalApi {
                     .policy
                     .chain_format(&intent, self.state.solana_wallet().as_ref())
                     .map(|f| f.scheme())
-                    .map_err(|r| self.refuse(&intent.id, &r))?;
+                    .map_err(|r| {
+                        // The coordinator's tag for a missing group (a signer says no-key-share).
+                        let r = if r.rule == rule::NO_KEY {
+                            Refusal::temporary(coord_rule::NO_GROUP_KEY, r.reason)
+                        } else {
+                            r
+                        };
+                        self.refuse(&intent.id, &r)
+                    })?;
                 if self.state.group_keys().of(scheme).is_empty() {
                     return Err(self.refuse(
                         &intent.id,
