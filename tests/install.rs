@@ -46,6 +46,10 @@ pub fn once(lock_file: &Path, marker: &Path, guard: &Path, install: impl FnOnce(
         }
     }
     let _unlock = Unlock(guard.to_path_buf());
+    // Another process may have finished just before we took the lock.
+    if ready() {
+        return;
+    }
     install();
     std::fs::write(marker, want).expect("install marker");
 }

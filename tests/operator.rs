@@ -242,16 +242,23 @@ async fn a_signer_restored_from_its_backup_on_a_fresh_directory_signs_again() {
     let (code, _, err) = run(cmd("backup", "--out", &backup)).await;
     assert_ne!(code, 0, "an existing backup is never overwritten: {err}");
 
-    // The disk is lost.
+    // The disk is lost, KEK included: the new host has a KEK of its own.
     std::fs::remove_dir_all(&cfg.data_dir).unwrap();
     std::fs::remove_file(&cfg.keys.identity).unwrap();
+    let new_kek = quorate_core::atrest::Kek::generate(&mut rand::rngs::OsRng);
+    std::fs::write(
+        cfg.keys.kek_file.as_ref().unwrap(),
+        new_kek.to_hex().as_bytes(),
+    )
+    .unwrap();
+    assert_ne!(new_kek.to_hex().as_str(), kek.trim());
     std::fs::write(&pass, "wrong horse battery staple\n").unwrap();
     let (code, _, err) = run(cmd("restore", "--from", &backup)).await;
     assert_ne!(code, 0);
     assert!(err.contains("wrong passphrase"), "{err}");
     assert!(
         !cfg.keys.identity.exists(),
-        "a refused restore writes nothing"
+        "a refused restore writes no key"
     );
     std::fs::write(&pass, "correct horse battery staple\n").unwrap();
     let (code, out, err) = run(cmd("restore", "--from", &backup)).await;
@@ -288,4 +295,23 @@ async fn a_signer_restored_from_its_backup_on_a_fresh_directory_signs_again() {
         &crate::harness::hexf(&w, "message"),
         &crate::harness::hexf(&w, "signature")
     ));
+    // Its Ed25519 share signs too: a Solana withdrawal, by signers 2 and 3, under the same key.
+    let (code, w) = c
+        .submit(&[
+            "--chain",
+            "solana",
+            "--asset",
+            "SOL",
+            "--to",
+            "GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB",
+            "--amount",
+            "1000000",
+        ])
+        .await;
+    assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+    assert_eq!(w["signers"], serde_json::json!([2, 3]), "{w}");
+    assert_eq!(
+        hex::decode(w["group_public_key"].as_str().unwrap()).unwrap(),
+        three(&before).1
+    );
 }

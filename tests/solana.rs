@@ -440,9 +440,19 @@ async fn an_admin_voids_a_durable_nonce_and_a_standard_library_reads_the_advance
     let s = c.status().await;
     let one = s.signers.iter().find(|x| x.name == "signer-1").unwrap();
     assert_eq!(one.ed25519_group_public_key, wallet_key);
+    // With signer-2 stopped, signer-1 is in every quorum: it refuses the spent nonce itself.
+    c.kill_signer("signer-2").await;
+    c.wait_connected(2).await;
     let (code, out, _) =
         submit_on_pooled_nonce(c.dir_str().to_string(), c.addr.clone(), "wd-nonce-3").await;
     assert_ne!(code, 0, "a third withdrawal on the spent nonce: {out}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["rule"], "solana-terms", "{v}");
+    let log = c.audit_of("signer-1", None).await;
+    assert!(
+        crate::hostile::audited_refusal(&log, "wd-nonce-3", "solana-terms"),
+        "the restarted signer-1 refused it from its own record"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -435,8 +435,9 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
         ) {
             ([], _) => "no key",
             (k, _) if k != s.group_public_key => "DIFFERENT group key",
-            (_, e) if e != ed => "DIFFERENT ed25519 group key",
+            (_, []) if !ed.is_empty() => "same group key; no ed25519 key",
             (_, []) => "same group key",
+            (_, e) if e != ed => "DIFFERENT ed25519 group key",
             _ => "same group keys (secp256k1, ed25519)",
         };
         println!(

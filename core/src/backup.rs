@@ -140,7 +140,14 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn encode(c: &Contents) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::new());
+    // Sized up front: a reallocation would leave copies of the secrets behind.
+    let size = 5
+        + c.identity.len()
+        + c.groups
+            .iter()
+            .map(|g| 13 + g.key_package.len() + g.public_key_package.len() + g.group_key.len())
+            .sum::<usize>();
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
     put(&mut out, &c.identity);
     out.push(c.groups.len() as u8);
     for g in &c.groups {
@@ -170,6 +177,10 @@ fn decode(mut b: &[u8]) -> Option<Contents> {
             _ => return None,
         };
         b = &b[1..];
+        // One share per group: a repeated scheme would overwrite the first on restore.
+        if groups.iter().any(|g: &GroupShare| g.scheme == scheme) {
+            return None;
+        }
         groups.push(GroupShare {
             scheme,
             key_package: Zeroizing::new(take(&mut b)?.to_vec()),
@@ -320,5 +331,18 @@ mod tests {
             seal(&mut rand_core::OsRng, "s", &m, &contents(), b"short").unwrap_err(),
             BackupError::WeakPassphrase
         );
+    }
+
+    #[test]
+    fn a_backup_with_one_group_twice_does_not_open() {
+        let mut twice = contents();
+        let again = contents().groups.remove(0);
+        twice.groups.push(again);
+        let pass = b"correct horse battery";
+        let text = seal(&mut rand_core::OsRng, "s", &[0; 32], &twice, pass).unwrap();
+        assert!(matches!(
+            open(&text, "s", &[0; 32], pass),
+            Err(BackupError::Format(_))
+        ));
     }
 }

@@ -62,6 +62,14 @@ pub fn backup(cfg: &SignerConfig, out: &Path, passphrase_file: &Path) -> anyhow:
     if groups.is_empty() {
         bail!("this signer holds no key share: there is nothing to back up");
     }
+    // A backup is checked as a restore will check it, so a damaged store shows now.
+    let identifier = Manifest::load(&cfg.manifest)?
+        .signer_by_name(&cfg.name)
+        .with_context(|| format!("signer `{}` is not in the manifest", cfg.name))?
+        .identifier;
+    for g in &groups {
+        check_share(g, identifier)?;
+    }
     let schemes: Vec<&str> = groups.iter().map(|g| g.scheme.as_str()).collect();
     let contents = Contents { identity, groups };
     let text = backup::seal(
@@ -173,7 +181,10 @@ fn check_share(g: &GroupShare, identifier: u16) -> anyhow::Result<()> {
             .verifying_key()
             .serialize()
             .map_err(|e| anyhow::anyhow!("group key: {e}"))?;
+        // The secret share itself: its public image is the verifying share the group knows.
+        let own = frost_core::keys::VerifyingShare::<C>::from(*kp.signing_share());
         if *kp.identifier() != id
+            || own != *kp.verifying_share()
             || gk != g.group_key
             || pkp.verifying_key() != kp.verifying_key()
             || pkp.verifying_shares().get(&id) != Some(kp.verifying_share())

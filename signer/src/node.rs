@@ -1044,7 +1044,7 @@ impl Node {
             if let quorate_core::chains::solana::Lifetime::DurableNonce { account, nonce } =
                 &t.lifetime
             {
-                self.claim_nonce(account, nonce, id, false)?;
+                self.claim_nonce(account, nonce, id, ok.intent.expires_at_ms, false)?;
             }
         }
         // The share is computed first but leaves only after the binding, the debit and the
@@ -1365,7 +1365,7 @@ impl Node {
             if let quorate_core::chains::solana::Lifetime::DurableNonce { account, nonce } =
                 &t.lifetime
             {
-                self.claim_nonce(account, nonce, &intent.id, true)?;
+                self.claim_nonce(account, nonce, &intent.id, intent.expires_at_ms, true)?;
             }
         }
         let already = self.store.debited(&intent.id).map_err(storage)?;

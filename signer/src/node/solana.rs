@@ -1,8 +1,11 @@
 //! Solana durable nonces (docs/solana.md).
 //!
-//! A nonce value pays one withdrawal: the signer remembers, per nonce account, the last nonce
-//! it signed or counted a withdrawal with, and refuses another withdrawal id on the same value
-//! (it could never land, and would only be debited).
+//! A nonce value pays one withdrawal: the signer records, once and for good, which withdrawal
+//! id it first signed or counted with each (account, nonce), and refuses another id on the same
+//! value while that withdrawal's intent is valid (it could never land, and would only be
+//! debited). After the intent expires its withdrawal can no longer be signed, so the value is
+//! free for another id (whichever transaction lands first advances the nonce; the chain pays
+//! one). Records are never overwritten, so no replayed notice or re-sign can roll one back.
 //!
 //! A void: the Ed25519 group signs a transaction that only advances a nonce account of the
 //! policy's pool, so that nothing signed with its current nonce can execute. The request names
@@ -22,56 +25,75 @@ use tracing::{info, warn};
 
 use super::{groups, link_rule, lock, now_ms, scheme_of, session_id, storage, Node};
 
-fn claim_key(account: &solana::Pubkey) -> String {
-    format!("solana-nonce/{}", solana::address_text(account))
+fn claim_key(account: &solana::Pubkey, nonce: &[u8; 32]) -> String {
+    format!(
+        "solana-nonce/{}/{}",
+        solana::address_text(account),
+        solana::address_text(nonce)
+    )
 }
 
+/// Who first used a nonce value here: (the intent's expiry, unix ms; the withdrawal id).
+type Claim = (u64, String);
+
 impl Node {
-    /// The withdrawal id this signer last saw signed with `account`'s nonce, and that nonce.
-    fn nonce_claim(&self, account: &solana::Pubkey) -> Result<Option<([u8; 32], String)>, Refusal> {
-        let Some(v) = self.store.get_meta(&claim_key(account)).map_err(storage)? else {
+    fn nonce_claim(
+        &self,
+        account: &solana::Pubkey,
+        nonce: &[u8; 32],
+    ) -> Result<Option<Claim>, Refusal> {
+        let Some(v) = self
+            .store
+            .get_meta(&claim_key(account, nonce))
+            .map_err(storage)?
+        else {
             return Ok(None);
         };
-        let nonce: [u8; 32] = v
-            .get(..32)
+        let expires: [u8; 8] = v
+            .get(..8)
             .and_then(|n| n.try_into().ok())
             .ok_or_else(|| Refusal::permanent(link_rule::STORAGE, "a nonce claim is corrupt"))?;
         Ok(Some((
-            nonce,
-            String::from_utf8_lossy(&v[32..]).into_owned(),
+            u64::from_be_bytes(expires),
+            String::from_utf8_lossy(&v[8..]).into_owned(),
         )))
     }
 
-    /// Claims `nonce` of `account` for withdrawal `id` (idempotent for the same id). Called
-    /// under the policy lock, so two withdrawals can never both claim one nonce. `notice`: the
-    /// group signed it already (a ledger notice), so it is recorded, never refused.
+    /// Records that withdrawal `id` (valid until `expires_at_ms`) uses `nonce` of `account`,
+    /// unless a record exists; refuses another id while the recorded one's intent is valid.
+    /// Called under the policy lock, so two withdrawals can never both take one nonce.
+    /// `notice`: the group signed it already (a ledger notice), so it is never refused.
     pub(super) fn claim_nonce(
         &self,
         account: &solana::Pubkey,
         nonce: &[u8; 32],
         id: &str,
+        expires_at_ms: u64,
         notice: bool,
     ) -> Result<(), Refusal> {
-        if let Some((held, by)) = self.nonce_claim(account)? {
-            if held == *nonce {
-                if by == id || notice {
-                    return Ok(());
-                }
-                return Err(Refusal::permanent(
-                    rule::SOLANA_TERMS,
-                    format!(
-                        "nonce {} of account {} already signs withdrawal {by}: a nonce value pays one withdrawal; read the account's new nonce",
-                        solana::address_text(nonce),
-                        solana::address_text(account)
-                    ),
-                ));
-            }
-        }
-        let mut value = nonce.to_vec();
+        let mut value = expires_at_ms.to_be_bytes().to_vec();
         value.extend_from_slice(id.as_bytes());
-        self.store
-            .put_meta_durable(&claim_key(account), &value)
-            .map_err(storage)
+        let key = claim_key(account, nonce);
+        if self.store.put_meta_once(&key, &value).map_err(storage)? {
+            return Ok(());
+        }
+        let Some((expires, by)) = self.nonce_claim(account, nonce)? else {
+            return Err(Refusal::temporary(
+                link_rule::STORAGE,
+                "a nonce claim vanished",
+            ));
+        };
+        if by == id || notice || now_ms() >= expires {
+            return Ok(());
+        }
+        Err(Refusal::permanent(
+            rule::SOLANA_TERMS,
+            format!(
+                "nonce {} of account {} already signs withdrawal {by} (valid until {expires} ms): a nonce value pays one withdrawal; read the account's new nonce",
+                solana::address_text(nonce),
+                solana::address_text(account)
+            ),
+        ))
     }
 
     pub(super) fn sign_solana_void(
@@ -140,9 +162,9 @@ impl Node {
             warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to void a Solana nonce");
         })?;
         // Only a nonce some withdrawal was signed with: a void is for a signed, unsent one.
-        match self.nonce_claim(&account)? {
-            Some((held, _)) if held == nonce => {}
-            _ => {
+        match self.nonce_claim(&account, &nonce)? {
+            Some(_) => {}
+            None => {
                 return Err(Refusal::permanent(
                     rule::SOLANA_TERMS,
                     format!(
