@@ -351,10 +351,12 @@ impl WithdrawalService for WithdrawalApi {
                     ));
                 }
                 // The key group the policy gives this chain (its terms checked on the way).
+                let keys = self.state.group_keys();
+                let wallet: Option<[u8; 32]> = keys.ed25519.as_slice().try_into().ok();
                 let scheme = self
                     .state
                     .policy
-                    .chain_format(&intent, self.state.solana_wallet().as_ref())
+                    .chain_format(&intent, wallet.as_ref())
                     .map(|f| f.scheme())
                     .map_err(|r| {
                         // The coordinator's tag for a missing group (a signer says no-key-share).
@@ -365,7 +367,7 @@ impl WithdrawalService for WithdrawalApi {
                         };
                         self.refuse(&intent.id, &r)
                     })?;
-                if self.state.group_keys().of(scheme).is_empty() {
+                if keys.of(scheme).is_empty() {
                     return Err(self.refuse(
                         &intent.id,
                         &Refusal::temporary(

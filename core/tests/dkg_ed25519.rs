@@ -9,7 +9,6 @@ use frost_ed25519::{keys::KeyPackage, round1, round2, Ed25519Sha512, SigningPack
 use quorate_core::{
     dkg::{self, DkgSetup, SignedRound1},
     identity::IdentitySecret,
-    seal::Sealed,
 };
 use rand::rngs::OsRng;
 
@@ -27,49 +26,6 @@ fn identities(n: u16) -> Vec<(u16, IdentitySecret)> {
     (1..=n)
         .map(|i| (i, IdentitySecret::generate(&mut OsRng)))
         .collect()
-}
-
-/// Rounds 1 to 3 and the confirmation round, honestly, for every participant.
-fn run(ids: &[(u16, IdentitySecret)], t: u16) -> Vec<dkg::DkgOutput<Ed25519Sha512>> {
-    let mut r1 = Vec::new();
-    let mut broadcast = Vec::new();
-    for (i, k) in ids {
-        let (st, signed) =
-            dkg::round1_for::<Ed25519Sha512, _>(setup(*i, ids, t), k, &mut OsRng).unwrap();
-        r1.push(st);
-        broadcast.push(signed);
-    }
-    let mut r2 = Vec::new();
-    let mut mail: BTreeMap<u16, Vec<Sealed>> = BTreeMap::new();
-    let mut echoes = Vec::new();
-    for (st, (_, k)) in r1.into_iter().zip(ids) {
-        let (st, sealed) = dkg::round2(st, k, &mut OsRng, &broadcast).unwrap();
-        echoes.push(dkg::echo(&st, k));
-        r2.push(st);
-        for s in sealed {
-            mail.entry(s.recipient).or_default().push(s);
-        }
-    }
-    let outs: Vec<_> = r2
-        .into_iter()
-        .zip(ids)
-        .map(|(st, (i, k))| dkg::round3(st, k, &mail[i], &echoes).unwrap())
-        .collect();
-    let results: Vec<dkg::SignedResult> = outs
-        .iter()
-        .zip(ids)
-        .map(|(o, (i, _))| dkg::SignedResult {
-            identifier: *i,
-            group_key: o.group_key.clone(),
-            transcript: o.transcript.to_vec(),
-            signature: o.signature.clone(),
-        })
-        .collect();
-    let participants = ids.iter().map(|(i, k)| (*i, k.public())).collect();
-    for o in &outs {
-        dkg::check_confirmations(&participants, b"ed25519-session", o, &results).unwrap();
-    }
-    outs
 }
 
 fn sign(
@@ -102,8 +58,8 @@ fn sign(
 
 #[test]
 fn an_ed25519_group_signs_what_any_ed25519_verifier_accepts() {
-    let ids = identities(3);
-    let outs = run(&ids, 2);
+    // Rounds 1 to 3 and the confirmation round, honestly, for every participant.
+    let outs = dkg::run_in_process::<Ed25519Sha512, _>(3, 2, &mut OsRng).unwrap();
     // Everyone derived the same 32-byte group key: an ordinary Ed25519 public key.
     assert_eq!(outs[0].group_key.len(), 32);
     assert!(outs.iter().all(|o| o.group_key == outs[0].group_key));

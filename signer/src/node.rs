@@ -1102,6 +1102,31 @@ fn storage(e: crate::store::StoreError) -> Refusal {
 }
 
 impl Node {
+    /// This signer's share over `message`, a message its own policy gives without an intent
+    /// (a vault action, a Solana void), once the package is checked against it.
+    fn sign_policy_message<C: Held>(
+        &self,
+        package_bytes: &[u8],
+        message: &[u8],
+        own: &frost_core::round1::SigningCommitments<C>,
+        nonces: frost_core::round1::SigningNonces<C>,
+        key: &frost_core::keys::KeyPackage<C>,
+    ) -> Result<frost_core::round2::SignatureShare<C>, Refusal> {
+        let no_intent = |_: &_| Ok(ChainFormat::IntentDigest);
+        let gate = Gate {
+            me: groups::frost_id::<C>(self.me)
+                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+            signers: &C::group(self).signer_ids,
+            min_signers: usize::from(self.manifest.threshold),
+            backend_keys: &[],
+            format: &no_intent,
+            now_ms: now_ms(),
+            max_clock_skew_ms: self.max_clock_skew_ms,
+        };
+        let package = signing::check_package(&gate, package_bytes, message, own)?;
+        signing::sign_share(&package, nonces, key)
+    }
+
     /// Whether `signature` is this group's signature over `message`.
     fn verify_group<C: Held>(&self, message: &[u8], signature: &[u8]) -> Result<bool, Refusal> {
         let key = C::group(self).key()?;
@@ -1404,11 +1429,6 @@ impl Node {
             debited: !already,
         }))
     }
-}
-
-/// FROST identifier of a manifest identifier (secp256k1 group).
-pub fn frost_id(n: u16) -> Result<frost_secp256k1::Identifier, String> {
-    groups::frost_id::<Secp>(n)
 }
 
 /// The chain format this signer's policy gives `intent`, the Solana wallet being its own

@@ -286,20 +286,24 @@ fn messages_are_the_ones_the_solana_sdk_compiles() {
             unit_price: Some(5),
         },
     };
-    let sdk = Message::new_with_blockhash(
-        &[
-            solana_system_interface::instruction::advance_nonce_account(
-                &a(&nonce_account),
-                &a(&wallet),
-            ),
-            compute(2, &200_000u32.to_le_bytes()),
-            compute(3, &5u64.to_le_bytes()),
-            solana_system_interface::instruction::transfer(&a(&wallet), &a(&dest), 1_000_000),
-        ],
-        Some(&a(&wallet)),
-        &[9u8; 32].into(),
-    );
-    assert_eq!(sol.message(), sdk.serialize());
+    // The SDK's message for 1,000,000 lamports from the wallet to `to` on the nonce.
+    let sdk_sol = |to: &Pubkey| {
+        Message::new_with_blockhash(
+            &[
+                solana_system_interface::instruction::advance_nonce_account(
+                    &a(&nonce_account),
+                    &a(&wallet),
+                ),
+                compute(2, &200_000u32.to_le_bytes()),
+                compute(3, &5u64.to_le_bytes()),
+                solana_system_interface::instruction::transfer(&a(&wallet), &a(to), 1_000_000),
+            ],
+            Some(&a(&wallet)),
+            &[9u8; 32].into(),
+        )
+        .serialize()
+    };
+    assert_eq!(sol.message(), sdk_sol(&dest));
 
     // A token payout that creates the destination's account, with a priority fee.
     let usdc = Transfer {
@@ -343,20 +347,7 @@ fn messages_are_the_ones_the_solana_sdk_compiles() {
         destination: wallet,
         ..sol
     };
-    let sdk = Message::new_with_blockhash(
-        &[
-            solana_system_interface::instruction::advance_nonce_account(
-                &a(&nonce_account),
-                &a(&wallet),
-            ),
-            compute(2, &200_000u32.to_le_bytes()),
-            compute(3, &5u64.to_le_bytes()),
-            solana_system_interface::instruction::transfer(&a(&wallet), &a(&wallet), 1_000_000),
-        ],
-        Some(&a(&wallet)),
-        &[9u8; 32].into(),
-    );
-    assert_eq!(to_self.message(), sdk.serialize());
+    assert_eq!(to_self.message(), sdk_sol(&wallet));
     let owner_is_mint = Transfer {
         destination: mint,
         ..usdc

@@ -418,25 +418,25 @@ fn solana_diff(out: &mut Vec<Change>, old: Option<&SolanaRule>, new: Option<&Sol
 }
 
 fn solana_caps(out: &mut Vec<Change>, o: &SolanaRule, n: &SolanaRule) {
-    if o.max_compute_unit_limit != n.max_compute_unit_limit {
-        ch(
-            out,
-            cmp_effect(o.max_compute_unit_limit, n.max_compute_unit_limit, true),
-            format!(
-                "solana: max compute-unit limit {} -> {}",
-                o.max_compute_unit_limit, n.max_compute_unit_limit
-            ),
-        );
-    }
-    if o.max_compute_unit_price != n.max_compute_unit_price {
-        ch(
-            out,
-            cmp_effect(o.max_compute_unit_price, n.max_compute_unit_price, true),
-            format!(
-                "solana: max compute-unit price {} -> {} micro-lamports",
-                o.max_compute_unit_price, n.max_compute_unit_price
-            ),
-        );
+    for (what, old, new) in [
+        (
+            "max compute-unit limit",
+            u64::from(o.max_compute_unit_limit),
+            u64::from(n.max_compute_unit_limit),
+        ),
+        (
+            "max compute-unit price (micro-lamports)",
+            o.max_compute_unit_price,
+            n.max_compute_unit_price,
+        ),
+    ] {
+        if old != new {
+            ch(
+                out,
+                cmp_effect(old, new, true),
+                format!("solana: {what} {old} -> {new}"),
+            );
+        }
     }
 }
 

@@ -16,9 +16,8 @@
 use quorate_core::{
     audit::{self, Event},
     chains::solana,
-    message::{solana_void, ChainFormat, Scheme},
+    message::{solana_void, Scheme},
     refusal::{rule, Refusal},
-    signing::{self, Gate},
 };
 use quorate_wire::{convert::policy::sig_from_proto, signer as pb};
 use tracing::{info, warn};
@@ -175,18 +174,13 @@ impl Node {
                 ))
             }
         }
-        let no_intent = |_: &_| Ok(ChainFormat::IntentDigest);
-        let gate = Gate {
-            me: groups::frost_id::<groups::Ed>(self.me).map_err(|e| bad(&e))?,
-            signers: &group.signer_ids,
-            min_signers: usize::from(self.manifest.threshold),
-            backend_keys: &[],
-            format: &no_intent,
-            now_ms: now_ms(),
-            max_clock_skew_ms: self.max_clock_skew_ms,
-        };
-        let package = signing::check_package(&gate, &r.signing_package, &message, &own)?;
-        let share = signing::sign_share(&package, nonces, &key)?;
+        let share = self.sign_policy_message::<groups::Ed>(
+            &r.signing_package,
+            &message,
+            &own,
+            nonces,
+            &key,
+        )?;
         // On disk before the share leaves: no record, no share.
         self.audit_before(
             Event::new(audit::kind::SOLANA_NONCE_VOIDED)

@@ -5,14 +5,13 @@
 
 use quorate_core::{
     audit::{self, Event},
-    message::{vault_admin, ChainFormat},
+    message::vault_admin,
     refusal::{rule, Refusal},
-    signing::{self, Gate},
 };
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{frost_id, link_rule, lock, now_ms, session_id, Node};
+use super::{link_rule, lock, now_ms, session_id, Node};
 
 impl Node {
     pub(super) fn sign_vault_action(
@@ -57,18 +56,13 @@ impl Node {
             warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to sign a vault action");
         })?;
         let message = admin.message();
-        let no_intent = |_: &_| Ok(ChainFormat::IntentDigest);
-        let gate = Gate {
-            me: frost_id(self.me).map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
-            signers: &self.secp.signer_ids,
-            min_signers: usize::from(self.manifest.threshold),
-            backend_keys: &[],
-            format: &no_intent,
-            now_ms: now_ms(),
-            max_clock_skew_ms: self.max_clock_skew_ms,
-        };
-        let package = signing::check_package(&gate, &r.signing_package, &message, &own)?;
-        let share = signing::sign_share(&package, nonces, &key)?;
+        let share = self.sign_policy_message::<super::Secp>(
+            &r.signing_package,
+            &message,
+            &own,
+            nonces,
+            &key,
+        )?;
         // On disk before the share leaves: no record, no share.
         self.audit_before(
             Event::new(audit::kind::VAULT_SHARE_RELEASED)
