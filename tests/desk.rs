@@ -96,6 +96,12 @@ impl AdminService for Mitm {
     ) -> Result<Response<pb::DkgStatus>, Status> {
         Err(Status::unimplemented("not relayed"))
     }
+    async fn repair_share(
+        &self,
+        _: Request<pb::RepairShareRequest>,
+    ) -> Result<Response<pb::RepairShareResponse>, Status> {
+        Err(Status::unimplemented("not relayed"))
+    }
     type WatchDkgStream = DkgStream;
     async fn watch_dkg(
         &self,

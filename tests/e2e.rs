@@ -25,6 +25,7 @@ mod dkg;
 mod governance;
 mod governance_scale;
 mod hostile;
+mod lifecycle;
 mod malicious;
 mod operator;
 mod performance;

@@ -524,6 +524,56 @@ pub async fn dkg(
     bail!("DKG status stream ended early")
 }
 
+/// Runs `quorate repair`: rebuilds `signer`'s share of the `scheme` group and prints what an
+/// operator compares: the fingerprint (unchanged since DKG) and the helpers.
+pub async fn repair(
+    c: &ClientFile,
+    addr: Option<&str>,
+    signer: &str,
+    scheme: Scheme,
+    helpers: Vec<String>,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let mut a = client::admin(c, addr).await?;
+    let r = a
+        .repair_share(apb::RepairShareRequest {
+            signer: signer.into(),
+            scheme: scheme.as_str().into(),
+            helpers,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("repair refused: {}", s.message()))?
+        .into_inner();
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "signer": signer,
+                "scheme": r.scheme,
+                "target": r.target,
+                "helpers": r.helpers,
+                "group_public_key": hex::encode(&r.group_public_key),
+                "fingerprint": r.fingerprint,
+                "verifying_share": hex::encode(&r.verifying_share),
+                "epoch": r.epoch,
+            })
+        );
+    } else {
+        let helpers: Vec<String> = r.helpers.iter().map(u32::to_string).collect();
+        println!(
+            "repaired    {signer} (identifier {}), {} share, key epoch {}",
+            r.target, r.scheme, r.epoch
+        );
+        println!("helpers     {}", helpers.join(", "));
+        println!(
+            "group key   {} (unchanged)",
+            hex::encode(&r.group_public_key)
+        );
+        println!("fingerprint {}", r.fingerprint);
+    }
+    Ok(0)
+}
+
 /// Runs `quorate probe`: `count` sequential 1-unit withdrawals over one connection, timing each
 /// from request to signed answer. Measures a running cluster; it is not a test.
 pub async fn probe(

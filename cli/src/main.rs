@@ -103,6 +103,23 @@ enum Command {
         #[arg(long, default_value = "secp256k1")]
         scheme: quorate_core::message::Scheme,
     },
+    /// Rebuilds a signer's lost key share from t helpers (admin), for one key group, with the
+    /// group key unchanged. The signer runs on its empty data directory with its own identity
+    /// key and holds no share of that group (docs/operations.md).
+    Repair {
+        /// The signer to repair, by manifest name.
+        #[arg(long)]
+        signer: String,
+        /// The key group: secp256k1 or ed25519.
+        #[arg(long, default_value = "secp256k1")]
+        scheme: quorate_core::message::Scheme,
+        /// Helpers by name, comma separated (default: the first t connected holders).
+        #[arg(long, value_delimiter = ',')]
+        helpers: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Policy governance and withdrawal approvals, signed with an admin key file.
     Admin {
         /// Admin key file (hex); default: the one in client.toml.
@@ -230,6 +247,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Dkg { scheme } => {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::dkg(&c, addr, false, scheme).await.map(|_| 0)
+        }
+        Command::Repair {
+            signer,
+            scheme,
+            helpers,
+            json,
+        } => {
+            let c = setup::ClientFile::load(&cli.dir)?;
+            commands::repair(&c, addr, &signer, scheme, helpers, json).await
         }
         Command::Admin {
             key,

@@ -144,6 +144,26 @@ impl AdminService for AdminApi {
             .map_err(|r| refusal_status(&r))
     }
 
+    async fn repair_share(
+        &self,
+        req: Request<pb::RepairShareRequest>,
+    ) -> Result<Response<pb::RepairShareResponse>, Status> {
+        let r = req.into_inner();
+        let scheme = parse_scheme(&r.scheme)
+            .map_err(|e| invalid("request-invalid", format!("scheme: {e}")))?;
+        if r.signer.is_empty() || r.helpers.len() > quorate_wire::manifest::MAX_SIGNERS {
+            return Err(invalid(
+                "request-invalid",
+                "name the signer to repair and at most one helper per signer",
+            ));
+        }
+        self.state
+            .repair_share(scheme, &r.signer, &r.helpers)
+            .await
+            .map(Response::new)
+            .map_err(|r| refusal_status(&r))
+    }
+
     type WatchDkgStream = DkgStream;
 
     async fn watch_dkg(

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 mod groups;
 mod policy_sync;
+mod repair;
 mod solana_void;
 mod vault_admin;
 pub(crate) use groups::GroupSuite;
@@ -59,6 +60,16 @@ pub mod coord_rule {
     pub const NO_GROUP_KEY: &str = "no-group-key";
     /// Internal failure.
     pub const INTERNAL: &str = "internal";
+    /// A request the admin RPC cannot act on (unknown signer, bad helper list).
+    pub const REQUEST_INVALID: &str = "request-invalid";
+    /// A DKG or repair is already running.
+    pub const DKG_RUNNING: &str = "dkg-running";
+    /// The repair's target or too few helpers are connected.
+    pub const REPAIR_SIGNERS_MISSING: &str = "repair-signers-missing";
+    /// The repair's target already holds its share.
+    pub const SHARE_EXISTS: &str = "share-exists";
+    /// A repair failed; the reason names any culprit; nothing was kept.
+    pub const REPAIR_ABORTED: &str = "repair-aborted";
 }
 
 /// Unix milliseconds now.
@@ -1023,8 +1034,8 @@ impl Coordinator {
             let mut running = self.dkg_running.lock().unwrap_or_else(|p| p.into_inner());
             if *running {
                 return Err(Refusal::temporary(
-                    "dkg-running",
-                    "a DKG is already running",
+                    coord_rule::DKG_RUNNING,
+                    "a DKG or repair is already running",
                 ));
             }
             *running = true;
@@ -1128,7 +1139,10 @@ impl Coordinator {
                         .iter()
                         .filter_map(|c| u16::try_from(*c).ok())
                         .collect();
-                    if culprits.is_empty() && r.rule != "dkg-aborted" {
+                    // A refusal that names nobody is the refuser's (an aborted step names
+                    // culprits of its own, or none when the relay is to blame).
+                    if culprits.is_empty() && r.rule != "dkg-aborted" && r.rule != "repair-aborted"
+                    {
                         culprits.push(*i);
                     }
                     return Err((

@@ -84,6 +84,13 @@ pub mod kind {
     /// The Ed25519 group's share of a Solana nonce void released (signer), or the void
     /// signed (coordinator).
     pub const SOLANA_NONCE_VOIDED: &str = "solana-nonce-voided";
+    /// A helper sealed its part of a lost share to the repair's target (signer).
+    pub const REPAIR_HELPED: &str = "repair-helped";
+    /// A lost share rebuilt, checked against the group's verifying share and stored (signer),
+    /// or a repair finished (coordinator).
+    pub const SHARE_REPAIRED: &str = "share-repaired";
+    /// A repair failed; nothing kept (coordinator).
+    pub const REPAIR_ABORTED: &str = "repair-aborted";
 }
 
 /// What went wrong with a log, and where: the first bad record.

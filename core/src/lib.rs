@@ -19,6 +19,7 @@ pub mod intent;
 pub mod message;
 pub mod policy;
 pub mod refusal;
+pub mod repair;
 pub mod scheme;
 pub mod seal;
 pub mod signing;

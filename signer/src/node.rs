@@ -32,6 +32,7 @@ use crate::store::{Binding, SignerStore};
 mod groups;
 mod solana;
 pub use groups::{meta_key, share_purpose};
+mod repair;
 mod status;
 mod vault;
 use groups::{scheme_of, DkgProgress, Ed, Group, Held, Secp};
@@ -57,6 +58,10 @@ pub mod link_rule {
     pub const BAD_REQUEST: &str = "bad-request";
     /// Storage failed; nothing was signed.
     pub const STORAGE: &str = "signer-storage";
+    /// A repair step failed or was out of order; nothing kept.
+    pub const REPAIR_ABORTED: &str = "repair-aborted";
+    /// The target of a repair already holds a share of that group (never replaced).
+    pub const SHARE_EXISTS: &str = "share-exists";
 }
 
 /// How many recent DKG session ids a signer remembers, to refuse their reuse.
@@ -67,6 +72,9 @@ const USED_DKG_SESSIONS: usize = 64;
 struct DkgSlot {
     secp: Option<DkgProgress<Secp>>,
     ed: Option<DkgProgress<Ed>>,
+    /// Repairs this signer helps with: (session id, round-1 state), one per key group.
+    repair_secp: Option<(Vec<u8>, quorate_core::repair::HelperState<Secp>)>,
+    repair_ed: Option<(Vec<u8>, quorate_core::repair::HelperState<Ed>)>,
     used: std::collections::VecDeque<Vec<u8>>,
 }
 
@@ -185,6 +193,9 @@ fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
         B::LedgerNotice(_) => "ledger-notice",
         B::AuditExport(_) => "audit-export",
         B::StatusChallenge(_) => "status-challenge",
+        B::RepairOffer(_) => "repair-offer",
+        B::RepairContribute(_) => "repair-contribute",
+        B::RepairFinish(_) => "repair-finish",
     }
 }
 
@@ -481,6 +492,16 @@ impl Node {
                         refusal(Refusal::permanent(link_rule::STORAGE, "DKG task failed"))
                     })
             }
+            B::RepairOffer(_) | B::RepairContribute(_) | B::RepairFinish(_) => {
+                let node = self.clone();
+                // Curve arithmetic and, at the target, a durable write: off the reactor, and
+                // under the DKG lock so repairs and DKGs never interleave.
+                tokio::task::spawn_blocking(move || node.repair_step(body))
+                    .await
+                    .unwrap_or_else(|_| {
+                        refusal(Refusal::permanent(link_rule::STORAGE, "repair task failed"))
+                    })
+            }
             B::Commit(r) => match scheme_of(r.scheme).and_then(|s| match s {
                 Scheme::Secp256k1 => self.commit::<Secp>(&r),
                 Scheme::Ed25519 => self.commit::<Ed>(&r),
@@ -655,23 +676,8 @@ impl Node {
                 "session id must be 16 bytes",
             ));
         }
-        // Single use for good, across restarts: signing a second round-1 package for a session
-        // would make this signer look like an equivocator.
-        let used_key = format!("dkg_session/{}", hex::encode(&r.session_id));
-        let fresh = !slot.used.contains(&r.session_id)
-            && match self.store.put_meta_once(&used_key, b"1") {
-                Ok(fresh) => fresh,
-                Err(e) => return refusal(storage(e)),
-            };
-        if !fresh {
-            return refusal(Refusal::permanent(
-                link_rule::BAD_REQUEST,
-                "this DKG session id was used before; sessions are single use",
-            ));
-        }
-        slot.used.push_back(r.session_id.clone());
-        if slot.used.len() > USED_DKG_SESSIONS {
-            slot.used.pop_front();
+        if let Err(e) = self.claim_session(slot, &r.session_id) {
+            return refusal(e);
         }
         let mut rng = rand::rngs::OsRng;
         match dkg::round1_for::<C, _>(self.setup(r.session_id.clone()), &self.identity, &mut rng) {
@@ -837,7 +843,7 @@ impl Node {
             warn!(signer = %self.name, error = %e, "DKG not confirmed; no key stored");
             return dkg_refusal(e);
         }
-        if let Err(e) = self.keep_share(&out) {
+        if let Err(e) = self.keep_share(&out.key_package, &out.public_key_package, &out.group_key) {
             return refusal(e);
         }
         let group_key = out.group_key.clone();
@@ -864,11 +870,35 @@ impl Node {
         })
     }
 
+    /// Marks a DKG or repair session id used, for good and across restarts: a second round-1
+    /// package or offer in one session would make this signer look like an equivocator.
+    fn claim_session(&self, slot: &mut DkgSlot, session_id: &[u8]) -> Result<(), Refusal> {
+        let used_key = format!("dkg_session/{}", hex::encode(session_id));
+        let fresh = !slot.used.iter().any(|u| u == session_id)
+            && self.store.put_meta_once(&used_key, b"1").map_err(storage)?;
+        if !fresh {
+            return Err(Refusal::permanent(
+                link_rule::BAD_REQUEST,
+                "this session id was used before; DKG and repair sessions are single use",
+            ));
+        }
+        slot.used.push_back(session_id.to_vec());
+        if slot.used.len() > USED_DKG_SESSIONS {
+            slot.used.pop_front();
+        }
+        Ok(())
+    }
+
     /// Persists a confirmed share, encrypted; never replaces one already stored.
-    fn keep_share<C: Held>(&self, out: &dkg::DkgOutput<C>) -> Result<(), Refusal> {
+    fn keep_share<C: Held>(
+        &self,
+        key_package: &frost_core::keys::KeyPackage<C>,
+        public_key_package: &frost_core::keys::PublicKeyPackage<C>,
+        group_key: &[u8],
+    ) -> Result<(), Refusal> {
         let storage = |e: String| Refusal::permanent(link_rule::STORAGE, e);
         let plain = zeroize::Zeroizing::new(
-            out.key_package
+            key_package
                 .serialize()
                 .map_err(|e| storage(format!("key share: {e}")))?,
         );
@@ -877,15 +907,14 @@ impl Node {
             &C::share_purpose(&self.name),
             &plain,
         );
-        let pkp = out
-            .public_key_package
+        let pkp = public_key_package
             .serialize()
             .map_err(|e| storage(format!("public key package: {e}")))?;
         self.store
             .put_meta_durable(&C::meta(META_PUBLIC_KEY_PACKAGE), &pkp)
             .map_err(|e| storage(e.to_string()))?;
         self.store
-            .put_meta_durable(&C::meta(META_GROUP_KEY), &out.group_key)
+            .put_meta_durable(&C::meta(META_GROUP_KEY), group_key)
             .map_err(|e| storage(e.to_string()))?;
         // The share last: its presence is what marks DKG as done on this node.
         match self.store.put_meta_once(&C::meta(META_KEY_SHARE), &sealed) {

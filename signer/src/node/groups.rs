@@ -12,6 +12,7 @@ use quorate_core::{
     dkg,
     message::Scheme,
     refusal::{rule, Refusal},
+    repair as dkg_repair,
     scheme::Suite,
     signing::NonceStore,
 };
@@ -109,6 +110,7 @@ pub fn frost_id<C: Suite>(n: u16) -> Result<Identifier<C>, String> {
 pub(super) trait Held: Suite {
     fn group(node: &Node) -> &Group<Self>;
     fn progress(slot: &mut super::DkgSlot) -> &mut Option<DkgProgress<Self>>;
+    fn repair(slot: &mut super::DkgSlot) -> &mut Option<(Vec<u8>, dkg_repair::HelperState<Self>)>;
     /// The metadata key of `what` for this group ([`meta_key`]).
     fn meta(what: &str) -> String {
         meta_key(Self::SCHEME, what)
@@ -126,6 +128,9 @@ impl Held for Secp {
     fn progress(slot: &mut super::DkgSlot) -> &mut Option<DkgProgress<Self>> {
         &mut slot.secp
     }
+    fn repair(slot: &mut super::DkgSlot) -> &mut Option<(Vec<u8>, dkg_repair::HelperState<Self>)> {
+        &mut slot.repair_secp
+    }
 }
 
 impl Held for Ed {
@@ -134,6 +139,9 @@ impl Held for Ed {
     }
     fn progress(slot: &mut super::DkgSlot) -> &mut Option<DkgProgress<Self>> {
         &mut slot.ed
+    }
+    fn repair(slot: &mut super::DkgSlot) -> &mut Option<(Vec<u8>, dkg_repair::HelperState<Self>)> {
+        &mut slot.repair_ed
     }
 }
 

@@ -1,0 +1,295 @@
+//! Relaying a share repair ([`quorate_core::repair`]): the coordinator picks t helpers among
+//! the connected holders, carries their offers, sealed deltas and sealed contributions, and
+//! checks the target's signed result against the group's public key package. It sees no
+//! scalar; every check that matters is made by the helpers and the target themselves.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use quorate_core::{
+    audit::{self, Event},
+    fingerprint::group_key_fingerprint,
+    message::Scheme,
+    refusal::Refusal,
+};
+use quorate_wire::{admin as apb, signer as pb};
+use rand::RngCore;
+use tracing::{info, warn};
+
+use super::{coord_rule, groups::GroupSuite, Coordinator, Ed, Secp};
+
+/// A ceremony failure: what happened and who is to blame.
+type Failed = (String, Vec<u16>);
+
+impl Coordinator {
+    /// Rebuilds `target`'s lost share of the `scheme` group from `helpers` (names; empty: the
+    /// first t connected holders). Waits for the three rounds; refused while a DKG or another
+    /// repair runs.
+    pub async fn repair_share(
+        self: &Arc<Self>,
+        scheme: Scheme,
+        target: &str,
+        helpers: &[String],
+    ) -> Result<apb::RepairShareResponse, Refusal> {
+        let invalid = |m: String| Refusal::permanent(coord_rule::REQUEST_INVALID, m);
+        let target = self
+            .manifest
+            .signer_by_name(target)
+            .ok_or_else(|| invalid(format!("no signer named `{target}` in the manifest")))?
+            .identifier;
+        let group_key = self.group_keys().of(scheme).to_vec();
+        if group_key.is_empty() {
+            return Err(Refusal::temporary(
+                coord_rule::NO_GROUP_KEY,
+                format!("this cluster has no {scheme} group key to repair a share of"),
+            ));
+        }
+        let connected = self.registry.connected();
+        let holds = |c: &crate::registry::ConnectedSigner| match scheme {
+            Scheme::Secp256k1 => c.group_key == group_key,
+            Scheme::Ed25519 => c.ed25519_group_key == group_key,
+        };
+        let Some(t) = connected.iter().find(|c| c.identifier == target) else {
+            return Err(Refusal::temporary(
+                coord_rule::REPAIR_SIGNERS_MISSING,
+                "the signer to repair must be connected (started on its empty data directory)",
+            ));
+        };
+        if holds(t) {
+            return Err(Refusal::permanent(
+                coord_rule::SHARE_EXISTS,
+                format!("{} already holds its {scheme} share", t.name),
+            ));
+        }
+        let threshold = usize::from(self.manifest.threshold);
+        let chosen: Vec<u16> = if helpers.is_empty() {
+            connected
+                .iter()
+                .filter(|c| c.identifier != target && holds(c))
+                .map(|c| c.identifier)
+                .take(threshold)
+                .collect()
+        } else {
+            let mut ids = Vec::with_capacity(helpers.len());
+            for name in helpers {
+                let s = self
+                    .manifest
+                    .signer_by_name(name)
+                    .ok_or_else(|| invalid(format!("no signer named `{name}` in the manifest")))?;
+                if s.identifier == target || ids.contains(&s.identifier) {
+                    return Err(invalid(format!(
+                        "helper `{name}` is the target or named twice"
+                    )));
+                }
+                if !connected
+                    .iter()
+                    .any(|c| c.identifier == s.identifier && holds(c))
+                {
+                    return Err(Refusal::temporary(
+                        coord_rule::REPAIR_SIGNERS_MISSING,
+                        format!("helper `{name}` is not connected or holds no {scheme} share"),
+                    ));
+                }
+                ids.push(s.identifier);
+            }
+            ids.sort_unstable();
+            ids
+        };
+        if chosen.len() < threshold {
+            return Err(Refusal::temporary(
+                coord_rule::REPAIR_SIGNERS_MISSING,
+                format!(
+                    "a repair needs {threshold} helpers holding the {scheme} share; {} connected",
+                    chosen.len()
+                ),
+            ));
+        }
+        {
+            let mut running = self.dkg_running.lock().unwrap_or_else(|p| p.into_inner());
+            if *running {
+                return Err(Refusal::temporary(
+                    coord_rule::DKG_RUNNING,
+                    "a DKG or repair is already running",
+                ));
+            }
+            *running = true;
+        }
+        let mut session = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut session);
+        let request = pb::RepairSession {
+            session_id: session.to_vec(),
+            manifest_hash: self.manifest.hash().to_vec(),
+            scheme: match scheme {
+                Scheme::Secp256k1 => Secp::WIRE,
+                Scheme::Ed25519 => Ed::WIRE,
+            } as i32,
+            target: u32::from(target),
+            helpers: chosen.iter().map(|h| u32::from(*h)).collect(),
+        };
+        let result = match scheme {
+            Scheme::Secp256k1 => self.run_repair::<Secp>(&request, &chosen, target).await,
+            Scheme::Ed25519 => self.run_repair::<Ed>(&request, &chosen, target).await,
+        };
+        *self.dkg_running.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        let helper_list: Vec<String> = chosen.iter().map(u16::to_string).collect();
+        match result {
+            Ok((vshare, epoch)) => {
+                let fingerprint = group_key_fingerprint(&group_key);
+                info!(target, %fingerprint, "share repaired");
+                self.registry
+                    .set_group_key(target, scheme, group_key.clone());
+                self.audit(
+                    Event::new(audit::kind::SHARE_REPAIRED)
+                        .with("session", hex::encode(session))
+                        .with("scheme", scheme.as_str())
+                        .with("target", target.to_string())
+                        .with("helpers", helper_list.join(","))
+                        .with("epoch", epoch.to_string())
+                        .with("fingerprint", &fingerprint),
+                );
+                Ok(apb::RepairShareResponse {
+                    session_id: session.to_vec(),
+                    scheme: scheme.as_str().into(),
+                    target: u32::from(target),
+                    helpers: chosen.iter().map(|h| u32::from(*h)).collect(),
+                    group_public_key: group_key,
+                    fingerprint,
+                    verifying_share: vshare,
+                    epoch,
+                })
+            }
+            Err((detail, culprits)) => {
+                warn!(%detail, ?culprits, "repair failed");
+                let named: Vec<String> = culprits.iter().map(u16::to_string).collect();
+                self.audit(
+                    Event::new(audit::kind::REPAIR_ABORTED)
+                        .with("session", hex::encode(session))
+                        .with("scheme", scheme.as_str())
+                        .with("target", target.to_string())
+                        .with("helpers", helper_list.join(","))
+                        .with("reason", &detail)
+                        .with("culprits", named.join(",")),
+                );
+                let blame = if culprits.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (culprits: {})", named.join(", "))
+                };
+                Err(Refusal::permanent(
+                    coord_rule::REPAIR_ABORTED,
+                    format!("{detail}{blame}; nothing was kept"),
+                ))
+            }
+        }
+    }
+
+    /// The three rounds; returns the target's verifying share and the key epoch.
+    async fn run_repair<C: GroupSuite>(
+        &self,
+        session: &pb::RepairSession,
+        helpers: &[u16],
+        target: u16,
+    ) -> Result<(Vec<u8>, u32), Failed> {
+        let pkp =
+            C::public_keys(self).ok_or_else(|| ("no public key package".to_string(), vec![]))?;
+        let r1 = self
+            .dkg_round(helpers, |_| {
+                pb::coordinator_message::Body::RepairOffer(pb::RepairOfferRequest {
+                    session: Some(session.clone()),
+                })
+            })
+            .await?;
+        let mut offers = Vec::with_capacity(helpers.len());
+        let mut mailbox: BTreeMap<u16, Vec<pb::SealedRound2>> = BTreeMap::new();
+        for (i, body) in r1 {
+            let pb::signer_message::Body::RepairOffer(r) = body else {
+                return Err((format!("signer {i} answered round 1 out of turn"), vec![i]));
+            };
+            let Some(offer) = r.offer.filter(|o| o.from == u32::from(i)) else {
+                return Err((format!("signer {i} sent no offer of its own"), vec![i]));
+            };
+            offers.push(offer);
+            for d in r.deltas {
+                // The sender is who answered, whatever the package says.
+                if d.sender != u32::from(i) {
+                    return Err((
+                        format!("signer {i} sent a delta in another's name"),
+                        vec![i],
+                    ));
+                }
+                let Ok(to) = u16::try_from(d.recipient) else {
+                    return Err((format!("signer {i} addressed an unknown helper"), vec![i]));
+                };
+                mailbox.entry(to).or_default().push(d);
+            }
+        }
+        let r2 = self
+            .dkg_round(helpers, |i| {
+                pb::coordinator_message::Body::RepairContribute(pb::RepairContributeRequest {
+                    session: Some(session.clone()),
+                    offers: offers.clone(),
+                    deltas: mailbox.get(&i).cloned().unwrap_or_default(),
+                })
+            })
+            .await?;
+        let mut contributions = Vec::with_capacity(helpers.len());
+        for (i, body) in r2 {
+            match body {
+                pb::signer_message::Body::RepairContribution(c) if c.from == u32::from(i) => {
+                    contributions.push(c)
+                }
+                _ => return Err((format!("signer {i} answered round 2 out of turn"), vec![i])),
+            }
+        }
+        let done = self
+            .dkg_round(&[target], |_| {
+                pb::coordinator_message::Body::RepairFinish(pb::RepairFinishRequest {
+                    session: Some(session.clone()),
+                    offers: offers.clone(),
+                    contributions: contributions.clone(),
+                })
+            })
+            .await?;
+        let Some((_, pb::signer_message::Body::RepairResult(r))) = done.into_iter().next() else {
+            return Err(("the target answered out of turn".into(), vec![target]));
+        };
+        let entry = self
+            .manifest
+            .signer(target)
+            .ok_or_else(|| ("target not in the manifest".to_string(), vec![]))?;
+        let group_key = pkp
+            .verifying_key()
+            .serialize()
+            .map_err(|e| (format!("group key: {e}"), vec![]))?;
+        let expected = frost_core::Identifier::<C>::try_from(target)
+            .ok()
+            .and_then(|id| pkp.verifying_shares().get(&id).copied())
+            .and_then(|v| v.serialize().ok())
+            .ok_or_else(|| {
+                (
+                    "the group holds no verifying share for the target".to_string(),
+                    vec![],
+                )
+            })?;
+        if !quorate_core::repair::verify_result::<C>(
+            &entry.identity_key,
+            &session.session_id,
+            r.epoch,
+            &r.group_public_key,
+            &r.verifying_share,
+            &r.signature,
+        ) {
+            return Err((
+                "the target's result is not signed by it".into(),
+                vec![target],
+            ));
+        }
+        if r.group_public_key != group_key || r.verifying_share != expected {
+            return Err((
+                "the target reports a share of another key".into(),
+                vec![target],
+            ));
+        }
+        Ok((r.verifying_share, r.epoch))
+    }
+}

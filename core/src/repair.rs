@@ -1,0 +1,1296 @@
+//! Repairing a lost key share, or enrolling a new signer, without changing the group key:
+//! the repairable threshold scheme of frost `keys::repairable` (eprint 2017/1155) relayed
+//! through an untrusted coordinator, with commitments so that a misbehaving helper is named.
+//!
+//! t helpers, each holding a share of the current key epoch, rebuild the share of `target`
+//! (a signer whose data was lost, same identifier; or a new signer the manifest lists, new
+//! identifier). In the library's protocol helper i splits ζ_i·s_i (its Lagrange-weighted share
+//! at the target's point) into random deltas δ_ij, one per helper j; helper j adds what it
+//! receives into σ_j and sends it to the target, whose share is Σ_j σ_j. The library checks
+//! none of this, so here:
+//!
+//! - helper i publishes a signed **offer**: the public key package it holds, the epoch, and a
+//!   commitment D_ij = δ_ij·G to every delta. Anyone checks Σ_j D_ij = ζ_i·Y_i against i's
+//!   verifying share Y_i: deltas that do not add up to i's share name i;
+//! - each delta travels sealed end to end ([`crate::seal`]) to its helper, bound to the offer
+//!   that commits to it; a delta whose commitment differs names its sender;
+//! - helper j's σ_j travels sealed to the target, bound to the offers j accepted (its echo); the
+//!   target checks σ_j·G = Σ_i D_ij and names j if not, and names i if two offers carry i's
+//!   signature (equivocation);
+//! - the target keeps its share only when it matches the verifying share the group's public
+//!   key package holds for it (for a new signer, the one interpolated from the helpers'
+//!   verifying shares). The library's last step does not check this.
+//!
+//! Commitments make the scheme's privacy computational (as Feldman commitments do for the DKG):
+//! the relay sees points, never a scalar. Nothing is kept by anyone on abort: helpers hold
+//! their deltas in memory for one session, the target stores only a share that checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use frost_core::{
+    keys::{
+        repairable::{self, Delta, Sigma},
+        KeyPackage, PublicKeyPackage, VerifyingShare,
+    },
+    Ciphersuite, Field, Group, Identifier,
+};
+use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::{
+    identity::{IdentityPublic, IdentitySecret},
+    seal::{self, SealContext, Sealed},
+};
+
+const OFFER_DOMAIN: &str = "quorate/repair-offer/v1";
+const RESULT_DOMAIN: &str = "quorate/repair-result/v1";
+
+type Scalar<C> = <<<C as Ciphersuite>::Group as Group>::Field as Field>::Scalar;
+type Element<C> = <<C as Ciphersuite>::Group as Group>::Element;
+
+/// `base` for secp256k1 (as the DKG), else `base/<RFC 9591 context string>`, so nothing of one
+/// group's repair is accepted in another's.
+fn domain<C: Ciphersuite>(base: &str) -> String {
+    if C::ID == crate::dkg::DefaultSuite::ID {
+        base.to_string()
+    } else {
+        format!("{base}/{}", C::ID)
+    }
+}
+
+/// A repair failure; `culprits` are the identifiers shown to have misbehaved (empty when the
+/// fault cannot be pinned on a participant, e.g. the relay altered a message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("repair aborted: {reason}{}", if culprits.is_empty() { String::new() } else { format!(" (culprits: {culprits:?})") })]
+pub struct RepairError {
+    /// What went wrong.
+    pub reason: String,
+    /// Who is to blame.
+    pub culprits: Vec<u16>,
+}
+
+fn fail(reason: impl Into<String>, culprits: Vec<u16>) -> RepairError {
+    RepairError {
+        reason: reason.into(),
+        culprits,
+    }
+}
+
+/// Everything fixed before a repair starts; every participant builds it from its own pinned
+/// manifest and the coordinator's request.
+#[derive(Debug, Clone)]
+pub struct RepairSetup {
+    /// Session id chosen by the coordinator (single use).
+    pub session_id: Vec<u8>,
+    /// Hash of the cluster manifest every participant pinned.
+    pub manifest_hash: [u8; 32],
+    /// The manifest's threshold t.
+    pub threshold: u16,
+    /// Whose share is rebuilt.
+    pub target: u16,
+    /// The helpers: at least t holders of the current epoch, not the target.
+    pub helpers: BTreeSet<u16>,
+    /// Identity keys from the manifest, at least of the helpers and the target.
+    pub participants: BTreeMap<u16, IdentityPublic>,
+}
+
+impl RepairSetup {
+    /// Checks the shape every participant agrees on before doing anything.
+    fn check(&self) -> Result<(), RepairError> {
+        if self.session_id.len() != 16 {
+            return Err(fail("session id must be 16 bytes", vec![]));
+        }
+        if self.helpers.contains(&self.target) {
+            return Err(fail("the target cannot help repair its own share", vec![]));
+        }
+        if self.helpers.len() < usize::from(self.threshold) {
+            return Err(fail(
+                format!(
+                    "{} helpers named; a repair needs at least the threshold, {}",
+                    self.helpers.len(),
+                    self.threshold
+                ),
+                vec![],
+            ));
+        }
+        for id in self.helpers.iter().chain([&self.target]) {
+            if !self.participants.contains_key(id) {
+                return Err(fail(
+                    format!("identifier {id} is not in the manifest"),
+                    vec![],
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn helper_ids<C: Ciphersuite>(&self) -> Result<Vec<Identifier<C>>, RepairError> {
+        self.helpers.iter().map(|h| frost_id::<C>(*h)).collect()
+    }
+
+    fn key(&self, id: u16) -> Result<&IdentityPublic, RepairError> {
+        self.participants
+            .get(&id)
+            .ok_or_else(|| fail(format!("identifier {id} is not in the manifest"), vec![]))
+    }
+}
+
+fn frost_id<C: Ciphersuite>(n: u16) -> Result<Identifier<C>, RepairError> {
+    Identifier::try_from(n).map_err(|_| fail(format!("invalid identifier {n}"), vec![]))
+}
+
+/// The scalar of identifier `n`: n·1, as frost's `Identifier::try_from(u16)` makes it.
+fn id_scalar<C: Ciphersuite>(n: u16) -> Scalar<C> {
+    let one = <<C::Group as Group>::Field>::one();
+    let mut acc = <<C::Group as Group>::Field>::zero();
+    for bit in (0..16).rev() {
+        acc = acc + acc;
+        if n >> bit & 1 == 1 {
+            acc = acc + one;
+        }
+    }
+    acc
+}
+
+/// ζ_i: the Lagrange coefficient of `i` over `set`, evaluated at `x`.
+fn lagrange<C: Ciphersuite>(set: &BTreeSet<u16>, i: u16, x: u16) -> Result<Scalar<C>, RepairError> {
+    let mut num = <<C::Group as Group>::Field>::one();
+    let mut den = <<C::Group as Group>::Field>::one();
+    for &k in set {
+        if k == i {
+            continue;
+        }
+        num = num * (id_scalar::<C>(x) - id_scalar::<C>(k));
+        den = den * (id_scalar::<C>(i) - id_scalar::<C>(k));
+    }
+    let inv = <<C::Group as Group>::Field>::invert(&den)
+        .map_err(|_| fail("duplicate identifiers in the helper set", vec![]))?;
+    Ok(num * inv)
+}
+
+fn scalar_from<C: Ciphersuite>(bytes: &[u8]) -> Option<Scalar<C>> {
+    let ser = <<C::Group as Group>::Field as Field>::Serialization::try_from(bytes).ok()?;
+    <<C::Group as Group>::Field>::deserialize(&ser).ok()
+}
+
+fn element_from<C: Ciphersuite>(bytes: &[u8]) -> Option<Element<C>> {
+    let ser = <C::Group as Group>::Serialization::try_from(bytes).ok()?;
+    <C::Group>::deserialize(&ser).ok()
+}
+
+fn element_bytes<C: Ciphersuite>(e: &Element<C>) -> Result<Vec<u8>, RepairError> {
+    <C::Group>::serialize(e)
+        .map(|s| s.as_ref().to_vec())
+        .map_err(|_| fail("a commitment is the identity point", vec![]))
+}
+
+fn verifying_element<C: Ciphersuite>(v: &VerifyingShare<C>) -> Result<Element<C>, RepairError> {
+    let bytes = v
+        .serialize()
+        .map_err(|e| fail(format!("verifying share: {e}"), vec![]))?;
+    element_from::<C>(&bytes).ok_or_else(|| fail("verifying share does not decode", vec![]))
+}
+
+/// The verifying share the group's public key package implies for `target`: its own entry, or
+/// for a new identifier the interpolation of the verifying shares of `basis` (t holders).
+pub fn expected_verifying_share<C: Ciphersuite>(
+    pkp: &PublicKeyPackage<C>,
+    basis: &BTreeSet<u16>,
+    target: u16,
+) -> Result<VerifyingShare<C>, RepairError> {
+    if let Some(v) = pkp.verifying_shares().get(&frost_id::<C>(target)?) {
+        return Ok(*v);
+    }
+    let mut acc = <C::Group>::identity();
+    for &i in basis {
+        let y = pkp
+            .verifying_shares()
+            .get(&frost_id::<C>(i)?)
+            .ok_or_else(|| fail(format!("identifier {i} holds no share of this key"), vec![]))?;
+        acc = acc + verifying_element::<C>(y)? * lagrange::<C>(basis, i, target)?;
+    }
+    VerifyingShare::deserialize(&element_bytes::<C>(&acc)?)
+        .map_err(|e| fail(format!("verifying share: {e}"), vec![]))
+}
+
+/// The public key package with a new holder `target` added (its verifying share interpolated
+/// from `basis`): what every node adopts once a new signer is enrolled. The group key, the
+/// threshold and every other share are unchanged.
+pub fn with_new_holder<C: Ciphersuite>(
+    pkp: &PublicKeyPackage<C>,
+    basis: &BTreeSet<u16>,
+    target: u16,
+) -> Result<PublicKeyPackage<C>, RepairError> {
+    let v = expected_verifying_share(pkp, basis, target)?;
+    let mut shares = pkp.verifying_shares().clone();
+    shares.insert(frost_id::<C>(target)?, v);
+    Ok(PublicKeyPackage::new(
+        shares,
+        *pkp.verifying_key(),
+        pkp.min_signers(),
+    ))
+}
+
+/// Helper i's signed offer: the public key package and epoch it helps with, and a commitment
+/// to each delta it sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The helper.
+    pub from: u16,
+    /// Key epoch of the helper's share.
+    pub epoch: u32,
+    /// Serialised public key package the helper holds.
+    pub public_key_package: Vec<u8>,
+    /// D_ij = δ_ij·G for every helper j, serialised points.
+    pub commitments: BTreeMap<u16, Vec<u8>>,
+    /// The helper's identity signature over [`offer_digest`].
+    pub signature: Vec<u8>,
+}
+
+/// What an offer's signature covers: the session, manifest, target, helper set and everything
+/// in the offer.
+pub fn offer_digest<C: Ciphersuite>(setup: &RepairSetup, offer: &Offer) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(domain::<C>("quorate/repair-offer-digest/v1").as_bytes());
+    h.update((setup.session_id.len() as u32).to_be_bytes());
+    h.update(&setup.session_id);
+    h.update(setup.manifest_hash);
+    h.update(setup.threshold.to_be_bytes());
+    h.update(setup.target.to_be_bytes());
+    h.update((setup.helpers.len() as u32).to_be_bytes());
+    for x in &setup.helpers {
+        h.update(x.to_be_bytes());
+    }
+    h.update(offer.from.to_be_bytes());
+    h.update(offer.epoch.to_be_bytes());
+    h.update(Sha256::digest(&offer.public_key_package));
+    h.update((offer.commitments.len() as u32).to_be_bytes());
+    for (j, d) in &offer.commitments {
+        h.update(j.to_be_bytes());
+        h.update((d.len() as u32).to_be_bytes());
+        h.update(d);
+    }
+    h.finalize().into()
+}
+
+fn offer_signed<C: Ciphersuite>(setup: &RepairSetup, offer: &Offer) -> bool {
+    setup.participants.get(&offer.from).is_some_and(|k| {
+        k.verify(
+            &domain::<C>(OFFER_DOMAIN),
+            &[&offer_digest::<C>(setup, offer)],
+            &offer.signature,
+        )
+        .is_ok()
+    })
+}
+
+/// The hash a helper's σ is sealed under: every offer it accepted, signatures included, so a
+/// relay cannot swap the echo without breaking the seal's signature.
+fn echo_digest<C: Ciphersuite>(setup: &RepairSetup, offers: &BTreeMap<u16, Offer>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(domain::<C>("quorate/repair-echo/v1").as_bytes());
+    for o in offers.values() {
+        h.update(offer_digest::<C>(setup, o));
+        h.update((o.signature.len() as u32).to_be_bytes());
+        h.update(&o.signature);
+    }
+    h.finalize().into()
+}
+
+/// A helper's state between its offer and its contribution (holds its own delta; memory only).
+pub struct HelperState<C: Ciphersuite> {
+    setup: RepairSetup,
+    me: u16,
+    own_offer: Offer,
+    own_delta: Zeroizing<Vec<u8>>,
+    pkp: PublicKeyPackage<C>,
+}
+
+/// The outcome of round 1 for a helper: its offer (to every helper and the target) and its
+/// deltas sealed to each other helper.
+pub struct HelperRound1<C: Ciphersuite> {
+    /// Kept by the helper for round 2.
+    pub state: HelperState<C>,
+    /// Broadcast.
+    pub offer: Offer,
+    /// One per other helper.
+    pub sealed: Vec<Sealed>,
+}
+
+/// Round 1 for helper `identity` holding `key` (and `pkp`, of key epoch `epoch`).
+pub fn helper_offer<C: Ciphersuite, R: RngCore + CryptoRng>(
+    setup: RepairSetup,
+    identity: &IdentitySecret,
+    key: &KeyPackage<C>,
+    pkp: &PublicKeyPackage<C>,
+    epoch: u32,
+    rng: &mut R,
+) -> Result<HelperRound1<C>, RepairError> {
+    setup.check()?;
+    let me = setup
+        .helpers
+        .iter()
+        .copied()
+        .find(|h| frost_id::<C>(*h).ok().as_ref() == Some(key.identifier()))
+        .ok_or_else(|| fail("this signer is not among the helpers", vec![]))?;
+    if setup.key(me)? != &identity.public() {
+        return Err(fail(
+            "our identity key is not the one the manifest lists for us",
+            vec![],
+        ));
+    }
+    if *key.min_signers() != setup.threshold || pkp.min_signers() != Some(setup.threshold) {
+        return Err(fail(
+            "this share's threshold differs from the manifest's",
+            vec![],
+        ));
+    }
+    for h in &setup.helpers {
+        if !pkp.verifying_shares().contains_key(&frost_id::<C>(*h)?) {
+            return Err(fail(
+                format!("helper {h} holds no share of this key"),
+                vec![],
+            ));
+        }
+    }
+    let deltas = repairable::repair_share_part1(
+        &setup.helper_ids::<C>()?,
+        key,
+        rng,
+        frost_id::<C>(setup.target)?,
+    )
+    .map_err(|e| fail(format!("repair round 1: {e}"), vec![]))?;
+    let mut by_helper: BTreeMap<u16, Zeroizing<Vec<u8>>> = BTreeMap::new();
+    let mut commitments = BTreeMap::new();
+    for &h in &setup.helpers {
+        let d = deltas
+            .get(&frost_id::<C>(h)?)
+            .ok_or_else(|| fail("the library made no delta for a helper", vec![]))?;
+        let bytes = Zeroizing::new(d.serialize());
+        let scalar = scalar_from::<C>(&bytes).ok_or_else(|| fail("delta encoding", vec![]))?;
+        commitments.insert(h, element_bytes::<C>(&(<C::Group>::generator() * scalar))?);
+        by_helper.insert(h, bytes);
+    }
+    let pkp_bytes = pkp
+        .serialize()
+        .map_err(|e| fail(format!("public key package: {e}"), vec![]))?;
+    let mut offer = Offer {
+        from: me,
+        epoch,
+        public_key_package: pkp_bytes,
+        commitments,
+        signature: Vec::new(),
+    };
+    let digest = offer_digest::<C>(&setup, &offer);
+    offer.signature = identity.sign(&domain::<C>(OFFER_DOMAIN), &[&digest]);
+    let mut sealed = Vec::with_capacity(setup.helpers.len() - 1);
+    for (&h, delta) in &by_helper {
+        if h == me {
+            continue;
+        }
+        let ctx = SealContext {
+            session_id: &setup.session_id,
+            transcript: &digest,
+            sender: me,
+            recipient: h,
+        };
+        sealed.push(seal::seal(rng, identity, setup.key(h)?, &ctx, delta));
+    }
+    let own_delta = by_helper
+        .remove(&me)
+        .ok_or_else(|| fail("the library made no delta for us", vec![]))?;
+    Ok(HelperRound1 {
+        state: HelperState {
+            setup,
+            me,
+            own_offer: offer.clone(),
+            own_delta,
+            pkp: pkp.clone(),
+        },
+        offer,
+        sealed,
+    })
+}
+
+/// Checks the relayed offers: one per helper, each signed by its helper, all for one key, each
+/// committing to deltas that add up to its helper's Lagrange-weighted share. Returns them by
+/// helper, and the public key package they name.
+fn check_offers<C: Ciphersuite>(
+    setup: &RepairSetup,
+    offers: &[Offer],
+) -> Result<(BTreeMap<u16, Offer>, PublicKeyPackage<C>), RepairError> {
+    let mut by_from = BTreeMap::new();
+    for o in offers {
+        if !setup.helpers.contains(&o.from) {
+            return Err(fail(
+                format!("an offer from {}, who is not a helper", o.from),
+                vec![],
+            ));
+        }
+        if !offer_signed::<C>(setup, o) {
+            return Err(fail(
+                format!(
+                    "the offer of {} is not signed by its identity key (altered in transit?)",
+                    o.from
+                ),
+                vec![],
+            ));
+        }
+        if by_from.insert(o.from, o.clone()).is_some() {
+            return Err(fail(format!("two offers from {}", o.from), vec![]));
+        }
+    }
+    if by_from.len() != setup.helpers.len() {
+        return Err(fail(
+            format!(
+                "{} of {} helpers' offers arrived",
+                by_from.len(),
+                setup.helpers.len()
+            ),
+            vec![],
+        ));
+    }
+    let first = by_from
+        .values()
+        .next()
+        .ok_or_else(|| fail("no offers", vec![]))?;
+    if by_from
+        .values()
+        .any(|o| o.public_key_package != first.public_key_package || o.epoch != first.epoch)
+    {
+        // Each one signed what it holds; which of them holds a stale key can't be told here.
+        return Err(fail(
+            "the helpers hold different public key packages or key epochs",
+            vec![],
+        ));
+    }
+    let pkp = PublicKeyPackage::<C>::deserialize(&first.public_key_package)
+        .map_err(|e| fail(format!("public key package: {e}"), vec![]))?;
+    if pkp.min_signers() != Some(setup.threshold) {
+        return Err(fail(
+            "the helpers' key has a different threshold from the manifest's",
+            vec![],
+        ));
+    }
+    for (&i, o) in &by_from {
+        if o.commitments.keys().copied().collect::<BTreeSet<_>>() != setup.helpers {
+            return Err(fail(
+                format!("helper {i} did not commit to one delta per helper"),
+                vec![i],
+            ));
+        }
+        let mut sum = <C::Group>::identity();
+        for d in o.commitments.values() {
+            sum = sum
+                + element_from::<C>(d).ok_or_else(|| {
+                    fail(
+                        format!("a commitment of helper {i} does not decode"),
+                        vec![i],
+                    )
+                })?;
+        }
+        let y = pkp
+            .verifying_shares()
+            .get(&frost_id::<C>(i)?)
+            .ok_or_else(|| fail(format!("helper {i} holds no share of this key"), vec![]))?;
+        let expected = verifying_element::<C>(y)? * lagrange::<C>(&setup.helpers, i, setup.target)?;
+        if sum != expected {
+            return Err(fail(
+                format!("the deltas helper {i} committed to do not add up to its share"),
+                vec![i],
+            ));
+        }
+    }
+    Ok((by_from, pkp))
+}
+
+/// Helper j's contribution: σ_j sealed to the target, bound to the offers it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contribution {
+    /// The helper.
+    pub from: u16,
+    /// Every offer it accepted (its echo).
+    pub offers: Vec<Offer>,
+    /// σ_j, sealed to the target under the digest of `offers`.
+    pub sigma: Sealed,
+}
+
+/// Round 2 for a helper: check every offer and every delta sealed to us, then seal our σ to
+/// the target.
+pub fn helper_contribute<C: Ciphersuite, R: RngCore + CryptoRng>(
+    state: HelperState<C>,
+    identity: &IdentitySecret,
+    offers: &[Offer],
+    sealed: &[Sealed],
+    rng: &mut R,
+) -> Result<Contribution, RepairError> {
+    let setup = &state.setup;
+    let (by_from, pkp) = check_offers::<C>(setup, offers)?;
+    if by_from.get(&state.me) != Some(&state.own_offer) {
+        return Err(fail(
+            "the relayed offers carry a different offer in our name",
+            vec![],
+        ));
+    }
+    if pkp != state.pkp {
+        return Err(fail(
+            "the helpers' public key package differs from ours",
+            vec![],
+        ));
+    }
+    let mut deltas: BTreeMap<u16, Delta<C>> = BTreeMap::new();
+    let own = Delta::<C>::deserialize(&state.own_delta)
+        .map_err(|e| fail(format!("own delta: {e}"), vec![]))?;
+    deltas.insert(state.me, own);
+    for s in sealed {
+        if s.recipient != state.me {
+            return Err(fail(
+                format!("a delta for {} was relayed to us", s.recipient),
+                vec![],
+            ));
+        }
+        let Some(offer) = by_from.get(&s.sender) else {
+            return Err(fail(
+                format!("a delta from {}, who is not a helper", s.sender),
+                vec![],
+            ));
+        };
+        if s.sender == state.me || deltas.contains_key(&s.sender) {
+            return Err(fail(
+                format!("unexpected or duplicate delta from {}", s.sender),
+                vec![],
+            ));
+        }
+        let digest = offer_digest::<C>(setup, offer);
+        let ctx = SealContext {
+            session_id: &setup.session_id,
+            transcript: &digest,
+            sender: s.sender,
+            recipient: state.me,
+        };
+        let plain = seal::open(identity, setup.key(s.sender)?, &ctx, s).map_err(|e| match e {
+            seal::OpenError::DoesNotOpen { sender } => fail(e.to_string(), vec![sender]),
+            _ => fail(e.to_string(), vec![]),
+        })?;
+        let scalar = scalar_from::<C>(&plain).ok_or_else(|| {
+            fail(
+                format!("the delta of {} does not decode", s.sender),
+                vec![s.sender],
+            )
+        })?;
+        let committed = offer
+            .commitments
+            .get(&state.me)
+            .and_then(|d| element_from::<C>(d))
+            .ok_or_else(|| fail("offer without our commitment", vec![s.sender]))?;
+        if <C::Group>::generator() * scalar != committed {
+            return Err(fail(
+                format!(
+                    "helper {} sent a delta that differs from its commitment",
+                    s.sender
+                ),
+                vec![s.sender],
+            ));
+        }
+        let delta = Delta::<C>::deserialize(&plain)
+            .map_err(|e| fail(format!("delta: {e}"), vec![s.sender]))?;
+        deltas.insert(s.sender, delta);
+    }
+    if deltas.len() != setup.helpers.len() {
+        return Err(fail(
+            format!("{} of {} deltas arrived", deltas.len(), setup.helpers.len()),
+            vec![],
+        ));
+    }
+    let list: Vec<Delta<C>> = deltas.into_values().collect();
+    let sigma = Zeroizing::new(repairable::repair_share_part2(&list).serialize());
+    let echo = echo_digest::<C>(setup, &by_from);
+    let ctx = SealContext {
+        session_id: &setup.session_id,
+        transcript: &echo,
+        sender: state.me,
+        recipient: setup.target,
+    };
+    let sealed_sigma = seal::seal(rng, identity, setup.key(setup.target)?, &ctx, &sigma);
+    Ok(Contribution {
+        from: state.me,
+        offers: by_from.into_values().collect(),
+        sigma: sealed_sigma,
+    })
+}
+
+/// The repaired (or new) share, and what the target signs to say it holds it.
+pub struct RepairOutput<C: Ciphersuite> {
+    /// The share (secret).
+    pub key_package: KeyPackage<C>,
+    /// The group's public key package, with the target in it.
+    pub public_key_package: PublicKeyPackage<C>,
+    /// Serialized group key.
+    pub group_key: Vec<u8>,
+    /// Key epoch of the share.
+    pub epoch: u32,
+    /// The target's identity signature over (session, epoch, group key, its verifying share).
+    pub signature: Vec<u8>,
+}
+
+impl<C: Ciphersuite> std::fmt::Debug for RepairOutput<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepairOutput")
+            .field("key_package", &"<redacted>")
+            .field("group_key", &hex::encode(&self.group_key))
+            .field("epoch", &self.epoch)
+            .finish()
+    }
+}
+
+/// Round 3, at the target: check every contribution and rebuild the share; keep it only if it
+/// matches the verifying share the group holds for the target.
+pub fn target_finish<C: Ciphersuite>(
+    setup: &RepairSetup,
+    identity: &IdentitySecret,
+    offers: &[Offer],
+    contributions: &[Contribution],
+) -> Result<RepairOutput<C>, RepairError> {
+    setup.check()?;
+    if setup.key(setup.target)? != &identity.public() {
+        return Err(fail(
+            "our identity key is not the one the manifest lists for the target",
+            vec![],
+        ));
+    }
+    let (ours, pkp) = check_offers::<C>(setup, offers)?;
+    let epoch = ours.values().next().map_or(0, |o| o.epoch);
+    let expected = expected_verifying_share(&pkp, &setup.helpers, setup.target)?;
+    let mut sigmas: BTreeMap<u16, Sigma<C>> = BTreeMap::new();
+    for c in contributions {
+        if !setup.helpers.contains(&c.from) || sigmas.contains_key(&c.from) {
+            return Err(fail(
+                format!("unexpected or duplicate contribution from {}", c.from),
+                vec![],
+            ));
+        }
+        if c.sigma.sender != c.from || c.sigma.recipient != setup.target {
+            return Err(fail(
+                format!("the contribution of {} is misaddressed", c.from),
+                vec![],
+            ));
+        }
+        let mut theirs: BTreeMap<u16, Offer> = BTreeMap::new();
+        for o in &c.offers {
+            theirs.insert(o.from, o.clone());
+        }
+        let echo = echo_digest::<C>(setup, &theirs);
+        let ctx = SealContext {
+            session_id: &setup.session_id,
+            transcript: &echo,
+            sender: c.from,
+            recipient: setup.target,
+        };
+        // Opening first: a σ whose seal does not carry c.from's signature over this echo was
+        // altered in transit and proves nothing against c.from.
+        let plain =
+            seal::open(identity, setup.key(c.from)?, &ctx, &c.sigma).map_err(|e| match e {
+                seal::OpenError::DoesNotOpen { sender } => fail(e.to_string(), vec![sender]),
+                _ => fail(e.to_string(), vec![]),
+            })?;
+        // c.from vouched for its echo; compare it with the offers we accepted.
+        if theirs.len() != c.offers.len() || theirs.len() != ours.len() {
+            return Err(fail(
+                format!("helper {} vouched for a malformed set of offers", c.from),
+                vec![c.from],
+            ));
+        }
+        for (i, mine) in &ours {
+            match theirs.get(i) {
+                Some(o) if o == mine => {}
+                Some(o) if offer_signed::<C>(setup, o) => {
+                    return Err(fail(
+                        format!("helper {i} signed two different offers (equivocation)"),
+                        vec![*i],
+                    ))
+                }
+                _ => {
+                    return Err(fail(
+                        format!(
+                            "helper {} vouched for an offer of {i} that {i} never signed",
+                            c.from
+                        ),
+                        vec![c.from],
+                    ))
+                }
+            }
+        }
+        let scalar = scalar_from::<C>(&plain).ok_or_else(|| {
+            fail(
+                format!("the σ of helper {} does not decode", c.from),
+                vec![c.from],
+            )
+        })?;
+        let mut committed = <C::Group>::identity();
+        for o in ours.values() {
+            committed = committed
+                + o.commitments
+                    .get(&c.from)
+                    .and_then(|d| element_from::<C>(d))
+                    .ok_or_else(|| fail("checked offer lost a commitment", vec![]))?;
+        }
+        if <C::Group>::generator() * scalar != committed {
+            return Err(fail(
+                format!(
+                    "helper {} sent a σ that is not the sum of the deltas committed to it",
+                    c.from
+                ),
+                vec![c.from],
+            ));
+        }
+        let sigma =
+            Sigma::<C>::deserialize(&plain).map_err(|e| fail(format!("σ: {e}"), vec![c.from]))?;
+        sigmas.insert(c.from, sigma);
+    }
+    if sigmas.len() != setup.helpers.len() {
+        return Err(fail(
+            format!(
+                "{} of {} helpers' contributions arrived",
+                sigmas.len(),
+                setup.helpers.len()
+            ),
+            vec![],
+        ));
+    }
+    let list: Vec<Sigma<C>> = sigmas.into_values().collect();
+    let key_package = repairable::repair_share_part3(&list, frost_id::<C>(setup.target)?, &pkp)
+        .map_err(|e| fail(format!("repair round 3: {e}"), vec![]))?;
+    // The library's last step returns whatever the sigmas add up to; we keep only the share
+    // the group's public key package says the target holds.
+    if *key_package.verifying_share() != expected {
+        return Err(fail(
+            "the rebuilt share does not match the group's verifying share for it",
+            vec![],
+        ));
+    }
+    let public_key_package = with_new_holder(&pkp, &setup.helpers, setup.target)?;
+    let group_key = pkp
+        .verifying_key()
+        .serialize()
+        .map_err(|e| fail(format!("group key: {e}"), vec![]))?;
+    let vshare = expected
+        .serialize()
+        .map_err(|e| fail(format!("verifying share: {e}"), vec![]))?;
+    let signature = identity.sign(
+        &domain::<C>(RESULT_DOMAIN),
+        &[&setup.session_id, &epoch.to_be_bytes(), &group_key, &vshare],
+    );
+    Ok(RepairOutput {
+        key_package,
+        public_key_package,
+        group_key,
+        epoch,
+        signature,
+    })
+}
+
+/// Checks the target's signed statement that it now holds the share for `verifying_share`.
+pub fn verify_result<C: Ciphersuite>(
+    key: &IdentityPublic,
+    session_id: &[u8],
+    epoch: u32,
+    group_key: &[u8],
+    verifying_share: &[u8],
+    signature: &[u8],
+) -> bool {
+    key.verify(
+        &domain::<C>(RESULT_DOMAIN),
+        &[session_id, &epoch.to_be_bytes(), group_key, verifying_share],
+        signature,
+    )
+    .is_ok()
+}
+
+/// Runs a whole repair among holders in this process, honestly: `holders` are the helpers'
+/// identity keys and shares, `target` the one to rebuild. For tests; a cluster's participants
+/// are separate processes.
+pub fn run_in_process<C: Ciphersuite, R: RngCore + CryptoRng>(
+    setup: &RepairSetup,
+    holders: &[(&IdentitySecret, &KeyPackage<C>)],
+    target: &IdentitySecret,
+    pkp: &PublicKeyPackage<C>,
+    epoch: u32,
+    rng: &mut R,
+) -> Result<RepairOutput<C>, RepairError> {
+    let mut states = Vec::new();
+    let mut offers = Vec::new();
+    let mut mail: BTreeMap<u16, Vec<Sealed>> = BTreeMap::new();
+    for (identity, key) in holders {
+        let r1 = helper_offer(setup.clone(), identity, key, pkp, epoch, rng)?;
+        offers.push(r1.offer);
+        for s in r1.sealed {
+            mail.entry(s.recipient).or_default().push(s);
+        }
+        states.push((r1.state, *identity));
+    }
+    let mut contributions = Vec::new();
+    for (state, identity) in states {
+        let me = state.me;
+        let inbox = mail.remove(&me).unwrap_or_default();
+        contributions.push(helper_contribute(state, identity, &offers, &inbox, rng)?);
+    }
+    target_finish(setup, target, &offers, &contributions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dkg;
+    use frost_core::{aggregate, round1, round2, SigningPackage};
+
+    struct Cluster<C: Ciphersuite> {
+        ids: Vec<IdentitySecret>,
+        outs: Vec<dkg::DkgOutput<C>>,
+        extra: IdentitySecret,
+    }
+
+    fn cluster<C: Ciphersuite>(n: u16, t: u16) -> Cluster<C> {
+        let mut rng = rand::thread_rng();
+        let outs = dkg::run_in_process::<C, _>(n, t, &mut rng).unwrap();
+        // run_in_process makes its own identity keys; the repair needs keys we hold, and the
+        // DKG's identity keys are not what is being tested here.
+        let ids = (0..n).map(|_| IdentitySecret::generate(&mut rng)).collect();
+        Cluster {
+            ids,
+            outs,
+            extra: IdentitySecret::generate(&mut rng),
+        }
+    }
+
+    impl<C: Ciphersuite> Cluster<C> {
+        fn setup(&self, target: u16, helpers: &[u16]) -> RepairSetup {
+            let mut participants: BTreeMap<u16, IdentityPublic> = self
+                .ids
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (i as u16 + 1, k.public()))
+                .collect();
+            participants.insert(self.ids.len() as u16 + 1, self.extra.public());
+            RepairSetup {
+                session_id: vec![9; 16],
+                manifest_hash: [1; 32],
+                threshold: *self.outs[0].key_package.min_signers(),
+                target,
+                helpers: helpers.iter().copied().collect(),
+                participants,
+            }
+        }
+        fn identity(&self, n: u16) -> &IdentitySecret {
+            self.ids.get(usize::from(n) - 1).unwrap_or(&self.extra)
+        }
+        fn holders(&self, helpers: &[u16]) -> Vec<(&IdentitySecret, &KeyPackage<C>)> {
+            helpers
+                .iter()
+                .map(|h| {
+                    (
+                        self.identity(*h),
+                        &self.outs[usize::from(*h) - 1].key_package,
+                    )
+                })
+                .collect()
+        }
+        fn pkp(&self) -> &PublicKeyPackage<C> {
+            &self.outs[0].public_key_package
+        }
+    }
+
+    fn signs<C: Ciphersuite>(keys: &[&KeyPackage<C>], pkp: &PublicKeyPackage<C>) -> bool {
+        let mut rng = rand::thread_rng();
+        let mut nonces = BTreeMap::new();
+        let mut commitments = BTreeMap::new();
+        for k in keys {
+            let (n, c) = round1::commit(k.signing_share(), &mut rng);
+            nonces.insert(*k.identifier(), n);
+            commitments.insert(*k.identifier(), c);
+        }
+        let package = SigningPackage::new(commitments, b"repair test");
+        let mut shares = BTreeMap::new();
+        for k in keys {
+            match round2::sign(&package, &nonces[k.identifier()], k) {
+                Ok(s) => {
+                    shares.insert(*k.identifier(), s);
+                }
+                Err(_) => return false,
+            }
+        }
+        match aggregate(&package, &shares, pkp) {
+            Ok(sig) => pkp.verifying_key().verify(b"repair test", &sig).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    fn repair_restores<C: Ciphersuite>() {
+        let c = cluster::<C>(3, 2);
+        let setup = c.setup(3, &[1, 2]);
+        let out = run_in_process(
+            &setup,
+            &c.holders(&[1, 2]),
+            c.identity(3),
+            c.pkp(),
+            7,
+            &mut rand::thread_rng(),
+        )
+        .unwrap();
+        let lost = &c.outs[2].key_package;
+        assert_eq!(out.key_package.signing_share(), lost.signing_share());
+        assert_eq!(&out.public_key_package, c.pkp());
+        assert_eq!(out.group_key, c.outs[0].group_key);
+        assert_eq!(out.epoch, 7);
+        assert!(signs(&[&c.outs[0].key_package, &out.key_package], c.pkp()));
+        let vshare = out.key_package.verifying_share().serialize().unwrap();
+        assert!(verify_result::<C>(
+            &c.identity(3).public(),
+            &setup.session_id,
+            7,
+            &out.group_key,
+            &vshare,
+            &out.signature
+        ));
+        assert!(!verify_result::<C>(
+            &c.identity(3).public(),
+            &setup.session_id,
+            8,
+            &out.group_key,
+            &vshare,
+            &out.signature
+        ));
+    }
+
+    #[test]
+    fn repair_restores_the_lost_share_secp256k1() {
+        repair_restores::<frost_secp256k1::Secp256K1Sha256>();
+    }
+
+    #[test]
+    fn repair_restores_the_lost_share_ed25519() {
+        repair_restores::<frost_ed25519::Ed25519Sha512>();
+    }
+
+    #[test]
+    fn three_of_five_repair_with_more_helpers_than_needed() {
+        type C = frost_secp256k1::Secp256K1Sha256;
+        let c = cluster::<C>(5, 3);
+        let setup = c.setup(2, &[1, 3, 4, 5]);
+        let out = run_in_process(
+            &setup,
+            &c.holders(&[1, 3, 4, 5]),
+            c.identity(2),
+            c.pkp(),
+            0,
+            &mut rand::thread_rng(),
+        )
+        .unwrap();
+        assert_eq!(
+            out.key_package.signing_share(),
+            c.outs[1].key_package.signing_share()
+        );
+    }
+
+    fn enroll<C: Ciphersuite>() {
+        let c = cluster::<C>(3, 2);
+        let setup = c.setup(4, &[1, 3]);
+        let out = run_in_process(
+            &setup,
+            &c.holders(&[1, 3]),
+            &c.extra,
+            c.pkp(),
+            0,
+            &mut rand::thread_rng(),
+        )
+        .unwrap();
+        let pkp = &out.public_key_package;
+        assert_eq!(pkp.verifying_key(), c.pkp().verifying_key());
+        assert_eq!(pkp.verifying_shares().len(), 4);
+        // Every other node derives the same package from its own, with any basis of t.
+        let other_basis: BTreeSet<u16> = [2, 3].into_iter().collect();
+        assert_eq!(&with_new_holder(c.pkp(), &other_basis, 4).unwrap(), pkp);
+        // The new signer signs with any one of the old ones, under the same group key.
+        for old in 0..3 {
+            assert!(signs(&[&c.outs[old].key_package, &out.key_package], pkp));
+        }
+        assert!(signs(
+            &[&c.outs[0].key_package, &c.outs[1].key_package],
+            pkp
+        ));
+    }
+
+    #[test]
+    fn enrolling_a_new_identifier_keeps_the_group_key_secp256k1() {
+        enroll::<frost_secp256k1::Secp256K1Sha256>();
+    }
+
+    #[test]
+    fn enrolling_a_new_identifier_keeps_the_group_key_ed25519() {
+        enroll::<frost_ed25519::Ed25519Sha512>();
+    }
+
+    /// One honest run's messages, to tamper with.
+    struct Run {
+        offers: Vec<Offer>,
+        mail: BTreeMap<u16, Vec<Sealed>>,
+        states: Vec<HelperState<frost_secp256k1::Secp256K1Sha256>>,
+    }
+
+    type S = frost_secp256k1::Secp256K1Sha256;
+
+    fn round1_of(c: &Cluster<S>, setup: &RepairSetup, helpers: &[u16]) -> Run {
+        let mut rng = rand::thread_rng();
+        let mut run = Run {
+            offers: vec![],
+            mail: BTreeMap::new(),
+            states: vec![],
+        };
+        for (identity, key) in c.holders(helpers) {
+            let r1 = helper_offer(setup.clone(), identity, key, c.pkp(), 0, &mut rng).unwrap();
+            run.offers.push(r1.offer);
+            for s in r1.sealed {
+                run.mail.entry(s.recipient).or_default().push(s);
+            }
+            run.states.push(r1.state);
+        }
+        run
+    }
+
+    fn contribute_all(
+        c: &Cluster<S>,
+        run: Run,
+        offers_for: impl Fn(u16) -> Vec<Offer>,
+    ) -> Result<Vec<Contribution>, RepairError> {
+        let mut out = Vec::new();
+        let mut mail = run.mail;
+        for st in run.states {
+            let me = st.me;
+            let inbox = mail.remove(&me).unwrap_or_default();
+            out.push(helper_contribute(
+                st,
+                c.identity(me),
+                &offers_for(me),
+                &inbox,
+                &mut rand::thread_rng(),
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Re-signs a tampered offer as its helper would: a malicious helper signs its own lies.
+    fn resign(c: &Cluster<S>, setup: &RepairSetup, o: &mut Offer) {
+        let digest = offer_digest::<S>(setup, o);
+        o.signature = c
+            .identity(o.from)
+            .sign(&domain::<S>(OFFER_DOMAIN), &[&digest]);
+    }
+
+    #[test]
+    fn a_helper_whose_deltas_do_not_add_up_is_named() {
+        let c = cluster::<S>(3, 2);
+        let setup = c.setup(3, &[1, 2]);
+        let mut run = round1_of(&c, &setup, &[1, 2]);
+        // Helper 2 commits to a different split (a random point for one delta) and signs it.
+        let bogus =
+            element_bytes::<S>(&(<<S as Ciphersuite>::Group>::generator() * id_scalar::<S>(5)))
+                .unwrap();
+        let o = run.offers.iter_mut().find(|o| o.from == 2).unwrap();
+        o.commitments.insert(1, bogus);
+        resign(&c, &setup, o);
+        let offers = run.offers.clone();
+        let err = contribute_all(&c, run, |_| offers.clone()).unwrap_err();
+        assert_eq!(err.culprits, vec![2], "{err}");
+        assert!(target_finish::<S>(&setup, c.identity(3), &offers, &[])
+            .is_err_and(|e| e.culprits == vec![2]));
+    }
+
+    #[test]
+    fn a_helper_whose_delta_differs_from_its_commitment_is_named() {
+        let c = cluster::<S>(3, 2);
+        let setup = c.setup(3, &[1, 2]);
+        let mut run = round1_of(&c, &setup, &[1, 2]);
+        // Helper 2 seals a different delta to helper 1 (it signs the seal: it is its message).
+        let digest = offer_digest::<S>(&setup, run.offers.iter().find(|o| o.from == 2).unwrap());
+        let ctx = SealContext {
+            session_id: &setup.session_id,
+            transcript: &digest,
+            sender: 2,
+            recipient: 1,
+        };
+        let wrong = <<S as Ciphersuite>::Group as Group>::Field::serialize(&id_scalar::<S>(11));
+        let forged = seal::seal(
+            &mut rand::thread_rng(),
+            c.identity(2),
+            &c.identity(1).public(),
+            &ctx,
+            wrong.as_ref(),
+        );
+        run.mail.insert(1, vec![forged]);
+        let offers = run.offers.clone();
+        let err = contribute_all(&c, run, |_| offers.clone()).unwrap_err();
+        assert_eq!(err.culprits, vec![2], "{err}");
+    }
+
+    #[test]
+    fn a_helper_sending_a_bad_sigma_is_named_and_nothing_is_kept() {
+        let c = cluster::<S>(3, 2);
+        let setup = c.setup(3, &[1, 2]);
+        let run = round1_of(&c, &setup, &[1, 2]);
+        let offers = run.offers.clone();
+        let mut contributions = contribute_all(&c, run, |_| offers.clone()).unwrap();
+        // Helper 1 replaces its σ with garbage of the right shape, sealed and signed by it.
+        let bad = contributions.iter_mut().find(|k| k.from == 1).unwrap();
+        let by: BTreeMap<u16, Offer> = bad.offers.iter().map(|o| (o.from, o.clone())).collect();
+        let echo = echo_digest::<S>(&setup, &by);
+        let ctx = SealContext {
+            session_id: &setup.session_id,
+            transcript: &echo,
+            sender: 1,
+            recipient: 3,
+        };
+        let wrong = <<S as Ciphersuite>::Group as Group>::Field::serialize(&id_scalar::<S>(3));
+        bad.sigma = seal::seal(
+            &mut rand::thread_rng(),
+            c.identity(1),
+            &c.identity(3).public(),
+            &ctx,
+            wrong.as_ref(),
+        );
+        let err = target_finish::<S>(&setup, c.identity(3), &offers, &contributions).unwrap_err();
+        assert_eq!(err.culprits, vec![1], "{err}");
+    }
+
+    #[test]
+    fn an_equivocating_helper_is_named_not_the_one_who_echoed_it() {
+        let c = cluster::<S>(5, 3);
+        let setup = c.setup(5, &[1, 2, 3]);
+        let run = round1_of(&c, &setup, &[1, 2, 3]);
+        let honest = run.offers.clone();
+        // Helper 3 shows helper 1 a second offer (re-split deltas, still adding up, signed).
+        let mut twin = honest.iter().find(|o| o.from == 3).unwrap().clone();
+        let (a, b) = (twin.commitments[&1].clone(), twin.commitments[&2].clone());
+        let (ea, eb) = (
+            element_from::<S>(&a).unwrap(),
+            element_from::<S>(&b).unwrap(),
+        );
+        let shift = <<S as Ciphersuite>::Group>::generator() * id_scalar::<S>(1);
+        twin.commitments
+            .insert(1, element_bytes::<S>(&(ea + shift)).unwrap());
+        twin.commitments
+            .insert(2, element_bytes::<S>(&(eb - shift)).unwrap());
+        resign(&c, &setup, &mut twin);
+        let shown_to_1: Vec<Offer> = honest
+            .iter()
+            .map(|o| if o.from == 3 { twin.clone() } else { o.clone() })
+            .collect();
+        // Helper 1 rejects the delta that does not match the twin's commitment, so to reach the
+        // target the twin must be consistent with the delta: make it so by having helper 1 see
+        // the twin only in its echo (it accepted the honest one), i.e. the relay shows the
+        // target the honest set and helper 1's echo holds the twin.
+        let mut contributions = contribute_all(&c, run, |_| honest.clone()).unwrap();
+        let k1 = contributions.iter_mut().find(|k| k.from == 1).unwrap();
+        k1.offers = shown_to_1.clone();
+        // Helper 1 vouches for that echo (its seal is bound to it): re-seal its σ as it would
+        // have had it accepted the twin. The σ is irrelevant: equivocation is caught first.
+        let by: BTreeMap<u16, Offer> = shown_to_1.iter().map(|o| (o.from, o.clone())).collect();
+        let echo = echo_digest::<S>(&setup, &by);
+        let ctx = SealContext {
+            session_id: &setup.session_id,
+            transcript: &echo,
+            sender: 1,
+            recipient: 5,
+        };
+        let any = <<S as Ciphersuite>::Group as Group>::Field::serialize(&id_scalar::<S>(2));
+        k1.sigma = seal::seal(
+            &mut rand::thread_rng(),
+            c.identity(1),
+            &c.identity(5).public(),
+            &ctx,
+            any.as_ref(),
+        );
+        let err = target_finish::<S>(&setup, c.identity(5), &honest, &contributions).unwrap_err();
+        assert_eq!(err.culprits, vec![3], "{err}");
+    }
+
+    #[test]
+    fn a_relay_that_alters_messages_blames_nobody_and_fails() {
+        let c = cluster::<S>(3, 2);
+        let setup = c.setup(3, &[1, 2]);
+        let run = round1_of(&c, &setup, &[1, 2]);
+        let offers = run.offers.clone();
+        // An offer altered in transit: not signed by its helper.
+        let mut altered = offers.clone();
+        altered[0].epoch += 1;
+        let err = check_offers::<S>(&setup, &altered).unwrap_err();
+        assert!(err.culprits.is_empty(), "{err}");
+        // A contribution whose echo was swapped by the relay: the seal no longer verifies.
+        let mut contributions = contribute_all(&c, run, |_| offers.clone()).unwrap();
+        contributions[0].offers.reverse();
+        contributions[0].offers.pop();
+        let err = target_finish::<S>(&setup, c.identity(3), &offers, &contributions).unwrap_err();
+        assert!(err.culprits.is_empty(), "{err}");
+        // Offers withheld by the relay: the helpers stop.
+        let withheld = contribute_all(&c, round1_of(&c, &setup, &[1, 2]), |_| vec![]).unwrap_err();
+        assert!(withheld.culprits.is_empty(), "{withheld}");
+    }
+
+    #[test]
+    fn malformed_setups_are_refused() {
+        let c = cluster::<S>(3, 2);
+        let mut rng = rand::thread_rng();
+        let try_offer = |setup: RepairSetup| {
+            helper_offer(
+                setup,
+                c.identity(1),
+                &c.outs[0].key_package,
+                c.pkp(),
+                0,
+                &mut rand::thread_rng(),
+            )
+            .err()
+            .map(|e| e.reason)
+        };
+        assert!(try_offer(c.setup(3, &[1])).unwrap().contains("threshold"));
+        assert!(try_offer(c.setup(1, &[1, 2]))
+            .unwrap()
+            .contains("own share"));
+        assert!(try_offer(c.setup(4, &[2, 3]))
+            .unwrap()
+            .contains("not among the helpers"));
+        let mut short = c.setup(3, &[1, 2]);
+        short.session_id = vec![1; 3];
+        assert!(try_offer(short).unwrap().contains("16 bytes"));
+        let mut unknown = c.setup(9, &[1, 2]);
+        unknown.participants.remove(&9);
+        assert!(try_offer(unknown).unwrap().contains("not in the manifest"));
+        // Another signer's identity cannot act as helper 1.
+        let setup = c.setup(3, &[1, 2]);
+        assert!(helper_offer(
+            setup,
+            c.identity(2),
+            &c.outs[0].key_package,
+            c.pkp(),
+            0,
+            &mut rng
+        )
+        .is_err_and(|e| e.reason.contains("identity key")));
+    }
+
+    #[test]
+    fn lagrange_at_a_point_interpolates() {
+        // f(x) = 3 + 5x over identifiers {1, 2}: f(1) = 8, f(2) = 13, f(4) = 23.
+        let set: BTreeSet<u16> = [1, 2].into_iter().collect();
+        let s = |n| id_scalar::<S>(n);
+        let f4 =
+            lagrange::<S>(&set, 1, 4).unwrap() * s(8) + lagrange::<S>(&set, 2, 4).unwrap() * s(13);
+        assert_eq!(f4, s(23));
+        assert_eq!(
+            id_scalar::<S>(300),
+            frost_core::Identifier::<S>::try_from(300u16)
+                .map(|i| i.serialize())
+                .map(|b| scalar_from::<S>(&b).unwrap())
+                .unwrap()
+        );
+    }
+}

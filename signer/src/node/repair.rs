@@ -1,0 +1,368 @@
+//! Share repair and the enrolment of a new signer ([`quorate_core::repair`]): this signer as a
+//! helper (rounds 1 and 2) or as the target (the last step). Every step runs under the DKG
+//! lock, so repairs and DKGs never interleave; session ids are single use across both.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use frost_core::keys::PublicKeyPackage;
+use quorate_core::{
+    audit::{self, Event},
+    refusal::{rule, Refusal},
+    repair::{self, Contribution, Offer, RepairError, RepairSetup},
+};
+use quorate_wire::signer as pb;
+use tracing::{info, warn};
+
+use super::{
+    groups::{scheme_of, Held},
+    link_rule, read, refusal, sealed_from_pb, sealed_to_pb, DkgSlot, Node, META_PUBLIC_KEY_PACKAGE,
+};
+use quorate_core::message::Scheme;
+
+/// The metadata key of a group's key epoch (u32, big-endian; absent means 0).
+pub const META_KEY_EPOCH: &str = "key_epoch";
+
+fn repair_refusal(e: RepairError) -> pb::Refusal {
+    pb::Refusal {
+        rule: link_rule::REPAIR_ABORTED.into(),
+        reason: e.to_string(),
+        permanent: true,
+        culprits: e.culprits.iter().map(|c| u32::from(*c)).collect(),
+    }
+}
+
+fn refused(r: Refusal) -> pb::Refusal {
+    pb::Refusal {
+        rule: r.rule,
+        reason: r.reason,
+        permanent: r.permanent,
+        culprits: vec![],
+    }
+}
+
+fn bad(reason: impl Into<String>) -> Refusal {
+    Refusal::permanent(link_rule::BAD_REQUEST, reason)
+}
+
+fn ident(v: u32) -> Result<u16, Refusal> {
+    u16::try_from(v).map_err(|_| bad(format!("identifier {v} out of range")))
+}
+
+pub(super) fn offer_to_pb(o: Offer) -> pb::RepairOffer {
+    pb::RepairOffer {
+        from: u32::from(o.from),
+        epoch: o.epoch,
+        public_key_package: o.public_key_package,
+        commitments: o
+            .commitments
+            .into_iter()
+            .map(|(helper, point)| pb::RepairCommitment {
+                helper: u32::from(helper),
+                point,
+            })
+            .collect(),
+        signature: o.signature,
+    }
+}
+
+pub(super) fn offer_from_pb(o: pb::RepairOffer) -> Result<Offer, Refusal> {
+    let mut commitments = BTreeMap::new();
+    for c in o.commitments {
+        if commitments.insert(ident(c.helper)?, c.point).is_some() {
+            return Err(bad("an offer commits twice to one helper"));
+        }
+    }
+    Ok(Offer {
+        from: ident(o.from)?,
+        epoch: o.epoch,
+        public_key_package: o.public_key_package,
+        commitments,
+        signature: o.signature,
+    })
+}
+
+fn offers_from_pb(v: Vec<pb::RepairOffer>) -> Result<Vec<Offer>, Refusal> {
+    v.into_iter().map(offer_from_pb).collect()
+}
+
+fn sealed_all(v: Vec<pb::SealedRound2>) -> Result<Vec<quorate_core::seal::Sealed>, Refusal> {
+    v.into_iter()
+        .map(|s| sealed_from_pb(s).ok_or_else(|| bad("malformed sealed package")))
+        .collect()
+}
+
+impl Node {
+    /// The key epoch of this signer's `C` share (0 before any refresh).
+    pub(super) fn key_epoch<C: Held>(&self) -> Result<u32, Refusal> {
+        let raw = self
+            .store
+            .get_meta(&C::meta(META_KEY_EPOCH))
+            .map_err(super::storage)?;
+        match raw.as_deref() {
+            None => Ok(0),
+            Some(b) => b
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| Refusal::permanent(link_rule::STORAGE, "corrupt key epoch")),
+        }
+    }
+
+    /// The public key package stored with this signer's `C` share.
+    pub(super) fn public_key_package<C: Held>(&self) -> Result<PublicKeyPackage<C>, Refusal> {
+        let raw = self
+            .store
+            .get_meta(&C::meta(META_PUBLIC_KEY_PACKAGE))
+            .map_err(super::storage)?
+            .ok_or_else(|| {
+                Refusal::temporary(
+                    rule::NO_KEY,
+                    format!("this signer has no {} public key package", C::SCHEME),
+                )
+            })?;
+        PublicKeyPackage::<C>::deserialize(&raw)
+            .map_err(|e| Refusal::permanent(link_rule::STORAGE, format!("public key package: {e}")))
+    }
+
+    /// The setup of a repair session, from the request checked against our own manifest.
+    fn repair_setup(&self, s: &pb::RepairSession) -> Result<RepairSetup, Refusal> {
+        if s.manifest_hash != self.manifest.hash() {
+            return Err(Refusal::permanent(
+                link_rule::MANIFEST_MISMATCH,
+                "the coordinator's manifest differs from this signer's",
+            ));
+        }
+        if s.session_id.len() != 16 {
+            return Err(bad("session id must be 16 bytes"));
+        }
+        let helpers: BTreeSet<u16> = s
+            .helpers
+            .iter()
+            .map(|h| ident(*h))
+            .collect::<Result<_, _>>()?;
+        if helpers.len() != s.helpers.len() {
+            return Err(bad("a helper is named twice"));
+        }
+        Ok(RepairSetup {
+            session_id: s.session_id.clone(),
+            manifest_hash: self.manifest.hash(),
+            threshold: self.manifest.threshold,
+            target: ident(s.target)?,
+            helpers,
+            participants: self
+                .manifest
+                .signers
+                .iter()
+                .map(|x| (x.identifier, x.identity_key))
+                .collect(),
+        })
+    }
+
+    /// Routes a repair step to its key group; runs under the DKG lock.
+    pub(super) fn repair_step(
+        &self,
+        body: pb::coordinator_message::Body,
+    ) -> pb::signer_message::Body {
+        use pb::coordinator_message::Body as B;
+        let session = match &body {
+            B::RepairOffer(r) => r.session.as_ref(),
+            B::RepairContribute(r) => r.session.as_ref(),
+            B::RepairFinish(r) => r.session.as_ref(),
+            _ => None,
+        };
+        let Some(session) = session.cloned() else {
+            return refusal(bad("a repair step without its session"));
+        };
+        let result = match scheme_of(session.scheme) {
+            Ok(Scheme::Secp256k1) => self.repair_step_for::<super::Secp>(&session, body),
+            Ok(Scheme::Ed25519) => self.repair_step_for::<super::Ed>(&session, body),
+            Err(r) => Err(refused(r)),
+        };
+        result.unwrap_or_else(pb::signer_message::Body::Refusal)
+    }
+
+    fn repair_step_for<C: Held>(
+        &self,
+        session: &pb::RepairSession,
+        body: pb::coordinator_message::Body,
+    ) -> Result<pb::signer_message::Body, pb::Refusal> {
+        use pb::coordinator_message::Body as B;
+        let setup = self.repair_setup(session).map_err(refused)?;
+        let mut slot = super::lock(&self.dkg);
+        match body {
+            B::RepairOffer(_) => self.repair_offer::<C>(&mut slot, setup),
+            B::RepairContribute(r) => self.repair_contribute::<C>(&mut slot, setup, r),
+            B::RepairFinish(r) => self.repair_finish::<C>(&mut slot, setup, r),
+            _ => Err(refused(bad("not a repair step"))),
+        }
+    }
+
+    fn repair_offer<C: Held>(
+        &self,
+        slot: &mut DkgSlot,
+        setup: RepairSetup,
+    ) -> Result<pb::signer_message::Body, pb::Refusal> {
+        let key = C::group(self).key().map_err(refused)?;
+        let pkp = self.public_key_package::<C>().map_err(refused)?;
+        let epoch = self.key_epoch::<C>().map_err(refused)?;
+        self.claim_session(slot, &setup.session_id)
+            .map_err(refused)?;
+        let session = setup.session_id.clone();
+        let target = setup.target;
+        let r1 = repair::helper_offer(
+            setup,
+            &self.identity,
+            &key,
+            &pkp,
+            epoch,
+            &mut rand::rngs::OsRng,
+        )
+        .map_err(repair_refusal)?;
+        *C::repair(slot) = Some((session, r1.state));
+        info!(signer = %self.name, scheme = %C::SCHEME, target, "repair: offer sent");
+        Ok(pb::signer_message::Body::RepairOffer(
+            pb::RepairOfferResponse {
+                offer: Some(offer_to_pb(r1.offer)),
+                deltas: r1.sealed.into_iter().map(sealed_to_pb).collect(),
+            },
+        ))
+    }
+
+    fn repair_contribute<C: Held>(
+        &self,
+        slot: &mut DkgSlot,
+        setup: RepairSetup,
+        r: pb::RepairContributeRequest,
+    ) -> Result<pb::signer_message::Body, pb::Refusal> {
+        let offers = offers_from_pb(r.offers).map_err(refused)?;
+        let deltas = sealed_all(r.deltas).map_err(refused)?;
+        // Compare before taking: a stray message must not destroy the session in progress.
+        let state = match C::repair(slot).take() {
+            Some((sid, st)) if sid == setup.session_id => st,
+            other => {
+                *C::repair(slot) = other;
+                return Err(repair_refusal(RepairError {
+                    reason: "round 2 for a repair this signer made no offer in".into(),
+                    culprits: vec![],
+                }));
+            }
+        };
+        let contribution = repair::helper_contribute(
+            state,
+            &self.identity,
+            &offers,
+            &deltas,
+            &mut rand::rngs::OsRng,
+        )
+        .map_err(|e| {
+            warn!(signer = %self.name, error = %e, "repair aborted");
+            repair_refusal(e)
+        })?;
+        let helpers: Vec<String> = setup.helpers.iter().map(u16::to_string).collect();
+        self.audit_before(
+            Event::new(audit::kind::REPAIR_HELPED)
+                .with("session", hex::encode(&setup.session_id))
+                .with("scheme", C::SCHEME.as_str())
+                .with("target", setup.target.to_string())
+                .with("helpers", helpers.join(",")),
+        )
+        .map_err(refused)?;
+        info!(signer = %self.name, scheme = %C::SCHEME, target = setup.target, "repair: contribution sealed to the target");
+        Ok(pb::signer_message::Body::RepairContribution(
+            contribution_to_pb(contribution),
+        ))
+    }
+
+    fn repair_finish<C: Held>(
+        &self,
+        slot: &mut DkgSlot,
+        setup: RepairSetup,
+        r: pb::RepairFinishRequest,
+    ) -> Result<pb::signer_message::Body, pb::Refusal> {
+        if setup.target != self.me {
+            return Err(refused(bad("this signer is not the repair's target")));
+        }
+        if read(&C::group(self).key).is_some() {
+            return Err(refused(Refusal::permanent(
+                link_rule::SHARE_EXISTS,
+                format!(
+                    "this signer already holds a {} key share; a share is never replaced",
+                    C::SCHEME
+                ),
+            )));
+        }
+        if C::progress(slot).is_some() {
+            return Err(refused(Refusal::temporary(
+                link_rule::DKG_PENDING,
+                "a DKG is in progress on this signer",
+            )));
+        }
+        let offers = offers_from_pb(r.offers).map_err(refused)?;
+        let mut contributions = Vec::with_capacity(r.contributions.len());
+        for c in r.contributions {
+            contributions.push(contribution_from_pb(c).map_err(refused)?);
+        }
+        self.claim_session(slot, &setup.session_id)
+            .map_err(refused)?;
+        let out = repair::target_finish::<C>(&setup, &self.identity, &offers, &contributions)
+            .map_err(|e| {
+                warn!(signer = %self.name, error = %e, "repair aborted; nothing kept");
+                repair_refusal(e)
+            })?;
+        let vshare = out
+            .key_package
+            .verifying_share()
+            .serialize()
+            .map_err(|e| refused(Refusal::permanent(link_rule::STORAGE, e.to_string())))?;
+        self.store
+            .put_meta_durable(&C::meta(META_KEY_EPOCH), &out.epoch.to_be_bytes())
+            .map_err(|e| refused(super::storage(e)))?;
+        self.keep_share::<C>(&out.key_package, &out.public_key_package, &out.group_key)
+            .map_err(refused)?;
+        C::group(self)
+            .install(out.key_package.clone())
+            .map_err(|e| refused(Refusal::permanent(link_rule::STORAGE, e)))?;
+        let fingerprint = quorate_core::fingerprint::group_key_fingerprint(&out.group_key);
+        info!(
+            signer = %self.name,
+            scheme = %C::SCHEME,
+            fingerprint = %fingerprint,
+            "key share repaired and checked against the group's verifying share; stored encrypted"
+        );
+        let helpers: Vec<String> = setup.helpers.iter().map(u16::to_string).collect();
+        self.audit(
+            Event::new(audit::kind::SHARE_REPAIRED)
+                .with("session", hex::encode(&setup.session_id))
+                .with("scheme", C::SCHEME.as_str())
+                .with("helpers", helpers.join(","))
+                .with("epoch", out.epoch.to_string())
+                .with("group_key", hex::encode(&out.group_key))
+                .with("fingerprint", fingerprint),
+            true,
+        );
+        Ok(pb::signer_message::Body::RepairResult(pb::RepairResult {
+            group_public_key: out.group_key,
+            verifying_share: vshare,
+            epoch: out.epoch,
+            signature: out.signature,
+        }))
+    }
+}
+
+pub(super) fn contribution_to_pb(c: Contribution) -> pb::RepairContribution {
+    pb::RepairContribution {
+        from: u32::from(c.from),
+        offers: c.offers.into_iter().map(offer_to_pb).collect(),
+        sigma: Some(sealed_to_pb(c.sigma)),
+    }
+}
+
+pub(super) fn contribution_from_pb(c: pb::RepairContribution) -> Result<Contribution, Refusal> {
+    Ok(Contribution {
+        from: ident(c.from)?,
+        offers: offers_from_pb(c.offers)?,
+        sigma: c
+            .sigma
+            .and_then(sealed_from_pb)
+            .ok_or_else(|| bad("a contribution without its sealed σ"))?,
+    })
+}
