@@ -938,6 +938,7 @@ async fn a_signer_refuses_malformed_link_requests() {
     );
     let sign = |sid: Vec<u8>, intent: Vec<u8>, package: Vec<u8>, approvals| {
         Req::Sign(spb::SignRequest {
+            key_epoch: 0,
             scheme: Default::default(),
             session_id: sid,
             intent,
@@ -1005,6 +1006,7 @@ async fn a_signer_refuses_malformed_link_requests() {
     check("ledger notice, empty signature", a, "ledger-notice-invalid");
     let a = d
         .call(Req::DkgRound1(spb::DkgRound1Request {
+            refresh: None,
             scheme: Default::default(),
             session_id: vec![1; 3],
             manifest_hash: vec![],

@@ -96,6 +96,12 @@ impl AdminService for Mitm {
     ) -> Result<Response<pb::DkgStatus>, Status> {
         Err(Status::unimplemented("not relayed"))
     }
+    async fn refresh_shares(
+        &self,
+        _: Request<pb::RefreshSharesRequest>,
+    ) -> Result<Response<pb::RefreshSharesResponse>, Status> {
+        Err(Status::unimplemented("not relayed"))
+    }
     async fn repair_share(
         &self,
         _: Request<pb::RepairShareRequest>,

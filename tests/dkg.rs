@@ -176,6 +176,7 @@ async fn a_share_altered_in_transit_aborts_framing_nobody_and_leaves_no_share() 
     for (i, d) in s.iter_mut() {
         match d
             .call(Req::DkgRound1(pb::DkgRound1Request {
+                refresh: None,
                 scheme: Default::default(),
                 session_id: session.clone(),
                 manifest_hash: manifest_hash.clone(),
@@ -200,6 +201,7 @@ async fn a_share_altered_in_transit_aborts_framing_nobody_and_leaves_no_share() 
     for (i, d) in s.iter_mut() {
         let a = d
             .call(Req::DkgRound3(pb::DkgRound3Request {
+                refresh: false,
                 scheme: Default::default(),
                 session_id: session.clone(),
                 packages: mail[i].clone(),
@@ -318,6 +320,7 @@ async fn honest_round1(
     for (i, d) in s.iter_mut() {
         match d
             .call(Req::DkgRound1(pb::DkgRound1Request {
+                refresh: None,
                 scheme: Default::default(),
                 session_id: session.to_vec(),
                 manifest_hash: manifest.hash().to_vec(),
@@ -386,6 +389,7 @@ async fn a_malicious_signers_bad_proof_of_knowledge_aborts_the_dkg_naming_it() {
             .get_mut(&2)
             .unwrap()
             .call(Req::DkgRound1(pb::DkgRound1Request {
+                refresh: None,
                 scheme: Default::default(),
                 session_id: session.clone(),
                 manifest_hash: manifest.hash().to_vec(),
@@ -436,6 +440,7 @@ async fn a_malicious_signer_showing_different_round1_packages_is_named_by_every_
     for (i, d) in s.iter_mut() {
         let answer = d
             .call(Req::DkgRound3(pb::DkgRound3Request {
+                refresh: false,
                 scheme: Default::default(),
                 session_id: session.clone(),
                 packages: mail.get(i).cloned().unwrap_or_default(),
@@ -515,6 +520,7 @@ async fn a_malicious_signers_signed_garbage_share_aborts_the_dkg_naming_it() {
         .get_mut(&3)
         .unwrap()
         .call(Req::DkgRound3(pb::DkgRound3Request {
+            refresh: false,
             scheme: Default::default(),
             session_id: session.clone(),
             packages: mail.get(&3).cloned().unwrap_or_default(),

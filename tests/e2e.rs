@@ -26,6 +26,7 @@ mod governance;
 mod governance_scale;
 mod hostile;
 mod lifecycle;
+mod lifecycle_hostile;
 mod malicious;
 mod operator;
 mod performance;

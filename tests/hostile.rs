@@ -99,6 +99,7 @@ impl Driven {
         pkg: &SigningPackage,
     ) -> Ans {
         self.call(Req::Sign(pb::SignRequest {
+            key_epoch: 0,
             scheme: Default::default(),
             session_id: session.to_vec(),
             intent: intent.to_vec(),
@@ -499,6 +500,7 @@ async fn signer_refuses_what_a_hostile_coordinator_sends() {
         .get_mut(&1)
         .unwrap()
         .call(Req::DkgRound1(pb::DkgRound1Request {
+            refresh: None,
             scheme: Default::default(),
             session_id: vec![1; 16],
             manifest_hash: quorate_wire::manifest::Manifest::load(&c.path("manifest.toml"))

@@ -156,3 +156,129 @@ async fn a_signer_whose_data_directory_is_lost_is_repaired_and_signs_again() {
         2
     );
 }
+
+async fn refresh(c: &Cluster, args: &[&str]) -> (i32, Value, String) {
+    let mut all = vec![
+        "refresh",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+        "--json",
+    ];
+    all.extend_from_slice(args);
+    let (code, out, err) = quorate(&all).await;
+    let v = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
+    (code, v, err)
+}
+
+/// Refresh under load: withdrawals keep arriving while the secp256k1 shares are refreshed
+/// twice (16 of them, and 3 after: the devnet policy allows 20 ETH withdrawals an hour). Each is signed exactly once (a submission the switch made wait is resent
+/// byte-identical under its id), every signature verifies under the unchanged group key, and
+/// no signer debits a withdrawal twice. Each signer's audit log records both refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_refreshed_under_load_keep_the_group_key_and_lose_no_withdrawal() {
+    use quorate_wire::withdrawal as pb;
+    let mut c = Cluster::start(3, 2).await;
+    let before = c.status().await;
+    let requests: Vec<(String, pb::SubmitRequest)> = (0..16)
+        .map(|n| {
+            let id = format!("wd-load-{n}");
+            let (_, req) = c.eth_request(&id, "1", 600_000, None);
+            (id, req)
+        })
+        .collect();
+    let channel = c.channel("backend").await;
+    let load = tokio::spawn(async move {
+        let mut client = pb::withdrawal_service_client::WithdrawalServiceClient::new(channel);
+        let mut signed = Vec::new();
+        let mut retries = 0u32;
+        for (id, req) in requests {
+            // A retryable refusal (the switch between epochs) is resent as is; a permanent one
+            // would be a lost withdrawal and fails the test.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match client.submit(req.clone()).await {
+                    Ok(w) => {
+                        let w = w.into_inner();
+                        assert_eq!(w.status, pb::Status::Signed as i32, "{id}: {w:?}");
+                        signed.push((id, w));
+                        break;
+                    }
+                    Err(s) if s.code() == tonic::Code::Unavailable && tries < 50 => {
+                        retries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    Err(s) => panic!("{id} lost: {s:?}"),
+                }
+            }
+        }
+        (signed, retries)
+    });
+    for expected in [1, 2] {
+        let (code, v, err) = refresh(&c, &[]).await;
+        assert_eq!(code, 0, "{v}{err}");
+        assert_eq!(v["epoch"], expected, "{v}");
+        assert_eq!(v["participants"], serde_json::json!([1, 2, 3]));
+        assert_eq!(v["fingerprint"], before.group_key_fingerprint.as_str());
+    }
+    let (signed, retries) = load.await.unwrap();
+    eprintln!("refresh under load: 16 withdrawals signed, {retries} retried submissions");
+    assert_eq!(signed.len(), 16);
+    for (id, w) in &signed {
+        assert!(
+            rfc9591_verify(&before.group_public_key, &w.message, &w.signature),
+            "{id}"
+        );
+    }
+    // After the refreshes: every pair of signers signs, at epoch 2, under the same key.
+    for (stop, pair) in [
+        ("signer-1", [2, 3]),
+        ("signer-2", [1, 3]),
+        ("signer-3", [1, 2]),
+    ] {
+        c.kill_signer(stop).await;
+        c.wait_connected(2).await;
+        let (code, w) = c.submit_eth(&format!("wd-without-{stop}"), "1").await;
+        assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+        assert_eq!(w["signers"], serde_json::json!(pair), "{w}");
+        assert!(rfc9591_verify(
+            &before.group_public_key,
+            &hexf(&w, "message"),
+            &hexf(&w, "signature")
+        ));
+        c.start_signer(stop);
+        c.wait_connected(3).await;
+    }
+    // No signer debited any withdrawal twice, and each recorded both refreshes.
+    for name in ["signer-1", "signer-2", "signer-3"] {
+        let log = c.audit_of(name, None).await;
+        let mut debited = std::collections::BTreeMap::<String, usize>::new();
+        for r in &log {
+            let f = |k: &str| r.event.fields.get(k).cloned();
+            if (r.event.kind == kind::SHARE_RELEASED || r.event.kind == kind::LEDGER_NOTICE)
+                && f("debit").as_deref() == Some("new")
+            {
+                *debited
+                    .entry(f("withdrawal").unwrap_or_default())
+                    .or_default() += 1;
+            }
+        }
+        assert!(debited.values().all(|n| *n == 1), "{name}: {debited:?}");
+        let refreshed: Vec<String> = log
+            .iter()
+            .filter(|r| r.event.kind == kind::KEY_REFRESHED)
+            .filter_map(|r| r.event.fields.get("epoch").cloned())
+            .collect();
+        assert_eq!(refreshed, ["1", "2"], "{name}: {:?}", kinds(&log));
+    }
+    let coord = c.coordinator_audit().await;
+    assert_eq!(
+        coord
+            .iter()
+            .filter(|r| r.event.kind == kind::KEY_REFRESHED)
+            .count(),
+        2
+    );
+}

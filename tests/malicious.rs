@@ -31,6 +31,10 @@ fn hello(c: &Cluster, identifier: u32, group_key: Vec<u8>) -> pb::SignerMessage 
     pb::SignerMessage {
         request_id: 0,
         body: Some(Ans::Hello(pb::Hello {
+            key_epoch: 0,
+            ed25519_key_epoch: 0,
+            pending_key_epoch: 0,
+            ed25519_pending_key_epoch: 0,
             ed25519_group_public_key: Default::default(),
             name: "signer-1".into(),
             identifier,

@@ -602,6 +602,7 @@ async fn sign_with_approvals(
         .get_mut(&1)
         .unwrap()
         .call(Req::Sign(spb::SignRequest {
+            key_epoch: 0,
             scheme: Default::default(),
             session_id: s.to_vec(),
             intent: i.encode(),

@@ -574,6 +574,46 @@ pub async fn repair(
     Ok(0)
 }
 
+/// Runs `quorate refresh`: renews every share of the `scheme` group and prints the new key
+/// epoch and the (unchanged) fingerprint.
+pub async fn refresh(
+    c: &ClientFile,
+    addr: Option<&str>,
+    scheme: Scheme,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let mut a = client::admin(c, addr).await?;
+    let r = a
+        .refresh_shares(apb::RefreshSharesRequest {
+            scheme: scheme.as_str().into(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("refresh refused: {}", s.message()))?
+        .into_inner();
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "scheme": r.scheme,
+                "epoch": r.epoch,
+                "participants": r.participants,
+                "group_public_key": hex::encode(&r.group_public_key),
+                "fingerprint": r.fingerprint,
+            })
+        );
+    } else {
+        let who: Vec<String> = r.participants.iter().map(u32::to_string).collect();
+        println!("refreshed   {} shares, now key epoch {}", r.scheme, r.epoch);
+        println!("signers     {}", who.join(", "));
+        println!(
+            "group key   {} (unchanged)",
+            hex::encode(&r.group_public_key)
+        );
+        println!("fingerprint {}", r.fingerprint);
+    }
+    Ok(0)
+}
+
 /// Runs `quorate probe`: `count` sequential 1-unit withdrawals over one connection, timing each
 /// from request to signed answer. Measures a running cluster; it is not a test.
 pub async fn probe(

@@ -120,6 +120,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Refreshes every share of one key group (admin): the same group key, new shares, the key
+    /// epoch one up; every holder must be connected (docs/operations.md).
+    Refresh {
+        /// The key group: secp256k1 or ed25519.
+        #[arg(long, default_value = "secp256k1")]
+        scheme: quorate_core::message::Scheme,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Policy governance and withdrawal approvals, signed with an admin key file.
     Admin {
         /// Admin key file (hex); default: the one in client.toml.
@@ -256,6 +266,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let c = setup::ClientFile::load(&cli.dir)?;
             commands::repair(&c, addr, &signer, scheme, helpers, json).await
+        }
+        Command::Refresh { scheme, json } => {
+            let c = setup::ClientFile::load(&cli.dir)?;
+            commands::refresh(&c, addr, scheme, json).await
         }
         Command::Admin {
             key,

@@ -164,6 +164,19 @@ impl AdminService for AdminApi {
             .map_err(|r| refusal_status(&r))
     }
 
+    async fn refresh_shares(
+        &self,
+        req: Request<pb::RefreshSharesRequest>,
+    ) -> Result<Response<pb::RefreshSharesResponse>, Status> {
+        let scheme = parse_scheme(&req.get_ref().scheme)
+            .map_err(|e| invalid("request-invalid", format!("scheme: {e}")))?;
+        self.state
+            .refresh_shares(scheme)
+            .await
+            .map(Response::new)
+            .map_err(|r| refusal_status(&r))
+    }
+
     type WatchDkgStream = DkgStream;
 
     async fn watch_dkg(

@@ -101,6 +101,10 @@ impl SignerLink for LinkService {
             hello.ed25519_group_public_key.clone(),
             tx,
         );
+        use quorate_core::message::Scheme;
+        let reg = &self.state.registry;
+        reg.set_key_epoch(entry.identifier, Scheme::Secp256k1, hello.key_epoch);
+        reg.set_key_epoch(entry.identifier, Scheme::Ed25519, hello.ed25519_key_epoch);
         info!(signer = %entry.name, identifier = entry.identifier, "signer connected");
         self.state.audit(
             Event::new(audit::kind::SIGNER_CONNECTED)
@@ -114,12 +118,15 @@ impl SignerLink for LinkService {
                 )
                 .with("version", &hello.version),
         );
+        let resume = self.state.clone();
+        let said = hello.clone();
         let reported = hello.policy.unwrap_or_default();
         let version = reported.version;
         self.state.note_signer_policy(entry.identifier, reported);
         let catchup = self.state.clone();
         let who = entry.identifier;
         tokio::spawn(async move { catchup.catch_up(who, version).await });
+        tokio::spawn(async move { resume.resume_refresh(who, &said).await });
         let state = self.state.clone();
         tokio::spawn(async move {
             loop {

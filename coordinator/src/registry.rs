@@ -31,6 +31,8 @@ struct Link {
     name: String,
     group_key: Vec<u8>,
     ed25519_group_key: Vec<u8>,
+    /// Key epochs of its shares (secp256k1, Ed25519), as it reported them or switched since.
+    key_epochs: [u32; 2],
     tx: mpsc::Sender<Result<pb::CoordinatorMessage, tonic::Status>>,
     pending: Pending,
     /// Commitments this signer pre-generated over this link (one-round signing). They die with
@@ -63,6 +65,8 @@ pub struct ConnectedSigner {
     pub group_key: Vec<u8>,
     /// Ed25519 group key it reported (empty before that DKG).
     pub ed25519_group_key: Vec<u8>,
+    /// Key epochs of its shares (secp256k1, Ed25519).
+    pub key_epochs: [u32; 2],
 }
 
 /// The set of live signer links.
@@ -115,6 +119,7 @@ impl Registry {
                 name,
                 group_key,
                 ed25519_group_key,
+                key_epochs: [0; 2],
                 tx,
                 pending: pending.clone(),
                 pool: VecDeque::new(),
@@ -166,6 +171,22 @@ impl Registry {
         }
     }
 
+    /// Records the key epoch of a signer's `scheme` share.
+    pub fn set_key_epoch(
+        &self,
+        identifier: u16,
+        scheme: quorate_core::message::Scheme,
+        epoch: u32,
+    ) {
+        use quorate_core::message::Scheme;
+        if let Some(l) = lock(&self.links).get_mut(&identifier) {
+            match scheme {
+                Scheme::Secp256k1 => l.key_epochs[0] = epoch,
+                Scheme::Ed25519 => l.key_epochs[1] = epoch,
+            }
+        }
+    }
+
     /// Currently connected signers, by identifier.
     pub fn connected(&self) -> Vec<ConnectedSigner> {
         lock(&self.links)
@@ -175,6 +196,7 @@ impl Registry {
                 name: l.name.clone(),
                 group_key: l.group_key.clone(),
                 ed25519_group_key: l.ed25519_group_key.clone(),
+                key_epochs: l.key_epochs,
             })
             .collect()
     }

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 mod groups;
 mod policy_sync;
+mod refresh;
 mod repair;
 mod solana_void;
 mod vault_admin;
@@ -70,6 +71,10 @@ pub mod coord_rule {
     pub const SHARE_EXISTS: &str = "share-exists";
     /// A repair failed; the reason names any culprit; nothing was kept.
     pub const REPAIR_ABORTED: &str = "repair-aborted";
+    /// A refresh needs every holder of the key connected.
+    pub const REFRESH_SIGNERS_MISSING: &str = "refresh-signers-missing";
+    /// A refresh failed; the reason names any culprit; every signer keeps its old share.
+    pub const REFRESH_ABORTED: &str = "refresh-aborted";
 }
 
 /// Unix milliseconds now.
@@ -97,6 +102,9 @@ pub struct Coordinator {
     group_key_bytes: RwLock<Option<Vec<u8>>>,
     /// The Ed25519 group's (Solana) once its DKG has finished.
     pub ed_public_keys: RwLock<Option<PublicKeyPackage<Ed>>>,
+    /// The key epoch of each group's package (secp256k1, Ed25519): 0 until its first refresh.
+    /// A refresh swaps a package and its epoch under this lock.
+    key_epochs: RwLock<[u32; 2]>,
     /// DKG progress.
     pub dkg: watch::Sender<apb::DkgStatus>,
     /// Policy: the coordinator's copy, proposals, and what signers must be sent.
@@ -149,7 +157,7 @@ impl Coordinator {
             ),
             None => None,
         };
-        let ed_public_keys = match store
+        let mut ed_public_keys = match store
             .get_meta(groups::META_ED25519_PUBLIC_KEY_PACKAGE)
             .map_err(|e| e.to_string())?
         {
@@ -159,6 +167,23 @@ impl Coordinator {
             ),
             None => None,
         };
+        // A refresh's package, with its key epoch, is what is in force.
+        let mut public_keys = public_keys;
+        let mut key_epochs = [0u32; 2];
+        if let Some((epoch, bytes)) = refresh::load_refreshed(&store, Scheme::Secp256k1)? {
+            public_keys = Some(
+                PublicKeyPackage::deserialize(&bytes)
+                    .map_err(|e| format!("stored refreshed public key package: {e}"))?,
+            );
+            key_epochs[0] = epoch;
+        }
+        if let Some((epoch, bytes)) = refresh::load_refreshed(&store, Scheme::Ed25519)? {
+            ed_public_keys = Some(
+                PublicKeyPackage::deserialize(&bytes)
+                    .map_err(|e| format!("stored refreshed ed25519 public key package: {e}"))?,
+            );
+            key_epochs[1] = epoch;
+        }
         let mut dkg = apb::DkgStatus {
             phase: apb::DkgPhase::NotStarted as i32,
             ..Default::default()
@@ -189,6 +214,7 @@ impl Coordinator {
             public_keys: RwLock::new(public_keys),
             group_key_bytes: RwLock::new(None),
             ed_public_keys: RwLock::new(ed_public_keys),
+            key_epochs: RwLock::new(key_epochs),
             dkg: watch::Sender::new(dkg),
             policy,
             signer_policy: Mutex::default(),
@@ -789,7 +815,7 @@ impl Coordinator {
         message: &[u8],
         request: &pb::SignRequest,
     ) -> Result<(Vec<u8>, Vec<u16>), Refusal> {
-        let pubkeys = C::public_keys(self).ok_or_else(|| {
+        let (pubkeys, key_epoch) = self.public_keys_at::<C>().ok_or_else(|| {
             Refusal::temporary(
                 coord_rule::NO_GROUP_KEY,
                 format!("no {} group key yet: run DKG for it first", C::SCHEME),
@@ -802,10 +828,14 @@ impl Coordinator {
         let mut problems: Vec<String> = Vec::new();
         let mut fell_back: BTreeSet<u16> = BTreeSet::new();
         for attempt in 1..=self.signing.max_attempts {
+            // Only signers holding the share of the epoch verified against: a refresh in
+            // progress never has an honest signer blamed for signing with the other.
+            let slot = usize::from(C::SCHEME == Scheme::Ed25519);
             let mut candidates: Vec<u16> = self
                 .registry
                 .connected()
                 .into_iter()
+                .filter(|s| s.key_epochs[slot] == key_epoch)
                 .map(|s| s.identifier)
                 .filter(|i| !excluded.contains(i))
                 .collect();
@@ -894,6 +924,7 @@ impl Coordinator {
                     session_id: sessions[i].to_vec(),
                     signing_package: package_bytes.clone(),
                     scheme: C::WIRE as i32,
+                    key_epoch,
                     ..request.clone()
                 });
                 self.registry.call(*i, sign, timeout)
@@ -1053,8 +1084,8 @@ impl Coordinator {
         let me = self.clone();
         tokio::spawn(async move {
             let result = match scheme {
-                Scheme::Secp256k1 => me.run_dkg::<Secp>(session.to_vec()).await,
-                Scheme::Ed25519 => me.run_dkg::<Ed>(session.to_vec()).await,
+                Scheme::Secp256k1 => me.run_dkg::<Secp>(session.to_vec(), None).await,
+                Scheme::Ed25519 => me.run_dkg::<Ed>(session.to_vec(), None).await,
             };
             let final_status = match result {
                 Ok(gk) => {
@@ -1157,11 +1188,32 @@ impl Coordinator {
         Ok(out)
     }
 
+    /// A DKG among every signer of the manifest, or with `refresh` a share refresh among the
+    /// holders it names (the same rounds; see [`Coordinator::refresh_shares`]). Returns the
+    /// group key.
     async fn run_dkg<C: GroupSuite>(
         &self,
         session: Vec<u8>,
+        refresh: Option<pb::RefreshTerms>,
     ) -> Result<Vec<u8>, (String, Vec<u16>)> {
-        let ids: Vec<u16> = self.manifest.signers.iter().map(|s| s.identifier).collect();
+        let ids: Vec<u16> = match &refresh {
+            Some(t) => t
+                .participants
+                .iter()
+                .filter_map(|p| u16::try_from(*p).ok())
+                .collect(),
+            None => self.manifest.signers.iter().map(|s| s.identifier).collect(),
+        };
+        let kind = match refresh {
+            Some(_) => quorate_core::dkg::Kind::Refresh,
+            None => quorate_core::dkg::Kind::Dkg,
+        };
+        // The DKG status stream follows a DKG only.
+        let dkg_phase = |phase, detail: &str| {
+            if refresh.is_none() {
+                self.dkg_phase(&session, phase, detail);
+            }
+        };
         let manifest_hash = self.manifest.hash().to_vec();
         let scheme = C::WIRE as i32;
         let r1 = self
@@ -1170,6 +1222,7 @@ impl Coordinator {
                     session_id: session.clone(),
                     manifest_hash: manifest_hash.clone(),
                     scheme,
+                    refresh: refresh.clone(),
                 })
             })
             .await?;
@@ -1184,7 +1237,7 @@ impl Coordinator {
                 signature: p.signature,
             });
         }
-        self.dkg_phase(&session, apb::DkgPhase::Round2, "round 2: sealed shares");
+        dkg_phase(apb::DkgPhase::Round2, "round 2: sealed shares");
         let r2 = self
             .dkg_round(&ids, |_| {
                 pb::coordinator_message::Body::DkgRound2(pb::DkgRound2Request {
@@ -1221,11 +1274,7 @@ impl Coordinator {
                 mailbox.entry(recipient).or_default().push(s);
             }
         }
-        self.dkg_phase(
-            &session,
-            apb::DkgPhase::Round3,
-            "round 3: deriving key shares",
-        );
+        dkg_phase(apb::DkgPhase::Round3, "round 3: deriving key shares");
         let r3 = self
             .dkg_round(&ids, |i| {
                 pb::coordinator_message::Body::DkgRound3(pb::DkgRound3Request {
@@ -1233,6 +1282,7 @@ impl Coordinator {
                     packages: mailbox.get(&i).cloned().unwrap_or_default(),
                     echoes: echoes.clone(),
                     scheme,
+                    refresh: refresh.is_some(),
                 })
             })
             .await?;
@@ -1246,7 +1296,8 @@ impl Coordinator {
                 .manifest
                 .signer(i)
                 .ok_or_else(|| (format!("signer {i} not in manifest"), vec![i]))?;
-            if !quorate_core::dkg::verify_result_for::<C>(
+            if !quorate_core::dkg::verify_result_of_kind::<C>(
+                kind,
                 &entry.identity_key,
                 &session,
                 &p.transcript_hash,
@@ -1276,11 +1327,11 @@ impl Coordinator {
                 }
             }
         }
-        let (gk, _, pkp_bytes) = agreed.ok_or_else(|| ("no DKG results".to_string(), vec![]))?;
+        let (gk, transcript, pkp_bytes) =
+            agreed.ok_or_else(|| ("no DKG results".to_string(), vec![]))?;
         // Confirmation: each signer keeps its share only after checking every participant's
         // signed result itself.
-        self.dkg_phase(
-            &session,
+        dkg_phase(
             apb::DkgPhase::Round3,
             "confirming: every signer checks all results",
         );
@@ -1293,6 +1344,11 @@ impl Coordinator {
                 })
             })
             .await?;
+        if let Some(terms) = &refresh {
+            return self
+                .activate_refresh::<C>(&session, terms, gk, pkp_bytes, transcript, confirmed)
+                .await;
+        }
         for (i, body) in confirmed {
             match body {
                 pb::signer_message::Body::DkgConfirm(c) if c.group_public_key == gk => {

@@ -91,6 +91,13 @@ pub mod kind {
     pub const SHARE_REPAIRED: &str = "share-repaired";
     /// A repair failed; nothing kept (coordinator).
     pub const REPAIR_ABORTED: &str = "repair-aborted";
+    /// A refreshed share stored beside the one in use, acknowledged (signer).
+    pub const REFRESH_STORED: &str = "refresh-stored";
+    /// A refresh activated: the refreshed share in use, the old one deleted (signer); or every
+    /// participant acknowledged and the new public key package is in use (coordinator).
+    pub const KEY_REFRESHED: &str = "key-refreshed";
+    /// A refresh failed; every signer keeps its old share (coordinator).
+    pub const REFRESH_ABORTED: &str = "refresh-aborted";
 }
 
 /// What went wrong with a log, and where: the first bad record.

@@ -56,6 +56,9 @@ pub struct GroupShare {
     pub public_key_package: Vec<u8>,
     /// The serialized group key.
     pub group_key: Vec<u8>,
+    /// The key epoch of the share (0 until the first refresh); a share of an older epoch than
+    /// the cluster's no longer signs.
+    pub epoch: u32,
 }
 
 /// What a backup holds.
@@ -133,6 +136,8 @@ fn scheme_code(s: Scheme) -> u8 {
     }
 }
 
+const EPOCH_FLAG: u8 = 0x80;
+
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     // Key packages are a few hundred bytes: the cast is lossless.
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
@@ -145,13 +150,15 @@ fn encode(c: &Contents) -> Zeroizing<Vec<u8>> {
         + c.identity.len()
         + c.groups
             .iter()
-            .map(|g| 13 + g.key_package.len() + g.public_key_package.len() + g.group_key.len())
+            .map(|g| 17 + g.key_package.len() + g.public_key_package.len() + g.group_key.len())
             .sum::<usize>();
     let mut out = Zeroizing::new(Vec::with_capacity(size));
     put(&mut out, &c.identity);
     out.push(c.groups.len() as u8);
     for g in &c.groups {
-        out.push(scheme_code(g.scheme));
+        // The high bit says a key epoch follows (backups from before refreshes have none).
+        out.push(scheme_code(g.scheme) | EPOCH_FLAG);
+        out.extend_from_slice(&g.epoch.to_be_bytes());
         put(&mut out, &g.key_package);
         put(&mut out, &g.public_key_package);
         put(&mut out, &g.group_key);
@@ -171,12 +178,20 @@ fn decode(mut b: &[u8]) -> Option<Contents> {
     b = &b[1..];
     let mut groups = Vec::new();
     for _ in 0..n {
-        let scheme = match *b.first()? {
+        let code = *b.first()?;
+        let scheme = match code & !EPOCH_FLAG {
             1 => Scheme::Secp256k1,
             2 => Scheme::Ed25519,
             _ => return None,
         };
         b = &b[1..];
+        let epoch = if code & EPOCH_FLAG != 0 {
+            let e = u32::from_be_bytes(b.get(..4)?.try_into().ok()?);
+            b = &b[4..];
+            e
+        } else {
+            0
+        };
         // One share per group: a repeated scheme would overwrite the first on restore.
         if groups.iter().any(|g: &GroupShare| g.scheme == scheme) {
             return None;
@@ -186,6 +201,7 @@ fn decode(mut b: &[u8]) -> Option<Contents> {
             key_package: Zeroizing::new(take(&mut b)?.to_vec()),
             public_key_package: take(&mut b)?.to_vec(),
             group_key: take(&mut b)?.to_vec(),
+            epoch,
         });
     }
     b.is_empty().then_some(Contents { identity, groups })
@@ -291,6 +307,7 @@ mod tests {
                 key_package: Zeroizing::new(vec![9; 100]),
                 public_key_package: vec![1; 50],
                 group_key: vec![2; 32],
+                epoch: 3,
             }],
         }
     }
@@ -307,6 +324,7 @@ mod tests {
         assert_eq!(*c.identity, vec![7; 32]);
         assert_eq!(*c.groups[0].key_package, vec![9; 100]);
         assert_eq!(c.groups[0].scheme, Scheme::Ed25519);
+        assert_eq!(c.groups[0].epoch, 3, "the key epoch travels with the share");
         assert!(!format!("{c:?}").contains("7, 7"), "Debug hides secrets");
         assert_eq!(
             open(&text, "signer-1", &m, b"wrong horse battery").unwrap_err(),
@@ -331,6 +349,26 @@ mod tests {
             seal(&mut rand_core::OsRng, "s", &m, &contents(), b"short").unwrap_err(),
             BackupError::WeakPassphrase
         );
+    }
+
+    #[test]
+    fn contents_from_before_key_epochs_decode_as_epoch_zero() {
+        let c = contents();
+        let mut old = Vec::new();
+        put(&mut old, &c.identity);
+        old.push(1);
+        old.push(scheme_code(Scheme::Ed25519));
+        put(&mut old, &c.groups[0].key_package);
+        put(&mut old, &c.groups[0].public_key_package);
+        put(&mut old, &c.groups[0].group_key);
+        let d = decode(&old).unwrap();
+        assert_eq!(
+            (d.groups[0].epoch, d.groups[0].scheme),
+            (0, Scheme::Ed25519)
+        );
+        let new = encode(&c);
+        assert_eq!(decode(&new).unwrap().groups[0].epoch, 3);
+        assert_ne!(&old[..], &new[..]);
     }
 
     #[test]

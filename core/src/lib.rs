@@ -18,6 +18,7 @@ pub mod identity;
 pub mod intent;
 pub mod message;
 pub mod policy;
+pub mod refresh;
 pub mod refusal;
 pub mod repair;
 pub mod scheme;

@@ -40,6 +40,9 @@ pub mod rule {
     pub const ID_CONFLICT: &str = "withdrawal-id-conflict";
     /// This signer holds no key share yet.
     pub const NO_KEY: &str = "no-key-share";
+    /// A signing request names a key epoch other than the one this signer's share is of (a
+    /// refresh is switching over; temporary).
+    pub const KEY_EPOCH_MISMATCH: &str = "key-epoch-mismatch";
     /// Policy: this node has no policy installed yet.
     pub const POLICY_MISSING: &str = "policy-missing";
     /// Policy: withdrawals are frozen.

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::{
     config::SignerConfig,
     node::{
-        identity_purpose, meta_key, share_purpose, META_GROUP_KEY, META_KEY_SHARE,
+        identity_purpose, meta_key, share_purpose, META_GROUP_KEY, META_KEY_EPOCH, META_KEY_SHARE,
         META_PUBLIC_KEY_PACKAGE,
     },
     store::{SignerStore, SledStore},
@@ -57,6 +57,14 @@ pub fn backup(cfg: &SignerConfig, out: &Path, passphrase_file: &Path) -> anyhow:
             group_key: store
                 .get_meta(&meta_key(scheme, META_GROUP_KEY))?
                 .ok_or_else(|| missing("group key"))?,
+            epoch: match store.get_meta(&meta_key(scheme, META_KEY_EPOCH))? {
+                None => 0,
+                Some(b) => u32::from_be_bytes(
+                    b.as_slice()
+                        .try_into()
+                        .map_err(|_| anyhow::anyhow!("the {scheme} key epoch is corrupt"))?,
+                ),
+            },
         });
     }
     if groups.is_empty() {
@@ -145,6 +153,9 @@ pub fn restore(cfg: &SignerConfig, from: &Path, passphrase_file: &Path) -> anyho
         let s = g.scheme;
         store.put_meta_durable(&meta_key(s, META_PUBLIC_KEY_PACKAGE), &g.public_key_package)?;
         store.put_meta_durable(&meta_key(s, META_GROUP_KEY), &g.group_key)?;
+        if g.epoch != 0 {
+            store.put_meta_durable(&meta_key(s, META_KEY_EPOCH), &g.epoch.to_be_bytes())?;
+        }
         let sealed = kek.seal(
             &mut rand::rngs::OsRng,
             &share_purpose(s, &cfg.name),
@@ -155,8 +166,9 @@ pub fn restore(cfg: &SignerConfig, from: &Path, passphrase_file: &Path) -> anyho
             bail!("a {s} key share appeared while restoring");
         }
         restored.push(format!(
-            "{s} {}",
-            quorate_core::fingerprint::group_key_fingerprint(&g.group_key)
+            "{s} {} (key epoch {})",
+            quorate_core::fingerprint::group_key_fingerprint(&g.group_key),
+            g.epoch
         ));
     }
     store.flush()?;

@@ -80,6 +80,10 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
             group_public_key: node.group_key(),
             ed25519_group_public_key: node.ed25519_group_key(),
             policy: Some(node.policy_status()),
+            key_epoch: node.key_epochs().0,
+            ed25519_key_epoch: node.key_epochs().1,
+            pending_key_epoch: node.key_epochs().2,
+            ed25519_pending_key_epoch: node.key_epochs().3,
         })),
     };
     tx.send(hello)

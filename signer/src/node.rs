@@ -32,6 +32,7 @@ use crate::store::{Binding, SignerStore};
 mod groups;
 mod solana;
 pub use groups::{meta_key, share_purpose};
+mod refresh;
 mod repair;
 mod status;
 mod vault;
@@ -42,6 +43,7 @@ pub use status::{LocalFreeze, FREEZE_FILE};
 pub const META_KEY_SHARE: &str = "key_share";
 pub const META_PUBLIC_KEY_PACKAGE: &str = "public_key_package";
 pub const META_GROUP_KEY: &str = "group_key";
+pub use repair::META_KEY_EPOCH;
 const META_POLICY_STATE: &str = "policy_state";
 
 /// Rule tags specific to the signer link.
@@ -62,6 +64,10 @@ pub mod link_rule {
     pub const REPAIR_ABORTED: &str = "repair-aborted";
     /// The target of a repair already holds a share of that group (never replaced).
     pub const SHARE_EXISTS: &str = "share-exists";
+    /// A refreshed share is stored and waits for activation, or an activation does not match it.
+    pub const REFRESH_PENDING: &str = "refresh-pending";
+    /// A refresh's participants are not exactly the holders of the key.
+    pub const REFRESH_PARTICIPANTS: &str = "refresh-participants";
 }
 
 /// How many recent DKG session ids a signer remembers, to refuse their reuse.
@@ -196,6 +202,7 @@ fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
         B::RepairOffer(_) => "repair-offer",
         B::RepairContribute(_) => "repair-contribute",
         B::RepairFinish(_) => "repair-finish",
+        B::RefreshActivate(_) => "refresh-activate",
     }
 }
 
@@ -295,7 +302,8 @@ impl Node {
         if *kp.identifier() != groups::frost_id::<C>(self.me)? {
             return Err("stored key share belongs to another identifier".into());
         }
-        C::group(self).install(kp)
+        let epoch = self.key_epoch::<C>().map_err(|r| r.reason)?;
+        C::group(self).install(kp, epoch)
     }
 
     /// Appends a record to the audit log. A failed write is logged; the decision it records
@@ -502,6 +510,14 @@ impl Node {
                         refusal(Refusal::permanent(link_rule::STORAGE, "repair task failed"))
                     })
             }
+            // Under the DKG lock and a durable write: off the reactor.
+            B::RefreshActivate(r) => {
+                self.blocking(move |node| match scheme_of(r.scheme)? {
+                    Scheme::Secp256k1 => node.refresh_activate::<Secp>(&r),
+                    Scheme::Ed25519 => node.refresh_activate::<Ed>(&r),
+                })
+                .await
+            }
             B::Commit(r) => match scheme_of(r.scheme).and_then(|s| match s {
                 Scheme::Secp256k1 => self.commit::<Secp>(&r),
                 Scheme::Ed25519 => self.commit::<Ed>(&r),
@@ -647,7 +663,7 @@ impl Node {
         slot: &mut DkgSlot,
         r: pb::DkgRound1Request,
     ) -> pb::signer_message::Body {
-        if read(&C::group(self).key).is_some() {
+        if r.refresh.is_none() && read(&C::group(self).key).is_some() {
             return refusal(Refusal::permanent(
                 link_rule::DKG_KEY_EXISTS,
                 format!(
@@ -676,11 +692,27 @@ impl Node {
                 "session id must be 16 bytes",
             ));
         }
+        // A refresh renews the share this signer holds, among every holder of it.
+        let refresh = match &r.refresh {
+            Some(terms) => match self.refresh_setup::<C>(r.session_id.clone(), terms) {
+                Ok(x) => Some(x),
+                Err(e) => return refusal(e),
+            },
+            None => None,
+        };
         if let Err(e) = self.claim_session(slot, &r.session_id) {
             return refusal(e);
         }
         let mut rng = rand::rngs::OsRng;
-        match dkg::round1_for::<C, _>(self.setup(r.session_id.clone()), &self.identity, &mut rng) {
+        let started = match refresh {
+            None => {
+                dkg::round1_for::<C, _>(self.setup(r.session_id.clone()), &self.identity, &mut rng)
+            }
+            Some((setup, epoch, pkp)) => {
+                dkg::refresh_round1_for(setup, epoch, &pkp, &self.identity, &mut rng)
+            }
+        };
+        match started {
             Ok((state, signed)) => {
                 *C::progress(slot) = Some(DkgProgress::Round1(r.session_id, state));
                 info!(signer = %self.name, scheme = %C::SCHEME, "DKG round 1 sent");
@@ -780,7 +812,12 @@ impl Node {
                 }
             }
         }
-        let out = match dkg::round3(state, &self.identity, &sealed, &echoes) {
+        let finished = if r.refresh {
+            self.refresh_round3::<C>(state, &sealed, &echoes)
+        } else {
+            dkg::round3(state, &self.identity, &sealed, &echoes)
+        };
+        let out = match finished {
             Ok(o) => o,
             Err(e) => {
                 warn!(signer = %self.name, error = %e, "DKG aborted in round 3");
@@ -837,17 +874,22 @@ impl Node {
                 signature: x.signature,
             });
         }
-        let setup = self.setup(r.session_id.clone());
-        if let Err(e) = dkg::check_confirmations(&setup.participants, &r.session_id, &out, &results)
-        {
+        let participants = match out.kind() {
+            dkg::Kind::Refresh => self.participants_of(&out.public_key_package),
+            _ => self.setup(r.session_id.clone()).participants,
+        };
+        if let Err(e) = dkg::check_confirmations(&participants, &r.session_id, &out, &results) {
             warn!(signer = %self.name, error = %e, "DKG not confirmed; no key stored");
             return dkg_refusal(e);
+        }
+        if out.kind() == dkg::Kind::Refresh {
+            return self.store_refreshed::<C>(&r.session_id, *out);
         }
         if let Err(e) = self.keep_share(&out.key_package, &out.public_key_package, &out.group_key) {
             return refusal(e);
         }
         let group_key = out.group_key.clone();
-        if let Err(e) = C::group(self).install(out.key_package) {
+        if let Err(e) = C::group(self).install(out.key_package, 0) {
             return refusal(Refusal::permanent(link_rule::STORAGE, e));
         }
         let fingerprint = quorate_core::fingerprint::group_key_fingerprint(&group_key);
@@ -867,6 +909,7 @@ impl Node {
         );
         pb::signer_message::Body::DkgConfirm(pb::DkgConfirmResponse {
             group_public_key: group_key,
+            ..Default::default()
         })
     }
 
@@ -1004,7 +1047,7 @@ impl Node {
             tracing::info_span!("sign", session = %hex::encode(&r.session_id), scheme = %C::SCHEME);
         let _entered = span.enter();
         let group = C::group(self);
-        let key = group.key()?;
+        let key = group.key_at(r.key_epoch)?;
         let sid = session_id(&r.session_id)?;
         // The nonce leaves the store before anything else happens: whatever the outcome of
         // this request, the session can never be signed in again (S4).

@@ -65,6 +65,13 @@ pub trait SignerStore: Send + Sync + 'static {
     fn put_meta_durable(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Writes a metadata value durably only if the key is absent; false if it existed.
     fn put_meta_once(&self, key: &str, value: &[u8]) -> Result<bool, StoreError>;
+    /// Writes and deletes metadata values in one atomic batch, then flushes it to disk: a
+    /// crash leaves all of it or none.
+    fn put_meta_batch_durable(
+        &self,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<(), StoreError>;
     /// Atomically binds `id` to `digest` (durably) unless bound already.
     fn bind_withdrawal(
         &self,
@@ -220,6 +227,23 @@ impl SignerStore for SledStore {
             .is_ok();
         self.sync()?;
         Ok(fresh)
+    }
+
+    fn put_meta_batch_durable(
+        &self,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for k in deletes {
+            batch.remove(k.as_bytes());
+        }
+        for (k, v) in puts {
+            batch.insert(k.as_bytes(), v.as_slice());
+        }
+        self.meta.apply_batch(batch)?;
+        self.sync()?;
+        Ok(())
     }
 
     fn bind_withdrawal(
@@ -417,6 +441,21 @@ impl SignerStore for MemoryStore {
         }
         m.insert(key.to_string(), value.to_vec());
         Ok(true)
+    }
+
+    fn put_meta_batch_durable(
+        &self,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
+        let mut m = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        for k in deletes {
+            m.remove(k);
+        }
+        for (k, v) in puts {
+            m.insert(k.clone(), v.clone());
+        }
+        Ok(())
     }
 
     fn bind_withdrawal(

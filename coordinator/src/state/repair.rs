@@ -45,10 +45,8 @@ impl Coordinator {
             ));
         }
         let connected = self.registry.connected();
-        let holds = |c: &crate::registry::ConnectedSigner| match scheme {
-            Scheme::Secp256k1 => c.group_key == group_key,
-            Scheme::Ed25519 => c.ed25519_group_key == group_key,
-        };
+        let holds =
+            |c: &crate::registry::ConnectedSigner| self.holds_current(c, scheme, &group_key);
         let Some(t) = connected.iter().find(|c| c.identifier == target) else {
             return Err(Refusal::temporary(
                 coord_rule::REPAIR_SIGNERS_MISSING,
@@ -138,6 +136,7 @@ impl Coordinator {
                 info!(target, %fingerprint, "share repaired");
                 self.registry
                     .set_group_key(target, scheme, group_key.clone());
+                self.registry.set_key_epoch(target, scheme, epoch);
                 self.audit(
                     Event::new(audit::kind::SHARE_REPAIRED)
                         .with("session", hex::encode(session))

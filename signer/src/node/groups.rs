@@ -4,7 +4,10 @@
 
 use std::{
     collections::BTreeSet,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Mutex, RwLock,
+    },
 };
 
 use frost_core::{keys::KeyPackage, Identifier};
@@ -40,6 +43,8 @@ pub(super) struct Group<C: Suite> {
     pub group_key: RwLock<Vec<u8>>,
     pub nonces: Mutex<NonceStore<C>>,
     pub signer_ids: BTreeSet<Identifier<C>>,
+    /// Key epoch of the share in use (0 until the first refresh).
+    pub epoch: AtomicU32,
 }
 
 impl<C: Suite> Group<C> {
@@ -48,6 +53,7 @@ impl<C: Suite> Group<C> {
             key: RwLock::new(None),
             group_key: RwLock::new(Vec::new()),
             nonces: Mutex::new(NonceStore::new(nonce_limit, nonce_ttl_ms)),
+            epoch: AtomicU32::new(0),
             signer_ids: ids
                 .iter()
                 .map(|i| frost_id::<C>(*i))
@@ -68,18 +74,49 @@ impl<C: Suite> Group<C> {
         })
     }
 
+    /// The share, if it is of key epoch `epoch` (the one a signing request names).
+    pub fn key_at(&self, epoch: u32) -> Result<Arc<KeyPackage<C>>, Refusal> {
+        // Read under the key's lock, which [`Group::install`] holds while it sets both: never
+        // a new share with an old epoch.
+        let (key, mine) = {
+            let guard = read(&self.key);
+            (guard.clone(), self.epoch.load(Ordering::SeqCst))
+        };
+        let key = key.ok_or_else(|| {
+            Refusal::temporary(
+                rule::NO_KEY,
+                format!(
+                    "this signer has no {} key share yet; run DKG for it",
+                    C::SCHEME
+                ),
+            )
+        })?;
+        if mine != epoch {
+            return Err(Refusal::temporary(
+                rule::KEY_EPOCH_MISMATCH,
+                format!(
+                    "asked to sign with a {} share of key epoch {epoch}; this signer holds epoch {mine}",
+                    C::SCHEME
+                ),
+            ));
+        }
+        Ok(key)
+    }
+
     pub fn group_key(&self) -> Vec<u8> {
         read(&self.group_key).clone()
     }
 
-    /// Installs a share (restored or just confirmed).
-    pub fn install(&self, kp: KeyPackage<C>) -> Result<(), String> {
+    /// Installs a share of key epoch `epoch` (restored, confirmed, repaired or refreshed).
+    pub fn install(&self, kp: KeyPackage<C>, epoch: u32) -> Result<(), String> {
         let gk = kp
             .verifying_key()
             .serialize()
             .map_err(|e| format!("group key: {e}"))?;
         *write(&self.group_key) = gk;
-        *write(&self.key) = Some(Arc::new(kp));
+        let mut key = write(&self.key);
+        *key = Some(Arc::new(kp));
+        self.epoch.store(epoch, Ordering::SeqCst);
         Ok(())
     }
 }

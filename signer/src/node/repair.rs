@@ -281,14 +281,23 @@ impl Node {
         if setup.target != self.me {
             return Err(refused(bad("this signer is not the repair's target")));
         }
-        if read(&C::group(self).key).is_some() {
-            return Err(refused(Refusal::permanent(
+        let offers = offers_from_pb(r.offers).map_err(refused)?;
+        // A share of the current epoch is never replaced; one of an older epoch (a signer
+        // restored from an old backup, or one that missed a refresh) no longer signs, and the
+        // repaired share of the helpers' epoch takes its place.
+        let held = read(&C::group(self).key).is_some();
+        let held_epoch = self.key_epoch::<C>().map_err(refused)?;
+        let share_exists = || {
+            refused(Refusal::permanent(
                 link_rule::SHARE_EXISTS,
                 format!(
-                    "this signer already holds a {} key share; a share is never replaced",
+                    "this signer already holds a {} key share of key epoch {held_epoch}; a share is never replaced by one of the same or an older epoch",
                     C::SCHEME
                 ),
-            )));
+            ))
+        };
+        if held && offers.first().is_some_and(|o| o.epoch <= held_epoch) {
+            return Err(share_exists());
         }
         if C::progress(slot).is_some() {
             return Err(refused(Refusal::temporary(
@@ -296,7 +305,6 @@ impl Node {
                 "a DKG is in progress on this signer",
             )));
         }
-        let offers = offers_from_pb(r.offers).map_err(refused)?;
         let mut contributions = Vec::with_capacity(r.contributions.len());
         for c in r.contributions {
             contributions.push(contribution_from_pb(c).map_err(refused)?);
@@ -313,13 +321,20 @@ impl Node {
             .verifying_share()
             .serialize()
             .map_err(|e| refused(Refusal::permanent(link_rule::STORAGE, e.to_string())))?;
-        self.store
-            .put_meta_durable(&C::meta(META_KEY_EPOCH), &out.epoch.to_be_bytes())
-            .map_err(|e| refused(super::storage(e)))?;
-        self.keep_share::<C>(&out.key_package, &out.public_key_package, &out.group_key)
-            .map_err(refused)?;
+        if held {
+            if out.epoch <= held_epoch {
+                return Err(share_exists());
+            }
+            self.replace_stale_share::<C>(&out).map_err(refused)?;
+        } else {
+            self.store
+                .put_meta_durable(&C::meta(META_KEY_EPOCH), &out.epoch.to_be_bytes())
+                .map_err(|e| refused(super::storage(e)))?;
+            self.keep_share::<C>(&out.key_package, &out.public_key_package, &out.group_key)
+                .map_err(refused)?;
+        }
         C::group(self)
-            .install(out.key_package.clone())
+            .install(out.key_package.clone(), out.epoch)
             .map_err(|e| refused(Refusal::permanent(link_rule::STORAGE, e)))?;
         let fingerprint = quorate_core::fingerprint::group_key_fingerprint(&out.group_key);
         info!(
@@ -345,6 +360,37 @@ impl Node {
             epoch: out.epoch,
             signature: out.signature,
         }))
+    }
+}
+
+impl Node {
+    /// Replaces a share of an older key epoch by a repaired one, in one durable batch.
+    fn replace_stale_share<C: Held>(&self, out: &repair::RepairOutput<C>) -> Result<(), Refusal> {
+        let fail = |e: String| Refusal::permanent(link_rule::STORAGE, e);
+        let plain = zeroize::Zeroizing::new(
+            out.key_package
+                .serialize()
+                .map_err(|e| fail(format!("key share: {e}")))?,
+        );
+        let sealed = self.kek.seal(
+            &mut rand::rngs::OsRng,
+            &C::share_purpose(&self.name),
+            &plain,
+        );
+        let pkp = out
+            .public_key_package
+            .serialize()
+            .map_err(|e| fail(format!("public key package: {e}")))?;
+        let puts = vec![
+            (C::meta(super::META_KEY_SHARE), sealed),
+            (C::meta(META_PUBLIC_KEY_PACKAGE), pkp),
+            (C::meta(super::META_GROUP_KEY), out.group_key.clone()),
+            (C::meta(META_KEY_EPOCH), out.epoch.to_be_bytes().to_vec()),
+        ];
+        // A refreshed share waiting for activation is of an epoch this repair supersedes.
+        self.store
+            .put_meta_batch_durable(&puts, &super::refresh::pending_keys::<C>())
+            .map_err(super::storage)
     }
 }
 

@@ -101,7 +101,7 @@ impl Node {
         void: &pb::SolanaVoid,
     ) -> Result<pb::signer_message::Body, Refusal> {
         let group = &self.ed;
-        let key = group.key()?;
+        let key = group.key_at(r.key_epoch)?;
         let sid = session_id(&r.session_id)?;
         // The nonce leaves the store first, whatever the outcome (S4).
         let (nonces, own) = lock(&group.nonces).take(&sid, self.mono_ms())?;

@@ -19,7 +19,7 @@ impl Node {
         r: &pb::SignRequest,
         action: &pb::VaultActionRef,
     ) -> Result<pb::signer_message::Body, Refusal> {
-        let key = self.secp.key()?;
+        let key = self.secp.key_at(r.key_epoch)?;
         let sid = session_id(&r.session_id)?;
         // The nonce leaves the store first, whatever the outcome (S4).
         let (nonces, own) = lock(&self.secp.nonces).take(&sid, self.mono_ms())?;

@@ -1,0 +1,356 @@
+//! Relaying a share refresh: the DKG's rounds in refresh mode among every holder of a key
+//! group ([`Coordinator::run_dkg`]), then the switch ([`quorate_core::refresh`]): once every
+//! participant acknowledged storing its refreshed share, the coordinator keeps the proof,
+//! verifies signatures against the new public key package at the new key epoch, and shows the
+//! proof to every participant, which then deletes its old share. A participant that misses it
+//! is shown it again when it reconnects.
+
+use std::sync::Arc;
+
+use frost_core::keys::PublicKeyPackage;
+use prost::Message;
+use quorate_core::{
+    audit::{self, Event},
+    fingerprint::group_key_fingerprint,
+    message::Scheme,
+    refresh::{package_hash, Stored},
+    refusal::Refusal,
+};
+use quorate_wire::{admin as apb, signer as pb};
+use rand::RngCore;
+use tracing::{info, warn};
+
+use super::{coord_rule, groups::GroupSuite, read, Coordinator, Ed, Secp};
+use crate::store::Store;
+
+type Failed = (String, Vec<u16>);
+
+/// Where the current refreshed package (epoch || package) of a group is kept: its presence
+/// overrides the package of the DKG.
+fn refreshed_key(scheme: Scheme) -> String {
+    format!("refreshed/{}", scheme.as_str())
+}
+
+/// Where the proof that every participant stored its refreshed share is kept, to show again.
+fn activation_key(scheme: Scheme) -> String {
+    format!("refresh-activation/{}", scheme.as_str())
+}
+
+fn slot(scheme: Scheme) -> usize {
+    match scheme {
+        Scheme::Secp256k1 => 0,
+        Scheme::Ed25519 => 1,
+    }
+}
+
+/// The package and key epoch a refresh left in the store, if one ran: (epoch, package bytes).
+pub(crate) fn load_refreshed(
+    store: &Store,
+    scheme: Scheme,
+) -> Result<Option<(u32, Vec<u8>)>, String> {
+    let Some(raw) = store
+        .get_meta(&refreshed_key(scheme))
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    if raw.len() < 4 {
+        return Err(format!("stored refreshed {scheme} package is truncated"));
+    }
+    let (epoch, pkp) = raw.split_at(4);
+    let epoch = u32::from_be_bytes(epoch.try_into().map_err(|_| "epoch".to_string())?);
+    Ok(Some((epoch, pkp.to_vec())))
+}
+
+impl Coordinator {
+    /// The key epoch the coordinator verifies `scheme` signatures at.
+    pub fn key_epoch(&self, scheme: Scheme) -> u32 {
+        read(&self.key_epochs)[slot(scheme)]
+    }
+
+    /// The public key package of `C` and its key epoch, read together (a refresh switches both
+    /// under the epochs' lock).
+    pub(crate) fn public_keys_at<C: GroupSuite>(&self) -> Option<(PublicKeyPackage<C>, u32)> {
+        let epochs = read(&self.key_epochs);
+        C::public_keys(self).map(|p| (p, epochs[slot(C::SCHEME)]))
+    }
+
+    /// Whether connected signer `c` holds the current `scheme` share: the group key, at the
+    /// coordinator's key epoch.
+    pub(crate) fn holds_current(
+        &self,
+        c: &crate::registry::ConnectedSigner,
+        scheme: Scheme,
+        group_key: &[u8],
+    ) -> bool {
+        let (gk, epoch) = match scheme {
+            Scheme::Secp256k1 => (&c.group_key, c.key_epochs[0]),
+            Scheme::Ed25519 => (&c.ed25519_group_key, c.key_epochs[1]),
+        };
+        !gk.is_empty() && gk == group_key && epoch == self.key_epoch(scheme)
+    }
+
+    /// Refreshes every share of the `scheme` group among all its holders, which must all be
+    /// connected and report the group key. Waits for the ceremony.
+    pub async fn refresh_shares(
+        self: &Arc<Self>,
+        scheme: Scheme,
+    ) -> Result<apb::RefreshSharesResponse, Refusal> {
+        let holders: Vec<u16> = match scheme {
+            Scheme::Secp256k1 => holders_of(Secp::public_keys(self)),
+            Scheme::Ed25519 => holders_of(Ed::public_keys(self)),
+        };
+        let group_key = self.group_keys().of(scheme).to_vec();
+        if holders.is_empty() || group_key.is_empty() {
+            return Err(Refusal::temporary(
+                coord_rule::NO_GROUP_KEY,
+                format!("this cluster has no {scheme} group key to refresh"),
+            ));
+        }
+        let connected = self.registry.connected();
+        let missing: Vec<String> = holders
+            .iter()
+            .filter(|h| {
+                !connected
+                    .iter()
+                    .any(|c| c.identifier == **h && self.holds_current(c, scheme, &group_key))
+            })
+            .map(|h| {
+                self.manifest
+                    .signer(*h)
+                    .map_or_else(|| h.to_string(), |s| s.name.clone())
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(Refusal::temporary(
+                coord_rule::REFRESH_SIGNERS_MISSING,
+                format!(
+                    "a refresh needs every holder of the {scheme} share connected with it; missing: {} (repair a holder that lost its share first)",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        {
+            let mut running = self.dkg_running.lock().unwrap_or_else(|p| p.into_inner());
+            if *running {
+                return Err(Refusal::temporary(
+                    coord_rule::DKG_RUNNING,
+                    "a DKG, repair or refresh is already running",
+                ));
+            }
+            *running = true;
+        }
+        let mut session = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut session);
+        let old_epoch = self.key_epoch(scheme);
+        let terms = pb::RefreshTerms {
+            old_epoch,
+            participants: holders.iter().map(|h| u32::from(*h)).collect(),
+        };
+        let result = match scheme {
+            Scheme::Secp256k1 => self.run_dkg::<Secp>(session.to_vec(), Some(terms)).await,
+            Scheme::Ed25519 => self.run_dkg::<Ed>(session.to_vec(), Some(terms)).await,
+        };
+        *self.dkg_running.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        let participants: Vec<String> = holders.iter().map(u16::to_string).collect();
+        match result {
+            Ok(gk) => {
+                let epoch = self.key_epoch(scheme);
+                let fingerprint = group_key_fingerprint(&gk);
+                info!(%scheme, epoch, %fingerprint, "shares refreshed");
+                Ok(apb::RefreshSharesResponse {
+                    session_id: session.to_vec(),
+                    scheme: scheme.as_str().into(),
+                    epoch,
+                    participants: holders.iter().map(|h| u32::from(*h)).collect(),
+                    group_public_key: gk,
+                    fingerprint,
+                })
+            }
+            Err((detail, culprits)) => {
+                warn!(%detail, ?culprits, "refresh failed");
+                let named: Vec<String> = culprits.iter().map(u16::to_string).collect();
+                self.audit(
+                    Event::new(audit::kind::REFRESH_ABORTED)
+                        .with("session", hex::encode(session))
+                        .with("scheme", scheme.as_str())
+                        .with("epoch", old_epoch.to_string())
+                        .with("participants", participants.join(","))
+                        .with("reason", &detail)
+                        .with("culprits", named.join(",")),
+                );
+                let blame = if culprits.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (culprits: {})", named.join(", "))
+                };
+                Err(Refusal::permanent(
+                    coord_rule::REFRESH_ABORTED,
+                    format!(
+                        "{detail}{blame}; every signer keeps its share of key epoch {old_epoch}"
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The refresh's last step, after its confirmation round: checks every participant's
+    /// acknowledgement, keeps the proof and the new package (the new epoch is in force from
+    /// here), then shows the proof to every participant.
+    pub(super) async fn activate_refresh<C: GroupSuite>(
+        &self,
+        session: &[u8],
+        terms: &pb::RefreshTerms,
+        group_key: Vec<u8>,
+        pkp_bytes: Vec<u8>,
+        transcript: Vec<u8>,
+        confirmed: Vec<(u16, pb::signer_message::Body)>,
+    ) -> Result<Vec<u8>, Failed> {
+        let epoch = terms
+            .old_epoch
+            .checked_add(1)
+            .ok_or_else(|| ("key epoch exhausted".to_string(), vec![]))?;
+        let hash = package_hash(&pkp_bytes);
+        let stored = Stored {
+            session_id: session,
+            transcript: &transcript,
+            epoch,
+            package_hash: &hash,
+        };
+        let mut acks = Vec::with_capacity(confirmed.len());
+        for (i, body) in confirmed {
+            let pb::signer_message::Body::DkgConfirm(c) = body else {
+                return Err((format!("signer {i} did not confirm the refresh"), vec![i]));
+            };
+            let entry = self
+                .manifest
+                .signer(i)
+                .ok_or_else(|| (format!("signer {i} not in manifest"), vec![i]))?;
+            if c.group_public_key != group_key
+                || c.epoch != epoch
+                || c.public_key_package_hash != hash
+                || !stored.verify::<C>(&entry.identity_key, &c.stored_signature)
+            {
+                return Err((
+                    format!("signer {i} did not acknowledge storing this refresh's share"),
+                    vec![i],
+                ));
+            }
+            acks.push(pb::RefreshAck {
+                identifier: u32::from(i),
+                signature: c.stored_signature,
+            });
+        }
+        let pkp = PublicKeyPackage::<C>::deserialize(&pkp_bytes)
+            .map_err(|e| (format!("public key package: {e}"), vec![]))?;
+        let activation = pb::RefreshActivate {
+            session_id: session.to_vec(),
+            scheme: C::WIRE as i32,
+            epoch,
+            transcript_hash: transcript,
+            public_key_package_hash: hash.to_vec(),
+            acks,
+        };
+        // The proof first, then the package (the commit point), then the DKG-era location.
+        let store = self.store.clone();
+        let scheme = C::SCHEME;
+        let record = [epoch.to_be_bytes().as_slice(), &pkp_bytes].concat();
+        let proof = activation.encode_to_vec();
+        let to_store = pkp_bytes.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            store
+                .put_meta(&activation_key(scheme), &proof)
+                .map_err(|e| e.to_string())?;
+            store
+                .put_meta(&refreshed_key(scheme), &record)
+                .map_err(|e| e.to_string())?;
+            C::store_public_keys(&store, &to_store)
+        })
+        .await
+        .map_err(|e| (e.to_string(), vec![]))?
+        .map_err(|e| (e, vec![]))?;
+        {
+            let mut epochs = self.key_epochs.write().unwrap_or_else(|p| p.into_inner());
+            C::install_public_keys(self, pkp);
+            epochs[slot(C::SCHEME)] = epoch;
+        }
+        let participants: Vec<String> = terms.participants.iter().map(u32::to_string).collect();
+        self.audit(
+            Event::new(audit::kind::KEY_REFRESHED)
+                .with("session", hex::encode(session))
+                .with("scheme", C::SCHEME.as_str())
+                .with("epoch", epoch.to_string())
+                .with("participants", participants.join(","))
+                .with("fingerprint", group_key_fingerprint(&group_key)),
+        );
+        for p in &terms.participants {
+            if let Ok(i) = u16::try_from(*p) {
+                self.show_activation(i, &activation).await;
+            }
+        }
+        Ok(group_key)
+    }
+
+    /// Shows a participant the proof that every participant stored its refreshed share; one
+    /// that misses it gets it again when it reconnects ([`Coordinator::resume_refresh`]).
+    async fn show_activation(&self, i: u16, activation: &pb::RefreshActivate) {
+        let timeout = self
+            .signing
+            .signer_timeout
+            .max(std::time::Duration::from_secs(30));
+        let body = pb::coordinator_message::Body::RefreshActivate(activation.clone());
+        match self.registry.call(i, body, timeout).await {
+            Ok(pb::signer_message::Body::RefreshActivated(a)) if a.epoch == activation.epoch => {
+                if let Ok(s) = crate::state::groups::scheme_of_wire(activation.scheme) {
+                    self.registry.set_key_epoch(i, s, a.epoch);
+                }
+                info!(
+                    signer = i,
+                    epoch = a.epoch,
+                    "signer switched to its refreshed share"
+                );
+            }
+            other => {
+                warn!(signer = i, answer = ?other.map(|b| format!("{b:?}").chars().take(200).collect::<String>()), "refresh activation not acknowledged; shown again when it reconnects");
+            }
+        }
+    }
+
+    /// A signer connected holding a share of an older key epoch and the refreshed one stored:
+    /// shows it the proof so it switches.
+    pub async fn resume_refresh(&self, i: u16, hello: &pb::Hello) {
+        for (scheme, current, pending) in [
+            (Scheme::Secp256k1, hello.key_epoch, hello.pending_key_epoch),
+            (
+                Scheme::Ed25519,
+                hello.ed25519_key_epoch,
+                hello.ed25519_pending_key_epoch,
+            ),
+        ] {
+            let epoch = self.key_epoch(scheme);
+            if epoch == 0 || current >= epoch || pending != epoch {
+                continue;
+            }
+            let proof = match self.store.get_meta(&activation_key(scheme)) {
+                Ok(Some(p)) => p,
+                _ => continue,
+            };
+            match pb::RefreshActivate::decode(proof.as_slice()) {
+                Ok(a) if a.epoch == epoch => self.show_activation(i, &a).await,
+                _ => warn!(signer = i, %scheme, "stored refresh activation does not decode"),
+            }
+        }
+    }
+}
+
+fn holders_of<C: GroupSuite>(pkp: Option<PublicKeyPackage<C>>) -> Vec<u16> {
+    let Some(pkp) = pkp else {
+        return vec![];
+    };
+    (1..=u16::try_from(quorate_wire::manifest::MAX_SIGNERS).unwrap_or(u16::MAX))
+        .filter(|n| {
+            frost_core::Identifier::<C>::try_from(*n)
+                .is_ok_and(|id| pkp.verifying_shares().contains_key(&id))
+        })
+        .collect()
+}
