@@ -282,3 +282,164 @@ async fn shares_refreshed_under_load_keep_the_group_key_and_lose_no_withdrawal()
         2
     );
 }
+
+/// Replacing an operator without moving the wallet: signer-5 joins a 3-of-4 cluster (its own
+/// keys made on its host, a new manifest entry, its share enrolled from t helpers, the group
+/// key unchanged), then the admins retire signer-2 and a refresh renews the shares without it:
+/// any 3 of {1, 3, 4, 5} sign, and signer-2's old share no longer helps make a signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_joins_and_another_is_retired_without_changing_the_wallet() {
+    use quorate_wire::manifest::{Manifest, ManifestDoc, SignerDoc};
+    let mut c = Cluster::start(4, 3).await;
+    let before = c.status().await;
+
+    // The new operator's host: keys made there, the CSR signed by the cluster's CA.
+    let dir5 = c.path("signer-5");
+    std::fs::create_dir_all(&dir5).unwrap();
+    let cfg3 = std::fs::read_to_string(c.path("signer-3/signer.toml")).unwrap();
+    let cfg5 = dir5.join("signer.toml");
+    std::fs::write(&cfg5, cfg3.replace("signer-3", "signer-5")).unwrap();
+    let (code, out, err) = quorate(&["signer", "init", "--config", cfg5.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let identity = out
+        .lines()
+        .find_map(|l| l.strip_prefix("identity_key = "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim_matches('"')
+        .to_string();
+    let (code, out, err) = quorate(&[
+        "sign-csr",
+        "--dir",
+        c.dir_str(),
+        "--csr",
+        dir5.join("cert.csr").to_str().unwrap(),
+        "--name",
+        "signer-5",
+        "--role",
+        "signer",
+        "--out",
+        dir5.join("cert.pem").to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    // Every node pins the new manifest (each operator installs it), then restarts.
+    let mpath = c.path("manifest.toml");
+    let mut doc: ManifestDoc = toml::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    doc.signers.push(SignerDoc {
+        name: "signer-5".into(),
+        identifier: 5,
+        identity_key: identity,
+        certificate: std::fs::read_to_string(dir5.join("cert.pem")).unwrap(),
+    });
+    Manifest::from_doc(&doc).expect("3-of-5 is a valid manifest");
+    std::fs::write(&mpath, toml::to_string(&doc).unwrap()).unwrap();
+    for n in 1..=4 {
+        c.kill_signer(&format!("signer-{n}")).await;
+    }
+    c.kill_coordinator().await;
+    c.start_coordinator(None).await;
+    for n in 1..=5 {
+        c.start_signer(&format!("signer-{n}"));
+    }
+    c.wait_connected(5).await;
+
+    // Enrolment: a repair whose target holds no share; every holder adds it.
+    let (code, v, err) = repair(&c, &["--signer", "signer-5"]).await;
+    assert_eq!(code, 0, "{v}{err}");
+    assert_eq!(v["target"], 5, "{v}");
+    assert_eq!(v["fingerprint"], before.group_key_fingerprint.as_str());
+    let joined = c.status().await;
+    assert_eq!(joined.group_public_key, before.group_public_key);
+    // Signer-5 signs with two of the old ones.
+    c.kill_signer("signer-1").await;
+    c.kill_signer("signer-2").await;
+    c.wait_connected(3).await;
+    let (code, w) = c.submit_eth("wd-with-5", "1").await;
+    assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+    assert_eq!(w["signers"], serde_json::json!([3, 4, 5]), "{w}");
+    assert!(rfc9591_verify(
+        &before.group_public_key,
+        &hexf(&w, "message"),
+        &hexf(&w, "signature")
+    ));
+    c.start_signer("signer-1");
+    c.start_signer("signer-2");
+    c.wait_connected(5).await;
+
+    // The admins retire signer-2 (a tightening: the quorum, no time-lock).
+    let toml_text = c.policy_toml().await;
+    let file = c.path("retire.toml");
+    std::fs::write(&file, format!("retired_signers = [2]\n{toml_text}")).unwrap();
+    let (code, v) = c.admin(1, &["propose", file.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ch| ch["what"] == "signer 2: retired" && ch["effect"] == "tightens"),
+        "the diff names the retirement: {v}"
+    );
+    let hash = v["hash"].as_str().unwrap().to_string();
+    let (_, v) = c.admin(3, &["approve", &hash]).await;
+    assert_eq!(v["state"], "applied", "{v}");
+    let version = v["version"].as_u64().unwrap();
+    // Every signer has it in force before the refresh (each checks the participants itself).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, p) = c.admin(1, &["show"]).await;
+        if p["signers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["version"].as_u64() == Some(version))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{p}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (code, v, err) = refresh(&c, &[]).await;
+    assert_eq!(code, 0, "{v}{err}");
+    assert_eq!(v["participants"], serde_json::json!([1, 3, 4, 5]), "{v}");
+    assert_eq!(v["epoch"], 1);
+    assert_eq!(v["fingerprint"], before.group_key_fingerprint.as_str());
+
+    // Any 3 of {1, 3, 4, 5} sign; signer-2, still connected, is never asked.
+    for (stop, trio) in [("signer-1", [3, 4, 5]), ("signer-5", [1, 3, 4])] {
+        c.kill_signer(stop).await;
+        c.wait_connected(4).await;
+        let (code, w) = c.submit_eth(&format!("wd-without-{stop}"), "1").await;
+        assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+        assert_eq!(w["signers"], serde_json::json!(trio), "{w}");
+        assert!(rfc9591_verify(
+            &before.group_public_key,
+            &hexf(&w, "message"),
+            &hexf(&w, "signature")
+        ));
+        c.start_signer(stop);
+        c.wait_connected(5).await;
+    }
+    // With only signer-2 beside two holders, nothing is signed: its share is of the old epoch
+    // and the policy retired it.
+    c.kill_signer("signer-4").await;
+    c.kill_signer("signer-5").await;
+    c.wait_connected(3).await;
+    let (code, w) = c.submit_eth("wd-with-2", "1").await;
+    assert_ne!(code, 0, "{w}");
+    assert_ne!(w["status"].as_str(), Some("signed"), "{w}");
+    assert_eq!(w["rule"], "not-enough-signers", "{w}");
+    c.start_signer("signer-4");
+    c.start_signer("signer-5");
+    c.wait_connected(5).await;
+    let log2 = c.audit_of("signer-2", None).await;
+    assert!(
+        !log2.iter().any(|r| r.event.kind == kind::KEY_REFRESHED),
+        "the retired signer took no part in the refresh"
+    );
+    let log5 = c.audit_of("signer-5", None).await;
+    assert!(log5.iter().any(|r| r.event.kind == kind::SHARE_REPAIRED));
+    assert!(log5.iter().any(|r| r.event.kind == kind::KEY_REFRESHED));
+    let log1 = c.audit_of("signer-1", None).await;
+    assert!(log1.iter().any(|r| r.event.kind == kind::HOLDER_ADDED));
+}

@@ -823,6 +823,7 @@ impl Coordinator {
         })?;
         let t = usize::from(self.manifest.threshold);
         let timeout = self.signing.signer_timeout;
+        let retired = self.retired_signers();
         let mut excluded: BTreeSet<u16> = BTreeSet::new();
         let mut refusals: Vec<(u16, Refusal)> = Vec::new();
         let mut problems: Vec<String> = Vec::new();
@@ -835,7 +836,7 @@ impl Coordinator {
                 .registry
                 .connected()
                 .into_iter()
-                .filter(|s| s.key_epochs[slot] == key_epoch)
+                .filter(|s| s.key_epochs[slot] == key_epoch && !retired.contains(&s.identifier))
                 .map(|s| s.identifier)
                 .filter(|i| !excluded.contains(i))
                 .collect();

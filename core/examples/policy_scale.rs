@@ -77,6 +77,7 @@ fn policy(whitelist: u64) -> PolicyDoc {
         per_signer_budget: false,
         chains: Vec::new(),
         solana: None,
+        retired_signers: Vec::new(),
     }
 }
 

@@ -96,6 +96,9 @@ pub mod kind {
     /// A refresh activated: the refreshed share in use, the old one deleted (signer); or every
     /// participant acknowledged and the new public key package is in use (coordinator).
     pub const KEY_REFRESHED: &str = "key-refreshed";
+    /// A new signer enrolled: its verifying share added to the group's public key package
+    /// (signer: each holder; coordinator).
+    pub const HOLDER_ADDED: &str = "holder-added";
     /// A refresh failed; every signer keeps its old share (coordinator).
     pub const REFRESH_ABORTED: &str = "refresh-aborted";
 }

@@ -43,6 +43,8 @@ pub mod rule {
     /// A signing request names a key epoch other than the one this signer's share is of (a
     /// refresh is switching over; temporary).
     pub const KEY_EPOCH_MISMATCH: &str = "key-epoch-mismatch";
+    /// A signing package includes a signer the policy in force retired.
+    pub const SIGNER_RETIRED: &str = "signer-retired";
     /// Policy: this node has no policy installed yet.
     pub const POLICY_MISSING: &str = "policy-missing";
     /// Policy: withdrawals are frozen.

@@ -202,6 +202,8 @@ pub struct Gate<'a, C: Ciphersuite = DefaultSuite> {
     pub me: Identifier<C>,
     /// Identifiers of every signer in the manifest.
     pub signers: &'a std::collections::BTreeSet<Identifier<C>>,
+    /// Signers the policy in force retired: no package with their commitment is signed.
+    pub retired: &'a [Identifier<C>],
     /// Threshold t.
     pub min_signers: usize,
     /// Backend keys of the policy in force.
@@ -267,6 +269,19 @@ pub fn check_package<C: Ciphersuite>(
         return Err(Refusal::permanent(
             rule::PACKAGE_MALFORMED,
             "the signing package has a commitment from a signer not in the manifest",
+        ));
+    }
+    if let Some(id) = package
+        .signing_commitments()
+        .keys()
+        .find(|id| gate.retired.contains(id))
+    {
+        return Err(Refusal::permanent(
+            rule::SIGNER_RETIRED,
+            format!(
+                "the signing package has a commitment from signer {}, which the policy in force retired",
+                hex::encode(id.serialize())
+            ),
         ));
     }
     if package.message().as_slice() != message {

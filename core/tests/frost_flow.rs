@@ -167,6 +167,7 @@ fn sign_with(g: &Group, subset: &[u16], intent: &WithdrawalIntent) -> Vec<u8> {
     for i in subset {
         let (nonces, own) = stores.get_mut(i).unwrap().take(&session, now).unwrap();
         let gate = Gate {
+            retired: &[],
             me: Identifier::try_from(*i).unwrap(),
             signers: &all_ids,
             min_signers: g.public.min_signers().map(usize::from).unwrap_or(2),
@@ -649,6 +650,7 @@ fn only_canonical_signing_packages_are_signed() {
     };
     assert_eq!(build(&[e1, e2]), canonical, "the layout is understood");
     let gate = Gate {
+        retired: &[],
         me: Identifier::try_from(1u16).unwrap(),
         signers: &all_ids,
         min_signers: 2,

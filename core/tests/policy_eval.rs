@@ -127,6 +127,7 @@ fn policy(keys: &[IdentitySecret], velocity: Vec<VelocityLimit>) -> PolicyDoc {
         per_signer_budget: false,
         chains: Vec::new(),
         solana: None,
+        retired_signers: Vec::new(),
     })
 }
 

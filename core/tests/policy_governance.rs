@@ -138,6 +138,7 @@ fn base_doc(admins: &[IdentitySecret], quorum: u16) -> PolicyDoc {
         per_signer_budget: false,
         chains: Vec::new(),
         solana: None,
+        retired_signers: Vec::new(),
     };
     doc.validate().expect("fixture is valid");
     doc
@@ -2732,4 +2733,28 @@ fn vetoes_are_bounded_and_forgotten_once_a_newer_version_applies() {
         st.offer(signed(&loosen, &[&a[0], &a[1], &a[2]]), T0 + 3),
         rule::POLICY_UPDATE_VERSION,
     );
+}
+
+#[test]
+fn retiring_a_signer_tightens_bringing_it_back_loosens_and_the_list_is_canonical() {
+    let (_, state) = setup();
+    let before_hash = state.active().hash();
+    let mut same = state.active().clone();
+    same.retired_signers = Vec::new();
+    assert_eq!(same.hash(), before_hash, "an empty list keeps old hashes");
+    let retired = next(&state, |d| d.retired_signers = vec![2]);
+    let changes = diff(state.active(), &retired);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].effect, Effect::Tightens);
+    assert!(changes[0].what.contains("signer 2: retired"), "{changes:?}");
+    let back = diff(&retired, state.active());
+    assert_eq!(back[0].effect, Effect::Loosens, "{back:?}");
+    // The form carries it both ways.
+    let form = PolicyForm::from_doc(&retired);
+    assert_eq!(form.retired_signers, vec![2]);
+    for bad in [vec![3, 2], vec![2, 2], vec![0]] {
+        let mut d = retired.clone();
+        d.retired_signers = bad.clone();
+        assert!(d.validate().is_err(), "{bad:?} must be refused");
+    }
 }

@@ -203,6 +203,7 @@ fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
         B::RepairContribute(_) => "repair-contribute",
         B::RepairFinish(_) => "repair-finish",
         B::RefreshActivate(_) => "refresh-activate",
+        B::AddHolder(_) => "add-holder",
     }
 }
 
@@ -515,6 +516,14 @@ impl Node {
                 self.blocking(move |node| match scheme_of(r.scheme)? {
                     Scheme::Secp256k1 => node.refresh_activate::<Secp>(&r),
                     Scheme::Ed25519 => node.refresh_activate::<Ed>(&r),
+                })
+                .await
+            }
+            B::AddHolder(r) => {
+                let scheme = r.session.as_ref().map_or(0, |s| s.scheme);
+                self.blocking(move |node| match scheme_of(scheme)? {
+                    Scheme::Secp256k1 => node.add_holder::<Secp>(&r),
+                    Scheme::Ed25519 => node.add_holder::<Ed>(&r),
                 })
                 .await
             }
@@ -1069,6 +1078,7 @@ impl Node {
             me: groups::frost_id::<C>(self.me)
                 .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
             signers: &group.signer_ids,
+            retired: &retired_ids::<C>(state.active()),
             min_signers: usize::from(self.manifest.threshold),
             backend_keys: &backend_keys,
             format: &|i| own_chain_format(state.active(), i, &ed_wallet),
@@ -1185,10 +1195,16 @@ impl Node {
         key: &frost_core::keys::KeyPackage<C>,
     ) -> Result<frost_core::round2::SignatureShare<C>, Refusal> {
         let no_intent = |_: &_| Ok(ChainFormat::IntentDigest);
+        let retired = lock(&self.policy)
+            .state
+            .as_ref()
+            .map(|s| retired_ids::<C>(s.active()))
+            .unwrap_or_default();
         let gate = Gate {
             me: groups::frost_id::<C>(self.me)
                 .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
             signers: &C::group(self).signer_ids,
+            retired: &retired,
             min_signers: usize::from(self.manifest.threshold),
             backend_keys: &[],
             format: &no_intent,
@@ -1505,6 +1521,17 @@ impl Node {
 
 /// The chain format this signer's policy gives `intent`, the Solana wallet being its own
 /// Ed25519 group key (`ed_wallet`, empty before that DKG).
+/// The FROST identifiers of the signers `policy` retired.
+fn retired_ids<C: Held>(
+    policy: &quorate_core::policy::PolicyDoc,
+) -> Vec<frost_core::Identifier<C>> {
+    policy
+        .retired_signers
+        .iter()
+        .filter_map(|n| groups::frost_id::<C>(*n).ok())
+        .collect()
+}
+
 fn own_chain_format(
     policy: &quorate_core::policy::PolicyDoc,
     intent: &WithdrawalIntent,

@@ -75,6 +75,13 @@ impl Coordinator {
         C::public_keys(self).map(|p| (p, epochs[slot(C::SCHEME)]))
     }
 
+    /// The signers the coordinator's copy of the policy in force retired.
+    pub(crate) fn retired_signers(&self) -> Vec<u16> {
+        self.policy
+            .with_active(|doc| doc.retired_signers.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether connected signer `c` holds the current `scheme` share: the group key, at the
     /// coordinator's key epoch.
     pub(crate) fn holds_current(
@@ -96,10 +103,23 @@ impl Coordinator {
         self: &Arc<Self>,
         scheme: Scheme,
     ) -> Result<apb::RefreshSharesResponse, Refusal> {
-        let holders: Vec<u16> = match scheme {
+        let retired = self.retired_signers();
+        let mut holders: Vec<u16> = match scheme {
             Scheme::Secp256k1 => holders_of(Secp::public_keys(self)),
             Scheme::Ed25519 => holders_of(Ed::public_keys(self)),
         };
+        // Signers the policy retired take no part: the refresh removes them.
+        holders.retain(|h| !retired.contains(h));
+        if holders.len() < usize::from(self.manifest.threshold) {
+            return Err(Refusal::permanent(
+                coord_rule::REQUEST_INVALID,
+                format!(
+                    "{} holders would remain after the retired signers; the threshold is {}",
+                    holders.len(),
+                    self.manifest.threshold
+                ),
+            ));
+        }
         let group_key = self.group_keys().of(scheme).to_vec();
         if holders.is_empty() || group_key.is_empty() {
             return Err(Refusal::temporary(
@@ -251,29 +271,15 @@ impl Coordinator {
             public_key_package_hash: hash.to_vec(),
             acks,
         };
-        // The proof first, then the package (the commit point), then the DKG-era location.
+        // The proof first, then the package and its epoch (the commit point).
         let store = self.store.clone();
         let scheme = C::SCHEME;
-        let record = [epoch.to_be_bytes().as_slice(), &pkp_bytes].concat();
         let proof = activation.encode_to_vec();
-        let to_store = pkp_bytes.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
-            store
-                .put_meta(&activation_key(scheme), &proof)
-                .map_err(|e| e.to_string())?;
-            store
-                .put_meta(&refreshed_key(scheme), &record)
-                .map_err(|e| e.to_string())?;
-            C::store_public_keys(&store, &to_store)
-        })
-        .await
-        .map_err(|e| (e.to_string(), vec![]))?
-        .map_err(|e| (e, vec![]))?;
-        {
-            let mut epochs = self.key_epochs.write().unwrap_or_else(|p| p.into_inner());
-            C::install_public_keys(self, pkp);
-            epochs[slot(C::SCHEME)] = epoch;
-        }
+        tokio::task::spawn_blocking(move || store.put_meta(&activation_key(scheme), &proof))
+            .await
+            .map_err(|e| (e.to_string(), vec![]))?
+            .map_err(|e| (e.to_string(), vec![]))?;
+        self.keep_public_keys::<C>(pkp, epoch).await?;
         let participants: Vec<String> = terms.participants.iter().map(u32::to_string).collect();
         self.audit(
             Event::new(audit::kind::KEY_REFRESHED)
@@ -289,6 +295,37 @@ impl Coordinator {
             }
         }
         Ok(group_key)
+    }
+
+    /// Stores a group's public key package of key epoch `epoch` durably (from epoch 1 on, with
+    /// its epoch, in one record, which is what a restart loads), then puts it in force: the
+    /// package and its epoch change together under the epochs' lock.
+    pub(super) async fn keep_public_keys<C: GroupSuite>(
+        &self,
+        pkp: PublicKeyPackage<C>,
+        epoch: u32,
+    ) -> Result<(), Failed> {
+        let bytes = pkp
+            .serialize()
+            .map_err(|e| (format!("public key package: {e}"), vec![]))?;
+        let store = self.store.clone();
+        let scheme = C::SCHEME;
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            if epoch > 0 {
+                let record = [epoch.to_be_bytes().as_slice(), &bytes].concat();
+                store
+                    .put_meta(&refreshed_key(scheme), &record)
+                    .map_err(|e| e.to_string())?;
+            }
+            C::store_public_keys(&store, &bytes)
+        })
+        .await
+        .map_err(|e| (e.to_string(), vec![]))?
+        .map_err(|e| (e, vec![]))?;
+        let mut epochs = self.key_epochs.write().unwrap_or_else(|p| p.into_inner());
+        C::install_public_keys(self, pkp);
+        epochs[slot(C::SCHEME)] = epoch;
+        Ok(())
     }
 
     /// Shows a participant the proof that every participant stored its refreshed share; one

@@ -18,6 +18,9 @@ use tracing::{info, warn};
 
 use super::{coord_rule, groups::GroupSuite, Coordinator, Ed, Secp};
 
+/// How a failure after the new signer stored its share begins.
+const ENROLMENT_INCOMPLETE: &str = "enrolment incomplete";
+
 /// A ceremony failure: what happened and who is to blame.
 type Failed = (String, Vec<u16>);
 
@@ -131,7 +134,7 @@ impl Coordinator {
         *self.dkg_running.lock().unwrap_or_else(|p| p.into_inner()) = false;
         let helper_list: Vec<String> = chosen.iter().map(u16::to_string).collect();
         match result {
-            Ok((vshare, epoch)) => {
+            Ok((vshare, epoch, enrolled)) => {
                 let fingerprint = group_key_fingerprint(&group_key);
                 info!(target, %fingerprint, "share repaired");
                 self.registry
@@ -155,6 +158,7 @@ impl Coordinator {
                     fingerprint,
                     verifying_share: vshare,
                     epoch,
+                    enrolled,
                 })
             }
             Err((detail, culprits)) => {
@@ -174,9 +178,15 @@ impl Coordinator {
                 } else {
                     format!(" (culprits: {})", named.join(", "))
                 };
+                // Past the target's result, its share is kept: only the other holders lag.
+                let kept = if detail.starts_with(ENROLMENT_INCOMPLETE) {
+                    "the new signer keeps its share, but not every holder has added it (enrol with every holder connected)"
+                } else {
+                    "nothing was kept"
+                };
                 Err(Refusal::permanent(
                     coord_rule::REPAIR_ABORTED,
-                    format!("{detail}{blame}; nothing was kept"),
+                    format!("{detail}{blame}; {kept}"),
                 ))
             }
         }
@@ -188,7 +198,7 @@ impl Coordinator {
         session: &pb::RepairSession,
         helpers: &[u16],
         target: u16,
-    ) -> Result<(Vec<u8>, u32), Failed> {
+    ) -> Result<(Vec<u8>, u32, bool), Failed> {
         let pkp =
             C::public_keys(self).ok_or_else(|| ("no public key package".to_string(), vec![]))?;
         let r1 = self
@@ -260,16 +270,20 @@ impl Coordinator {
             .verifying_key()
             .serialize()
             .map_err(|e| (format!("group key: {e}"), vec![]))?;
-        let expected = frost_core::Identifier::<C>::try_from(target)
-            .ok()
-            .and_then(|id| pkp.verifying_shares().get(&id).copied())
-            .and_then(|v| v.serialize().ok())
-            .ok_or_else(|| {
-                (
-                    "the group holds no verifying share for the target".to_string(),
-                    vec![],
-                )
-            })?;
+        let basis: std::collections::BTreeSet<u16> = helpers.iter().copied().collect();
+        let enrolled = frost_core::Identifier::<C>::try_from(target)
+            .map(|id| !pkp.verifying_shares().contains_key(&id))
+            .map_err(|e| (e.to_string(), vec![]))?;
+        // A lost share's verifying share is in the package; a new signer's is interpolated.
+        let expected = quorate_core::repair::expected_verifying_share(&pkp, &basis, target)
+            .and_then(|v| {
+                v.serialize()
+                    .map_err(|e| quorate_core::repair::RepairError {
+                        reason: e.to_string(),
+                        culprits: vec![],
+                    })
+            })
+            .map_err(|e| (e.to_string(), vec![]))?;
         if !quorate_core::repair::verify_result::<C>(
             &entry.identity_key,
             &session.session_id,
@@ -289,6 +303,59 @@ impl Coordinator {
                 vec![target],
             ));
         }
-        Ok((r.verifying_share, r.epoch))
+        if enrolled {
+            self.add_holder::<C>(session, &r, &basis, target).await?;
+        }
+        Ok((r.verifying_share, r.epoch, enrolled))
+    }
+
+    /// A new signer holds its share: every other holder adds it to its public key package
+    /// (each checks the new signer's signed result itself), then the coordinator does.
+    async fn add_holder<C: GroupSuite>(
+        &self,
+        session: &pb::RepairSession,
+        result: &pb::RepairResult,
+        basis: &std::collections::BTreeSet<u16>,
+        target: u16,
+    ) -> Result<(), Failed> {
+        let (pkp, epoch) = self
+            .public_keys_at::<C>()
+            .ok_or_else(|| ("no public key package".to_string(), vec![]))?;
+        let holders: Vec<u16> = (1..=u16::try_from(quorate_wire::manifest::MAX_SIGNERS)
+            .unwrap_or(u16::MAX))
+            .filter(|n| {
+                *n != target
+                    && frost_core::Identifier::<C>::try_from(*n)
+                        .is_ok_and(|id| pkp.verifying_shares().contains_key(&id))
+            })
+            .collect();
+        let answers = self
+            .dkg_round(&holders, |_| {
+                pb::coordinator_message::Body::AddHolder(pb::AddHolder {
+                    session: Some(session.clone()),
+                    result: Some(result.clone()),
+                })
+            })
+            .await?;
+        for (i, body) in answers {
+            if !matches!(body, pb::signer_message::Body::HolderAdded(h) if h.identifier == u32::from(target))
+            {
+                return Err((
+                    format!("{ENROLMENT_INCOMPLETE}: signer {i} did not add the new signer"),
+                    vec![i],
+                ));
+            }
+        }
+        let extended = quorate_core::repair::with_new_holder(&pkp, basis, target)
+            .map_err(|e| (e.to_string(), vec![]))?;
+        self.keep_public_keys::<C>(extended, epoch).await?;
+        self.audit(
+            Event::new(audit::kind::HOLDER_ADDED)
+                .with("session", hex::encode(&session.session_id))
+                .with("scheme", C::SCHEME.as_str())
+                .with("identifier", target.to_string())
+                .with("epoch", epoch.to_string()),
+        );
+        Ok(())
     }
 }

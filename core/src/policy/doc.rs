@@ -261,6 +261,12 @@ pub struct PolicyDoc {
     /// Absent from the canonical form when unset, so documents without it keep their hashes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solana: Option<SolanaRule>,
+    /// Signers retired from the cluster, by manifest identifier, sorted (deploy/README.md,
+    /// "Removing a signer"): a refresh renews the shares without them, and no signer signs
+    /// with one. Absent from the canonical form when empty, so documents without it keep
+    /// their hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_signers: Vec<u16>,
 }
 
 /// A document that breaks a rule; the message names the field.
@@ -309,6 +315,10 @@ impl PolicyDoc {
             return Err(bad(
                 "prev_hash must be all zeros for version 1 and only for version 1",
             ));
+        }
+        sorted_unique(&self.retired_signers, |s| *s, "retired_signers")?;
+        if self.retired_signers.first() == Some(&0) {
+            return Err(bad("retired_signers: identifiers start at 1"));
         }
         sorted_unique(&self.assets, |a| (a.chain, a.asset.clone()), "assets")?;
         for a in &self.assets {

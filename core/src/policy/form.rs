@@ -54,6 +54,9 @@ pub struct PolicyForm {
     /// Solana's settings (docs/solana.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solana: Option<SolanaRule>,
+    /// Signers retired from the cluster, by manifest identifier (deploy/README.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_signers: Vec<u16>,
 }
 
 /// A chain paid out through the vault contract.
@@ -441,6 +444,11 @@ impl PolicyForm {
                 s.nonce_accounts.sort();
                 s
             }),
+            retired_signers: {
+                let mut r = self.retired_signers.clone();
+                r.sort_unstable();
+                r
+            },
         };
         doc.validate()?;
         Ok(doc)
@@ -505,6 +513,7 @@ impl PolicyForm {
                 })
                 .collect(),
             solana: doc.solana.clone(),
+            retired_signers: doc.retired_signers.clone(),
         }
     }
 }

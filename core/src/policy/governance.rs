@@ -309,6 +309,22 @@ pub fn diff(old: &PolicyDoc, new: &PolicyDoc) -> Vec<Change> {
         }
     }
     solana_diff(&mut out, old.solana.as_ref(), new.solana.as_ref());
+    // Retiring a signer cuts it off (at once, with the quorum: a compromised operator must not
+    // wait out a time-lock); bringing one back loosens.
+    for s in new
+        .retired_signers
+        .iter()
+        .filter(|s| !old.retired_signers.contains(s))
+    {
+        ch(&mut out, Tightens, format!("signer {s}: retired"));
+    }
+    for s in old
+        .retired_signers
+        .iter()
+        .filter(|s| !new.retired_signers.contains(s))
+    {
+        ch(&mut out, Loosens, format!("signer {s}: no longer retired"));
+    }
     set_diff(
         &mut out,
         "backend key",

@@ -113,21 +113,48 @@ impl Node {
             ));
         }
         let pkp = self.public_key_package::<C>()?;
-        let holders = self.participants_of(&pkp);
+        // The holders, but for the signers the policy in force retired: a refresh without
+        // them removes them (their old shares no longer combine with the new ones).
+        let retired = lock(&self.policy)
+            .state
+            .as_ref()
+            .map(|s| s.active().retired_signers.clone())
+            .unwrap_or_default();
+        let mut holders = self.participants_of(&pkp);
+        holders.retain(|id, _| !retired.contains(id));
+        if holders.len() < usize::from(self.manifest.threshold) {
+            return Err(Refusal::permanent(
+                link_rule::REFRESH_PARTICIPANTS,
+                format!(
+                    "{} holders would remain after the retired signers; a refresh keeps at least the threshold, {}",
+                    holders.len(),
+                    self.manifest.threshold
+                ),
+            ));
+        }
+        if !holders.contains_key(&self.me) {
+            return Err(Refusal::permanent(
+                link_rule::REFRESH_PARTICIPANTS,
+                "the policy in force retired this signer: it takes no part in a refresh",
+            ));
+        }
         let mut named = BTreeMap::new();
         for p in &terms.participants {
             let id = u16::try_from(*p).map_err(|_| bad(format!("identifier {p} out of range")))?;
             let key = holders.get(&id).ok_or_else(|| {
-                bad(format!(
-                    "participant {id} holds no share of this key; a refresh cannot add signers"
-                ))
+                Refusal::permanent(
+                    link_rule::REFRESH_PARTICIPANTS,
+                    format!(
+                        "participant {id} holds no share of this key or is retired; a refresh cannot add signers"
+                    ),
+                )
             })?;
             named.insert(id, *key);
         }
         if named.len() != terms.participants.len() || named.len() != holders.len() {
             return Err(Refusal::permanent(
                 link_rule::REFRESH_PARTICIPANTS,
-                "a refresh runs among every holder of the key, each named once (removing a signer is a governed change, not offered by a refresh request)",
+                "a refresh runs among every holder of the key the policy in force has not retired, each named once (removing a signer is a governed change: retired_signers)",
             ));
         }
         Ok((

@@ -364,6 +364,88 @@ impl Node {
 }
 
 impl Node {
+    /// Adds a newly enrolled signer to this holder's public key package, after checking its
+    /// signed result against the verifying share interpolated from the helpers' own.
+    pub(super) fn add_holder<C: Held>(
+        &self,
+        r: &pb::AddHolder,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let session = r
+            .session
+            .as_ref()
+            .ok_or_else(|| bad("an enrolment without its session"))?;
+        let result = r
+            .result
+            .as_ref()
+            .ok_or_else(|| bad("an enrolment without its result"))?;
+        let setup = self.repair_setup(session)?;
+        let _slot = super::lock(&self.dkg);
+        let group = C::group(self);
+        group.key()?;
+        let epoch = self.key_epoch::<C>()?;
+        let refuse = |m: String| Refusal::permanent(link_rule::REPAIR_ABORTED, m);
+        if result.epoch != epoch || result.group_public_key != group.group_key() {
+            return Err(refuse(format!(
+                "the enrolled share is not of this signer's key at epoch {epoch}"
+            )));
+        }
+        if self.pending_epoch::<C>() != 0 {
+            return Err(Refusal::temporary(
+                link_rule::REFRESH_PENDING,
+                "a refreshed share waits for activation; enrol after it",
+            ));
+        }
+        let pkp = self.public_key_package::<C>()?;
+        let expected = repair::expected_verifying_share(&pkp, &setup.helpers, setup.target)
+            .map_err(|e| refuse(e.to_string()))?
+            .serialize()
+            .map_err(|e| refuse(e.to_string()))?;
+        let target_key = setup
+            .participants
+            .get(&setup.target)
+            .ok_or_else(|| bad("the new signer is not in the manifest"))?;
+        if result.verifying_share != expected
+            || !repair::verify_result::<C>(
+                target_key,
+                &setup.session_id,
+                result.epoch,
+                &result.group_public_key,
+                &result.verifying_share,
+                &result.signature,
+            )
+        {
+            return Err(refuse(
+                "the new signer's result does not match the group's interpolated verifying share or is not signed by it".into(),
+            ));
+        }
+        let already = super::groups::frost_id::<C>(setup.target)
+            .map(|id| pkp.verifying_shares().contains_key(&id))
+            .map_err(bad)?;
+        if !already {
+            let extended = repair::with_new_holder(&pkp, &setup.helpers, setup.target)
+                .map_err(|e| refuse(e.to_string()))?;
+            let bytes = extended
+                .serialize()
+                .map_err(|e| Refusal::permanent(link_rule::STORAGE, e.to_string()))?;
+            self.store
+                .put_meta_durable(&C::meta(META_PUBLIC_KEY_PACKAGE), &bytes)
+                .map_err(super::storage)?;
+            info!(signer = %self.name, scheme = %C::SCHEME, new = setup.target, "new signer enrolled; its verifying share added");
+            self.audit(
+                Event::new(audit::kind::HOLDER_ADDED)
+                    .with("session", hex::encode(&setup.session_id))
+                    .with("scheme", C::SCHEME.as_str())
+                    .with("identifier", setup.target.to_string())
+                    .with("epoch", epoch.to_string()),
+                true,
+            );
+        }
+        Ok(pb::signer_message::Body::HolderAdded(pb::HolderAdded {
+            identifier: u32::from(setup.target),
+            epoch,
+        }))
+    }
+
     /// Replaces a share of an older key epoch by a repaired one, in one durable batch.
     fn replace_stale_share<C: Held>(&self, out: &repair::RepairOutput<C>) -> Result<(), Refusal> {
         let fail = |e: String| Refusal::permanent(link_rule::STORAGE, e);
