@@ -404,6 +404,24 @@ async fn a_signer_joins_and_another_is_retired_without_changing_the_wallet() {
     assert_eq!(v["participants"], serde_json::json!([1, 3, 4, 5]), "{v}");
     assert_eq!(v["epoch"], 1);
     assert_eq!(v["fingerprint"], before.group_key_fingerprint.as_str());
+    // Status: signer-2 retired (and of the old epoch), the others at epoch 1.
+    let (code, out, err) = quorate(&[
+        "status",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let st: Value = serde_json::from_str(out.trim()).unwrap();
+    for s in st["signers"].as_array().unwrap() {
+        let two = s["name"] == "signer-2";
+        assert_eq!(s["retired"], two, "{s}");
+        assert_eq!(s["key_epoch"], if two { 0 } else { 1 }, "{s}");
+        assert_eq!(s["can_sign"], !two, "{s}");
+    }
 
     // Any 3 of {1, 3, 4, 5} sign; signer-2, still connected, is never asked.
     for (stop, trio) in [("signer-1", [3, 4, 5]), ("signer-5", [1, 3, 4])] {

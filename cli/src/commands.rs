@@ -362,6 +362,19 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
         .get_cluster_status(apb::GetClusterStatusRequest {})
         .await?
         .into_inner();
+    let epoch = |scheme: &str| {
+        s.group_keys
+            .iter()
+            .find(|k| k.scheme == scheme)
+            .map_or(0, |k| k.epoch)
+    };
+    let able = |x: &apb::SignerStatus| {
+        x.connected
+            && !x.retired
+            && !x.group_public_key.is_empty()
+            && x.group_public_key == s.group_public_key
+            && x.key_epoch == epoch("secp256k1")
+    };
     if json_out {
         println!(
             "{}",
@@ -385,10 +398,12 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
                     "certificate_sha256": x.certificate_sha256,
                     "group_public_key": hex::encode(&x.group_public_key),
                     "ed25519_group_public_key": hex::encode(&x.ed25519_group_public_key),
-                    // Connected, and holding a share of the cluster's (secp256k1) group key.
-                    "can_sign": x.connected
-                        && !x.group_public_key.is_empty()
-                        && x.group_public_key == s.group_public_key,
+                    "key_epoch": x.key_epoch,
+                    "ed25519_key_epoch": x.ed25519_key_epoch,
+                    "retired": x.retired,
+                    // Connected, not retired, and holding a share of the cluster's (secp256k1)
+                    // group key at the epoch signatures are verified at.
+                    "can_sign": able(x),
                 })).collect::<Vec<_>>(),
             })
         );
@@ -401,15 +416,20 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
         println!("group key   none yet (run `quorate dkg`)");
     } else {
         println!("group key   {}", hex::encode(&s.group_public_key));
-        println!("fingerprint {}", s.group_key_fingerprint);
+        println!(
+            "fingerprint {} (key epoch {})",
+            s.group_key_fingerprint,
+            epoch("secp256k1")
+        );
     }
     match s.group_keys.iter().find(|k| k.scheme == "ed25519") {
         None => println!("ed25519     none yet (run `quorate dkg --scheme ed25519`)"),
         Some(k) => {
             println!(
-                "ed25519     {} ({})",
+                "ed25519     {} ({}, key epoch {})",
                 hex::encode(&k.public_key),
-                k.fingerprint
+                k.fingerprint,
+                k.epoch
             );
             println!(
                 "solana      {} (the wallet: fee payer and source)",
@@ -425,10 +445,7 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
             .find(|k| k.scheme == "ed25519")
             .map(|k| k.public_key.as_slice())
             .unwrap_or_default();
-        let able = x.connected
-            && !x.group_public_key.is_empty()
-            && x.group_public_key == s.group_public_key;
-        can_sign += usize::from(able);
+        can_sign += usize::from(able(x));
         let agrees = match (
             x.group_public_key.as_slice(),
             x.ed25519_group_public_key.as_slice(),
@@ -440,6 +457,18 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
             (_, e) if e != ed => "DIFFERENT ed25519 group key",
             _ => "same group keys (secp256k1, ed25519)",
         };
+        let agrees = if x.retired {
+            format!("{agrees}; RETIRED by the policy")
+        } else if x.connected && !x.group_public_key.is_empty() && x.key_epoch != epoch("secp256k1")
+        {
+            format!(
+                "{agrees}; share of key epoch {} (the group's is {}): repair it",
+                x.key_epoch,
+                epoch("secp256k1")
+            )
+        } else {
+            agrees.to_string()
+        };
         println!(
             "  {:<10} id {:<3} {:<12} {}",
             x.name,
@@ -449,7 +478,7 @@ pub async fn status(c: &ClientFile, addr: Option<&str>, json_out: bool) -> anyho
             } else {
                 "disconnected"
             },
-            if x.connected { agrees } else { "" }
+            if x.connected { agrees.as_str() } else { "" }
         );
     }
     if s.group_public_key.is_empty() {

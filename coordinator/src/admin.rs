@@ -69,7 +69,7 @@ pub struct AdminApi {
 type DkgStream = Pin<Box<dyn Stream<Item = Result<pb::DkgStatus, Status>> + Send>>;
 
 /// The cluster's key groups for a status answer, with the Solana address of the Ed25519 one.
-fn group_keys(keys: &GroupKeys) -> Vec<pb::GroupKey> {
+fn group_keys(keys: &GroupKeys, epoch: impl Fn(Scheme) -> u32) -> Vec<pb::GroupKey> {
     Scheme::ALL
         .into_iter()
         .filter(|s| !keys.of(*s).is_empty())
@@ -82,6 +82,7 @@ fn group_keys(keys: &GroupKeys) -> Vec<pb::GroupKey> {
                     Scheme::Ed25519 => bs58::encode(&key).into_string(),
                     Scheme::Secp256k1 => String::new(),
                 },
+                epoch: epoch(s),
                 public_key: key,
             }
         })
@@ -96,6 +97,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ClusterStatus>, Status> {
         let st = &self.state;
         let connected = st.registry.connected();
+        let retired = st.retired_signers();
         let signers = st
             .manifest
             .signers
@@ -112,6 +114,9 @@ impl AdminService for AdminApi {
                     ed25519_group_public_key: live
                         .map(|c| c.ed25519_group_key.clone())
                         .unwrap_or_default(),
+                    key_epoch: live.map_or(0, |c| c.key_epochs[0]),
+                    ed25519_key_epoch: live.map_or(0, |c| c.key_epochs[1]),
+                    retired: retired.contains(&s.identifier),
                 }
             })
             .collect();
@@ -128,7 +133,7 @@ impl AdminService for AdminApi {
             manifest_hash: hex::encode(st.manifest.hash()),
             dkg: Some(st.dkg.borrow().clone()),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            group_keys: group_keys(&st.group_keys()),
+            group_keys: group_keys(&st.group_keys(), |s| st.key_epoch(s)),
         }))
     }
 
