@@ -423,6 +423,11 @@ async fn a_signer_joins_and_another_is_retired_without_changing_the_wallet() {
         assert_eq!(s["can_sign"], !two, "{s}");
     }
 
+    // A retired signer never gets a share of the key back, not even through a repair.
+    let (code, _, err) = repair(&c, &["--signer", "signer-2"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("signer-retired"), "{err}");
+
     // Any 3 of {1, 3, 4, 5} sign; signer-2, still connected, is never asked.
     for (stop, trio) in [("signer-1", [3, 4, 5]), ("signer-5", [1, 3, 4])] {
         c.kill_signer(stop).await;
@@ -460,4 +465,99 @@ async fn a_signer_joins_and_another_is_retired_without_changing_the_wallet() {
     assert!(log5.iter().any(|r| r.event.kind == kind::KEY_REFRESHED));
     let log1 = c.audit_of("signer-1", None).await;
     assert!(log1.iter().any(|r| r.event.kind == kind::HOLDER_ADDED));
+}
+
+/// A backup carries its share's key epoch. After a refresh, a signer restored from an older
+/// backup holds a share that no longer signs (status says so, the cluster does not count it);
+/// a repair replaces it with a share of the current epoch, and it signs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_an_older_key_epoch_does_not_sign_until_repaired() {
+    let mut c = Cluster::start(3, 2).await;
+    let before = c.status().await;
+    let config = c.path("signer-3/signer.toml");
+    let cfg = quorate_signer::config::SignerConfig::load(&config).unwrap();
+    let pass = c.path("passphrase.txt");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let backup = c.path("signer-3-epoch-0.backup");
+    let signer_cmd = |verb: &str, flag: &str, file: &std::path::Path| {
+        vec![
+            "signer".to_string(),
+            verb.into(),
+            "--config".into(),
+            config.to_str().unwrap().into(),
+            flag.into(),
+            file.to_str().unwrap().into(),
+            "--passphrase-file".into(),
+            pass.to_str().unwrap().into(),
+        ]
+    };
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        quorate(&args).await
+    };
+    c.kill_signer("signer-3").await;
+    let (code, out, err) = run(signer_cmd("backup", "--out", &backup)).await;
+    assert_eq!(code, 0, "{out}{err}");
+    c.start_signer("signer-3");
+    c.wait_connected(3).await;
+    let (code, v, err) = refresh(&c, &[]).await;
+    assert_eq!((code, &v["epoch"]), (0, &serde_json::json!(1)), "{v}{err}");
+
+    // The disk is lost; the operator restores the backup made before the refresh.
+    c.kill_signer("signer-3").await;
+    c.wait_connected(2).await;
+    std::fs::remove_dir_all(&cfg.data_dir).unwrap();
+    let (code, out, err) = run(signer_cmd("restore", "--from", &backup)).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("key epoch 0"), "{out}");
+    c.start_signer("signer-3");
+    c.wait_connected(3).await;
+    let (code, out, _) = quorate(&[
+        "status",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &c.addr,
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    let st: Value = serde_json::from_str(out.trim()).unwrap();
+    let three = st["signers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "signer-3")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&three["key_epoch"], &three["can_sign"]),
+        (&serde_json::json!(0), &serde_json::json!(false)),
+        "{three}"
+    );
+    // With signer-1 stopped, the stale share does not make a quorum.
+    c.kill_signer("signer-1").await;
+    c.wait_connected(2).await;
+    let (code, w) = c.submit_eth("wd-stale", "1").await;
+    assert_ne!(code, 0, "{w}");
+    assert_eq!(w["rule"], "not-enough-signers", "{w}");
+    c.start_signer("signer-1");
+    c.wait_connected(3).await;
+    // A repair replaces it with a share of epoch 1 (a share of the current epoch never is).
+    let (code, v, err) = repair(&c, &["--signer", "signer-3"]).await;
+    assert_eq!(code, 0, "{v}{err}");
+    assert_eq!(v["epoch"], 1, "{v}");
+    let (code, _, err) = repair(&c, &["--signer", "signer-3"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("share-exists"), "{err}");
+    c.kill_signer("signer-1").await;
+    c.wait_connected(2).await;
+    let (code, w) = c.submit_eth("wd-repaired", "1").await;
+    assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+    assert_eq!(w["signers"], serde_json::json!([2, 3]), "{w}");
+    assert!(rfc9591_verify(
+        &before.group_public_key,
+        &hexf(&w, "message"),
+        &hexf(&w, "signature")
+    ));
 }

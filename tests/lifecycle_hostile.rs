@@ -522,14 +522,20 @@ async fn repair_3(c: &Cluster) -> (i32, serde_json::Value, String) {
 }
 
 /// `quorate repair` of signer-3 from signers 1 and 2 fails `repair-aborted`, naming `culprit`
-/// alone, for `reason`, and says nothing was kept.
+/// alone, for `reason`, and says what was kept: nothing, or (when the target itself is the
+/// culprit) nothing the group's public key package holds.
 async fn repair_aborts_naming(c: &Cluster, culprit: &str, reason: &str) {
     let (code, v, err) = repair_3(c).await;
     assert_ne!(code, 0, "the repair went through: {v}");
     assert!(err.contains("repair refused: repair-aborted"), "{err}");
     assert!(err.contains(reason), "another failure than expected: {err}");
+    let kept = if culprit == "3" {
+        "whatever the target kept is not in the group's public key package"
+    } else {
+        "nothing was kept"
+    };
     assert!(
-        err.contains(&format!("(culprits: {culprit}); nothing was kept")),
+        err.contains(&format!("(culprits: {culprit}); {kept}")),
         "{err}"
     );
 }
@@ -745,7 +751,7 @@ async fn a_target_that_lies_about_its_result_is_named_and_nothing_changes() {
     let three = Impostor::attach(&c, "signer-3", None, vec![], Cheat::AlteredResultSignature).await;
     c.wait_connected(3).await;
 
-    repair_aborts_naming(&c, "3", "the target's result is not signed by it").await;
+    repair_aborts_naming(&c, "3", "the target's answer is not signed by it").await;
     assert_eq!(three.told(), [Cheat::AlteredResultSignature]);
     book.blocked_as(
         "target returns its repair result with an altered signature",
@@ -756,7 +762,12 @@ async fn a_target_that_lies_about_its_result_is_named_and_nothing_changes() {
     );
 
     three.set(Cheat::OtherVerifyingShare);
-    repair_aborts_naming(&c, "3", "the target reports a share of another key").await;
+    repair_aborts_naming(
+        &c,
+        "3",
+        "the target's answer reports a share of another key",
+    )
+    .await;
     assert_eq!(
         three.told(),
         [Cheat::AlteredResultSignature, Cheat::OtherVerifyingShare]

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
+mod ceremony;
 mod groups;
 mod policy_sync;
 mod refresh;
@@ -1062,16 +1063,7 @@ impl Coordinator {
                 ),
             ));
         }
-        {
-            let mut running = self.dkg_running.lock().unwrap_or_else(|p| p.into_inner());
-            if *running {
-                return Err(Refusal::temporary(
-                    coord_rule::DKG_RUNNING,
-                    "a DKG or repair is already running",
-                ));
-            }
-            *running = true;
-        }
+        let ceremony = self.begin_ceremony()?;
         let mut session = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut session);
         let status = apb::DkgStatus {
@@ -1134,7 +1126,7 @@ impl Coordinator {
                 }
             };
             me.dkg.send_replace(final_status);
-            *me.dkg_running.lock().unwrap_or_else(|p| p.into_inner()) = false;
+            drop(ceremony);
         });
         Ok(status)
     }
@@ -1171,10 +1163,10 @@ impl Coordinator {
                         .iter()
                         .filter_map(|c| u16::try_from(*c).ok())
                         .collect();
-                    // A refusal that names nobody is the refuser's (an aborted step names
-                    // culprits of its own, or none when the relay is to blame).
-                    if culprits.is_empty() && r.rule != "dkg-aborted" && r.rule != "repair-aborted"
-                    {
+                    // A refusal that names nobody is the refuser's, unless it reports a state
+                    // an honest signer can be in (an aborted step names culprits of its own,
+                    // or none when the relay is to blame).
+                    if culprits.is_empty() && !HONEST_REFUSALS.contains(&r.rule.as_str()) {
                         culprits.push(*i);
                     }
                     return Err((
@@ -1369,6 +1361,21 @@ impl Coordinator {
         Ok(gk)
     }
 }
+
+/// Refusals of a ceremony step that an honest signer gives (an abort with its own culprits, or
+/// a state of its own: a share of another epoch, a refresh waiting, a policy that differs for
+/// now): they name nobody.
+const HONEST_REFUSALS: &[&str] = &[
+    "dkg-aborted",
+    "repair-aborted",
+    "refresh-pending",
+    "refresh-participants",
+    "key-epoch-mismatch",
+    "share-exists",
+    "signer-retired",
+    "no-key-share",
+    "signer-storage",
+];
 
 /// After a failed refill, how long a signer is not asked again.
 const PRESIGN_BACKOFF: Duration = Duration::from_secs(2);

@@ -4,9 +4,9 @@
 //! After the confirmation round each participant stores its refreshed share beside the one in
 //! use and signs an acknowledgement. Only with every participant's acknowledgement does a
 //! participant switch and delete its old share; one that misses the switch keeps both until it
-//! is shown the acknowledgements again. A relay that withholds the switch from some therefore
-//! never leaves fewer than t holders of both epochs (the cluster could sign neither), and a
-//! share of the old epoch is deleted only when every new share exists.
+//! is shown the acknowledgements again. A share of the old epoch is therefore deleted only when
+//! every new share exists, so a relay that withholds the switch from some delays signing at the
+//! new epoch but cannot make the key unrecoverable.
 
 use std::collections::{BTreeMap, BTreeSet};
 

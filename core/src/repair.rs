@@ -97,7 +97,7 @@ pub struct RepairSetup {
 
 impl RepairSetup {
     /// Checks the shape every participant agrees on before doing anything.
-    fn check(&self) -> Result<(), RepairError> {
+    pub fn check(&self) -> Result<(), RepairError> {
         if self.session_id.len() != 16 {
             return Err(fail("session id must be 16 bytes", vec![]));
         }
@@ -305,6 +305,13 @@ pub struct HelperState<C: Ciphersuite> {
     own_offer: Offer,
     own_delta: Zeroizing<Vec<u8>>,
     pkp: PublicKeyPackage<C>,
+}
+
+impl<C: Ciphersuite> HelperState<C> {
+    /// The session this helper made its offer in (what its round 2 seals to).
+    pub fn setup(&self) -> &RepairSetup {
+        &self.setup
+    }
 }
 
 /// The outcome of round 1 for a helper: its offer (to every helper and the target) and its
@@ -678,7 +685,15 @@ pub fn target_finish<C: Ciphersuite>(
         }
         let mut theirs: BTreeMap<u16, Offer> = BTreeMap::new();
         for o in &c.offers {
-            theirs.insert(o.from, o.clone());
+            // A repeated entry is refused before anything else, blaming nobody: the echo's
+            // digest is over distinct offers, so a relay could add one without breaking the
+            // seal, and must not thereby get an honest helper named.
+            if theirs.insert(o.from, o.clone()).is_some() {
+                return Err(fail(
+                    format!("the echo relayed for helper {} repeats an offer", c.from),
+                    vec![],
+                ));
+            }
         }
         let echo = echo_digest::<C>(setup, &theirs);
         let ctx = SealContext {

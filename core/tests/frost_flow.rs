@@ -674,4 +674,13 @@ fn only_canonical_signing_packages_are_signed() {
         assert!(r.reason.contains("canonical"), "{what}: {r}");
     }
     assert!(check_request(&gate, &i.encode(), &sig, &canonical, &own).is_ok());
+    // A package with a retired signer's commitment is refused, whatever the coordinator says.
+    let retired = [Identifier::try_from(2u16).unwrap()];
+    let retiring = Gate {
+        retired: &retired,
+        ..gate
+    };
+    let r = check_request(&retiring, &i.encode(), &sig, &canonical, &own).unwrap_err();
+    assert_eq!(r.rule, rule::SIGNER_RETIRED, "{r}");
+    assert!(r.permanent);
 }

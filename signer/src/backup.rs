@@ -153,9 +153,8 @@ pub fn restore(cfg: &SignerConfig, from: &Path, passphrase_file: &Path) -> anyho
         let s = g.scheme;
         store.put_meta_durable(&meta_key(s, META_PUBLIC_KEY_PACKAGE), &g.public_key_package)?;
         store.put_meta_durable(&meta_key(s, META_GROUP_KEY), &g.group_key)?;
-        if g.epoch != 0 {
-            store.put_meta_durable(&meta_key(s, META_KEY_EPOCH), &g.epoch.to_be_bytes())?;
-        }
+        // Always written: a key epoch left in the directory must not outlive the share.
+        store.put_meta_durable(&meta_key(s, META_KEY_EPOCH), &g.epoch.to_be_bytes())?;
         let sealed = kek.seal(
             &mut rand::rngs::OsRng,
             &share_purpose(s, &cfg.name),

@@ -941,13 +941,13 @@ impl Node {
         Ok(())
     }
 
-    /// Persists a confirmed share, encrypted; never replaces one already stored.
-    fn keep_share<C: Held>(
+    /// A share sealed under the KEK for this group, and its public key package, serialized:
+    /// what the store keeps of a share.
+    fn sealed_share<C: Held>(
         &self,
         key_package: &frost_core::keys::KeyPackage<C>,
         public_key_package: &frost_core::keys::PublicKeyPackage<C>,
-        group_key: &[u8],
-    ) -> Result<(), Refusal> {
+    ) -> Result<(Vec<u8>, Vec<u8>), Refusal> {
         let storage = |e: String| Refusal::permanent(link_rule::STORAGE, e);
         let plain = zeroize::Zeroizing::new(
             key_package
@@ -962,6 +962,18 @@ impl Node {
         let pkp = public_key_package
             .serialize()
             .map_err(|e| storage(format!("public key package: {e}")))?;
+        Ok((sealed, pkp))
+    }
+
+    /// Persists a confirmed share, encrypted; never replaces one already stored.
+    fn keep_share<C: Held>(
+        &self,
+        key_package: &frost_core::keys::KeyPackage<C>,
+        public_key_package: &frost_core::keys::PublicKeyPackage<C>,
+        group_key: &[u8],
+    ) -> Result<(), Refusal> {
+        let storage = |e: String| Refusal::permanent(link_rule::STORAGE, e);
+        let (sealed, pkp) = self.sealed_share(key_package, public_key_package)?;
         self.store
             .put_meta_durable(&C::meta(META_PUBLIC_KEY_PACKAGE), &pkp)
             .map_err(|e| storage(e.to_string()))?;
@@ -1195,11 +1207,11 @@ impl Node {
         key: &frost_core::keys::KeyPackage<C>,
     ) -> Result<frost_core::round2::SignatureShare<C>, Refusal> {
         let no_intent = |_: &_| Ok(ChainFormat::IntentDigest);
-        let retired = lock(&self.policy)
-            .state
-            .as_ref()
-            .map(|s| retired_ids::<C>(s.active()))
-            .unwrap_or_default();
+        let retired: Vec<_> = self
+            .retired_signers()
+            .into_iter()
+            .filter_map(|n| groups::frost_id::<C>(n).ok())
+            .collect();
         let gate = Gate {
             me: groups::frost_id::<C>(self.me)
                 .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,

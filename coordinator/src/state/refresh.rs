@@ -20,7 +20,7 @@ use quorate_wire::{admin as apb, signer as pb};
 use rand::RngCore;
 use tracing::{info, warn};
 
-use super::{coord_rule, groups::GroupSuite, read, Coordinator, Ed, Secp};
+use super::{ceremony::detached, coord_rule, groups::GroupSuite, read, Coordinator, Ed, Secp};
 use crate::store::Store;
 
 type Failed = (String, Vec<u16>);
@@ -150,16 +150,7 @@ impl Coordinator {
                 ),
             ));
         }
-        {
-            let mut running = self.dkg_running.lock().unwrap_or_else(|p| p.into_inner());
-            if *running {
-                return Err(Refusal::temporary(
-                    coord_rule::DKG_RUNNING,
-                    "a DKG, repair or refresh is already running",
-                ));
-            }
-            *running = true;
-        }
+        let ceremony = self.begin_ceremony()?;
         let mut session = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut session);
         let old_epoch = self.key_epoch(scheme);
@@ -167,11 +158,27 @@ impl Coordinator {
             old_epoch,
             participants: holders.iter().map(|h| u32::from(*h)).collect(),
         };
+        let me = self.clone();
+        detached(async move {
+            let _ceremony = ceremony;
+            me.refresh_and_report(scheme, session, terms, holders).await
+        })
+        .await?
+    }
+
+    /// Runs a refresh's rounds and records and reports the outcome.
+    async fn refresh_and_report(
+        &self,
+        scheme: Scheme,
+        session: [u8; 16],
+        terms: pb::RefreshTerms,
+        holders: Vec<u16>,
+    ) -> Result<apb::RefreshSharesResponse, Refusal> {
+        let old_epoch = terms.old_epoch;
         let result = match scheme {
             Scheme::Secp256k1 => self.run_dkg::<Secp>(session.to_vec(), Some(terms)).await,
             Scheme::Ed25519 => self.run_dkg::<Ed>(session.to_vec(), Some(terms)).await,
         };
-        *self.dkg_running.lock().unwrap_or_else(|p| p.into_inner()) = false;
         let participants: Vec<String> = holders.iter().map(u16::to_string).collect();
         match result {
             Ok(gk) => {
@@ -187,30 +194,18 @@ impl Coordinator {
                     fingerprint,
                 })
             }
-            Err((detail, culprits)) => {
-                warn!(%detail, ?culprits, "refresh failed");
-                let named: Vec<String> = culprits.iter().map(u16::to_string).collect();
-                self.audit(
-                    Event::new(audit::kind::REFRESH_ABORTED)
-                        .with("session", hex::encode(session))
-                        .with("scheme", scheme.as_str())
-                        .with("epoch", old_epoch.to_string())
-                        .with("participants", participants.join(","))
-                        .with("reason", &detail)
-                        .with("culprits", named.join(",")),
-                );
-                let blame = if culprits.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (culprits: {})", named.join(", "))
-                };
-                Err(Refusal::permanent(
-                    coord_rule::REFRESH_ABORTED,
-                    format!(
-                        "{detail}{blame}; every signer keeps its share of key epoch {old_epoch}"
-                    ),
-                ))
-            }
+            Err(failed) => Err(self.ceremony_failed(
+                Event::new(audit::kind::REFRESH_ABORTED)
+                    .with("session", hex::encode(session))
+                    .with("scheme", scheme.as_str())
+                    .with("epoch", old_epoch.to_string())
+                    .with("participants", participants.join(",")),
+                coord_rule::REFRESH_ABORTED,
+                failed,
+                &format!(
+                    "every signer keeps its share of key epoch {old_epoch} (a refreshed share one stored stays unused; the next refresh replaces it)"
+                ),
+            )),
         }
     }
 
@@ -271,15 +266,10 @@ impl Coordinator {
             public_key_package_hash: hash.to_vec(),
             acks,
         };
-        // The proof first, then the package and its epoch (the commit point).
-        let store = self.store.clone();
-        let scheme = C::SCHEME;
-        let proof = activation.encode_to_vec();
-        tokio::task::spawn_blocking(move || store.put_meta(&activation_key(scheme), &proof))
-            .await
-            .map_err(|e| (e.to_string(), vec![]))?
-            .map_err(|e| (e.to_string(), vec![]))?;
-        self.keep_public_keys::<C>(pkp, epoch).await?;
+        // The proof, the package and its epoch in one durable batch: a restart resumes from
+        // exactly this, showing the proof to whoever has not switched.
+        self.keep_public_keys::<C>(pkp, epoch, Some(activation.encode_to_vec()))
+            .await?;
         let participants: Vec<String> = terms.participants.iter().map(u32::to_string).collect();
         self.audit(
             Event::new(audit::kind::KEY_REFRESHED)
@@ -289,11 +279,15 @@ impl Coordinator {
                 .with("participants", participants.join(","))
                 .with("fingerprint", group_key_fingerprint(&group_key)),
         );
-        for p in &terms.participants {
-            if let Ok(i) = u16::try_from(*p) {
-                self.show_activation(i, &activation).await;
-            }
-        }
+        // All at once: signing waits for t of them to switch.
+        futures::future::join_all(
+            terms
+                .participants
+                .iter()
+                .filter_map(|p| u16::try_from(*p).ok())
+                .map(|i| self.show_activation(i, &activation)),
+        )
+        .await;
         Ok(group_key)
     }
 
@@ -304,6 +298,7 @@ impl Coordinator {
         &self,
         pkp: PublicKeyPackage<C>,
         epoch: u32,
+        activation: Option<Vec<u8>>,
     ) -> Result<(), Failed> {
         let bytes = pkp
             .serialize()
@@ -313,10 +308,14 @@ impl Coordinator {
         tokio::task::spawn_blocking(move || -> Result<(), String> {
             if epoch > 0 {
                 let record = [epoch.to_be_bytes().as_slice(), &bytes].concat();
-                store
-                    .put_meta(&refreshed_key(scheme), &record)
-                    .map_err(|e| e.to_string())?;
+                let (refreshed, proof) = (refreshed_key(scheme), activation_key(scheme));
+                let mut kvs: Vec<(&str, &[u8])> = vec![(&refreshed, &record)];
+                if let Some(p) = &activation {
+                    kvs.push((&proof, p));
+                }
+                store.put_metas(&kvs).map_err(|e| e.to_string())?;
             }
+            // The DKG's location too (a restart prefers the refreshed record).
             C::store_public_keys(&store, &bytes)
         })
         .await

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use prost::Message;
 use quorate_core::{
     audit::{self, Event},
     fingerprint::group_key_fingerprint,
@@ -16,10 +17,19 @@ use quorate_wire::{admin as apb, signer as pb};
 use rand::RngCore;
 use tracing::{info, warn};
 
-use super::{coord_rule, groups::GroupSuite, Coordinator, Ed, Secp};
+use super::{ceremony::detached, coord_rule, groups::GroupSuite, Coordinator, Ed, Secp};
 
 /// How a failure after the new signer stored its share begins.
 const ENROLMENT_INCOMPLETE: &str = "enrolment incomplete";
+/// What such a failure leaves.
+const ENROLMENT_KEPT: &str = "the new signer keeps its share; run the same `quorate repair` again, with every holder connected, to finish adding it";
+/// How a refusal of the target's own answer begins.
+const TARGET_ANSWER: &str = "the target's answer";
+
+/// Where an enrolment not yet added by every holder is kept.
+fn enrolment_key(scheme: Scheme, target: u16) -> String {
+    format!("enrolment/{}/{target}", scheme.as_str())
+}
 
 /// A ceremony failure: what happened and who is to blame.
 type Failed = (String, Vec<u16>);
@@ -47,9 +57,17 @@ impl Coordinator {
                 format!("this cluster has no {scheme} group key to repair a share of"),
             ));
         }
+        let retired = self.retired_signers();
+        if retired.contains(&target) {
+            return Err(Refusal::permanent(
+                quorate_core::refusal::rule::SIGNER_RETIRED,
+                "the policy in force retired this signer: it never gets a share of the key back",
+            ));
+        }
         let connected = self.registry.connected();
-        let holds =
-            |c: &crate::registry::ConnectedSigner| self.holds_current(c, scheme, &group_key);
+        let holds = |c: &crate::registry::ConnectedSigner| {
+            !retired.contains(&c.identifier) && self.holds_current(c, scheme, &group_key)
+        };
         let Some(t) = connected.iter().find(|c| c.identifier == target) else {
             return Err(Refusal::temporary(
                 coord_rule::REPAIR_SIGNERS_MISSING,
@@ -57,6 +75,16 @@ impl Coordinator {
             ));
         };
         if holds(t) {
+            // An enrolment the other holders did not all finish adding: finish it.
+            if let Some(add) = self.stored_enrolment(scheme, target) {
+                let me = self.clone();
+                let ceremony = self.begin_ceremony()?;
+                return detached(async move {
+                    let _ceremony = ceremony;
+                    me.finish_enrolment(scheme, add).await
+                })
+                .await?;
+            }
             return Err(Refusal::permanent(
                 coord_rule::SHARE_EXISTS,
                 format!("{} already holds its {scheme} share", t.name),
@@ -105,16 +133,7 @@ impl Coordinator {
                 ),
             ));
         }
-        {
-            let mut running = self.dkg_running.lock().unwrap_or_else(|p| p.into_inner());
-            if *running {
-                return Err(Refusal::temporary(
-                    coord_rule::DKG_RUNNING,
-                    "a DKG or repair is already running",
-                ));
-            }
-            *running = true;
-        }
+        let ceremony = self.begin_ceremony()?;
         let mut session = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut session);
         let request = pb::RepairSession {
@@ -127,11 +146,29 @@ impl Coordinator {
             target: u32::from(target),
             helpers: chosen.iter().map(|h| u32::from(*h)).collect(),
         };
+        let me = self.clone();
+        detached(async move {
+            let _ceremony = ceremony;
+            me.repair_and_report(scheme, session, request, chosen, target, group_key)
+                .await
+        })
+        .await?
+    }
+
+    /// Runs a repair's rounds and records and reports the outcome.
+    async fn repair_and_report(
+        &self,
+        scheme: Scheme,
+        session: [u8; 16],
+        request: pb::RepairSession,
+        chosen: Vec<u16>,
+        target: u16,
+        group_key: Vec<u8>,
+    ) -> Result<apb::RepairShareResponse, Refusal> {
         let result = match scheme {
             Scheme::Secp256k1 => self.run_repair::<Secp>(&request, &chosen, target).await,
             Scheme::Ed25519 => self.run_repair::<Ed>(&request, &chosen, target).await,
         };
-        *self.dkg_running.lock().unwrap_or_else(|p| p.into_inner()) = false;
         let helper_list: Vec<String> = chosen.iter().map(u16::to_string).collect();
         match result {
             Ok((vshare, epoch, enrolled)) => {
@@ -162,34 +199,88 @@ impl Coordinator {
                 })
             }
             Err((detail, culprits)) => {
-                warn!(%detail, ?culprits, "repair failed");
-                let named: Vec<String> = culprits.iter().map(u16::to_string).collect();
-                self.audit(
+                // Past the target's answer, it may hold its share: only the others can lag.
+                let kept = if detail.starts_with(ENROLMENT_INCOMPLETE) {
+                    ENROLMENT_KEPT
+                } else if detail.starts_with(TARGET_ANSWER) {
+                    "whatever the target kept is not in the group's public key package"
+                } else {
+                    "nothing was kept"
+                };
+                Err(self.ceremony_failed(
                     Event::new(audit::kind::REPAIR_ABORTED)
                         .with("session", hex::encode(session))
                         .with("scheme", scheme.as_str())
                         .with("target", target.to_string())
-                        .with("helpers", helper_list.join(","))
-                        .with("reason", &detail)
-                        .with("culprits", named.join(",")),
-                );
-                let blame = if culprits.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (culprits: {})", named.join(", "))
-                };
-                // Past the target's result, its share is kept: only the other holders lag.
-                let kept = if detail.starts_with(ENROLMENT_INCOMPLETE) {
-                    "the new signer keeps its share, but not every holder has added it (enrol with every holder connected)"
-                } else {
-                    "nothing was kept"
-                };
-                Err(Refusal::permanent(
+                        .with("helpers", helper_list.join(",")),
                     coord_rule::REPAIR_ABORTED,
-                    format!("{detail}{blame}; {kept}"),
+                    (detail, culprits),
+                    kept,
                 ))
             }
         }
+    }
+
+    /// An enrolment whose new signer holds its share but that not every holder finished
+    /// adding (kept by [`Coordinator::add_holder`] until they all did).
+    fn stored_enrolment(&self, scheme: Scheme, target: u16) -> Option<pb::AddHolder> {
+        let raw = self.store.get_meta(&enrolment_key(scheme, target)).ok()??;
+        (!raw.is_empty())
+            .then(|| pb::AddHolder::decode(raw.as_slice()).ok())
+            .flatten()
+    }
+
+    /// Finishes a stored enrolment: every holder adds the new signer, then the coordinator.
+    async fn finish_enrolment(
+        &self,
+        scheme: Scheme,
+        add: pb::AddHolder,
+    ) -> Result<apb::RepairShareResponse, Refusal> {
+        let (Some(session), Some(result)) = (add.session.clone(), add.result.clone()) else {
+            return Err(Refusal::permanent(
+                coord_rule::INTERNAL,
+                "stored enrolment is incomplete",
+            ));
+        };
+        let target = u16::try_from(session.target).unwrap_or_default();
+        let basis = session
+            .helpers
+            .iter()
+            .filter_map(|h| u16::try_from(*h).ok())
+            .collect();
+        let done = match scheme {
+            Scheme::Secp256k1 => {
+                self.add_holder::<Secp>(&session, &result, &basis, target)
+                    .await
+            }
+            Scheme::Ed25519 => {
+                self.add_holder::<Ed>(&session, &result, &basis, target)
+                    .await
+            }
+        };
+        done.map_err(|failed| {
+            self.ceremony_failed(
+                Event::new(audit::kind::REPAIR_ABORTED)
+                    .with("session", hex::encode(&session.session_id))
+                    .with("scheme", scheme.as_str())
+                    .with("target", target.to_string()),
+                coord_rule::REPAIR_ABORTED,
+                failed,
+                ENROLMENT_KEPT,
+            )
+        })?;
+        self.registry.set_key_epoch(target, scheme, result.epoch);
+        Ok(apb::RepairShareResponse {
+            session_id: session.session_id,
+            scheme: scheme.as_str().into(),
+            target: session.target,
+            helpers: session.helpers,
+            fingerprint: group_key_fingerprint(&result.group_public_key),
+            group_public_key: result.group_public_key,
+            verifying_share: result.verifying_share,
+            epoch: result.epoch,
+            enrolled: true,
+        })
     }
 
     /// The three rounds; returns the target's verifying share and the key epoch.
@@ -292,14 +383,11 @@ impl Coordinator {
             &r.verifying_share,
             &r.signature,
         ) {
-            return Err((
-                "the target's result is not signed by it".into(),
-                vec![target],
-            ));
+            return Err((format!("{TARGET_ANSWER} is not signed by it"), vec![target]));
         }
         if r.group_public_key != group_key || r.verifying_share != expected {
             return Err((
-                "the target reports a share of another key".into(),
+                format!("{TARGET_ANSWER} reports a share of another key"),
                 vec![target],
             ));
         }
@@ -321,6 +409,16 @@ impl Coordinator {
         let (pkp, epoch) = self
             .public_keys_at::<C>()
             .ok_or_else(|| ("no public key package".to_string(), vec![]))?;
+        // Kept until every holder added it, so a repeated `quorate repair` can finish it.
+        let key = enrolment_key(C::SCHEME, target);
+        let record = pb::AddHolder {
+            session: Some(session.clone()),
+            result: Some(result.clone()),
+        }
+        .encode_to_vec();
+        self.store
+            .put_meta(&key, &record)
+            .map_err(|e| (format!("{ENROLMENT_INCOMPLETE}: {e}"), vec![]))?;
         let holders: Vec<u16> = (1..=u16::try_from(quorate_wire::manifest::MAX_SIGNERS)
             .unwrap_or(u16::MAX))
             .filter(|n| {
@@ -336,7 +434,10 @@ impl Coordinator {
                     result: Some(result.clone()),
                 })
             })
-            .await?;
+            .await
+            // A holder that cannot add it yet (not connected, a refresh pending) is not to
+            // blame; the enrolment is finished by repeating it.
+            .map_err(|(e, _)| (format!("{ENROLMENT_INCOMPLETE}: {e}"), vec![]))?;
         for (i, body) in answers {
             if !matches!(body, pb::signer_message::Body::HolderAdded(h) if h.identifier == u32::from(target))
             {
@@ -347,8 +448,13 @@ impl Coordinator {
             }
         }
         let extended = quorate_core::repair::with_new_holder(&pkp, basis, target)
-            .map_err(|e| (e.to_string(), vec![]))?;
-        self.keep_public_keys::<C>(extended, epoch).await?;
+            .map_err(|e| (format!("{ENROLMENT_INCOMPLETE}: {e}"), vec![]))?;
+        self.keep_public_keys::<C>(extended, epoch, None)
+            .await
+            .map_err(|(e, c)| (format!("{ENROLMENT_INCOMPLETE}: {e}"), c))?;
+        if let Err(e) = self.store.put_meta(&key, &[]) {
+            warn!(error = %e, "could not clear a finished enrolment record");
+        }
         self.audit(
             Event::new(audit::kind::HOLDER_ADDED)
                 .with("session", hex::encode(&session.session_id))

@@ -106,20 +106,14 @@ impl Node {
                 ),
             ));
         }
-        if self.pending_epoch::<C>() != 0 {
-            return Err(Refusal::temporary(
-                link_rule::REFRESH_PENDING,
-                "a refreshed share is stored and waits for activation; finish that refresh first",
-            ));
-        }
+        // A refreshed share stored and never activated (a participant failed or the relay
+        // withheld the switch) does not block a new refresh of the epoch in use: nobody can
+        // have switched to it, or it would not sign a round-1 package of this epoch, and this
+        // refresh's round 2 checks every participant's; its confirmation overwrites it.
         let pkp = self.public_key_package::<C>()?;
         // The holders, but for the signers the policy in force retired: a refresh without
         // them removes them (their old shares no longer combine with the new ones).
-        let retired = lock(&self.policy)
-            .state
-            .as_ref()
-            .map(|s| s.active().retired_signers.clone())
-            .unwrap_or_default();
+        let retired = self.retired_signers();
         let mut holders = self.participants_of(&pkp);
         holders.retain(|id, _| !retired.contains(id));
         if holders.len() < usize::from(self.manifest.threshold) {
@@ -209,20 +203,7 @@ impl Node {
             .key_epoch::<C>()?
             .checked_add(1)
             .ok_or_else(|| fail("key epoch exhausted".into()))?;
-        let plain = zeroize::Zeroizing::new(
-            out.key_package
-                .serialize()
-                .map_err(|e| fail(format!("key share: {e}")))?,
-        );
-        let sealed = self.kek.seal(
-            &mut rand::rngs::OsRng,
-            &C::share_purpose(&self.name),
-            &plain,
-        );
-        let pkp = out
-            .public_key_package
-            .serialize()
-            .map_err(|e| fail(format!("public key package: {e}")))?;
+        let (sealed, pkp) = self.sealed_share(&out.key_package, &out.public_key_package)?;
         let hash = package_hash(&pkp);
         let puts = vec![
             (C::meta(&pending(META_KEY_SHARE)), sealed),

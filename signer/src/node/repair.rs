@@ -204,6 +204,8 @@ impl Node {
         let key = C::group(self).key().map_err(refused)?;
         let pkp = self.public_key_package::<C>().map_err(refused)?;
         let epoch = self.key_epoch::<C>().map_err(refused)?;
+        self.refuse_retired(setup.helpers.iter().chain([&setup.target]))
+            .map_err(refused)?;
         self.claim_session(slot, &setup.session_id)
             .map_err(refused)?;
         let session = setup.session_id.clone();
@@ -246,6 +248,9 @@ impl Node {
                 }));
             }
         };
+        // What the audit record names is the session of the offer this σ is sealed for, not
+        // what this request says.
+        let setup = state.setup().clone();
         let contribution = repair::helper_contribute(
             state,
             &self.identity,
@@ -281,6 +286,8 @@ impl Node {
         if setup.target != self.me {
             return Err(refused(bad("this signer is not the repair's target")));
         }
+        self.refuse_retired(setup.helpers.iter().chain([&setup.target]))
+            .map_err(refused)?;
         let offers = offers_from_pb(r.offers).map_err(refused)?;
         // A share of the current epoch is never replaced; one of an older epoch (a signer
         // restored from an old backup, or one that missed a refresh) no longer signs, and the
@@ -321,18 +328,10 @@ impl Node {
             .verifying_share()
             .serialize()
             .map_err(|e| refused(Refusal::permanent(link_rule::STORAGE, e.to_string())))?;
-        if held {
-            if out.epoch <= held_epoch {
-                return Err(share_exists());
-            }
-            self.replace_stale_share::<C>(&out).map_err(refused)?;
-        } else {
-            self.store
-                .put_meta_durable(&C::meta(META_KEY_EPOCH), &out.epoch.to_be_bytes())
-                .map_err(|e| refused(super::storage(e)))?;
-            self.keep_share::<C>(&out.key_package, &out.public_key_package, &out.group_key)
-                .map_err(refused)?;
+        if held && out.epoch <= held_epoch {
+            return Err(share_exists());
         }
+        self.store_repaired_share::<C>(&out).map_err(refused)?;
         C::group(self)
             .install(out.key_package.clone(), out.epoch)
             .map_err(|e| refused(Refusal::permanent(link_rule::STORAGE, e)))?;
@@ -364,6 +363,30 @@ impl Node {
 }
 
 impl Node {
+    /// The signers the policy in force retired.
+    pub(super) fn retired_signers(&self) -> Vec<u16> {
+        super::lock(&self.policy)
+            .state
+            .as_ref()
+            .map(|s| s.active().retired_signers.clone())
+            .unwrap_or_default()
+    }
+
+    /// Refuses a ceremony that names a signer the policy in force retired: a retired signer
+    /// never gets a share of the current key back, nor helps make one.
+    fn refuse_retired<'a>(&self, ids: impl Iterator<Item = &'a u16>) -> Result<(), Refusal> {
+        let retired = self.retired_signers();
+        match ids.copied().find(|i| retired.contains(i)) {
+            Some(i) => Err(Refusal::permanent(
+                rule::SIGNER_RETIRED,
+                format!(
+                    "signer {i} is retired by the policy in force; it takes no part in a repair"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Adds a newly enrolled signer to this holder's public key package, after checking its
     /// signed result against the verifying share interpolated from the helpers' own.
     pub(super) fn add_holder<C: Held>(
@@ -379,7 +402,15 @@ impl Node {
             .as_ref()
             .ok_or_else(|| bad("an enrolment without its result"))?;
         let setup = self.repair_setup(session)?;
-        let _slot = super::lock(&self.dkg);
+        setup.check().map_err(|e| bad(e.reason))?;
+        self.refuse_retired(setup.helpers.iter().chain([&setup.target]))?;
+        let mut slot = super::lock(&self.dkg);
+        if C::progress(&mut slot).is_some() {
+            return Err(Refusal::temporary(
+                link_rule::DKG_PENDING,
+                "a DKG or refresh is in progress on this signer",
+            ));
+        }
         let group = C::group(self);
         group.key()?;
         let epoch = self.key_epoch::<C>()?;
@@ -396,6 +427,15 @@ impl Node {
             ));
         }
         let pkp = self.public_key_package::<C>()?;
+        // The new share is interpolated from t of this key's holders: anything else would
+        // make this holder adopt a point the new signer's share does not match.
+        for h in &setup.helpers {
+            let holds = super::groups::frost_id::<C>(*h)
+                .is_ok_and(|id| pkp.verifying_shares().contains_key(&id));
+            if !holds {
+                return Err(bad(format!("helper {h} holds no share of this key")));
+            }
+        }
         let expected = repair::expected_verifying_share(&pkp, &setup.helpers, setup.target)
             .map_err(|e| refuse(e.to_string()))?
             .serialize()
@@ -446,30 +486,17 @@ impl Node {
         }))
     }
 
-    /// Replaces a share of an older key epoch by a repaired one, in one durable batch.
-    fn replace_stale_share<C: Held>(&self, out: &repair::RepairOutput<C>) -> Result<(), Refusal> {
-        let fail = |e: String| Refusal::permanent(link_rule::STORAGE, e);
-        let plain = zeroize::Zeroizing::new(
-            out.key_package
-                .serialize()
-                .map_err(|e| fail(format!("key share: {e}")))?,
-        );
-        let sealed = self.kek.seal(
-            &mut rand::rngs::OsRng,
-            &C::share_purpose(&self.name),
-            &plain,
-        );
-        let pkp = out
-            .public_key_package
-            .serialize()
-            .map_err(|e| fail(format!("public key package: {e}")))?;
+    /// Stores a repaired share with its package, group key and epoch in one durable batch
+    /// (replacing a share of an older epoch, if any), and drops a refreshed share waiting for
+    /// activation: the repair is of the helpers' epoch, which supersedes it.
+    fn store_repaired_share<C: Held>(&self, out: &repair::RepairOutput<C>) -> Result<(), Refusal> {
+        let (sealed, pkp) = self.sealed_share(&out.key_package, &out.public_key_package)?;
         let puts = vec![
             (C::meta(super::META_KEY_SHARE), sealed),
             (C::meta(META_PUBLIC_KEY_PACKAGE), pkp),
             (C::meta(super::META_GROUP_KEY), out.group_key.clone()),
             (C::meta(META_KEY_EPOCH), out.epoch.to_be_bytes().to_vec()),
         ];
-        // A refreshed share waiting for activation is of an epoch this repair supersedes.
         self.store
             .put_meta_batch_durable(&puts, &super::refresh::pending_keys::<C>())
             .map_err(super::storage)
