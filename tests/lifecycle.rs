@@ -1,15 +1,26 @@
-//! Key lifecycle without moving the wallet (docs/operations.md): a signer whose data
-//! directory is lost gets its share back from t helpers, through the real coordinator, over
-//! mutual TLS, with the group key unchanged.
+//! Key lifecycle without moving the wallet (deploy/README.md): repair of a lost share, refresh
+//! under load with key epochs, a signer added and another retired, and a backup of an older
+//! epoch, through the real coordinator and signers over mutual TLS, with the group keys
+//! unchanged.
 
 use quorate_core::audit::kind;
 use serde_json::Value;
 
 use crate::harness::{hexf, quorate, rfc9591_verify, Cluster};
 
+/// `quorate repair --json ARGS`: (exit code, JSON answer, stderr).
 async fn repair(c: &Cluster, args: &[&str]) -> (i32, Value, String) {
+    ceremony(c, "repair", args).await
+}
+
+/// `quorate refresh --json ARGS`: (exit code, JSON answer, stderr).
+async fn refresh(c: &Cluster, args: &[&str]) -> (i32, Value, String) {
+    ceremony(c, "refresh", args).await
+}
+
+async fn ceremony(c: &Cluster, verb: &str, args: &[&str]) -> (i32, Value, String) {
     let mut all = vec![
-        "repair",
+        verb,
         "--dir",
         c.dir_str(),
         "--coordinator",
@@ -157,21 +168,6 @@ async fn a_signer_whose_data_directory_is_lost_is_repaired_and_signs_again() {
     );
 }
 
-async fn refresh(c: &Cluster, args: &[&str]) -> (i32, Value, String) {
-    let mut all = vec![
-        "refresh",
-        "--dir",
-        c.dir_str(),
-        "--coordinator",
-        &c.addr,
-        "--json",
-    ];
-    all.extend_from_slice(args);
-    let (code, out, err) = quorate(&all).await;
-    let v = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
-    (code, v, err)
-}
-
 /// Refresh under load: withdrawals keep arriving while the secp256k1 shares are refreshed
 /// twice (16 of them, and 3 after: the devnet policy allows 20 ETH withdrawals an hour). Each is signed exactly once (a submission the switch made wait is resent
 /// byte-identical under its id), every signature verifies under the unchanged group key, and
@@ -280,6 +276,33 @@ async fn shares_refreshed_under_load_keep_the_group_key_and_lose_no_withdrawal()
             .filter(|r| r.event.kind == kind::KEY_REFRESHED)
             .count(),
         2
+    );
+    // The Ed25519 (Solana) group refreshes the same way, at its own epoch, and still signs.
+    let ed_key = c.dkg_ed25519().await;
+    let (code, v, err) = refresh(&c, &["--scheme", "ed25519"]).await;
+    assert_eq!(code, 0, "{v}{err}");
+    assert_eq!(
+        (&v["scheme"], &v["epoch"]),
+        (&serde_json::json!("ed25519"), &serde_json::json!(1)),
+        "{v}"
+    );
+    assert_eq!(v["group_public_key"], hex::encode(&ed_key));
+    let (code, w) = c
+        .submit(&[
+            "--chain",
+            "solana",
+            "--asset",
+            "SOL",
+            "--to",
+            "GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB",
+            "--amount",
+            "1000000",
+        ])
+        .await;
+    assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+    assert_eq!(
+        hex::decode(w["group_public_key"].as_str().unwrap()).unwrap(),
+        ed_key
     );
 }
 
