@@ -8,6 +8,17 @@ use quorate_core::{
 
 use crate::withdrawal as pb;
 
+/// The key group a signer-link message names (`KeyScheme`; unset is secp256k1).
+pub fn key_scheme(value: i32) -> Result<quorate_core::message::Scheme, String> {
+    use crate::signer::KeyScheme;
+    use quorate_core::message::Scheme;
+    match KeyScheme::try_from(value) {
+        Ok(KeyScheme::Secp256k1) => Ok(Scheme::Secp256k1),
+        Ok(KeyScheme::Ed25519) => Ok(Scheme::Ed25519),
+        Err(_) => Err(format!("unknown key scheme {value}")),
+    }
+}
+
 /// Converts a wire intent into a validated domain intent.
 pub fn intent_from_proto(p: &pb::Intent) -> Result<WithdrawalIntent, IntentError> {
     let intent = WithdrawalIntent::from_parts(

@@ -95,15 +95,6 @@ impl GroupKeys {
     }
 }
 
-/// The scheme a signer-link message names.
-pub fn scheme_of_wire(value: i32) -> Result<Scheme, String> {
-    match pb::KeyScheme::try_from(value) {
-        Ok(pb::KeyScheme::Secp256k1) => Ok(Scheme::Secp256k1),
-        Ok(pb::KeyScheme::Ed25519) => Ok(Scheme::Ed25519),
-        Err(_) => Err(format!("unknown key scheme {value}")),
-    }
-}
-
 /// The scheme an admin names ("" is secp256k1).
 pub fn parse_scheme(s: &str) -> Result<Scheme, String> {
     if s.is_empty() {

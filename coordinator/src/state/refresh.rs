@@ -337,7 +337,7 @@ impl Coordinator {
         let body = pb::coordinator_message::Body::RefreshActivate(activation.clone());
         match self.registry.call(i, body, timeout).await {
             Ok(pb::signer_message::Body::RefreshActivated(a)) if a.epoch == activation.epoch => {
-                if let Ok(s) = crate::state::groups::scheme_of_wire(activation.scheme) {
+                if let Ok(s) = quorate_wire::convert::key_scheme(activation.scheme) {
                     self.registry.set_key_epoch(i, s, a.epoch);
                 }
                 info!(

@@ -19,7 +19,6 @@ use quorate_core::{
     scheme::Suite,
     signing::NonceStore,
 };
-use quorate_wire::signer as pb;
 
 use super::{key_share_purpose, link_rule, read, write, Node};
 
@@ -184,12 +183,6 @@ impl Held for Ed {
 
 /// The scheme a request names.
 pub(super) fn scheme_of(value: i32) -> Result<Scheme, Refusal> {
-    match pb::KeyScheme::try_from(value) {
-        Ok(pb::KeyScheme::Secp256k1) => Ok(Scheme::Secp256k1),
-        Ok(pb::KeyScheme::Ed25519) => Ok(Scheme::Ed25519),
-        Err(_) => Err(Refusal::permanent(
-            link_rule::BAD_REQUEST,
-            format!("unknown key scheme {value}"),
-        )),
-    }
+    quorate_wire::convert::key_scheme(value)
+        .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))
 }
