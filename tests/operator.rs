@@ -315,3 +315,120 @@ async fn a_signer_restored_from_its_backup_on_a_fresh_directory_signs_again() {
         three(&before).1
     );
 }
+
+/// Health that tells the truth: the process is SERVING from the start, the withdrawal service
+/// only while t signers holding the key are connected (before DKG, below the threshold: not);
+/// the metrics show each signer's link, key and last contact, and the build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_the_quorum_and_metrics_show_each_signer() {
+    use quorate_wire::metrics::sample;
+    use tonic_health::pb::{
+        health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+    };
+    let mut c = Cluster::create(3, 2).await;
+    c.start_coordinator(None).await;
+    let mut h = HealthClient::new(c.channel("backend").await);
+    let ask = |service: &str| HealthCheckRequest {
+        service: service.into(),
+    };
+    let withdrawals = "quorate.withdrawal.v1.WithdrawalService";
+    let mut watch = h.watch(ask(withdrawals)).await.unwrap().into_inner();
+    // Each change of the withdrawal service's status, as the stream reports it (no polling).
+    async fn next(
+        w: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+        was: ServingStatus,
+    ) -> ServingStatus {
+        loop {
+            let s = ServingStatus::try_from(w.message().await.unwrap().unwrap().status).unwrap();
+            if s != was {
+                return s;
+            }
+        }
+    }
+    let first = ServingStatus::try_from(watch.message().await.unwrap().unwrap().status).unwrap();
+    assert_eq!(first, ServingStatus::NotServing, "no signer connected");
+    let process = h.check(ask("")).await.unwrap().into_inner().status;
+    assert_eq!(process, ServingStatus::Serving as i32, "the process is up");
+    for name in c.names.clone() {
+        c.start_signer(&name);
+    }
+    c.wait_connected(3).await;
+    let before_dkg = h.check(ask(withdrawals)).await.unwrap().into_inner().status;
+    assert_eq!(before_dkg, ServingStatus::NotServing as i32, "no key yet");
+    c.dkg().await;
+    assert_eq!(next(&mut watch, first).await, ServingStatus::Serving);
+    c.kill_signer("signer-2").await;
+    c.kill_signer("signer-3").await;
+    assert_eq!(
+        next(&mut watch, ServingStatus::Serving).await,
+        ServingStatus::NotServing,
+        "one signer of a 2-of-3 cluster cannot sign"
+    );
+    c.start_signer("signer-2");
+    assert_eq!(
+        next(&mut watch, ServingStatus::NotServing).await,
+        ServingStatus::Serving
+    );
+    c.wait_connected(2).await;
+
+    let addr = c.metrics.clone().expect("the dev config turns metrics on");
+    let (code, text, err) = quorate(&["--dir", c.dir_str(), "metrics", "--addr", &addr]).await;
+    assert_eq!(code, 0, "{err}");
+    let get = |k: &str| sample(&text, k);
+    assert_eq!(
+        get("quorate_signer_up{signer=\"signer-1\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        get("quorate_signer_up{signer=\"signer-3\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        get("quorate_signer_has_key{signer=\"signer-2\",scheme=\"secp256k1\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        get("quorate_signer_has_key{signer=\"signer-2\",scheme=\"ed25519\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        get("quorate_signer_key_epoch{signer=\"signer-1\",scheme=\"secp256k1\"}"),
+        Some(0.0)
+    );
+    let contact = get("quorate_signer_last_contact_seconds{signer=\"signer-1\"}").unwrap();
+    assert!(contact >= 0.0, "{text}");
+    assert_eq!(
+        get("quorate_signer_last_contact_seconds{signer=\"signer-3\"}"),
+        None
+    );
+    assert_eq!(
+        get("quorate_signer_policy_version{signer=\"signer-1\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        get(&format!(
+            "quorate_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        Some(1.0),
+        "{text}"
+    );
+    // Each egress-only signer's textfile says its link is up and when it last heard from the
+    // coordinator.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let t = std::fs::read_to_string(c.path("signer-1/metrics.prom")).unwrap_or_default();
+        let up = sample(&t, "quorate_signer_link_up");
+        let contact = sample(&t, "quorate_signer_last_contact_timestamp_seconds");
+        if up == Some(1.0) && contact.is_some_and(|s| s > 1.7e9) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{t}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

@@ -33,6 +33,8 @@ struct Link {
     ed25519_group_key: Vec<u8>,
     /// Key epochs of its shares (secp256k1, Ed25519), as it reported them or switched since.
     key_epochs: [u32; 2],
+    /// Unix ms of the last message received over this link.
+    last_seen: Arc<AtomicU64>,
     tx: mpsc::Sender<Result<pb::CoordinatorMessage, tonic::Status>>,
     pending: Pending,
     /// Commitments this signer pre-generated over this link (one-round signing). They die with
@@ -67,6 +69,14 @@ pub struct ConnectedSigner {
     pub ed25519_group_key: Vec<u8>,
     /// Key epochs of its shares (secp256k1, Ed25519).
     pub key_epochs: [u32; 2],
+    /// Unix ms of the last message it sent (its hello, an answer).
+    pub last_seen_ms: u64,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The set of live signer links.
@@ -88,11 +98,13 @@ pub struct LinkHandle {
     pub identifier: u16,
     conn: u64,
     pending: Pending,
+    last_seen: Arc<AtomicU64>,
 }
 
 impl LinkHandle {
     /// Delivers an answer to whoever waits for `request_id`. Unknown ids are dropped.
     pub fn deliver(&self, request_id: u64, body: pb::signer_message::Body) -> bool {
+        self.last_seen.store(unix_ms(), Ordering::Relaxed);
         match lock(&self.pending).remove(&request_id) {
             Some(tx) => tx.send(body).is_ok(),
             None => false,
@@ -112,6 +124,7 @@ impl Registry {
     ) -> LinkHandle {
         let conn = self.next.fetch_add(1, Ordering::Relaxed);
         let pending: Pending = Arc::default();
+        let last_seen = Arc::new(AtomicU64::new(unix_ms()));
         lock(&self.links).insert(
             identifier,
             Link {
@@ -120,6 +133,7 @@ impl Registry {
                 group_key,
                 ed25519_group_key,
                 key_epochs: [0; 2],
+                last_seen: last_seen.clone(),
                 tx,
                 pending: pending.clone(),
                 pool: VecDeque::new(),
@@ -131,6 +145,7 @@ impl Registry {
             identifier,
             conn,
             pending,
+            last_seen,
         }
     }
 
@@ -197,6 +212,7 @@ impl Registry {
                 group_key: l.group_key.clone(),
                 ed25519_group_key: l.ed25519_group_key.clone(),
                 key_epochs: l.key_epochs,
+                last_seen_ms: l.last_seen.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -73,6 +73,38 @@ pub fn prepare(cfg: &CoordinatorConfig) -> anyhow::Result<Prepared> {
     })
 }
 
+/// How often the withdrawal service's readiness is re-read (a signer's link coming or going, a
+/// DKG, repair or refresh finishing).
+const READINESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Keeps the withdrawal service's gRPC health SERVING exactly while
+/// [`Coordinator::withdrawals_ready`], logging each change.
+async fn track_readiness(state: Arc<Coordinator>, reporter: tonic_health::server::HealthReporter) {
+    let mut last = false;
+    let mut tick = tokio::time::interval(READINESS_EVERY);
+    loop {
+        tick.tick().await;
+        let ready = state.withdrawals_ready();
+        if ready == last {
+            continue;
+        }
+        if ready {
+            reporter
+                .set_serving::<WithdrawalServiceServer<WithdrawalApi>>()
+                .await;
+            tracing::info!(
+                "withdrawal service SERVING: a quorum of signers holding the key is connected"
+            );
+        } else {
+            reporter
+                .set_not_serving::<WithdrawalServiceServer<WithdrawalApi>>()
+                .await;
+            tracing::warn!("withdrawal service NOT_SERVING: fewer than t signers holding the key are connected");
+        }
+        last = ready;
+    }
+}
+
 /// How long a graceful shutdown waits for in-flight calls (and `Watch` streams).
 const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -86,9 +118,12 @@ pub async fn run(
     // Governance messages are resent until each signer's answer shows it has them.
     let resync = tokio::spawn(state.clone().resend_policy_until_acknowledged());
     let (health_reporter, health) = tonic_health::server::health_reporter();
+    // The withdrawal service is ready only while a quorum of signers holding the key is
+    // connected; the process itself ("") and the other services are serving while it runs.
     health_reporter
-        .set_serving::<WithdrawalServiceServer<WithdrawalApi>>()
+        .set_not_serving::<WithdrawalServiceServer<WithdrawalApi>>()
         .await;
+    let readiness = tokio::spawn(track_readiness(state.clone(), health_reporter.clone()));
     health_reporter
         .set_serving::<AdminServiceServer<AdminApi>>()
         .await;
@@ -163,6 +198,7 @@ pub async fn run(
         }
     }
     resync.abort();
+    readiness.abort();
     Ok(())
 }
 

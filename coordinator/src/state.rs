@@ -478,6 +478,68 @@ impl Coordinator {
                 value: able as f64,
             });
         }
+        // Per signer of the manifest: link up, key share held at the current epoch, its key
+        // epochs, the age of its last message, the policy version it reported.
+        let policies = self
+            .signer_policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let now = now_ms();
+        for s in &self.manifest.signers {
+            let live = connected.iter().find(|c| c.identifier == s.identifier);
+            let signer = || vec![("signer", s.name.clone())];
+            gauges.push(Gauge {
+                counter: false,
+                name: "quorate_signer_up",
+                help: "1 while the signer's link to this coordinator is up.",
+                labels: signer(),
+                value: f64::from(u8::from(live.is_some())),
+            });
+            if let Some(c) = live {
+                gauges.push(Gauge {
+                    counter: false,
+                    name: "quorate_signer_last_contact_seconds",
+                    help: "Seconds since the signer's last message (hello or answer).",
+                    labels: signer(),
+                    value: now.saturating_sub(c.last_seen_ms) as f64 / 1000.0,
+                });
+                for scheme in Scheme::ALL {
+                    let mut labels = signer();
+                    labels.push(("scheme", scheme.as_str().into()));
+                    gauges.push(Gauge {
+                        counter: false,
+                        name: "quorate_signer_has_key",
+                        help: "1 if the signer holds the cluster's share of this key group at the key epoch in force.",
+                        labels: labels.clone(),
+                        value: f64::from(u8::from(self.holds_current(c, scheme, keys.of(scheme)))),
+                    });
+                    gauges.push(Gauge {
+                        counter: false,
+                        name: "quorate_signer_key_epoch",
+                        help: "The key epoch of the signer's share of this key group.",
+                        labels,
+                        value: f64::from(c.key_epochs[usize::from(scheme == Scheme::Ed25519)]),
+                    });
+                }
+            }
+            if let Some(p) = policies.get(&s.identifier) {
+                gauges.push(Gauge {
+                    counter: false,
+                    name: "quorate_signer_policy_version",
+                    help: "The policy version the signer last reported in force.",
+                    labels: signer(),
+                    value: p.version as f64,
+                });
+            }
+        }
+        gauges.push(Gauge {
+            counter: false,
+            name: "quorate_build_info",
+            help: "Always 1; the version label is this coordinator's.",
+            labels: vec![("version", env!("CARGO_PKG_VERSION").into())],
+            value: 1.0,
+        });
         for (signer, n) in self.registry.presigned() {
             gauges.push(Gauge {
                 counter: false,
@@ -510,6 +572,26 @@ impl Coordinator {
             value: waiters as f64,
         });
         self.metrics.render(&gauges)
+    }
+
+    /// Whether withdrawals can be signed now: a secp256k1 group key, and at least t connected,
+    /// unretired signers holding its share at the key epoch in force. The withdrawal service's
+    /// gRPC health follows it.
+    pub fn withdrawals_ready(&self) -> bool {
+        let key = self.group_keys().secp256k1;
+        if key.is_empty() {
+            return false;
+        }
+        let retired = self.retired_signers();
+        let able = self
+            .registry
+            .connected()
+            .iter()
+            .filter(|c| {
+                !retired.contains(&c.identifier) && self.holds_current(c, Scheme::Secp256k1, &key)
+            })
+            .count();
+        able >= usize::from(self.manifest.threshold)
     }
 
     /// Writes a record without waiting for the disk, and announces it. For a state nothing

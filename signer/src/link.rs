@@ -97,6 +97,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     info!(signer = %node.name, coordinator = %target.addr, "connected to coordinator");
     // A new link: nothing committed over an earlier one can be used any more.
     node.forget_nonces();
+    let _up = LinkUp::new(node.clone());
     // Requests in flight on this link are bounded: a coordinator that sends without reading
     // the answers stalls its own stream (HTTP/2 flow control) instead of growing our memory.
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -108,6 +109,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     {
         // Both a count and the bytes of the requests held: a few whole policy documents, or
         // many small requests, never both at once.
+        node.touch_link();
         let size = u32::try_from(prost::Message::encoded_len(&msg))
             .unwrap_or(u32::MAX)
             .clamp(1, MAX_BYTES_IN_FLIGHT);
@@ -138,4 +140,20 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+/// Marks the link up for the metrics while it lives, down when it ends however it ends.
+struct LinkUp(Arc<Node>);
+
+impl LinkUp {
+    fn new(node: Arc<Node>) -> Self {
+        node.set_link_up(true);
+        Self(node)
+    }
+}
+
+impl Drop for LinkUp {
+    fn drop(&mut self) {
+        self.0.set_link_up(false);
+    }
 }

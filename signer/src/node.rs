@@ -118,6 +118,9 @@ pub struct Node {
     /// Nonce lifetimes run on this monotonic clock, not the wall clock, so a clock step can
     /// never extend one.
     started: std::time::Instant,
+    /// Whether the link to the coordinator is up, and the unix ms of its last message.
+    link_up: std::sync::atomic::AtomicBool,
+    last_contact_ms: std::sync::atomic::AtomicU64,
     /// Head of the audit log (S7). Taken after `policy` when both are held.
     audit: Mutex<Chain>,
     /// Refusal records per kind and second (junk is counted, not recorded one by one).
@@ -269,6 +272,8 @@ impl Node {
             metrics: quorate_wire::metrics::Metrics::new(),
             dkg: Mutex::new(DkgSlot::default()),
             started: std::time::Instant::now(),
+            link_up: std::sync::atomic::AtomicBool::new(false),
+            last_contact_ms: std::sync::atomic::AtomicU64::new(0),
             name,
             kek,
         };
@@ -437,6 +442,20 @@ impl Node {
                 )
             },
             gauge(
+                "quorate_signer_link_up",
+                "1 while this signer's link to the coordinator is up.",
+                f64::from(u8::from(
+                    self.link_up.load(std::sync::atomic::Ordering::Relaxed),
+                )),
+            ),
+            gauge(
+                "quorate_signer_last_contact_timestamp_seconds",
+                "Unix time of the coordinator's last message on the link (0: never).",
+                self.last_contact_ms
+                    .load(std::sync::atomic::Ordering::Relaxed) as f64
+                    / 1000.0,
+            ),
+            gauge(
                 "quorate_store_flushes_total",
                 "Disk flushes run since start (group commit: one serves many writers).",
                 flushes as f64,
@@ -474,6 +493,20 @@ impl Node {
     /// The policy this signer has in force.
     pub fn policy_status(&self) -> policy_pb::PolicyStatus {
         status(lock(&self.policy).state.as_ref())
+    }
+
+    /// Records the link to the coordinator coming up or going down.
+    pub fn set_link_up(&self, up: bool) {
+        self.link_up.store(up, std::sync::atomic::Ordering::Relaxed);
+        if up {
+            self.touch_link();
+        }
+    }
+
+    /// Records a message from the coordinator.
+    pub fn touch_link(&self) {
+        self.last_contact_ms
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Answers one coordinator request.
