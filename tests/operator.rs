@@ -123,6 +123,45 @@ async fn coordinator_stops_cleanly_on_sigterm_with_signers_attached() {
         .watch(quorate_wire::withdrawal::WatchRequest { id: String::new() })
         .await
         .unwrap();
+    // SIGHUP ends neither the coordinator nor a signer: each says so and goes on serving.
+    let pids = [
+        ("coordinator", c.coordinator.as_ref().unwrap().id().unwrap()),
+        ("signer-1", c.signers["signer-1"].id().unwrap()),
+    ];
+    for (_, pid) in pids {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    for (name, _) in pids {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !c.read_log(name).contains("SIGHUP received and ignored") {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}: {}",
+                c.read_log(name)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert!(c
+        .coordinator
+        .as_mut()
+        .unwrap()
+        .try_wait()
+        .unwrap()
+        .is_none());
+    assert!(c
+        .signers
+        .get_mut("signer-1")
+        .unwrap()
+        .try_wait()
+        .unwrap()
+        .is_none());
+    let (code, w) = c.submit_eth("wd-after-hup", "1").await;
+    assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
     let status = c.stop_coordinator().await;
     assert!(status.success(), "coordinator exit: {status:?}");
     let log = c.read_log("coordinator");
