@@ -471,3 +471,69 @@ async fn health_follows_the_quorum_and_metrics_show_each_signer() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+/// A malformed address or server name in a config stops the node at start, with exit code 64
+/// and the field named, instead of a link that retries forever; so does the client's file. A
+/// renamed signer is told that its name is the problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_address_or_server_name_fails_at_start_naming_the_field() {
+    let c = Cluster::create(3, 2).await;
+    let cfg = c.path("signer-1/signer.toml");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let set = |key: &str, value: &str| {
+        let text: String = good
+            .lines()
+            .map(|l| {
+                if l.starts_with(&format!("{key} = ")) {
+                    format!("{key} = \"{value}\"\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        assert_ne!(text, good, "{key} is in the config");
+        std::fs::write(&cfg, text).unwrap();
+    };
+    for (key, value) in [
+        ("coordinator", "not a host:port"),
+        ("coordinator", "bad_name!:7443"),
+        ("coordinator_server_name", "bad name!"),
+    ] {
+        set(key, value);
+        let (code, _, err) = quorate(&["signer", "run", "--config", cfg.to_str().unwrap()]).await;
+        assert_eq!(code, 64, "{key} = {value}: {err}");
+        assert!(err.contains(&format!("{key}: `")), "{key} = {value}: {err}");
+    }
+    // A renamed signer is told the real cause, not that its key-encryption key is wrong.
+    set("name", "signer-renamed");
+    let (code, _, err) = quorate(&["signer", "run", "--config", cfg.to_str().unwrap()]).await;
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("`signer-renamed` is not a signer of the manifest")
+            && err.contains("certificate is for `signer-1`"),
+        "{err}"
+    );
+    std::fs::write(&cfg, &good).unwrap();
+    let (code, _, err) = quorate(&[
+        "signer",
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--coordinator",
+        "nowhere",
+    ])
+    .await;
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("--coordinator"), "{err}");
+    // The client's file: the command says which field.
+    let client = c.path("client.toml");
+    let text = std::fs::read_to_string(&client).unwrap();
+    std::fs::write(
+        &client,
+        text.replace("server_name = \"localhost\"", "server_name = \"bad name!\""),
+    )
+    .unwrap();
+    let (code, _, err) = quorate(&["status", "--dir", c.dir_str()]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("server_name: `bad name!`"), "{err}");
+}

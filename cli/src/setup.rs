@@ -126,6 +126,10 @@ impl ClientFile {
         if let Some(m) = c.manifest.as_mut() {
             *m = dir.join(&*m);
         }
+        quorate_wire::tls::check_endpoint(&c.coordinator)
+            .map_err(|e| anyhow::anyhow!("{}: coordinator: {e}", path.display()))?;
+        quorate_wire::tls::check_server_name(&c.server_name)
+            .map_err(|e| anyhow::anyhow!("{}: server_name: {e}", path.display()))?;
         c.dir = dir.to_path_buf();
         Ok(c)
     }

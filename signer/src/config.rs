@@ -185,6 +185,12 @@ impl SignerConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
+        if let Err(e) = quorate_wire::tls::check_endpoint(&self.coordinator) {
+            return bad(format!("coordinator: {e}"));
+        }
+        if let Err(e) = quorate_wire::tls::check_server_name(&self.coordinator_server_name) {
+            return bad(format!("coordinator_server_name: {e}"));
+        }
         if self.keys.kek_file.is_some() == self.keys.kek_env.is_some() {
             return bad("keys: set exactly one of `kek_file` and `kek_env`".into());
         }

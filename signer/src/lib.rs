@@ -94,20 +94,29 @@ pub enum SignerCommand {
 pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, link::LinkTarget)> {
     let manifest = Manifest::load(&cfg.manifest)?;
     let tls = TlsMaterial::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
+    let own = quorate_wire::tls::identity_of(tls.leaf_der())
+        .map_err(|e| anyhow::anyhow!("own certificate: {e}"))?;
+    // The name first: the identity key is sealed under it, so a renamed signer would otherwise
+    // be told its key-encryption key is wrong.
+    let entry = manifest.signer_by_name(&cfg.name).with_context(|| {
+        let names: Vec<&str> = manifest.signers.iter().map(|s| s.name.as_str()).collect();
+        format!(
+            "name: `{}` is not a signer of the manifest ({}); this host's certificate is for `{}`: `name` in the config must be the manifest's and the certificate's",
+            cfg.name,
+            names.join(", "),
+            own.name
+        )
+    })?;
+    anyhow::ensure!(
+        own.cert_sha256 == entry.cert_sha256,
+        "our TLS certificate (for `{}`) is not the one the manifest lists for `{}`",
+        own.name,
+        cfg.name
+    );
     let kek = cfg.kek()?;
     let sealed = std::fs::read(&cfg.keys.identity)
         .with_context(|| format!("reading identity key {}", cfg.keys.identity.display()))?;
     let identity = IdentitySecret::from_bytes(&kek.open(&identity_purpose(&cfg.name), &sealed)?)?;
-    let entry = manifest
-        .signer_by_name(&cfg.name)
-        .with_context(|| format!("signer `{}` is not in the manifest", cfg.name))?;
-    let own = quorate_wire::tls::identity_of(tls.leaf_der())
-        .map_err(|e| anyhow::anyhow!("own certificate: {e}"))?;
-    anyhow::ensure!(
-        own.cert_sha256 == entry.cert_sha256,
-        "our TLS certificate is not the one the manifest lists for `{}`",
-        cfg.name
-    );
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let store = Arc::new(SledStore::open(&cfg.data_dir)?);
@@ -343,6 +352,10 @@ pub async fn main_with(cli: SignerCli) -> std::process::ExitCode {
                 }
             };
             if let Some(addr) = coordinator {
+                if let Err(e) = quorate_wire::tls::check_endpoint(&addr) {
+                    eprintln!("quorate-signer: bad configuration: --coordinator: {e}");
+                    return ExitCode::from(64);
+                }
                 cfg.coordinator = addr;
             }
             quorate_wire::logging::init(cfg.log.json);

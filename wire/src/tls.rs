@@ -307,6 +307,30 @@ pub fn incoming(
     ReceiverStream::new(rx)
 }
 
+/// Checks an address a node dials: `host:port`, the host a DNS name or an IP address (IPv6 in
+/// brackets), the port a number (0 stands for one given at run time, as development clusters
+/// write it). Says what is wrong, for a config error that names its field.
+pub fn check_endpoint(addr: &str) -> Result<(), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{addr}` is not host:port"))?;
+    if port.parse::<u16>().is_err() {
+        return Err(format!("`{addr}`: the port must be a number up to 65535"));
+    }
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    check_server_name(host).map_err(|e| format!("`{addr}`: {e}"))
+}
+
+/// Checks a TLS server name: a DNS name or an IP address, as the server's certificate names it.
+pub fn check_server_name(name: &str) -> Result<(), String> {
+    ServerName::try_from(name.to_string())
+        .map(|_| ())
+        .map_err(|_| format!("`{name}` is not a DNS name or an IP address"))
+}
+
 /// Opens a gRPC channel over mutual TLS 1.3 to `addr`, checking the server's certificate
 /// against `server_name`. The channel connects eagerly, so an unreachable or untrusted server
 /// is reported here.
@@ -359,4 +383,35 @@ fn source_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_server_names_are_checked() {
+        for ok in [
+            "coordinator.exchange.internal:7443",
+            "127.0.0.1:7443",
+            "[::1]:7443",
+            "localhost:1",
+        ] {
+            assert!(check_endpoint(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "not a host:port",
+            "host",
+            "host:x",
+            "host:70000",
+            "bad_name!:7443",
+            ":7443",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
+        assert!(check_server_name("coordinator.exchange.internal").is_ok());
+        assert!(check_server_name("10.0.0.1").is_ok());
+        assert!(check_server_name("bad name!").is_err());
+        assert!(check_server_name("").is_err());
+    }
 }
