@@ -537,3 +537,88 @@ async fn a_malformed_address_or_server_name_fails_at_start_naming_the_field() {
     assert_ne!(code, 0);
     assert!(err.contains("server_name: `bad name!`"), "{err}");
 }
+
+/// Certificates have sensible lifetimes (a node's: one year by default, the CA's ten) and are
+/// renewed without a new manifest: the manifest pins the key, the operator asks for a request
+/// for the key it has, the CA signs it, the signer restarts with the new certificate and signs.
+/// A coordinator certificate needs the names it is dialled by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_renewed_for_the_same_key_needs_no_new_manifest() {
+    let days_valid = |pem: &str| {
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        let v = cert.validity();
+        (v.not_after.timestamp() - v.not_before.timestamp()) as f64 / 86_400.0
+    };
+    let mut c = Cluster::start(3, 2).await;
+    let cert = c.path("signer-1/cert.pem");
+    let old = std::fs::read_to_string(&cert).unwrap();
+    let life = days_valid(&old);
+    assert!((365.0..=365.1).contains(&life), "{life} days");
+    let ca_life = days_valid(&std::fs::read_to_string(c.path("ca/ca.pem")).unwrap());
+    assert!((3650.0..=3650.1).contains(&ca_life), "{ca_life} days");
+
+    // The operator's renewal: a request for the existing key, signed by the CA for 30 days.
+    let cfg = c.path("signer-1/signer.toml");
+    let (code, out, err) = quorate(&["signer", "init", "--config", cfg.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("for the existing TLS key"), "{out}");
+    let renewed = c.path("signer-1/cert-renewed.pem");
+    let sign = |role: &str, hosts: &[&str], out: &std::path::Path| {
+        let mut args = vec![
+            "sign-csr".to_string(),
+            "--dir".into(),
+            c.dir_str().into(),
+            "--csr".into(),
+            c.path("signer-1/cert.csr").to_str().unwrap().into(),
+            "--name".into(),
+            "signer-1".into(),
+            "--role".into(),
+            role.into(),
+            "--days".into(),
+            "30".into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ];
+        for h in hosts {
+            args.push("--host".into());
+            args.push((*h).into());
+        }
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            quorate(&args).await
+        }
+    };
+    let (code, _, err) = sign("signer", &[], &renewed).await;
+    assert_eq!(code, 0, "{err}");
+    let new = std::fs::read_to_string(&renewed).unwrap();
+    assert_ne!(new, old);
+    let life = days_valid(&new);
+    assert!((30.0..=30.1).contains(&life), "{life} days");
+    // A coordinator certificate without the names it is dialled by is refused; a host is only
+    // for a coordinator.
+    let (code, _, err) = sign("coordinator", &[], &c.path("x.pem")).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("--host"), "{err}");
+    let (code, _, err) = sign("signer", &["signer-1.example"], &c.path("y.pem")).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("--host is for a coordinator"), "{err}");
+    let (code, _, err) = sign(
+        "coordinator",
+        &["coordinator.exchange.internal", "10.0.0.7"],
+        &c.path("coordinator-renewed.pem"),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+
+    // The signer restarts with its renewed certificate and, with signer-2 stopped, signs.
+    std::fs::rename(&renewed, &cert).unwrap();
+    c.kill_signer("signer-1").await;
+    c.kill_signer("signer-2").await;
+    c.wait_connected(1).await;
+    c.start_signer("signer-1");
+    c.wait_connected(2).await;
+    let (code, w) = c.submit_eth("wd-renewed-cert", "1").await;
+    assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+    assert_eq!(w["signers"], serde_json::json!([1, 3]), "{w}");
+}

@@ -176,9 +176,17 @@ enum Command {
         /// The node's name (becomes the certificate's common name).
         #[arg(long)]
         name: String,
-        /// The role to grant: signer, backend or admin. The CA decides, not the request.
+        /// The role to grant: signer, coordinator, backend or admin. The CA decides, not the
+        /// request.
         #[arg(long, default_value = "signer")]
         role: String,
+        /// For a coordinator: a DNS name or IP address clients and signers dial it by
+        /// (repeatable; at least one).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Days the certificate is valid (at most 825); renew it for the same key before then.
+        #[arg(long, default_value_t = quorate_wire::pki::LEAF_DAYS)]
+        days: u32,
         /// Where to write the certificate (PEM).
         #[arg(long)]
         out: PathBuf,
@@ -295,9 +303,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             csr,
             name,
             role,
+            hosts,
+            days,
             out,
         } => {
-            setup::sign_csr(&cli.dir, &csr, &name, &role, &out)?;
+            setup::sign_csr(&cli.dir, &csr, &name, &role, &hosts, days, &out)?;
             println!("wrote {}", out.display());
             Ok(0)
         }

@@ -378,19 +378,44 @@ fn write_genesis(
 }
 
 /// Signs a CSR with the CA in `dir/ca/` as `role`/`name`, refusing to overwrite `out`.
-pub fn sign_csr(dir: &Path, csr: &Path, name: &str, role: &str, out: &Path) -> anyhow::Result<()> {
+pub fn sign_csr(
+    dir: &Path,
+    csr: &Path,
+    name: &str,
+    role: &str,
+    hosts: &[String],
+    days: u32,
+    out: &Path,
+) -> anyhow::Result<()> {
     let role = match Role::parse(role) {
-        Some(r @ (Role::Signer | Role::Backend | Role::Admin)) => r,
-        _ => bail!("--role must be signer, backend or admin"),
+        Some(r @ (Role::Signer | Role::Coordinator | Role::Backend | Role::Admin)) => r,
+        _ => bail!("--role must be signer, coordinator, backend or admin"),
     };
+    match (role, hosts.is_empty()) {
+        (Role::Coordinator, true) => {
+            bail!("a coordinator certificate needs at least one --host (the DNS name or IP address it is dialled by)")
+        }
+        (Role::Coordinator, false) => {}
+        (_, false) => bail!("--host is for a coordinator certificate only"),
+        (_, true) => {}
+    }
+    for h in hosts {
+        quorate_wire::tls::check_server_name(h).map_err(|e| anyhow::anyhow!("--host: {e}"))?;
+    }
+    if days == 0 || days > quorate_wire::pki::MAX_LEAF_DAYS {
+        bail!("--days must be 1 to {}", quorate_wire::pki::MAX_LEAF_DAYS);
+    }
     if out.exists() {
         bail!("{} exists; refusing to overwrite", out.display());
     }
+    let (ca_cert, ca_key) = (dir.join("ca/ca.pem"), dir.join("ca/ca.key"));
     let ca = Authority::load(
-        &std::fs::read_to_string(dir.join("ca/ca.pem")).context("reading the CA certificate")?,
-        &std::fs::read_to_string(dir.join("ca/ca.key")).context("reading the CA key")?,
+        &std::fs::read_to_string(&ca_cert)
+            .with_context(|| format!("reading the CA certificate {}", ca_cert.display()))?,
+        &std::fs::read_to_string(&ca_key)
+            .with_context(|| format!("reading the CA key {}", ca_key.display()))?,
     )?;
     let csr_pem =
         std::fs::read_to_string(csr).with_context(|| format!("reading {}", csr.display()))?;
-    write_file(out, &ca.sign_csr(&csr_pem, role, name, &[])?)
+    write_file(out, &ca.sign_csr(&csr_pem, role, name, hosts, days)?)
 }

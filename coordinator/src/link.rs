@@ -43,7 +43,7 @@ impl SignerLink for LinkService {
         }
         let manifest = &self.state.manifest;
         let entry = manifest
-            .signer_by_cert(&peer.cert_sha256)
+            .signer_by_cert(&peer)
             .ok_or_else(|| {
                 warn!(name = %peer.name, "signer certificate not in the manifest");
                 self.state.audit(

@@ -108,8 +108,8 @@ pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, link::LinkTarget)>
         )
     })?;
     anyhow::ensure!(
-        own.cert_sha256 == entry.cert_sha256,
-        "our TLS certificate (for `{}`) is not the one the manifest lists for `{}`",
+        own.key_sha256 == entry.key_sha256 && own.name == entry.name,
+        "our TLS certificate (for `{}`) is not for the key the manifest lists for `{}`",
         own.name,
         cfg.name
     );
@@ -218,6 +218,19 @@ pub fn init(cfg: &SignerConfig) -> anyhow::Result<String> {
         ));
         id
     };
+    let csr = cfg.tls.cert.with_extension("csr");
+    if cfg.tls.key.exists() && !csr.exists() {
+        // Renewal: a fresh request for the key this host already has (the manifest pins the
+        // key, so the renewed certificate needs no new manifest).
+        let key_pem = std::fs::read_to_string(&cfg.tls.key)
+            .with_context(|| format!("reading {}", cfg.tls.key.display()))?;
+        std::fs::write(&csr, quorate_wire::pki::csr_for_key(&cfg.name, &key_pem)?)?;
+        out.push_str(&format!(
+            "wrote signing request {} for the existing TLS key (have the cluster CA sign it to renew {})\n",
+            csr.display(),
+            cfg.tls.cert.display()
+        ));
+    }
     if !cfg.tls.key.exists() {
         let (key_pem, csr_pem) = quorate_wire::pki::key_and_csr(&cfg.name)?;
         write_secret(&cfg.tls.key, key_pem.as_bytes())?;

@@ -84,8 +84,10 @@ pub struct SignerEntry {
     pub identifier: u16,
     /// Identity key.
     pub identity_key: IdentityPublic,
-    /// SHA-256 of the certificate DER.
+    /// SHA-256 of the certificate DER (of the certificate the manifest holds).
     pub cert_sha256: [u8; 32],
+    /// SHA-256 of its public key: a renewed certificate for the same key and name matches.
+    pub key_sha256: [u8; 32],
 }
 
 /// A validated manifest.
@@ -185,10 +187,10 @@ impl Manifest {
             if !ids.insert(s.identifier)
                 || !names.insert(s.name.clone())
                 || !keys.insert(identity_key)
-                || !certs.insert(peer.cert_sha256)
+                || !certs.insert(peer.key_sha256)
             {
                 return Err(ctx(
-                    "identifier, name, identity key and certificate must each be unique".into(),
+                    "identifier, name, identity key and certificate key must each be unique".into(),
                 ));
             }
             signers.push(SignerEntry {
@@ -196,6 +198,7 @@ impl Manifest {
                 identifier: s.identifier,
                 identity_key,
                 cert_sha256: peer.cert_sha256,
+                key_sha256: peer.key_sha256,
             });
         }
         signers.sort_by_key(|s| s.identifier);
@@ -259,8 +262,12 @@ impl Manifest {
     }
 
     /// The signer whose certificate has this SHA-256.
-    pub fn signer_by_cert(&self, cert_sha256: &[u8; 32]) -> Option<&SignerEntry> {
-        self.signers.iter().find(|s| &s.cert_sha256 == cert_sha256)
+    /// The signer whose certificate key and name these are: a certificate renewed by the CA for
+    /// the same key still matches; one for another key, or naming another signer, does not.
+    pub fn signer_by_cert(&self, peer: &crate::tls::PeerIdentity) -> Option<&SignerEntry> {
+        self.signers
+            .iter()
+            .find(|s| s.key_sha256 == peer.key_sha256 && s.name == peer.name)
     }
 
     /// The signer with this identifier.

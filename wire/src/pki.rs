@@ -81,6 +81,21 @@ fn leaf_params(role: Role, name: &str, hosts: &[String]) -> Result<CertificatePa
     Ok(params)
 }
 
+/// How long a node's certificate is valid by default (renew it for the same key before then:
+/// deploy/README.md, "Certificates").
+pub const LEAF_DAYS: u32 = 365;
+/// How long the cluster CA is valid.
+pub const CA_DAYS: u32 = 3650;
+/// The longest a node's certificate may be made valid for.
+pub const MAX_LEAF_DAYS: u32 = 825;
+
+/// Sets a certificate's validity: from an hour ago (clocks differ) for `days` days.
+fn valid_for(params: &mut CertificateParams, days: u32) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(i64::from(days));
+}
+
 /// Hosts a development coordinator certificate is valid for.
 pub fn loopback_hosts() -> Vec<String> {
     vec![
@@ -100,6 +115,7 @@ impl Authority {
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        valid_for(&mut params, CA_DAYS);
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         Ok(Self { cert, key })
@@ -127,7 +143,9 @@ impl Authority {
     /// Issues a certificate and a fresh key for `role`/`name`.
     pub fn issue(&self, role: Role, name: &str, hosts: &[String]) -> Result<Issued, PkiError> {
         let key = KeyPair::generate()?;
-        let cert = leaf_params(role, name, hosts)?.signed_by(&key, &self.cert, &self.key)?;
+        let mut params = leaf_params(role, name, hosts)?;
+        valid_for(&mut params, LEAF_DAYS);
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -155,19 +173,33 @@ impl Authority {
         })
     }
 
-    /// Signs the public key of a CSR as `role`/`name`; everything else in the CSR is ignored.
+    /// Signs the public key of a CSR as `role`/`name`, valid for `days` days and for `hosts`
+    /// (DNS names or IP addresses, for a coordinator); everything else in the CSR is ignored.
     pub fn sign_csr(
         &self,
         csr_pem: &str,
         role: Role,
         name: &str,
         hosts: &[String],
+        days: u32,
     ) -> Result<String, PkiError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
-        let cert =
-            leaf_params(role, name, hosts)?.signed_by(&csr.public_key, &self.cert, &self.key)?;
+        let mut params = leaf_params(role, name, hosts)?;
+        valid_for(&mut params, days);
+        let cert = params.signed_by(&csr.public_key, &self.cert, &self.key)?;
         Ok(cert.pem())
     }
+}
+
+/// A certificate signing request for `name` over an existing TLS key (PEM): for renewal.
+pub fn csr_for_key(name: &str, key_pem: &str) -> Result<String, PkiError> {
+    valid_name(name)?;
+    let key = KeyPair::from_pem(key_pem)?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    Ok(params.serialize_request(&key)?.pem()?)
 }
 
 /// Makes a TLS key and a certificate signing request for `name`; returns (key PEM, CSR PEM).

@@ -99,6 +99,9 @@ pub struct PeerIdentity {
     pub name: String,
     /// SHA-256 of the DER certificate.
     pub cert_sha256: [u8; 32],
+    /// SHA-256 of the certificate's public key (SubjectPublicKeyInfo, DER): what the manifest
+    /// pins, so a certificate renewed for the same key needs no new manifest.
+    pub key_sha256: [u8; 32],
 }
 
 /// Reads a certificate's role and name. The certificate must carry exactly one role URI.
@@ -131,6 +134,7 @@ pub fn identity_of(cert_der: &[u8]) -> Result<PeerIdentity, String> {
         role,
         name,
         cert_sha256: Sha256::digest(cert_der).into(),
+        key_sha256: Sha256::digest(cert.public_key().raw).into(),
     })
 }
 
