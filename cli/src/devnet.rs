@@ -272,7 +272,7 @@ async fn wait_until_stopped(dir: &Path, procs: &mut [Proc]) -> anyhow::Result<()
     }
     use futures::StreamExt;
     tokio::select! {
-        _ = quorate_wire::logging::shutdown_signal() => {
+        _ = quorate_wire::logging::interrupt_signal() => {
             println!("stopping devnet");
             drop(exits);
             Ok(())

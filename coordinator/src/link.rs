@@ -99,12 +99,10 @@ impl SignerLink for LinkService {
             entry.name.clone(),
             hello.group_public_key.clone(),
             hello.ed25519_group_public_key.clone(),
+            // With the link, under one lock: never a moment at epoch 0 after a refresh.
+            [hello.key_epoch, hello.ed25519_key_epoch],
             tx,
         );
-        use quorate_core::message::Scheme;
-        let reg = &self.state.registry;
-        reg.set_key_epoch(entry.identifier, Scheme::Secp256k1, hello.key_epoch);
-        reg.set_key_epoch(entry.identifier, Scheme::Ed25519, hello.ed25519_key_epoch);
         info!(signer = %entry.name, identifier = entry.identifier, "signer connected");
         self.state.audit(
             Event::new(audit::kind::SIGNER_CONNECTED)

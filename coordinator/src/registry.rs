@@ -120,6 +120,7 @@ impl Registry {
         name: String,
         group_key: Vec<u8>,
         ed25519_group_key: Vec<u8>,
+        key_epochs: [u32; 2],
         tx: mpsc::Sender<Result<pb::CoordinatorMessage, tonic::Status>>,
     ) -> LinkHandle {
         let conn = self.next.fetch_add(1, Ordering::Relaxed);
@@ -132,7 +133,7 @@ impl Registry {
                 name,
                 group_key,
                 ed25519_group_key,
-                key_epochs: [0; 2],
+                key_epochs,
                 last_seen: last_seen.clone(),
                 tx,
                 pending: pending.clone(),

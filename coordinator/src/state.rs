@@ -460,20 +460,15 @@ impl Coordinator {
         }];
         for scheme in Scheme::ALL {
             let key = keys.of(scheme);
+            let retired = self.retired_signers();
             let able = connected
                 .iter()
-                .filter(|s| {
-                    !key.is_empty()
-                        && match scheme {
-                            Scheme::Secp256k1 => s.group_key == key,
-                            Scheme::Ed25519 => s.ed25519_group_key == key,
-                        }
-                })
+                .filter(|s| !retired.contains(&s.identifier) && self.holds_current(s, scheme, key))
                 .count();
             gauges.push(Gauge {
                 counter: false,
                 name: "quorate_signers_able_to_sign",
-                help: "Connected signers that report the cluster's group key (per key scheme): fewer than the threshold cannot sign.",
+                help: "Connected, unretired signers holding the cluster's share (per key scheme) at the key epoch in force: fewer than the threshold cannot sign.",
                 labels: vec![("scheme", scheme.as_str().into())],
                 value: able as f64,
             });

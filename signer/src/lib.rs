@@ -38,6 +38,14 @@ pub enum SignerCommand {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Writes a certificate signing request for this host's existing TLS key, to renew its
+    /// certificate (the manifest pins the key, so the renewed certificate needs no new
+    /// manifest). Needs neither the KEK nor a stopped signer.
+    Csr {
+        /// Signer config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Freezes this signer locally, at once: no coordinator, no restart (an operator's stop).
     Freeze {
         /// Signer config file.
@@ -107,6 +115,11 @@ pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, link::LinkTarget)>
             own.name
         )
     })?;
+    anyhow::ensure!(
+        own.role == quorate_wire::tls::Role::Signer,
+        "tls.cert: the certificate carries the `{}` role; a signer needs `signer`",
+        own.role
+    );
     anyhow::ensure!(
         own.key_sha256 == entry.key_sha256 && own.name == entry.name,
         "our TLS certificate (for `{}`) is not for the key the manifest lists for `{}`",
@@ -218,19 +231,6 @@ pub fn init(cfg: &SignerConfig) -> anyhow::Result<String> {
         ));
         id
     };
-    let csr = cfg.tls.cert.with_extension("csr");
-    if cfg.tls.key.exists() && !csr.exists() {
-        // Renewal: a fresh request for the key this host already has (the manifest pins the
-        // key, so the renewed certificate needs no new manifest).
-        let key_pem = std::fs::read_to_string(&cfg.tls.key)
-            .with_context(|| format!("reading {}", cfg.tls.key.display()))?;
-        std::fs::write(&csr, quorate_wire::pki::csr_for_key(&cfg.name, &key_pem)?)?;
-        out.push_str(&format!(
-            "wrote signing request {} for the existing TLS key (have the cluster CA sign it to renew {})\n",
-            csr.display(),
-            cfg.tls.cert.display()
-        ));
-    }
     if !cfg.tls.key.exists() {
         let (key_pem, csr_pem) = quorate_wire::pki::key_and_csr(&cfg.name)?;
         write_secret(&cfg.tls.key, key_pem.as_bytes())?;
@@ -249,6 +249,26 @@ pub fn init(cfg: &SignerConfig) -> anyhow::Result<String> {
         identity.public()
     ));
     Ok(out)
+}
+
+/// `quorate-signer csr`: a signing request for the TLS key this host has, next to the configured
+/// certificate (`<tls.cert>.csr`, replaced: a request is public).
+fn renewal_csr(cfg: &SignerConfig) -> anyhow::Result<String> {
+    let key_pem = std::fs::read_to_string(&cfg.tls.key).with_context(|| {
+        format!(
+            "reading the TLS key {} (run `init` first if this host has none)",
+            cfg.tls.key.display()
+        )
+    })?;
+    let csr = cfg.tls.cert.with_extension("csr");
+    std::fs::write(&csr, quorate_wire::pki::csr_for_key(&cfg.name, &key_pem)?)
+        .with_context(|| format!("writing {}", csr.display()))?;
+    Ok(format!(
+        "wrote {} for the TLS key {}: have the cluster CA sign it (`quorate sign-csr`) to renew {}\n",
+        csr.display(),
+        cfg.tls.key.display(),
+        cfg.tls.cert.display()
+    ))
 }
 
 /// Writes a secret file readable by its owner only, refusing to overwrite.
@@ -341,6 +361,7 @@ pub async fn main_with(cli: SignerCli) -> std::process::ExitCode {
                 }
             }
         }
+        SignerCommand::Csr { config } => local_command(&config, renewal_csr),
         SignerCommand::Freeze { config, reason } => local_command(&config, |c| freeze(c, &reason)),
         SignerCommand::Unfreeze { config } => local_command(&config, unfreeze),
         SignerCommand::Backup {

@@ -16,6 +16,34 @@ pub fn init(json: bool) {
     };
 }
 
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP: for a foreground tool (`quorate devnet`) that should
+/// end with its terminal.
+pub async fn interrupt_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM. SIGHUP (which would otherwise end the process silently) is
 /// answered with a log line and ignored: nothing is reloaded in place; configuration changes
 /// take a restart.

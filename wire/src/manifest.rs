@@ -375,6 +375,64 @@ mod tests {
     }
 
     #[test]
+    fn a_signer_is_its_certificate_key_and_name() {
+        let ca = Authority::generate("test-ca").unwrap();
+        let mut d = doc(3, 2);
+        // Signer 1's certificate as the manifest holds it, from a key only the test has.
+        let (key_pem, csr) = crate::pki::key_and_csr("signer-1").unwrap();
+        d.signers[0].certificate = ca
+            .sign_csr(&csr, Role::Signer, "signer-1", &[], 30)
+            .unwrap();
+        let m = Manifest::from_doc(&d).unwrap();
+        let peer = |pem: &str| {
+            let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+            crate::tls::identity_of(der.as_ref()).unwrap()
+        };
+        // A renewal for the same key and name: still signer 1.
+        let renewed = ca
+            .sign_csr(
+                &crate::pki::csr_for_key("signer-1", &key_pem).unwrap(),
+                Role::Signer,
+                "signer-1",
+                &[],
+                365,
+            )
+            .unwrap();
+        assert_ne!(renewed, d.signers[0].certificate);
+        assert_eq!(
+            m.signer_by_cert(&peer(&renewed)).map(|s| s.identifier),
+            Some(1)
+        );
+        // The same key under another signer's name: nobody.
+        let other_name = ca
+            .sign_csr(
+                &crate::pki::csr_for_key("signer-2", &key_pem).unwrap(),
+                Role::Signer,
+                "signer-2",
+                &[],
+                365,
+            )
+            .unwrap();
+        assert!(m.signer_by_cert(&peer(&other_name)).is_none());
+        // Signer 1's name on another key: nobody.
+        let (_, other_csr) = crate::pki::key_and_csr("signer-1").unwrap();
+        let other_key = ca
+            .sign_csr(&other_csr, Role::Signer, "signer-1", &[], 365)
+            .unwrap();
+        assert!(m.signer_by_cert(&peer(&other_key)).is_none());
+        // Renewals get fresh serial numbers.
+        let serial = |pem: &str| {
+            let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+            x509_parser::parse_x509_certificate(der.as_ref())
+                .unwrap()
+                .1
+                .raw_serial()
+                .to_vec()
+        };
+        assert_ne!(serial(&renewed), serial(&d.signers[0].certificate));
+    }
+
+    #[test]
     fn disjoint_quorums_need_an_explicit_yes_which_the_hash_pins() {
         for (n, t) in [(4, 2), (5, 2), (6, 3)] {
             let e = Manifest::from_doc(&doc(n, t)).unwrap_err().to_string();

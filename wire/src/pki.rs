@@ -54,6 +54,11 @@ fn valid_name(name: &str) -> Result<(), PkiError> {
 fn leaf_params(role: Role, name: &str, hosts: &[String]) -> Result<CertificateParams, PkiError> {
     valid_name(name)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
+    // A random serial (positive, minimal): rcgen would derive it from the key, so a renewal
+    // for the same key would repeat it.
+    let mut serial: [u8; 16] = rand::random();
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
     dn.push(DnType::OrganizationName, "Quorate");
