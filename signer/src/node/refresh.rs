@@ -87,8 +87,9 @@ impl Node {
             .map_or(0, u32::from_be_bytes)
     }
 
-    /// The setup of a refresh round 1: this signer holds the old group at the named epoch, has
-    /// no refreshed share waiting, and the participants are exactly the old group's holders.
+    /// The setup of a refresh round 1: this signer holds the old group at the named epoch and
+    /// is not retired, and the participants are exactly the old group's holders the policy in
+    /// force has not retired (at least t of them).
     pub(super) fn refresh_setup<C: Held>(
         &self,
         session_id: Vec<u8>,
