@@ -170,9 +170,17 @@ pub async fn run(
     // forever), then give in-flight calls a bounded time to finish.
     let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let links = state.registry.clone();
+    let draining = health_reporter.clone();
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: closing signer links, draining calls");
+        // Probes see the node going away before its calls are drained.
+        draining
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        draining
+            .set_not_serving::<WithdrawalServiceServer<WithdrawalApi>>()
+            .await;
         links.close_all();
         let _ = fired_tx.send(());
     };

@@ -321,10 +321,16 @@ pub fn check_endpoint(addr: &str) -> Result<(), String> {
     if port.parse::<u16>().is_err() {
         return Err(format!("`{addr}`: the port must be a number up to 65535"));
     }
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6,
+        // An IPv6 address without brackets cannot be told from its port.
+        None if host.contains(':') => {
+            return Err(format!(
+                "`{addr}`: write an IPv6 address in brackets, [addr]:port"
+            ))
+        }
+        None => host,
+    };
     check_server_name(host).map_err(|e| format!("`{addr}`: {e}"))
 }
 
@@ -410,6 +416,7 @@ mod tests {
             "host:70000",
             "bad_name!:7443",
             ":7443",
+            "::1:7443",
         ] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
         }
