@@ -340,6 +340,21 @@ impl Cluster {
         .await
     }
 
+    /// Submits `amount` lamports of SOL to the whitelisted devnet wallet (a fresh id).
+    pub async fn submit_sol(&self, amount: &str) -> (i32, Value) {
+        self.submit(&[
+            "--chain",
+            "solana",
+            "--asset",
+            "SOL",
+            "--to",
+            "GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB",
+            "--amount",
+            amount,
+        ])
+        .await
+    }
+
     /// Submits `amount` satoshi of BTC to the sample bitcoin address with `id` (above 1 BTC
     /// it waits for two admins' approvals on the devnet policy).
     pub async fn submit_btc(&self, id: &str, amount: &str) -> (i32, Value) {

@@ -127,18 +127,7 @@ async fn a_signer_whose_data_directory_is_lost_is_repaired_and_signs_again() {
         ),
         "a signature made before the loss still verifies"
     );
-    let (code, w) = c
-        .submit(&[
-            "--chain",
-            "solana",
-            "--asset",
-            "SOL",
-            "--to",
-            "GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB",
-            "--amount",
-            "1000000",
-        ])
-        .await;
+    let (code, w) = c.submit_sol("1000000").await;
     assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
     assert_eq!(w["signers"], serde_json::json!([2, 3]), "{w}");
 
@@ -287,18 +276,7 @@ async fn shares_refreshed_under_load_keep_the_group_key_and_lose_no_withdrawal()
         "{v}"
     );
     assert_eq!(v["group_public_key"], hex::encode(&ed_key));
-    let (code, w) = c
-        .submit(&[
-            "--chain",
-            "solana",
-            "--asset",
-            "SOL",
-            "--to",
-            "GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB",
-            "--amount",
-            "1000000",
-        ])
-        .await;
+    let (code, w) = c.submit_sol("1000000").await;
     assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
     assert_eq!(
         hex::decode(w["group_public_key"].as_str().unwrap()).unwrap(),

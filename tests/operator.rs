@@ -336,18 +336,7 @@ async fn a_signer_restored_from_its_backup_on_a_fresh_directory_signs_again() {
         &crate::harness::hexf(&w, "signature")
     ));
     // Its Ed25519 share signs too: a Solana withdrawal, by signers 2 and 3, under the same key.
-    let (code, w) = c
-        .submit(&[
-            "--chain",
-            "solana",
-            "--asset",
-            "SOL",
-            "--to",
-            "GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB",
-            "--amount",
-            "1000000",
-        ])
-        .await;
+    let (code, w) = c.submit_sol("1000000").await;
     assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
     assert_eq!(w["signers"], serde_json::json!([2, 3]), "{w}");
     assert_eq!(

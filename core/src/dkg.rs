@@ -58,7 +58,7 @@ const OLD_KEY_DOMAIN: &str = "quorate/refresh-old-key/v1";
 pub type DefaultSuite = Secp256K1Sha256;
 
 /// `base` for secp256k1 (its original bytes), else `base/<RFC 9591 context string>`.
-fn domain<C: Ciphersuite>(base: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn domain<C: Ciphersuite>(base: &str) -> std::borrow::Cow<'_, str> {
     if C::ID == DefaultSuite::ID {
         base.into()
     } else {
@@ -776,7 +776,8 @@ fn commitment_points<C: Ciphersuite>(
         .collect()
 }
 
-fn scalar<C: Ciphersuite>(bytes: &[u8]) -> Option<Scalar<C>> {
+/// A scalar of `C` from its serialization.
+pub(crate) fn scalar<C: Ciphersuite>(bytes: &[u8]) -> Option<Scalar<C>> {
     let repr = <<C::Group as Group>::Field as Field>::Serialization::try_from(bytes).ok()?;
     <<C::Group as Group>::Field as Field>::deserialize(&repr).ok()
 }

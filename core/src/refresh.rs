@@ -14,19 +14,11 @@ use frost_core::Ciphersuite;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    dkg::{DefaultSuite, DkgError},
+    dkg::DkgError,
     identity::{IdentityPublic, IdentitySecret},
 };
 
 const ACK_DOMAIN: &str = "quorate/refresh-stored/v1";
-
-fn domain<C: Ciphersuite>() -> String {
-    if C::ID == DefaultSuite::ID {
-        ACK_DOMAIN.to_string()
-    } else {
-        format!("{ACK_DOMAIN}/{}", C::ID)
-    }
-}
 
 /// The hash of a serialized public key package, as acknowledgements name it.
 pub fn package_hash(public_key_package: &[u8]) -> [u8; 32] {
@@ -64,14 +56,15 @@ impl Stored<'_> {
     pub fn sign<C: Ciphersuite>(&self, identity: &IdentitySecret) -> Vec<u8> {
         let parts = self.parts();
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        identity.sign(&domain::<C>(), &refs)
+        identity.sign(&crate::dkg::domain::<C>(ACK_DOMAIN), &refs)
     }
 
     /// Whether `signature` is `key`'s acknowledgement of this.
     pub fn verify<C: Ciphersuite>(&self, key: &IdentityPublic, signature: &[u8]) -> bool {
         let parts = self.parts();
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        key.verify(&domain::<C>(), &refs, signature).is_ok()
+        key.verify(&crate::dkg::domain::<C>(ACK_DOMAIN), &refs, signature)
+            .is_ok()
     }
 
     /// Checks that every one of `participants` acknowledged this, and nobody else.

@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::{
+    dkg::{domain, scalar},
     identity::{IdentityPublic, IdentitySecret},
     seal::{self, SealContext, Sealed},
 };
@@ -48,16 +49,6 @@ const RESULT_DOMAIN: &str = "quorate/repair-result/v1";
 
 type Scalar<C> = <<<C as Ciphersuite>::Group as Group>::Field as Field>::Scalar;
 type Element<C> = <<C as Ciphersuite>::Group as Group>::Element;
-
-/// `base` for secp256k1 (as the DKG), else `base/<RFC 9591 context string>`, so nothing of one
-/// group's repair is accepted in another's.
-fn domain<C: Ciphersuite>(base: &str) -> String {
-    if C::ID == crate::dkg::DefaultSuite::ID {
-        base.to_string()
-    } else {
-        format!("{base}/{}", C::ID)
-    }
-}
 
 /// A repair failure; `culprits` are the identifiers shown to have misbehaved (empty when the
 /// fault cannot be pinned on a participant, e.g. the relay altered a message).
@@ -167,11 +158,6 @@ fn lagrange<C: Ciphersuite>(set: &BTreeSet<u16>, i: u16, x: u16) -> Result<Scala
     let inv = <<C::Group as Group>::Field>::invert(&den)
         .map_err(|_| fail("duplicate identifiers in the helper set", vec![]))?;
     Ok(num * inv)
-}
-
-fn scalar_from<C: Ciphersuite>(bytes: &[u8]) -> Option<Scalar<C>> {
-    let ser = <<C::Group as Group>::Field as Field>::Serialization::try_from(bytes).ok()?;
-    <<C::Group as Group>::Field>::deserialize(&ser).ok()
 }
 
 fn element_from<C: Ciphersuite>(bytes: &[u8]) -> Option<Element<C>> {
@@ -375,8 +361,8 @@ pub fn helper_offer<C: Ciphersuite, R: RngCore + CryptoRng>(
             .get(&frost_id::<C>(h)?)
             .ok_or_else(|| fail("the library made no delta for a helper", vec![]))?;
         let bytes = Zeroizing::new(d.serialize());
-        let scalar = scalar_from::<C>(&bytes).ok_or_else(|| fail("delta encoding", vec![]))?;
-        commitments.insert(h, element_bytes::<C>(&(<C::Group>::generator() * scalar))?);
+        let value = scalar::<C>(&bytes).ok_or_else(|| fail("delta encoding", vec![]))?;
+        commitments.insert(h, element_bytes::<C>(&(<C::Group>::generator() * value))?);
         by_helper.insert(h, bytes);
     }
     let pkp_bytes = pkp
@@ -580,7 +566,7 @@ pub fn helper_contribute<C: Ciphersuite, R: RngCore + CryptoRng>(
             seal::OpenError::DoesNotOpen { sender } => fail(e.to_string(), vec![sender]),
             _ => fail(e.to_string(), vec![]),
         })?;
-        let scalar = scalar_from::<C>(&plain).ok_or_else(|| {
+        let value = scalar::<C>(&plain).ok_or_else(|| {
             fail(
                 format!("the delta of {} does not decode", s.sender),
                 vec![s.sender],
@@ -591,7 +577,7 @@ pub fn helper_contribute<C: Ciphersuite, R: RngCore + CryptoRng>(
             .get(&state.me)
             .and_then(|d| element_from::<C>(d))
             .ok_or_else(|| fail("offer without our commitment", vec![s.sender]))?;
-        if <C::Group>::generator() * scalar != committed {
+        if <C::Group>::generator() * value != committed {
             return Err(fail(
                 format!(
                     "helper {} sent a delta that differs from its commitment",
@@ -736,7 +722,7 @@ pub fn target_finish<C: Ciphersuite>(
                 }
             }
         }
-        let scalar = scalar_from::<C>(&plain).ok_or_else(|| {
+        let value = scalar::<C>(&plain).ok_or_else(|| {
             fail(
                 format!("the σ of helper {} does not decode", c.from),
                 vec![c.from],
@@ -750,7 +736,7 @@ pub fn target_finish<C: Ciphersuite>(
                     .and_then(|d| element_from::<C>(d))
                     .ok_or_else(|| fail("checked offer lost a commitment", vec![]))?;
         }
-        if <C::Group>::generator() * scalar != committed {
+        if <C::Group>::generator() * value != committed {
             return Err(fail(
                 format!(
                     "helper {} sent a σ that is not the sum of the deltas committed to it",

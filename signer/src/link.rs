@@ -70,6 +70,8 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     // Answers waiting for the coordinator to read them: with MAX_IN_FLIGHT, the most a link
     // can hold of ours is (MAX_IN_FLIGHT + 64) answers of at most MAX_MESSAGE_BYTES.
     let (tx, rx) = mpsc::channel::<pb::SignerMessage>(64);
+    let (key_epoch, ed25519_key_epoch, pending_key_epoch, ed25519_pending_key_epoch) =
+        node.key_epochs();
     let hello = pb::SignerMessage {
         request_id: 0,
         body: Some(pb::signer_message::Body::Hello(pb::Hello {
@@ -80,10 +82,10 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
             group_public_key: node.group_key(),
             ed25519_group_public_key: node.ed25519_group_key(),
             policy: Some(node.policy_status()),
-            key_epoch: node.key_epochs().0,
-            ed25519_key_epoch: node.key_epochs().1,
-            pending_key_epoch: node.key_epochs().2,
-            ed25519_pending_key_epoch: node.key_epochs().3,
+            key_epoch,
+            ed25519_key_epoch,
+            pending_key_epoch,
+            ed25519_pending_key_epoch,
         })),
     };
     tx.send(hello)

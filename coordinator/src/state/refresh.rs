@@ -346,8 +346,17 @@ impl Coordinator {
                     "signer switched to its refreshed share"
                 );
             }
-            other => {
-                warn!(signer = i, answer = ?other.map(|b| format!("{b:?}").chars().take(200).collect::<String>()), "refresh activation not acknowledged; shown again when it reconnects");
+            Ok(pb::signer_message::Body::Refusal(r)) => {
+                warn!(signer = i, rule = %r.rule, reason = %r.reason, "refresh activation refused; shown again when it reconnects");
+            }
+            Ok(_) => {
+                warn!(
+                    signer = i,
+                    "refresh activation answered out of turn; shown again when it reconnects"
+                );
+            }
+            Err(e) => {
+                warn!(signer = i, error = %e, "refresh activation not acknowledged; shown again when it reconnects");
             }
         }
     }
@@ -379,7 +388,8 @@ impl Coordinator {
     }
 }
 
-fn holders_of<C: GroupSuite>(pkp: Option<PublicKeyPackage<C>>) -> Vec<u16> {
+/// The identifiers holding a share in `pkp` (none without one).
+pub(super) fn holders_of<C: GroupSuite>(pkp: Option<PublicKeyPackage<C>>) -> Vec<u16> {
     let Some(pkp) = pkp else {
         return vec![];
     };

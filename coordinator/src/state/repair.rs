@@ -419,14 +419,8 @@ impl Coordinator {
         self.store
             .put_meta(&key, &record)
             .map_err(|e| (format!("{ENROLMENT_INCOMPLETE}: {e}"), vec![]))?;
-        let holders: Vec<u16> = (1..=u16::try_from(quorate_wire::manifest::MAX_SIGNERS)
-            .unwrap_or(u16::MAX))
-            .filter(|n| {
-                *n != target
-                    && frost_core::Identifier::<C>::try_from(*n)
-                        .is_ok_and(|id| pkp.verifying_shares().contains_key(&id))
-            })
-            .collect();
+        let mut holders = super::refresh::holders_of(Some(pkp.clone()));
+        holders.retain(|h| *h != target);
         let answers = self
             .dkg_round(&holders, |_| {
                 pb::coordinator_message::Body::AddHolder(pb::AddHolder {

@@ -446,7 +446,7 @@ fn lagrange_at_a_point_interpolates() {
         id_scalar::<S>(300),
         frost_core::Identifier::<S>::try_from(300u16)
             .map(|i| i.serialize())
-            .map(|b| scalar_from::<S>(&b).unwrap())
+            .map(|b| scalar::<S>(&b).unwrap())
             .unwrap()
     );
 }
