@@ -453,8 +453,12 @@ async fn health_follows_the_quorum_and_metrics_show_each_signer() {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let t = std::fs::read_to_string(c.path("signer-1/metrics.prom")).unwrap_or_default();
-        let up = sample(&t, "quorate_signer_link_up");
-        let contact = sample(&t, "quorate_signer_last_contact_timestamp_seconds");
+        let link = format!("{{coordinator=\"{}\"}}", c.addr);
+        let up = sample(&t, &format!("quorate_signer_link_up{link}"));
+        let contact = sample(
+            &t,
+            &format!("quorate_signer_last_contact_timestamp_seconds{link}"),
+        );
         if up == Some(1.0) && contact.is_some_and(|s| s > 1.7e9) {
             break;
         }

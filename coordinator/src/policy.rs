@@ -647,6 +647,52 @@ impl PolicyDesk {
         Ok((Self::view(inner, &key, &cur), send))
     }
 
+    /// A version another coordinator carried, as a signer that accepted it reports it: filed
+    /// like a proposal that arrives with its approvals, so it is checked the same way (it must
+    /// build on the version in force here and carry the admins' quorum). `Ok(false)` when it
+    /// is already known here.
+    pub fn adopt(&self, signed: SignedPolicy, now: u64) -> Result<bool, Refusal> {
+        let key = signed.doc.hash_hex();
+        {
+            let mut inner = self.lock();
+            Self::tick(&mut inner, now);
+            let active = inner.state.as_ref().map_or(0, |s| s.active().version);
+            let known = inner
+                .desk
+                .proposals
+                .get(&key)
+                .is_some_and(|p| p.state != "collecting")
+                || inner
+                    .desk
+                    .history
+                    .iter()
+                    .any(|h| parse_signed(h).is_ok_and(|s| s.doc.hash_hex() == key));
+            if known || signed.doc.version <= active {
+                return Ok(false);
+            }
+        }
+        let (proposal, applied) = self.propose(signed, now)?;
+        if applied.is_none() {
+            return Err(bad(
+                rule::POLICY_UPDATE_SIGNATURES,
+                format!(
+                    "version {} carries {} of the {} admin signatures it needs",
+                    proposal.version, proposal.approvals, proposal.required
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
+    /// True if a veto of `hash_hex` is recorded here.
+    pub fn has_veto(&self, hash_hex: &str) -> bool {
+        self.lock()
+            .desk
+            .vetoes
+            .iter()
+            .any(|(h, _, _)| h == hash_hex)
+    }
+
     /// Any single admin vetoes a collecting or time-locked proposal.
     pub fn veto(
         &self,

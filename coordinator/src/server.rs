@@ -117,6 +117,7 @@ pub async fn run(
     let state = prepared.state;
     // Governance messages are resent until each signer's answer shows it has them.
     let resync = tokio::spawn(state.clone().resend_policy_until_acknowledged());
+    let learn = tokio::spawn(state.clone().learn_from_signers());
     let (health_reporter, health) = tonic_health::server::health_reporter();
     // The withdrawal service is ready only while a quorum of signers holding the key is
     // connected; the process itself ("") and the other services are serving while it runs.
@@ -206,6 +207,7 @@ pub async fn run(
         }
     }
     resync.abort();
+    learn.abort();
     readiness.abort();
     Ok(())
 }

@@ -31,6 +31,7 @@ mod policy_sync;
 mod refresh;
 mod repair;
 mod solana_void;
+mod sync;
 mod vault_admin;
 pub(crate) use groups::GroupSuite;
 pub use groups::{parse_scheme, Ed, GroupKeys, Secp};

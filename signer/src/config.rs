@@ -44,6 +44,10 @@ pub struct SignerConfig {
     pub coordinator: String,
     /// Name the coordinator's certificate must carry (DNS name or IP).
     pub coordinator_server_name: String,
+    /// Further coordinators of the same cluster: the signer holds a link to each at once
+    /// and answers any of them, deciding everything itself as it does for the first.
+    #[serde(default)]
+    pub other_coordinators: Vec<CoordinatorEndpoint>,
     /// Cluster manifest.
     pub manifest: PathBuf,
     /// Directory of the signer's database.
@@ -64,6 +68,16 @@ pub struct SignerConfig {
     /// Prometheus metrics, written to a file (off unless set).
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+}
+
+/// Another coordinator to attach to.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorEndpoint {
+    /// `host:port`.
+    pub address: String,
+    /// Name its certificate must carry (DNS name or IP).
+    pub server_name: String,
 }
 
 /// Metrics for an egress-only node: no port is opened. The exposition is written to a file
@@ -191,6 +205,21 @@ impl SignerConfig {
         if let Err(e) = quorate_wire::tls::check_server_name(&self.coordinator_server_name) {
             return bad(format!("coordinator_server_name: {e}"));
         }
+        let mut seen = std::collections::BTreeSet::from([self.coordinator.as_str()]);
+        for (i, c) in self.other_coordinators.iter().enumerate() {
+            if let Err(e) = quorate_wire::tls::check_endpoint(&c.address) {
+                return bad(format!("other_coordinators[{i}].address: {e}"));
+            }
+            if let Err(e) = quorate_wire::tls::check_server_name(&c.server_name) {
+                return bad(format!("other_coordinators[{i}].server_name: {e}"));
+            }
+            if !seen.insert(&c.address) {
+                return bad(format!(
+                    "other_coordinators[{i}].address: `{}` is listed twice",
+                    c.address
+                ));
+            }
+        }
         if self.keys.kek_file.is_some() == self.keys.kek_env.is_some() {
             return bad("keys: set exactly one of `kek_file` and `kek_env`".into());
         }
@@ -201,6 +230,20 @@ impl SignerConfig {
             return bad("signing.nonce_ttl must be positive".into());
         }
         Ok(())
+    }
+
+    /// Every coordinator to attach to, `(address, server name)`: `coordinator` first.
+    pub fn coordinators(&self) -> Vec<(String, String)> {
+        std::iter::once((
+            self.coordinator.clone(),
+            self.coordinator_server_name.clone(),
+        ))
+        .chain(
+            self.other_coordinators
+                .iter()
+                .map(|c| (c.address.clone(), c.server_name.clone())),
+        )
+        .collect()
     }
 
     /// Reads the key-encryption key from its file or environment variable.
@@ -259,6 +302,20 @@ mod tests {
             (
                 base.replace("frozen = false", "frozen = false\n[[policy.assets]]\n"),
                 "unknown field",
+            ),
+            (
+                base.replace(
+                    "manifest = ",
+                    "other_coordinators = [{ address = \"coordinator.exchange.internal:7443\", server_name = \"b\" }]\nmanifest = ",
+                ),
+                "listed twice",
+            ),
+            (
+                base.replace(
+                    "manifest = ",
+                    "other_coordinators = [{ address = \"b.internal\", server_name = \"b.internal\" }]\nmanifest = ",
+                ),
+                "other_coordinators[0].address",
             ),
         ] {
             let p = dir.path().join("s.toml");

@@ -99,7 +99,7 @@ pub enum SignerCommand {
 }
 
 /// Loads everything the signer needs, failing before any connection on bad configuration.
-pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, link::LinkTarget)> {
+pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, Vec<link::LinkTarget>)> {
     let manifest = Manifest::load(&cfg.manifest)?;
     let tls = TlsMaterial::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
     let own = quorate_wire::tls::identity_of(tls.leaf_der())
@@ -150,17 +150,24 @@ pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, link::LinkTarget)>
         },
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let target = link::LinkTarget {
-        addr: cfg.coordinator.clone(),
-        server_name: cfg.coordinator_server_name.clone(),
-        tls: tls.client_config()?,
-    };
-    Ok((Arc::new(node), target))
+    let tls = tls.client_config()?;
+    let targets = cfg
+        .coordinators()
+        .into_iter()
+        .zip(0..)
+        .map(|((addr, server_name), i)| link::LinkTarget {
+            link: node::LinkId(i),
+            addr,
+            server_name,
+            tls: tls.clone(),
+        })
+        .collect();
+    Ok((Arc::new(node), targets))
 }
 
 /// Runs a loaded signer until `shutdown` resolves.
 pub async fn run(cfg: SignerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let (node, target) = load(&cfg)?;
+    let (node, targets) = load(&cfg)?;
     tracing::info!(
         signer = %node.name,
         identifier = node.me,
@@ -178,7 +185,22 @@ pub async fn run(cfg: SignerConfig, shutdown: impl Future<Output = ()>) -> anyho
     if let Some(m) = cfg.metrics.clone() {
         tokio::spawn(write_metrics(node.clone(), m));
     }
-    link::maintain(node, target, shutdown).await;
+    // One link per coordinator, all ended by the one shutdown.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let links: Vec<_> = targets
+        .into_iter()
+        .map(|target| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(link::maintain(node.clone(), target, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        })
+        .collect();
+    shutdown.await;
+    let _ = stop.send(true);
+    for l in links {
+        let _ = l.await;
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
-//! The signer's only connection: it dials the coordinator over mutual TLS, holds one
-//! bidirectional stream, and answers requests on it. It listens on no port. On any failure it
-//! reconnects with capped exponential backoff.
+//! The signer's only connections: it dials each configured coordinator over mutual TLS, holds
+//! one bidirectional stream to each, and answers requests on it. It listens on no port. On any
+//! failure a link reconnects with capped exponential backoff; the links are independent (every
+//! safety decision is the signer's own, whichever coordinator asks).
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -12,7 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn};
 
-use crate::node::Node;
+use crate::node::{LinkId, Node};
 
 /// Most requests from one link handled at once; the next waits for a slot.
 pub const MAX_IN_FLIGHT: usize = 128;
@@ -20,8 +21,10 @@ pub const MAX_IN_FLIGHT: usize = 128;
 /// is the only one).
 pub const MAX_BYTES_IN_FLIGHT: u32 = 64 << 20;
 
-/// Where and how to reach the coordinator.
+/// Where and how to reach one coordinator.
 pub struct LinkTarget {
+    /// Its place in the configured list (nonces and metrics are kept per link).
+    pub link: LinkId,
     /// `host:port`.
     pub addr: String,
     /// Name on the coordinator's certificate.
@@ -38,16 +41,16 @@ pub async fn maintain(node: Arc<Node>, target: LinkTarget, shutdown: impl Future
         let attempt = session(&node, &target);
         tokio::select! {
             _ = &mut shutdown => {
-                info!(signer = %node.name, "shutting down");
+                info!(signer = %node.name, coordinator = %target.addr, "link shutting down");
                 return;
             }
             outcome = attempt => {
                 match outcome {
                     Ok(()) => {
-                        info!(signer = %node.name, "coordinator closed the link; reconnecting");
+                        info!(signer = %node.name, coordinator = %target.addr, "coordinator closed the link; reconnecting");
                         backoff = Duration::from_millis(100);
                     }
-                    Err(e) => warn!(signer = %node.name, error = %e, retry_in = ?backoff, "link down"),
+                    Err(e) => warn!(signer = %node.name, coordinator = %target.addr, error = %e, retry_in = ?backoff, "link down"),
                 }
             }
         }
@@ -98,8 +101,9 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         .into_inner();
     info!(signer = %node.name, coordinator = %target.addr, "connected to coordinator");
     // A new link: nothing committed over an earlier one can be used any more.
-    node.forget_nonces();
-    let _up = LinkUp::new(node.clone());
+    let link = target.link;
+    node.forget_nonces(link);
+    let _up = LinkUp::new(node.clone(), link, &target.addr);
     // Requests in flight on this link are bounded: a coordinator that sends without reading
     // the answers stalls its own stream (HTTP/2 flow control) instead of growing our memory.
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -111,7 +115,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     {
         // Both a count and the bytes of the requests held: a few whole policy documents, or
         // many small requests, never both at once.
-        node.touch_link();
+        node.touch_link(link);
         let size = u32::try_from(prost::Message::encoded_len(&msg))
             .unwrap_or(u32::MAX)
             .clamp(1, MAX_BYTES_IN_FLIGHT);
@@ -125,7 +129,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         let tx = tx.clone();
         tokio::spawn(async move {
             let answer = match msg.body {
-                Some(body) => node.handle(body).await,
+                Some(body) => node.handle(link, body).await,
                 // An empty body, or a message type this version does not know.
                 None => node.refuse_unknown().await,
             };
@@ -145,17 +149,17 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
 }
 
 /// Marks the link up for the metrics while it lives, down when it ends however it ends.
-struct LinkUp(Arc<Node>);
+struct LinkUp(Arc<Node>, LinkId, String);
 
 impl LinkUp {
-    fn new(node: Arc<Node>) -> Self {
-        node.set_link_up(true);
-        Self(node)
+    fn new(node: Arc<Node>, link: LinkId, addr: &str) -> Self {
+        node.set_link_up(link, addr, true);
+        Self(node, link, addr.to_string())
     }
 }
 
 impl Drop for LinkUp {
     fn drop(&mut self) {
-        self.0.set_link_up(false);
+        self.0.set_link_up(self.1, &self.2, false);
     }
 }

@@ -31,10 +31,11 @@ use crate::store::{Binding, SignerStore};
 
 mod groups;
 mod solana;
-pub use groups::{meta_key, share_purpose};
+pub use groups::{meta_key, share_purpose, LinkId};
 mod refresh;
 mod repair;
 mod status;
+mod sync;
 mod vault;
 use groups::{scheme_of, DkgProgress, Ed, Group, Held, Secp};
 pub use status::{LocalFreeze, FREEZE_FILE};
@@ -119,14 +120,21 @@ pub struct Node {
     /// never extend one.
     started: std::time::Instant,
     /// Whether the link to the coordinator is up, and the unix ms of its last message.
-    link_up: std::sync::atomic::AtomicBool,
-    last_contact_ms: std::sync::atomic::AtomicU64,
+    /// Each coordinator link's address, whether it is up, and its last message (Unix ms).
+    links: Mutex<BTreeMap<LinkId, LinkState>>,
     /// Head of the audit log (S7). Taken after `policy` when both are held.
     audit: Mutex<Chain>,
     /// Refusal records per kind and second (junk is counted, not recorded one by one).
     refusals: Mutex<audit::RefusalThrottle>,
     /// Counters and histograms for the metrics endpoint.
     pub metrics: quorate_wire::metrics::Metrics,
+}
+
+/// One coordinator link as the metrics show it.
+struct LinkState {
+    addr: String,
+    up: bool,
+    last_contact_ms: u64,
 }
 
 /// How a withdrawal is counted in the velocity ledger.
@@ -207,6 +215,7 @@ fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
         B::RepairFinish(_) => "repair-finish",
         B::RefreshActivate(_) => "refresh-activate",
         B::AddHolder(_) => "add-holder",
+        B::Sync(_) => "sync",
     }
 }
 
@@ -272,8 +281,7 @@ impl Node {
             metrics: quorate_wire::metrics::Metrics::new(),
             dkg: Mutex::new(DkgSlot::default()),
             started: std::time::Instant::now(),
-            link_up: std::sync::atomic::AtomicBool::new(false),
-            last_contact_ms: std::sync::atomic::AtomicU64::new(0),
+            links: Mutex::new(BTreeMap::new()),
             name,
             kek,
         };
@@ -409,7 +417,7 @@ impl Node {
             labels: vec![],
             value,
         };
-        self.metrics.render(&[
+        let mut gauges = vec![
             gauge(
                 "quorate_outstanding_nonces",
                 "Signing nonces held in memory (fresh and pre-generated).",
@@ -442,20 +450,6 @@ impl Node {
                 )
             },
             gauge(
-                "quorate_signer_link_up",
-                "1 while this signer's link to the coordinator is up.",
-                f64::from(u8::from(
-                    self.link_up.load(std::sync::atomic::Ordering::Relaxed),
-                )),
-            ),
-            gauge(
-                "quorate_signer_last_contact_timestamp_seconds",
-                "Unix time of the coordinator's last message on the link (0: never).",
-                self.last_contact_ms
-                    .load(std::sync::atomic::Ordering::Relaxed) as f64
-                    / 1000.0,
-            ),
-            gauge(
                 "quorate_store_flushes_total",
                 "Disk flushes run since start (group commit: one serves many writers).",
                 flushes as f64,
@@ -465,29 +459,44 @@ impl Node {
                 "Durability requests served by those flushes since start.",
                 waiters as f64,
             ),
-        ])
+        ];
+        for state in lock(&self.links).values() {
+            let labels = vec![("coordinator", state.addr.clone())];
+            gauges.push(Gauge {
+                labels: labels.clone(),
+                ..gauge(
+                    "quorate_signer_link_up",
+                    "1 while this signer's link to the coordinator is up.",
+                    f64::from(u8::from(state.up)),
+                )
+            });
+            gauges.push(Gauge {
+                labels,
+                ..gauge(
+                    "quorate_signer_last_contact_timestamp_seconds",
+                    "Unix time of the coordinator's last message on the link (0: never).",
+                    state.last_contact_ms as f64 / 1000.0,
+                )
+            });
+        }
+        self.metrics.render(&gauges)
     }
 
     /// Forgets every outstanding nonce. Called whenever a link to the coordinator starts:
     /// commitments handed out over an earlier link (pre-generated ones above all) died with
     /// that link on the coordinator's side, and would otherwise hold room under
     /// `nonce_limit` until they expire, however often the coordinator reconnects.
-    pub fn forget_nonces(&self) {
-        lock(&self.secp.nonces).clear();
-        lock(&self.ed.nonces).clear();
+    pub fn forget_nonces(&self, link: LinkId) {
+        lock(&self.secp.nonces).forget(link);
+        lock(&self.ed.nonces).forget(link);
     }
 
     /// Number of outstanding nonces of both groups (for status and tests).
     pub fn outstanding_nonces(&self) -> usize {
         let now = self.mono_ms();
         // Expired nonces are unusable already; counting is a good moment to drop them.
-        let mut secp = lock(&self.secp.nonces);
-        secp.sweep(now);
-        let n = secp.len();
-        drop(secp);
-        let mut ed = lock(&self.ed.nonces);
-        ed.sweep(now);
-        n + ed.len()
+        let secp = lock(&self.secp.nonces).outstanding(now);
+        secp + lock(&self.ed.nonces).outstanding(now)
     }
 
     /// The policy this signer has in force.
@@ -495,23 +504,36 @@ impl Node {
         status(lock(&self.policy).state.as_ref())
     }
 
-    /// Records the link to the coordinator coming up or going down.
-    pub fn set_link_up(&self, up: bool) {
-        self.link_up.store(up, std::sync::atomic::Ordering::Relaxed);
+    /// Records the link to coordinator `addr` coming up or going down.
+    pub fn set_link_up(&self, link: LinkId, addr: &str, up: bool) {
+        let mut links = lock(&self.links);
+        let state = links.entry(link).or_insert_with(|| LinkState {
+            addr: addr.to_string(),
+            up,
+            last_contact_ms: 0,
+        });
+        state.up = up;
         if up {
-            self.touch_link();
+            state.last_contact_ms = now_ms();
         }
     }
 
-    /// Records a message from the coordinator.
-    pub fn touch_link(&self) {
-        self.last_contact_ms
-            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    /// Records a message from the coordinator of `link`.
+    pub fn touch_link(&self, link: LinkId) {
+        if let Some(state) = lock(&self.links).get_mut(&link) {
+            state.last_contact_ms = now_ms();
+        }
+    }
+
+    /// How many coordinator links are up.
+    pub fn links_up(&self) -> usize {
+        lock(&self.links).values().filter(|s| s.up).count()
     }
 
     /// Answers one coordinator request.
     pub async fn handle(
         self: &Arc<Self>,
+        link: LinkId,
         body: pb::coordinator_message::Body,
     ) -> pb::signer_message::Body {
         use pb::coordinator_message::Body as B;
@@ -561,8 +583,8 @@ impl Node {
                 .await
             }
             B::Commit(r) => match scheme_of(r.scheme).and_then(|s| match s {
-                Scheme::Secp256k1 => self.commit::<Secp>(&r),
-                Scheme::Ed25519 => self.commit::<Ed>(&r),
+                Scheme::Secp256k1 => self.commit::<Secp>(link, &r),
+                Scheme::Ed25519 => self.commit::<Ed>(link, &r),
             }) {
                 Ok(b) => b,
                 Err(r) => refusal(r),
@@ -570,17 +592,19 @@ impl Node {
             // A batch is a few milliseconds of curve arithmetic: off the reactor.
             B::Presign(r) => {
                 self.blocking(move |node| match scheme_of(r.scheme)? {
-                    Scheme::Secp256k1 => node.presign::<Secp>(&r),
-                    Scheme::Ed25519 => node.presign::<Ed>(&r),
+                    Scheme::Secp256k1 => node.presign::<Secp>(link, &r),
+                    Scheme::Ed25519 => node.presign::<Ed>(link, &r),
                 })
                 .await
             }
             B::Sign(r) => {
                 // Binding and debiting flush to disk before the share leaves (S6).
-                self.blocking(move |node| node.sign(&r)).await
+                self.blocking(move |node| node.sign(link, &r)).await
             }
             B::PolicyUpdate(p) => self.blocking(move |node| node.policy_update(&p)).await,
             B::PolicyVeto(v) => self.blocking(move |node| node.policy_veto(&v)).await,
+            // Reads the store: off the reactor.
+            B::Sync(r) => self.blocking(move |node| node.sync(&r)).await,
             B::LedgerNotice(n) => self.blocking(move |node| node.ledger_notice(&n)).await,
             // The audit lock can be held across a flush: off the reactor.
             B::AuditExport(r) => self.blocking(move |node| node.audit_export(&r)).await,
@@ -1024,10 +1048,14 @@ impl Node {
         }
     }
 
-    fn commit<C: Held>(&self, r: &pb::CommitRequest) -> Result<pb::signer_message::Body, Refusal> {
+    fn commit<C: Held>(
+        &self,
+        link: LinkId,
+        r: &pb::CommitRequest,
+    ) -> Result<pb::signer_message::Body, Refusal> {
         let key = C::group(self).key()?;
         let sid = session_id(&r.session_id)?;
-        let commitments = lock(&C::group(self).nonces).commit(
+        let commitments = lock(&C::group(self).nonces).of(link).commit(
             sid,
             key.signing_share(),
             &mut rand::rngs::OsRng,
@@ -1043,6 +1071,7 @@ impl Node {
 
     fn presign<C: Held>(
         &self,
+        link: LinkId,
         r: &pb::PresignRequest,
     ) -> Result<pb::signer_message::Body, Refusal> {
         let key = C::group(self).key()?;
@@ -1059,7 +1088,7 @@ impl Node {
             .collect::<Result<Vec<_>, _>>()?;
         let mut nonces = lock(&C::group(self).nonces);
         let ttl_ms = nonces.ttl_ms();
-        let commitments = nonces.commit_batch(
+        let commitments = nonces.of(link).commit_batch(
             &sessions,
             key.signing_share(),
             &mut rand::rngs::OsRng,
@@ -1077,7 +1106,7 @@ impl Node {
         }))
     }
 
-    fn sign(&self, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
+    fn sign(&self, link: LinkId, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
         if let Some(action) = &r.vault_action {
             if r.solana_void.is_some() || scheme_of(r.scheme)? != Scheme::Secp256k1 {
                 return Err(Refusal::permanent(
@@ -1085,18 +1114,22 @@ impl Node {
                     "a vault action is signed by the secp256k1 group, alone",
                 ));
             }
-            return self.sign_vault_action(r, action);
+            return self.sign_vault_action(link, r, action);
         }
         if let Some(void) = &r.solana_void {
-            return self.sign_solana_void(r, void);
+            return self.sign_solana_void(link, r, void);
         }
         match scheme_of(r.scheme)? {
-            Scheme::Secp256k1 => self.sign_for::<Secp>(r),
-            Scheme::Ed25519 => self.sign_for::<Ed>(r),
+            Scheme::Secp256k1 => self.sign_for::<Secp>(link, r),
+            Scheme::Ed25519 => self.sign_for::<Ed>(link, r),
         }
     }
 
-    fn sign_for<C: Held>(&self, r: &pb::SignRequest) -> Result<pb::signer_message::Body, Refusal> {
+    fn sign_for<C: Held>(
+        &self,
+        link: LinkId,
+        r: &pb::SignRequest,
+    ) -> Result<pb::signer_message::Body, Refusal> {
         let span =
             tracing::info_span!("sign", session = %hex::encode(&r.session_id), scheme = %C::SCHEME);
         let _entered = span.enter();
@@ -1105,7 +1138,7 @@ impl Node {
         let sid = session_id(&r.session_id)?;
         // The nonce leaves the store before anything else happens: whatever the outcome of
         // this request, the session can never be signed in again (S4).
-        let (nonces, own) = lock(&group.nonces).take(&sid, self.mono_ms())?;
+        let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
         let approvals = sigs_from_proto(&r.approvals)
             .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("approvals: {e}")))?;
         let mut guard = lock(&self.policy);
@@ -1426,8 +1459,16 @@ impl Node {
         let next = next.inspect_err(|r| {
             warn!(signer = %self.name, version, hash = %hash, rule = %r.rule, reason = %r.reason, "policy update refused");
         })?;
+        // The version as the admins signed it, beside the state: any coordinator of the
+        // cluster can then learn it from this signer (`sync`).
         self.store
-            .put_meta_durable(META_POLICY_STATE, &encode_state(&next))
+            .put_meta_batch_durable(
+                &[
+                    (META_POLICY_STATE.to_string(), encode_state(&next)),
+                    (sync::history_key(version), sync::history_value(p)),
+                ],
+                &[],
+            )
             .map_err(storage)?;
         info!(signer = %self.name, version, hash = %hash, outcome = %outcome, "policy update accepted");
         let applied = next.active().version == version;
@@ -1471,7 +1512,13 @@ impl Node {
         let mut next = state.clone();
         next.veto(&hash, &veto, now_ms())?;
         self.store
-            .put_meta_durable(META_POLICY_STATE, &encode_state(&next))
+            .put_meta_batch_durable(
+                &[
+                    (META_POLICY_STATE.to_string(), encode_state(&next)),
+                    (sync::veto_key(&hash), sync::veto_value(v)),
+                ],
+                &[],
+            )
             .map_err(storage)?;
         info!(signer = %self.name, hash = %hex::encode(hash), admin = %veto.admin, "policy version vetoed");
         self.audit(

@@ -61,6 +61,8 @@ pub trait SignerStore: Send + Sync + 'static {
     }
     /// Reads a metadata value.
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every metadata value whose key starts with `prefix`, in key order.
+    fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Writes a metadata value and flushes it to disk.
     fn put_meta_durable(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Writes a metadata value durably only if the key is absent; false if it existed.
@@ -212,6 +214,16 @@ impl SignerStore for SledStore {
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.meta
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
     }
 
     fn put_meta_durable(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
@@ -424,6 +436,17 @@ impl SignerStore for MemoryStore {
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
             .cloned())
+    }
+
+    fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found: Vec<(String, Vec<u8>)> = meta
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        found.sort();
+        Ok(found)
     }
 
     fn put_meta_durable(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 //! nonces and its DKG in progress. Everything else about a request is the same for both.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashMap},
     sync::{
         atomic::{AtomicU32, Ordering},
         Arc, Mutex, RwLock,
@@ -35,12 +35,66 @@ pub(super) enum DkgProgress<C: Suite> {
     Finished(Vec<u8>, Box<dkg::DkgOutput<C>>),
 }
 
+/// Which coordinator link a request came over: its place in the signer's list of
+/// coordinators (0 for `coordinator`, then `other_coordinators` in order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u32);
+
+/// A group's signing nonces, one store per coordinator link: each link has its own limit, a
+/// commitment made over one link can be used over that link only (another coordinator, even
+/// a hostile one, can neither spend nor crowd out the nonces of this one), and a link that
+/// drops takes its nonces with it.
+pub(super) struct LinkNonces<C: Suite> {
+    limit: usize,
+    ttl_ms: u64,
+    links: HashMap<LinkId, NonceStore<C>>,
+}
+
+impl<C: Suite> LinkNonces<C> {
+    fn new(limit: usize, ttl_ms: u64) -> Self {
+        Self {
+            limit,
+            ttl_ms,
+            links: HashMap::new(),
+        }
+    }
+
+    /// The nonces of `link`.
+    pub fn of(&mut self, link: LinkId) -> &mut NonceStore<C> {
+        let (limit, ttl) = (self.limit, self.ttl_ms);
+        self.links
+            .entry(link)
+            .or_insert_with(|| NonceStore::new(limit, ttl))
+    }
+
+    /// How long each nonce stays usable.
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
+    }
+
+    /// Drops every nonce of `link` (it reconnected: nobody can use them any more).
+    pub fn forget(&mut self, link: LinkId) {
+        self.links.remove(&link);
+    }
+
+    /// Outstanding nonces over every link, after dropping the expired ones.
+    pub fn outstanding(&mut self, now_ms: u64) -> usize {
+        self.links
+            .values_mut()
+            .map(|s| {
+                s.sweep(now_ms);
+                s.len()
+            })
+            .sum()
+    }
+}
+
 /// One key group of this signer.
 pub(super) struct Group<C: Suite> {
     pub key: RwLock<Option<Arc<KeyPackage<C>>>>,
     /// Serialized group key; empty before its DKG.
     pub group_key: RwLock<Vec<u8>>,
-    pub nonces: Mutex<NonceStore<C>>,
+    pub nonces: Mutex<LinkNonces<C>>,
     pub signer_ids: BTreeSet<Identifier<C>>,
     /// Key epoch of the share in use (0 until the first refresh).
     pub epoch: AtomicU32,
@@ -51,7 +105,7 @@ impl<C: Suite> Group<C> {
         Ok(Self {
             key: RwLock::new(None),
             group_key: RwLock::new(Vec::new()),
-            nonces: Mutex::new(NonceStore::new(nonce_limit, nonce_ttl_ms)),
+            nonces: Mutex::new(LinkNonces::new(nonce_limit, nonce_ttl_ms)),
             epoch: AtomicU32::new(0),
             signer_ids: ids
                 .iter()

@@ -22,7 +22,7 @@ use quorate_core::{
 use quorate_wire::{convert::policy::sig_from_proto, signer as pb};
 use tracing::{info, warn};
 
-use super::{groups, link_rule, lock, now_ms, scheme_of, session_id, storage, Node};
+use super::{groups, link_rule, lock, now_ms, scheme_of, session_id, storage, LinkId, Node};
 
 fn claim_key(account: &solana::Pubkey, nonce: &[u8; 32]) -> String {
     format!(
@@ -97,6 +97,7 @@ impl Node {
 
     pub(super) fn sign_solana_void(
         &self,
+        link: LinkId,
         r: &pb::SignRequest,
         void: &pb::SolanaVoid,
     ) -> Result<pb::signer_message::Body, Refusal> {
@@ -104,7 +105,7 @@ impl Node {
         let key = group.key_at(r.key_epoch)?;
         let sid = session_id(&r.session_id)?;
         // The nonce leaves the store first, whatever the outcome (S4).
-        let (nonces, own) = lock(&group.nonces).take(&sid, self.mono_ms())?;
+        let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
         let bad = |m: &str| Refusal::permanent(link_rule::BAD_REQUEST, m.to_string());
         if !r.intent.is_empty()
             || !r.backend_signature.is_empty()

@@ -11,18 +11,21 @@ use quorate_core::{
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{link_rule, lock, now_ms, session_id, Node};
+use super::{link_rule, lock, now_ms, session_id, LinkId, Node};
 
 impl Node {
     pub(super) fn sign_vault_action(
         &self,
+        link: LinkId,
         r: &pb::SignRequest,
         action: &pb::VaultActionRef,
     ) -> Result<pb::signer_message::Body, Refusal> {
         let key = self.secp.key_at(r.key_epoch)?;
         let sid = session_id(&r.session_id)?;
         // The nonce leaves the store first, whatever the outcome (S4).
-        let (nonces, own) = lock(&self.secp.nonces).take(&sid, self.mono_ms())?;
+        let (nonces, own) = lock(&self.secp.nonces)
+            .of(link)
+            .take(&sid, self.mono_ms())?;
         if !r.intent.is_empty() || !r.backend_signature.is_empty() || !r.approvals.is_empty() {
             return Err(Refusal::permanent(
                 link_rule::BAD_REQUEST,

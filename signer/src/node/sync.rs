@@ -1,0 +1,114 @@
+//! What this signer tells any coordinator of the cluster that asks: the policy versions and
+//! vetoes it accepted (as the admins signed them) and its public key packages. With several
+//! coordinators, each learns through the signers what another carried; none has to trust
+//! another, and the signer trusts none of them.
+
+use prost::Message as _;
+use quorate_wire::{policy as policy_pb, signer as pb};
+use tracing::warn;
+
+use super::{groups::Held, link_rule, lock, storage, Ed, Node, Secp};
+use quorate_core::refusal::Refusal;
+
+/// Metadata key prefix of the policy versions this signer accepted, by version.
+const META_POLICY_HISTORY: &str = "policy/history/";
+/// Metadata key prefix of the vetoes it accepted, by the vetoed hash.
+const META_POLICY_VETO: &str = "policy/veto/";
+/// Most versions in one answer (each can be a whole policy document).
+pub const MAX_SYNC_UPDATES: usize = 16;
+
+/// The metadata key under which version `version` is kept (zero-padded: key order is
+/// version order).
+pub(super) fn history_key(version: u64) -> String {
+    format!("{META_POLICY_HISTORY}{version:020}")
+}
+
+/// The metadata key under which a veto of `hash` is kept.
+pub(super) fn veto_key(hash: &[u8; 32]) -> String {
+    format!("{META_POLICY_VETO}{}", hex::encode(hash))
+}
+
+/// How a version is kept: as the admins signed it, in its wire form.
+pub(super) fn history_value(p: &policy_pb::SignedPolicy) -> Vec<u8> {
+    p.encode_to_vec()
+}
+
+/// How a veto is kept.
+pub(super) fn veto_value(v: &pb::PolicyVeto) -> Vec<u8> {
+    v.encode_to_vec()
+}
+
+impl Node {
+    /// The versions accepted after `after` (at most [`MAX_SYNC_UPDATES`]), every veto, and
+    /// the key packages held.
+    pub(super) fn sync(&self, r: &pb::SyncRequest) -> Result<pb::signer_message::Body, Refusal> {
+        let updates = self
+            .store
+            .scan_meta(META_POLICY_HISTORY)
+            .map_err(storage)?
+            .into_iter()
+            .filter(|(k, _)| {
+                k[META_POLICY_HISTORY.len()..]
+                    .parse::<u64>()
+                    .is_ok_and(|v| v > r.policy_version)
+            })
+            .take(MAX_SYNC_UPDATES)
+            .filter_map(|(k, v)| match policy_pb::SignedPolicy::decode(v.as_slice()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    warn!(signer = %self.name, key = %k, error = %e, "stored policy version unreadable");
+                    None
+                }
+            })
+            .collect();
+        let vetoes = self
+            .store
+            .scan_meta(META_POLICY_VETO)
+            .map_err(storage)?
+            .into_iter()
+            .filter_map(|(_, v)| pb::PolicyVeto::decode(v.as_slice()).ok())
+            .collect();
+        let mut key_packages = Vec::new();
+        if let Some(p) = self.key_package_info::<Secp>(pb::KeyScheme::Secp256k1)? {
+            key_packages.push(p);
+        }
+        if let Some(p) = self.key_package_info::<Ed>(pb::KeyScheme::Ed25519)? {
+            key_packages.push(p);
+        }
+        let policy = quorate_wire::convert::policy::status(lock(&self.policy).state.as_ref());
+        Ok(pb::signer_message::Body::Sync(pb::SyncAnswer {
+            policy: Some(policy),
+            updates,
+            vetoes,
+            key_packages,
+        }))
+    }
+
+    fn key_package_info<C: Held>(
+        &self,
+        scheme: pb::KeyScheme,
+    ) -> Result<Option<pb::KeyPackageInfo>, Refusal> {
+        // A refresh's switch replaces the package while a sync reads it: a coordinator takes a
+        // package only once t signers report the same one at the same epoch.
+        let group = C::group(self);
+        if group.key().is_err() {
+            return Ok(None);
+        }
+        let epoch = group.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        let raw = self
+            .store
+            .get_meta(&C::meta(super::META_PUBLIC_KEY_PACKAGE))
+            .map_err(storage)?
+            .ok_or_else(|| {
+                Refusal::permanent(
+                    link_rule::STORAGE,
+                    format!("a {} share without its public key package", C::SCHEME),
+                )
+            })?;
+        Ok(Some(pb::KeyPackageInfo {
+            scheme: scheme as i32,
+            key_epoch: epoch,
+            public_key_package: raw,
+        }))
+    }
+}
