@@ -130,6 +130,16 @@ async fn two_coordinators_serve_one_cluster_and_survive_losing_either() {
     )
     .await;
 
+    c.addr = b.clone();
+    let learned = c.coordinator_audit().await;
+    c.addr = a.clone();
+    assert!(
+        learned.iter().any(|r| r.event.kind == kind::LEARNED
+            && r.event.field("what") == Some("key-package")
+            && r.event.field("scheme") == Some("secp256k1")),
+        "the second coordinator records where its key package came from"
+    );
+
     // Under load through A, A is killed; the backend resubmits every withdrawal it has no
     // answer for, byte for byte, to B.
     let requests: Vec<(String, pb::SubmitRequest)> = (0..16)
@@ -251,6 +261,15 @@ async fn two_coordinators_serve_one_cluster_and_survive_losing_either() {
     for s in p["signers"].as_array().unwrap() {
         assert_eq!(s["version"], 2, "every signer holds the freeze: {p}");
     }
+    assert!(
+        c.coordinator_audit()
+            .await
+            .iter()
+            .any(|r| r.event.kind == kind::LEARNED
+                && r.event.field("what") == Some("policy")
+                && r.event.field("version") == Some("2")),
+        "A records the version it learned"
+    );
     second.kill().await.unwrap();
     let (code, w) = c.submit_eth("wd-after-b", "1").await;
     assert_ne!(code, 0, "{w}");

@@ -101,6 +101,10 @@ pub mod kind {
     pub const HOLDER_ADDED: &str = "holder-added";
     /// A refresh failed; every signer keeps its old share (coordinator).
     pub const REFRESH_ABORTED: &str = "refresh-aborted";
+    /// What another coordinator of the cluster carried, learned from the signers: a policy
+    /// version or veto (checked as if filed here), or a key package t signers report alike
+    /// (coordinator).
+    pub const LEARNED: &str = "learned-from-signers";
 }
 
 /// What went wrong with a log, and where: the first bad record.

@@ -10,7 +10,11 @@
 use std::collections::BTreeMap;
 
 use frost_core::keys::PublicKeyPackage;
-use quorate_core::message::Scheme;
+use quorate_core::{
+    audit::{self, Event},
+    fingerprint::group_key_fingerprint,
+    message::Scheme,
+};
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
@@ -96,6 +100,12 @@ impl Coordinator {
                 match self.policy.adopt(signed, now_ms()) {
                     Ok(true) => {
                         info!(version, hash = %hash, "policy version learned from the signers");
+                        self.audit(
+                            Event::new(audit::kind::LEARNED)
+                                .with("what", "policy")
+                                .with("version", version.to_string())
+                                .with("hash", &hash),
+                        );
                         break;
                     }
                     Ok(false) => {}
@@ -120,6 +130,11 @@ impl Coordinator {
                 }
                 if self.policy.veto(&hash, sig, now_ms()).is_ok() {
                     info!(hash = %hash, "policy veto learned from the signers");
+                    self.audit(
+                        Event::new(audit::kind::LEARNED)
+                            .with("what", "veto")
+                            .with("hash", &hash),
+                    );
                 }
             }
         }
@@ -156,7 +171,9 @@ impl Coordinator {
                 warn!(scheme = %C::SCHEME, "signers report a key package of another threshold; ignored");
                 continue;
             }
-            let gk = pkp.verifying_key().serialize().unwrap_or_default();
+            let Ok(gk) = pkp.verifying_key().serialize() else {
+                continue;
+            };
             match self.keep_public_keys::<C>(pkp, epoch, None).await {
                 Ok(()) => {
                     for s in &signers {
@@ -164,6 +181,15 @@ impl Coordinator {
                         self.registry.set_key_epoch(*s, C::SCHEME, epoch);
                     }
                     info!(scheme = %C::SCHEME, epoch, signers = ?signers, "key package learned from the signers");
+                    let ids: Vec<String> = signers.iter().map(u16::to_string).collect();
+                    self.audit(
+                        Event::new(audit::kind::LEARNED)
+                            .with("what", "key-package")
+                            .with("scheme", C::SCHEME.to_string())
+                            .with("epoch", epoch.to_string())
+                            .with("fingerprint", group_key_fingerprint(&gk))
+                            .with("signers", ids.join(",")),
+                    );
                 }
                 Err((e, _)) => {
                     warn!(scheme = %C::SCHEME, error = %e, "could not keep a learned key package")

@@ -240,3 +240,37 @@ pub(super) fn scheme_of(value: i32) -> Result<Scheme, Refusal> {
     quorate_wire::convert::key_scheme(value)
         .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share() -> frost_core::keys::SigningShare<Secp> {
+        frost_core::keys::SigningShare::deserialize(&[7u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_nonce_is_usable_over_its_own_link_only_and_dies_with_it() {
+        let mut n = LinkNonces::<Secp>::new(2, 60_000);
+        let (a, b) = (LinkId(0), LinkId(1));
+        let mut rng = rand::rngs::OsRng;
+        n.of(a).commit([1; 16], &share(), &mut rng, 0).unwrap();
+        n.of(b).commit([2; 16], &share(), &mut rng, 0).unwrap();
+        // The other link names the session: unknown there, and still live on its own link.
+        let refused = n.of(b).take(&[1; 16], 1).unwrap_err();
+        assert_eq!(refused.rule, rule::NONCE_UNKNOWN);
+        assert_eq!(n.outstanding(1), 2);
+        // Each link has its own limit: one link filling it does not stop the other.
+        n.of(a).commit([3; 16], &share(), &mut rng, 0).unwrap();
+        let full = n.of(a).commit([4; 16], &share(), &mut rng, 0).unwrap_err();
+        assert_eq!(full.rule, rule::NONCE_LIMIT);
+        n.of(b).commit([5; 16], &share(), &mut rng, 0).unwrap();
+        // A link that reconnects forgets its own nonces, not the other's.
+        n.forget(a);
+        assert!(n.of(a).take(&[1; 16], 1).is_err());
+        assert!(n.of(b).take(&[2; 16], 1).is_ok());
+        assert_eq!(n.outstanding(1), 1);
+        // Expired nonces are not counted.
+        assert_eq!(n.outstanding(60_001), 0);
+    }
+}
