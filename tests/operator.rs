@@ -618,3 +618,91 @@ async fn a_certificate_renewed_for_the_same_key_needs_no_new_manifest() {
     assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
     assert_eq!(w["signers"], serde_json::json!([1, 3]), "{w}");
 }
+
+/// A node whose own certificate has expired stops at start and says so (every peer would
+/// refuse it anyway), instead of a link that retries forever; one that is valid reports its
+/// `notAfter` in the metrics, and the coordinator each signer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_stops_the_node_at_start_and_expiry_is_a_metric() {
+    use quorate_wire::metrics::sample;
+    let mut c = Cluster::create(3, 2).await;
+    let ca = quorate_wire::pki::Authority::load(
+        &std::fs::read_to_string(c.path("ca/ca.pem")).unwrap(),
+        &std::fs::read_to_string(c.path("ca/ca.key")).unwrap(),
+    )
+    .unwrap();
+    let swap = |dir: &str, role: Role, name: &str, hosts: &[String]| {
+        let old = issued_files(&c.path(dir));
+        let expired = ca
+            .issue_between(role, name, hosts, (2020, 1, 1), (2021, 1, 1))
+            .unwrap();
+        std::fs::write(c.path(dir).join("cert.pem"), &expired.cert_pem).unwrap();
+        std::fs::write(c.path(dir).join("key.pem"), &expired.key_pem).unwrap();
+        old
+    };
+    let signer_files = swap("signer-1", Role::Signer, "signer-1", &[]);
+    let cfg = c.path("signer-1/signer.toml");
+    let (code, _, err) = quorate(&["signer", "run", "--config", cfg.to_str().unwrap()]).await;
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("tls.cert: the certificate expired"), "{err}");
+    restore(&c.path("signer-1"), signer_files);
+
+    let coordinator_files = swap(
+        "coordinator",
+        Role::Coordinator,
+        "coordinator",
+        &quorate_wire::pki::loopback_hosts(),
+    );
+    let (code, _, err) = quorate(&[
+        "coordinator",
+        "run",
+        "--config",
+        c.path("coordinator/coordinator.toml").to_str().unwrap(),
+    ])
+    .await;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("tls.cert: the certificate expired"), "{err}");
+    restore(&c.path("coordinator"), coordinator_files);
+
+    // Valid certificates: a year from now, in the metrics.
+    c.start_coordinator(None).await;
+    c.start_signer("signer-1");
+    c.wait_connected(1).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    let year = (now + 300.0 * 86_400.0)..(now + 366.0 * 86_400.0);
+    let addr = c.metrics.clone().expect("the dev config turns metrics on");
+    let (code, text, err) = quorate(&["--dir", c.dir_str(), "metrics", "--addr", &addr]).await;
+    assert_eq!(code, 0, "{err}");
+    for series in [
+        "quorate_certificate_expiry_timestamp_seconds",
+        "quorate_signer_certificate_expiry_timestamp_seconds{signer=\"signer-1\"}",
+    ] {
+        let v = sample(&text, series).unwrap_or_else(|| panic!("{series}: {text}"));
+        assert!(year.contains(&v), "{series} = {v}");
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let t = std::fs::read_to_string(c.path("signer-1/metrics.prom")).unwrap_or_default();
+        if let Some(v) = sample(&t, "quorate_certificate_expiry_timestamp_seconds") {
+            assert!(year.contains(&v), "{v}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{t}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+fn issued_files(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    (
+        std::fs::read(dir.join("cert.pem")).unwrap(),
+        std::fs::read(dir.join("key.pem")).unwrap(),
+    )
+}
+
+fn restore(dir: &std::path::Path, (cert, key): (Vec<u8>, Vec<u8>)) {
+    std::fs::write(dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
+}

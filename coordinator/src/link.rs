@@ -93,6 +93,8 @@ impl SignerLink for LinkService {
                 "manifest-mismatch: the signer pins a different cluster manifest",
             ));
         }
+        self.state
+            .note_certificate(Some(entry.identifier), peer.not_after_unix);
         let (tx, rx) = mpsc::channel(256);
         let handle = self.state.registry.register(
             entry.identifier,

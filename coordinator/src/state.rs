@@ -112,6 +112,9 @@ pub struct Coordinator {
     /// Policy: the coordinator's copy, proposals, and what signers must be sent.
     pub policy: crate::policy::PolicyDesk,
     signer_policy: Mutex<BTreeMap<u16, quorate_wire::policy::PolicyStatus>>,
+    /// `notAfter` (Unix seconds) of our own certificate (key `None`) and of each signer's,
+    /// as last presented on its link.
+    certificates: Mutex<BTreeMap<Option<u16>, i64>>,
     /// Signers being sent policy catch-up right now (one catch-up per signer at a time: a
     /// document can be megabytes).
     policy_syncing: Mutex<std::collections::BTreeSet<u16>>,
@@ -220,6 +223,7 @@ impl Coordinator {
             dkg: watch::Sender::new(dkg),
             policy,
             signer_policy: Mutex::default(),
+            certificates: Mutex::default(),
             policy_syncing: Mutex::default(),
             dkg_running: Mutex::new(false),
             in_flight: Mutex::default(),
@@ -529,6 +533,37 @@ impl Coordinator {
                 });
             }
         }
+        for (who, not_after) in self
+            .certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let (name, help, labels) = match who {
+                None => (
+                    "quorate_certificate_expiry_timestamp_seconds",
+                    "notAfter of this node's TLS certificate (Unix time): alert well before it.",
+                    vec![],
+                ),
+                Some(i) => (
+                    "quorate_signer_certificate_expiry_timestamp_seconds",
+                    "notAfter of the certificate the signer last presented (Unix time).",
+                    vec![(
+                        "signer",
+                        self.manifest
+                            .signer(*i)
+                            .map_or_else(|| i.to_string(), |s| s.name.clone()),
+                    )],
+                ),
+            };
+            gauges.push(Gauge {
+                counter: false,
+                name,
+                help,
+                labels,
+                value: *not_after as f64,
+            });
+        }
         gauges.push(Gauge {
             counter: false,
             name: "quorate_build_info",
@@ -588,6 +623,14 @@ impl Coordinator {
             })
             .count();
         able >= usize::from(self.manifest.threshold)
+    }
+
+    /// Records when a certificate expires: ours (`None`) or the one signer `signer` presented.
+    pub fn note_certificate(&self, signer: Option<u16>, not_after_unix: i64) {
+        self.certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(signer, not_after_unix);
     }
 
     /// Writes a record without waiting for the disk, and announces it. For a state nothing

@@ -122,6 +122,8 @@ pub struct Node {
     /// Whether the link to the coordinator is up, and the unix ms of its last message.
     /// Each coordinator link's address, whether it is up, and its last message (Unix ms).
     links: Mutex<BTreeMap<LinkId, LinkState>>,
+    /// `notAfter` of this signer's TLS certificate, Unix seconds (0: not known).
+    cert_expiry: std::sync::atomic::AtomicI64,
     /// Head of the audit log (S7). Taken after `policy` when both are held.
     audit: Mutex<Chain>,
     /// Refusal records per kind and second (junk is counted, not recorded one by one).
@@ -282,6 +284,7 @@ impl Node {
             dkg: Mutex::new(DkgSlot::default()),
             started: std::time::Instant::now(),
             links: Mutex::new(BTreeMap::new()),
+            cert_expiry: std::sync::atomic::AtomicI64::new(0),
             name,
             kek,
         };
@@ -419,6 +422,11 @@ impl Node {
         };
         let mut gauges = vec![
             gauge(
+                "quorate_certificate_expiry_timestamp_seconds",
+                "notAfter of this node's TLS certificate (Unix time): alert well before it.",
+                self.cert_expiry.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            ),
+            gauge(
                 "quorate_outstanding_nonces",
                 "Signing nonces held in memory (fresh and pre-generated).",
                 self.outstanding_nonces() as f64,
@@ -502,6 +510,12 @@ impl Node {
     /// The policy this signer has in force.
     pub fn policy_status(&self) -> policy_pb::PolicyStatus {
         status(lock(&self.policy).state.as_ref())
+    }
+
+    /// Records when this signer's TLS certificate expires (for the metrics).
+    pub fn set_certificate_expiry(&self, not_after_unix: i64) {
+        self.cert_expiry
+            .store(not_after_unix, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records the link to coordinator `addr` coming up or going down.

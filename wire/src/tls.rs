@@ -102,6 +102,36 @@ pub struct PeerIdentity {
     /// SHA-256 of the certificate's public key (SubjectPublicKeyInfo, DER): what the manifest
     /// pins, so a certificate renewed for the same key needs no new manifest.
     pub key_sha256: [u8; 32],
+    /// End of the certificate's validity (`notAfter`), Unix seconds.
+    pub not_after_unix: i64,
+}
+
+/// A node warns at start when its own certificate expires within this many seconds (30 days).
+pub const RENEW_WITHIN_SECS: i64 = 30 * 86_400;
+
+/// A node's own certificate at start: refused once past `notAfter` (every peer would refuse
+/// it), or the seconds left when fewer than [`RENEW_WITHIN_SECS`] remain.
+pub fn check_own_lifetime(own: &PeerIdentity, now_unix: i64) -> Result<Option<i64>, String> {
+    let left = own.not_after_unix - now_unix;
+    if left <= 0 {
+        return Err(format!(
+            "tls.cert: the certificate expired {} day(s) ago (notAfter {} UTC); renew it for the same key (docs: certificates, renewal)",
+            (-left) / 86_400,
+            not_after_text(own.not_after_unix)
+        ));
+    }
+    Ok((left < RENEW_WITHIN_SECS).then_some(left))
+}
+
+/// `notAfter` as RFC 3339 text.
+pub fn not_after_text(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
 }
 
 /// Reads a certificate's role and name. The certificate must carry exactly one role URI.
@@ -135,6 +165,7 @@ pub fn identity_of(cert_der: &[u8]) -> Result<PeerIdentity, String> {
         name,
         cert_sha256: Sha256::digest(cert_der).into(),
         key_sha256: Sha256::digest(cert.public_key().raw).into(),
+        not_after_unix: cert.validity().not_after.timestamp(),
     })
 }
 
