@@ -42,6 +42,8 @@ pub enum CoordinatorCommand {
 pub async fn main_with(cli: CoordinatorCli) -> ExitCode {
     match cli.command {
         CoordinatorCommand::Run { config, listen } => {
+            // Installed first: a SIGHUP while the store opens is logged, not fatal.
+            let shutdown = quorate_wire::logging::shutdown_signal();
             let mut cfg = match config::CoordinatorConfig::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -85,7 +87,7 @@ pub async fn main_with(cli: CoordinatorCli) -> ExitCode {
                 // Machine-readable for supervisors and tests that asked for port 0.
                 println!("listening on {addr}");
             }
-            match server::run(prepared, listener, quorate_wire::logging::shutdown_signal()).await {
+            match server::run(prepared, listener, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("quorate-coordinator: {e:#}");

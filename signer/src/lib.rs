@@ -432,7 +432,9 @@ pub async fn main_with(cli: SignerCli) -> std::process::ExitCode {
                 cfg.coordinator = addr;
             }
             quorate_wire::logging::init(cfg.log.json);
-            match run(cfg, quorate_wire::logging::shutdown_signal()).await {
+            // Installed before the store opens: a SIGHUP during start-up is logged, not fatal.
+            let shutdown = quorate_wire::logging::shutdown_signal();
+            match run(cfg, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "signer failed to start");

@@ -46,19 +46,36 @@ pub async fn interrupt_signal() {
 
 /// Resolves on Ctrl-C or SIGTERM. SIGHUP (which would otherwise end the process silently) is
 /// answered with a log line and ignored: nothing is reloaded in place; configuration changes
-/// take a restart.
-pub async fn shutdown_signal() {
+/// take a restart. The handlers are installed when this is called, not when it is first
+/// awaited, so a signal during start-up (opening the store, say) is handled too. Call it
+/// inside the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let (term, hup) = {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::hangup()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        signals(term, hup).await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(unix)]
+async fn signals(
+    term: Option<tokio::signal::unix::Signal>,
+    mut hup: Option<tokio::signal::unix::Signal>,
+) {
+    {
+        let Some(mut term) = term else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
-        let mut hup = signal(SignalKind::hangup()).ok();
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return,
@@ -68,9 +85,5 @@ pub async fn shutdown_signal() {
                 }
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -22,6 +22,16 @@ pub enum PkiError {
     /// A name is not usable in a certificate.
     #[error("invalid name `{0}`: use 1..=64 chars of [a-z0-9.-]")]
     Name(String),
+    /// The certificate asked for would be valid after its CA has expired.
+    #[error("the CA expires {ca_not_after} UTC: a certificate for {days} days would outlive it (at most {max_days} days; or renew the CA first)")]
+    OutlivesCa {
+        /// When the CA expires.
+        ca_not_after: String,
+        /// Days asked for.
+        days: u32,
+        /// The most it can be.
+        max_days: i64,
+    },
 }
 
 /// A certificate and its private key, PEM-encoded. The key is secret: it has no `Debug`.
@@ -113,6 +123,10 @@ pub fn loopback_hosts() -> Vec<String> {
 impl Authority {
     /// Creates a new self-signed CA.
     pub fn generate(name: &str) -> Result<Self, PkiError> {
+        Self::generate_for(name, CA_DAYS)
+    }
+
+    fn generate_for(name: &str, days: u32) -> Result<Self, PkiError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, name);
@@ -120,7 +134,7 @@ impl Authority {
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        valid_for(&mut params, CA_DAYS);
+        valid_for(&mut params, days);
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         Ok(Self { cert, key })
@@ -191,6 +205,14 @@ impl Authority {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
         let mut params = leaf_params(role, name, hosts)?;
         valid_for(&mut params, days);
+        let ca_not_after = self.cert.params().not_after;
+        if params.not_after > ca_not_after {
+            return Err(PkiError::OutlivesCa {
+                ca_not_after: crate::tls::not_after_text(ca_not_after.unix_timestamp()),
+                days,
+                max_days: (ca_not_after - time::OffsetDateTime::now_utc()).whole_days(),
+            });
+        }
         let cert = params.signed_by(&csr.public_key, &self.cert, &self.key)?;
         Ok(cert.pem())
     }
@@ -218,4 +240,30 @@ pub fn key_and_csr(name: &str) -> Result<(String, String), PkiError> {
     params.distinguished_name = dn;
     let csr = params.serialize_request(&key)?;
     Ok((key.serialize_pem(), csr.pem()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_certificate_outlives_its_ca_even_after_the_ca_is_reloaded() {
+        let short = Authority::generate_for("short-ca", 10).unwrap();
+        // As `quorate sign-csr` uses it: loaded from its files.
+        let ca = Authority::load(&short.cert_pem(), &short.key_pem()).unwrap();
+        let (_, csr) = key_and_csr("signer-1").unwrap();
+        match ca.sign_csr(&csr, Role::Signer, "signer-1", &[], 365) {
+            Err(PkiError::OutlivesCa { days, max_days, .. }) => {
+                assert_eq!(days, 365);
+                assert!((8..=10).contains(&max_days), "{max_days}");
+            }
+            other => panic!("{:?}", other.map(|_| "a certificate")),
+        }
+        assert!(ca.sign_csr(&csr, Role::Signer, "signer-1", &[], 5).is_ok());
+        let long = Authority::generate("ca").unwrap();
+        let long = Authority::load(&long.cert_pem(), &long.key_pem()).unwrap();
+        assert!(long
+            .sign_csr(&csr, Role::Signer, "signer-1", &[], MAX_LEAF_DAYS)
+            .is_ok());
+    }
 }
