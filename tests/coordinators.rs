@@ -140,6 +140,30 @@ async fn two_coordinators_serve_one_cluster_and_survive_losing_either() {
         "the second coordinator records where its key package came from"
     );
 
+    // A refresh through A: B learns the new key epoch's package too (it then signs at epoch 1).
+    let (code, out, err) = crate::harness::quorate(&[
+        "refresh",
+        "--dir",
+        c.dir_str(),
+        "--coordinator",
+        &a,
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    until(
+        &mut c,
+        &b,
+        "the second coordinator learns the refreshed key epoch",
+        |s| async move {
+            s.group_keys
+                .iter()
+                .any(|k| k.scheme == "secp256k1" && k.epoch == 1)
+                && s.signers.iter().filter(|x| x.key_epoch == 1).count() == 3
+        },
+    )
+    .await;
+
     // Under load through A, A is killed; the backend resubmits every withdrawal it has no
     // answer for, byte for byte, to B.
     let requests: Vec<(String, pb::SubmitRequest)> = (0..16)
