@@ -97,14 +97,7 @@ pub enum AdminCommand {
 pub const EXIT_NOT_PROVEN: u8 = 3;
 
 fn load_key(path: &Path) -> anyhow::Result<IdentitySecret> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("reading admin key {}", path.display()))?,
-    );
-    let bytes = zeroize::Zeroizing::new(
-        hex::decode(text.trim()).context("admin key: expected 64 hex digits")?,
-    );
-    IdentitySecret::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("admin key: {e}"))
+    crate::ceremony::read_admin_key(path)
 }
 
 fn refusal(s: &tonic::Status, json_out: bool) -> u8 {
@@ -218,7 +211,10 @@ pub async fn run(
     cmd: AdminCommand,
 ) -> anyhow::Result<u8> {
     let mut a = client::admin(c, addr).await?;
-    let key_path = key.unwrap_or(&c.admin.signing_key);
+    let key_path = match key {
+        Some(k) => k,
+        None => &c.admin()?.signing_key,
+    };
     match cmd {
         AdminCommand::Show { toml } => {
             let Verified {

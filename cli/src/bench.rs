@@ -296,7 +296,7 @@ async fn drive_all(
     floor: f64,
     runs: &mut Vec<Value>,
 ) -> anyhow::Result<usize> {
-    let key = client::signing_key(&cluster.client.backend.signing_key)?;
+    let key = client::signing_key(&cluster.client.backend()?.signing_key)?;
     let mut failures = 0;
     for (round, &c) in args.concurrency.iter().enumerate() {
         // A few connections, as a backend would hold; HTTP/2 multiplexes the rest.

@@ -21,16 +21,16 @@ pub enum As {
     Admin,
 }
 
-fn creds(c: &ClientFile, who: As) -> &Credentials {
+fn creds(c: &ClientFile, who: As) -> anyhow::Result<&Credentials> {
     match who {
-        As::Backend => &c.backend,
-        As::Admin => &c.admin,
+        As::Backend => c.backend(),
+        As::Admin => c.admin(),
     }
 }
 
 /// Opens a mutual-TLS channel to the coordinator.
 pub async fn channel(c: &ClientFile, who: As, addr: Option<&str>) -> anyhow::Result<Channel> {
-    let cr = creds(c, who);
+    let cr = creds(c, who)?;
     let tls = TlsMaterial::load(&c.ca, &cr.cert, &cr.key)?;
     let addr = addr.unwrap_or(&c.coordinator);
     Ok(quorate_wire::tls::connect(addr, &c.server_name, tls.client_config()?).await?)
@@ -41,7 +41,8 @@ pub async fn metrics(c: &ClientFile, addr: Option<&str>) -> anyhow::Result<Strin
     let addr = addr
         .or(c.metrics.as_deref())
         .context("no metrics address: pass --addr, or start the devnet (it records it)")?;
-    let tls = TlsMaterial::load(&c.ca, &c.admin.cert, &c.admin.key)?;
+    let admin = c.admin()?;
+    let tls = TlsMaterial::load(&c.ca, &admin.cert, &admin.key)?;
     quorate_wire::metrics::scrape(addr, &c.server_name, tls.metrics_client_config()?)
         .await
         .map_err(|e| anyhow::anyhow!(e))

@@ -232,7 +232,7 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
             .context("invalid withdrawal")?,
         None => intent,
     };
-    let key = client::signing_key(&c.backend.signing_key)?;
+    let key = client::signing_key(&c.backend()?.signing_key)?;
     let backend_signature = backend::sign(&key, &intent.digest());
     let mut w = client::withdrawals(c, addr).await?;
     let mut req = tonic::Request::new(pb::SubmitRequest {
@@ -654,7 +654,7 @@ pub async fn probe(
     if count == 0 {
         bail!("--count must be at least 1");
     }
-    let key = client::signing_key(&c.backend.signing_key)?;
+    let key = client::signing_key(&c.backend()?.signing_key)?;
     let mut w = client::withdrawals(c, addr).await?;
     let run = format!("{:08x}", rand::random::<u32>());
     let mut lat = Vec::with_capacity(count as usize);

@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod bench;
+mod ceremony;
 mod client;
 mod commands;
 mod desk;
@@ -168,8 +169,30 @@ enum Command {
     /// Benchmarks real clusters it starts itself (2-of-3 and 3-of-5 by default) against the
     /// in-process floor; prints throughput, latency, memory, disk and DKG times.
     Bench(bench::BenchArgs),
-    /// Signs a certificate signing request with the cluster CA (from `quorate-signer init`).
+    /// The cluster CA, on the CA host (production ceremony: deploy/README.md).
+    Ca {
+        #[command(subcommand)]
+        cmd: ceremony::CaCommand,
+    },
+    /// Makes a coordinator's, backend's or admin's TLS key and CSR on its own host, and the
+    /// backend's or admin's signing key; prints the public key (signers: `quorate-signer init`).
+    Keygen(ceremony::KeygenArgs),
+    /// The cluster manifest, built from public material only.
+    Manifest {
+        #[command(subcommand)]
+        cmd: ceremony::ManifestCommand,
+    },
+    /// The genesis policy: draft it, have each admin sign it on their desk, combine.
+    Genesis {
+        #[command(subcommand)]
+        cmd: ceremony::GenesisCommand,
+    },
+    /// Signs a certificate signing request with the cluster CA (from `quorate-signer init` or
+    /// `quorate keygen`).
     SignCsr {
+        /// The CA directory holding ca.pem and ca.key (default: `<--dir>/ca`).
+        #[arg(long)]
+        ca: Option<PathBuf>,
         /// The CSR (PEM).
         #[arg(long)]
         csr: PathBuf,
@@ -299,7 +322,20 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             print!("{}", client::metrics(&c, addr.as_deref()).await?);
             Ok(0)
         }
+        Command::Ca { cmd } => ceremony::run_ca(cmd),
+        Command::Keygen(a) => {
+            print!("{}", ceremony::keygen(&a)?);
+            Ok(0)
+        }
+        Command::Manifest {
+            cmd: ceremony::ManifestCommand::Build(a),
+        } => {
+            print!("{}", ceremony::build_manifest(&a)?);
+            Ok(0)
+        }
+        Command::Genesis { cmd } => ceremony::run_genesis(cmd),
         Command::SignCsr {
+            ca,
             csr,
             name,
             role,
@@ -307,7 +343,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             days,
             out,
         } => {
-            setup::sign_csr(&cli.dir, &csr, &name, &role, &hosts, days, &out)?;
+            let ca = ca.unwrap_or_else(|| cli.dir.join("ca"));
+            setup::sign_csr(&ca, &csr, &name, &role, &hosts, days, &out)?;
+            println!(
+                "read the CA certificate {}, the CA key {} and the request {}",
+                ceremony::ca_cert_path(&ca).display(),
+                ceremony::ca_key_path(&ca).display(),
+                csr.display()
+            );
             println!("wrote {}", out.display());
             Ok(0)
         }

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use k256::ecdsa::SigningKey;
 use quorate_core::{
     atrest::Kek,
     identity::IdentitySecret,
@@ -17,9 +16,11 @@ use quorate_core::{
     },
 };
 use quorate_signer::{node::identity_purpose, write_secret};
+
+use crate::ceremony;
 use quorate_wire::{
-    manifest::{Manifest, ManifestDoc, SignerDoc, MANIFEST_VERSION},
-    pki::{loopback_hosts, Authority},
+    manifest::{ManifestDoc, SignerDoc, MANIFEST_VERSION},
+    pki::loopback_hosts,
     tls::Role,
 };
 use rand::rngs::OsRng;
@@ -69,10 +70,12 @@ pub struct ClientFile {
     pub server_name: String,
     /// CA certificate.
     pub ca: PathBuf,
-    /// Backend credentials.
-    pub backend: Credentials,
-    /// Admin credentials.
-    pub admin: Credentials,
+    /// Backend credentials: only on the backend host (an admin desk has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Credentials>,
+    /// Admin credentials: only on an admin desk (the backend host has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Credentials>,
     /// The coordinator's metrics endpoint `host:port`, when it serves one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
@@ -112,16 +115,11 @@ impl ClientFile {
         })?;
         let mut c: ClientFile =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        for p in [
-            &mut c.ca,
-            &mut c.backend.cert,
-            &mut c.backend.key,
-            &mut c.backend.signing_key,
-            &mut c.admin.cert,
-            &mut c.admin.key,
-            &mut c.admin.signing_key,
-        ] {
-            *p = dir.join(&*p);
+        c.ca = dir.join(&c.ca);
+        for cr in [c.backend.as_mut(), c.admin.as_mut()].into_iter().flatten() {
+            for p in [&mut cr.cert, &mut cr.key, &mut cr.signing_key] {
+                *p = dir.join(&*p);
+            }
         }
         if let Some(m) = c.manifest.as_mut() {
             *m = dir.join(&*m);
@@ -132,6 +130,26 @@ impl ClientFile {
             .map_err(|e| anyhow::anyhow!("{}: server_name: {e}", path.display()))?;
         c.dir = dir.to_path_buf();
         Ok(c)
+    }
+
+    /// The `[backend]` credentials, or an error naming the missing section.
+    pub fn backend(&self) -> anyhow::Result<&Credentials> {
+        self.backend.as_ref().with_context(|| {
+            format!(
+                "{} has no [backend] section: this command needs the backend's certificate, key and signing key (run it on the backend host)",
+                self.dir.join(CLIENT_FILE).display()
+            )
+        })
+    }
+
+    /// The `[admin]` credentials, or an error naming the missing section.
+    pub fn admin(&self) -> anyhow::Result<&Credentials> {
+        self.admin.as_ref().with_context(|| {
+            format!(
+                "{} has no [admin] section: this command needs an admin's certificate, key and signing key (run it on an admin desk)",
+                self.dir.join(CLIENT_FILE).display()
+            )
+        })
     }
 
     /// Rewrites the metrics address in `dir/client.toml`.
@@ -169,9 +187,7 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
         );
     }
     std::fs::create_dir_all(dir)?;
-    let ca = Authority::generate("quorate-dev-ca")?;
-    write_file(&dir.join("ca/ca.pem"), &ca.cert_pem())?;
-    write_secret(&dir.join("ca/ca.key"), ca.key_pem().as_bytes())?;
+    let ca = ceremony::write_ca(&dir.join("ca"), "quorate-dev-ca")?;
 
     let coord = ca.issue(Role::Coordinator, "coordinator", &loopback_hosts())?;
     write_file(&dir.join("coordinator/cert.pem"), &coord.cert_pem)?;
@@ -181,11 +197,7 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
     let mut admin_secrets = Vec::new();
     let mut admin_keys = Vec::new();
     for i in 1..=DEV_ADMINS {
-        let key = IdentitySecret::generate(&mut OsRng);
-        write_secret(
-            &dir.join(format!("admin/admin-{i}.key")),
-            hex::encode(key.to_bytes().as_slice()).as_bytes(),
-        )?;
+        let key = ceremony::write_admin_key(&dir.join(format!("admin/admin-{i}.key")))?;
         admin_keys.push(key.public().to_string());
         admin_secrets.push(key);
     }
@@ -197,14 +209,9 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
             issued.key_pem.as_bytes(),
         )?;
         if role == Role::Backend {
-            let sk = SigningKey::random(&mut OsRng);
-            write_secret(
+            client_keys.push(ceremony::write_backend_key(
                 &dir.join(format!("{name}/signing.key")),
-                hex::encode(sk.to_bytes()).as_bytes(),
-            )?;
-            client_keys.push(hex::encode(
-                sk.verifying_key().to_encoded_point(true).as_bytes(),
-            ));
+            )?);
         }
     }
 
@@ -240,12 +247,8 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
         signers,
         allow_disjoint_quorums: false,
     };
-    // Validate what we are about to publish with the same code every node will run.
-    Manifest::from_doc(&doc)?;
-    let mut manifest = String::from(
-        "# Quorate cluster manifest. Every node pins this file; compare its hash out of band.\n",
-    );
-    manifest.push_str(&toml::to_string(&doc)?);
+    // Validated with the same code every node will run.
+    let (_, manifest) = ceremony::manifest_text(&doc)?;
     write_file(&dir.join("manifest.toml"), &manifest)?;
     let genesis = write_genesis(dir, spec, &client_keys[0], &admin_keys, &admin_secrets)?;
     write_file(
@@ -256,16 +259,16 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
         coordinator: spec.coordinator_addr.clone(),
         server_name: "localhost".into(),
         ca: "ca/ca.pem".into(),
-        backend: Credentials {
+        backend: Some(Credentials {
             cert: "backend/cert.pem".into(),
             key: "backend/key.pem".into(),
             signing_key: "backend/signing.key".into(),
-        },
-        admin: Credentials {
+        }),
+        admin: Some(Credentials {
             cert: "admin/cert.pem".into(),
             key: "admin/key.pem".into(),
             signing_key: "admin/admin-1.key".into(),
-        },
+        }),
         metrics: None,
         policy_genesis: Some(hex::encode(genesis)),
         manifest: Some("manifest.toml".into()),
@@ -377,9 +380,10 @@ fn write_genesis(
     Ok(hash)
 }
 
-/// Signs a CSR with the CA in `dir/ca/` as `role`/`name`, refusing to overwrite `out`.
+/// Signs a CSR with the CA in the CA directory `ca` as `role`/`name`, refusing to overwrite
+/// `out`.
 pub fn sign_csr(
-    dir: &Path,
+    ca: &Path,
     csr: &Path,
     name: &str,
     role: &str,
@@ -408,13 +412,7 @@ pub fn sign_csr(
     if out.exists() {
         bail!("{} exists; refusing to overwrite", out.display());
     }
-    let (ca_cert, ca_key) = (dir.join("ca/ca.pem"), dir.join("ca/ca.key"));
-    let ca = Authority::load(
-        &std::fs::read_to_string(&ca_cert)
-            .with_context(|| format!("reading the CA certificate {}", ca_cert.display()))?,
-        &std::fs::read_to_string(&ca_key)
-            .with_context(|| format!("reading the CA key {}", ca_key.display()))?,
-    )?;
+    let ca = ceremony::load_ca(ca)?;
     let csr_pem =
         std::fs::read_to_string(csr).with_context(|| format!("reading {}", csr.display()))?;
     write_file(out, &ca.sign_csr(&csr_pem, role, name, hosts, days)?)
