@@ -242,6 +242,45 @@ async fn two_coordinators_serve_one_cluster_and_survive_losing_either() {
         assert!(rfc9591_verify(&group_key, &w.message, &w.signature), "{id}");
     }
 
+    // The CLI fails over the same way: A (dead) first in client.toml, then B.
+    let client = c.path("client.toml");
+    let text = std::fs::read_to_string(&client).unwrap();
+    let mut doc: toml::Table = toml::from_str(&text).unwrap();
+    doc.insert("coordinator".into(), a.clone().into());
+    std::fs::write(
+        &client,
+        format!(
+            "{}\n[[other_coordinators]]\naddress = \"{b}\"\nserver_name = \"localhost\"\n",
+            toml::to_string(&doc).unwrap()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = crate::harness::quorate(&[
+        "submit",
+        "--dir",
+        c.dir_str(),
+        "--json",
+        "--id",
+        "wd-cli-failover",
+        "--chain",
+        "ethereum",
+        "--asset",
+        "ETH",
+        "--to",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "--amount",
+        "1",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(&format!("coordinator {a} unreachable")),
+        "{err}"
+    );
+    let w: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(w["status"], "signed", "{w}");
+    std::fs::write(&client, text).unwrap();
+
     // Governance through B reaches every signer: a freeze by one admin.
     c.addr = b.clone();
     let (code, v) = c.admin(2, &["freeze"]).await;

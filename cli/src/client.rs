@@ -28,12 +28,54 @@ fn creds(c: &ClientFile, who: As) -> anyhow::Result<&Credentials> {
     }
 }
 
-/// Opens a mutual-TLS channel to the coordinator.
+/// Opens a mutual-TLS channel to the first coordinator that answers ([`ClientFile::endpoints`]).
 pub async fn channel(c: &ClientFile, who: As, addr: Option<&str>) -> anyhow::Result<Channel> {
+    Ok(channels(c, who, addr)?.next_channel().await?.1)
+}
+
+/// The coordinators of a client file, to be tried in order.
+pub struct Coordinators {
+    endpoints: std::vec::IntoIter<(String, String)>,
+    tls: TlsMaterial,
+}
+
+impl Coordinators {
+    /// Connects to the next coordinator that answers; `(address, channel)`. The error names
+    /// every one that did not.
+    pub async fn next_channel(&mut self) -> anyhow::Result<(String, Channel)> {
+        let mut failed = Vec::new();
+        let config = self.tls.client_config()?;
+        while let Some((addr, server_name)) = self.endpoints.next() {
+            match quorate_wire::tls::connect(&addr, &server_name, config.clone()).await {
+                Ok(ch) => return Ok((addr, ch)),
+                Err(e) => {
+                    if self.more() {
+                        eprintln!("coordinator {addr} unreachable ({e}); trying the next");
+                    }
+                    failed.push(format!("{addr}: {e}"));
+                }
+            }
+        }
+        if failed.is_empty() {
+            anyhow::bail!("no further coordinator to try");
+        }
+        anyhow::bail!("no coordinator could be reached ({})", failed.join("; "))
+    }
+
+    /// True when another coordinator is left to try.
+    pub fn more(&self) -> bool {
+        self.endpoints.len() > 0
+    }
+}
+
+/// Every coordinator of `c` (or only `addr`), with `who`'s credentials.
+pub fn channels(c: &ClientFile, who: As, addr: Option<&str>) -> anyhow::Result<Coordinators> {
     let cr = creds(c, who)?;
     let tls = TlsMaterial::load(&c.ca, &cr.cert, &cr.key)?;
-    let addr = addr.unwrap_or(&c.coordinator);
-    Ok(quorate_wire::tls::connect(addr, &c.server_name, tls.client_config()?).await?)
+    Ok(Coordinators {
+        endpoints: c.endpoints(addr).into_iter(),
+        tls,
+    })
 }
 
 /// Fetches the coordinator's metrics (Prometheus text) with the admin certificate.

@@ -210,6 +210,15 @@ fn check_vault_call(
 }
 
 /// Runs `quorate submit`; returns the exit code.
+/// Whether a call that ended with `code` is worth sending to another coordinator: it could
+/// not be reached, dropped the call, or cannot sign now.
+fn fails_over(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
+}
+
 pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow::Result<u8> {
     let now = now_ms();
     let id =
@@ -234,13 +243,32 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
     };
     let key = client::signing_key(&c.backend()?.signing_key)?;
     let backend_signature = backend::sign(&key, &intent.digest());
-    let mut w = client::withdrawals(c, addr).await?;
-    let mut req = tonic::Request::new(pb::SubmitRequest {
+    let request = pb::SubmitRequest {
         intent: Some(intent_to_proto(&intent)),
         backend_signature,
-    });
-    req.set_timeout(a.timeout);
-    match w.submit(req).await {
+    };
+    // The same signed intent to each coordinator in turn, while one cannot be reached or
+    // cannot sign now: every signer binds the id to this intent, so nothing is signed twice
+    // for different payouts, and a withdrawal signed through two is counted once.
+    let mut coordinators = client::channels(c, client::As::Backend, addr)?;
+    let outcome = loop {
+        let (at, channel) = coordinators.next_channel().await?;
+        let mut w = pb::withdrawal_service_client::WithdrawalServiceClient::new(channel)
+            .max_decoding_message_size(quorate_wire::MAX_MESSAGE_BYTES);
+        let mut req = tonic::Request::new(request.clone());
+        req.set_timeout(a.timeout);
+        match w.submit(req).await {
+            Err(s) if coordinators.more() && fails_over(s.code()) => {
+                eprintln!(
+                    "coordinator {at}: {:?}: {}; sending the same request to the next",
+                    s.code(),
+                    s.message()
+                );
+            }
+            other => break other,
+        }
+    };
+    match outcome {
         Ok(resp) => {
             let w = resp.into_inner();
             if let Some(call) = &w.evm_call {

@@ -68,6 +68,10 @@ pub struct ClientFile {
     pub coordinator: String,
     /// Name on the coordinator's certificate.
     pub server_name: String,
+    /// Further coordinators of the same cluster, tried in order when `coordinator` cannot be
+    /// reached or cannot sign now (the same request goes to the next).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_coordinators: Vec<Endpoint>,
     /// CA certificate.
     pub ca: PathBuf,
     /// Backend credentials: only on the backend host (an admin desk has none).
@@ -89,6 +93,16 @@ pub struct ClientFile {
     /// The directory this file was loaded from (the admin desk keeps its checkpoint there).
     #[serde(skip)]
     pub dir: PathBuf,
+}
+
+/// Another coordinator to reach.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `host:port`.
+    pub address: String,
+    /// Name on its certificate.
+    pub server_name: String,
 }
 
 /// TLS certificate, key and signing key of a client role.
@@ -128,8 +142,35 @@ impl ClientFile {
             .map_err(|e| anyhow::anyhow!("{}: coordinator: {e}", path.display()))?;
         quorate_wire::tls::check_server_name(&c.server_name)
             .map_err(|e| anyhow::anyhow!("{}: server_name: {e}", path.display()))?;
+        for (i, o) in c.other_coordinators.iter().enumerate() {
+            quorate_wire::tls::check_endpoint(&o.address).map_err(|e| {
+                anyhow::anyhow!("{}: other_coordinators[{i}].address: {e}", path.display())
+            })?;
+            quorate_wire::tls::check_server_name(&o.server_name).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: other_coordinators[{i}].server_name: {e}",
+                    path.display()
+                )
+            })?;
+        }
         c.dir = dir.to_path_buf();
         Ok(c)
+    }
+
+    /// The coordinators to try, in order, as `(address, server name)`: only `addr` when one is
+    /// given on the command line (`--coordinator`), else `coordinator` then
+    /// `other_coordinators`.
+    pub fn endpoints(&self, addr: Option<&str>) -> Vec<(String, String)> {
+        match addr {
+            Some(a) => vec![(a.to_string(), self.server_name.clone())],
+            None => std::iter::once((self.coordinator.clone(), self.server_name.clone()))
+                .chain(
+                    self.other_coordinators
+                        .iter()
+                        .map(|o| (o.address.clone(), o.server_name.clone())),
+                )
+                .collect(),
+        }
     }
 
     /// The `[backend]` credentials, or an error naming the missing section.
@@ -256,6 +297,7 @@ pub fn create(dir: &Path, spec: &ClusterSpec) -> anyhow::Result<()> {
         &coordinator_config(&spec.coordinator_addr),
     )?;
     let client = ClientFile {
+        other_coordinators: Vec::new(),
         coordinator: spec.coordinator_addr.clone(),
         server_name: "localhost".into(),
         ca: "ca/ca.pem".into(),
