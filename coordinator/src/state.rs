@@ -782,6 +782,8 @@ impl Coordinator {
     /// Ledger notices a signer missed while away: every withdrawal signed without it within
     /// the policy's longest window (bucket slack included). The signer counts each id once.
     async fn replay_notices(&self, signer: u16) {
+        /// Notices outstanding at once on one link (the signer handles up to 128).
+        const REPLAY_IN_FLIGHT: usize = 32;
         let window = self.policy.longest_window_ms();
         if window == 0 {
             return;
@@ -797,31 +799,42 @@ impl Coordinator {
             );
             return;
         };
-        let mut sent = 0usize;
-        for r in records
-            .iter()
+        // Pipelined: up to REPLAY_IN_FLIGHT notices outstanding on the link, so a signer far
+        // from the coordinator catches up in a few round trips, not one per notice.
+        use futures::StreamExt;
+        let notices = records
+            .into_iter()
             .filter(|r| r.updated_ms >= since && !r.signers.contains(&signer))
-        {
-            let (Ok(intent), Some(Ok(signature))) = (
-                hex::decode(&r.intent),
-                r.signature.as_ref().map(hex::decode),
-            ) else {
-                continue;
-            };
-            let body = pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice {
-                intent,
-                signature,
-                signed_at_ms: r.updated_ms,
+            .filter_map(|r| {
+                let (Ok(intent), Some(Ok(signature))) = (
+                    hex::decode(&r.intent),
+                    r.signature.as_ref().map(hex::decode),
+                ) else {
+                    return None;
+                };
+                let body = pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice {
+                    intent,
+                    signature,
+                    signed_at_ms: r.updated_ms,
+                });
+                Some((r.id, body))
             });
-            match self
-                .registry
-                .call(signer, body, self.signing.signer_timeout)
-                .await
-            {
+        let mut answers = futures::stream::iter(notices)
+            .map(|(id, body)| async move {
+                let answer = self
+                    .registry
+                    .call(signer, body, self.signing.signer_timeout)
+                    .await;
+                (id, answer)
+            })
+            .buffer_unordered(REPLAY_IN_FLIGHT);
+        let mut sent = 0usize;
+        while let Some((id, answer)) = answers.next().await {
+            match answer {
                 Ok(pb::signer_message::Body::LedgerAck(a)) if a.debited => sent += 1,
                 Ok(pb::signer_message::Body::LedgerAck(_)) => {}
                 Ok(pb::signer_message::Body::Refusal(x)) => {
-                    warn!(signer, withdrawal = %r.id, rule = %x.rule, "ledger notice refused");
+                    warn!(signer, withdrawal = %id, rule = %x.rule, "ledger notice refused");
                 }
                 _ => {
                     warn!(signer, "ledger notices interrupted");
