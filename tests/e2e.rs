@@ -23,6 +23,7 @@ mod crash;
 mod desk;
 mod devnet;
 mod dkg;
+mod errors;
 mod governance;
 mod governance_scale;
 mod hostile;

@@ -154,6 +154,7 @@ async fn attach_liar_counting(
                         reason: "no live nonce for this signing session".into(),
                         permanent: true,
                         culprits: vec![],
+                        retry_at_ms: 0,
                     })
                 }
                 Some(pb::coordinator_message::Body::Sign(r)) if lie == Lie::ForgetPresigned => {

@@ -312,6 +312,14 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
                 .unwrap_or("")
                 .to_string();
             let reason = s.message().to_string();
+            // The standard details: a RetryInfo is there exactly when retrying can help, with
+            // the time until it can.
+            let retry_after = {
+                use tonic_types::StatusExt;
+                s.get_details_retry_info()
+                    .and_then(|r| r.retry_delay)
+                    .map(|d| d.as_millis() as u64)
+            };
             if a.json {
                 println!(
                     "{}",
@@ -321,7 +329,8 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
                         "code": format!("{:?}", s.code()),
                         "rule": rule,
                         "reason": reason,
-                        "retryable": matches!(s.code(), tonic::Code::Unavailable | tonic::Code::ResourceExhausted),
+                        "retryable": retry_after.is_some(),
+                        "retry_after_ms": retry_after,
                         "digest": intent.digest_hex(),
                     })
                 );
@@ -331,6 +340,14 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
                     status_of_code(s.code()),
                     s.code()
                 );
+                if let Some(ms) = retry_after {
+                    eprintln!(
+                        "  retry the same request in {}",
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            ms.div_ceil(1000)
+                        ))
+                    );
+                }
             }
             Ok(2)
         }

@@ -22,16 +22,8 @@ use quorate_wire::convert::policy::{sig_from_proto, signed_from_proto};
 use crate::{
     state::{now_ms, parse_scheme, Coordinator, GroupKeys},
     store::Status as St,
-    withdrawals::{internal, record_signatures, refusal_status},
+    withdrawals::{internal, invalid, record_signatures, refusal_status},
 };
-
-fn invalid(tag: &str, m: impl std::fmt::Display) -> Status {
-    let mut s = Status::invalid_argument(format!("{tag}: {m}"));
-    if let Ok(v) = tonic::metadata::MetadataValue::try_from(tag) {
-        s.metadata_mut().insert(quorate_wire::RULE_METADATA_KEY, v);
-    }
-    s
-}
 
 fn sig_field(
     p: Option<&quorate_wire::policy::AdminSignature>,

@@ -1140,19 +1140,25 @@ impl Coordinator {
         }
         // Not signed. If signers refused on their own judgement, say so with their rule.
         if let Some((i, r)) = refusals.iter().find(|(_, r)| r.permanent) {
-            return Err(Refusal {
-                rule: r.rule.clone(),
-                reason: format!("signer {i} refused: {}", r.reason),
-                permanent: true,
-            });
-        }
-        // A temporary policy refusal (a velocity window, a freeze, a destination not yet active)
-        // goes back under its own rule, so the backend learns what to wait for.
-        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.rule.starts_with("policy-")) {
-            return Err(Refusal::temporary(
+            return Err(Refusal::permanent(
                 &r.rule,
                 format!("signer {i} refused: {}", r.reason),
             ));
+        }
+        // A temporary policy refusal (a velocity window, a freeze, a destination not yet active)
+        // goes back under its own rule, so the backend learns what to wait for.
+        // When it frees up: the latest time any signer refusing under that rule gave, by
+        // which each of them has room again.
+        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.rule.starts_with("policy-")) {
+            let retry_at = refusals
+                .iter()
+                .filter(|(_, o)| o.rule == r.rule)
+                .filter_map(|(_, o)| o.retry_at_ms)
+                .max();
+            return Err(
+                Refusal::temporary(&r.rule, format!("signer {i} refused: {}", r.reason))
+                    .retry_at(retry_at),
+            );
         }
         let connected = self.registry.connected().len();
         Err(Refusal::temporary(
@@ -1529,6 +1535,7 @@ fn note_failure(
                 rule: r.rule,
                 reason: r.reason,
                 permanent: r.permanent,
+                retry_at_ms: (r.retry_at_ms > 0).then_some(r.retry_at_ms),
             },
         )),
         Ok(_) => problems.push(format!("signer {i} answered out of turn")),

@@ -17,7 +17,8 @@ use quorate_wire::{
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
-use tonic::{metadata::MetadataValue, Request, Response, Status};
+use tonic::{metadata::MetadataValue, Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn, Instrument};
 
 use crate::{
@@ -54,32 +55,73 @@ fn received(intent: &WithdrawalIntent, rec: &Record, next: &str) -> Event {
 
 /// A refusal as a gRPC status: the rule tag leads the message and rides in a trailer.
 pub fn refusal_status(r: &Refusal) -> Status {
-    let msg = format!("{}: {}", r.rule, r.reason);
-    let mut s = if r.rule == rule::ID_CONFLICT {
-        Status::already_exists(msg)
+    let code = if r.rule == rule::ID_CONFLICT {
+        Code::AlreadyExists
     } else if r.rule == rule::NOT_ENOUGH_SIGNERS || r.rule == coord_rule::RESTARTED {
-        Status::unavailable(msg)
+        Code::Unavailable
     } else if r.rule == coord_rule::NO_GROUP_KEY {
-        Status::failed_precondition(msg)
+        Code::FailedPrecondition
     } else if r.permanent {
-        Status::permission_denied(msg)
+        Code::PermissionDenied
     } else if r.rule.starts_with(rule::POLICY_VELOCITY_PREFIX) {
-        Status::resource_exhausted(msg)
+        Code::ResourceExhausted
     } else {
-        Status::unavailable(msg)
+        Code::Unavailable
     };
+    rule_status(code, r, now_ms())
+}
+
+/// The domain of every `google.rpc.ErrorInfo` Quorate sends.
+pub const ERROR_DOMAIN: &str = "quorate";
+
+/// How long a retryable refusal with no known end asks the caller to wait.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// A refusal as a gRPC status: `code` and "rule: reason" as the message, the rule in the
+/// `quorate-rule` trailer, and the standard details (`grpc-status-details-bin`): a
+/// `google.rpc.ErrorInfo` whose reason is the rule tag (metadata: `permanent`, and for a
+/// velocity rule its `window`, and `retry_at_ms` when known), and for a retryable refusal a
+/// `google.rpc.RetryInfo` with the time until it frees up (or [`DEFAULT_RETRY_DELAY`]).
+pub fn rule_status(code: Code, r: &Refusal, now_ms: u64) -> Status {
+    let mut metadata =
+        std::collections::HashMap::from([("permanent".to_string(), r.permanent.to_string())]);
+    if let Some(window) = r
+        .rule
+        .strip_prefix(rule::POLICY_VELOCITY_PREFIX)
+        .and_then(|rest| rest.rsplit('-').next())
+    {
+        metadata.insert("window".into(), window.to_string());
+    }
+    if let Some(at) = r.retry_at_ms {
+        metadata.insert("retry_at_ms".into(), at.to_string());
+    }
+    let mut details = ErrorDetails::new();
+    details.set_error_info(r.rule.clone(), ERROR_DOMAIN, metadata);
+    let retryable = !r.permanent
+        && matches!(
+            code,
+            Code::Unavailable | Code::ResourceExhausted | Code::FailedPrecondition
+        );
+    if retryable {
+        let delay = r.retry_at_ms.map_or(DEFAULT_RETRY_DELAY, |at| {
+            Duration::from_millis(at.saturating_sub(now_ms))
+        });
+        details.set_retry_info(Some(delay));
+    }
+    let mut s = Status::with_error_details(code, format!("{}: {}", r.rule, r.reason), details);
     if let Ok(v) = MetadataValue::try_from(r.rule.as_str()) {
         s.metadata_mut().insert(RULE_METADATA_KEY, v);
     }
     s
 }
 
-fn invalid(rule_tag: &str, reason: impl std::fmt::Display) -> Status {
-    let mut s = Status::invalid_argument(format!("{rule_tag}: {reason}"));
-    if let Ok(v) = MetadataValue::try_from(rule_tag) {
-        s.metadata_mut().insert(RULE_METADATA_KEY, v);
-    }
-    s
+/// A request refused at the edge: INVALID_ARGUMENT, never retryable as it is.
+pub fn invalid(rule_tag: &str, reason: impl std::fmt::Display) -> Status {
+    rule_status(
+        Code::InvalidArgument,
+        &Refusal::permanent(rule_tag, reason.to_string()),
+        0,
+    )
 }
 
 /// A storage failure: details to the log, an opaque id to the caller.
@@ -186,10 +228,12 @@ impl WithdrawalApi {
     fn answer(&self, r: &Record) -> Result<Response<pb::Withdrawal>, Status> {
         match r.status {
             St::Refused | St::Failed | St::Expired => {
-                let refusal = Refusal {
-                    rule: r.rule.clone().unwrap_or_else(|| "unknown".into()),
-                    reason: r.reason.clone().unwrap_or_default(),
-                    permanent: r.status != St::Failed,
+                let rule = r.rule.clone().unwrap_or_else(|| "unknown".into());
+                let reason = r.reason.clone().unwrap_or_default();
+                let refusal = if r.status == St::Failed {
+                    Refusal::temporary(&rule, reason)
+                } else {
+                    Refusal::permanent(&rule, reason)
                 };
                 Err(refusal_status(&refusal))
             }
@@ -288,8 +332,21 @@ impl WithdrawalService for WithdrawalApi {
                 ),
             ));
         }
-        backend::verify(&backend_keys, &digest, &body.backend_signature)
-            .map_err(|r| self.refuse(&intent.id, &r))?;
+        backend::verify(&backend_keys, &digest, &body.backend_signature).map_err(|mut r| {
+            // The digest covers the canonical intent: a destination sent in another form (a
+            // lower-case EVM address, say) was normalised before hashing, so a signature over
+            // the form as sent cannot verify. Say that, not "wrong key".
+            if r.rule == rule::BACKEND_SIGNATURE
+                && !body.backend_signature.is_empty()
+                && wire_intent.destination != intent.destination
+            {
+                r.reason = format!(
+                    "{}; the destination was sent as `{}` and its canonical form is `{}`: sign the intent with the canonical destination (docs/intent.md)",
+                    r.reason, wire_intent.destination, intent.destination
+                );
+            }
+            self.refuse(&intent.id, &r)
+        })?;
         let store = &self.state.store;
         let expired = now >= intent.expires_at_ms;
         let expired_refusal = || {

@@ -93,6 +93,9 @@ pub struct Refusal {
     pub reason: String,
     /// True if retrying the same request can never succeed.
     pub permanent: bool,
+    /// For a temporary refusal whose cause ends at a known time (a velocity window freeing
+    /// up): that time, Unix milliseconds.
+    pub retry_at_ms: Option<u64>,
 }
 
 impl Refusal {
@@ -102,6 +105,7 @@ impl Refusal {
             rule: rule.to_string(),
             reason: reason.into(),
             permanent: true,
+            retry_at_ms: None,
         }
     }
 
@@ -119,7 +123,14 @@ impl Refusal {
             rule: rule.to_string(),
             reason: reason.into(),
             permanent: false,
+            retry_at_ms: None,
         }
+    }
+
+    /// The same refusal, retryable from `at_ms` (Unix milliseconds) on.
+    pub fn retry_at(mut self, at_ms: Option<u64>) -> Self {
+        self.retry_at_ms = at_ms;
+        self
     }
 }
 

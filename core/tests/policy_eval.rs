@@ -800,6 +800,41 @@ fn amount_limit_boundaries_to_the_base_unit() {
     }
 }
 
+/// A temporary velocity refusal says when to retry: exactly the first moment evaluation
+/// allows the same intent again (nothing else counted meanwhile), for a count and an amount
+/// limit; a permanent one says nothing.
+#[test]
+fn a_velocity_refusal_names_the_moment_it_frees_up() {
+    let w = 10 * MIN;
+    let start = T0 / BUCKET_MS * BUCKET_MS;
+    let debits = [
+        (DEST, 4, start),
+        (DEST2, 3, start + 3 * MIN),
+        (DEST, 2, start + 5 * MIN),
+    ];
+    for (velocity, amount) in [
+        (limit(Scope::Asset, w, None, Some(3)), 1),
+        (limit(Scope::Asset, w, Some(10), None), 5),
+        (limit(Scope::Asset, w, Some(10), None), 8),
+    ] {
+        let doc = velocity_policy(vec![velocity]);
+        let l = ledger_with(&debits);
+        let now = start + 6 * MIN;
+        let e = check(&doc, &l, &eth(DEST, amount), now).unwrap_err();
+        assert!(!e.permanent, "{e}");
+        let at = e
+            .retry_at_ms
+            .unwrap_or_else(|| panic!("no retry time: {e}"));
+        assert!(at > now, "{e}");
+        assert_refused(check(&doc, &l, &eth(DEST, amount), at - 1), &e.rule, false);
+        assert_allowed(check(&doc, &l, &eth(DEST, amount), at));
+    }
+    // More than the limit itself: permanent, and no time to wait for.
+    let doc = velocity_policy(vec![limit(Scope::Asset, w, Some(10), None)]);
+    let e = check(&doc, &Ledger::new(), &eth(DEST, 11), start).unwrap_err();
+    assert!(e.permanent && e.retry_at_ms.is_none(), "{e:?}");
+}
+
 #[test]
 fn count_limit_boundaries_and_refill() {
     let w = 10 * MIN;

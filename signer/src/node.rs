@@ -184,6 +184,7 @@ fn refusal(r: Refusal) -> pb::signer_message::Body {
         reason: r.reason,
         permanent: r.permanent,
         culprits: vec![],
+        retry_at_ms: r.retry_at_ms.unwrap_or(0),
     })
 }
 
@@ -193,6 +194,7 @@ fn dkg_refusal(e: dkg::DkgError) -> pb::signer_message::Body {
         reason: e.to_string(),
         permanent: true,
         culprits: e.culprits.iter().map(|c| u32::from(*c)).collect(),
+        retry_at_ms: 0,
     })
 }
 

@@ -236,6 +236,9 @@ pub fn evaluate(
                 .checked_add(amount)
                 .is_none_or(|total| total > max)
             {
+                let frees = ledger.frees_at(&key, limit.window_ms, now, |u| {
+                    u.amount.checked_add(amount).is_some_and(|t| t <= max)
+                });
                 return Err(Refusal::temporary(
                     &tag,
                     format!(
@@ -244,7 +247,8 @@ pub fn evaluate(
                         units(max),
                         units(used.amount)
                     ),
-                ));
+                )
+                .retry_at(frees));
             }
         }
         if let Some(max) = limit.max_count {
@@ -256,13 +260,15 @@ pub fn evaluate(
                 ));
             }
             if used.count >= max {
+                let frees = ledger.frees_at(&key, limit.window_ms, now, |u| u.count < max);
                 return Err(Refusal::temporary(
                     &tag,
                     format!(
                         "{scope} already made {} of the {max} withdrawals allowed per {window}; retry when the window frees up",
                         used.count
                     ),
-                ));
+                )
+                .retry_at(frees));
             }
         }
     }
@@ -301,6 +307,10 @@ pub fn evaluate_budget(
         if let Some(max) = limit.max_amount {
             let budget = max.get() / honest;
             if used.amount.checked_add(amount).is_none_or(|t| t > budget) {
+                let frees =
+                    ledger.own_frees_at(intent.chain, &intent.asset, limit.window_ms, now, |u| {
+                        u.amount.checked_add(amount).is_some_and(|t| t <= budget)
+                    });
                 return Err(Refusal::temporary(
                     &format!("{}signer-amount-{window}", rule::POLICY_VELOCITY_PREFIX),
                     format!(
@@ -310,19 +320,25 @@ pub fn evaluate_budget(
                         units(used.amount),
                         units(amount)
                     ),
-                ));
+                )
+                .retry_at(frees));
             }
         }
         if let Some(max) = limit.max_count {
             let budget = u128::from(max) / honest;
             if u128::from(used.count) >= budget {
+                let frees =
+                    ledger.own_frees_at(intent.chain, &intent.asset, limit.window_ms, now, |u| {
+                        u128::from(u.count) < budget
+                    });
                 return Err(Refusal::temporary(
                     &format!("{}signer-count-{window}", rule::POLICY_VELOCITY_PREFIX),
                     format!(
                         "this signer's budget is {budget} withdrawals per {window} (1/{honest} of {max}); it released {} already",
                         used.count
                     ),
-                ));
+                )
+                .retry_at(frees));
             }
         }
     }

@@ -327,6 +327,55 @@ impl Ledger {
             .map_or_else(Usage::default, |s| s.usage_from(from))
     }
 
+    /// The first time from `now_ms` on at which the usage of `key` over `window_ms` satisfies
+    /// `fits`, as the buckets now in the window fall out of it (nothing new counted); `None`
+    /// if it fits now or never will.
+    pub fn frees_at(
+        &self,
+        key: &LedgerKey,
+        window_ms: u64,
+        now_ms: u64,
+        fits: impl Fn(Usage) -> bool,
+    ) -> Option<u64> {
+        let now = self.effective_now(now_ms);
+        let mut usage = self.usage(key, window_ms, now);
+        if fits(usage) {
+            return None;
+        }
+        let from = now.saturating_sub(window_ms) / BUCKET_MS;
+        let series = self.series.get(key)?;
+        for (b, (own, _)) in series.buckets.range(from..) {
+            usage.amount = usage.amount.saturating_sub(own.amount);
+            usage.count = usage.count.saturating_sub(own.count);
+            // Bucket `b` leaves the window once (now − window) / BUCKET_MS passes it.
+            let leaves = b
+                .saturating_add(1)
+                .saturating_mul(BUCKET_MS)
+                .saturating_add(window_ms);
+            if fits(usage) {
+                return Some(leaves.max(now));
+            }
+        }
+        None
+    }
+
+    /// [`Ledger::frees_at`] for this signer's own releases of `asset`.
+    pub fn own_frees_at(
+        &self,
+        chain: Chain,
+        asset: &str,
+        window_ms: u64,
+        now_ms: u64,
+        fits: impl Fn(Usage) -> bool,
+    ) -> Option<u64> {
+        let key = LedgerKey {
+            chain,
+            asset: asset.to_string(),
+            destination: Some(OWN_RELEASES.to_string()),
+        };
+        self.frees_at(&key, window_ms, now_ms, fits)
+    }
+
     /// Records a withdrawal against its asset and its destination.
     pub fn debit(
         &mut self,

@@ -28,6 +28,7 @@ fn repair_refusal(e: RepairError) -> pb::Refusal {
         reason: e.to_string(),
         permanent: true,
         culprits: e.culprits.iter().map(|c| u32::from(*c)).collect(),
+        retry_at_ms: 0,
     }
 }
 
@@ -37,6 +38,7 @@ fn refused(r: Refusal) -> pb::Refusal {
         reason: r.reason,
         permanent: r.permanent,
         culprits: vec![],
+        retry_at_ms: r.retry_at_ms.unwrap_or(0),
     }
 }
 
