@@ -24,6 +24,7 @@ mod devnet;
 mod dkg;
 mod governance;
 mod governance_scale;
+mod guide;
 mod hostile;
 mod lifecycle;
 mod lifecycle_hostile;
