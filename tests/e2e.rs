@@ -26,6 +26,7 @@ mod dkg;
 mod errors;
 mod governance;
 mod governance_scale;
+mod guide;
 mod hostile;
 mod lifecycle;
 mod lifecycle_hostile;
