@@ -402,18 +402,7 @@ impl Ceremony {
 
     /// `quorate ARGS` on a host, in its directory.
     async fn quorate(&self, host: &str, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(exe())
-            .args(args)
-            .current_dir(self.host(host))
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .expect("run quorate");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        crate::harness::quorate_in(Some(&self.host(host)), args).await
     }
 
     /// Waits until every signer is connected, as admin-1's desk sees it (the guide's "when

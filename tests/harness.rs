@@ -23,7 +23,16 @@ pub fn exe() -> PathBuf {
 
 /// Runs `quorate ARGS` to completion; returns (exit code, stdout, stderr).
 pub async fn quorate(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(exe())
+    quorate_in(None, args).await
+}
+
+/// Runs `quorate ARGS` to completion in `dir` (the test's own directory if `None`).
+pub async fn quorate_in(dir: Option<&Path>, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(exe());
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let out = cmd
         .args(args)
         .stdin(Stdio::null())
         .output()
