@@ -209,7 +209,6 @@ fn check_vault_call(
     Ok(())
 }
 
-/// Runs `quorate submit`; returns the exit code.
 /// Whether a call that ended with `code` is worth sending to another coordinator: it could
 /// not be reached, dropped the call, or cannot sign now.
 fn fails_over(code: tonic::Code) -> bool {
@@ -219,6 +218,7 @@ fn fails_over(code: tonic::Code) -> bool {
     )
 }
 
+/// Runs `quorate submit`; returns the exit code.
 pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow::Result<u8> {
     let now = now_ms();
     let id =
@@ -314,12 +314,22 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
             let reason = s.message().to_string();
             // The standard details: a RetryInfo is there exactly when retrying can help, with
             // the time until it can.
-            let retry_after = {
+            let (details, retry_after) = {
                 use tonic_types::StatusExt;
-                s.get_details_retry_info()
-                    .and_then(|r| r.retry_delay)
-                    .map(|d| d.as_millis() as u64)
+                (
+                    s.get_details_error_info().is_some(),
+                    s.get_details_retry_info()
+                        .and_then(|r| r.retry_delay)
+                        .map(|d| d.as_millis() as u64),
+                )
             };
+            // Without details (a transport error, an older coordinator), the code decides.
+            let retryable = retry_after.is_some()
+                || (!details
+                    && matches!(
+                        s.code(),
+                        tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                    ));
             if a.json {
                 println!(
                     "{}",
@@ -329,7 +339,7 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
                         "code": format!("{:?}", s.code()),
                         "rule": rule,
                         "reason": reason,
-                        "retryable": retry_after.is_some(),
+                        "retryable": retryable,
                         "retry_after_ms": retry_after,
                         "digest": intent.digest_hex(),
                     })

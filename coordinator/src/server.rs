@@ -173,8 +173,9 @@ pub async fn run(
         SignerLinkServer::new(LinkService {
             state: state.clone(),
         })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        // Policy updates carry a whole document to each signer.
+        // Policy updates carry a whole document to each signer, and a sync answer one back
+        // (a signer is a manifest member: one message at a time on its one stream).
+        .max_decoding_message_size(quorate_wire::MAX_POLICY_MESSAGE_BYTES)
         .max_encoding_message_size(quorate_wire::MAX_POLICY_MESSAGE_BYTES),
         audited_role(state.clone(), Role::Signer, "signer-link"),
     );

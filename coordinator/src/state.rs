@@ -115,6 +115,8 @@ pub struct Coordinator {
     /// `notAfter` (Unix seconds) of our own certificate (key `None`) and of each signer's,
     /// as last presented on its link.
     certificates: Mutex<BTreeMap<Option<u16>, i64>>,
+    /// Policy hashes learned from the signers that did not check out (each logged once).
+    sync_warned: Mutex<BTreeSet<String>>,
     /// Signers being sent policy catch-up right now (one catch-up per signer at a time: a
     /// document can be megabytes).
     policy_syncing: Mutex<std::collections::BTreeSet<u16>>,
@@ -224,6 +226,7 @@ impl Coordinator {
             policy,
             signer_policy: Mutex::default(),
             certificates: Mutex::default(),
+            sync_warned: Mutex::default(),
             policy_syncing: Mutex::default(),
             dkg_running: Mutex::new(false),
             in_flight: Mutex::default(),
@@ -1147,14 +1150,23 @@ impl Coordinator {
         }
         // A temporary policy refusal (a velocity window, a freeze, a destination not yet active)
         // goes back under its own rule, so the backend learns what to wait for.
-        // When it frees up: the latest time any signer refusing under that rule gave, by
-        // which each of them has room again.
+        // When it frees up: the t-th earliest time the signers refusing under that rule gave
+        // (t of them have room again by then), never further than the longest window can
+        // hold (a signer's claim is only a hint).
         if let Some((i, r)) = refusals.iter().find(|(_, r)| r.rule.starts_with("policy-")) {
-            let retry_at = refusals
+            let mut times: Vec<u64> = refusals
                 .iter()
                 .filter(|(_, o)| o.rule == r.rule)
                 .filter_map(|(_, o)| o.retry_at_ms)
-                .max();
+                .collect();
+            times.sort_unstable();
+            let latest = now_ms().saturating_add(
+                quorate_core::policy::doc::MAX_WINDOW_MS + quorate_core::policy::ledger::BUCKET_MS,
+            );
+            let t = usize::from(self.manifest.threshold);
+            let retry_at = times
+                .get(t.saturating_sub(1).min(times.len().saturating_sub(1)))
+                .map(|at| (*at).min(latest));
             return Err(
                 Refusal::temporary(&r.rule, format!("signer {i} refused: {}", r.reason))
                     .retry_at(retry_at),

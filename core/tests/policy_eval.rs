@@ -1806,6 +1806,13 @@ fn the_per_signer_budget_counts_only_own_releases_against_a_share_of_the_limit()
     let r = evaluate_budget(&doc, &l, &eth(DEST, 101), 2, T0).unwrap_err();
     assert_eq!(r.rule, "policy-velocity-signer-amount-24h", "{r}");
     assert!(!r.permanent, "a budget frees up with the window: {r}");
+    // ...at a time it names, the first at which the same intent fits.
+    let at = r.retry_at_ms.expect("a time");
+    assert!(evaluate_budget(&doc, &l, &eth(DEST, 101), 2, at - 1).is_err());
+    assert_eq!(evaluate_budget(&doc, &l, &eth(DEST, 101), 2, at), Ok(()));
+    // More than the budget itself can never fit: permanent.
+    let r = evaluate_budget(&doc, &Ledger::new(), &eth(DEST, 501), 2, T0).unwrap_err();
+    assert!(r.permanent && r.retry_at_ms.is_none(), "{r:?}");
     // Volume announced by notices (signed by others) is not this signer's release.
     let mut l = Ledger::new();
     debit(&mut l, DEST, 900, T0);

@@ -168,7 +168,7 @@ pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, Vec<link::LinkTarg
     .map_err(|e| anyhow::anyhow!(e))?;
     node.set_certificate_expiry(own.not_after_unix);
     let tls = tls.client_config()?;
-    let targets = cfg
+    let targets: Vec<link::LinkTarget> = cfg
         .coordinators()
         .into_iter()
         .zip(0..)
@@ -179,6 +179,11 @@ pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, Vec<link::LinkTarg
             tls: tls.clone(),
         })
         .collect();
+    // Every configured link is in the metrics from the start, down until it connects: a
+    // coordinator never reached shows as down, not as absent.
+    for t in &targets {
+        node.set_link_up(t.link, &t.addr, false);
+    }
     Ok((Arc::new(node), targets))
 }
 
@@ -427,6 +432,10 @@ pub async fn main_with(cli: SignerCli) -> std::process::ExitCode {
             if let Some(addr) = coordinator {
                 if let Err(e) = quorate_wire::tls::check_endpoint(&addr) {
                     eprintln!("quorate-signer: bad configuration: --coordinator: {e}");
+                    return ExitCode::from(64);
+                }
+                if cfg.other_coordinators.iter().any(|o| o.address == addr) {
+                    eprintln!("quorate-signer: bad configuration: --coordinator: `{addr}` is also in other_coordinators");
                     return ExitCode::from(64);
                 }
                 cfg.coordinator = addr;

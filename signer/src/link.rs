@@ -7,7 +7,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use quorate_wire::{
     signer::{self as pb, signer_link_client::SignerLinkClient},
-    tls, MAX_MESSAGE_BYTES,
+    tls,
 };
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
@@ -69,9 +69,10 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     // Requests may carry a whole policy document; answers stay small.
     let mut client = SignerLinkClient::new(channel)
         .max_decoding_message_size(quorate_wire::MAX_POLICY_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .max_encoding_message_size(quorate_wire::MAX_POLICY_MESSAGE_BYTES);
     // Answers waiting for the coordinator to read them: with MAX_IN_FLIGHT, the most a link
-    // can hold of ours is (MAX_IN_FLIGHT + 64) answers of at most MAX_MESSAGE_BYTES.
+    // can hold of ours is (MAX_IN_FLIGHT + 64) answers; all are small but a sync answer, which
+    // carries at most one policy document.
     let (tx, rx) = mpsc::channel::<pb::SignerMessage>(64);
     let (key_epoch, ed25519_key_epoch, pending_key_epoch, ed25519_pending_key_epoch) =
         node.key_epochs();
@@ -128,11 +129,22 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         let node = node.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let answer = match msg.body {
+            let mut answer = match msg.body {
                 Some(body) => node.handle(link, body).await,
                 // An empty body, or a message type this version does not know.
                 None => node.refuse_unknown().await,
             };
+            // An answer the stream could not carry would end the link for every request on
+            // it: refuse that one request instead.
+            if answer.encoded_len() > quorate_wire::MAX_POLICY_MESSAGE_BYTES - 64 {
+                answer = pb::signer_message::Body::Refusal(pb::Refusal {
+                    rule: crate::node::link_rule::BAD_REQUEST.into(),
+                    reason: "the answer would exceed the link's message limit".into(),
+                    permanent: true,
+                    culprits: vec![],
+                    retry_at_ms: 0,
+                });
+            }
             let sent = tx
                 .send(pb::SignerMessage {
                     request_id: msg.request_id,

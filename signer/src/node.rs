@@ -122,6 +122,8 @@ pub struct Node {
     /// Whether the link to the coordinator is up, and the unix ms of its last message.
     /// Each coordinator link's address, whether it is up, and its last message (Unix ms).
     links: Mutex<BTreeMap<LinkId, LinkState>>,
+    /// Held while a sync is answered: one at a time, whichever coordinator asks.
+    sync_slot: Mutex<()>,
     /// `notAfter` of this signer's TLS certificate, Unix seconds (0: not known).
     cert_expiry: std::sync::atomic::AtomicI64,
     /// Head of the audit log (S7). Taken after `policy` when both are held.
@@ -287,6 +289,7 @@ impl Node {
             started: std::time::Instant::now(),
             links: Mutex::new(BTreeMap::new()),
             cert_expiry: std::sync::atomic::AtomicI64::new(0),
+            sync_slot: Mutex::new(()),
             name,
             kek,
         };
@@ -1459,32 +1462,32 @@ impl Node {
         let hash = signed.doc.hash_hex();
         let mut guard = lock(&self.policy);
         let now = now_ms();
-        let (next, outcome) = match &guard.state {
+        let (next, outcome, known) = match &guard.state {
             None => (
                 self.manifest.genesis(signed),
                 "installed as genesis".to_string(),
+                false,
             ),
             Some(s) => {
                 let mut next = s.clone();
                 match next.offer(signed, now) {
-                    Ok(o) => (Ok(next), format!("{o:?}")),
-                    Err(e) => (Err(e), String::new()),
+                    Ok(o) => (Ok(next), format!("{o:?}"), o == policy::Offered::Known),
+                    Err(e) => (Err(e), String::new(), false),
                 }
             }
         };
         let next = next.inspect_err(|r| {
             warn!(signer = %self.name, version, hash = %hash, rule = %r.rule, reason = %r.reason, "policy update refused");
         })?;
-        // The version as the admins signed it, beside the state: any coordinator of the
-        // cluster can then learn it from this signer (`sync`).
+        // A version this signer just verified (genesis, applied or scheduled), as the admins
+        // signed it, beside the state: any coordinator of the cluster can then learn it from
+        // this signer (`sync`). A copy of one it already holds changes nothing there.
+        let mut puts = vec![(META_POLICY_STATE.to_string(), encode_state(&next))];
+        if !known {
+            puts.push((sync::history_key(version), sync::history_value(p)));
+        }
         self.store
-            .put_meta_batch_durable(
-                &[
-                    (META_POLICY_STATE.to_string(), encode_state(&next)),
-                    (sync::history_key(version), sync::history_value(p)),
-                ],
-                &[],
-            )
+            .put_meta_batch_durable(&puts, &[])
             .map_err(storage)?;
         info!(signer = %self.name, version, hash = %hash, outcome = %outcome, "policy update accepted");
         let applied = next.active().version == version;
@@ -1527,11 +1530,18 @@ impl Node {
         };
         let mut next = state.clone();
         next.veto(&hash, &veto, now_ms())?;
+        // Kept under the version it is for (the pending one's, or the next), so a coordinator
+        // asks only for the vetoes after its version in force.
+        let version = next
+            .pending
+            .as_ref()
+            .filter(|p| p.policy.doc.hash() == hash)
+            .map_or(next.active().version + 1, |p| p.policy.doc.version);
         self.store
             .put_meta_batch_durable(
                 &[
                     (META_POLICY_STATE.to_string(), encode_state(&next)),
-                    (sync::veto_key(&hash), sync::veto_value(v)),
+                    (sync::veto_key(version, &hash), sync::veto_value(v)),
                 ],
                 &[],
             )

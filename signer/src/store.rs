@@ -61,8 +61,14 @@ pub trait SignerStore: Send + Sync + 'static {
     }
     /// Reads a metadata value.
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Every metadata value whose key starts with `prefix`, in key order.
-    fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// At most `limit` metadata values whose key starts with `prefix`, from key `from` on, in
+    /// key order.
+    fn scan_meta(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Writes a metadata value and flushes it to disk.
     fn put_meta_durable(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Writes a metadata value durably only if the key is absent; false if it existed.
@@ -216,14 +222,21 @@ impl SignerStore for SledStore {
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))
     }
 
-    fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.meta
-            .scan_prefix(prefix)
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-            })
-            .collect()
+    fn scan_meta(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.meta.range(from.as_bytes()..) {
+            let (k, v) = kv?;
+            if !k.starts_with(prefix.as_bytes()) || out.len() >= limit {
+                break;
+            }
+            out.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     fn put_meta_durable(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
@@ -438,14 +451,20 @@ impl SignerStore for MemoryStore {
             .cloned())
     }
 
-    fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    fn scan_meta(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
         let mut found: Vec<(String, Vec<u8>)> = meta
             .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| k.starts_with(prefix) && k.as_str() >= from)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         found.sort();
+        found.truncate(limit);
         Ok(found)
     }
 

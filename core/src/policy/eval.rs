@@ -279,7 +279,9 @@ pub fn evaluate(
 /// the intent's asset, plus the intent, must stay within limit / `honest` of every per-asset
 /// velocity limit, where `honest` = n − t + 1 is the fewest honest signers a withdrawal can
 /// need once t − 1 signers are compromised. Rounded down: the sum over the honest signers never
-/// exceeds the limit. Refusals are temporary, tagged `policy-velocity-signer-<amount|count>-<window>`.
+/// exceeds the limit. Refusals are tagged `policy-velocity-signer-<amount|count>-<window>`:
+/// temporary with the time the budget frees up, or permanent for an intent that can never fit
+/// (more than the budget, or a budget of no withdrawal).
 pub fn evaluate_budget(
     policy: &PolicyDoc,
     ledger: &Ledger,
@@ -306,6 +308,17 @@ pub fn evaluate_budget(
         let window = window_label(limit.window_ms);
         if let Some(max) = limit.max_amount {
             let budget = max.get() / honest;
+            if amount > budget {
+                return Err(Refusal::permanent(
+                    &format!("{}signer-amount-{window}", rule::POLICY_VELOCITY_PREFIX),
+                    format!(
+                        "{} is more than this signer's budget of {} per {window} (1/{honest} of {}); it can never fit",
+                        units(amount),
+                        units(budget),
+                        units(max.get())
+                    ),
+                ));
+            }
             if used.amount.checked_add(amount).is_none_or(|t| t > budget) {
                 let frees =
                     ledger.own_frees_at(intent.chain, &intent.asset, limit.window_ms, now, |u| {
@@ -326,6 +339,14 @@ pub fn evaluate_budget(
         }
         if let Some(max) = limit.max_count {
             let budget = u128::from(max) / honest;
+            if budget == 0 {
+                return Err(Refusal::permanent(
+                    &format!("{}signer-count-{window}", rule::POLICY_VELOCITY_PREFIX),
+                    format!(
+                        "this signer's budget is no withdrawal per {window} (1/{honest} of {max}); none can ever fit"
+                    ),
+                ));
+            }
             if u128::from(used.count) >= budget {
                 let frees =
                     ledger.own_frees_at(intent.chain, &intent.asset, limit.window_ms, now, |u| {

@@ -1,7 +1,8 @@
-//! What this signer tells any coordinator of the cluster that asks: the policy versions and
-//! vetoes it accepted (as the admins signed them) and its public key packages. With several
-//! coordinators, each learns through the signers what another carried; none has to trust
-//! another, and the signer trusts none of them.
+//! What this signer tells any coordinator of the cluster that asks: the policy version after
+//! the asker's that it accepted (as the admins signed it), the vetoes of later versions, and
+//! its public key packages. With several coordinators, each learns through the signers what
+//! another carried; the signer trusts none of them, and a coordinator takes nothing on one
+//! signer's word (coordinator/src/state/sync.rs).
 
 use prost::Message as _;
 use quorate_wire::{policy as policy_pb, signer as pb};
@@ -12,10 +13,10 @@ use quorate_core::refusal::Refusal;
 
 /// Metadata key prefix of the policy versions this signer accepted, by version.
 const META_POLICY_HISTORY: &str = "policy/history/";
-/// Metadata key prefix of the vetoes it accepted, by the vetoed hash.
+/// Metadata key prefix of the vetoes it accepted, by version and vetoed hash.
 const META_POLICY_VETO: &str = "policy/veto/";
-/// Most versions in one answer (each can be a whole policy document).
-pub const MAX_SYNC_UPDATES: usize = 16;
+/// Most vetoes in one answer.
+pub const MAX_SYNC_VETOES: usize = 16;
 
 /// The metadata key under which version `version` is kept (zero-padded: key order is
 /// version order).
@@ -23,9 +24,9 @@ pub(super) fn history_key(version: u64) -> String {
     format!("{META_POLICY_HISTORY}{version:020}")
 }
 
-/// The metadata key under which a veto of `hash` is kept.
-pub(super) fn veto_key(hash: &[u8; 32]) -> String {
-    format!("{META_POLICY_VETO}{}", hex::encode(hash))
+/// The metadata key under which a veto of `hash` (a document of `version`) is kept.
+pub(super) fn veto_key(version: u64, hash: &[u8; 32]) -> String {
+    format!("{META_POLICY_VETO}{version:020}/{}", hex::encode(hash))
 }
 
 /// How a version is kept: as the admins signed it, in its wire form.
@@ -39,20 +40,23 @@ pub(super) fn veto_value(v: &pb::PolicyVeto) -> Vec<u8> {
 }
 
 impl Node {
-    /// The versions accepted after `after` (at most [`MAX_SYNC_UPDATES`]), every veto, and
-    /// the key packages held.
+    /// The version after the asker's (unless it holds that one pending), the vetoes of later
+    /// versions, and the key packages held. One sync at a time: each answer may carry a whole
+    /// policy document.
     pub(super) fn sync(&self, r: &pb::SyncRequest) -> Result<pb::signer_message::Body, Refusal> {
+        let Ok(_one) = self.sync_slot.try_lock() else {
+            return Err(Refusal::temporary(
+                link_rule::BAD_REQUEST,
+                "a sync is already being answered; ask again",
+            ));
+        };
+        let after = r.policy_version.saturating_add(1);
+        let policy = quorate_wire::convert::policy::status(lock(&self.policy).state.as_ref());
         let updates = self
             .store
-            .scan_meta(META_POLICY_HISTORY)
+            .scan_meta(META_POLICY_HISTORY, &history_key(after), 1)
             .map_err(storage)?
             .into_iter()
-            .filter(|(k, _)| {
-                k[META_POLICY_HISTORY.len()..]
-                    .parse::<u64>()
-                    .is_ok_and(|v| v > r.policy_version)
-            })
-            .take(MAX_SYNC_UPDATES)
             .filter_map(|(k, v)| match policy_pb::SignedPolicy::decode(v.as_slice()) {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -60,10 +64,20 @@ impl Node {
                     None
                 }
             })
+            // The asker holds it pending already: nothing to carry.
+            .filter(|p| {
+                r.pending_hash.is_empty()
+                    || quorate_wire::convert::policy::signed_from_proto(p)
+                        .map_or(true, |s| s.doc.hash_hex() != r.pending_hash)
+            })
             .collect();
         let vetoes = self
             .store
-            .scan_meta(META_POLICY_VETO)
+            .scan_meta(
+                META_POLICY_VETO,
+                &format!("{META_POLICY_VETO}{after:020}"),
+                MAX_SYNC_VETOES,
+            )
             .map_err(storage)?
             .into_iter()
             .filter_map(|(_, v)| pb::PolicyVeto::decode(v.as_slice()).ok())
@@ -75,7 +89,6 @@ impl Node {
         if let Some(p) = self.key_package_info::<Ed>(pb::KeyScheme::Ed25519)? {
             key_packages.push(p);
         }
-        let policy = quorate_wire::convert::policy::status(lock(&self.policy).state.as_ref());
         Ok(pb::signer_message::Body::Sync(pb::SyncAnswer {
             policy: Some(policy),
             updates,
