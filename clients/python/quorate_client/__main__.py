@@ -35,6 +35,7 @@ def main() -> int:
     s.add_argument("--ttl-ms", type=int, default=600_000)
     s.add_argument("--give-up-after-s", type=float, default=60.0)
     s.add_argument("--submit-timeout-s", type=float, default=30.0)
+    s.add_argument("--watch-stream-s", type=float, default=30.0, help="deadline of one Watch stream")
     a = p.parse_args()
     if a.cmd == "vectors":
         report = check(a.dir)
@@ -47,7 +48,7 @@ def main() -> int:
     except IntentError as e:
         print(json.dumps({"client": "python", "outcome": "invalid", "reason": str(e)}))
         return 2
-    client = Client(Config.load(a.dir, a.coordinator), a.proto)
+    client = Client(Config.load(a.dir, a.coordinator), a.proto, a.watch_stream_s)
     report = client.submit(intent, a.give_up_after_s, a.submit_timeout_s)
     print(json.dumps(report))
     return {"signed": 0, "refused": 2, "needs-operator": 2}.get(report.get("outcome"), 3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import sys
 import tempfile
 import time
@@ -139,8 +140,9 @@ class Refusal:
 class Client:
     """A backend's connection to a cluster: one channel per coordinator, opened on demand."""
 
-    def __init__(self, config: Config, proto_dir: Path):
+    def __init__(self, config: Config, proto_dir: Path, watch_stream_s: float = 30.0):
         self.config = config
+        self.watch_stream_s = watch_stream_s
         self.pb, self.rpc = load_stubs(proto_dir)
         self._stubs: dict = {}
 
@@ -184,13 +186,15 @@ class Client:
         with Get: nothing that happened in between is missed."""
         last = None
         while time.time() < until:
-            call = self.stub(i).Watch(self.pb.WatchRequest(id=wid), timeout=max(0.1, min(30.0, until - time.time())))
+            call = self.stub(i).Watch(self.pb.WatchRequest(id=wid), timeout=max(0.1, min(self.watch_stream_s, until - time.time())))
             try:
                 call.initial_metadata()
                 last = self.stub(i).Get(self.pb.GetRequest(id=wid), timeout=10)
                 if self.final(last):
                     call.cancel()
                     return last
+                # Progress for whoever runs this (stdout carries only the final report).
+                print(json.dumps({"event": "watching", "id": wid, "status": self.pb.Status.Name(last.status)}), file=sys.stderr, flush=True)
                 for w in call:
                     last = w
                     if self.final(w):

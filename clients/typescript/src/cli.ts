@@ -40,6 +40,7 @@ async function main(): Promise<number> {
       "ttl-ms": { type: "string", default: "600000" },
       "give-up-after-s": { type: "string", default: "60" },
       "submit-timeout-s": { type: "string", default: "30" },
+      "watch-stream-s": { type: "string", default: "30" },
     },
   });
   for (const k of ["dir", "id", "chain", "asset", "to", "amount"] as const) {
@@ -63,7 +64,7 @@ async function main(): Promise<number> {
     console.log(JSON.stringify({ client: "typescript", outcome: "invalid", reason: e.message }));
     return 2;
   }
-  const client = new Client(loadConfig(a.dir!, a.coordinator), a.proto!, a["proto-vendor"]!);
+  const client = new Client(loadConfig(a.dir!, a.coordinator), a.proto!, a["proto-vendor"]!, Number(a["watch-stream-s"]) * 1000);
   try {
     const report = await client.submit(intent, Number(a["give-up-after-s"]) * 1000, Number(a["submit-timeout-s"]) * 1000);
     console.log(JSON.stringify(report));

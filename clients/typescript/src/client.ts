@@ -145,6 +145,7 @@ export class Client {
     readonly config: Config,
     protoDir: string,
     private readonly vendorDir: string,
+    private readonly watchStreamMs = 30_000,
   ) {
     const def = protoLoader.loadSync(join(protoDir, "quorate/withdrawal/v1/withdrawal.proto"), {
       includeDirs: [protoDir],
@@ -205,7 +206,7 @@ export class Client {
   private async watch(i: number, id: string, until: number, report: Report): Promise<Withdrawal | null> {
     let last: Withdrawal | null = null;
     while (Date.now() < until) {
-      const call = this.stub(i).Watch({ id }, { deadline: Math.min(until, Date.now() + 30_000) });
+      const call = this.stub(i).Watch({ id }, { deadline: Math.min(until, Date.now() + this.watchStreamMs) });
       try {
         await new Promise<void>((resolve, reject) => {
           call.once("metadata", () => resolve());
@@ -216,6 +217,8 @@ export class Client {
           call.cancel();
           return last;
         }
+        // Progress for whoever runs this (stdout carries only the final report).
+        console.error(JSON.stringify({ event: "watching", id, status: last.status }));
         for await (const w of call) {
           last = w;
           if (FINAL.has(w.status)) {
