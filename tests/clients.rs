@@ -562,3 +562,135 @@ async fn clients_follow_a_withdrawal_over_watch_with_resumption_until_admins_app
         assert_eq!(r["message"], i.digest_hex(), "{lang:?}");
     }
 }
+
+/// `google.rpc.Status` and the details the clients read, as the standard protos define them
+/// (field numbers from googleapis `google/rpc/status.proto` and `error_details.proto`).
+mod rpc {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Status {
+        #[prost(int32, tag = "1")]
+        pub code: i32,
+        #[prost(string, tag = "2")]
+        pub message: String,
+        #[prost(message, repeated, tag = "3")]
+        pub details: Vec<Any>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Any {
+        #[prost(string, tag = "1")]
+        pub type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ErrorInfo {
+        #[prost(string, tag = "1")]
+        pub reason: String,
+        #[prost(string, tag = "2")]
+        pub domain: String,
+        #[prost(btree_map = "string, string", tag = "3")]
+        pub metadata: std::collections::BTreeMap<String, String>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        pub retry_delay: Option<Duration>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Duration {
+        #[prost(int64, tag = "1")]
+        pub seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub nanos: i32,
+    }
+}
+
+/// Until the server sends `grpc-status-details-bin`, the clients' decoding of it is checked
+/// on the bytes a server would send: the rule from `ErrorInfo.reason`, the delay from
+/// `RetryInfo`, and nothing from details that contradict the call's code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_decode_standard_status_details() {
+    use prost::Message;
+    let message = "policy-velocity-asset-amount-24h: the window is full";
+    let any = |name: &str, value: Vec<u8>| rpc::Any {
+        type_url: format!("type.googleapis.com/google.rpc.{name}"),
+        value,
+    };
+    let details = |code: i32| {
+        rpc::Status {
+            code,
+            message: message.into(),
+            details: vec![
+                any(
+                    "ErrorInfo",
+                    rpc::ErrorInfo {
+                        reason: "policy-velocity-asset-amount-24h".into(),
+                        domain: "quorate".into(),
+                        metadata: [("window".to_string(), "24h".to_string())].into(),
+                    }
+                    .encode_to_vec(),
+                ),
+                any(
+                    "RetryInfo",
+                    rpc::RetryInfo {
+                        retry_delay: Some(rpc::Duration {
+                            seconds: 90,
+                            nanos: 250_000_000,
+                        }),
+                    }
+                    .encode_to_vec(),
+                ),
+            ],
+        }
+        .encode_to_vec()
+    };
+    for lang in BOTH {
+        // RESOURCE_EXHAUSTED is code 8.
+        let hex_details = hex::encode(details(8));
+        let (code, r) = lang
+            .run(&[
+                "decode-status",
+                "--code",
+                "RESOURCE_EXHAUSTED",
+                "--message",
+                message,
+                "--details-hex",
+                &hex_details,
+            ])
+            .await;
+        assert_eq!(code, 0, "{lang:?}: {r}");
+        assert_eq!(
+            r["rule"], "policy-velocity-asset-amount-24h",
+            "{lang:?}: {r}"
+        );
+        assert_eq!(r["error_info"]["domain"], "quorate", "{lang:?}: {r}");
+        assert_eq!(
+            r["error_info"]["metadata"]["window"], "24h",
+            "{lang:?}: {r}"
+        );
+        assert_eq!(r["retry_delay_ms"], 90_250, "{lang:?}: {r}");
+        assert_eq!(r["class"], "wait", "{lang:?}: {r}");
+        // Details claiming another code than the call's are not this call's: ignored.
+        let (_, r) = lang
+            .run(&[
+                "decode-status",
+                "--code",
+                "UNAVAILABLE",
+                "--message",
+                message,
+                "--details-hex",
+                &hex_details,
+            ])
+            .await;
+        assert_eq!(
+            (r["error_info"].is_null(), r["retry_delay_ms"].is_null()),
+            (true, true),
+            "{lang:?}: {r}"
+        );
+        assert_eq!(
+            (r["rule"].as_str(), r["class"].as_str()),
+            (Some("policy-velocity-asset-amount-24h"), Some("resend")),
+            "{lang:?}: from the message: {r}"
+        );
+    }
+}

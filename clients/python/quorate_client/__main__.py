@@ -21,6 +21,10 @@ def main() -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("vectors", help="check every intent vector")
     v.add_argument("--dir", type=Path, default=REPO / "core/tests/vectors")
+    d = sub.add_parser("decode-status", help="decode a status as a failed call would carry it")
+    d.add_argument("--code", required=True, help="gRPC code name, e.g. RESOURCE_EXHAUSTED")
+    d.add_argument("--message", required=True)
+    d.add_argument("--details-hex", default="", help="grpc-status-details-bin, hex")
     s = sub.add_parser("submit", help="sign, submit and follow one withdrawal")
     s.add_argument("--dir", type=Path, required=True, help="cluster directory with client.toml")
     s.add_argument("--coordinator", help="host:port instead of client.toml's list")
@@ -41,6 +45,9 @@ def main() -> int:
         report = check(a.dir)
         print(json.dumps(report))
         return 0 if not report["failures"] and report["checked"] > 0 else 1
+    if a.cmd == "decode-status":
+        print(json.dumps(decode_status(a.code, a.message, bytes.fromhex(a.details_hex))))
+        return 0
     created = a.created_at_ms or int(time.time() * 1000)
     intent = Intent(a.id, a.chain, a.asset, a.to, a.amount, created, created + a.ttl_ms, a.customer_ref)
     try:
@@ -52,6 +59,27 @@ def main() -> int:
     report = client.submit(intent, a.give_up_after_s, a.submit_timeout_s)
     print(json.dumps(report))
     return {"signed": 0, "refused": 2, "needs-operator": 2}.get(report.get("outcome"), 3)
+
+
+def decode_status(code: str, message: str, details: bytes) -> dict:
+    """The refusal a call ending with these trailers reports (the same decoder as `submit`)."""
+    import dataclasses
+
+    import grpc
+
+    from .client import Refusal, classify
+
+    class Call(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode[code]
+
+        def details(self):
+            return message
+
+        def trailing_metadata(self):
+            return (("grpc-status-details-bin", details),) if details else ()
+
+    return {**dataclasses.asdict(Refusal.of(Call())), "class": classify(grpc.StatusCode[code])}
 
 
 if __name__ == "__main__":

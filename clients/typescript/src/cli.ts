@@ -5,7 +5,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
-import { Client, loadConfig } from "./client.js";
+import * as grpc from "@grpc/grpc-js";
+
+import { classify, Client, loadConfig, refusalOf } from "./client.js";
 import { Intent, IntentError, normalized } from "./intent.js";
 import { checkVectors } from "./vectors.js";
 
@@ -18,6 +20,20 @@ async function main(): Promise<number> {
     const report = checkVectors(values.dir ?? join(REPO, "core/tests/vectors"));
     console.log(JSON.stringify(report));
     return report.failures.length === 0 && report.checked > 0 ? 0 : 1;
+  }
+  if (cmd === "decode-status") {
+    // The refusal a call ending with these trailers reports (the same decoder as `submit`).
+    const { values } = parseArgs({
+      args: rest,
+      options: { code: { type: "string" }, message: { type: "string" }, "details-hex": { type: "string", default: "" } },
+    });
+    const code = grpc.status[values.code as keyof typeof grpc.status];
+    const metadata = new grpc.Metadata();
+    if (values["details-hex"]) metadata.add("grpc-status-details-bin", Buffer.from(values["details-hex"], "hex"));
+    const e = Object.assign(new Error(values.message), { code, details: values.message ?? "", metadata });
+    const vendor = join(REPO, "clients/proto-vendor");
+    console.log(JSON.stringify({ ...refusalOf(e, vendor), class: classify(code) }));
+    return 0;
   }
   if (cmd !== "submit") {
     console.error("usage: node dist/cli.js vectors [--dir DIR] | submit --dir DIR --id ID --chain C --asset A --to ADDR --amount N [...]");
