@@ -18,6 +18,7 @@ mod python;
 mod audit;
 mod badinput;
 mod budget;
+mod clients;
 mod coordinators;
 mod crash;
 mod desk;

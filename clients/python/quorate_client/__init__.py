@@ -1,0 +1,1 @@
+"""Example Quorate exchange-backend client (docs/intent.md)."""
