@@ -706,3 +706,40 @@ fn restore(dir: &std::path::Path, (cert, key): (Vec<u8>, Vec<u8>)) {
     std::fs::write(dir.join("cert.pem"), cert).unwrap();
     std::fs::write(dir.join("key.pem"), key).unwrap();
 }
+
+/// Server reflection (what grpcurl and friends use) lists every service the coordinator
+/// serves, gRPC health included, to any certificate of the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_every_service_and_health() {
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let mut c = Cluster::create(3, 2).await;
+    c.start_coordinator(None).await;
+    let mut r = ServerReflectionClient::new(c.channel("backend").await);
+    let ask = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = r
+        .server_reflection_info(tokio_stream::iter([ask]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("{answer:?}");
+    };
+    let names: std::collections::BTreeSet<String> =
+        list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "quorate.withdrawal.v1.WithdrawalService",
+        "quorate.admin.v1.AdminService",
+        "quorate.signer.v1.SignerLink",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.contains(want), "{want} not in {names:?}");
+    }
+}

@@ -145,11 +145,14 @@ pub async fn run(
         .set_serving::<SignerLinkServer<LinkService>>()
         .await;
     // Both reflection versions: grpcurl and friends still try v1alpha first or only.
+    // Our services and gRPC health, so a generic tool finds the readiness check too.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let reflection_alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
     let withdrawal = tonic::service::interceptor::InterceptedService::new(
