@@ -623,9 +623,10 @@ mod rpc {
     }
 }
 
-/// Until the server sends `grpc-status-details-bin`, the clients' decoding of it is checked
-/// on the bytes a server would send: the rule from `ErrorInfo.reason`, the delay from
-/// `RetryInfo`, and nothing from details that contradict the call's code.
+/// The clients' decoding of `grpc-status-details-bin` on exact bytes, edge cases included (the
+/// server's own details are decoded in the signing test above): the rule from
+/// `ErrorInfo.reason`, the delay from `RetryInfo`, and nothing from details that contradict
+/// the call's code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_decode_standard_status_details() {
     use prost::Message;

@@ -260,10 +260,17 @@ impl Cluster {
             if n == count {
                 return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected {count} connected signers, have {n}"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                // What each process said last: the reason a signer is missing is there.
+                let mut tails = String::new();
+                for name in self.names.iter().map(String::as_str).chain(["coordinator"]) {
+                    let log = self.read_log(name);
+                    let lines: Vec<&str> = log.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                    tails.push_str(&format!("\n--- {name} (last lines) ---\n{tail}"));
+                }
+                panic!("expected {count} connected signers, have {n}{tails}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -98,7 +98,7 @@ pub fn refuse_existing(paths: &[&Path]) -> anyhow::Result<()> {
 }
 
 /// Writes a public file, creating its directory, never over an existing file.
-fn write_public(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_public(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -707,6 +707,9 @@ pub fn run_genesis(cmd: GenesisCommand) -> anyhow::Result<u8> {
             // Refuse a stranger's key before asking anything.
             let sig = sign_draft(&doc, &m, &key)?;
             print!("{}", show_draft(&doc));
+            // The manifest came from the same place as the draft: its admins and backend keys
+            // are what the policy names, so its hash is compared out of band too.
+            println!("manifest_hash = \"{}\"", hex::encode(m.hash()));
             crate::desk::confirm(
                 yes,
                 &format!("sign genesis policy {} as {}", doc.hash_hex(), sig.admin),

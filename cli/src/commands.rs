@@ -271,6 +271,11 @@ pub async fn submit(c: &ClientFile, addr: Option<&str>, a: SubmitArgs) -> anyhow
     match outcome {
         Ok(resp) => {
             let w = resp.into_inner();
+            anyhow::ensure!(
+                w.digest == intent.digest(),
+                "the coordinator answered for another intent than the one submitted (digest {}); do not use its answer",
+                hex::encode(&w.digest)
+            );
             if let Some(call) = &w.evm_call {
                 check_vault_call(&intent, &w.signature, &call.data)?;
             }

@@ -457,5 +457,6 @@ pub fn sign_csr(
     let ca = ceremony::load_ca(ca)?;
     let csr_pem =
         std::fs::read_to_string(csr).with_context(|| format!("reading {}", csr.display()))?;
-    write_file(out, &ca.sign_csr(&csr_pem, role, name, hosts, days)?)
+    // Never over a file that appeared since the check above.
+    ceremony::write_public(out, &ca.sign_csr(&csr_pem, role, name, hosts, days)?)
 }

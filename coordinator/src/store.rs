@@ -220,6 +220,11 @@ impl SledStore {
 
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let incomplete = quorate_wire::durable::remove_incomplete_snapshots(dir)
+            .map_err(|e| StoreError::Db(sled::Error::Io(e)))?;
+        for f in incomplete {
+            tracing::warn!(file = %f.display(), "removed an incomplete database snapshot left by a crash");
+        }
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)

@@ -48,7 +48,7 @@ pub fn verify(keys: &[BackendKey], digest: &[u8; 32], sig: &[u8]) -> Result<(), 
         Ok(())
     } else {
         Err(refuse(
-            "the backend signature was not made by any backend key in the manifest",
+            "the backend signature was not made by any backend key of the policy in force",
         ))
     }
 }

@@ -170,6 +170,11 @@ impl SledStore {
 
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let incomplete = quorate_wire::durable::remove_incomplete_snapshots(dir)
+            .map_err(|e| StoreError::Db(sled::Error::Io(e)))?;
+        for f in incomplete {
+            tracing::warn!(file = %f.display(), "removed an incomplete database snapshot left by a crash");
+        }
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
@@ -598,6 +603,37 @@ impl SignerStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process killed while sled writes a snapshot leaves `snap.<lsn>.generating`; sled then
+    /// refuses to open the database (it reads that file as the newest snapshot). Our open
+    /// removes it first and everything written before is still there.
+    #[test]
+    fn a_snapshot_cut_short_by_a_crash_does_not_lock_the_signer_out() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.put_meta_durable("policy/history/00000000000000000001", b"one")
+                .unwrap();
+            s.put_meta_durable("policy/history/00000000000000000002", b"two")
+                .unwrap();
+        }
+        // What a kill between sled's write and rename leaves: a partial snapshot newer than any.
+        let partial = dir.path().join("snap.FFFFFFFFFFFFFFF0.generating");
+        std::fs::write(&partial, b"partial snapshot").unwrap();
+        let raw = sled::Config::new().path(dir.path()).open();
+        assert!(
+            raw.is_err(),
+            "sled itself cannot open it: the bug this guards against"
+        );
+        drop(raw);
+        let s = SledStore::open(dir.path()).unwrap();
+        assert!(!partial.exists());
+        let found = s
+            .scan_meta("policy/history/", "policy/history/00000000000000000002", 8)
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1, b"two");
+    }
 
     fn exercise(s: &dyn SignerStore) {
         assert_eq!(s.bind_withdrawal("w1", &[1; 32], 5).unwrap(), Binding::New);

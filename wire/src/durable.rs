@@ -113,6 +113,37 @@ impl Drop for Ending<'_> {
     }
 }
 
+/// Removes the incomplete snapshot files sled 0.34 may leave in `dir` when its process is
+/// killed, before the database is opened, and returns them.
+///
+/// sled writes a snapshot to `snap.<lsn>.generating`, syncs it, renames it to `snap.<lsn>`, and
+/// only then reclaims the log it covers. On open it reads the newest `snap.*` file, a
+/// `.generating` one included, so a process killed while writing one leaves a database that
+/// no longer opens ("Read corrupted data"; sled issues #1527, #1533). Such a file is incomplete
+/// by construction and the log it would cover is still there, so removing it loses nothing.
+pub fn remove_incomplete_snapshots(
+    dir: &std::path::Path,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let incomplete = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("snap.") && n.ends_with(".generating"));
+        if incomplete {
+            std::fs::remove_file(&path)?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -214,6 +214,11 @@ impl Manifest {
         if backend_keys.is_empty() {
             return Err(invalid("at least one backend key is required"));
         }
+        let distinct: std::collections::BTreeSet<Vec<u8>> =
+            backend_keys.iter().map(BackendKey::to_sec1).collect();
+        if distinct.len() != backend_keys.len() {
+            return Err(invalid("a backend key is listed twice"));
+        }
         let admin_keys = doc
             .admin_keys
             .iter()
@@ -430,6 +435,15 @@ mod tests {
                 .to_vec()
         };
         assert_ne!(serial(&renewed), serial(&d.signers[0].certificate));
+    }
+
+    #[test]
+    fn a_backend_key_listed_twice_is_refused() {
+        let mut d = doc(3, 2);
+        assert!(Manifest::from_doc(&d).is_ok());
+        d.backend_keys.push(d.backend_keys[0].clone());
+        let e = Manifest::from_doc(&d).unwrap_err().to_string();
+        assert!(e.contains("listed twice"), "{e}");
     }
 
     #[test]

@@ -81,7 +81,7 @@ class Config:
     endpoints: list  # [(address, server_name)], `coordinator` first
     ca: bytes
     cert: bytes
-    key: bytes
+    key: bytes = dataclasses.field(repr=False)  # the TLS private key: never printed
     signing_key_hex: str = dataclasses.field(repr=False)
 
     @staticmethod

@@ -212,11 +212,13 @@ export function normalized(i: Intent): Intent {
   if (!(c > 0n && c < e && e <= U64_MAX && e - c <= MAX_LIFETIME_MS)) {
     throw new IntentError("expires_at_ms: must be after created_at_ms (> 0) by at most 24 h");
   }
-  if (i.customer_ref !== undefined && !/^[\x20-\x7e]{1,128}$/.test(i.customer_ref)) {
+  // null (from JSON or a database) means absent, as undefined does: the wire carries "" for both.
+  const customer_ref = i.customer_ref ?? undefined;
+  if (customer_ref !== undefined && !/^[\x20-\x7e]{1,128}$/.test(customer_ref)) {
     throw new IntentError("customer_ref: absent or 1..=128 bytes of printable ASCII");
   }
   if (i.solana && i.chain !== "solana") throw new IntentError("solana: only a Solana intent carries Solana terms");
-  return { ...i, destination: normalizeDestination(i.chain, i.destination) };
+  return { ...i, customer_ref, destination: normalizeDestination(i.chain, i.destination) };
 }
 
 function be(v: bigint, bytes: number): number[] {
