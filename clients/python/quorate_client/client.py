@@ -243,6 +243,10 @@ class Client:
                 if not self.final(w):
                     followed = self.watch(at, intent.id, until, report)
                     if followed is None:
+                        # The coordinator went away mid-watch: the same bytes to the next one,
+                        # after a pause so that a cluster down everywhere is not hammered.
+                        time.sleep(min(backoff, max(0.0, until - time.time())))
+                        backoff = min(backoff * 2, 5.0)
                         at = (at + 1) % n
                         continue
                     w = followed

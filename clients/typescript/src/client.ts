@@ -264,6 +264,10 @@ export class Client {
         if (!FINAL.has(w.status)) {
           const followed = await this.watch(at, intent.id, until, report);
           if (followed === null) {
+            // The coordinator went away mid-watch: the same bytes to the next one, after a
+            // pause so that a cluster down everywhere is not hammered.
+            await sleep(Math.min(backoff, Math.max(0, until - Date.now())));
+            backoff = Math.min(backoff * 2, 5000);
             at = (at + 1) % n;
             continue;
           }

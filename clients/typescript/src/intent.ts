@@ -247,6 +247,15 @@ function terms(t: SolanaTerms): number[] {
     throw new IntentError("solana: give nonce_account with nonce_value, or recent_blockhash");
   }
   out.push(t.create_destination_account ? 1 : 0);
+  // The wire carries a u32 and a u64: a value out of range would be cut, not refused.
+  if (t.compute_unit_limit !== undefined && t.compute_unit_limit !== null) {
+    const l = BigInt(t.compute_unit_limit);
+    if (l < 0n || l > 0xffffffffn) throw new IntentError("solana: compute_unit_limit must fit in a u32");
+  }
+  if (t.compute_unit_price !== undefined && t.compute_unit_price !== null) {
+    const p = BigInt(t.compute_unit_price);
+    if (p < 0n || p > U64_MAX) throw new IntentError("solana: compute_unit_price must fit in a u64");
+  }
   out.push((t.compute_unit_limit ? 1 : 0) | (t.compute_unit_price ? 2 : 0));
   if (t.compute_unit_limit) out.push(...be(BigInt(t.compute_unit_limit), 4));
   if (t.compute_unit_price) out.push(...be(t.compute_unit_price, 8));
