@@ -164,6 +164,59 @@ async fn two_coordinators_serve_one_cluster_and_survive_losing_either() {
     )
     .await;
 
+    // A loosening change filed through A waits out its time-lock on the signers; B learns it
+    // as pending from them, and a veto filed through B cancels it everywhere, A included.
+    let toml = c.policy_toml().await;
+    let file = c.path("loosen.toml");
+    std::fs::write(
+        &file,
+        format!("{toml}\n[[whitelist]]\nchain = \"ethereum\"\naddress = \"0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359\"\nlabel = \"new partner\"\n"),
+    )
+    .unwrap();
+    let (code, v) = c.admin(1, &["propose", file.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{v}");
+    let hash = v["hash"].as_str().unwrap().to_string();
+    let (_, v) = c.admin(2, &["approve", &hash]).await;
+    assert_eq!(v["state"], "timelocked", "{v}");
+    c.addr = b.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !c.coordinator_audit().await.iter().any(|r| {
+        r.event.kind == kind::LEARNED
+            && r.event.field("hash") == Some(hash.as_str())
+            && r.event.field("state") == Some("pending")
+    }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B learns the pending version"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, v) = c.admin(3, &["veto", &hash]).await;
+    assert_eq!((code, v["state"].as_str()), (0, Some("vetoed")), "{v}");
+    c.addr = a.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !c.coordinator_audit().await.iter().any(|r| {
+        r.event.kind == kind::LEARNED
+            && r.event.field("what") == Some("veto")
+            && r.event.field("hash") == Some(hash.as_str())
+    }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A learns the veto filed through B"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let p = c.admin(1, &["show"]).await.1;
+    for s in p["signers"].as_array().unwrap() {
+        assert_eq!(
+            s["pending_version"], 0,
+            "the veto reached every signer: {p}"
+        );
+    }
+    // Vetoed at A too: it cannot be approved into force there.
+    let (code, v) = c.admin(1, &["approve", &hash]).await;
+    assert_ne!(code, 0, "{v}");
+
     // Under load through A, A is killed; the backend resubmits every withdrawal it has no
     // answer for, byte for byte, to B.
     let requests: Vec<(String, pb::SubmitRequest)> = (0..16)
