@@ -627,6 +627,19 @@ async fn guide_setting_up_a_cluster_step_by_step() {
             }
         }
     }
+    // Nothing any block printed shows a secret: no line of a key file, no key in hex.
+    let printed = c.stdout_of(|_, _| true).join("\n");
+    for (owner, f, secret) in &secrets {
+        if let Ok(text) = std::str::from_utf8(secret) {
+            for line in text.lines().map(str::trim).filter(|l| l.len() >= 32) {
+                assert!(
+                    !printed.contains(line),
+                    "a block printed part of {owner}'s secret {}",
+                    f.display()
+                );
+            }
+        }
+    }
     // The backend host has no admin credentials, the admin desks no backend credentials.
     let client = |h: &str| -> toml::Value {
         toml::from_str(&std::fs::read_to_string(c.host(h).join("client.toml")).unwrap()).unwrap()
