@@ -166,18 +166,20 @@ impl Coordinator {
         // Our pending version, in force on t signers.
         if let Some(p) = self.policy.pending_hash() {
             if count(&|s| s.hash == p) >= t {
-                self.learned_version(None, &p, true, 0, now);
+                self.learned_version(Vec::new(), &p, true, 0, now);
             }
         }
-        let mut docs: BTreeMap<String, quorate_core::policy::SignedPolicy> = BTreeMap::new();
+        // Every signer's copy: one that lacks signatures (a hostile signer can strip them; the
+        // hash covers the document only) must not hide another's.
+        let mut docs: BTreeMap<String, Vec<quorate_core::policy::SignedPolicy>> = BTreeMap::new();
         for (_, a) in answers {
             for u in &a.updates {
                 if let Ok(s) = quorate_wire::convert::policy::signed_from_proto(u) {
-                    docs.entry(s.doc.hash_hex()).or_insert(s);
+                    docs.entry(s.doc.hash_hex()).or_default().push(s);
                 }
             }
         }
-        for (hash, signed) in docs {
+        for (hash, copies) in docs {
             let applied = count(&|s| s.hash == hash) >= t;
             let pending: Vec<u64> = answers
                 .iter()
@@ -188,7 +190,7 @@ impl Coordinator {
             if applied || pending.len() >= t {
                 // Pending here until the last of them applies it.
                 let at = pending.iter().copied().max().unwrap_or(0);
-                self.learned_version(Some(signed), &hash, applied, at, now);
+                self.learned_version(copies, &hash, applied, at, now);
             }
         }
         for (_, a) in answers {
@@ -216,27 +218,38 @@ impl Coordinator {
         }
     }
 
-    /// Files one learned version (`signed`, or ours pending when `None`), logging a refusal
-    /// once per hash.
+    /// Files one learned version from the first of `copies` that checks out (none: puts ours
+    /// pending in force), logging a refusal once per hash.
     fn learned_version(
         &self,
-        signed: Option<quorate_core::policy::SignedPolicy>,
+        copies: Vec<quorate_core::policy::SignedPolicy>,
         hash: &str,
         applied: bool,
         effective_at_ms: u64,
         now: u64,
     ) {
-        let outcome = match signed {
-            Some(s) => self.policy.learn(s, applied, effective_at_ms, now),
-            None => self.policy.apply_pending(hash, now),
+        let mut version = None;
+        let outcome = if copies.is_empty() {
+            self.policy.apply_pending(hash, now)
+        } else {
+            let mut outcome = Ok(false);
+            for s in copies {
+                version = Some(s.doc.version);
+                outcome = self.policy.learn(s, applied, effective_at_ms, now);
+                if outcome.is_ok() {
+                    break;
+                }
+            }
+            outcome
         };
         match outcome {
             Ok(true) => {
-                info!(hash = %hash, applied, "policy version learned from the signers");
+                let version = version.unwrap_or_else(|| self.policy.status(now).version);
+                info!(hash = %hash, version, applied, "policy version learned from the signers");
                 self.audit(
                     Event::new(audit::kind::LEARNED)
                         .with("what", "policy")
-                        .with("version", self.policy.status(now).version.to_string())
+                        .with("version", version.to_string())
                         .with("hash", hash)
                         .with("state", if applied { "applied" } else { "pending" }),
                 );
