@@ -58,7 +58,7 @@ def main() -> int:
     client = Client(Config.load(a.dir, a.coordinator), a.proto, a.watch_stream_s)
     report = client.submit(intent, a.give_up_after_s, a.submit_timeout_s)
     print(json.dumps(report))
-    return {"signed": 0, "refused": 2, "needs-operator": 2}.get(report.get("outcome"), 3)
+    return {"signed": 0, "refused": 2, "needs-operator": 2, "error": 1}.get(report.get("outcome"), 3)
 
 
 def decode_status(code: str, message: str, details: bytes) -> dict:

@@ -84,7 +84,7 @@ async function main(): Promise<number> {
   try {
     const report = await client.submit(intent, Number(a["give-up-after-s"]) * 1000, Number(a["submit-timeout-s"]) * 1000);
     console.log(JSON.stringify(report));
-    return ({ signed: 0, refused: 2, "needs-operator": 2 } as Record<string, number>)[report.outcome] ?? 3;
+    return ({ signed: 0, refused: 2, "needs-operator": 2, error: 1 } as Record<string, number>)[report.outcome] ?? 3;
   } finally {
     client.close();
   }
