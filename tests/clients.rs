@@ -34,36 +34,12 @@ fn run_ok(cmd: &mut std::process::Command, what: &str) {
     );
 }
 
-static PY_INSTALL: Mutex<()> = Mutex::new(());
-
 /// The Python client's venv (`target/clients-python-venv`), with exactly the pinned packages.
 fn python() -> PathBuf {
-    let _one = PY_INSTALL.lock().unwrap_or_else(|p| p.into_inner());
-    let requirements = repo().join("clients/python/requirements.txt");
-    let venv = repo().join("target/clients-python-venv");
-    let bin = venv.join("bin/python");
-    crate::install::once(
-        &requirements,
-        &venv.join(".quorate-installed"),
-        &venv.with_extension("lock"),
-        || {
-            let _ = std::fs::remove_dir_all(&venv);
-            run_ok(
-                std::process::Command::new("python3")
-                    .args(["-m", "venv"])
-                    .arg(&venv),
-                "python3 -m venv",
-            );
-            run_ok(
-                std::process::Command::new(&bin)
-                    .args(["-m", "pip", "install", "--quiet"])
-                    .args(["--disable-pip-version-check", "--no-deps", "-r"])
-                    .arg(&requirements),
-                "pip install -r clients/python/requirements.txt",
-            );
-        },
-    );
-    bin
+    crate::python::venv_python(
+        &repo().join("clients/python/requirements.txt"),
+        &repo().join("target/clients-python-venv"),
+    )
 }
 
 static TS_BUILD: Mutex<bool> = Mutex::new(false);

@@ -21,7 +21,7 @@ static INSTALL: Mutex<()> = Mutex::new(());
 
 fn run(cmd: &mut std::process::Command, what: &str) {
     let out = cmd.output().unwrap_or_else(|e| {
-        panic!("{what}: the tests that read Solana transactions with solders need Python 3 with venv and pip: {e}")
+        panic!("{what}: the tests that run Python (solders, the Python client) need Python 3 with venv and pip: {e}")
     });
     assert!(
         out.status.success(),
@@ -33,20 +33,26 @@ fn run(cmd: &mut std::process::Command, what: &str) {
 
 /// The venv's Python, with the pinned packages installed (once per requirements file).
 pub fn python() -> PathBuf {
+    venv_python(&python_dir().join("requirements.txt"), &venv())
+}
+
+/// A venv at `venv` of the machine's Python 3 with exactly the packages pinned in
+/// `requirements` (installed once per requirements file; concurrent test processes wait for
+/// one install); returns its Python.
+pub fn venv_python(requirements: &Path, venv: &Path) -> PathBuf {
     let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
-    let requirements = python_dir().join("requirements.txt");
-    let venv = venv();
     let bin = venv.join("bin/python");
+    let shown = requirements.display().to_string();
     crate::install::once(
-        &requirements,
+        requirements,
         &venv.join(".quorate-installed"),
         &venv.with_extension("lock"),
         || {
-            let _ = std::fs::remove_dir_all(&venv);
+            let _ = std::fs::remove_dir_all(venv);
             run(
                 std::process::Command::new("python3")
                     .args(["-m", "venv"])
-                    .arg(&venv),
+                    .arg(venv),
                 "python3 -m venv",
             );
             run(
@@ -60,8 +66,8 @@ pub fn python() -> PathBuf {
                         "--no-deps",
                         "-r",
                     ])
-                    .arg(&requirements),
-                "pip install -r tests/python/requirements.txt",
+                    .arg(requirements),
+                &format!("pip install -r {shown}"),
             );
         },
     );
