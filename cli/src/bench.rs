@@ -51,6 +51,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Round trip added on every signer's link (a relay delays each direction by half), to
+    /// measure signers far from the coordinator, e.g. `50ms`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub link_rtt: Option<Duration>,
 }
 
 /// A threshold and a number of signers.
@@ -131,7 +135,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
     let mut failures = 0usize;
     for shape in &args.configs {
         let floor = floor_throughput(*shape, cores, args.count.clamp(200, 2000));
-        let cluster = Cluster::start(&work, &exe, *shape).await?;
+        let cluster = Cluster::start(&work, &exe, *shape, args.link_rtt).await?;
         dkg.push(json!({"t": shape.t, "n": shape.n, "ms": ms(cluster.dkg)}));
         let outcome = drive_all(&cluster, args, floor, &mut runs).await;
         nodes.push(cluster.footprint());
@@ -139,12 +143,13 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
         failures += outcome?;
     }
     for shape in args.dkg.iter().filter(|s| !args.configs.contains(s)) {
-        let cluster = Cluster::start(&work, &exe, *shape).await?;
+        let cluster = Cluster::start(&work, &exe, *shape, args.link_rtt).await?;
         dkg.push(json!({"t": shape.t, "n": shape.n, "ms": ms(cluster.dkg)}));
         cluster.stop().await;
     }
     let report = json!({
         "cores": cores,
+        "link_rtt_ms": args.link_rtt.map(ms),
         "count_per_run": args.count,
         "runs": runs,
         "dkg": dkg,
@@ -188,7 +193,12 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(work: &Path, exe: &Path, shape: Shape) -> anyhow::Result<Self> {
+    async fn start(
+        work: &Path,
+        exe: &Path,
+        shape: Shape,
+        link_rtt: Option<Duration>,
+    ) -> anyhow::Result<Self> {
         let dir = work.join(shape.to_string());
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
@@ -204,7 +214,7 @@ impl Cluster {
         )?;
         let mut procs = Vec::new();
         let started = async {
-            devnet::launch(&dir, exe, &mut procs).await?;
+            devnet::launch_with(&dir, exe, &mut procs, link_rtt).await?;
             let client = ClientFile::load(&dir)?;
             let t0 = Instant::now();
             commands::dkg(
@@ -543,6 +553,9 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
 }
 
 fn print_table(r: &Value) {
+    if let Some(rtt) = r["link_rtt_ms"].as_f64() {
+        println!("every signer link with {rtt} ms of added round trip");
+    }
     println!(
         "{:<8} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
         "shape", "conc", "signed", "per s", "p50 ms", "p99 ms", "max ms", "floor/s", "ratio"

@@ -140,6 +140,17 @@ async fn start_and_wait(
 /// of `exe` (each logging to `dir/logs/<name>.log`), and waits until every signer is
 /// connected. Returns the coordinator's address.
 pub async fn launch(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow::Result<String> {
+    launch_with(dir, exe, procs, None).await
+}
+
+/// [`launch`], with each signer's link through a relay adding `link_rtt` of round trip
+/// (`quorate bench --link-rtt`).
+pub async fn launch_with(
+    dir: &Path,
+    exe: &Path,
+    procs: &mut Vec<Proc>,
+    link_rtt: Option<Duration>,
+) -> anyhow::Result<String> {
     let mut coordinator = Command::new(exe)
         .arg("coordinator")
         .arg("run")
@@ -178,13 +189,17 @@ pub async fn launch(dir: &Path, exe: &Path, procs: &mut Vec<Proc>) -> anyhow::Re
     ClientFile::set_coordinator(dir, &addr)?;
     let manifest = quorate_wire::manifest::Manifest::load(&dir.join("manifest.toml"))?;
     for s in &manifest.signers {
+        let dial = match link_rtt {
+            Some(rtt) => crate::delay::relay(addr.clone(), rtt).await?,
+            None => addr.clone(),
+        };
         let child = Command::new(exe)
             .arg("signer")
             .arg("run")
             .arg("--config")
             .arg(dir.join(&s.name).join("signer.toml"))
             .arg("--coordinator")
-            .arg(&addr)
+            .arg(&dial)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file(dir, &s.name)?)

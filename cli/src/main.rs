@@ -7,6 +7,7 @@ mod bench;
 mod ceremony;
 mod client;
 mod commands;
+mod delay;
 mod desk;
 mod devnet;
 mod devnet_evm;
