@@ -14,8 +14,9 @@ use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
 use super::{
+    dkg::{sealed_from_pb, sealed_to_pb},
     groups::{scheme_of, Held},
-    link_rule, read, refusal, sealed_from_pb, sealed_to_pb, DkgSlot, Node, META_PUBLIC_KEY_PACKAGE,
+    link_rule, read, refusal, DkgSlot, Node, META_PUBLIC_KEY_PACKAGE,
 };
 use quorate_core::message::Scheme;
 

@@ -1,0 +1,445 @@
+//! Signing a withdrawal: flushing it before any share is asked for, gathering a threshold
+//! signature from a quorum (pre-generated or fresh commitments, then shares, then a verified
+//! aggregate), leaving out signers that fail, and storing the outcome.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use frost_core::{round1::SigningCommitments, round2::SignatureShare, Identifier, SigningPackage};
+use quorate_core::{
+    audit::{self, Event},
+    intent::WithdrawalIntent,
+    message::{payout, signing_message, solana_transaction, Scheme},
+    refusal::{rule, Refusal},
+};
+use quorate_wire::signer as pb;
+use rand::{seq::SliceRandom, RngCore};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::{coord_rule, metric, now_ms, Coordinator, Ed, GroupSuite, Secp};
+use crate::store::{Record, Status};
+
+fn record_approvals(r: &Record) -> Vec<quorate_wire::policy::AdminSignature> {
+    r.approvals
+        .iter()
+        .filter_map(|(a, s)| {
+            Some(quorate_wire::policy::AdminSignature {
+                admin: hex::decode(a).ok()?,
+                signature: hex::decode(s).ok()?,
+            })
+        })
+        .collect()
+}
+
+impl Coordinator {
+    /// Gathers a threshold signature for `record` and stores the outcome. Tries up to
+    /// `max_attempts` quorums; a signer that fails, refuses or is named a culprit is left out
+    /// of later attempts. Always leaves the record in a final state.
+    pub async fn sign(self: Arc<Self>, mut record: Record, intent: WithdrawalIntent) {
+        let id = record.id.clone();
+        // Whatever happens below, the claim taken by the caller is given back.
+        struct Release<'a>(&'a Coordinator, &'a str);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.release(self.1);
+            }
+        }
+        let _release = Release(&self, &id);
+        let started = std::time::Instant::now();
+        // The withdrawal and its `withdrawal-received` record are on disk before any signer is
+        // asked for a share, so every share a signer ever releases is shown by this log, even
+        // across a crash (`audit verify` checks both directions). The flush is shared with
+        // concurrent writers (group commit).
+        let store = self.store.clone();
+        let format = self
+            .policy
+            .chain_format(&intent, self.solana_wallet().as_ref());
+        let outcome = match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => match format {
+                Ok(format) => match signing_message(&intent, format) {
+                    Ok(message) => {
+                        let request = pb::SignRequest {
+                            intent: intent.encode(),
+                            backend_signature: hex::decode(&record.backend_signature)
+                                .unwrap_or_default(),
+                            approvals: record_approvals(&record),
+                            ..Default::default()
+                        };
+                        let signed = match format.scheme() {
+                            Scheme::Secp256k1 => {
+                                self.gather::<Secp>(&record.id, &message, &request).await
+                            }
+                            Scheme::Ed25519 => {
+                                self.gather::<Ed>(&record.id, &message, &request).await
+                            }
+                        };
+                        signed.and_then(|(sig, signers)| {
+                            let call = payout(&intent, format, &sig)?;
+                            let tx = solana_transaction(format, &message, &sig);
+                            Ok((sig, signers, message, call, tx))
+                        })
+                    }
+                    Err(r) => Err(r),
+                },
+                Err(r) => Err(r),
+            },
+            Ok(Err(e)) => Err(Refusal::temporary(
+                "storage",
+                format!("the coordinator could not record the withdrawal: {e}"),
+            )),
+            Err(e) => Err(Refusal::temporary(
+                "storage",
+                format!("the coordinator's flush task failed: {e}"),
+            )),
+        };
+        record.updated_ms = now_ms();
+        let mut notice = None;
+        match outcome {
+            Ok((signature, signers, message, call, solana_tx)) => {
+                self.policy.debit(&intent, now_ms());
+                // Recorded before the flush in `persist`, so the record is on disk before
+                // anyone learns the signature.
+                let by: Vec<String> = signers.iter().map(u16::to_string).collect();
+                self.audit(
+                    Event::new(audit::kind::WITHDRAWAL_SIGNED)
+                        .with("withdrawal", &id)
+                        .with("digest", &record.digest)
+                        .with("signers", by.join(","))
+                        // A hash, not the signature: the record may be read (exported) before
+                        // the signature itself is durable.
+                        .with("signature_sha256", hex::encode(Sha256::digest(&signature))),
+                );
+                notice = Some((signature.clone(), signers.clone()));
+                record.status = Status::Signed;
+                record.signature = Some(hex::encode(signature));
+                record.signers = signers;
+                record.message = (message != hex::decode(&record.digest).unwrap_or_default())
+                    .then(|| hex::encode(&message));
+                record.evm_call = call.map(|c| (c.to, hex::encode(c.data)));
+                record.solana_transaction = solana_tx.map(|t| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.encode(t)
+                });
+                record.rule = None;
+                record.reason = None;
+                info!(withdrawal = %id, "withdrawal signed");
+            }
+            Err(r) => {
+                record.status = if r.permanent {
+                    Status::Refused
+                } else {
+                    Status::Failed
+                };
+                info!(withdrawal = %id, rule = %r.rule, reason = %r.reason, status = ?record.status, "withdrawal not signed");
+                if r.permanent {
+                    self.audit_refusal("sign", &id, &r);
+                } else {
+                    self.audit(
+                        Event::new(audit::kind::WITHDRAWAL_FAILED)
+                            .with("withdrawal", &id)
+                            .with("rule", &r.rule)
+                            .with("reason", &r.reason),
+                    );
+                }
+                record.rule = Some(r.rule);
+                record.reason = Some(r.reason);
+            }
+        }
+        let (outcome, rule) = match record.status {
+            Status::Signed => ("signed", String::new()),
+            Status::Refused => ("refused", record.rule.clone().unwrap_or_default()),
+            _ => ("failed", record.rule.clone().unwrap_or_default()),
+        };
+        let stored = self.persist(record).await;
+        self.count_outcome(outcome, &rule);
+        self.metrics.observe(
+            metric::SIGNING_SECONDS,
+            "Time from accepting a withdrawal to its outcome on disk.",
+            started.elapsed().as_secs_f64(),
+        );
+        match stored {
+            // Ledger notices carry the signature, so they leave only once it is on disk (S6).
+            Ok(_) => {
+                if let Some((signature, signers)) = notice {
+                    self.notify_others(&intent, &signature, &signers);
+                }
+            }
+            Err(e) => warn!(withdrawal = %id, error = %e, "could not store the outcome"),
+        }
+    }
+
+    /// Gathers a group signature over `message` from a quorum. `label` names what is signed
+    /// in logs and audit records (a withdrawal id); each signer gets `request` with its own
+    /// session and the signing package filled in, and checks it against its own judgement.
+    pub(crate) async fn gather<C: GroupSuite>(
+        &self,
+        label: &str,
+        message: &[u8],
+        request: &pb::SignRequest,
+    ) -> Result<(Vec<u8>, Vec<u16>), Refusal> {
+        let (pubkeys, key_epoch) = self.public_keys_at::<C>().ok_or_else(|| {
+            Refusal::temporary(
+                coord_rule::NO_GROUP_KEY,
+                format!("no {} group key yet: run DKG for it first", C::SCHEME),
+            )
+        })?;
+        let t = usize::from(self.manifest.threshold);
+        let timeout = self.signing.signer_timeout;
+        let retired = self.retired_signers();
+        let mut excluded: BTreeSet<u16> = BTreeSet::new();
+        let mut refusals: Vec<(u16, Refusal)> = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
+        let mut fell_back: BTreeSet<u16> = BTreeSet::new();
+        for attempt in 1..=self.signing.max_attempts {
+            // Only signers holding the share of the epoch verified against: a refresh in
+            // progress never has an honest signer blamed for signing with the other.
+            let slot = usize::from(C::SCHEME == Scheme::Ed25519);
+            let mut candidates: Vec<u16> = self
+                .registry
+                .connected()
+                .into_iter()
+                .filter(|s| s.key_epochs[slot] == key_epoch && !retired.contains(&s.identifier))
+                .map(|s| s.identifier)
+                .filter(|i| !excluded.contains(i))
+                .collect();
+            if candidates.len() < t {
+                break;
+            }
+            for i in &candidates {
+                C::refill(self, *i);
+            }
+            // Chosen at random, whatever their pools hold: a signer's pool never decides
+            // whether it is asked to sign.
+            candidates.shuffle(&mut rand::thread_rng());
+            let mut quorum: Vec<u16> = candidates[..t].to_vec();
+            quorum.sort_unstable();
+            info!(withdrawal = %label, attempt, ?quorum, "signing round 1");
+
+            // Round 1: a pre-generated commitment where the signer has one, else a fresh
+            // commitment. Each signer has its own session id, naming its nonce.
+            let mut sessions: BTreeMap<u16, [u8; 16]> = BTreeMap::new();
+            let mut presigned: BTreeSet<u16> = BTreeSet::new();
+            let mut commitments = BTreeMap::new();
+            let mut ids: BTreeMap<Identifier<C>, u16> = BTreeMap::new();
+            let mut fresh: Vec<u16> = Vec::new();
+            for i in &quorum {
+                let fid = frost_id::<C>(*i)?;
+                ids.insert(fid, *i);
+                // A signer that already failed a pre-generated commitment in this
+                // withdrawal signs with a fresh one.
+                let pooled = if fell_back.contains(i) {
+                    None
+                } else {
+                    C::pooled(self, *i)
+                };
+                match pooled {
+                    Some((session, c)) => {
+                        sessions.insert(*i, session);
+                        presigned.insert(*i);
+                        commitments.insert(fid, c);
+                    }
+                    None => {
+                        let mut session = [0u8; 16];
+                        rand::thread_rng().fill_bytes(&mut session);
+                        sessions.insert(*i, session);
+                        fresh.push(*i);
+                    }
+                }
+            }
+            let answers = futures::future::join_all(fresh.iter().map(|i| {
+                let commit = pb::coordinator_message::Body::Commit(pb::CommitRequest {
+                    session_id: sessions[i].to_vec(),
+                    scheme: C::WIRE as i32,
+                });
+                self.registry.call(*i, commit, timeout)
+            }))
+            .await;
+            for (i, answer) in fresh.iter().zip(answers) {
+                let fid = frost_id::<C>(*i)?;
+                match answer {
+                    Ok(pb::signer_message::Body::Commit(c)) => {
+                        match SigningCommitments::<C>::deserialize(&c.commitments) {
+                            Ok(c) => {
+                                commitments.insert(fid, c);
+                            }
+                            Err(e) => {
+                                problems.push(format!("signer {i}: bad commitments: {e}"));
+                                excluded.insert(*i);
+                            }
+                        }
+                    }
+                    other => {
+                        note_failure(*i, other, &mut excluded, &mut refusals, &mut problems);
+                    }
+                }
+            }
+            if commitments.len() < t {
+                continue;
+            }
+            let package = SigningPackage::<C>::new(commitments, message);
+            let package_bytes = package.serialize().map_err(|e| {
+                Refusal::temporary(coord_rule::INTERNAL, format!("signing package: {e}"))
+            })?;
+
+            // Round 2: each signer checks the intent itself and answers with its share.
+            let answers = futures::future::join_all(quorum.iter().map(|i| {
+                let sign = pb::coordinator_message::Body::Sign(pb::SignRequest {
+                    session_id: sessions[i].to_vec(),
+                    signing_package: package_bytes.clone(),
+                    scheme: C::WIRE as i32,
+                    key_epoch,
+                    ..request.clone()
+                });
+                self.registry.call(*i, sign, timeout)
+            }))
+            .await;
+            let mut shares = BTreeMap::new();
+            for (i, answer) in quorum.iter().zip(answers) {
+                match answer {
+                    // A pre-generated nonce the signer no longer has (it restarted, or it
+                    // expired there first): not the signer's fault. Its pool is dropped and
+                    // the next attempt asks it for a fresh commitment.
+                    // Once per signer and withdrawal: a second time it counts as a failure.
+                    Ok(pb::signer_message::Body::Refusal(r))
+                        if presigned.contains(i)
+                            && r.rule == quorate_core::refusal::rule::NONCE_UNKNOWN
+                            && fell_back.insert(*i) =>
+                    {
+                        warn!(withdrawal = %label, signer = i, "pre-generated commitment unknown to the signer; falling back to a fresh round");
+                        self.registry.clear_presigned(*i);
+                        problems.push(format!("signer {i}: pre-generated commitment unknown"));
+                    }
+                    Ok(pb::signer_message::Body::Sign(s)) => {
+                        match SignatureShare::<C>::deserialize(&s.share) {
+                            Ok(share) => {
+                                shares.insert(frost_id::<C>(*i)?, share);
+                            }
+                            Err(e) => {
+                                warn!(withdrawal = %label, signer = i, "culprit: malformed signature share");
+                                self.audit(
+                                    Event::new(audit::kind::CULPRIT)
+                                        .with("withdrawal", label)
+                                        .with("signer", i.to_string())
+                                        .with("what", "malformed signature share"),
+                                );
+                                problems.push(format!("signer {i}: malformed share: {e}"));
+                                excluded.insert(*i);
+                            }
+                        }
+                    }
+                    other => note_failure(*i, other, &mut excluded, &mut refusals, &mut problems),
+                }
+            }
+            if shares.len() < t {
+                continue;
+            }
+            // `aggregate` checks the group signature and, only if it fails, each share
+            // (cheater detection), so a valid result is a verified signature.
+            match frost_core::aggregate::<C>(&package, &shares, &pubkeys) {
+                Ok(sig) => {
+                    let bytes = sig.serialize().map_err(|e| {
+                        Refusal::temporary(coord_rule::INTERNAL, format!("signature: {e}"))
+                    })?;
+                    return Ok((bytes, quorum));
+                }
+                Err(e) => {
+                    let culprits: Vec<u16> = e
+                        .culprits()
+                        .iter()
+                        .filter_map(|c| ids.get(c).copied())
+                        .collect();
+                    warn!(withdrawal = %label, ?culprits, error = %e, "culprit named: invalid signature share");
+                    for c in &culprits {
+                        self.audit(
+                            Event::new(audit::kind::CULPRIT)
+                                .with("withdrawal", label)
+                                .with("signer", c.to_string())
+                                .with("what", "invalid signature share"),
+                        );
+                    }
+                    problems.push(format!("invalid share from {culprits:?}"));
+                    if culprits.is_empty() {
+                        excluded.extend(quorum.iter().copied());
+                    }
+                    excluded.extend(culprits);
+                }
+            }
+        }
+        // Not signed. If signers refused on their own judgement, say so with their rule.
+        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.permanent) {
+            return Err(Refusal::permanent(
+                &r.rule,
+                format!("signer {i} refused: {}", r.reason),
+            ));
+        }
+        // A temporary policy refusal (a velocity window, a freeze, a destination not yet active)
+        // goes back under its own rule, so the backend learns what to wait for.
+        // When it frees up: the t-th earliest time the signers refusing under that rule gave
+        // (t of them have room again by then), never further than the longest window can
+        // hold (a signer's claim is only a hint).
+        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.rule.starts_with("policy-")) {
+            let mut times: Vec<u64> = refusals
+                .iter()
+                .filter(|(_, o)| o.rule == r.rule)
+                .filter_map(|(_, o)| o.retry_at_ms)
+                .collect();
+            times.sort_unstable();
+            let latest = now_ms().saturating_add(
+                quorate_core::policy::doc::MAX_WINDOW_MS + quorate_core::policy::ledger::BUCKET_MS,
+            );
+            let t = usize::from(self.manifest.threshold);
+            let retry_at = times
+                .get(t.saturating_sub(1).min(times.len().saturating_sub(1)))
+                .map(|at| (*at).min(latest));
+            return Err(
+                Refusal::temporary(&r.rule, format!("signer {i} refused: {}", r.reason))
+                    .retry_at(retry_at),
+            );
+        }
+        let connected = self.registry.connected().len();
+        Err(Refusal::temporary(
+            rule::NOT_ENOUGH_SIGNERS,
+            format!(
+                "could not gather {t} signature shares ({connected} signers connected{}); submit again later",
+                if problems.is_empty() && refusals.is_empty() {
+                    String::new()
+                } else {
+                    let mut all = problems.clone();
+                    all.extend(refusals.iter().map(|(i, r)| format!("signer {i}: {r}")));
+                    format!("; {}", all.join("; "))
+                }
+            ),
+        ))
+    }
+}
+
+fn note_failure(
+    i: u16,
+    answer: Result<pb::signer_message::Body, crate::registry::CallError>,
+    excluded: &mut BTreeSet<u16>,
+    refusals: &mut Vec<(u16, Refusal)>,
+    problems: &mut Vec<String>,
+) {
+    excluded.insert(i);
+    match answer {
+        Ok(pb::signer_message::Body::Refusal(r)) => refusals.push((
+            i,
+            Refusal {
+                rule: r.rule,
+                reason: r.reason,
+                permanent: r.permanent,
+                retry_at_ms: (r.retry_at_ms > 0).then_some(r.retry_at_ms),
+            },
+        )),
+        Ok(_) => problems.push(format!("signer {i} answered out of turn")),
+        Err(e) => problems.push(e.to_string()),
+    }
+}
+
+fn frost_id<C: GroupSuite>(i: u16) -> Result<Identifier<C>, Refusal> {
+    Identifier::<C>::try_from(i)
+        .map_err(|_| Refusal::temporary(coord_rule::INTERNAL, format!("invalid identifier {i}")))
+}

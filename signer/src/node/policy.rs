@@ -1,0 +1,165 @@
+//! The governed policy on a signer: accepting signed versions and vetoes, and applying a
+//! pending version once its time-lock has run out.
+
+use quorate_core::{
+    audit::{self, Event},
+    policy::{self, encode_state},
+    refusal::{rule, Refusal},
+};
+use quorate_wire::{
+    convert::policy::{signed_from_proto, status},
+    policy as policy_pb, signer as pb,
+};
+use tracing::{info, warn};
+
+use super::{lock, now_ms, storage, sync, Node, PolicyGuard, META_POLICY_STATE};
+
+impl Node {
+    /// The policy this signer has in force.
+    pub fn policy_status(&self) -> policy_pb::PolicyStatus {
+        status(lock(&self.policy).state.as_ref())
+    }
+
+    /// Applies a pending version whose time-lock has run out; refuses if no policy is
+    /// installed.
+    pub(super) fn refresh_policy(&self, guard: &mut PolicyGuard, now: u64) -> Result<(), Refusal> {
+        let Some(state) = guard.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                format!("signer {} has no policy installed yet", self.name),
+            ));
+        };
+        if state
+            .pending
+            .as_ref()
+            .is_some_and(|p| now >= p.effective_at_ms)
+        {
+            let mut next = state.clone();
+            next.tick(now);
+            self.store
+                .put_meta_durable(META_POLICY_STATE, &encode_state(&next))
+                .map_err(storage)?;
+            info!(signer = %self.name, version = next.active().version, hash = %next.active().hash_hex(), "policy version applied after its time-lock");
+            self.audit(
+                Event::new(audit::kind::POLICY_APPLIED)
+                    .with("version", next.active().version.to_string())
+                    .with("hash", next.active().hash_hex())
+                    .with("after", "time-lock")
+                    .with("frozen", next.active().frozen.to_string()),
+                true,
+            );
+            guard.state = Some(next);
+        }
+        Ok(())
+    }
+
+    pub(super) fn policy_update(
+        &self,
+        p: &policy_pb::SignedPolicy,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let signed =
+            signed_from_proto(p).map_err(|e| Refusal::permanent(rule::POLICY_UPDATE_INVALID, e))?;
+        let version = signed.doc.version;
+        let hash = signed.doc.hash_hex();
+        let mut guard = lock(&self.policy);
+        let now = now_ms();
+        let (next, outcome, known) = match &guard.state {
+            None => (
+                self.manifest.genesis(signed),
+                "installed as genesis".to_string(),
+                false,
+            ),
+            Some(s) => {
+                let mut next = s.clone();
+                match next.offer(signed, now) {
+                    Ok(o) => (Ok(next), format!("{o:?}"), o == policy::Offered::Known),
+                    Err(e) => (Err(e), String::new(), false),
+                }
+            }
+        };
+        let next = next.inspect_err(|r| {
+            warn!(signer = %self.name, version, hash = %hash, rule = %r.rule, reason = %r.reason, "policy update refused");
+        })?;
+        // A version this signer just verified (genesis, applied or scheduled), as the admins
+        // signed it, beside the state: any coordinator of the cluster can then learn it from
+        // this signer (`sync`). A copy of one it already holds changes nothing there.
+        let mut puts = vec![(META_POLICY_STATE.to_string(), encode_state(&next))];
+        if !known {
+            puts.push((sync::history_key(version), sync::history_value(p)));
+        }
+        self.store
+            .put_meta_batch_durable(&puts, &[])
+            .map_err(storage)?;
+        info!(signer = %self.name, version, hash = %hash, outcome = %outcome, "policy update accepted");
+        let applied = next.active().version == version;
+        self.audit(
+            Event::new(if applied {
+                audit::kind::POLICY_APPLIED
+            } else {
+                audit::kind::POLICY_SCHEDULED
+            })
+            .with("version", version.to_string())
+            .with("hash", &hash)
+            .with("outcome", &outcome)
+            .with("frozen", next.active().frozen.to_string()),
+            true,
+        );
+        guard.state = Some(next);
+        Ok(pb::signer_message::Body::PolicyStatus(status(
+            guard.state.as_ref(),
+        )))
+    }
+
+    pub(super) fn policy_veto(
+        &self,
+        v: &pb::PolicyVeto,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let bad = |m: String| Refusal::permanent(rule::POLICY_VETO_INVALID, m);
+        let hash: [u8; 32] = v
+            .policy_hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("policy_hash must be 32 bytes".into()))?;
+        let veto = v
+            .veto
+            .as_ref()
+            .ok_or_else(|| bad("veto: missing".into()))
+            .and_then(|s| quorate_wire::convert::policy::sig_from_proto(s).map_err(bad))?;
+        let mut guard = lock(&self.policy);
+        let Some(state) = guard.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "no policy installed",
+            ));
+        };
+        let mut next = state.clone();
+        next.veto(&hash, &veto, now_ms())?;
+        // Kept under the version it is for (the pending one's, or the next), so a coordinator
+        // asks only for the vetoes after its version in force.
+        let version = next
+            .pending
+            .as_ref()
+            .filter(|p| p.policy.doc.hash() == hash)
+            .map_or(next.active().version + 1, |p| p.policy.doc.version);
+        self.store
+            .put_meta_batch_durable(
+                &[
+                    (META_POLICY_STATE.to_string(), encode_state(&next)),
+                    (sync::veto_key(version, &hash), sync::veto_value(v)),
+                ],
+                &[],
+            )
+            .map_err(storage)?;
+        info!(signer = %self.name, hash = %hex::encode(hash), admin = %veto.admin, "policy version vetoed");
+        self.audit(
+            Event::new(audit::kind::POLICY_VETOED)
+                .with("hash", hex::encode(hash))
+                .with("admin", veto.admin.to_string()),
+            true,
+        );
+        guard.state = Some(next);
+        Ok(pb::signer_message::Body::PolicyStatus(status(
+            guard.state.as_ref(),
+        )))
+    }
+}

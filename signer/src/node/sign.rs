@@ -1,0 +1,289 @@
+//! Signing on a signer ([`quorate_core::signing`]): nonce commitments, presigned batches, and
+//! the share-release path, where every check, the debit and the audit record precede a share.
+
+use quorate_core::{
+    audit::{self, Event},
+    chains::evm,
+    intent::WithdrawalIntent,
+    message::{ChainFormat, Scheme},
+    policy::{self, Ledger},
+    refusal::{rule, Refusal},
+    signing::{self, Gate},
+};
+use quorate_wire::{convert::policy::sigs_from_proto, signer as pb};
+use tracing::{info, warn};
+
+use super::{
+    groups, ledger::Counted, link_rule, lock, now_ms, scheme_of, session_id, storage, Ed, Held,
+    LinkId, Node, Secp,
+};
+
+/// Most session ids in one presign batch.
+pub const MAX_PRESIGN_BATCH: usize = 256;
+
+impl Node {
+    pub(super) fn commit<C: Held>(
+        &self,
+        link: LinkId,
+        r: &pb::CommitRequest,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let key = C::group(self).key()?;
+        let sid = session_id(&r.session_id)?;
+        let commitments = lock(&C::group(self).nonces).of(link).commit(
+            sid,
+            key.signing_share(),
+            &mut rand::rngs::OsRng,
+            self.mono_ms(),
+        )?;
+        let bytes = commitments
+            .serialize()
+            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("commitments: {e}")))?;
+        Ok(pb::signer_message::Body::Commit(pb::CommitResponse {
+            commitments: bytes,
+        }))
+    }
+
+    pub(super) fn presign<C: Held>(
+        &self,
+        link: LinkId,
+        r: &pb::PresignRequest,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let key = C::group(self).key()?;
+        if r.session_ids.is_empty() || r.session_ids.len() > MAX_PRESIGN_BATCH {
+            return Err(Refusal::permanent(
+                link_rule::BAD_REQUEST,
+                format!("a presign batch holds 1 to {MAX_PRESIGN_BATCH} session ids"),
+            ));
+        }
+        let sessions = r
+            .session_ids
+            .iter()
+            .map(|s| session_id(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut nonces = lock(&C::group(self).nonces);
+        let ttl_ms = nonces.ttl_ms();
+        let commitments = nonces.of(link).commit_batch(
+            &sessions,
+            key.signing_share(),
+            &mut rand::rngs::OsRng,
+            self.mono_ms(),
+        )?;
+        drop(nonces);
+        let commitments = commitments
+            .iter()
+            .map(|c| c.serialize())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("commitments: {e}")))?;
+        Ok(pb::signer_message::Body::Presign(pb::PresignResponse {
+            commitments,
+            ttl_ms,
+        }))
+    }
+
+    pub(super) fn sign(
+        &self,
+        link: LinkId,
+        r: &pb::SignRequest,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        if let Some(action) = &r.vault_action {
+            if r.solana_void.is_some() || scheme_of(r.scheme)? != Scheme::Secp256k1 {
+                return Err(Refusal::permanent(
+                    link_rule::BAD_REQUEST,
+                    "a vault action is signed by the secp256k1 group, alone",
+                ));
+            }
+            return self.sign_vault_action(link, r, action);
+        }
+        if let Some(void) = &r.solana_void {
+            return self.sign_solana_void(link, r, void);
+        }
+        match scheme_of(r.scheme)? {
+            Scheme::Secp256k1 => self.sign_for::<Secp>(link, r),
+            Scheme::Ed25519 => self.sign_for::<Ed>(link, r),
+        }
+    }
+
+    fn sign_for<C: Held>(
+        &self,
+        link: LinkId,
+        r: &pb::SignRequest,
+    ) -> Result<pb::signer_message::Body, Refusal> {
+        let span =
+            tracing::info_span!("sign", session = %hex::encode(&r.session_id), scheme = %C::SCHEME);
+        let _entered = span.enter();
+        let group = C::group(self);
+        let key = group.key_at(r.key_epoch)?;
+        let sid = session_id(&r.session_id)?;
+        // The nonce leaves the store before anything else happens: whatever the outcome of
+        // this request, the session can never be signed in again (S4).
+        let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
+        let approvals = sigs_from_proto(&r.approvals)
+            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("approvals: {e}")))?;
+        let mut guard = lock(&self.policy);
+        let now = now_ms();
+        self.refresh_policy(&mut guard, now)?;
+        let Some(state) = guard.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "no policy installed",
+            ));
+        };
+        let backend_keys = state.active().backend_keys();
+        let ed_wallet = self.ed25519_group_key();
+        let gate = Gate {
+            me: groups::frost_id::<C>(self.me)
+                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+            signers: &group.signer_ids,
+            retired: &retired_ids::<C>(state.active()),
+            min_signers: usize::from(self.manifest.threshold),
+            backend_keys: &backend_keys,
+            format: &|i| own_chain_format(state.active(), i, &ed_wallet),
+            now_ms: now,
+            max_clock_skew_ms: self.max_clock_skew_ms,
+        };
+        let ok = signing::check_request(
+            &gate,
+            &r.intent,
+            &r.backend_signature,
+            &r.signing_package,
+            &own,
+        )
+        .inspect_err(|refused| {
+            warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to sign");
+        })?;
+        let id = ok.intent.id.as_str();
+        let bound = quorate_core::message::binding(&ok.digest, ok.package.message());
+        self.check_binding(&ok.intent, &bound)?;
+        if self.locally_frozen() {
+            return Err(Refusal::temporary(
+                rule::POLICY_FROZEN,
+                format!(
+                    "signer {} is stopped by its operator (local freeze)",
+                    self.name
+                ),
+            ));
+        }
+        let already = self.store.debited(id).map_err(storage)?;
+        // A withdrawal debited before (a retry) is not counted against its own debit.
+        let empty = Ledger::new();
+        let ledger = if already { &empty } else { &guard.ledger };
+        // n − t + 1: the fewest honest signers a withdrawal needs with t − 1 compromised.
+        let honest =
+            (self.manifest.signers.len() as u16 + 1).saturating_sub(self.manifest.threshold);
+        policy::evaluate(state.active(), ledger, &ok.intent, &approvals, now)
+            .and_then(|()| {
+                policy::eval::evaluate_budget(state.active(), ledger, &ok.intent, honest, now)
+            })
+            .inspect_err(|refused| {
+                warn!(signer = %self.name, withdrawal = %id, rule = %refused.rule, reason = %refused.reason, "policy refused");
+            })?;
+        // A durable nonce pays one withdrawal: claimed under the policy lock (docs/solana.md).
+        if let ChainFormat::Solana(t) = &ok.format {
+            if let quorate_core::chains::solana::Lifetime::DurableNonce { account, nonce } =
+                &t.lifetime
+            {
+                self.claim_nonce(account, nonce, id, ok.intent.expires_at_ms, false)?;
+            }
+        }
+        // The share is computed first but leaves only after the binding, the debit and the
+        // audit record of its release are on disk together (S6, S7).
+        let share = signing::sign_share::<C>(&ok.package, nonces, &key)?;
+        let event = Event::new(audit::kind::SHARE_RELEASED)
+            .with("withdrawal", id)
+            .with("digest", hex::encode(ok.digest))
+            .with("session", hex::encode(sid))
+            // Our own commitment, so an auditor can check that no nonce ever signed twice.
+            .with(
+                "commitment",
+                hex::encode(own.serialize().unwrap_or_default()),
+            )
+            .with("chain", ok.intent.chain.as_str())
+            .with("asset", &ok.intent.asset)
+            .with("destination", &ok.intent.destination)
+            .with("amount", ok.intent.amount.to_string())
+            .with("policy_version", state.active().version.to_string())
+            .with("debit", if already { "already" } else { "new" });
+        // What the vault will see, so `quorate reconcile` can match its payout events.
+        let event = match ok.format {
+            ChainFormat::EvmVault { domain, token } => event
+                .with("chain_id", domain.chain_id.to_string())
+                .with("vault", evm::address_text(ok.intent.chain, &domain.vault))
+                .with("token", hex::encode(token)),
+            // The message itself: what the group's Solana signature is over.
+            ChainFormat::Solana(_) => event
+                .with("scheme", C::SCHEME.as_str())
+                .with("message", hex::encode(ok.package.message())),
+            _ => event,
+        };
+        self.debit(
+            &mut guard,
+            &ok.intent,
+            &bound,
+            now,
+            already,
+            Counted::Release,
+            event,
+        )?;
+        drop(guard);
+        // Durable before the share leaves; the sync is shared with concurrent requests and
+        // holds no lock, so other withdrawals are checked and written meanwhile.
+        self.store.flush().map_err(storage)?;
+        info!(signer = %self.name, withdrawal = %id, "share released");
+        Ok(pb::signer_message::Body::Sign(pb::SignResponse {
+            share: share.serialize(),
+        }))
+    }
+
+    /// This signer's share over `message`, a message its own policy gives without an intent
+    /// (a vault action, a Solana void), once the package is checked against it.
+    pub(super) fn sign_policy_message<C: Held>(
+        &self,
+        package_bytes: &[u8],
+        message: &[u8],
+        own: &frost_core::round1::SigningCommitments<C>,
+        nonces: frost_core::round1::SigningNonces<C>,
+        key: &frost_core::keys::KeyPackage<C>,
+    ) -> Result<frost_core::round2::SignatureShare<C>, Refusal> {
+        let no_intent = |_: &_| Ok(ChainFormat::IntentDigest);
+        let retired: Vec<_> = self
+            .retired_signers()
+            .into_iter()
+            .filter_map(|n| groups::frost_id::<C>(n).ok())
+            .collect();
+        let gate = Gate {
+            me: groups::frost_id::<C>(self.me)
+                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+            signers: &C::group(self).signer_ids,
+            retired: &retired,
+            min_signers: usize::from(self.manifest.threshold),
+            backend_keys: &[],
+            format: &no_intent,
+            now_ms: now_ms(),
+            max_clock_skew_ms: self.max_clock_skew_ms,
+        };
+        let package = signing::check_package(&gate, package_bytes, message, own)?;
+        signing::sign_share(&package, nonces, key)
+    }
+}
+
+/// The FROST identifiers of the signers `policy` retired.
+fn retired_ids<C: Held>(
+    policy: &quorate_core::policy::PolicyDoc,
+) -> Vec<frost_core::Identifier<C>> {
+    policy
+        .retired_signers
+        .iter()
+        .filter_map(|n| groups::frost_id::<C>(*n).ok())
+        .collect()
+}
+
+/// The chain format this signer's policy gives `intent`, the Solana wallet being its own
+/// Ed25519 group key (`ed_wallet`, empty before that DKG).
+fn own_chain_format(
+    policy: &quorate_core::policy::PolicyDoc,
+    intent: &WithdrawalIntent,
+    ed_wallet: &[u8],
+) -> Result<ChainFormat, Refusal> {
+    let wallet: Option<[u8; 32]> = ed_wallet.try_into().ok();
+    quorate_core::message::chain_format_for(policy, intent, wallet.as_ref())
+}
