@@ -24,6 +24,7 @@ mod crash;
 mod desk;
 mod devnet;
 mod dkg;
+mod docs;
 mod errors;
 mod governance;
 mod governance_scale;
