@@ -10,10 +10,19 @@ use quorate_wire::{
 };
 use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, Stream};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use crate::state::Coordinator;
+use crate::state::{coord_rule, Coordinator};
+
+/// A signer link refused, as every refusal is: "rule: reason", the trailer and the details.
+fn refused(code: Code, rule: &str, reason: String) -> Status {
+    crate::withdrawals::rule_status(
+        code,
+        &quorate_core::refusal::Refusal::permanent(rule, reason),
+        0,
+    )
+}
 
 /// How long a signer has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,10 +45,14 @@ impl SignerLink for LinkService {
     ) -> Result<Response<Self::AttachStream>, Status> {
         let peer = peer_identity(&req)?;
         if peer.role != Role::Signer {
-            return Err(Status::permission_denied(format!(
-                "transport-role: the signer link needs a `signer` certificate; `{}` presented `{}`",
-                peer.name, peer.role
-            )));
+            return Err(refused(
+                Code::PermissionDenied,
+                coord_rule::TRANSPORT_ROLE,
+                format!(
+                    "the signer link needs a `signer` certificate; `{}` presented `{}`",
+                    peer.name, peer.role
+                ),
+            ));
         }
         let manifest = &self.state.manifest;
         let entry = manifest
@@ -49,14 +62,16 @@ impl SignerLink for LinkService {
                 self.state.audit(
                     Event::refused(
                         "signer-link",
-                        "signer-unknown",
+                        coord_rule::SIGNER_UNKNOWN,
                         "a signer certificate from the cluster CA that is not in the manifest",
                     )
                     .with("certificate", hex::encode(peer.cert_sha256))
                     .with("name", &peer.name),
                 );
-                Status::permission_denied(
-                    "signer-unknown: this certificate is not a signer of the manifest",
+                refused(
+                    Code::PermissionDenied,
+                    coord_rule::SIGNER_UNKNOWN,
+                    "this certificate is not a signer of the manifest".into(),
                 )
             })?
             .clone();
@@ -67,8 +82,10 @@ impl SignerLink for LinkService {
                 ..
             }))) => h,
             _ => {
-                return Err(Status::invalid_argument(
-                    "signer-hello: the first message must be a hello",
+                return Err(refused(
+                    Code::InvalidArgument,
+                    coord_rule::SIGNER_HELLO,
+                    "the first message must be a hello".into(),
                 ))
             }
         };
@@ -77,20 +94,26 @@ impl SignerLink for LinkService {
             self.state.audit(
                 Event::refused(
                     "signer-link",
-                    "signer-identity",
+                    coord_rule::SIGNER_IDENTITY,
                     "the hello's name or identifier is not the certificate's",
                 )
                 .with("signer", &entry.name)
                 .with("claimed", hello.identifier.to_string()),
             );
-            return Err(Status::permission_denied(format!(
-                "signer-identity: certificate is `{}` (identifier {}), hello claims `{}` ({})",
-                entry.name, entry.identifier, hello.name, hello.identifier
-            )));
+            return Err(refused(
+                Code::PermissionDenied,
+                coord_rule::SIGNER_IDENTITY,
+                format!(
+                    "certificate is `{}` (identifier {}), hello claims `{}` ({})",
+                    entry.name, entry.identifier, hello.name, hello.identifier
+                ),
+            ));
         }
         if hello.manifest_hash != manifest.hash() {
-            return Err(Status::failed_precondition(
-                "manifest-mismatch: the signer pins a different cluster manifest",
+            return Err(refused(
+                Code::FailedPrecondition,
+                coord_rule::MANIFEST_MISMATCH,
+                "the signer pins a different cluster manifest".into(),
             ));
         }
         self.state

@@ -29,7 +29,10 @@ use quorate_wire::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Status, Store, StoreError};
+use crate::{
+    state::coord_rule,
+    store::{Status, Store, StoreError},
+};
 
 const META_STATE: &str = "policy_state";
 const META_DESK: &str = "policy_desk";
@@ -643,7 +646,7 @@ impl PolicyDesk {
         let active = inner.state.as_ref().map_or(0, |s| s.active().version);
         inner.desk.prune(active);
         self.save(inner)
-            .map_err(|e| Refusal::temporary("storage", e.to_string()))?;
+            .map_err(|e| Refusal::temporary(coord_rule::STORAGE, e.to_string()))?;
         Ok((Self::view(inner, &key, &cur), send))
     }
 
@@ -711,7 +714,7 @@ impl PolicyDesk {
             _ => {}
         }
         self.save(&inner)
-            .map_err(|e| Refusal::temporary("storage", e.to_string()))?;
+            .map_err(|e| Refusal::temporary(coord_rule::STORAGE, e.to_string()))?;
         Ok(true)
     }
 
@@ -729,7 +732,7 @@ impl PolicyDesk {
         };
         Self::tick(&mut inner, at.max(now));
         self.save(&inner)
-            .map_err(|e| Refusal::temporary("storage", e.to_string()))?;
+            .map_err(|e| Refusal::temporary(coord_rule::STORAGE, e.to_string()))?;
         Ok(true)
     }
 
@@ -818,7 +821,7 @@ impl PolicyDesk {
         let active = inner.state.as_ref().map_or(0, |s| s.active().version);
         inner.desk.prune(active);
         self.save(&inner)
-            .map_err(|e| Refusal::temporary("storage", e.to_string()))?;
+            .map_err(|e| Refusal::temporary(coord_rule::STORAGE, e.to_string()))?;
         Ok((Self::view(&inner, hash_hex, &cur), was_timelocked))
     }
 

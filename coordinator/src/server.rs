@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 
 use crate::{
-    admin::AdminApi, config::CoordinatorConfig, link::LinkService, state::Coordinator,
-    store::SledStore, withdrawals::WithdrawalApi,
+    admin::AdminApi, config::CoordinatorConfig, link::LinkService, state::coord_rule,
+    state::Coordinator, store::SledStore, withdrawals::WithdrawalApi,
 };
 
 /// Everything loaded and validated, ready to serve.
@@ -242,8 +242,12 @@ fn audited_role(
     move |req| {
         check(req).inspect_err(|s| {
             state.audit(
-                quorate_core::audit::Event::refused(service, "transport-role", s.message())
-                    .with("permanent", "true"),
+                quorate_core::audit::Event::refused(
+                    service,
+                    coord_rule::TRANSPORT_ROLE,
+                    s.message(),
+                )
+                .with("permanent", "true"),
             )
         })
     }

@@ -69,6 +69,20 @@ pub mod coord_rule {
     pub const REFRESH_SIGNERS_MISSING: &str = "refresh-signers-missing";
     /// A refresh failed; the reason names any culprit; every signer keeps its old share.
     pub const REFRESH_ABORTED: &str = "refresh-aborted";
+    /// A field of a submitted intent is malformed (the message says which).
+    pub const INTENT_INVALID: &str = "intent-invalid";
+    /// The coordinator's store failed; nothing changed (temporary).
+    pub const STORAGE: &str = "storage";
+    /// The client certificate's role may not use this service.
+    pub const TRANSPORT_ROLE: &str = "transport-role";
+    /// A signer certificate from the cluster CA that is not in the manifest.
+    pub const SIGNER_UNKNOWN: &str = "signer-unknown";
+    /// A signer link whose first message is not a hello.
+    pub const SIGNER_HELLO: &str = "signer-hello";
+    /// A signer's hello names another signer than its certificate.
+    pub const SIGNER_IDENTITY: &str = "signer-identity";
+    /// The signer pins another manifest than the coordinator.
+    pub const MANIFEST_MISMATCH: &str = "manifest-mismatch";
 }
 
 /// Unix milliseconds now.

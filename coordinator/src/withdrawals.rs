@@ -316,8 +316,9 @@ impl WithdrawalService for WithdrawalApi {
         let body = req.into_inner();
         let wire_intent = body
             .intent
-            .ok_or_else(|| invalid("intent-invalid", "intent is required"))?;
-        let intent = intent_from_proto(&wire_intent).map_err(|e| invalid("intent-invalid", e))?;
+            .ok_or_else(|| invalid(coord_rule::INTENT_INVALID, "intent is required"))?;
+        let intent =
+            intent_from_proto(&wire_intent).map_err(|e| invalid(coord_rule::INTENT_INVALID, e))?;
         let digest = intent.digest();
         let now = now_ms();
         // A forged request is refused at the edge and changes nothing. The backend keys are
@@ -529,7 +530,10 @@ impl WithdrawalService for WithdrawalApi {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::Withdrawal>, Status> {
         let id = req.into_inner().id;
         if id.is_empty() || id.len() > 128 {
-            return Err(invalid("request-invalid", "id must be 1..=128 bytes"));
+            return Err(invalid(
+                coord_rule::REQUEST_INVALID,
+                "id must be 1..=128 bytes",
+            ));
         }
         let r = self
             .read_durable(&id)
@@ -548,31 +552,38 @@ impl WithdrawalService for WithdrawalApi {
             n @ 1..=1000 => n as usize,
             n => {
                 return Err(invalid(
-                    "request-invalid",
+                    coord_rule::REQUEST_INVALID,
                     format!("limit {n} is above 1000"),
                 ))
             }
         };
-        let status = pb::Status::try_from(q.status)
-            .map_err(|_| invalid("request-invalid", format!("unknown status {}", q.status)))?;
+        let status = pb::Status::try_from(q.status).map_err(|_| {
+            invalid(
+                coord_rule::REQUEST_INVALID,
+                format!("unknown status {}", q.status),
+            )
+        })?;
         let chain = if q.chain.is_empty() {
             None
         } else {
             Some(
                 q.chain
                     .parse::<quorate_core::address::Chain>()
-                    .map_err(|e| invalid("request-invalid", e))?,
+                    .map_err(|e| invalid(coord_rule::REQUEST_INVALID, e))?,
             )
         };
         if q.asset.len() > 16 {
-            return Err(invalid("request-invalid", "asset is at most 16 characters"));
+            return Err(invalid(
+                coord_rule::REQUEST_INVALID,
+                "asset is at most 16 characters",
+            ));
         }
         let after = if q.page_token.is_empty() {
             None
         } else {
             Some(
                 u64::from_str_radix(&q.page_token, 16)
-                    .map_err(|_| invalid("request-invalid", "malformed page_token"))?,
+                    .map_err(|_| invalid(coord_rule::REQUEST_INVALID, "malformed page_token"))?,
             )
         };
         let gk = self.state.group_keys();
@@ -610,7 +621,10 @@ impl WithdrawalService for WithdrawalApi {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let id = req.into_inner().id;
         if id.len() > 128 {
-            return Err(invalid("request-invalid", "id must be at most 128 bytes"));
+            return Err(invalid(
+                coord_rule::REQUEST_INVALID,
+                "id must be at most 128 bytes",
+            ));
         }
         let mut rx = self.state.events.subscribe();
         let state = self.state.clone();

@@ -87,11 +87,11 @@ impl Coordinator {
                 Err(r) => Err(r),
             },
             Ok(Err(e)) => Err(Refusal::temporary(
-                "storage",
+                coord_rule::STORAGE,
                 format!("the coordinator could not record the withdrawal: {e}"),
             )),
             Err(e) => Err(Refusal::temporary(
-                "storage",
+                coord_rule::STORAGE,
                 format!("the coordinator's flush task failed: {e}"),
             )),
         };
