@@ -238,8 +238,10 @@ impl PolicyDesk {
                     .genesis(g.clone())
                     .map_err(|r| format!("genesis policy refused: {r}"))?;
                 desk.history.push(policy_file::signed_to_json(&g));
+                let desk_bytes =
+                    serde_json::to_vec(&desk).map_err(|e| format!("policy desk: {e}"))?;
                 store
-                    .put_meta(META_DESK, &serde_json::to_vec(&desk).unwrap_or_default())
+                    .put_meta(META_DESK, &desk_bytes)
                     .map_err(|e| e.to_string())?;
                 store
                     .put_meta(META_STATE, &encode_state(&s))
@@ -279,7 +281,11 @@ impl PolicyDesk {
     }
 
     fn save(&self, inner: &Inner) -> Result<(), StoreError> {
-        let desk = serde_json::to_vec(&inner.desk).unwrap_or_default();
+        // Never an empty desk in place of the real one.
+        let desk = serde_json::to_vec(&inner.desk).map_err(|e| StoreError::Corrupt {
+            key: META_DESK.into(),
+            reason: format!("encoding: {e}"),
+        })?;
         let state = inner.state.as_ref().map(encode_state);
         let mut kvs: Vec<(&str, &[u8])> = vec![(META_DESK, &desk)];
         if let Some(s) = &state {

@@ -204,9 +204,13 @@ fn decode(key: &[u8], bytes: &[u8]) -> Result<Record, StoreError> {
     })
 }
 
-fn encode(r: &Record) -> Vec<u8> {
-    // A record is strings, integers and options of them: serialising it cannot fail.
-    serde_json::to_vec(r).unwrap_or_default()
+fn encode(r: &Record) -> Result<Vec<u8>, StoreError> {
+    // A record is strings, integers and options of them; should serialising ever fail, nothing
+    // is written rather than an empty record.
+    serde_json::to_vec(r).map_err(|e| StoreError::Corrupt {
+        key: r.id.clone(),
+        reason: format!("encoding: {e}"),
+    })
 }
 
 impl SledStore {
@@ -258,7 +262,7 @@ impl WithdrawalStore for SledStore {
         match self.withdrawals.compare_and_swap(
             r.id.as_bytes(),
             None as Option<&[u8]>,
-            Some(encode(r)),
+            Some(encode(r)?),
         )? {
             Ok(()) => {
                 self.by_seq.insert(r.seq.to_be_bytes(), r.id.as_bytes())?;
@@ -275,7 +279,7 @@ impl WithdrawalStore for SledStore {
     }
 
     fn update(&self, r: &Record) -> Result<(), StoreError> {
-        self.withdrawals.insert(r.id.as_bytes(), encode(r))?;
+        self.withdrawals.insert(r.id.as_bytes(), encode(r)?)?;
         Ok(())
     }
 

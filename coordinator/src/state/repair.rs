@@ -242,7 +242,12 @@ impl Coordinator {
                 "stored enrolment is incomplete",
             ));
         };
-        let target = u16::try_from(session.target).unwrap_or_default();
+        let Ok(target) = u16::try_from(session.target) else {
+            return Err(Refusal::permanent(
+                coord_rule::INTERNAL,
+                "stored enrolment names an impossible target",
+            ));
+        };
         let basis = session
             .helpers
             .iter()

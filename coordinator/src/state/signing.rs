@@ -54,17 +54,27 @@ impl Coordinator {
         // across a crash (`audit verify` checks both directions). The flush is shared with
         // concurrent writers (group commit).
         let store = self.store.clone();
-        let format = self
-            .policy
-            .chain_format(&intent, self.solana_wallet().as_ref());
+        // What the edge verified and stored; a stored value that no longer decodes is the
+        // coordinator's fault, never an empty signature for the signers to refuse.
+        let format = hex::decode(&record.backend_signature)
+            .map_err(|e| {
+                Refusal::temporary(
+                    coord_rule::INTERNAL,
+                    format!("the stored backend signature does not decode: {e}"),
+                )
+            })
+            .and_then(|sig| {
+                self.policy
+                    .chain_format(&intent, self.solana_wallet().as_ref())
+                    .map(|f| (f, sig))
+            });
         let outcome = match tokio::task::spawn_blocking(move || store.flush()).await {
             Ok(Ok(())) => match format {
-                Ok(format) => match signing_message(&intent, format) {
+                Ok((format, backend_signature)) => match signing_message(&intent, format) {
                     Ok(message) => {
                         let request = pb::SignRequest {
                             intent: intent.encode(),
-                            backend_signature: hex::decode(&record.backend_signature)
-                                .unwrap_or_default(),
+                            backend_signature,
                             approvals: record_approvals(&record),
                             ..Default::default()
                         };

@@ -280,7 +280,9 @@ impl Coordinator {
         if let Some((epoch, pkp, signers)) = chosen {
             // Not while a ceremony of our own runs: it installs its own result.
             if let Ok(_ceremony) = self.begin_ceremony() {
-                let gk = pkp.verifying_key().serialize().unwrap_or_default();
+                let Ok(gk) = pkp.verifying_key().serialize() else {
+                    return;
+                };
                 match self.keep_public_keys::<C>(pkp, epoch, None).await {
                     Ok(()) => {
                         info!(scheme = %C::SCHEME, epoch, signers = ?signers, "key package learned from the signers");
