@@ -237,6 +237,22 @@ fn core_intent(
     .unwrap()
 }
 
+/// A permanent refusal, reported with its gRPC code and rule, exit code 2.
+#[track_caller]
+fn assert_refused(lang: Lang, code: i32, r: &Value, grpc: &str, rule: &str) {
+    assert_eq!(code, 2, "{lang:?}: {r}");
+    assert_eq!(
+        (
+            r["outcome"].as_str(),
+            r["code"].as_str(),
+            r["rule"].as_str(),
+            r["class"].as_str()
+        ),
+        (Some("refused"), Some(grpc), Some(rule), Some("permanent")),
+        "{lang:?}: {r}"
+    );
+}
+
 fn assert_signed(lang: Lang, r: &Value) {
     assert_eq!(r["outcome"], "signed", "{lang:?}: {r}");
     let key = hex::decode(r["group_public_key"].as_str().unwrap()).unwrap();
@@ -336,22 +352,7 @@ async fn clients_sign_fail_over_retry_and_report_each_refusal_rule() {
     let not_listed = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
     for (lang, id) in [(Lang::Python, "py-1"), (Lang::TypeScript, "ts-1")] {
         let (code, r) = submit(lang, id, lower, "2000", vec![]).await;
-        assert_eq!(code, 2, "{lang:?}: {r}");
-        assert_eq!(
-            (
-                r["outcome"].as_str(),
-                r["code"].as_str(),
-                r["rule"].as_str(),
-                r["class"].as_str()
-            ),
-            (
-                Some("refused"),
-                Some("ALREADY_EXISTS"),
-                Some("withdrawal-id-conflict"),
-                Some("permanent")
-            ),
-            "{lang:?}: {r}"
-        );
+        assert_refused(lang, code, &r, "ALREADY_EXISTS", "withdrawal-id-conflict");
         let (code, r) = submit(
             lang,
             if id == "py-1" { "py-2" } else { "ts-2" },
@@ -360,21 +361,12 @@ async fn clients_sign_fail_over_retry_and_report_each_refusal_rule() {
             vec![],
         )
         .await;
-        assert_eq!(code, 2, "{lang:?}: {r}");
-        assert_eq!(
-            (
-                r["outcome"].as_str(),
-                r["code"].as_str(),
-                r["rule"].as_str(),
-                r["class"].as_str()
-            ),
-            (
-                Some("refused"),
-                Some("PERMISSION_DENIED"),
-                Some("policy-whitelist-destination"),
-                Some("permanent")
-            ),
-            "{lang:?}: {r}"
+        assert_refused(
+            lang,
+            code,
+            &r,
+            "PERMISSION_DENIED",
+            "policy-whitelist-destination",
         );
         // Refused without a retry: one attempt after the dead coordinator.
         assert_eq!(r["attempts"].as_array().unwrap().len(), 2, "{lang:?}: {r}");

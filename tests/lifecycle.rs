@@ -33,6 +33,29 @@ async fn ceremony(c: &Cluster, verb: &str, args: &[&str]) -> (i32, Value, String
     (code, v, err)
 }
 
+/// With `stop` down (of `connected` signers), a withdrawal is signed by exactly `quorum` under
+/// `group_key`; then `stop` comes back.
+async fn signs_without(
+    c: &mut Cluster,
+    stop: &str,
+    quorum: &[u32],
+    group_key: &[u8],
+    connected: usize,
+) {
+    c.kill_signer(stop).await;
+    c.wait_connected(connected - 1).await;
+    let (code, w) = c.submit_eth(&format!("wd-without-{stop}"), "1").await;
+    assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
+    assert_eq!(w["signers"], serde_json::json!(quorum), "{w}");
+    assert!(rfc9591_verify(
+        group_key,
+        &hexf(&w, "message"),
+        &hexf(&w, "signature")
+    ));
+    c.start_signer(stop);
+    c.wait_connected(connected).await;
+}
+
 fn kinds(log: &[quorate_core::audit::Record]) -> Vec<&str> {
     log.iter().map(|r| r.event.kind.as_str()).collect()
 }
@@ -223,18 +246,7 @@ async fn shares_refreshed_under_load_keep_the_group_key_and_lose_no_withdrawal()
         ("signer-2", [1, 3]),
         ("signer-3", [1, 2]),
     ] {
-        c.kill_signer(stop).await;
-        c.wait_connected(2).await;
-        let (code, w) = c.submit_eth(&format!("wd-without-{stop}"), "1").await;
-        assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
-        assert_eq!(w["signers"], serde_json::json!(pair), "{w}");
-        assert!(rfc9591_verify(
-            &before.group_public_key,
-            &hexf(&w, "message"),
-            &hexf(&w, "signature")
-        ));
-        c.start_signer(stop);
-        c.wait_connected(3).await;
+        signs_without(&mut c, stop, &pair, &before.group_public_key, 3).await;
     }
     // No signer debited any withdrawal twice, and each recorded both refreshes.
     for name in ["signer-1", "signer-2", "signer-3"] {
@@ -431,18 +443,7 @@ async fn a_signer_joins_and_another_is_retired_without_changing_the_wallet() {
 
     // Any 3 of {1, 3, 4, 5} sign; signer-2, still connected, is never asked.
     for (stop, trio) in [("signer-1", [3, 4, 5]), ("signer-5", [1, 3, 4])] {
-        c.kill_signer(stop).await;
-        c.wait_connected(4).await;
-        let (code, w) = c.submit_eth(&format!("wd-without-{stop}"), "1").await;
-        assert_eq!((code, w["status"].as_str()), (0, Some("signed")), "{w}");
-        assert_eq!(w["signers"], serde_json::json!(trio), "{w}");
-        assert!(rfc9591_verify(
-            &before.group_public_key,
-            &hexf(&w, "message"),
-            &hexf(&w, "signature")
-        ));
-        c.start_signer(stop);
-        c.wait_connected(5).await;
+        signs_without(&mut c, stop, &trio, &before.group_public_key, 5).await;
     }
     // With only signer-2 beside two holders, nothing is signed: its share is of the old epoch
     // and the policy retired it.

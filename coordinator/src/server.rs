@@ -50,18 +50,11 @@ pub fn prepare(cfg: &CoordinatorConfig) -> anyhow::Result<Prepared> {
         "the coordinator's certificate has role `{}`, not `coordinator`",
         own.role
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    match tls::check_own_lifetime(&own, now) {
-        Err(e) => anyhow::bail!(e),
-        Ok(Some(left)) => tracing::warn!(
-            not_after = %tls::not_after_text(own.not_after_unix),
-            days_left = left / 86_400,
-            "the coordinator's certificate expires soon: renew it (a new key and CSR, then the CA's sign-csr --role coordinator)"
-        ),
-        Ok(None) => {}
-    }
+    tls::check_own_lifetime(
+        &own,
+        "a new key and CSR, then the CA's sign-csr --role coordinator",
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let store = Arc::new(SledStore::open(&cfg.data_dir)?);

@@ -98,12 +98,6 @@ pub enum SignerCommand {
     },
 }
 
-fn time_now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// Loads everything the signer needs, failing before any connection on bad configuration.
 pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, Vec<link::LinkTarget>)> {
     let manifest = Manifest::load(&cfg.manifest)?;
@@ -126,16 +120,8 @@ pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, Vec<link::LinkTarg
         "tls.cert: the certificate carries the `{}` role; a signer needs `signer`",
         own.role
     );
-    let now = time_now_unix();
-    match quorate_wire::tls::check_own_lifetime(&own, now) {
-        Err(e) => anyhow::bail!(e),
-        Ok(Some(left)) => tracing::warn!(
-            not_after = %quorate_wire::tls::not_after_text(own.not_after_unix),
-            days_left = left / 86_400,
-            "this signer's certificate expires soon: renew it (quorate-signer csr, then the CA's sign-csr)"
-        ),
-        Ok(None) => {}
-    }
+    quorate_wire::tls::check_own_lifetime(&own, "quorate-signer csr, then the CA's sign-csr")
+        .map_err(|e| anyhow::anyhow!(e))?;
     anyhow::ensure!(
         own.key_sha256 == entry.key_sha256 && own.name == entry.name,
         "our TLS certificate (for `{}`) is not for the key the manifest lists for `{}`",

@@ -110,9 +110,12 @@ pub struct PeerIdentity {
 pub const RENEW_WITHIN_SECS: i64 = 30 * 86_400;
 
 /// A node's own certificate at start: refused once past `notAfter` (every peer would refuse
-/// it), or the seconds left when fewer than [`RENEW_WITHIN_SECS`] remain.
-pub fn check_own_lifetime(own: &PeerIdentity, now_unix: i64) -> Result<Option<i64>, String> {
-    let left = own.not_after_unix - now_unix;
+/// it); with fewer than [`RENEW_WITHIN_SECS`] left, a warning naming `how_to_renew`.
+pub fn check_own_lifetime(own: &PeerIdentity, how_to_renew: &str) -> Result<(), String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let left = own.not_after_unix - now;
     if left <= 0 {
         return Err(format!(
             "tls.cert: the certificate expired {} day(s) ago (notAfter {} UTC); renew it for the same key (docs: certificates, renewal)",
@@ -120,7 +123,14 @@ pub fn check_own_lifetime(own: &PeerIdentity, now_unix: i64) -> Result<Option<i6
             not_after_text(own.not_after_unix)
         ));
     }
-    Ok((left < RENEW_WITHIN_SECS).then_some(left))
+    if left < RENEW_WITHIN_SECS {
+        tracing::warn!(
+            not_after = %not_after_text(own.not_after_unix),
+            days_left = left / 86_400,
+            "this node's certificate expires soon: renew it ({how_to_renew})"
+        );
+    }
+    Ok(())
 }
 
 /// `notAfter` as RFC 3339 text.
