@@ -21,7 +21,7 @@ use quorate_wire::convert::policy::{sig_from_proto, signed_from_proto};
 
 use crate::{
     state::coord_rule,
-    state::{now_ms, parse_scheme, Coordinator, GroupKeys},
+    state::{parse_scheme, Coordinator, GroupKeys},
     store::Status as St,
     withdrawals::{internal, invalid, record_signatures, refusal_status},
 };
@@ -140,7 +140,7 @@ impl AdminService for AdminApi {
         self.state
             .start_dkg(scheme)
             .map(Response::new)
-            .map_err(|r| refusal_status(&r))
+            .map_err(|r| refusal_status(&r, self.state.now_ms()))
     }
 
     async fn repair_share(
@@ -160,7 +160,7 @@ impl AdminService for AdminApi {
             .repair_share(scheme, &r.signer, &r.helpers)
             .await
             .map(Response::new)
-            .map_err(|r| refusal_status(&r))
+            .map_err(|r| refusal_status(&r, self.state.now_ms()))
     }
 
     async fn refresh_shares(
@@ -173,7 +173,7 @@ impl AdminService for AdminApi {
             .refresh_shares(scheme)
             .await
             .map(Response::new)
-            .map_err(|r| refusal_status(&r))
+            .map_err(|r| refusal_status(&r, self.state.now_ms()))
     }
 
     type WatchDkgStream = DkgStream;
@@ -248,7 +248,7 @@ impl AdminService for AdminApi {
         if !wanted.is_empty() {
             hash_field(&wanted)?;
         }
-        let mut view = self.state.policy.get(now_ms());
+        let mut view = self.state.policy.get(self.state.now_ms());
         for p in &mut view.proposals {
             if p.hash != wanted {
                 p.policy = None;
@@ -283,7 +283,7 @@ impl AdminService for AdminApi {
         let (view, send) = self
             .state
             .policy
-            .propose(signed, now_ms())
+            .propose(signed, self.state.now_ms())
             .map_err(|r| self.refuse("policy-propose", &hash, &r))?;
         self.audit_proposal(audit::kind::POLICY_PROPOSED, &view, None);
         if let Some(update) = send {
@@ -302,7 +302,7 @@ impl AdminService for AdminApi {
         let (view, send) = self
             .state
             .policy
-            .approve(&r.hash, sig.clone(), now_ms())
+            .approve(&r.hash, sig.clone(), self.state.now_ms())
             .map_err(|x| self.refuse("policy-approve", &r.hash, &x))?;
         self.audit_proposal(audit::kind::POLICY_APPROVED, &view, Some(&sig.admin));
         if let Some(update) = send {
@@ -321,7 +321,7 @@ impl AdminService for AdminApi {
         let (view, tell_signers) = self
             .state
             .policy
-            .veto(&r.hash, sig.clone(), now_ms())
+            .veto(&r.hash, sig.clone(), self.state.now_ms())
             .map_err(|x| self.refuse("policy-veto", &r.hash, &x))?;
         self.audit_proposal(audit::kind::POLICY_VETOED, &view, Some(&sig.admin));
         if tell_signers {
@@ -394,7 +394,7 @@ impl AdminService for AdminApi {
             );
             self.state
                 .audit_refusal("withdrawal-approve", &rec.id, &refusal);
-            return Err(refusal_status(&refusal));
+            return Err(refusal_status(&refusal, self.state.now_ms()));
         }
         let admin = sig.admin.to_string();
         self.state.audit(
@@ -418,7 +418,7 @@ impl AdminService for AdminApi {
         ) as u32;
         let ready = have >= self.state.policy.approvals_required(&intent);
         let mut status = "pending_approval";
-        rec.updated_ms = now_ms();
+        rec.updated_ms = self.state.now_ms();
         if ready && self.state.claim(&rec.id) {
             // Another approval may have started signing meanwhile.
             let still = self.state.store.get(&rec.id).map_err(|e| {
@@ -462,8 +462,10 @@ impl AdminService for AdminApi {
             .state
             .sign_vault_action(chain, r.nonce)
             .await
-            .map_err(|x| refusal_status(&x))?;
-        let call = admin.call(&signature).map_err(|x| refusal_status(&x))?;
+            .map_err(|x| refusal_status(&x, self.state.now_ms()))?;
+        let call = admin
+            .call(&signature)
+            .map_err(|x| refusal_status(&x, self.state.now_ms()))?;
         Ok(Response::new(pb::VaultActionSigned {
             description: admin.describe(),
             message: admin.message().to_vec(),
@@ -497,7 +499,7 @@ impl AdminService for AdminApi {
             .state
             .void_solana_nonce(account, nonce, approval)
             .await
-            .map_err(|x| refusal_status(&x))?;
+            .map_err(|x| refusal_status(&x, self.state.now_ms()))?;
         use base64::Engine;
         Ok(Response::new(pb::SolanaNonceVoided {
             solana_transaction: base64::engine::general_purpose::STANDARD.encode(&v.transaction),
@@ -581,7 +583,7 @@ impl AdminApi {
                 .with("hash", hash)
                 .with("permanent", r.permanent.to_string()),
         );
-        refusal_status(r)
+        refusal_status(r, self.state.now_ms())
     }
 
     /// Records a governance step, and the version coming into force if it did.

@@ -5,6 +5,7 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use quorate_core::audit::{self, Event};
 use quorate_wire::{
+    manifest::SignerEntry,
     signer::{self as pb, signer_link_server::SignerLink},
     tls::{peer_identity, Role},
 };
@@ -13,7 +14,10 @@ use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use crate::state::{coord_rule, Coordinator};
+use crate::{
+    registry::LinkHandle,
+    state::{coord_rule, Coordinator},
+};
 
 /// A signer link refused, as every refusal is: "rule: reason", the trailer and the details.
 fn refused(code: Code, rule: &str, reason: String) -> Status {
@@ -119,37 +123,9 @@ impl SignerLink for LinkService {
         self.state
             .note_certificate(Some(entry.identifier), peer.not_after_unix);
         let (tx, rx) = mpsc::channel(256);
-        let handle = self.state.registry.register(
-            entry.identifier,
-            entry.name.clone(),
-            hello.group_public_key.clone(),
-            hello.ed25519_group_public_key.clone(),
-            // With the link, under one lock: never a moment at epoch 0 after a refresh.
-            [hello.key_epoch, hello.ed25519_key_epoch],
-            tx,
-        );
-        info!(signer = %entry.name, identifier = entry.identifier, "signer connected");
-        self.state.audit(
-            Event::new(audit::kind::SIGNER_CONNECTED)
-                .with("signer", &entry.name)
-                .with("identifier", entry.identifier.to_string())
-                .with("certificate", hex::encode(peer.cert_sha256))
-                .with("group_key", hex::encode(&hello.group_public_key))
-                .with(
-                    "ed25519_group_key",
-                    hex::encode(&hello.ed25519_group_public_key),
-                )
-                .with("version", &hello.version),
-        );
-        let resume = self.state.clone();
-        let said = hello.clone();
-        let reported = hello.policy.unwrap_or_default();
-        let version = reported.version;
-        self.state.note_signer_policy(entry.identifier, reported);
-        let catchup = self.state.clone();
-        let who = entry.identifier;
-        tokio::spawn(async move { catchup.catch_up(who, version).await });
-        tokio::spawn(async move { resume.resume_refresh(who, &said).await });
+        let handle = self
+            .state
+            .admit_signer(&entry, hello, &peer.cert_sha256, tx);
         let state = self.state.clone();
         tokio::spawn(async move {
             loop {
@@ -168,14 +144,65 @@ impl SignerLink for LinkService {
                     }
                 }
             }
-            state.registry.unregister(&handle);
-            info!(signer = %entry.name, "signer disconnected");
-            state.audit(
-                Event::new(audit::kind::SIGNER_DROPPED)
-                    .with("signer", &entry.name)
-                    .with("identifier", entry.identifier.to_string()),
-            );
+            state.signer_gone(&handle, &entry);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+impl Coordinator {
+    /// Takes a signer whose identity and hello were checked into the registry, with `tx`
+    /// carrying requests to it, and starts what a new link needs (policy catch-up, a refresh
+    /// to resume). Answers are delivered through the handle returned.
+    pub fn admit_signer(
+        self: &Arc<Self>,
+        entry: &SignerEntry,
+        hello: pb::Hello,
+        cert_sha256: &[u8; 32],
+        tx: mpsc::Sender<Result<pb::CoordinatorMessage, Status>>,
+    ) -> LinkHandle {
+        let handle = self.registry.register(
+            entry.identifier,
+            entry.name.clone(),
+            hello.group_public_key.clone(),
+            hello.ed25519_group_public_key.clone(),
+            // With the link, under one lock: never a moment at epoch 0 after a refresh.
+            [hello.key_epoch, hello.ed25519_key_epoch],
+            tx,
+        );
+        info!(signer = %entry.name, identifier = entry.identifier, "signer connected");
+        self.audit(
+            Event::new(audit::kind::SIGNER_CONNECTED)
+                .with("signer", &entry.name)
+                .with("identifier", entry.identifier.to_string())
+                .with("certificate", hex::encode(cert_sha256))
+                .with("group_key", hex::encode(&hello.group_public_key))
+                .with(
+                    "ed25519_group_key",
+                    hex::encode(&hello.ed25519_group_public_key),
+                )
+                .with("version", &hello.version),
+        );
+        let resume = self.clone();
+        let said = hello.clone();
+        let reported = hello.policy.unwrap_or_default();
+        let version = reported.version;
+        self.note_signer_policy(entry.identifier, reported);
+        let catchup = self.clone();
+        let who = entry.identifier;
+        tokio::spawn(async move { catchup.catch_up(who, version).await });
+        tokio::spawn(async move { resume.resume_refresh(who, &said).await });
+        handle
+    }
+
+    /// A signer's link ended: it leaves the registry, and the audit log says so.
+    pub fn signer_gone(&self, handle: &LinkHandle, entry: &SignerEntry) {
+        self.registry.unregister(handle);
+        info!(signer = %entry.name, "signer disconnected");
+        self.audit(
+            Event::new(audit::kind::SIGNER_DROPPED)
+                .with("signer", &entry.name)
+                .with("identifier", entry.identifier.to_string()),
+        );
     }
 }

@@ -28,6 +28,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The coordinator's state, for driving it in-process (tests).
+    pub fn state(&self) -> &Arc<Coordinator> {
+        &self.state
+    }
+
     /// Serves the metrics endpoint on `listener` (mutual TLS, HTTP/1.1) until dropped.
     pub fn serve_metrics(&self, listener: TcpListener) -> impl Future<Output = ()> + Send {
         let state = self.state.clone();
@@ -41,6 +46,14 @@ impl Prepared {
 
 /// Loads config-referenced files and opens the store. Fails before any port is used.
 pub fn prepare(cfg: &CoordinatorConfig) -> anyhow::Result<Prepared> {
+    prepare_with_clock(cfg, Arc::new(quorate_wire::clock::SystemClock::new()))
+}
+
+/// [`prepare`] with the coordinator reading time from `clock` (tests move it by hand).
+pub fn prepare_with_clock(
+    cfg: &CoordinatorConfig,
+    clock: Arc<dyn quorate_core::clock::Clock>,
+) -> anyhow::Result<Prepared> {
     let manifest = Manifest::load(&cfg.manifest)?;
     let material = TlsMaterial::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
     let own = tls::identity_of(material.leaf_der())
@@ -69,7 +82,7 @@ pub fn prepare(cfg: &CoordinatorConfig) -> anyhow::Result<Prepared> {
         }
         None => None,
     };
-    let state = Coordinator::new(manifest, store, cfg.signing.clone(), genesis)
+    let state = Coordinator::new(manifest, store, cfg.signing.clone(), genesis, clock)
         .map_err(|e| anyhow::anyhow!(e))?;
     state.note_certificate(None, own.not_after_unix);
     Ok(Prepared {

@@ -9,12 +9,12 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex, RwLock},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use frost_core::keys::PublicKeyPackage;
 use quorate_core::{
     audit::{self, Chain, Event},
+    clock::Clock,
     fingerprint::group_key_fingerprint,
     message::Scheme,
     refusal::Refusal,
@@ -85,14 +85,6 @@ pub mod coord_rule {
     pub const MANIFEST_MISMATCH: &str = "manifest-mismatch";
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Shared coordinator state.
 pub struct Coordinator {
     /// The pinned manifest.
@@ -139,6 +131,8 @@ pub struct Coordinator {
     /// flushes before it shows it (a signature must be on disk before it leaves, S6). A write
     /// whose flush failed stays counted, so its readers keep flushing.
     undurable: Mutex<HashMap<String, usize>>,
+    /// The coordinator's only source of wall-clock time.
+    clock: Arc<dyn Clock>,
 }
 
 /// Metric names (docs/protocol.md lists them).
@@ -147,6 +141,13 @@ pub mod metric {
     pub const WITHDRAWALS: &str = "quorate_withdrawals_total";
     /// Time from accepting a withdrawal to its stored outcome.
     pub const SIGNING_SECONDS: &str = "quorate_signing_seconds";
+}
+
+impl Coordinator {
+    /// Unix milliseconds now, by this coordinator's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
 }
 
 fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -161,8 +162,10 @@ impl Coordinator {
         store: Store,
         signing: SigningConfig,
         genesis: Option<quorate_core::policy::SignedPolicy>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
-        let policy = crate::policy::PolicyDesk::load(store.clone(), &manifest, genesis, now_ms())?;
+        let policy =
+            crate::policy::PolicyDesk::load(store.clone(), &manifest, genesis, clock.now_ms())?;
         let public_keys = match store.public_key_package().map_err(|e| e.to_string())? {
             Some(bytes) => Some(
                 PublicKeyPackage::deserialize(&bytes)
@@ -236,6 +239,7 @@ impl Coordinator {
             policy_syncing: Mutex::default(),
             dkg_running: Mutex::new(false),
             in_flight: Mutex::default(),
+            clock,
         };
         state.audit(
             Event::new(audit::kind::NODE_STARTED)
@@ -261,7 +265,7 @@ impl Coordinator {
                 "the coordinator restarted while this withdrawal was being signed; submit it again"
                     .into(),
             );
-            r.updated_ms = now_ms();
+            r.updated_ms = state.now_ms();
             state.store.update(&r).map_err(|e| e.to_string())?;
             warn!(withdrawal = %r.id, "in-flight withdrawal marked failed after restart");
         }
@@ -274,7 +278,7 @@ impl Coordinator {
     /// logged; the decision stands.
     pub fn audit(&self, event: Event) {
         let mut chain = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        let r = chain.prepare(now_ms(), event);
+        let r = chain.prepare(self.now_ms(), event);
         match self.store.append_audit(&r) {
             Ok(()) => chain.advance(&r),
             Err(e) => {
@@ -436,7 +440,14 @@ mod tests {
             .unwrap();
         store.flush().unwrap();
         drop(store);
-        let st = Coordinator::new(manifest(), reopen(), SigningConfig::default(), None).unwrap();
+        let st = Coordinator::new(
+            manifest(),
+            reopen(),
+            SigningConfig::default(),
+            None,
+            Arc::new(quorate_core::clock::ManualClock::new(1_000)),
+        )
+        .unwrap();
         let r = st.store.get("in-flight").unwrap().unwrap();
         assert_eq!(r.status, Status::Failed);
         assert_eq!(r.rule.as_deref(), Some(coord_rule::RESTARTED));

@@ -22,7 +22,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn, Instrument};
 
 use crate::{
-    state::{coord_rule, now_ms, Coordinator, GroupKeys},
+    state::{coord_rule, Coordinator, GroupKeys},
     store::{Insert, Record, Status as St, StoreError, SCHEMA_VERSION},
 };
 
@@ -37,7 +37,7 @@ impl WithdrawalApi {
     fn refuse(&self, id: &str, r: &Refusal) -> Status {
         self.state.audit_refusal("submit", id, r);
         self.state.count_outcome("refused", &r.rule);
-        refusal_status(r)
+        refusal_status(r, self.state.now_ms())
     }
 }
 
@@ -54,7 +54,7 @@ fn received(intent: &WithdrawalIntent, rec: &Record, next: &str) -> Event {
 }
 
 /// A refusal as a gRPC status: the rule tag leads the message and rides in a trailer.
-pub fn refusal_status(r: &Refusal) -> Status {
+pub fn refusal_status(r: &Refusal, now_ms: u64) -> Status {
     let code = if r.rule == rule::ID_CONFLICT {
         Code::AlreadyExists
     } else if r.rule == rule::NOT_ENOUGH_SIGNERS || r.rule == coord_rule::RESTARTED {
@@ -68,7 +68,7 @@ pub fn refusal_status(r: &Refusal) -> Status {
     } else {
         Code::Unavailable
     };
-    rule_status(code, r, now_ms())
+    rule_status(code, r, now_ms)
 }
 
 /// The domain of every `google.rpc.ErrorInfo` Quorate sends.
@@ -235,7 +235,7 @@ impl WithdrawalApi {
                 } else {
                     Refusal::permanent(&rule, reason)
                 };
-                Err(refusal_status(&refusal))
+                Err(refusal_status(&refusal, self.state.now_ms()))
             }
             _ => Ok(Response::new(record_to_proto(r, &self.state.group_keys()))),
         }
@@ -256,7 +256,7 @@ impl WithdrawalApi {
             r.status = St::Expired;
             r.rule = Some(refusal.rule.clone());
             r.reason = Some(refusal.reason.clone());
-            r.updated_ms = now_ms();
+            r.updated_ms = self.state.now_ms();
             self.state.persist(r).await.map_err(|e| internal(&e))?;
         }
         Ok(())
@@ -320,7 +320,7 @@ impl WithdrawalService for WithdrawalApi {
         let intent =
             intent_from_proto(&wire_intent).map_err(|e| invalid(coord_rule::INTENT_INVALID, e))?;
         let digest = intent.digest();
-        let now = now_ms();
+        let now = self.state.now_ms();
         // A forged request is refused at the edge and changes nothing. The backend keys are
         // the ones of the policy in force.
         let backend_keys = self.state.policy.backend_keys(now);

@@ -1,7 +1,7 @@
 //! Quorate core: the pure part of the co-signing service.
 //!
-//! Everything here is deterministic given its inputs: time (`now`, unix milliseconds) and
-//! randomness come in as arguments, nothing reads a clock, a socket or a disk. The signer and
+//! Everything here is deterministic given its inputs: time (`now`, unix milliseconds, or a
+//! [`clock::Clock`] handed in) and randomness come in as arguments, nothing reads a clock, a socket or a disk. The signer and
 //! coordinator binaries are shells around these decisions.
 #![forbid(unsafe_code)]
 
@@ -12,6 +12,7 @@ pub mod audit;
 pub mod backend;
 pub mod backup;
 pub mod chains;
+pub mod clock;
 pub mod dkg;
 pub mod fingerprint;
 pub mod identity;

@@ -100,6 +100,14 @@ pub enum SignerCommand {
 
 /// Loads everything the signer needs, failing before any connection on bad configuration.
 pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, Vec<link::LinkTarget>)> {
+    load_with_clock(cfg, Arc::new(quorate_wire::clock::SystemClock::new()))
+}
+
+/// [`load`] with the node reading time from `clock` (tests move it by hand).
+pub fn load_with_clock(
+    cfg: &SignerConfig,
+    clock: Arc<dyn quorate_core::clock::Clock>,
+) -> anyhow::Result<(Arc<Node>, Vec<link::LinkTarget>)> {
     let manifest = Manifest::load(&cfg.manifest)?;
     let tls = TlsMaterial::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
     let own = quorate_wire::tls::identity_of(tls.leaf_der())
@@ -140,15 +148,18 @@ pub fn load(cfg: &SignerConfig) -> anyhow::Result<(Arc<Node>, Vec<link::LinkTarg
         manifest,
         identity,
         kek,
-        store,
-        node::LocalFreeze {
-            by_config: cfg.policy.frozen,
-            file: Some(cfg.data_dir.join(node::FREEZE_FILE)),
-        },
-        NodeLimits {
-            nonce_limit: cfg.signing.nonce_limit,
-            nonce_ttl_ms: cfg.signing.nonce_ttl.as_millis() as u64,
-            max_clock_skew_ms: cfg.signing.max_clock_skew.as_millis() as u64,
+        node::NodeParts {
+            store,
+            local_freeze: node::LocalFreeze {
+                by_config: cfg.policy.frozen,
+                file: Some(cfg.data_dir.join(node::FREEZE_FILE)),
+            },
+            limits: NodeLimits {
+                nonce_limit: cfg.signing.nonce_limit,
+                nonce_ttl_ms: cfg.signing.nonce_ttl.as_millis() as u64,
+                max_clock_skew_ms: cfg.signing.max_clock_skew.as_millis() as u64,
+            },
+            clock,
         },
     )
     .map_err(|e| anyhow::anyhow!(e))?;
@@ -329,7 +340,10 @@ pub fn freeze(cfg: &SignerConfig, reason: &str) -> anyhow::Result<String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let path = cfg.data_dir.join(node::FREEZE_FILE);
-    let text = format!("frozen at {} ms: {reason}\n", node::now_ms());
+    let text = format!(
+        "frozen at {} ms: {reason}\n",
+        quorate_wire::clock::unix_ms()
+    );
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     std::fs::File::open(&cfg.data_dir)
         .and_then(|d| d.sync_all())

@@ -74,23 +74,9 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     // can hold of ours is (MAX_IN_FLIGHT + 64) answers; all are small but a sync answer, which
     // carries at most one policy document.
     let (tx, rx) = mpsc::channel::<pb::SignerMessage>(64);
-    let (key_epoch, ed25519_key_epoch, pending_key_epoch, ed25519_pending_key_epoch) =
-        node.key_epochs();
     let hello = pb::SignerMessage {
         request_id: 0,
-        body: Some(pb::signer_message::Body::Hello(pb::Hello {
-            name: node.name.clone(),
-            identifier: u32::from(node.me),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            manifest_hash: node.manifest_hash().to_vec(),
-            group_public_key: node.group_key(),
-            ed25519_group_public_key: node.ed25519_group_key(),
-            policy: Some(node.policy_status()),
-            key_epoch,
-            ed25519_key_epoch,
-            pending_key_epoch,
-            ed25519_pending_key_epoch,
-        })),
+        body: Some(pb::signer_message::Body::Hello(node.hello())),
     };
     tx.send(hello)
         .await

@@ -4,12 +4,12 @@
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex, RwLock},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use quorate_core::{
     atrest::Kek,
     audit::{Chain, Event, RefusalThrottle},
+    clock::Clock,
     identity::IdentitySecret,
     intent::WithdrawalIntent,
     message::Scheme,
@@ -82,14 +82,6 @@ struct DkgSlot {
     used: std::collections::VecDeque<Vec<u8>>,
 }
 
-/// Unix milliseconds now. The only clock read of the signer.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// A signer's live state.
 pub struct Node {
     /// Our name.
@@ -113,9 +105,9 @@ pub struct Node {
     /// The Ed25519 group: Solana.
     ed: Group<Ed>,
     dkg: Mutex<DkgSlot>,
-    /// Nonce lifetimes run on this monotonic clock, not the wall clock, so a clock step can
-    /// never extend one.
-    started: std::time::Instant,
+    /// The signer's only source of time. Nonce lifetimes run on its monotonic reading, not
+    /// the wall clock, so a clock step can never extend one.
+    clock: Arc<dyn Clock>,
     /// Whether the link to the coordinator is up, and the unix ms of its last message.
     /// Each coordinator link's address, whether it is up, and its last message (Unix ms).
     links: Mutex<BTreeMap<LinkId, LinkState>>,
@@ -147,6 +139,19 @@ pub struct NodeLimits {
     pub nonce_ttl_ms: u64,
     /// Allowed clock skew for intent creation times.
     pub max_clock_skew_ms: u64,
+}
+
+/// What a node is built from besides its manifest and secrets: where it stores, how its
+/// operator stops it, its limits and its clock.
+pub struct NodeParts {
+    /// The durable store.
+    pub store: Arc<dyn SignerStore>,
+    /// The operator's local emergency stop.
+    pub local_freeze: LocalFreeze,
+    /// Limits.
+    pub limits: NodeLimits,
+    /// The source of time.
+    pub clock: Arc<dyn Clock>,
 }
 
 pub fn key_share_purpose(name: &str) -> String {
@@ -201,16 +206,19 @@ fn session_id(bytes: &[u8]) -> Result<SessionId, Refusal> {
 
 impl Node {
     /// Builds a node, restoring its key share from the store if it has one.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: String,
         manifest: Manifest,
         identity: IdentitySecret,
         kek: Kek,
-        store: Arc<dyn SignerStore>,
-        local_freeze: LocalFreeze,
-        limits: NodeLimits,
+        parts: NodeParts,
     ) -> Result<Self, String> {
+        let NodeParts {
+            store,
+            local_freeze,
+            limits,
+            clock,
+        } = parts;
         let entry = manifest
             .signer_by_name(&name)
             .ok_or_else(|| format!("signer `{name}` is not in the manifest"))?;
@@ -251,7 +259,7 @@ impl Node {
             ed: Group::new(&ids, limits.nonce_limit, limits.nonce_ttl_ms)?,
             metrics: quorate_wire::metrics::Metrics::new(),
             dkg: Mutex::new(DkgSlot::default()),
-            started: std::time::Instant::now(),
+            clock,
             links: Mutex::new(BTreeMap::new()),
             cert_expiry: std::sync::atomic::AtomicI64::new(0),
             sync_slot: Mutex::new(()),
@@ -294,7 +302,12 @@ impl Node {
     }
 
     fn mono_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.clock.mono_ms()
+    }
+
+    /// Unix milliseconds now, by this node's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// The secp256k1 group key, empty before its DKG.
@@ -327,6 +340,26 @@ impl Node {
         // Expired nonces are unusable already; counting is a good moment to drop them.
         let secp = lock(&self.secp.nonces).outstanding(now);
         secp + lock(&self.ed.nonces).outstanding(now)
+    }
+
+    /// What this signer says first on a new link: who it is, the manifest it pins, the keys
+    /// and key epochs it holds and its policy.
+    pub fn hello(&self) -> pb::Hello {
+        let (key_epoch, ed25519_key_epoch, pending_key_epoch, ed25519_pending_key_epoch) =
+            self.key_epochs();
+        pb::Hello {
+            name: self.name.clone(),
+            identifier: u32::from(self.me),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            manifest_hash: self.manifest_hash().to_vec(),
+            group_public_key: self.group_key(),
+            ed25519_group_public_key: self.ed25519_group_key(),
+            policy: Some(self.policy_status()),
+            key_epoch,
+            ed25519_key_epoch,
+            pending_key_epoch,
+            ed25519_pending_key_epoch,
+        }
     }
 
     /// Answers one coordinator request.

@@ -3,6 +3,7 @@
 //! policy. Protobuf types do not travel past the services that use this crate.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod codec;
 pub mod convert;
 pub mod durable;

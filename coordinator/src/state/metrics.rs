@@ -3,7 +3,7 @@
 
 use quorate_core::message::Scheme;
 
-use super::{metric, now_ms, Coordinator};
+use super::{metric, Coordinator};
 
 impl Coordinator {
     /// Counts one withdrawal outcome for the metrics endpoint.
@@ -49,7 +49,7 @@ impl Coordinator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let now = now_ms();
+        let now = self.now_ms();
         for s in &self.manifest.signers {
             let live = connected.iter().find(|c| c.identifier == s.identifier);
             let signer = || vec![("signer", s.name.clone())];

@@ -6,7 +6,7 @@ use quorate_core::intent::WithdrawalIntent;
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{now_ms, Coordinator};
+use super::Coordinator;
 use crate::store::Status;
 
 impl Coordinator {
@@ -19,7 +19,9 @@ impl Coordinator {
         if window == 0 {
             return;
         }
-        let since = now_ms().saturating_sub(window + quorate_core::policy::ledger::BUCKET_MS);
+        let since = self
+            .now_ms()
+            .saturating_sub(window + quorate_core::policy::ledger::BUCKET_MS);
         let store = self.store.clone();
         let Ok(Ok(records)) =
             tokio::task::spawn_blocking(move || store.with_status(Status::Signed)).await
@@ -90,7 +92,7 @@ impl Coordinator {
         let notice = pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice {
             intent: intent.encode(),
             signature: signature.to_vec(),
-            signed_at_ms: now_ms(),
+            signed_at_ms: self.now_ms(),
         });
         let timeout = self.signing.signer_timeout;
         for s in self.registry.connected() {

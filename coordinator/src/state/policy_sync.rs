@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{now_ms, Coordinator};
+use super::Coordinator;
 
 /// How often signers whose policy state differs from the coordinator's are sent what they lack.
 pub const POLICY_RESEND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -126,7 +126,7 @@ impl Coordinator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let ours = self.policy.status(now_ms());
+            let ours = self.policy.status(self.now_ms());
             if ours.version == 0 {
                 continue;
             }

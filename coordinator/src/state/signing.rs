@@ -19,7 +19,7 @@ use rand::{seq::SliceRandom, RngCore};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::{coord_rule, metric, now_ms, Coordinator, Ed, GroupSuite, Secp};
+use super::{coord_rule, metric, Coordinator, Ed, GroupSuite, Secp};
 use crate::store::{Record, Status};
 
 fn record_approvals(r: &Record) -> Vec<quorate_wire::policy::AdminSignature> {
@@ -105,11 +105,11 @@ impl Coordinator {
                 format!("the coordinator's flush task failed: {e}"),
             )),
         };
-        record.updated_ms = now_ms();
+        record.updated_ms = self.now_ms();
         let mut notice = None;
         match outcome {
             Ok((signature, signers, message, call, solana_tx)) => {
-                self.policy.debit(&intent, now_ms());
+                self.policy.debit(&intent, self.now_ms());
                 // Recorded before the flush in `persist`, so the record is on disk before
                 // anyone learns the signature.
                 let by: Vec<String> = signers.iter().map(u16::to_string).collect();
@@ -397,7 +397,7 @@ impl Coordinator {
                 .filter_map(|(_, o)| o.retry_at_ms)
                 .collect();
             times.sort_unstable();
-            let latest = now_ms().saturating_add(
+            let latest = self.now_ms().saturating_add(
                 quorate_core::policy::doc::MAX_WINDOW_MS + quorate_core::policy::ledger::BUCKET_MS,
             );
             let t = usize::from(self.manifest.threshold);

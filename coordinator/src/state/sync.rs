@@ -26,7 +26,7 @@ use quorate_core::{
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{groups::GroupSuite, now_ms, Coordinator, Ed, Secp};
+use super::{groups::GroupSuite, Coordinator, Ed, Secp};
 
 /// How often each connected signer is asked what it knows.
 pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -107,7 +107,7 @@ impl Coordinator {
 
     /// One round: asks every connected signer, then takes what checks out.
     pub async fn sync_once(self: &std::sync::Arc<Self>) {
-        let ours = self.policy.status(now_ms());
+        let ours = self.policy.status(self.now_ms());
         let request = pb::SyncRequest {
             policy_version: ours.version,
             pending_hash: ours.pending_hash.clone(),
@@ -156,7 +156,7 @@ impl Coordinator {
     /// here; puts our pending version in force once t signers have it in force.
     fn learn_policy(&self, answers: &[(u16, pb::SyncAnswer)]) {
         let t = usize::from(self.manifest.threshold);
-        let now = now_ms();
+        let now = self.now_ms();
         let count = |f: &dyn Fn(&quorate_wire::policy::PolicyStatus) -> bool| {
             answers
                 .iter()

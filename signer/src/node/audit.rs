@@ -8,14 +8,14 @@ use quorate_core::{
 use quorate_wire::signer as pb;
 use tracing::warn;
 
-use super::{link_rule, lock, now_ms, storage, Node};
+use super::{link_rule, lock, storage, Node};
 
 impl Node {
     /// Appends a record to the audit log. A failed write is logged; the decision it records
     /// stands (records that guard safety are written with the state they describe instead).
     pub(super) fn audit(&self, event: Event, durable: bool) {
         let mut chain = lock(&self.audit);
-        let r = chain.prepare(now_ms(), event);
+        let r = chain.prepare(self.now_ms(), event);
         match self.store.append_audit(&r) {
             Ok(()) => chain.advance(&r),
             Err(e) => {
@@ -37,7 +37,7 @@ impl Node {
     /// leaves the chain where the store has it) if it cannot be written and flushed.
     pub(super) fn audit_before(&self, event: Event) -> Result<(), Refusal> {
         let mut chain = lock(&self.audit);
-        let r = chain.prepare(now_ms(), event);
+        let r = chain.prepare(self.now_ms(), event);
         if let Err(e) = self.store.append_audit(&r) {
             self.resync_audit(&mut chain);
             return Err(storage(e));

@@ -11,7 +11,7 @@ use quorate_core::{
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{lock, now_ms, storage, Ed, Held, Node, PolicyGuard, Secp};
+use super::{lock, storage, Ed, Held, Node, PolicyGuard, Secp};
 use crate::store::Binding;
 
 /// How a withdrawal is counted in the velocity ledger.
@@ -172,7 +172,7 @@ impl Node {
         let bound = quorate_core::message::binding(&digest, &msg);
         self.check_binding(&intent, &bound)?;
         let mut guard = lock(&self.policy);
-        let now = now_ms();
+        let now = self.now_ms();
         // The nonce it was signed with is spent: no other withdrawal is signed with it here.
         if let ChainFormat::Solana(t) = &format {
             if let quorate_core::chains::solana::Lifetime::DurableNonce { account, nonce } =

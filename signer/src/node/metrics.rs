@@ -1,6 +1,6 @@
 //! The metrics exposition, and the coordinator-link and certificate state it reports.
 
-use super::{lock, now_ms, LinkId, Node};
+use super::{lock, LinkId, Node};
 
 /// One coordinator link as the metrics show it.
 pub(super) struct LinkState {
@@ -108,14 +108,14 @@ impl Node {
         });
         state.up = up;
         if up {
-            state.last_contact_ms = now_ms();
+            state.last_contact_ms = self.now_ms();
         }
     }
 
     /// Records a message from the coordinator of `link`.
     pub fn touch_link(&self, link: LinkId) {
         if let Some(state) = lock(&self.links).get_mut(&link) {
-            state.last_contact_ms = now_ms();
+            state.last_contact_ms = self.now_ms();
         }
     }
 

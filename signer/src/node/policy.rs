@@ -12,7 +12,7 @@ use quorate_wire::{
 };
 use tracing::{info, warn};
 
-use super::{lock, now_ms, storage, sync, Node, PolicyGuard, META_POLICY_STATE};
+use super::{lock, storage, sync, Node, PolicyGuard, META_POLICY_STATE};
 
 impl Node {
     /// The policy this signer has in force.
@@ -62,7 +62,7 @@ impl Node {
         let version = signed.doc.version;
         let hash = signed.doc.hash_hex();
         let mut guard = lock(&self.policy);
-        let now = now_ms();
+        let now = self.now_ms();
         let (next, outcome, known) = match &guard.state {
             None => (
                 self.manifest.genesis(signed),
@@ -133,7 +133,7 @@ impl Node {
             ));
         };
         let mut next = state.clone();
-        next.veto(&hash, &veto, now_ms())?;
+        next.veto(&hash, &veto, self.now_ms())?;
         // Kept under the version it is for (the pending one's, or the next), so a coordinator
         // asks only for the vetoes after its version in force.
         let version = next

@@ -14,8 +14,8 @@ use quorate_wire::{convert::policy::sigs_from_proto, signer as pb};
 use tracing::{info, warn};
 
 use super::{
-    groups, ledger::Counted, link_rule, lock, now_ms, scheme_of, session_id, storage, Ed, Held,
-    LinkId, Node, Secp,
+    groups, ledger::Counted, link_rule, lock, scheme_of, session_id, storage, Ed, Held, LinkId,
+    Node, Secp,
 };
 
 /// Most session ids in one presign batch.
@@ -120,7 +120,7 @@ impl Node {
         let approvals = sigs_from_proto(&r.approvals)
             .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("approvals: {e}")))?;
         let mut guard = lock(&self.policy);
-        let now = now_ms();
+        let now = self.now_ms();
         self.refresh_policy(&mut guard, now)?;
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
@@ -258,7 +258,7 @@ impl Node {
             min_signers: usize::from(self.manifest.threshold),
             backend_keys: &[],
             format: &no_intent,
-            now_ms: now_ms(),
+            now_ms: self.now_ms(),
             max_clock_skew_ms: self.max_clock_skew_ms,
         };
         let package = signing::check_package(&gate, package_bytes, message, own)?;

@@ -22,7 +22,7 @@ use quorate_core::{
 use quorate_wire::{convert::policy::sig_from_proto, signer as pb};
 use tracing::{info, warn};
 
-use super::{groups, link_rule, lock, now_ms, scheme_of, session_id, storage, LinkId, Node};
+use super::{groups, link_rule, lock, scheme_of, session_id, storage, LinkId, Node};
 
 fn claim_key(account: &solana::Pubkey, nonce: &[u8; 32]) -> String {
     format!(
@@ -82,7 +82,7 @@ impl Node {
                 "a nonce claim vanished",
             ));
         };
-        if by == id || notice || now_ms() >= expires {
+        if by == id || notice || self.now_ms() >= expires {
             return Ok(());
         }
         Err(Refusal::permanent(
@@ -151,7 +151,7 @@ impl Node {
         // cluster wants.
         let message = {
             let mut guard = lock(&self.policy);
-            self.refresh_policy(&mut guard, now_ms())?;
+            self.refresh_policy(&mut guard, self.now_ms())?;
             let state = guard
                 .state
                 .as_ref()

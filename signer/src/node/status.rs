@@ -10,7 +10,7 @@ use quorate_core::{
 use quorate_wire::{convert::policy::status, signer as pb};
 use tracing::info;
 
-use super::{link_rule, lock, now_ms, refusal, Node};
+use super::{link_rule, lock, refusal, Node};
 
 /// The operator's local emergency stop, on top of the governed policy: the config switch
 /// (needs a restart) or a freeze file that `quorate signer freeze` writes into the data
@@ -50,7 +50,7 @@ impl Node {
         withdrawal: &str,
         e: Event,
     ) {
-        let admit = lock(&self.refusals).admit(what, rule, withdrawal, now_ms());
+        let admit = lock(&self.refusals).admit(what, rule, withdrawal, self.now_ms());
         match admit {
             audit::Admit::Record => {
                 // Off the reactor, as the write flushes.
@@ -60,9 +60,9 @@ impl Node {
             audit::Admit::Counted { first: true } => {
                 let node = self.clone();
                 tokio::spawn(async move {
-                    let wait = 1_000 - now_ms() % 1_000 + 10;
+                    let wait = 1_000 - node.now_ms() % 1_000 + 10;
                     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                    let owed = lock(&node.refusals).drain(now_ms());
+                    let owed = lock(&node.refusals).drain(node.now_ms());
                     let _ = tokio::task::spawn_blocking(move || {
                         for e in owed {
                             node.audit(e, true);
@@ -127,7 +127,7 @@ impl Node {
         }
         let st = {
             let mut guard = lock(&self.policy);
-            let now = now_ms();
+            let now = self.now_ms();
             // A time-lock that ran out applies before we state what is in force.
             let _ = self.refresh_policy(&mut guard, now);
             status(guard.state.as_ref())
@@ -142,7 +142,7 @@ impl Node {
             pending_version: st.pending_version,
             pending_hash: st.pending_hash,
             pending_effective_at_ms: st.pending_effective_at_ms,
-            clock_ms: now_ms(),
+            clock_ms: self.now_ms(),
             signature: vec![],
         }
         .sign(&self.identity);

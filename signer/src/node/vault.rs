@@ -11,7 +11,7 @@ use quorate_core::{
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{link_rule, lock, now_ms, session_id, LinkId, Node};
+use super::{link_rule, lock, session_id, LinkId, Node};
 
 impl Node {
     pub(super) fn sign_vault_action(
@@ -47,7 +47,7 @@ impl Node {
         }
         let admin = {
             let mut guard = lock(&self.policy);
-            let now = now_ms();
+            let now = self.now_ms();
             self.refresh_policy(&mut guard, now)?;
             let state = guard
                 .state
