@@ -30,6 +30,7 @@ mod governance;
 mod governance_scale;
 mod guide;
 mod hostile;
+mod in_memory;
 mod lifecycle;
 mod lifecycle_hostile;
 mod malicious;
