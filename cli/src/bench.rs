@@ -137,7 +137,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
         let floor = floor_throughput(*shape, cores, args.count.clamp(200, 2000));
         let cluster = Cluster::start(&work, &exe, *shape, args.link_rtt).await?;
         dkg.push(json!({"t": shape.t, "n": shape.n, "ms": ms(cluster.dkg)}));
-        let outcome = drive_all(&cluster, args, floor, &mut runs).await;
+        let sequential = sequential_floor(*shape, cores, &cluster, &work).await?;
+        let outcome = drive_all(&cluster, args, (floor, &sequential), &mut runs).await;
         nodes.push(cluster.footprint());
         cluster.stop().await;
         failures += outcome?;
@@ -303,7 +304,7 @@ fn dir_size(p: &Path) -> u64 {
 async fn drive_all(
     cluster: &Cluster,
     args: &BenchArgs,
-    floor: f64,
+    (floor, sequential): (f64, &SequentialFloor),
     runs: &mut Vec<Value>,
 ) -> anyhow::Result<usize> {
     let key = client::signing_key(&cluster.client.backend()?.signing_key)?;
@@ -338,6 +339,9 @@ async fn drive_all(
             "max_ms": out.pct(1.0),
             "floor_throughput_per_s": round1(floor),
             "ratio": (throughput / floor * 1000.0).round() / 1000.0,
+            "floor_p50_ms": round3(sequential.p50_ms()),
+            "p50_over_floor": out.pct(0.50).map(|p| round3(p / sequential.p50_ms())),
+            "floor_parts": sequential.parts(),
             // Group commit on the coordinator: disk flushes per signed withdrawal.
             "coordinator_flushes_per_withdrawal": match (before, after) {
                 (Some(b), Some(a)) if out.signed > 0 => Some(((a - b) / out.signed as f64 * 1000.0).round() / 1000.0),
@@ -355,6 +359,10 @@ async fn drive_all(
 async fn coordinator_flushes(c: &ClientFile) -> Option<f64> {
     let text = client::metrics(c, None).await.ok()?;
     quorate_wire::metrics::sample(&text, "quorate_store_flushes_total")
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 fn round1(x: f64) -> f64 {
@@ -552,6 +560,165 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The sequential floor: the least time one withdrawal can take on this machine with the
+/// work and the waits the protocol puts on its critical path, each measured here in the same
+/// run (medians):
+/// - 2 loopback TLS round trips (backend → coordinator, coordinator → the quorum in parallel),
+///   measured as gRPC health checks over a mutual-TLS channel to this cluster's coordinator;
+/// - 3 disk flushes one after the other (S6: the coordinator's record before any share is
+///   asked for, a signer's binding and debit before its share leaves, the signed record before
+///   the answer), measured as a small sled write and flush in the work directory;
+/// - the cryptography of one-round signing: the coordinator's check of the backend signature,
+///   each quorum member's decode, check, message and signature share (as many rounds of that
+///   as the quorum needs of the machine's cores), and the aggregation with its verification.
+///   Commitments are made ahead of time, off the critical path.
+pub struct SequentialFloor {
+    rtt_ms: f64,
+    flush_ms: f64,
+    coordinator_ms: f64,
+    signer_ms: f64,
+    signer_rounds: usize,
+    aggregate_ms: f64,
+}
+
+impl SequentialFloor {
+    fn p50_ms(&self) -> f64 {
+        2.0 * self.rtt_ms
+            + 3.0 * self.flush_ms
+            + self.coordinator_ms
+            + self.signer_ms * self.signer_rounds as f64
+            + self.aggregate_ms
+    }
+
+    fn parts(&self) -> Value {
+        json!({
+            "tls_round_trip_ms": round3(self.rtt_ms),
+            "flush_ms": round3(self.flush_ms),
+            "coordinator_crypto_ms": round3(self.coordinator_ms),
+            "signer_crypto_ms": round3(self.signer_ms),
+            "signer_rounds": self.signer_rounds,
+            "aggregate_ms": round3(self.aggregate_ms),
+        })
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Measures [`SequentialFloor`] for `shape` against the running `cluster`.
+async fn sequential_floor(
+    shape: Shape,
+    cores: usize,
+    cluster: &Cluster,
+    work: &Path,
+) -> anyhow::Result<SequentialFloor> {
+    const SAMPLES: usize = 200;
+    let channel = client::channel(&cluster.client, client::As::Backend, None).await?;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut rtts = Vec::with_capacity(SAMPLES);
+    for i in 0..SAMPLES + 20 {
+        let started = Instant::now();
+        health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .context("health check for the round-trip measurement")?;
+        if i >= 20 {
+            rtts.push(ms(started.elapsed()));
+        }
+    }
+    let dir = work.join(format!("flush-{shape}"));
+    let flushes = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<f64>> {
+        let db = sled::open(&dir).context("opening the flush-measurement store")?;
+        let mut out = Vec::with_capacity(SAMPLES / 2);
+        for i in 0..SAMPLES / 2 {
+            let started = Instant::now();
+            db.insert(format!("record-{i}"), vec![7u8; 300])?;
+            db.flush()?;
+            out.push(ms(started.elapsed()));
+        }
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(out)
+    })
+    .await??;
+    let crypto = tokio::task::spawn_blocking(move || crypto_path(shape, SAMPLES)).await?;
+    Ok(SequentialFloor {
+        rtt_ms: median(rtts),
+        flush_ms: median(flushes),
+        coordinator_ms: crypto.0,
+        signer_ms: crypto.1,
+        signer_rounds: usize::from(shape.t).div_ceil(cores.max(1)),
+        aggregate_ms: crypto.2,
+    })
+}
+
+/// Median milliseconds of the coordinator's, one signer's and the aggregation's cryptography
+/// for one withdrawal of a `shape` group, with commitments made ahead.
+fn crypto_path(shape: Shape, samples: usize) -> (f64, f64, f64) {
+    let mut rng = rand::rngs::OsRng;
+    let (shares, pubkeys) = frost::keys::generate_with_dealer(
+        shape.n,
+        shape.t,
+        frost::keys::IdentifierList::Default,
+        rng,
+    )
+    .expect("a valid threshold");
+    let keys: Vec<frost::keys::KeyPackage> = shares
+        .into_values()
+        .take(usize::from(shape.t))
+        .map(|s| frost::keys::KeyPackage::try_from(s).expect("a dealer's share verifies"))
+        .collect();
+    let backend_key = k256::ecdsa::SigningKey::random(&mut rng);
+    let backend_keys = vec![BackendKey::from_sec1(
+        &backend_key
+            .verifying_key()
+            .to_encoded_point(true)
+            .to_bytes(),
+    )
+    .expect("a valid key")];
+    let now = commands::now_ms();
+    let (mut coordinator, mut signer, mut aggregate) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..samples {
+        let intent = bench_intent(&format!("sequential-{i}"), now).expect("a valid intent");
+        let encoded = intent.encode();
+        let sig = backend::sign(&backend_key, &intent.digest());
+        let mut nonces = Vec::new();
+        let mut commitments = std::collections::BTreeMap::new();
+        for k in &keys {
+            let (n, c) = frost::round1::commit(k.signing_share(), &mut rng);
+            nonces.push(n);
+            commitments.insert(*k.identifier(), c);
+        }
+        let started = Instant::now();
+        let checked = WithdrawalIntent::decode(&encoded).expect("decodes");
+        backend::verify(&backend_keys, &checked.digest(), &sig).expect("verifies");
+        let message = signing_message(&checked, ChainFormat::IntentDigest).expect("intent digest");
+        let package = frost::SigningPackage::new(commitments, &message);
+        let package_bytes = package.serialize().expect("serializes");
+        coordinator.push(ms(started.elapsed()));
+        let mut sig_shares = std::collections::BTreeMap::new();
+        for (j, (k, n)) in keys.iter().zip(&nonces).enumerate() {
+            let started = Instant::now();
+            let mine = WithdrawalIntent::decode(&encoded).expect("decodes");
+            backend::verify(&backend_keys, &mine.digest(), &sig).expect("verifies");
+            let message = signing_message(&mine, ChainFormat::IntentDigest).expect("intent digest");
+            let package = frost::SigningPackage::deserialize(&package_bytes).expect("decodes");
+            assert_eq!(package.message(), &message);
+            let share = frost::round2::sign(&package, n, k).expect("signs");
+            if j == 0 {
+                signer.push(ms(started.elapsed()));
+            }
+            sig_shares.insert(*k.identifier(), share);
+        }
+        let started = Instant::now();
+        frost::aggregate(&package, &sig_shares, &pubkeys).expect("aggregates");
+        aggregate.push(ms(started.elapsed()));
+    }
+    (median(coordinator), median(signer), median(aggregate))
+}
+
 fn print_table(r: &Value) {
     if let Some(rtt) = r["link_rtt_ms"].as_f64() {
         println!("every signer link with {rtt} ms of added round trip");
@@ -560,6 +727,7 @@ fn print_table(r: &Value) {
         "{:<8} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
         "shape", "conc", "signed", "per s", "p50 ms", "p99 ms", "max ms", "floor/s", "ratio"
     );
+    let mut floors = Vec::new();
     for run in r["runs"].as_array().into_iter().flatten() {
         println!(
             "{:<8} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
@@ -573,6 +741,13 @@ fn print_table(r: &Value) {
             run["floor_throughput_per_s"],
             run["ratio"],
         );
+        let shape = format!("{}-of-{}", run["t"], run["n"]);
+        if !floors.iter().any(|(s, _)| *s == shape) {
+            floors.push((shape, run["floor_p50_ms"].clone()));
+        }
+    }
+    for (shape, floor) in floors {
+        println!("{shape}: sequential floor {floor} ms (p50 of one withdrawal at best)");
     }
     println!();
     for d in r["dkg"].as_array().into_iter().flatten() {
