@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+pub mod attempts;
+
 use frost_core::{
     keys::{KeyPackage, SigningShare},
     round1::{self, SigningCommitments, SigningNonces},

@@ -12,10 +12,11 @@ use quorate_core::{
     audit::{self, Event},
     intent::WithdrawalIntent,
     message::{payout, signing_message, solana_transaction, Scheme},
-    refusal::{rule, Refusal},
+    refusal::Refusal,
+    signing::attempts::{AfterRefusal, Attempts},
 };
 use quorate_wire::signer as pb;
-use rand::{seq::SliceRandom, RngCore};
+use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -199,33 +200,25 @@ impl Coordinator {
         let t = usize::from(self.manifest.threshold);
         let timeout = self.signing.signer_timeout;
         let retired = self.retired_signers();
-        let mut excluded: BTreeSet<u16> = BTreeSet::new();
-        let mut refusals: Vec<(u16, Refusal)> = Vec::new();
-        let mut problems: Vec<String> = Vec::new();
-        let mut fell_back: BTreeSet<u16> = BTreeSet::new();
+        let mut attempts = Attempts::new(t);
         for attempt in 1..=self.signing.max_attempts {
             // Only signers holding the share of the epoch verified against: a refresh in
             // progress never has an honest signer blamed for signing with the other.
             let slot = usize::from(C::SCHEME == Scheme::Ed25519);
-            let mut candidates: Vec<u16> = self
+            let candidates: Vec<u16> = self
                 .registry
                 .connected()
                 .into_iter()
                 .filter(|s| s.key_epochs[slot] == key_epoch && !retired.contains(&s.identifier))
                 .map(|s| s.identifier)
-                .filter(|i| !excluded.contains(i))
+                .filter(|i| !attempts.is_left_out(*i))
                 .collect();
-            if candidates.len() < t {
+            let Some(quorum) = attempts.quorum(&candidates, &mut rand::rngs::OsRng) else {
                 break;
-            }
+            };
             for i in &candidates {
                 C::refill(self, *i);
             }
-            // Chosen at random, whatever their pools hold: a signer's pool never decides
-            // whether it is asked to sign.
-            candidates.shuffle(&mut rand::thread_rng());
-            let mut quorum: Vec<u16> = candidates[..t].to_vec();
-            quorum.sort_unstable();
             info!(withdrawal = %label, attempt, ?quorum, "signing round 1");
 
             // Round 1: a pre-generated commitment where the signer has one, else a fresh
@@ -240,10 +233,10 @@ impl Coordinator {
                 ids.insert(fid, *i);
                 // A signer that already failed a pre-generated commitment in this
                 // withdrawal signs with a fresh one.
-                let pooled = if fell_back.contains(i) {
-                    None
-                } else {
+                let pooled = if attempts.may_use_pool(*i) {
                     C::pooled(self, *i)
+                } else {
+                    None
                 };
                 match pooled {
                     Some((session, c)) => {
@@ -276,13 +269,12 @@ impl Coordinator {
                                 commitments.insert(fid, c);
                             }
                             Err(e) => {
-                                problems.push(format!("signer {i}: bad commitments: {e}"));
-                                excluded.insert(*i);
+                                attempts.failed(*i, format!("signer {i}: bad commitments: {e}"))
                             }
                         }
                     }
                     other => {
-                        note_failure(*i, other, &mut excluded, &mut refusals, &mut problems);
+                        note_failure(*i, other, false, &mut attempts);
                     }
                 }
             }
@@ -309,19 +301,6 @@ impl Coordinator {
             let mut shares = BTreeMap::new();
             for (i, answer) in quorum.iter().zip(answers) {
                 match answer {
-                    // A pre-generated nonce the signer no longer has (it restarted, or it
-                    // expired there first): not the signer's fault. Its pool is dropped and
-                    // the next attempt asks it for a fresh commitment.
-                    // Once per signer and withdrawal: a second time it counts as a failure.
-                    Ok(pb::signer_message::Body::Refusal(r))
-                        if presigned.contains(i)
-                            && r.rule == quorate_core::refusal::rule::NONCE_UNKNOWN
-                            && fell_back.insert(*i) =>
-                    {
-                        warn!(withdrawal = %label, signer = i, "pre-generated commitment unknown to the signer; falling back to a fresh round");
-                        self.registry.clear_presigned(*i);
-                        problems.push(format!("signer {i}: pre-generated commitment unknown"));
-                    }
                     Ok(pb::signer_message::Body::Sign(s)) => {
                         match SignatureShare::<C>::deserialize(&s.share) {
                             Ok(share) => {
@@ -335,12 +314,21 @@ impl Coordinator {
                                         .with("signer", i.to_string())
                                         .with("what", "malformed signature share"),
                                 );
-                                problems.push(format!("signer {i}: malformed share: {e}"));
-                                excluded.insert(*i);
+                                attempts.failed(*i, format!("signer {i}: malformed share: {e}"));
                             }
                         }
                     }
-                    other => note_failure(*i, other, &mut excluded, &mut refusals, &mut problems),
+                    other => {
+                        // A pre-generated nonce the signer no longer has (it restarted, or it
+                        // expired there first) is not its fault, once: its pool is dropped and
+                        // the next attempt asks it with a fresh commitment.
+                        if note_failure(*i, other, presigned.contains(i), &mut attempts)
+                            == AfterRefusal::FreshCommitment
+                        {
+                            warn!(withdrawal = %label, signer = i, "pre-generated commitment unknown to the signer; falling back to a fresh round");
+                            self.registry.clear_presigned(*i);
+                        }
+                    }
                 }
             }
             if shares.len() < t {
@@ -370,72 +358,25 @@ impl Coordinator {
                                 .with("what", "invalid signature share"),
                         );
                     }
-                    problems.push(format!("invalid share from {culprits:?}"));
-                    if culprits.is_empty() {
-                        excluded.extend(quorum.iter().copied());
-                    }
-                    excluded.extend(culprits);
+                    attempts.invalid_shares(&quorum, &culprits);
                 }
             }
         }
-        // Not signed. If signers refused on their own judgement, say so with their rule.
-        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.permanent) {
-            return Err(Refusal::permanent(
-                &r.rule,
-                format!("signer {i} refused: {}", r.reason),
-            ));
-        }
-        // A temporary policy refusal (a velocity window, a freeze, a destination not yet active)
-        // goes back under its own rule, so the backend learns what to wait for.
-        // When it frees up: the t-th earliest time the signers refusing under that rule gave
-        // (t of them have room again by then), never further than the longest window can
-        // hold (a signer's claim is only a hint).
-        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.rule.starts_with("policy-")) {
-            let mut times: Vec<u64> = refusals
-                .iter()
-                .filter(|(_, o)| o.rule == r.rule)
-                .filter_map(|(_, o)| o.retry_at_ms)
-                .collect();
-            times.sort_unstable();
-            let latest = self.now_ms().saturating_add(
-                quorate_core::policy::doc::MAX_WINDOW_MS + quorate_core::policy::ledger::BUCKET_MS,
-            );
-            let t = usize::from(self.manifest.threshold);
-            let retry_at = times
-                .get(t.saturating_sub(1).min(times.len().saturating_sub(1)))
-                .map(|at| (*at).min(latest));
-            return Err(
-                Refusal::temporary(&r.rule, format!("signer {i} refused: {}", r.reason))
-                    .retry_at(retry_at),
-            );
-        }
-        let connected = self.registry.connected().len();
-        Err(Refusal::temporary(
-            rule::NOT_ENOUGH_SIGNERS,
-            format!(
-                "could not gather {t} signature shares ({connected} signers connected{}); submit again later",
-                if problems.is_empty() && refusals.is_empty() {
-                    String::new()
-                } else {
-                    let mut all = problems.clone();
-                    all.extend(refusals.iter().map(|(i, r)| format!("signer {i}: {r}")));
-                    format!("; {}", all.join("; "))
-                }
-            ),
-        ))
+        // Not signed: which refusal the backend is told is decided in core.
+        Err(attempts.verdict(self.now_ms(), self.registry.connected().len()))
     }
 }
 
+/// Reports a signer's answer that was not what the round asked for; `presigned` if it was
+/// asked with a pre-generated commitment.
 fn note_failure(
     i: u16,
     answer: Result<pb::signer_message::Body, crate::registry::CallError>,
-    excluded: &mut BTreeSet<u16>,
-    refusals: &mut Vec<(u16, Refusal)>,
-    problems: &mut Vec<String>,
-) {
-    excluded.insert(i);
+    presigned: bool,
+    attempts: &mut Attempts,
+) -> AfterRefusal {
     match answer {
-        Ok(pb::signer_message::Body::Refusal(r)) => refusals.push((
+        Ok(pb::signer_message::Body::Refusal(r)) => attempts.refused(
             i,
             Refusal {
                 rule: r.rule,
@@ -443,9 +384,16 @@ fn note_failure(
                 permanent: r.permanent,
                 retry_at_ms: (r.retry_at_ms > 0).then_some(r.retry_at_ms),
             },
-        )),
-        Ok(_) => problems.push(format!("signer {i} answered out of turn")),
-        Err(e) => problems.push(e.to_string()),
+            presigned,
+        ),
+        Ok(_) => {
+            attempts.failed(i, format!("signer {i} answered out of turn"));
+            AfterRefusal::LeftOut
+        }
+        Err(e) => {
+            attempts.failed(i, e.to_string());
+            AfterRefusal::LeftOut
+        }
     }
 }
 
