@@ -129,6 +129,8 @@ struct PolicyGuard {
     ledger: Ledger,
     /// Bucket index of the last prune: pruning runs at most once a bucket.
     pruned_at: u64,
+    /// The backend keys of the policy version in force, decoded once.
+    backend_keys: Option<(u64, Arc<Vec<quorate_core::backend::BackendKey>>)>,
 }
 
 /// Limits applied by a node.
@@ -253,6 +255,7 @@ impl Node {
                 state,
                 ledger,
                 pruned_at: 0,
+                backend_keys: None,
             }),
             max_clock_skew_ms: limits.max_clock_skew_ms,
             secp: Group::new(&ids, limits.nonce_limit, limits.nonce_ttl_ms)?,

@@ -13,9 +13,11 @@ use quorate_core::{
 use quorate_wire::{convert::policy::sigs_from_proto, signer as pb};
 use tracing::{info, warn};
 
+use std::sync::Arc;
+
 use super::{
     groups, ledger::Counted, link_rule, lock, scheme_of, session_id, storage, Ed, Held, LinkId,
-    Node, Secp,
+    Node, PolicyGuard, Secp,
 };
 
 /// Most session ids in one presign batch.
@@ -119,38 +121,34 @@ impl Node {
         let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
         let approvals = sigs_from_proto(&r.approvals)
             .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("approvals: {e}")))?;
-        let mut guard = lock(&self.policy);
+        let decoded = WithdrawalIntent::decode(&r.intent).ok();
+        // What the checks need from the policy in force is read under the policy lock; the
+        // checks themselves (the backend signature, the package's points, the message) run
+        // outside it, so this signer judges several requests at once. The policy is then
+        // locked again for the binding, the ledger and the debit; if a policy update landed
+        // in between, the checks run again under the lock.
         let now = self.now_ms();
+        let facts = {
+            let mut guard = lock(&self.policy);
+            self.refresh_policy(&mut guard, now)?;
+            self.gate_facts::<C>(&mut guard, decoded.as_ref())?
+        };
+        let checked = self.check_sign_request(&facts, r, &own, now);
+        let mut guard = lock(&self.policy);
         self.refresh_policy(&mut guard, now)?;
+        let ok = match guard.state.as_ref() {
+            Some(s) if s.active().version == facts.version => checked?,
+            _ => {
+                let facts = self.gate_facts::<C>(&mut guard, decoded.as_ref())?;
+                self.check_sign_request(&facts, r, &own, now)?
+            }
+        };
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
                 rule::POLICY_MISSING,
                 "no policy installed",
             ));
         };
-        let backend_keys = state.active().backend_keys();
-        let ed_wallet = self.ed25519_group_key();
-        let gate = Gate {
-            me: groups::frost_id::<C>(self.me)
-                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
-            signers: &group.signer_ids,
-            retired: &retired_ids::<C>(state.active()),
-            min_signers: usize::from(self.manifest.threshold),
-            backend_keys: &backend_keys,
-            format: &|i| own_chain_format(state.active(), i, &ed_wallet),
-            now_ms: now,
-            max_clock_skew_ms: self.max_clock_skew_ms,
-        };
-        let ok = signing::check_request(
-            &gate,
-            &r.intent,
-            &r.backend_signature,
-            &r.signing_package,
-            &own,
-        )
-        .inspect_err(|refused| {
-            warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to sign");
-        })?;
         let id = ok.intent.id.as_str();
         let bound = quorate_core::message::binding(&ok.digest, ok.package.message());
         self.check_binding(&ok.intent, &bound)?;
@@ -185,9 +183,6 @@ impl Node {
                 self.claim_nonce(account, nonce, id, ok.intent.expires_at_ms, false)?;
             }
         }
-        // The share is computed first but leaves only after the binding, the debit and the
-        // audit record of its release are on disk together (S6, S7).
-        let share = signing::sign_share::<C>(&ok.package, nonces, &key)?;
         let event = Event::new(audit::kind::SHARE_RELEASED)
             .with("withdrawal", id)
             .with("digest", hex::encode(ok.digest))
@@ -225,6 +220,11 @@ impl Node {
             event,
         )?;
         drop(guard);
+        // The share is computed outside the lock, once the binding, the debit and the audit
+        // record of its release are written, and leaves only once they are on disk (S6, S7).
+        // The package was checked against our commitment, so this does not fail; if it ever
+        // did, the ledger would count a withdrawal never signed, which errs on the safe side.
+        let share = signing::sign_share::<C>(&ok.package, nonces, &key)?;
         // Durable before the share leaves; the sync is shared with concurrent requests and
         // holds no lock, so other withdrawals are checked and written meanwhile.
         self.store.flush().map_err(storage)?;
@@ -232,6 +232,80 @@ impl Node {
         Ok(pb::signer_message::Body::Sign(pb::SignResponse {
             share: share.serialize(),
         }))
+    }
+
+    /// What the checks of a signing request need from the policy in force (under the policy
+    /// lock): its version, backend keys (decoded once per version), retired signers, and the
+    /// chain format it gives the intent (`decoded`, if the intent decodes).
+    fn gate_facts<C: Held>(
+        &self,
+        guard: &mut PolicyGuard,
+        decoded: Option<&WithdrawalIntent>,
+    ) -> Result<GateFacts<C>, Refusal> {
+        let Some(state) = guard.state.as_ref() else {
+            return Err(Refusal::temporary(
+                rule::POLICY_MISSING,
+                "no policy installed",
+            ));
+        };
+        let policy = state.active();
+        let version = policy.version;
+        let format = decoded.map(|i| own_chain_format(policy, i, &self.ed25519_group_key()));
+        let retired = retired_ids::<C>(policy);
+        let backend_keys = match &guard.backend_keys {
+            Some((v, keys)) if *v == version => keys.clone(),
+            _ => {
+                let keys = Arc::new(policy.backend_keys());
+                guard.backend_keys = Some((version, keys.clone()));
+                keys
+            }
+        };
+        Ok(GateFacts {
+            version,
+            backend_keys,
+            retired,
+            format,
+        })
+    }
+
+    /// The no-blind-signing checks of a signing request ([`signing::check_request`]) against
+    /// `facts`, at `now`.
+    fn check_sign_request<C: Held>(
+        &self,
+        facts: &GateFacts<C>,
+        r: &pb::SignRequest,
+        own: &frost_core::round1::SigningCommitments<C>,
+        now: u64,
+    ) -> Result<signing::Authorized<C>, Refusal> {
+        let format_of = |_: &WithdrawalIntent| {
+            facts.format.clone().unwrap_or_else(|| {
+                Err(Refusal::permanent(
+                    rule::INTENT_MALFORMED,
+                    "the intent does not decode",
+                ))
+            })
+        };
+        let gate = Gate {
+            me: groups::frost_id::<C>(self.me)
+                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+            signers: &C::group(self).signer_ids,
+            retired: &facts.retired,
+            min_signers: usize::from(self.manifest.threshold),
+            backend_keys: &facts.backend_keys,
+            format: &format_of,
+            now_ms: now,
+            max_clock_skew_ms: self.max_clock_skew_ms,
+        };
+        signing::check_request(
+            &gate,
+            &r.intent,
+            &r.backend_signature,
+            &r.signing_package,
+            own,
+        )
+        .inspect_err(|refused| {
+            warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to sign");
+        })
     }
 
     /// This signer's share over `message`, a message its own policy gives without an intent
@@ -264,6 +338,14 @@ impl Node {
         let package = signing::check_package(&gate, package_bytes, message, own)?;
         signing::sign_share(&package, nonces, key)
     }
+}
+
+/// What a signing request is checked against, read from the policy in force.
+struct GateFacts<C: Held> {
+    version: u64,
+    backend_keys: Arc<Vec<quorate_core::backend::BackendKey>>,
+    retired: Vec<frost_core::Identifier<C>>,
+    format: Option<Result<ChainFormat, Refusal>>,
 }
 
 /// The FROST identifiers of the signers `policy` retired.
