@@ -12,14 +12,14 @@ use quorate_core::{
     audit::{self, Event},
     intent::WithdrawalIntent,
     message::{payout, signing_message, solana_transaction, Scheme},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::signer as pb;
 use rand::{seq::SliceRandom, RngCore};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::{coord_rule, metric, now_ms, Coordinator, Ed, GroupSuite, Secp};
+use super::{metric, now_ms, Coordinator, Ed, GroupSuite, Secp};
 use crate::store::{Record, Status};
 
 fn record_approvals(r: &Record) -> Vec<quorate_wire::policy::AdminSignature> {
@@ -59,7 +59,7 @@ impl Coordinator {
         let format = hex::decode(&record.backend_signature)
             .map_err(|e| {
                 Refusal::temporary(
-                    coord_rule::INTERNAL,
+                    Rule::Internal,
                     format!("the stored backend signature does not decode: {e}"),
                 )
             })
@@ -97,11 +97,11 @@ impl Coordinator {
                 Err(r) => Err(r),
             },
             Ok(Err(e)) => Err(Refusal::temporary(
-                coord_rule::STORAGE,
+                Rule::Storage,
                 format!("the coordinator could not record the withdrawal: {e}"),
             )),
             Err(e) => Err(Refusal::temporary(
-                coord_rule::STORAGE,
+                Rule::Storage,
                 format!("the coordinator's flush task failed: {e}"),
             )),
         };
@@ -150,11 +150,11 @@ impl Coordinator {
                     self.audit(
                         Event::new(audit::kind::WITHDRAWAL_FAILED)
                             .with("withdrawal", &id)
-                            .with("rule", &r.rule)
+                            .with("rule", r.rule.as_str())
                             .with("reason", &r.reason),
                     );
                 }
-                record.rule = Some(r.rule);
+                record.rule = Some(r.rule.to_string());
                 record.reason = Some(r.reason);
             }
         }
@@ -192,7 +192,7 @@ impl Coordinator {
     ) -> Result<(Vec<u8>, Vec<u16>), Refusal> {
         let (pubkeys, key_epoch) = self.public_keys_at::<C>().ok_or_else(|| {
             Refusal::temporary(
-                coord_rule::NO_GROUP_KEY,
+                Rule::NoGroupKey,
                 format!("no {} group key yet: run DKG for it first", C::SCHEME),
             )
         })?;
@@ -290,9 +290,9 @@ impl Coordinator {
                 continue;
             }
             let package = SigningPackage::<C>::new(commitments, message);
-            let package_bytes = package.serialize().map_err(|e| {
-                Refusal::temporary(coord_rule::INTERNAL, format!("signing package: {e}"))
-            })?;
+            let package_bytes = package
+                .serialize()
+                .map_err(|e| Refusal::temporary(Rule::Internal, format!("signing package: {e}")))?;
 
             // Round 2: each signer checks the intent itself and answers with its share.
             let answers = futures::future::join_all(quorum.iter().map(|i| {
@@ -315,7 +315,7 @@ impl Coordinator {
                     // Once per signer and withdrawal: a second time it counts as a failure.
                     Ok(pb::signer_message::Body::Refusal(r))
                         if presigned.contains(i)
-                            && r.rule == quorate_core::refusal::rule::NONCE_UNKNOWN
+                            && Rule::parse(&r.rule) == Rule::NonceUnknown
                             && fell_back.insert(*i) =>
                     {
                         warn!(withdrawal = %label, signer = i, "pre-generated commitment unknown to the signer; falling back to a fresh round");
@@ -351,7 +351,7 @@ impl Coordinator {
             match frost_core::aggregate::<C>(&package, &shares, &pubkeys) {
                 Ok(sig) => {
                     let bytes = sig.serialize().map_err(|e| {
-                        Refusal::temporary(coord_rule::INTERNAL, format!("signature: {e}"))
+                        Refusal::temporary(Rule::Internal, format!("signature: {e}"))
                     })?;
                     return Ok((bytes, quorum));
                 }
@@ -381,7 +381,7 @@ impl Coordinator {
         // Not signed. If signers refused on their own judgement, say so with their rule.
         if let Some((i, r)) = refusals.iter().find(|(_, r)| r.permanent) {
             return Err(Refusal::permanent(
-                &r.rule,
+                r.rule.clone(),
                 format!("signer {i} refused: {}", r.reason),
             ));
         }
@@ -390,7 +390,7 @@ impl Coordinator {
         // When it frees up: the t-th earliest time the signers refusing under that rule gave
         // (t of them have room again by then), never further than the longest window can
         // hold (a signer's claim is only a hint).
-        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.rule.starts_with("policy-")) {
+        if let Some((i, r)) = refusals.iter().find(|(_, r)| r.rule.is_policy()) {
             let mut times: Vec<u64> = refusals
                 .iter()
                 .filter(|(_, o)| o.rule == r.rule)
@@ -404,14 +404,15 @@ impl Coordinator {
             let retry_at = times
                 .get(t.saturating_sub(1).min(times.len().saturating_sub(1)))
                 .map(|at| (*at).min(latest));
-            return Err(
-                Refusal::temporary(&r.rule, format!("signer {i} refused: {}", r.reason))
-                    .retry_at(retry_at),
-            );
+            return Err(Refusal::temporary(
+                r.rule.clone(),
+                format!("signer {i} refused: {}", r.reason),
+            )
+            .retry_at(retry_at));
         }
         let connected = self.registry.connected().len();
         Err(Refusal::temporary(
-            rule::NOT_ENOUGH_SIGNERS,
+            Rule::NotEnoughSigners,
             format!(
                 "could not gather {t} signature shares ({connected} signers connected{}); submit again later",
                 if problems.is_empty() && refusals.is_empty() {
@@ -438,7 +439,7 @@ fn note_failure(
         Ok(pb::signer_message::Body::Refusal(r)) => refusals.push((
             i,
             Refusal {
-                rule: r.rule,
+                rule: Rule::parse(&r.rule),
                 reason: r.reason,
                 permanent: r.permanent,
                 retry_at_ms: (r.retry_at_ms > 0).then_some(r.retry_at_ms),
@@ -451,5 +452,5 @@ fn note_failure(
 
 fn frost_id<C: GroupSuite>(i: u16) -> Result<Identifier<C>, Refusal> {
     Identifier::<C>::try_from(i)
-        .map_err(|_| Refusal::temporary(coord_rule::INTERNAL, format!("invalid identifier {i}")))
+        .map_err(|_| Refusal::temporary(Rule::Internal, format!("invalid identifier {i}")))
 }

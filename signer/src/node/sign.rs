@@ -7,15 +7,15 @@ use quorate_core::{
     intent::WithdrawalIntent,
     message::{ChainFormat, Scheme},
     policy::{self, Ledger},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
     signing::{self, Gate},
 };
 use quorate_wire::{convert::policy::sigs_from_proto, signer as pb};
 use tracing::{info, warn};
 
 use super::{
-    groups, ledger::Counted, link_rule, lock, now_ms, scheme_of, session_id, storage, Ed, Held,
-    LinkId, Node, Secp,
+    groups, ledger::Counted, lock, now_ms, scheme_of, session_id, storage, Ed, Held, LinkId, Node,
+    Secp,
 };
 
 /// Most session ids in one presign batch.
@@ -37,7 +37,7 @@ impl Node {
         )?;
         let bytes = commitments
             .serialize()
-            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("commitments: {e}")))?;
+            .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("commitments: {e}")))?;
         Ok(pb::signer_message::Body::Commit(pb::CommitResponse {
             commitments: bytes,
         }))
@@ -51,7 +51,7 @@ impl Node {
         let key = C::group(self).key()?;
         if r.session_ids.is_empty() || r.session_ids.len() > MAX_PRESIGN_BATCH {
             return Err(Refusal::permanent(
-                link_rule::BAD_REQUEST,
+                Rule::BadRequest,
                 format!("a presign batch holds 1 to {MAX_PRESIGN_BATCH} session ids"),
             ));
         }
@@ -73,7 +73,7 @@ impl Node {
             .iter()
             .map(|c| c.serialize())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("commitments: {e}")))?;
+            .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("commitments: {e}")))?;
         Ok(pb::signer_message::Body::Presign(pb::PresignResponse {
             commitments,
             ttl_ms,
@@ -88,7 +88,7 @@ impl Node {
         if let Some(action) = &r.vault_action {
             if r.solana_void.is_some() || scheme_of(r.scheme)? != Scheme::Secp256k1 {
                 return Err(Refusal::permanent(
-                    link_rule::BAD_REQUEST,
+                    Rule::BadRequest,
                     "a vault action is signed by the secp256k1 group, alone",
                 ));
             }
@@ -118,13 +118,13 @@ impl Node {
         // this request, the session can never be signed in again (S4).
         let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
         let approvals = sigs_from_proto(&r.approvals)
-            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("approvals: {e}")))?;
+            .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("approvals: {e}")))?;
         let mut guard = lock(&self.policy);
         let now = now_ms();
         self.refresh_policy(&mut guard, now)?;
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "no policy installed",
             ));
         };
@@ -132,7 +132,7 @@ impl Node {
         let ed_wallet = self.ed25519_group_key();
         let gate = Gate {
             me: groups::frost_id::<C>(self.me)
-                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+                .map_err(|e| Refusal::permanent(Rule::BadRequest, e))?,
             signers: &group.signer_ids,
             retired: &retired_ids::<C>(state.active()),
             min_signers: usize::from(self.manifest.threshold),
@@ -156,7 +156,7 @@ impl Node {
         self.check_binding(&ok.intent, &bound)?;
         if self.locally_frozen() {
             return Err(Refusal::temporary(
-                rule::POLICY_FROZEN,
+                Rule::PolicyFrozen,
                 format!(
                     "signer {} is stopped by its operator (local freeze)",
                     self.name
@@ -252,7 +252,7 @@ impl Node {
             .collect();
         let gate = Gate {
             me: groups::frost_id::<C>(self.me)
-                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+                .map_err(|e| Refusal::permanent(Rule::BadRequest, e))?,
             signers: &C::group(self).signer_ids,
             retired: &retired,
             min_signers: usize::from(self.manifest.threshold),
