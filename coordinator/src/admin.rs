@@ -15,12 +15,11 @@ use quorate_core::{
     audit::{self, Event},
     intent::WithdrawalIntent,
     policy::eval::{distinct_valid, WITHDRAWAL_APPROVAL_DOMAIN},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::convert::policy::{sig_from_proto, signed_from_proto};
 
 use crate::{
-    state::coord_rule,
     state::{parse_scheme, Coordinator, GroupKeys},
     store::Status as St,
     withdrawals::{internal, invalid, record_signatures, refusal_status},
@@ -30,9 +29,8 @@ fn sig_field(
     p: Option<&quorate_wire::policy::AdminSignature>,
     field: &str,
 ) -> Result<quorate_core::policy::AdminSignature, Status> {
-    let p =
-        p.ok_or_else(|| invalid(coord_rule::REQUEST_INVALID, format!("{field} is required")))?;
-    sig_from_proto(p).map_err(|e| invalid(coord_rule::REQUEST_INVALID, format!("{field}.{e}")))
+    let p = p.ok_or_else(|| invalid(Rule::RequestInvalid, format!("{field} is required")))?;
+    sig_from_proto(p).map_err(|e| invalid(Rule::RequestInvalid, format!("{field}.{e}")))
 }
 
 fn hash_field(h: &str) -> Result<(), Status> {
@@ -43,7 +41,7 @@ fn hash_field(h: &str) -> Result<(), Status> {
         Ok(())
     } else {
         Err(invalid(
-            coord_rule::REQUEST_INVALID,
+            Rule::RequestInvalid,
             "hash must be 64 lowercase hex digits",
         ))
     }
@@ -136,7 +134,7 @@ impl AdminService for AdminApi {
         req: Request<pb::StartDkgRequest>,
     ) -> Result<Response<pb::DkgStatus>, Status> {
         let scheme = parse_scheme(&req.get_ref().scheme)
-            .map_err(|e| invalid(coord_rule::REQUEST_INVALID, format!("scheme: {e}")))?;
+            .map_err(|e| invalid(Rule::RequestInvalid, format!("scheme: {e}")))?;
         self.state
             .start_dkg(scheme)
             .map(Response::new)
@@ -149,10 +147,10 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::RepairShareResponse>, Status> {
         let r = req.into_inner();
         let scheme = parse_scheme(&r.scheme)
-            .map_err(|e| invalid(coord_rule::REQUEST_INVALID, format!("scheme: {e}")))?;
+            .map_err(|e| invalid(Rule::RequestInvalid, format!("scheme: {e}")))?;
         if r.signer.is_empty() || r.helpers.len() > quorate_wire::manifest::MAX_SIGNERS {
             return Err(invalid(
-                coord_rule::REQUEST_INVALID,
+                Rule::RequestInvalid,
                 "name the signer to repair and at most one helper per signer",
             ));
         }
@@ -168,7 +166,7 @@ impl AdminService for AdminApi {
         req: Request<pb::RefreshSharesRequest>,
     ) -> Result<Response<pb::RefreshSharesResponse>, Status> {
         let scheme = parse_scheme(&req.get_ref().scheme)
-            .map_err(|e| invalid(coord_rule::REQUEST_INVALID, format!("scheme: {e}")))?;
+            .map_err(|e| invalid(Rule::RequestInvalid, format!("scheme: {e}")))?;
         self.state
             .refresh_shares(scheme)
             .await
@@ -209,10 +207,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::PolicyChain>, Status> {
         let r = req.into_inner();
         if r.from_version == 0 {
-            return Err(invalid(
-                coord_rule::REQUEST_INVALID,
-                "from_version starts at 1",
-            ));
+            return Err(invalid(Rule::RequestInvalid, "from_version starts at 1"));
         }
         let limit = match r.limit {
             0 => usize::MAX,
@@ -233,7 +228,7 @@ impl AdminService for AdminApi {
         let challenge = req.into_inner().challenge;
         if !(MIN_CHALLENGE..=MAX_CHALLENGE).contains(&challenge.len()) {
             return Err(invalid(
-                coord_rule::REQUEST_INVALID,
+                Rule::RequestInvalid,
                 format!("challenge: {MIN_CHALLENGE}..={MAX_CHALLENGE} bytes"),
             ));
         }
@@ -277,8 +272,8 @@ impl AdminService for AdminApi {
         let p = req
             .into_inner()
             .policy
-            .ok_or_else(|| invalid(coord_rule::REQUEST_INVALID, "policy is required"))?;
-        let signed = signed_from_proto(&p).map_err(|e| invalid(rule::POLICY_UPDATE_INVALID, e))?;
+            .ok_or_else(|| invalid(Rule::RequestInvalid, "policy is required"))?;
+        let signed = signed_from_proto(&p).map_err(|e| invalid(Rule::PolicyUpdateInvalid, e))?;
         let hash = signed.doc.hash_hex();
         let (view, send) = self
             .state
@@ -354,10 +349,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::PendingWithdrawal>, Status> {
         let r = req.into_inner();
         if r.id.is_empty() || r.id.len() > 128 {
-            return Err(invalid(
-                coord_rule::REQUEST_INVALID,
-                "id must be 1..=128 bytes",
-            ));
+            return Err(invalid(Rule::RequestInvalid, "id must be 1..=128 bytes"));
         }
         let sig = sig_field(r.approval.as_ref(), "approval")?;
         let _one_at_a_time = self.approvals.lock().await;
@@ -386,7 +378,7 @@ impl AdminService for AdminApi {
         ) != 1
         {
             let refusal = Refusal::permanent(
-                rule::POLICY_APPROVAL_REQUIRED,
+                Rule::PolicyApprovalRequired,
                 format!(
                     "the approval by {} is not a valid admin signature over this withdrawal's digest",
                     sig.admin
@@ -457,7 +449,7 @@ impl AdminService for AdminApi {
         let chain: quorate_core::address::Chain = r
             .chain
             .parse()
-            .map_err(|e| invalid(coord_rule::REQUEST_INVALID, format!("chain: {e}")))?;
+            .map_err(|e| invalid(Rule::RequestInvalid, format!("chain: {e}")))?;
         let (admin, signature, signers) = self
             .state
             .sign_vault_action(chain, r.nonce)
@@ -483,17 +475,17 @@ impl AdminService for AdminApi {
         let r = req.into_inner();
         let key = |text: &str, what: &str| {
             quorate_core::chains::solana::address_bytes(text)
-                .map_err(|e| invalid(coord_rule::REQUEST_INVALID, format!("{what}: {e}")))
+                .map_err(|e| invalid(Rule::RequestInvalid, format!("{what}: {e}")))
         };
         let account = key(&r.nonce_account, "nonce_account")?;
         let nonce = key(&r.nonce_value, "nonce_value")?;
         let approval = r
             .approval
             .as_ref()
-            .ok_or_else(|| invalid(coord_rule::REQUEST_INVALID, "approval: missing".to_string()))
+            .ok_or_else(|| invalid(Rule::RequestInvalid, "approval: missing".to_string()))
             .and_then(|s| {
                 sig_from_proto(s)
-                    .map_err(|e| invalid(coord_rule::REQUEST_INVALID, format!("approval: {e}")))
+                    .map_err(|e| invalid(Rule::RequestInvalid, format!("approval: {e}")))
             })?;
         let v = self
             .state
@@ -516,7 +508,7 @@ impl AdminService for AdminApi {
         let r = req.into_inner();
         if r.nonce.len() > quorate_core::audit::MAX_NONCE_LEN {
             return Err(invalid(
-                coord_rule::REQUEST_INVALID,
+                Rule::RequestInvalid,
                 format!(
                     "nonce: at most {} bytes",
                     quorate_core::audit::MAX_NONCE_LEN
@@ -538,7 +530,7 @@ impl AdminService for AdminApi {
         }
         let entry = self.state.manifest.signer_by_name(&r.node).ok_or_else(|| {
             invalid(
-                coord_rule::REQUEST_INVALID,
+                Rule::RequestInvalid,
                 format!(
                     "node: `{}` is neither `coordinator` nor a signer of the manifest",
                     r.node.chars().take(64).collect::<String>()
@@ -579,7 +571,7 @@ impl AdminApi {
     /// A refused governance request: recorded, answered as a status.
     fn refuse(&self, request: &str, hash: &str, r: &Refusal) -> Status {
         self.state.audit(
-            Event::refused(request, &r.rule, &r.reason)
+            Event::refused(request, &r.rule.as_str(), &r.reason)
                 .with("hash", hash)
                 .with("permanent", r.permanent.to_string()),
         );

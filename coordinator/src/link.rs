@@ -3,7 +3,10 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
-use quorate_core::audit::{self, Event};
+use quorate_core::{
+    audit::{self, Event},
+    refusal::{Refusal, Rule},
+};
 use quorate_wire::{
     manifest::SignerEntry,
     signer::{self as pb, signer_link_server::SignerLink},
@@ -14,18 +17,11 @@ use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use crate::{
-    registry::LinkHandle,
-    state::{coord_rule, Coordinator},
-};
+use crate::{registry::LinkHandle, state::Coordinator};
 
 /// A signer link refused, as every refusal is: "rule: reason", the trailer and the details.
-fn refused(code: Code, rule: &str, reason: String) -> Status {
-    crate::withdrawals::rule_status(
-        code,
-        &quorate_core::refusal::Refusal::permanent(rule, reason),
-        0,
-    )
+fn refused(code: Code, rule: Rule, reason: String) -> Status {
+    crate::withdrawals::rule_status(code, &Refusal::permanent(rule, reason), 0)
 }
 
 /// How long a signer has to say hello.
@@ -51,7 +47,7 @@ impl SignerLink for LinkService {
         if peer.role != Role::Signer {
             return Err(refused(
                 Code::PermissionDenied,
-                coord_rule::TRANSPORT_ROLE,
+                Rule::TransportRole,
                 format!(
                     "the signer link needs a `signer` certificate; `{}` presented `{}`",
                     peer.name, peer.role
@@ -66,7 +62,7 @@ impl SignerLink for LinkService {
                 self.state.audit(
                     Event::refused(
                         "signer-link",
-                        coord_rule::SIGNER_UNKNOWN,
+                        &Rule::SignerUnknown.as_str(),
                         "a signer certificate from the cluster CA that is not in the manifest",
                     )
                     .with("certificate", hex::encode(peer.cert_sha256))
@@ -74,7 +70,7 @@ impl SignerLink for LinkService {
                 );
                 refused(
                     Code::PermissionDenied,
-                    coord_rule::SIGNER_UNKNOWN,
+                    Rule::SignerUnknown,
                     "this certificate is not a signer of the manifest".into(),
                 )
             })?
@@ -88,7 +84,7 @@ impl SignerLink for LinkService {
             _ => {
                 return Err(refused(
                     Code::InvalidArgument,
-                    coord_rule::SIGNER_HELLO,
+                    Rule::SignerHello,
                     "the first message must be a hello".into(),
                 ))
             }
@@ -98,7 +94,7 @@ impl SignerLink for LinkService {
             self.state.audit(
                 Event::refused(
                     "signer-link",
-                    coord_rule::SIGNER_IDENTITY,
+                    &Rule::SignerIdentity.as_str(),
                     "the hello's name or identifier is not the certificate's",
                 )
                 .with("signer", &entry.name)
@@ -106,7 +102,7 @@ impl SignerLink for LinkService {
             );
             return Err(refused(
                 Code::PermissionDenied,
-                coord_rule::SIGNER_IDENTITY,
+                Rule::SignerIdentity,
                 format!(
                     "certificate is `{}` (identifier {}), hello claims `{}` ({})",
                     entry.name, entry.identifier, hello.name, hello.identifier
@@ -116,7 +112,7 @@ impl SignerLink for LinkService {
         if hello.manifest_hash != manifest.hash() {
             return Err(refused(
                 Code::FailedPrecondition,
-                coord_rule::MANIFEST_MISMATCH,
+                Rule::ManifestMismatch,
                 "the signer pins a different cluster manifest".into(),
             ));
         }

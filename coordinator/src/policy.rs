@@ -17,7 +17,7 @@ use quorate_core::{
         decode_state, doc::MAX_WINDOW_MS, encode_state, eval::distinct_valid, AdminSignature,
         Ledger, PolicyState, SignedPolicy,
     },
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{convert::policy_file, manifest::Manifest, policy as ppb};
 use serde::{Deserialize, Serialize};
@@ -170,8 +170,8 @@ pub struct PolicyDesk {
     store: Store,
 }
 
-fn bad(tag: &str, m: impl Into<String>) -> Refusal {
-    Refusal::permanent(tag, m)
+fn bad(rule: Rule, m: impl Into<String>) -> Refusal {
+    Refusal::permanent(rule, m)
 }
 
 fn parse_signed(s: &str) -> Result<SignedPolicy, StoreError> {
@@ -191,7 +191,7 @@ fn verify_one(
         Ok(())
     } else {
         Err(bad(
-            rule::POLICY_UPDATE_SIGNATURES,
+            Rule::PolicyUpdateSignatures,
             format!(
                 "the signature by {} is not a valid signature of an admin of the policy in force",
                 sig.admin

@@ -4,6 +4,7 @@
 use std::{future::Future, sync::Arc};
 
 use anyhow::Context;
+use quorate_core::refusal::Rule;
 use quorate_wire::{
     admin::admin_service_server::AdminServiceServer,
     manifest::Manifest,
@@ -16,8 +17,8 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 
 use crate::{
-    admin::AdminApi, config::CoordinatorConfig, link::LinkService, state::coord_rule,
-    state::Coordinator, store::SledStore, withdrawals::WithdrawalApi,
+    admin::AdminApi, config::CoordinatorConfig, link::LinkService, state::Coordinator,
+    store::SledStore, withdrawals::WithdrawalApi,
 };
 
 /// Everything loaded and validated, ready to serve.
@@ -250,7 +251,7 @@ fn audited_role(
             state.audit(
                 quorate_core::audit::Event::refused(
                     service,
-                    coord_rule::TRANSPORT_ROLE,
+                    &Rule::TransportRole.as_str(),
                     s.message(),
                 )
                 .with("permanent", "true"),

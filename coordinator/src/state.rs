@@ -17,7 +17,7 @@ use quorate_core::{
     clock::Clock,
     fingerprint::group_key_fingerprint,
     message::Scheme,
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{admin as apb, manifest::Manifest};
 use tokio::sync::{broadcast, watch};
@@ -46,44 +46,6 @@ use crate::{
     registry::Registry,
     store::{Record, Status, Store, StoreError},
 };
-
-/// Rule tags the coordinator itself uses.
-pub mod coord_rule {
-    /// The coordinator restarted while the withdrawal was being signed.
-    pub const RESTARTED: &str = "coordinator-restarted";
-    /// No group key yet.
-    pub const NO_GROUP_KEY: &str = "no-group-key";
-    /// Internal failure.
-    pub const INTERNAL: &str = "internal";
-    /// A request the admin RPC cannot act on (unknown signer, bad helper list).
-    pub const REQUEST_INVALID: &str = "request-invalid";
-    /// A DKG or repair is already running.
-    pub const DKG_RUNNING: &str = "dkg-running";
-    /// The repair's target or too few helpers are connected.
-    pub const REPAIR_SIGNERS_MISSING: &str = "repair-signers-missing";
-    /// The repair's target already holds its share.
-    pub const SHARE_EXISTS: &str = "share-exists";
-    /// A repair failed; the reason names any culprit; nothing was kept.
-    pub const REPAIR_ABORTED: &str = "repair-aborted";
-    /// A refresh needs every holder of the key connected.
-    pub const REFRESH_SIGNERS_MISSING: &str = "refresh-signers-missing";
-    /// A refresh failed; the reason names any culprit; every signer keeps its old share.
-    pub const REFRESH_ABORTED: &str = "refresh-aborted";
-    /// A field of a submitted intent is malformed (the message says which).
-    pub const INTENT_INVALID: &str = "intent-invalid";
-    /// The coordinator's store failed; nothing changed (temporary).
-    pub const STORAGE: &str = "storage";
-    /// The client certificate's role may not use this service.
-    pub const TRANSPORT_ROLE: &str = "transport-role";
-    /// A signer certificate from the cluster CA that is not in the manifest.
-    pub const SIGNER_UNKNOWN: &str = "signer-unknown";
-    /// A signer link whose first message is not a hello.
-    pub const SIGNER_HELLO: &str = "signer-hello";
-    /// A signer's hello names another signer than its certificate.
-    pub const SIGNER_IDENTITY: &str = "signer-identity";
-    /// The signer pins another manifest than the coordinator.
-    pub const MANIFEST_MISMATCH: &str = "manifest-mismatch";
-}
 
 /// Shared coordinator state.
 pub struct Coordinator {
@@ -254,13 +216,13 @@ impl Coordinator {
                 Event::new(audit::kind::WITHDRAWAL_FAILED)
                     .with("withdrawal", &r.id)
                     .with("digest", &r.digest)
-                    .with("rule", coord_rule::RESTARTED),
+                    .with("rule", Rule::CoordinatorRestarted.as_str()),
             );
         }
         state.store.flush().map_err(|e| e.to_string())?;
         for mut r in restarted {
             r.status = Status::Failed;
-            r.rule = Some(coord_rule::RESTARTED.into());
+            r.rule = Some(Rule::CoordinatorRestarted.to_string());
             r.reason = Some(
                 "the coordinator restarted while this withdrawal was being signed; submit it again"
                     .into(),
@@ -294,7 +256,7 @@ impl Coordinator {
     /// Records a refusal of `request` for withdrawal `id`.
     pub fn audit_refusal(&self, request: &str, id: &str, r: &Refusal) {
         self.audit(
-            Event::refused(request, &r.rule, &r.reason)
+            Event::refused(request, &r.rule.as_str(), &r.reason)
                 .with("withdrawal", id)
                 .with("permanent", r.permanent.to_string()),
         );
@@ -450,7 +412,10 @@ mod tests {
         .unwrap();
         let r = st.store.get("in-flight").unwrap().unwrap();
         assert_eq!(r.status, Status::Failed);
-        assert_eq!(r.rule.as_deref(), Some(coord_rule::RESTARTED));
+        assert_eq!(
+            r.rule.as_deref().map(Rule::parse),
+            Some(Rule::CoordinatorRestarted)
+        );
         let d = st.store.get("done").unwrap().unwrap();
         assert_eq!(d, record("done", 2, Status::Signed));
         // Listing is in insertion order and pages.

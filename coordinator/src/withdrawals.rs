@@ -8,7 +8,7 @@ use quorate_core::{
     backend,
     intent::WithdrawalIntent,
     message::Scheme,
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{
     convert::{intent_from_proto, intent_to_proto},
@@ -22,7 +22,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn, Instrument};
 
 use crate::{
-    state::{coord_rule, Coordinator, GroupKeys},
+    state::{Coordinator, GroupKeys},
     store::{Insert, Record, Status as St, StoreError, SCHEMA_VERSION},
 };
 
@@ -36,7 +36,7 @@ impl WithdrawalApi {
     /// A refusal of a submission: recorded in the audit log, answered as a status.
     fn refuse(&self, id: &str, r: &Refusal) -> Status {
         self.state.audit_refusal("submit", id, r);
-        self.state.count_outcome("refused", &r.rule);
+        self.state.count_outcome("refused", &r.rule.as_str());
         refusal_status(r, self.state.now_ms())
     }
 }
@@ -55,15 +55,15 @@ fn received(intent: &WithdrawalIntent, rec: &Record, next: &str) -> Event {
 
 /// A refusal as a gRPC status: the rule tag leads the message and rides in a trailer.
 pub fn refusal_status(r: &Refusal, now_ms: u64) -> Status {
-    let code = if r.rule == rule::ID_CONFLICT {
+    let code = if r.rule == Rule::WithdrawalIdConflict {
         Code::AlreadyExists
-    } else if r.rule == rule::NOT_ENOUGH_SIGNERS || r.rule == coord_rule::RESTARTED {
+    } else if r.rule == Rule::NotEnoughSigners || r.rule == Rule::CoordinatorRestarted {
         Code::Unavailable
-    } else if r.rule == coord_rule::NO_GROUP_KEY {
+    } else if r.rule == Rule::NoGroupKey {
         Code::FailedPrecondition
     } else if r.permanent {
         Code::PermissionDenied
-    } else if r.rule.starts_with(rule::POLICY_VELOCITY_PREFIX) {
+    } else if r.rule.is_velocity() {
         Code::ResourceExhausted
     } else {
         Code::Unavailable
@@ -85,18 +85,14 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 pub fn rule_status(code: Code, r: &Refusal, now_ms: u64) -> Status {
     let mut metadata =
         std::collections::HashMap::from([("permanent".to_string(), r.permanent.to_string())]);
-    if let Some(window) = r
-        .rule
-        .strip_prefix(rule::POLICY_VELOCITY_PREFIX)
-        .and_then(|rest| rest.rsplit('-').next())
-    {
+    if let Some(window) = r.rule.velocity_window() {
         metadata.insert("window".into(), window.to_string());
     }
     if let Some(at) = r.retry_at_ms {
         metadata.insert("retry_at_ms".into(), at.to_string());
     }
     let mut details = ErrorDetails::new();
-    details.set_error_info(r.rule.clone(), ERROR_DOMAIN, metadata);
+    details.set_error_info(r.rule.to_string(), ERROR_DOMAIN, metadata);
     let retryable = !r.permanent
         && matches!(
             code,
@@ -109,17 +105,17 @@ pub fn rule_status(code: Code, r: &Refusal, now_ms: u64) -> Status {
         details.set_retry_info(Some(delay));
     }
     let mut s = Status::with_error_details(code, format!("{}: {}", r.rule, r.reason), details);
-    if let Ok(v) = MetadataValue::try_from(r.rule.as_str()) {
+    if let Ok(v) = MetadataValue::try_from(r.rule.as_str().as_ref()) {
         s.metadata_mut().insert(RULE_METADATA_KEY, v);
     }
     s
 }
 
 /// A request refused at the edge: INVALID_ARGUMENT, never retryable as it is.
-pub fn invalid(rule_tag: &str, reason: impl std::fmt::Display) -> Status {
+pub fn invalid(rule: Rule, reason: impl std::fmt::Display) -> Status {
     rule_status(
         Code::InvalidArgument,
-        &Refusal::permanent(rule_tag, reason.to_string()),
+        &Refusal::permanent(rule, reason.to_string()),
         0,
     )
 }
@@ -228,12 +224,12 @@ impl WithdrawalApi {
     fn answer(&self, r: &Record) -> Result<Response<pb::Withdrawal>, Status> {
         match r.status {
             St::Refused | St::Failed | St::Expired => {
-                let rule = r.rule.clone().unwrap_or_else(|| "unknown".into());
+                let rule = Rule::parse(r.rule.as_deref().unwrap_or("unknown"));
                 let reason = r.reason.clone().unwrap_or_default();
                 let refusal = if r.status == St::Failed {
-                    Refusal::temporary(&rule, reason)
+                    Refusal::temporary(rule, reason)
                 } else {
-                    Refusal::permanent(&rule, reason)
+                    Refusal::permanent(rule, reason)
                 };
                 Err(refusal_status(&refusal, self.state.now_ms()))
             }
@@ -254,7 +250,7 @@ impl WithdrawalApi {
         };
         if r.digest == hex::encode(digest) && r.status == St::Failed {
             r.status = St::Expired;
-            r.rule = Some(refusal.rule.clone());
+            r.rule = Some(refusal.rule.to_string());
             r.reason = Some(refusal.reason.clone());
             r.updated_ms = self.state.now_ms();
             self.state.persist(r).await.map_err(|e| internal(&e))?;
@@ -316,9 +312,9 @@ impl WithdrawalService for WithdrawalApi {
         let body = req.into_inner();
         let wire_intent = body
             .intent
-            .ok_or_else(|| invalid(coord_rule::INTENT_INVALID, "intent is required"))?;
+            .ok_or_else(|| invalid(Rule::IntentInvalid, "intent is required"))?;
         let intent =
-            intent_from_proto(&wire_intent).map_err(|e| invalid(coord_rule::INTENT_INVALID, e))?;
+            intent_from_proto(&wire_intent).map_err(|e| invalid(Rule::IntentInvalid, e))?;
         let digest = intent.digest();
         let now = self.state.now_ms();
         // A forged request is refused at the edge and changes nothing. The backend keys are
@@ -328,7 +324,7 @@ impl WithdrawalService for WithdrawalApi {
             return Err(self.refuse(
                 &intent.id,
                 &Refusal::temporary(
-                    rule::POLICY_MISSING,
+                    Rule::PolicyMissing,
                     "the coordinator has no policy installed yet",
                 ),
             ));
@@ -337,7 +333,7 @@ impl WithdrawalService for WithdrawalApi {
             // The digest covers the canonical intent: a destination sent in another form (a
             // lower-case EVM address, say) was normalised before hashing, so a signature over
             // the form as sent cannot verify. Say that, not "wrong key".
-            if r.rule == rule::BACKEND_SIGNATURE
+            if r.rule == Rule::BackendSignatureInvalid
                 && !body.backend_signature.is_empty()
                 && wire_intent.destination != intent.destination
             {
@@ -352,7 +348,7 @@ impl WithdrawalService for WithdrawalApi {
         let expired = now >= intent.expires_at_ms;
         let expired_refusal = || {
             Refusal::permanent(
-                rule::INTENT_EXPIRED,
+                Rule::IntentExpired,
                 format!(
                     "the intent expired at {} ms; now is {now} ms",
                     intent.expires_at_ms
@@ -403,7 +399,7 @@ impl WithdrawalService for WithdrawalApi {
                     return Err(self.refuse(
                         &intent.id,
                         &Refusal::temporary(
-                            rule::INTENT_NOT_YET_VALID,
+                            Rule::IntentNotYetValid,
                             "created_at_ms is in the future beyond the allowed clock skew",
                         ),
                     ));
@@ -418,8 +414,8 @@ impl WithdrawalService for WithdrawalApi {
                     .map(|f| f.scheme())
                     .map_err(|r| {
                         // The coordinator's tag for a missing group (a signer says no-key-share).
-                        let r = if r.rule == rule::NO_KEY {
-                            Refusal::temporary(coord_rule::NO_GROUP_KEY, r.reason)
+                        let r = if r.rule == Rule::NoKeyShare {
+                            Refusal::temporary(Rule::NoGroupKey, r.reason)
                         } else {
                             r
                         };
@@ -429,7 +425,7 @@ impl WithdrawalService for WithdrawalApi {
                     return Err(self.refuse(
                         &intent.id,
                         &Refusal::temporary(
-                            coord_rule::NO_GROUP_KEY,
+                            Rule::NoGroupKey,
                             format!(
                                 "the cluster has no {scheme} group key yet: run DKG for it first"
                             ),
@@ -441,7 +437,7 @@ impl WithdrawalService for WithdrawalApi {
                 let mut status = St::Signing;
                 let mut waiting = None;
                 if let Err(r) = self.state.policy.precheck(&intent, &[], now) {
-                    if r.rule != rule::POLICY_APPROVAL_REQUIRED {
+                    if r.rule != Rule::PolicyApprovalRequired {
                         info!(withdrawal = %intent.id, rule = %r.rule, reason = %r.reason, "withdrawal refused by policy");
                         return Err(self.refuse(&intent.id, &r));
                     }
@@ -458,7 +454,7 @@ impl WithdrawalService for WithdrawalApi {
                     status,
                     signature: None,
                     signers: vec![],
-                    rule: waiting.as_ref().map(|r| r.rule.clone()),
+                    rule: waiting.as_ref().map(|r| r.rule.to_string()),
                     reason: waiting.as_ref().map(|r| r.reason.clone()),
                     created_ms: now,
                     updated_ms: now,
@@ -477,8 +473,10 @@ impl WithdrawalService for WithdrawalApi {
                             .map_err(|e| Status::internal(format!("flush task: {e}")))?
                             .map_err(|e| internal(&e))?;
                         info!(withdrawal = %intent.id, "withdrawal waits for admin approvals");
-                        self.state
-                            .count_outcome("pending_approval", rule::POLICY_APPROVAL_REQUIRED);
+                        self.state.count_outcome(
+                            "pending_approval",
+                            &Rule::PolicyApprovalRequired.as_str(),
+                        );
                         let _ = self.state.events.send(record.clone());
                         return self.answer(&record);
                     }
@@ -530,10 +528,7 @@ impl WithdrawalService for WithdrawalApi {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::Withdrawal>, Status> {
         let id = req.into_inner().id;
         if id.is_empty() || id.len() > 128 {
-            return Err(invalid(
-                coord_rule::REQUEST_INVALID,
-                "id must be 1..=128 bytes",
-            ));
+            return Err(invalid(Rule::RequestInvalid, "id must be 1..=128 bytes"));
         }
         let r = self
             .read_durable(&id)
@@ -552,29 +547,25 @@ impl WithdrawalService for WithdrawalApi {
             n @ 1..=1000 => n as usize,
             n => {
                 return Err(invalid(
-                    coord_rule::REQUEST_INVALID,
+                    Rule::RequestInvalid,
                     format!("limit {n} is above 1000"),
                 ))
             }
         };
-        let status = pb::Status::try_from(q.status).map_err(|_| {
-            invalid(
-                coord_rule::REQUEST_INVALID,
-                format!("unknown status {}", q.status),
-            )
-        })?;
+        let status = pb::Status::try_from(q.status)
+            .map_err(|_| invalid(Rule::RequestInvalid, format!("unknown status {}", q.status)))?;
         let chain = if q.chain.is_empty() {
             None
         } else {
             Some(
                 q.chain
                     .parse::<quorate_core::address::Chain>()
-                    .map_err(|e| invalid(coord_rule::REQUEST_INVALID, e))?,
+                    .map_err(|e| invalid(Rule::RequestInvalid, e))?,
             )
         };
         if q.asset.len() > 16 {
             return Err(invalid(
-                coord_rule::REQUEST_INVALID,
+                Rule::RequestInvalid,
                 "asset is at most 16 characters",
             ));
         }
@@ -583,7 +574,7 @@ impl WithdrawalService for WithdrawalApi {
         } else {
             Some(
                 u64::from_str_radix(&q.page_token, 16)
-                    .map_err(|_| invalid(coord_rule::REQUEST_INVALID, "malformed page_token"))?,
+                    .map_err(|_| invalid(Rule::RequestInvalid, "malformed page_token"))?,
             )
         };
         let gk = self.state.group_keys();
@@ -622,7 +613,7 @@ impl WithdrawalService for WithdrawalApi {
         let id = req.into_inner().id;
         if id.len() > 128 {
             return Err(invalid(
-                coord_rule::REQUEST_INVALID,
+                Rule::RequestInvalid,
                 "id must be at most 128 bytes",
             ));
         }

@@ -3,7 +3,7 @@
 
 use k256::ecdsa::{signature::hazmat::PrehashVerifier, Signature, SigningKey, VerifyingKey};
 
-use crate::refusal::{rule, Refusal};
+use crate::refusal::{Refusal, Rule};
 
 /// A backend public key, as pinned in the cluster manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ fn parse_signature(sig: &[u8]) -> Option<Signature> {
 
 /// Checks that one of `keys` signed `digest`.
 pub fn verify(keys: &[BackendKey], digest: &[u8; 32], sig: &[u8]) -> Result<(), Refusal> {
-    let refuse = |why: &str| Refusal::permanent(rule::BACKEND_SIGNATURE, why.to_string());
+    let refuse = |why: &str| Refusal::permanent(Rule::BackendSignatureInvalid, why.to_string());
     if sig.is_empty() {
         return Err(refuse("the intent carries no backend signature"));
     }
@@ -82,7 +82,7 @@ mod tests {
             verify(std::slice::from_ref(&pk2), &d, &sig)
                 .unwrap_err()
                 .rule,
-            rule::BACKEND_SIGNATURE
+            Rule::BackendSignatureInvalid
         );
         assert!(verify(std::slice::from_ref(&pk1), &[8u8; 32], &sig).is_err());
         assert!(verify(std::slice::from_ref(&pk1), &d, &[]).is_err());

@@ -15,7 +15,7 @@ use crate::{
     },
     intent::WithdrawalIntent,
     policy::{PolicyDoc, SolanaRule, NATIVE_TOKEN},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 
 pub use crate::scheme::Scheme;
@@ -55,7 +55,7 @@ pub fn chain_format(policy: &PolicyDoc, intent: &WithdrawalIntent) -> Result<Cha
 }
 
 /// [`chain_format`] for a cluster whose Ed25519 group key, the Solana wallet, is
-/// `solana_wallet`: without it a Solana withdrawal is refused ([`rule::NO_KEY`]).
+/// `solana_wallet`: without it a Solana withdrawal is refused ([`Rule::NoKeyShare`]).
 pub fn chain_format_for(
     policy: &PolicyDoc,
     intent: &WithdrawalIntent,
@@ -85,7 +85,7 @@ fn format_with(
     if let (Chain::Solana, Some(rule)) = (intent.chain, &policy.solana) {
         let wallet = solana_wallet.ok_or_else(|| {
             Refusal::temporary(
-                rule::NO_KEY,
+                Rule::NoKeyShare,
                 "a Solana withdrawal is signed by the ed25519 group, which this cluster does not hold yet; run DKG for ed25519",
             )
         })?;
@@ -96,7 +96,7 @@ fn format_with(
     };
     let unknown = || {
         Refusal::permanent(
-            rule::POLICY_ASSET_UNKNOWN,
+            Rule::PolicyAssetUnknown,
             format!(
                 "asset {} on {} has no token in the policy's registry",
                 intent.asset,
@@ -111,7 +111,7 @@ fn format_with(
     // The policy document was validated: these addresses are canonical for the chain.
     let invalid = |e: evm::EvmAddressError| {
         Refusal::permanent(
-            rule::POLICY_MISSING,
+            Rule::PolicyMissing,
             format!("the policy's vault settings are not usable: {e}"),
         )
     };
@@ -130,7 +130,7 @@ fn format_with(
 }
 
 /// The Solana payout `intent` asks for, built from the intent and the policy only; refused
-/// with [`rule::SOLANA_TERMS`] where its terms are missing or outside the policy.
+/// with [`Rule::SolanaTerms`] where its terms are missing or outside the policy.
 fn solana_transfer(
     policy: &PolicyDoc,
     rule: &SolanaRule,
@@ -138,7 +138,7 @@ fn solana_transfer(
     wallet: &solana::Pubkey,
     judge_terms: bool,
 ) -> Result<solana::Transfer, Refusal> {
-    let terms_refusal = |why: String| Refusal::permanent(rule::SOLANA_TERMS, why);
+    let terms_refusal = |why: String| Refusal::permanent(Rule::SolanaTerms, why);
     let terms = intent.solana.ok_or_else(|| {
         terms_refusal(
             "a Solana withdrawal needs intent version 2 with a durable nonce or a recent blockhash"
@@ -150,7 +150,7 @@ fn solana_transfer(
         .and_then(|a| Some((a.token.as_deref()?, a.decimals)))
         .ok_or_else(|| {
             Refusal::permanent(
-                rule::POLICY_ASSET_UNKNOWN,
+                Rule::PolicyAssetUnknown,
                 format!(
                     "asset {} on solana is not in the policy's registry",
                     intent.asset
@@ -160,7 +160,7 @@ fn solana_transfer(
     // The policy document was validated: its addresses parse.
     let invalid = |e: String| {
         Refusal::permanent(
-            rule::POLICY_MISSING,
+            Rule::PolicyMissing,
             format!("the policy's Solana settings are not usable: {e}"),
         )
     };
@@ -254,7 +254,7 @@ pub fn solana_void(
         .is_some_and(|s| s.nonce_accounts.contains(&name));
     if !pooled {
         return Err(Refusal::permanent(
-            rule::SOLANA_TERMS,
+            Rule::SolanaTerms,
             format!("nonce account {name} is not in the policy's pool: there is nothing to void"),
         ));
     }
@@ -266,7 +266,7 @@ pub fn solana_void(
     );
     if approved == 0 {
         return Err(Refusal::permanent(
-            rule::SOLANA_VOID_UNAPPROVED,
+            Rule::SolanaVoidUnapproved,
             "a void needs the signature of an admin of the policy in force over the nonce account and value",
         ));
     }
@@ -291,7 +291,7 @@ fn vault_withdrawal(
 ) -> Result<VaultWithdrawal, Refusal> {
     VaultWithdrawal::from_intent(intent, token).map_err(|e| {
         Refusal::permanent(
-            rule::INTENT_MALFORMED,
+            Rule::IntentMalformed,
             format!("destination: not an account the vault can pay: {e}"),
         )
     })
@@ -345,7 +345,7 @@ pub fn payout(
         ChainFormat::EvmVault { domain, token } => {
             let w = vault_withdrawal(intent, token)?;
             let data = evm::withdraw_calldata(&w, signature).map_err(|e| {
-                Refusal::permanent(rule::INTENT_MALFORMED, format!("vault call: {e}"))
+                Refusal::permanent(Rule::IntentMalformed, format!("vault call: {e}"))
             })?;
             Ok(Some(EvmCall {
                 to: evm::address_text(intent.chain, &domain.vault),
@@ -407,7 +407,7 @@ impl VaultAdmin {
                 rate,
             } => evm::set_cap_calldata(self.nonce, &token, capacity, rate, signature),
         }
-        .map_err(|e| Refusal::permanent(rule::VAULT_ACTION_UNKNOWN, format!("vault call: {e}")))?;
+        .map_err(|e| Refusal::permanent(Rule::VaultActionUnknown, format!("vault call: {e}")))?;
         Ok(EvmCall {
             to: evm::address_text(self.chain, &self.domain.vault),
             data,
@@ -442,7 +442,7 @@ impl VaultAdmin {
 /// The vault administration message for `chain` at admin nonce `nonce`, if the policy in force
 /// lists one; refused otherwise, whoever asks.
 pub fn vault_admin(policy: &PolicyDoc, chain: Chain, nonce: u64) -> Result<VaultAdmin, Refusal> {
-    let unknown = |why: String| Refusal::permanent(rule::VAULT_ACTION_UNKNOWN, why);
+    let unknown = |why: String| Refusal::permanent(Rule::VaultActionUnknown, why);
     let rule = policy.chain(chain).ok_or_else(|| {
         unknown(format!(
             "the policy in force has no vault on {}",

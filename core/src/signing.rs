@@ -23,7 +23,7 @@ use crate::{
     dkg::DefaultSuite,
     intent::WithdrawalIntent,
     message::{signing_message, ChainFormat},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
     scheme::Suite,
 };
 
@@ -109,13 +109,13 @@ impl<C: Ciphersuite> NonceStore<C> {
             .any(|s| self.entries.contains_key(s) || !seen.insert(*s))
         {
             return Err(Refusal::permanent(
-                rule::NONCE_UNKNOWN,
+                Rule::NonceUnknown,
                 "a signing session in the batch already has a commitment; sessions are single use",
             ));
         }
         if self.entries.len() + sessions.len() > self.limit {
             return Err(Refusal::temporary(
-                rule::NONCE_LIMIT,
+                Rule::NonceLimit,
                 format!(
                     "{} signing sessions outstanding; {} more would pass the limit of {}",
                     self.entries.len(),
@@ -153,13 +153,13 @@ impl<C: Ciphersuite> NonceStore<C> {
         self.evict_expired(now_ms);
         if self.entries.contains_key(&session) {
             return Err(Refusal::permanent(
-                rule::NONCE_UNKNOWN,
+                Rule::NonceUnknown,
                 "this signing session already has a commitment; sessions are single use",
             ));
         }
         if self.entries.len() >= self.limit {
             return Err(Refusal::temporary(
-                rule::NONCE_LIMIT,
+                Rule::NonceLimit,
                 format!("{} signing sessions already outstanding", self.limit),
             ));
         }
@@ -186,7 +186,7 @@ impl<C: Ciphersuite> NonceStore<C> {
         // room or time (`commit`), so a take costs the same however many are outstanding.
         let gone = || {
             Refusal::permanent(
-                rule::NONCE_UNKNOWN,
+                Rule::NonceUnknown,
                 "no live nonce for this signing session: unknown, expired, or already used",
             )
         };
@@ -240,22 +240,21 @@ pub fn check_package<C: Ciphersuite>(
     message: &[u8],
     own: &SigningCommitments<C>,
 ) -> Result<SigningPackage<C>, Refusal> {
-    let package = SigningPackage::<C>::deserialize(package_bytes).map_err(|e| {
-        Refusal::permanent(rule::PACKAGE_MALFORMED, format!("signing package: {e}"))
-    })?;
+    let package = SigningPackage::<C>::deserialize(package_bytes)
+        .map_err(|e| Refusal::permanent(Rule::PackageMalformed, format!("signing package: {e}")))?;
     // Only canonical bytes: the decoder reads the commitments into a map (a repeated signer
     // silently keeps its last entry) and ignores trailing bytes, so the bytes must be exactly
     // what the package encodes to — one entry per signer, in identifier order, nothing after.
     if package.serialize().ok().as_deref() != Some(package_bytes) {
         return Err(Refusal::permanent(
-            rule::PACKAGE_MALFORMED,
+            Rule::PackageMalformed,
             "the signing package is not in canonical form (a repeated or unsorted signer, or trailing bytes)",
         ));
     }
     let count = package.signing_commitments().len();
     if count < gate.min_signers || count > gate.signers.len() {
         return Err(Refusal::permanent(
-            rule::PACKAGE_MALFORMED,
+            Rule::PackageMalformed,
             format!(
                 "the signing package has {count} commitments; a quorum has {}..={}",
                 gate.min_signers,
@@ -269,7 +268,7 @@ pub fn check_package<C: Ciphersuite>(
         .any(|id| !gate.signers.contains(id))
     {
         return Err(Refusal::permanent(
-            rule::PACKAGE_MALFORMED,
+            Rule::PackageMalformed,
             "the signing package has a commitment from a signer not in the manifest",
         ));
     }
@@ -279,7 +278,7 @@ pub fn check_package<C: Ciphersuite>(
         .find(|id| gate.retired.contains(id))
     {
         return Err(Refusal::permanent(
-            rule::SIGNER_RETIRED,
+            Rule::SignerRetired,
             format!(
                 "the signing package has a commitment from signer {}, which the policy in force retired",
                 hex::encode(id.serialize())
@@ -288,20 +287,20 @@ pub fn check_package<C: Ciphersuite>(
     }
     if package.message().as_slice() != message {
         return Err(Refusal::permanent(
-            rule::MESSAGE_MISMATCH,
+            Rule::MessageMismatch,
             "the signing package's message is not the message this signer computed for the request",
         ));
     }
     match package.signing_commitment(&gate.me) {
         None => {
             return Err(Refusal::permanent(
-                rule::COMMITMENT_MISSING,
+                Rule::CommitmentMissing,
                 "the signing package omits this signer's commitment",
             ))
         }
         Some(c) if c != *own => {
             return Err(Refusal::permanent(
-                rule::COMMITMENT_MISMATCH,
+                Rule::CommitmentMismatch,
                 "the signing package carries a commitment this signer did not make",
             ))
         }
@@ -321,11 +320,11 @@ pub fn check_request<C: Suite>(
     own: &SigningCommitments<C>,
 ) -> Result<Authorized<C>, Refusal> {
     let intent = WithdrawalIntent::decode(intent_bytes)
-        .map_err(|e| Refusal::permanent(rule::INTENT_MALFORMED, e.to_string()))?;
+        .map_err(|e| Refusal::permanent(Rule::IntentMalformed, e.to_string()))?;
     let format = (gate.format)(&intent)?;
     if format.scheme() != C::SCHEME {
         return Err(Refusal::permanent(
-            rule::SCHEME_MISMATCH,
+            Rule::SchemeMismatch,
             format!(
                 "this withdrawal is signed with the {} key, not the {} key the request names",
                 format.scheme(),
@@ -339,7 +338,7 @@ pub fn check_request<C: Suite>(
     backend::verify(gate.backend_keys, &digest, backend_signature)?;
     if gate.now_ms >= intent.expires_at_ms {
         return Err(Refusal::permanent(
-            rule::INTENT_EXPIRED,
+            Rule::IntentExpired,
             format!(
                 "the intent expired at {} ms; now is {} ms",
                 intent.expires_at_ms, gate.now_ms
@@ -348,7 +347,7 @@ pub fn check_request<C: Suite>(
     }
     if intent.created_at_ms > gate.now_ms.saturating_add(gate.max_clock_skew_ms) {
         return Err(Refusal::temporary(
-            rule::INTENT_NOT_YET_VALID,
+            Rule::IntentNotYetValid,
             "the intent's creation time is in the future beyond the allowed clock skew",
         ));
     }
@@ -368,5 +367,5 @@ pub fn sign_share<C: Ciphersuite>(
     key: &KeyPackage<C>,
 ) -> Result<SignatureShare<C>, Refusal> {
     round2::sign(package, &nonces, key)
-        .map_err(|e| Refusal::permanent(rule::PACKAGE_MALFORMED, format!("signing failed: {e}")))
+        .map_err(|e| Refusal::permanent(Rule::PackageMalformed, format!("signing failed: {e}")))
 }

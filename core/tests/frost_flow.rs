@@ -12,7 +12,7 @@ use quorate_core::{
     identity::IdentitySecret,
     intent::WithdrawalIntent,
     message::ChainFormat,
-    refusal::rule,
+    refusal::Rule,
     seal::Sealed,
     signing::{check_request, sign_share, Gate, NonceStore},
 };
@@ -455,21 +455,21 @@ fn nonce_store_is_single_use_bounded_and_expiring() {
     // The same session cannot be committed twice.
     assert_eq!(
         s.commit([1; 16], share, &mut OsRng, 0).unwrap_err().rule,
-        rule::NONCE_UNKNOWN
+        Rule::NonceUnknown
     );
     s.commit([2; 16], share, &mut OsRng, 0).unwrap();
     // Bounded.
     assert_eq!(
         s.commit([3; 16], share, &mut OsRng, 0).unwrap_err().rule,
-        rule::NONCE_LIMIT
+        Rule::NonceLimit
     );
     // Taken once, then gone.
     s.take(&[1; 16], 10).unwrap();
-    assert_eq!(s.take(&[1; 16], 10).unwrap_err().rule, rule::NONCE_UNKNOWN);
+    assert_eq!(s.take(&[1; 16], 10).unwrap_err().rule, Rule::NonceUnknown);
     // Expired nonces are unusable and make room.
     assert_eq!(
         s.take(&[2; 16], 1_000).unwrap_err().rule,
-        rule::NONCE_UNKNOWN
+        Rule::NonceUnknown
     );
     s.commit([4; 16], share, &mut OsRng, 5_000).unwrap();
     s.commit([5; 16], share, &mut OsRng, 5_000).unwrap();
@@ -494,25 +494,25 @@ fn a_presigned_batch_is_all_or_nothing_bounded_and_single_use() {
         s.commit_batch(&[[4; 16], [5; 16]], share, &mut OsRng, 0)
             .unwrap_err()
             .rule,
-        rule::NONCE_LIMIT
+        Rule::NonceLimit
     );
     assert_eq!(s.len(), 3);
     // A session in use, or twice in one batch: refused, nothing kept.
     for bad in [vec![[4; 16], [1; 16]], vec![[4; 16], [4; 16]]] {
         assert_eq!(
             s.commit_batch(&bad, share, &mut OsRng, 0).unwrap_err().rule,
-            rule::NONCE_UNKNOWN
+            Rule::NonceUnknown
         );
         assert_eq!(s.len(), 3);
     }
     // Each hands out the commitment it was made with, once.
     let (_, c) = s.take(&[2; 16], 10).unwrap();
     assert_eq!(c, batch[1]);
-    assert_eq!(s.take(&[2; 16], 10).unwrap_err().rule, rule::NONCE_UNKNOWN);
+    assert_eq!(s.take(&[2; 16], 10).unwrap_err().rule, Rule::NonceUnknown);
     // The batch expires together and its room comes back.
     assert_eq!(
         s.take(&[1; 16], 1_000).unwrap_err().rule,
-        rule::NONCE_UNKNOWN
+        Rule::NonceUnknown
     );
     s.commit_batch(
         &[[6; 16], [7; 16], [8; 16], [9; 16]],
@@ -670,7 +670,7 @@ fn only_canonical_signing_packages_are_signed() {
         ("trailing bytes", trailing),
     ] {
         let r = check_request(&gate, &i.encode(), &sig, &bytes, &own).unwrap_err();
-        assert_eq!(r.rule, rule::PACKAGE_MALFORMED, "{what}: {r}");
+        assert_eq!(r.rule, Rule::PackageMalformed, "{what}: {r}");
         assert!(r.reason.contains("canonical"), "{what}: {r}");
     }
     assert!(check_request(&gate, &i.encode(), &sig, &canonical, &own).is_ok());
@@ -681,6 +681,6 @@ fn only_canonical_signing_packages_are_signed() {
         ..gate
     };
     let r = check_request(&retiring, &i.encode(), &sig, &canonical, &own).unwrap_err();
-    assert_eq!(r.rule, rule::SIGNER_RETIRED, "{r}");
+    assert_eq!(r.rule, Rule::SignerRetired, "{r}");
     assert!(r.permanent);
 }

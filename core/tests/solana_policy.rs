@@ -295,7 +295,10 @@ fn signers_build_the_transfer_from_the_intent_and_the_policy() {
         solana::associated_token_address(&t.destination, &solana::address_bytes(MINT).unwrap())
     );
     // Without the cluster's Ed25519 key there is no Solana message to build.
-    assert_eq!(chain_format(&d, &sol).unwrap_err().rule, "no-key-share");
+    assert_eq!(
+        chain_format(&d, &sol).unwrap_err().rule.as_str(),
+        "no-key-share"
+    );
 }
 
 #[test]
@@ -370,7 +373,7 @@ fn terms_outside_the_policy_are_refused_by_rule() {
         ),
     ];
     for (what, i, rule) in cases {
-        assert_eq!(refuse(&i).rule, rule, "{what}");
+        assert_eq!(refuse(&i).rule.as_str(), rule, "{what}");
     }
     // The caps themselves are allowed.
     let at_cap = with(SolanaTerms {
@@ -385,7 +388,7 @@ fn terms_outside_the_policy_are_refused_by_rule() {
     let pda = solana::associated_token_address(&WALLET, &[1; 32]);
     let mut off = intent("SOL", "1", Some(nonce_terms()));
     off.destination = solana::address_text(&pda);
-    assert_eq!(refuse(&off).rule, "solana-terms");
+    assert_eq!(refuse(&off).rule.as_str(), "solana-terms");
 }
 
 #[test]

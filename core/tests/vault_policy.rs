@@ -106,7 +106,7 @@ fn the_format_comes_from_the_policy() {
         "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
     );
     assert_eq!(
-        chain_format(&d, &other).unwrap_err().rule,
+        chain_format(&d, &other).unwrap_err().rule.as_str(),
         "policy-asset-unknown"
     );
     // A chain without a vault keeps the intent digest.
@@ -176,7 +176,7 @@ fn the_group_signs_only_the_vault_actions_the_policy_lists() {
     );
     for (chain, nonce) in [(Chain::Ethereum, 2), (Chain::Polygon, 0)] {
         assert_eq!(
-            vault_admin(&d, chain, nonce).unwrap_err().rule,
+            vault_admin(&d, chain, nonce).unwrap_err().rule.as_str(),
             "vault-action-unknown"
         );
     }

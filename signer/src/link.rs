@@ -124,7 +124,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
             // it: refuse that one request instead.
             if answer.encoded_len() > quorate_wire::MAX_POLICY_MESSAGE_BYTES - 64 {
                 answer = pb::signer_message::Body::Refusal(pb::Refusal {
-                    rule: crate::node::link_rule::BAD_REQUEST.into(),
+                    rule: quorate_core::refusal::Rule::BadRequest.to_string(),
                     reason: "the answer would exceed the link's message limit".into(),
                     permanent: true,
                     culprits: vec![],

@@ -14,7 +14,7 @@ use quorate_core::{
     intent::WithdrawalIntent,
     message::Scheme,
     policy::{decode_state, Ledger, PolicyState},
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
     signing::SessionId,
 };
 use quorate_wire::{manifest::Manifest, signer as pb};
@@ -46,30 +46,6 @@ pub const META_PUBLIC_KEY_PACKAGE: &str = "public_key_package";
 pub const META_GROUP_KEY: &str = "group_key";
 pub use repair::META_KEY_EPOCH;
 const META_POLICY_STATE: &str = "policy_state";
-
-/// Rule tags specific to the signer link.
-pub mod link_rule {
-    /// A DKG step failed or was out of order.
-    pub const DKG_ABORTED: &str = "dkg-aborted";
-    /// The signer already holds a key share.
-    pub const DKG_KEY_EXISTS: &str = "dkg-key-exists";
-    /// A finished DKG awaits its confirmation.
-    pub const DKG_PENDING: &str = "dkg-pending-confirmation";
-    /// The coordinator runs a different manifest.
-    pub const MANIFEST_MISMATCH: &str = "manifest-mismatch";
-    /// The request is not understood.
-    pub const BAD_REQUEST: &str = "bad-request";
-    /// Storage failed; nothing was signed.
-    pub const STORAGE: &str = "signer-storage";
-    /// A repair step failed or was out of order; nothing kept.
-    pub const REPAIR_ABORTED: &str = "repair-aborted";
-    /// The target of a repair already holds a share of that group (never replaced).
-    pub const SHARE_EXISTS: &str = "share-exists";
-    /// A refreshed share is stored and waits for activation, or an activation does not match it.
-    pub const REFRESH_PENDING: &str = "refresh-pending";
-    /// A refresh's participants are not exactly the holders of the key.
-    pub const REFRESH_PARTICIPANTS: &str = "refresh-participants";
-}
 
 /// DKGs in progress, one per key group, and the session ids used lately (shared by both).
 #[derive(Default)]
@@ -167,7 +143,7 @@ pub fn identity_purpose(name: &str) -> String {
 
 fn refusal(r: Refusal) -> pb::signer_message::Body {
     pb::signer_message::Body::Refusal(pb::Refusal {
-        rule: r.rule,
+        rule: r.rule.to_string(),
         reason: r.reason,
         permanent: r.permanent,
         culprits: vec![],
@@ -203,7 +179,7 @@ fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
 fn session_id(bytes: &[u8]) -> Result<SessionId, Refusal> {
     bytes
         .try_into()
-        .map_err(|_| Refusal::permanent(link_rule::BAD_REQUEST, "session id must be 16 bytes"))
+        .map_err(|_| Refusal::permanent(Rule::BadRequest, "session id must be 16 bytes"))
 }
 
 impl Node {
@@ -388,7 +364,7 @@ impl Node {
                 tokio::task::spawn_blocking(move || node.dkg_step(body))
                     .await
                     .unwrap_or_else(|_| {
-                        refusal(Refusal::permanent(link_rule::STORAGE, "DKG task failed"))
+                        refusal(Refusal::permanent(Rule::SignerStorage, "DKG task failed"))
                     })
             }
             B::RepairOffer(_) | B::RepairContribute(_) | B::RepairFinish(_) => {
@@ -398,7 +374,10 @@ impl Node {
                 tokio::task::spawn_blocking(move || node.repair_step(body))
                     .await
                     .unwrap_or_else(|_| {
-                        refusal(Refusal::permanent(link_rule::STORAGE, "repair task failed"))
+                        refusal(Refusal::permanent(
+                            Rule::SignerStorage,
+                            "repair task failed",
+                        ))
                     })
             }
             // Under the DKG lock and a durable write: off the reactor.
@@ -490,13 +469,13 @@ impl Node {
         let node = self.clone();
         tokio::task::spawn_blocking(move || f(&node))
             .await
-            .unwrap_or_else(|_| Err(Refusal::permanent(link_rule::STORAGE, "task failed")))
+            .unwrap_or_else(|_| Err(Refusal::permanent(Rule::SignerStorage, "task failed")))
             .unwrap_or_else(refusal)
     }
 }
 
 fn storage(e: crate::store::StoreError) -> Refusal {
-    Refusal::temporary(link_rule::STORAGE, e.to_string())
+    Refusal::temporary(Rule::SignerStorage, e.to_string())
 }
 
 // A poisoned lock means a panic elsewhere mid-update of plain data; the data itself is still

@@ -6,14 +6,12 @@
 use std::marker::PhantomData;
 
 use prost::Message;
+use quorate_core::refusal::Rule;
 use tonic::{
     codec::{BufferSettings, Codec, DecodeBuf, Decoder},
     Status,
 };
 use tonic_prost::{ProstCodec, ProstEncoder};
-
-/// Rule tag of a message that does not decode.
-pub const MALFORMED: &str = "request-malformed";
 
 /// See the module documentation.
 #[derive(Debug, Clone)]
@@ -53,13 +51,14 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        let rule = Rule::RequestMalformed;
         let mut s = match Message::decode(buf) {
             Ok(m) => return Ok(Some(m)),
             Err(e) => Status::invalid_argument(format!(
-                "{MALFORMED}: the message is not valid protobuf for this method: {e}"
+                "{rule}: the message is not valid protobuf for this method: {e}"
             )),
         };
-        if let Ok(v) = tonic::metadata::MetadataValue::try_from(MALFORMED) {
+        if let Ok(v) = tonic::metadata::MetadataValue::try_from(rule.as_str().as_ref()) {
             s.metadata_mut().insert(crate::RULE_METADATA_KEY, v);
         }
         Err(s)

@@ -324,7 +324,7 @@ impl Manifest {
         &self,
         signed: quorate_core::policy::SignedPolicy,
     ) -> Result<quorate_core::policy::PolicyState, quorate_core::refusal::Refusal> {
-        use quorate_core::refusal::{rule, Refusal};
+        use quorate_core::refusal::{Refusal, Rule};
         let mut pinned: Vec<_> = self.backend_keys.iter().map(BackendKey::to_sec1).collect();
         pinned.sort();
         let mut theirs: Vec<_> = signed
@@ -336,7 +336,7 @@ impl Manifest {
         theirs.sort();
         if pinned != theirs {
             return Err(Refusal::permanent(
-                rule::POLICY_UPDATE_GENESIS,
+                Rule::PolicyUpdateGenesis,
                 "the genesis policy's backend keys differ from the ones pinned in the manifest",
             ));
         }

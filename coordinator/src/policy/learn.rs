@@ -3,11 +3,10 @@
 
 use quorate_core::{
     policy::SignedPolicy,
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 
 use super::{bad, PolicyDesk};
-use crate::state::coord_rule;
 
 impl PolicyDesk {
     /// A version after ours that t signers hold, in force (`applied`) or pending until
@@ -27,7 +26,7 @@ impl PolicyDesk {
         Self::tick(&mut inner, now);
         let Some(state) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "no policy installed",
             ));
         };
@@ -45,7 +44,7 @@ impl PolicyDesk {
             let (proposal, offered) = self.file(&mut inner, signed, now)?;
             if offered.is_none() {
                 return Err(bad(
-                    rule::POLICY_UPDATE_SIGNATURES,
+                    Rule::PolicyUpdateSignatures,
                     format!(
                         "version {} carries {} of the {} admin signatures it needs",
                         proposal.version, proposal.approvals, proposal.required
@@ -74,7 +73,7 @@ impl PolicyDesk {
             _ => {}
         }
         self.save(&inner)
-            .map_err(|e| Refusal::temporary(coord_rule::STORAGE, e.to_string()))?;
+            .map_err(|e| Refusal::temporary(Rule::Storage, e.to_string()))?;
         Ok(true)
     }
 
@@ -92,7 +91,7 @@ impl PolicyDesk {
         };
         Self::tick(&mut inner, at.max(now));
         self.save(&inner)
-            .map_err(|e| Refusal::temporary(coord_rule::STORAGE, e.to_string()))?;
+            .map_err(|e| Refusal::temporary(Rule::Storage, e.to_string()))?;
         Ok(true)
     }
 

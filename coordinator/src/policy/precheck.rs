@@ -6,7 +6,7 @@ use quorate_core::{
     intent::WithdrawalIntent,
     message::ChainFormat,
     policy::{evaluate, AdminSignature},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 
 use super::PolicyDesk;
@@ -34,7 +34,7 @@ impl PolicyDesk {
         Self::tick(&mut inner, now);
         let Some(s) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "the coordinator has no policy installed",
             ));
         };
@@ -50,7 +50,7 @@ impl PolicyDesk {
         let inner = self.lock();
         let Some(s) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "the coordinator has no policy installed",
             ));
         };
@@ -65,7 +65,7 @@ impl PolicyDesk {
         let inner = self.lock();
         let Some(s) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "the coordinator has no policy installed",
             ));
         };
@@ -81,7 +81,7 @@ impl PolicyDesk {
         let inner = self.lock();
         let Some(s) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "the coordinator has no policy installed",
             ));
         };

@@ -7,14 +7,13 @@ use quorate_core::{
         governance::{required_signatures, POLICY_APPROVAL_DOMAIN, POLICY_VETO_DOMAIN},
         AdminSignature, Offered, SignedPolicy,
     },
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{
     admin as apb, convert::policy::signed_to_proto, convert::policy_file, policy as ppb,
 };
 
 use super::{bad, parse_signed, verify_one, Inner, PolicyDesk, ProposalRec};
-use crate::state::coord_rule;
 
 impl PolicyDesk {
     /// A new proposal with at least one valid admin approval. Returns the proposal and,
@@ -28,7 +27,7 @@ impl PolicyDesk {
         Self::tick(&mut inner, now);
         let Some(s) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "no policy installed",
             ));
         };
@@ -36,7 +35,7 @@ impl PolicyDesk {
         let doc = &signed.doc;
         if doc.version != cur.version + 1 || doc.prev_hash != cur.hash_hex() {
             return Err(bad(
-                rule::POLICY_UPDATE_VERSION,
+                Rule::PolicyUpdateVersion,
                 format!(
                     "a proposal must be version {} with prev_hash {} (the version in force); it is version {}",
                     cur.version + 1,
@@ -55,21 +54,21 @@ impl PolicyDesk {
         ) == 0
         {
             return Err(bad(
-                rule::POLICY_UPDATE_SIGNATURES,
+                Rule::PolicyUpdateSignatures,
                 "a proposal needs the proposer's valid admin signature",
             ));
         }
         let key = hex::encode(hash);
         if inner.desk.vetoes.iter().any(|(h, _, _)| *h == key) {
             return Err(bad(
-                rule::POLICY_UPDATE_VETOED,
+                Rule::PolicyUpdateVetoed,
                 format!("proposal {key} was vetoed; propose a different document"),
             ));
         }
         if let Some(p) = inner.desk.proposals.get(&key) {
             if p.state != "collecting" {
                 return Err(bad(
-                    rule::POLICY_UPDATE_VETOED,
+                    Rule::PolicyUpdateVetoed,
                     format!("proposal {key} is already {}", p.state),
                 ));
             }
@@ -104,18 +103,18 @@ impl PolicyDesk {
         Self::tick(&mut inner, now);
         let Some(p) = inner.desk.proposals.get(hash_hex).cloned() else {
             return Err(bad(
-                rule::POLICY_UPDATE_INVALID,
+                Rule::PolicyUpdateInvalid,
                 format!("no proposal has hash {hash_hex}"),
             ));
         };
         if p.state != "collecting" {
             return Err(bad(
-                rule::POLICY_UPDATE_VETOED,
+                Rule::PolicyUpdateVetoed,
                 format!("proposal {hash_hex} is already {}", p.state),
             ));
         }
         let mut signed = parse_signed(&p.signed)
-            .map_err(|e| Refusal::temporary(rule::POLICY_UPDATE_INVALID, e.to_string()))?;
+            .map_err(|e| Refusal::temporary(Rule::PolicyUpdateInvalid, e.to_string()))?;
         let admins = inner
             .state
             .as_ref()
@@ -139,7 +138,7 @@ impl PolicyDesk {
         let key = signed.doc.hash_hex();
         let Some(state) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "no policy installed",
             ));
         };
@@ -208,7 +207,7 @@ impl PolicyDesk {
         let active = inner.state.as_ref().map_or(0, |s| s.active().version);
         inner.desk.prune(active);
         self.save(inner)
-            .map_err(|e| Refusal::temporary(coord_rule::STORAGE, e.to_string()))?;
+            .map_err(|e| Refusal::temporary(Rule::Storage, e.to_string()))?;
         Ok((Self::view(inner, &key, &cur), send))
     }
 
@@ -224,26 +223,26 @@ impl PolicyDesk {
         let hash: [u8; 32] = hex::decode(hash_hex)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad(rule::POLICY_VETO_INVALID, "hash must be 64 hex digits"))?;
+            .ok_or_else(|| bad(Rule::PolicyVetoInvalid, "hash must be 64 hex digits"))?;
         let Some(state) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "no policy installed",
             ));
         };
         let cur = state.active().clone();
         let admins = cur.admin_keys();
         verify_one(&admins, POLICY_VETO_DOMAIN, &hash, &sig)
-            .map_err(|r| bad(rule::POLICY_VETO_INVALID, r.reason))?;
+            .map_err(|r| bad(Rule::PolicyVetoInvalid, r.reason))?;
         let Some(p) = inner.desk.proposals.get(hash_hex).cloned() else {
             return Err(bad(
-                rule::POLICY_VETO_INVALID,
+                Rule::PolicyVetoInvalid,
                 format!("no proposal has hash {hash_hex}"),
             ));
         };
         if !matches!(p.state.as_str(), "collecting" | "timelocked") {
             return Err(bad(
-                rule::POLICY_VETO_INVALID,
+                Rule::PolicyVetoInvalid,
                 format!(
                     "proposal {hash_hex} is {}; only a pending proposal can be vetoed",
                     p.state
@@ -270,7 +269,7 @@ impl PolicyDesk {
         let active = inner.state.as_ref().map_or(0, |s| s.active().version);
         inner.desk.prune(active);
         self.save(&inner)
-            .map_err(|e| Refusal::temporary(coord_rule::STORAGE, e.to_string()))?;
+            .map_err(|e| Refusal::temporary(Rule::Storage, e.to_string()))?;
         Ok((Self::view(&inner, hash_hex, &cur), was_timelocked))
     }
 }

@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
-use quorate_core::{audit::Event, refusal::Refusal};
+use quorate_core::{
+    audit::Event,
+    refusal::{Refusal, Rule},
+};
 use tracing::warn;
 
-use super::{coord_rule, Coordinator};
+use super::Coordinator;
 
 /// The one key ceremony running; dropping it (however the ceremony ends) lets the next start.
 pub(crate) struct Ceremony(Arc<Coordinator>);
@@ -24,7 +27,7 @@ impl Coordinator {
         let mut running = self.dkg_running.lock().unwrap_or_else(|p| p.into_inner());
         if *running {
             return Err(Refusal::temporary(
-                coord_rule::DKG_RUNNING,
+                Rule::DkgRunning,
                 "a DKG, repair or refresh is already running",
             ));
         }
@@ -37,7 +40,7 @@ impl Coordinator {
     pub(crate) fn ceremony_failed(
         &self,
         event: Event,
-        rule: &str,
+        rule: Rule,
         (detail, culprits): (String, Vec<u16>),
         kept: &str,
     ) -> Refusal {
@@ -64,5 +67,5 @@ pub(crate) async fn detached<T: Send + 'static>(
 ) -> Result<T, Refusal> {
     tokio::spawn(f)
         .await
-        .map_err(|e| Refusal::permanent(coord_rule::INTERNAL, format!("ceremony task: {e}")))
+        .map_err(|e| Refusal::permanent(Rule::Internal, format!("ceremony task: {e}")))
 }

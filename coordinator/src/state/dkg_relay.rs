@@ -9,7 +9,7 @@ use quorate_core::{
     audit::{self, Event},
     fingerprint::group_key_fingerprint,
     message::Scheme,
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{admin as apb, signer as pb};
 use rand::RngCore;
@@ -20,16 +20,16 @@ use super::{Coordinator, Ed, GroupSuite, Secp};
 /// Refusals of a ceremony step that an honest signer gives (an abort with its own culprits, or
 /// a state of its own: a share of another epoch, a refresh waiting, a policy that differs for
 /// now): they name nobody.
-const HONEST_REFUSALS: &[&str] = &[
-    "dkg-aborted",
-    "repair-aborted",
-    "refresh-pending",
-    "refresh-participants",
-    "key-epoch-mismatch",
-    "share-exists",
-    "signer-retired",
-    "no-key-share",
-    "signer-storage",
+const HONEST_REFUSALS: &[Rule] = &[
+    Rule::DkgAborted,
+    Rule::RepairAborted,
+    Rule::RefreshPending,
+    Rule::RefreshParticipants,
+    Rule::KeyEpochMismatch,
+    Rule::ShareExists,
+    Rule::SignerRetired,
+    Rule::NoKeyShare,
+    Rule::SignerStorage,
 ];
 
 impl Coordinator {
@@ -38,7 +38,7 @@ impl Coordinator {
     pub fn start_dkg(self: &Arc<Self>, scheme: Scheme) -> Result<apb::DkgStatus, Refusal> {
         if !self.group_keys().of(scheme).is_empty() {
             return Err(Refusal::permanent(
-                "dkg-key-exists",
+                Rule::DkgKeyExists,
                 format!("this cluster already has a {scheme} group key"),
             ));
         }
@@ -53,7 +53,7 @@ impl Coordinator {
                 .map(|s| s.name.as_str())
                 .collect();
             return Err(Refusal::temporary(
-                "dkg-signers-missing",
+                Rule::DkgSignersMissing,
                 format!(
                     "DKG needs all {n} signers connected; missing: {}",
                     missing.join(", ")
@@ -163,7 +163,7 @@ impl Coordinator {
                     // A refusal that names nobody is the refuser's, unless it reports a state
                     // an honest signer can be in (an aborted step names culprits of its own,
                     // or none when the relay is to blame).
-                    if culprits.is_empty() && !HONEST_REFUSALS.contains(&r.rule.as_str()) {
+                    if culprits.is_empty() && !HONEST_REFUSALS.contains(&Rule::parse(&r.rule)) {
                         culprits.push(*i);
                     }
                     return Err((

@@ -14,13 +14,13 @@ use quorate_core::{
     fingerprint::group_key_fingerprint,
     message::Scheme,
     refresh::{package_hash, Stored},
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{admin as apb, signer as pb};
 use rand::RngCore;
 use tracing::{info, warn};
 
-use super::{ceremony::detached, coord_rule, groups::GroupSuite, read, Coordinator, Ed, Secp};
+use super::{ceremony::detached, groups::GroupSuite, read, Coordinator, Ed, Secp};
 use crate::store::Store;
 
 type Failed = (String, Vec<u16>);
@@ -112,7 +112,7 @@ impl Coordinator {
         holders.retain(|h| !retired.contains(h));
         if holders.len() < usize::from(self.manifest.threshold) {
             return Err(Refusal::permanent(
-                coord_rule::REQUEST_INVALID,
+                Rule::RequestInvalid,
                 format!(
                     "{} holders would remain after the retired signers; the threshold is {}",
                     holders.len(),
@@ -123,7 +123,7 @@ impl Coordinator {
         let group_key = self.group_keys().of(scheme).to_vec();
         if holders.is_empty() || group_key.is_empty() {
             return Err(Refusal::temporary(
-                coord_rule::NO_GROUP_KEY,
+                Rule::NoGroupKey,
                 format!("this cluster has no {scheme} group key to refresh"),
             ));
         }
@@ -143,7 +143,7 @@ impl Coordinator {
             .collect();
         if !missing.is_empty() {
             return Err(Refusal::temporary(
-                coord_rule::REFRESH_SIGNERS_MISSING,
+                Rule::RefreshSignersMissing,
                 format!(
                     "a refresh needs every holder of the {scheme} share connected with it; missing: {} (repair a holder that lost its share first)",
                     missing.join(", ")
@@ -200,7 +200,7 @@ impl Coordinator {
                     .with("scheme", scheme.as_str())
                     .with("epoch", old_epoch.to_string())
                     .with("participants", participants.join(",")),
-                coord_rule::REFRESH_ABORTED,
+                Rule::RefreshAborted,
                 failed,
                 &format!(
                     "every signer keeps its share of key epoch {old_epoch} (a refreshed share one stored stays unused; the next refresh replaces it)"

@@ -11,13 +11,13 @@ use quorate_core::{
     audit::{self, Event},
     fingerprint::group_key_fingerprint,
     message::Scheme,
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{admin as apb, signer as pb};
 use rand::RngCore;
 use tracing::{info, warn};
 
-use super::{ceremony::detached, coord_rule, groups::GroupSuite, Coordinator, Ed, Secp};
+use super::{ceremony::detached, groups::GroupSuite, Coordinator, Ed, Secp};
 
 /// How a failure after the new signer stored its share begins.
 const ENROLMENT_INCOMPLETE: &str = "enrolment incomplete";
@@ -44,7 +44,7 @@ impl Coordinator {
         target: &str,
         helpers: &[String],
     ) -> Result<apb::RepairShareResponse, Refusal> {
-        let invalid = |m: String| Refusal::permanent(coord_rule::REQUEST_INVALID, m);
+        let invalid = |m: String| Refusal::permanent(Rule::RequestInvalid, m);
         let target = self
             .manifest
             .signer_by_name(target)
@@ -53,14 +53,14 @@ impl Coordinator {
         let group_key = self.group_keys().of(scheme).to_vec();
         if group_key.is_empty() {
             return Err(Refusal::temporary(
-                coord_rule::NO_GROUP_KEY,
+                Rule::NoGroupKey,
                 format!("this cluster has no {scheme} group key to repair a share of"),
             ));
         }
         let retired = self.retired_signers();
         if retired.contains(&target) {
             return Err(Refusal::permanent(
-                quorate_core::refusal::rule::SIGNER_RETIRED,
+                Rule::SignerRetired,
                 "the policy in force retired this signer: it never gets a share of the key back",
             ));
         }
@@ -70,7 +70,7 @@ impl Coordinator {
         };
         let Some(t) = connected.iter().find(|c| c.identifier == target) else {
             return Err(Refusal::temporary(
-                coord_rule::REPAIR_SIGNERS_MISSING,
+                Rule::RepairSignersMissing,
                 "the signer to repair must be connected (started on its empty data directory)",
             ));
         };
@@ -86,7 +86,7 @@ impl Coordinator {
                 .await?;
             }
             return Err(Refusal::permanent(
-                coord_rule::SHARE_EXISTS,
+                Rule::ShareExists,
                 format!("{} already holds its {scheme} share", t.name),
             ));
         }
@@ -115,7 +115,7 @@ impl Coordinator {
                     .any(|c| c.identifier == s.identifier && holds(c))
                 {
                     return Err(Refusal::temporary(
-                        coord_rule::REPAIR_SIGNERS_MISSING,
+                        Rule::RepairSignersMissing,
                         format!("helper `{name}` is not connected or holds no {scheme} share"),
                     ));
                 }
@@ -126,7 +126,7 @@ impl Coordinator {
         };
         if chosen.len() < threshold {
             return Err(Refusal::temporary(
-                coord_rule::REPAIR_SIGNERS_MISSING,
+                Rule::RepairSignersMissing,
                 format!(
                     "a repair needs {threshold} helpers holding the {scheme} share; {} connected",
                     chosen.len()
@@ -213,7 +213,7 @@ impl Coordinator {
                         .with("scheme", scheme.as_str())
                         .with("target", target.to_string())
                         .with("helpers", helper_list.join(",")),
-                    coord_rule::REPAIR_ABORTED,
+                    Rule::RepairAborted,
                     (detail, culprits),
                     kept,
                 ))
@@ -238,13 +238,13 @@ impl Coordinator {
     ) -> Result<apb::RepairShareResponse, Refusal> {
         let (Some(session), Some(result)) = (add.session.clone(), add.result.clone()) else {
             return Err(Refusal::permanent(
-                coord_rule::INTERNAL,
+                Rule::Internal,
                 "stored enrolment is incomplete",
             ));
         };
         let Ok(target) = u16::try_from(session.target) else {
             return Err(Refusal::permanent(
-                coord_rule::INTERNAL,
+                Rule::Internal,
                 "stored enrolment names an impossible target",
             ));
         };
@@ -269,7 +269,7 @@ impl Coordinator {
                     .with("session", hex::encode(&session.session_id))
                     .with("scheme", scheme.as_str())
                     .with("target", target.to_string()),
-                coord_rule::REPAIR_ABORTED,
+                Rule::RepairAborted,
                 failed,
                 ENROLMENT_KEPT,
             )

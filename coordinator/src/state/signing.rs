@@ -12,7 +12,7 @@ use quorate_core::{
     audit::{self, Event},
     intent::WithdrawalIntent,
     message::{payout, signing_message, solana_transaction, Scheme},
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
     signing::attempts::{AfterRefusal, Attempts},
 };
 use quorate_wire::signer as pb;
@@ -20,7 +20,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::{coord_rule, metric, Coordinator, Ed, GroupSuite, Secp};
+use super::{metric, Coordinator, Ed, GroupSuite, Secp};
 use crate::store::{Record, Status};
 
 fn record_approvals(r: &Record) -> Vec<quorate_wire::policy::AdminSignature> {
@@ -60,7 +60,7 @@ impl Coordinator {
         let format = hex::decode(&record.backend_signature)
             .map_err(|e| {
                 Refusal::temporary(
-                    coord_rule::INTERNAL,
+                    Rule::Internal,
                     format!("the stored backend signature does not decode: {e}"),
                 )
             })
@@ -98,11 +98,11 @@ impl Coordinator {
                 Err(r) => Err(r),
             },
             Ok(Err(e)) => Err(Refusal::temporary(
-                coord_rule::STORAGE,
+                Rule::Storage,
                 format!("the coordinator could not record the withdrawal: {e}"),
             )),
             Err(e) => Err(Refusal::temporary(
-                coord_rule::STORAGE,
+                Rule::Storage,
                 format!("the coordinator's flush task failed: {e}"),
             )),
         };
@@ -151,11 +151,11 @@ impl Coordinator {
                     self.audit(
                         Event::new(audit::kind::WITHDRAWAL_FAILED)
                             .with("withdrawal", &id)
-                            .with("rule", &r.rule)
+                            .with("rule", r.rule.as_str())
                             .with("reason", &r.reason),
                     );
                 }
-                record.rule = Some(r.rule);
+                record.rule = Some(r.rule.to_string());
                 record.reason = Some(r.reason);
             }
         }
@@ -193,7 +193,7 @@ impl Coordinator {
     ) -> Result<(Vec<u8>, Vec<u16>), Refusal> {
         let (pubkeys, key_epoch) = self.public_keys_at::<C>().ok_or_else(|| {
             Refusal::temporary(
-                coord_rule::NO_GROUP_KEY,
+                Rule::NoGroupKey,
                 format!("no {} group key yet: run DKG for it first", C::SCHEME),
             )
         })?;
@@ -282,9 +282,9 @@ impl Coordinator {
                 continue;
             }
             let package = SigningPackage::<C>::new(commitments, message);
-            let package_bytes = package.serialize().map_err(|e| {
-                Refusal::temporary(coord_rule::INTERNAL, format!("signing package: {e}"))
-            })?;
+            let package_bytes = package
+                .serialize()
+                .map_err(|e| Refusal::temporary(Rule::Internal, format!("signing package: {e}")))?;
 
             // Round 2: each signer checks the intent itself and answers with its share.
             let answers = futures::future::join_all(quorum.iter().map(|i| {
@@ -339,7 +339,7 @@ impl Coordinator {
             match frost_core::aggregate::<C>(&package, &shares, &pubkeys) {
                 Ok(sig) => {
                     let bytes = sig.serialize().map_err(|e| {
-                        Refusal::temporary(coord_rule::INTERNAL, format!("signature: {e}"))
+                        Refusal::temporary(Rule::Internal, format!("signature: {e}"))
                     })?;
                     return Ok((bytes, quorum));
                 }
@@ -379,7 +379,7 @@ fn note_failure(
         Ok(pb::signer_message::Body::Refusal(r)) => attempts.refused(
             i,
             Refusal {
-                rule: r.rule,
+                rule: Rule::parse(&r.rule),
                 reason: r.reason,
                 permanent: r.permanent,
                 retry_at_ms: (r.retry_at_ms > 0).then_some(r.retry_at_ms),
@@ -399,5 +399,5 @@ fn note_failure(
 
 fn frost_id<C: GroupSuite>(i: u16) -> Result<Identifier<C>, Refusal> {
     Identifier::<C>::try_from(i)
-        .map_err(|_| Refusal::temporary(coord_rule::INTERNAL, format!("invalid identifier {i}")))
+        .map_err(|_| Refusal::temporary(Rule::Internal, format!("invalid identifier {i}")))
 }

@@ -7,13 +7,13 @@ use quorate_core::{
     chains::solana,
     message::solana_void,
     policy::AdminSignature,
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{convert::policy::sig_to_proto, signer as pb};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use super::{coord_rule, Coordinator};
+use super::Coordinator;
 
 /// A signed void: the transaction, its message and signature, and who signed.
 pub struct Voided {
@@ -38,7 +38,7 @@ impl Coordinator {
     ) -> Result<Voided, Refusal> {
         let wallet = self.solana_wallet().ok_or_else(|| {
             Refusal::temporary(
-                coord_rule::NO_GROUP_KEY,
+                Rule::NoGroupKey,
                 "no ed25519 group key yet: run DKG for it first",
             )
         })?;
@@ -58,9 +58,10 @@ impl Coordinator {
         let (signature, signers) = self
             .gather::<super::Ed>(&format!("solana-void-{name}"), &message, &request)
             .await?;
-        let sig: [u8; 64] = signature.as_slice().try_into().map_err(|_| {
-            Refusal::temporary(coord_rule::INTERNAL, "an Ed25519 signature is 64 bytes")
-        })?;
+        let sig: [u8; 64] = signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| Refusal::temporary(Rule::Internal, "an Ed25519 signature is 64 bytes"))?;
         let by: Vec<String> = signers.iter().map(u16::to_string).collect();
         self.audit(
             Event::new(audit::kind::SOLANA_NONCE_VOIDED)

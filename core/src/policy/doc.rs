@@ -196,6 +196,15 @@ impl Scope {
     }
 }
 
+impl From<Scope> for crate::refusal::VelocityScope {
+    fn from(scope: Scope) -> Self {
+        match scope {
+            Scope::Asset => Self::Asset,
+            Scope::Destination => Self::Destination,
+        }
+    }
+}
+
 /// A rolling-window limit on amount and/or count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

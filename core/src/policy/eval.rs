@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::{
     identity::{IdentityPublic, IdentitySecret},
     intent::WithdrawalIntent,
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule, VelocityMeasure, VelocityScope},
 };
 
 use super::{
@@ -93,7 +93,7 @@ pub fn evaluate(
     let now = ledger.effective_now(now_ms);
     if policy.frozen {
         return Err(Refusal::temporary(
-            rule::POLICY_FROZEN,
+            Rule::PolicyFrozen,
             format!(
                 "withdrawals are frozen by policy version {}; signing resumes when an admin quorum unfreezes",
                 policy.version
@@ -103,7 +103,7 @@ pub fn evaluate(
     let chain = intent.chain;
     let Some(asset) = policy.asset(chain, &intent.asset) else {
         return Err(Refusal::permanent(
-            rule::POLICY_ASSET_UNKNOWN,
+            Rule::PolicyAssetUnknown,
             format!(
                 "asset {} on {} is not in the policy's asset registry",
                 intent.asset,
@@ -114,7 +114,7 @@ pub fn evaluate(
     let units = |a: u128| format!("{} {}", format_units(a, asset.decimals), asset.asset);
     if !asset.enabled {
         return Err(Refusal::permanent(
-            rule::POLICY_ASSET_DISABLED,
+            Rule::PolicyAssetDisabled,
             format!(
                 "withdrawals of {} on {} are disabled by policy",
                 asset.asset,
@@ -125,7 +125,7 @@ pub fn evaluate(
     let amount = intent.amount.get();
     if intent.amount > asset.max_per_withdrawal {
         return Err(Refusal::permanent(
-            rule::POLICY_AMOUNT_MAX,
+            Rule::PolicyAmountMax,
             format!(
                 "{} exceeds the per-withdrawal maximum of {}",
                 units(amount),
@@ -135,7 +135,7 @@ pub fn evaluate(
     }
     let Some(entry) = policy.whitelisted(chain, &intent.destination) else {
         return Err(Refusal::permanent(
-            rule::POLICY_WHITELIST_DESTINATION,
+            Rule::PolicyWhitelistDestination,
             format!(
                 "destination {} is not on the {} whitelist; an admin quorum must add it",
                 intent.destination,
@@ -145,7 +145,7 @@ pub fn evaluate(
     };
     if now < entry.active_from_ms {
         return Err(Refusal::temporary(
-            rule::POLICY_WHITELIST_NOT_YET_ACTIVE,
+            Rule::PolicyWhitelistNotYetActive,
             format!(
                 "destination {} ({}) is whitelisted from {} ms (unix); now is {} ms",
                 intent.destination, entry.label, entry.active_from_ms, now
@@ -162,7 +162,7 @@ pub fn evaluate(
         let window = window_label(limit.window_ms);
         if let Some(max) = limit.max_amount.map(|m| m.get()).filter(|m| amount > *m) {
             return Err(Refusal::permanent(
-                &velocity_tag(limit.scope, "amount", &window),
+                velocity_tag(limit.scope, VelocityMeasure::Amount, &window),
                 format!(
                     "{} is more than may move in any {window} ({}); it can never fit",
                     units(amount),
@@ -172,7 +172,7 @@ pub fn evaluate(
         }
         if limit.max_count == Some(0) {
             return Err(Refusal::permanent(
-                &velocity_tag(limit.scope, "count", &window),
+                velocity_tag(limit.scope, VelocityMeasure::Count, &window),
                 format!(
                     "no {} withdrawals are allowed (limit 0 per {window})",
                     asset.asset
@@ -191,7 +191,7 @@ pub fn evaluate(
         );
         if have < need {
             return Err(Refusal::temporary(
-                rule::POLICY_APPROVAL_REQUIRED,
+                Rule::PolicyApprovalRequired,
                 format!(
                     "{} is above the approval threshold of {}: {need} distinct admin approvals are needed, {have} valid",
                     units(amount),
@@ -217,11 +217,11 @@ pub fn evaluate(
             Scope::Destination => format!("{} to {}", asset.asset, intent.destination),
         };
         if let Some(max) = limit.max_amount {
-            let tag = velocity_tag(limit.scope, "amount", &window);
+            let tag = velocity_tag(limit.scope, VelocityMeasure::Amount, &window);
             let max = max.get();
             if amount > max {
                 return Err(Refusal::permanent(
-                    &tag,
+                    tag,
                     format!(
                         "{} is more than {scope} may move in any {window} ({}); it can never fit",
                         units(amount),
@@ -240,7 +240,7 @@ pub fn evaluate(
                     u.amount.checked_add(amount).is_some_and(|t| t <= max)
                 });
                 return Err(Refusal::temporary(
-                    &tag,
+                    tag,
                     format!(
                         "{} would exceed the limit of {} per {window} for {scope}: {} already went out in the window; retry when it frees up",
                         units(amount),
@@ -252,17 +252,17 @@ pub fn evaluate(
             }
         }
         if let Some(max) = limit.max_count {
-            let tag = velocity_tag(limit.scope, "count", &window);
+            let tag = velocity_tag(limit.scope, VelocityMeasure::Count, &window);
             if max == 0 {
                 return Err(Refusal::permanent(
-                    &tag,
+                    tag,
                     format!("no withdrawals are allowed for {scope} (limit 0 per {window})"),
                 ));
             }
             if used.count >= max {
                 let frees = ledger.frees_at(&key, limit.window_ms, now, |u| u.count < max);
                 return Err(Refusal::temporary(
-                    &tag,
+                    tag,
                     format!(
                         "{scope} already made {} of the {max} withdrawals allowed per {window}; retry when the window frees up",
                         used.count
@@ -310,7 +310,7 @@ pub fn evaluate_budget(
             let budget = max.get() / honest;
             if amount > budget {
                 return Err(Refusal::permanent(
-                    &format!("{}signer-amount-{window}", rule::POLICY_VELOCITY_PREFIX),
+                    Rule::velocity(VelocityScope::Signer, VelocityMeasure::Amount, &window),
                     format!(
                         "{} is more than this signer's budget of {} per {window} (1/{honest} of {}); it can never fit",
                         units(amount),
@@ -325,7 +325,7 @@ pub fn evaluate_budget(
                         u.amount.checked_add(amount).is_some_and(|t| t <= budget)
                     });
                 return Err(Refusal::temporary(
-                    &format!("{}signer-amount-{window}", rule::POLICY_VELOCITY_PREFIX),
+                    Rule::velocity(VelocityScope::Signer, VelocityMeasure::Amount, &window),
                     format!(
                         "this signer's budget is {} per {window} (1/{honest} of {}); it released {} already and {} would exceed it",
                         units(budget),
@@ -341,7 +341,7 @@ pub fn evaluate_budget(
             let budget = u128::from(max) / honest;
             if budget == 0 {
                 return Err(Refusal::permanent(
-                    &format!("{}signer-count-{window}", rule::POLICY_VELOCITY_PREFIX),
+                    Rule::velocity(VelocityScope::Signer, VelocityMeasure::Count, &window),
                     format!(
                         "this signer's budget is no withdrawal per {window} (1/{honest} of {max}); none can ever fit"
                     ),
@@ -353,7 +353,7 @@ pub fn evaluate_budget(
                         u128::from(u.count) < budget
                     });
                 return Err(Refusal::temporary(
-                    &format!("{}signer-count-{window}", rule::POLICY_VELOCITY_PREFIX),
+                    Rule::velocity(VelocityScope::Signer, VelocityMeasure::Count, &window),
                     format!(
                         "this signer's budget is {budget} withdrawals per {window} (1/{honest} of {max}); it released {} already",
                         used.count
@@ -366,11 +366,8 @@ pub fn evaluate_budget(
     Ok(())
 }
 
+/// The velocity rule of a limit of `scope` on `measure` over `window` (its label, e.g. `24h`):
 /// `policy-velocity-<scope>-<amount|count>-<window>`.
-pub fn velocity_tag(scope: Scope, what: &str, window: &str) -> String {
-    format!(
-        "{}{}-{what}-{window}",
-        rule::POLICY_VELOCITY_PREFIX,
-        scope.as_str()
-    )
+pub fn velocity_tag(scope: Scope, measure: VelocityMeasure, window: &str) -> Rule {
+    Rule::velocity(scope.into(), measure, window)
 }

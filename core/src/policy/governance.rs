@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     identity::IdentityPublic,
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 
 use super::{
@@ -550,10 +550,10 @@ pub fn next_version(current: &PolicyDoc, mut edited: PolicyDoc) -> PolicyDoc {
 pub fn check_successor(cur: &PolicyDoc, signed: &SignedPolicy) -> Result<(), Refusal> {
     let doc = &signed.doc;
     doc.validate()
-        .map_err(|e| refuse(rule::POLICY_UPDATE_INVALID, e.to_string()))?;
+        .map_err(|e| refuse(Rule::PolicyUpdateInvalid, e.to_string()))?;
     if doc.version != cur.version + 1 {
         return Err(refuse(
-            rule::POLICY_UPDATE_VERSION,
+            Rule::PolicyUpdateVersion,
             format!(
                 "version {} does not follow the version in force ({}); expected {}",
                 doc.version,
@@ -564,7 +564,7 @@ pub fn check_successor(cur: &PolicyDoc, signed: &SignedPolicy) -> Result<(), Ref
     }
     if doc.prev_hash != cur.hash_hex() {
         return Err(refuse(
-            rule::POLICY_UPDATE_CHAIN,
+            Rule::PolicyUpdateChain,
             format!(
                 "prev_hash {} is not the hash of version {} in force ({})",
                 doc.prev_hash,
@@ -582,7 +582,7 @@ pub fn check_successor(cur: &PolicyDoc, signed: &SignedPolicy) -> Result<(), Ref
     );
     if have < need {
         return Err(refuse(
-            rule::POLICY_UPDATE_SIGNATURES,
+            Rule::PolicyUpdateSignatures,
             format!(
                 "version {} carries {have} valid distinct admin signatures; {need} are needed",
                 doc.version
@@ -629,8 +629,8 @@ pub struct PolicyState {
     pub vetoed: BTreeSet<[u8; 32]>,
 }
 
-fn refuse(tag: &str, why: impl Into<String>) -> Refusal {
-    Refusal::permanent(tag, why)
+fn refuse(rule: Rule, why: impl Into<String>) -> Refusal {
+    Refusal::permanent(rule, why)
 }
 
 impl PolicyState {
@@ -643,16 +643,16 @@ impl PolicyState {
     ) -> Result<Self, Refusal> {
         let doc = &signed.doc;
         doc.validate()
-            .map_err(|e| refuse(rule::POLICY_UPDATE_INVALID, e.to_string()))?;
+            .map_err(|e| refuse(Rule::PolicyUpdateInvalid, e.to_string()))?;
         if doc.version != 1 {
             return Err(refuse(
-                rule::POLICY_UPDATE_VERSION,
+                Rule::PolicyUpdateVersion,
                 format!("the first policy must be version 1, not {}", doc.version),
             ));
         }
         if doc.admin_keys() != *pinned_admins || doc.admin_quorum != pinned_quorum {
             return Err(refuse(
-                rule::POLICY_UPDATE_GENESIS,
+                Rule::PolicyUpdateGenesis,
                 "the genesis policy's admins and quorum differ from the ones pinned in the manifest",
             ));
         }
@@ -665,7 +665,7 @@ impl PolicyState {
         );
         if have < usize::from(pinned_quorum) {
             return Err(refuse(
-                rule::POLICY_UPDATE_SIGNATURES,
+                Rule::PolicyUpdateSignatures,
                 format!(
                     "the genesis policy carries {have} valid distinct admin signatures; {pinned_quorum} are needed"
                 ),
@@ -702,7 +702,7 @@ impl PolicyState {
         self.tick(now_ms);
         let doc = &signed.doc;
         doc.validate()
-            .map_err(|e| refuse(rule::POLICY_UPDATE_INVALID, e.to_string()))?;
+            .map_err(|e| refuse(Rule::PolicyUpdateInvalid, e.to_string()))?;
         let hash = doc.hash();
         let cur = &self.current.doc;
         if hash == cur.hash()
@@ -721,7 +721,7 @@ impl PolicyState {
         // freeze.
         if loosens && self.vetoed.contains(&hash) {
             return Err(refuse(
-                rule::POLICY_UPDATE_VETOED,
+                Rule::PolicyUpdateVetoed,
                 format!("policy {} was vetoed", hex::encode(hash)),
             ));
         }
@@ -765,13 +765,13 @@ impl PolicyState {
         ) != 1
         {
             return Err(refuse(
-                rule::POLICY_VETO_INVALID,
+                Rule::PolicyVetoInvalid,
                 "the veto is not signed by an admin of the policy in force",
             ));
         }
         if !self.vetoed.contains(hash) && self.vetoed.len() >= MAX_VETOES {
             return Err(refuse(
-                rule::POLICY_VETO_INVALID,
+                Rule::PolicyVetoInvalid,
                 format!(
                     "{MAX_VETOES} vetoes are held for the version in force already; freeze instead"
                 ),

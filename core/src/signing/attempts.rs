@@ -13,7 +13,7 @@ use rand_core::RngCore;
 
 use crate::{
     policy::{doc::MAX_WINDOW_MS, ledger::BUCKET_MS},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 
 /// What to do with a signer after its refusal.
@@ -82,7 +82,7 @@ impl Attempts {
     /// unknown pre-generated nonce is forgiven once per signer and withdrawal; anything else
     /// leaves it out, and its refusal is kept for the verdict.
     pub fn refused(&mut self, signer: u16, refusal: Refusal, presigned: bool) -> AfterRefusal {
-        if presigned && refusal.rule == rule::NONCE_UNKNOWN && self.fresh_only.insert(signer) {
+        if presigned && refusal.rule == Rule::NonceUnknown && self.fresh_only.insert(signer) {
             self.problems
                 .push(format!("signer {signer}: pre-generated commitment unknown"));
             return AfterRefusal::FreshCommitment;
@@ -127,13 +127,9 @@ impl Attempts {
     /// 3. otherwise `not-enough-signers`, naming every problem met.
     pub fn verdict(&self, now_ms: u64, connected: usize) -> Refusal {
         if let Some((i, r)) = self.refusals.iter().find(|(_, r)| r.permanent) {
-            return Refusal::permanent(&r.rule, format!("signer {i} refused: {}", r.reason));
+            return Refusal::permanent(r.rule.clone(), format!("signer {i} refused: {}", r.reason));
         }
-        if let Some((i, r)) = self
-            .refusals
-            .iter()
-            .find(|(_, r)| r.rule.starts_with("policy-"))
-        {
+        if let Some((i, r)) = self.refusals.iter().find(|(_, r)| r.rule.is_policy()) {
             let mut times: Vec<u64> = self
                 .refusals
                 .iter()
@@ -149,7 +145,7 @@ impl Attempts {
                         .min(times.len().saturating_sub(1)),
                 )
                 .map(|at| (*at).min(latest));
-            return Refusal::temporary(&r.rule, format!("signer {i} refused: {}", r.reason))
+            return Refusal::temporary(r.rule.clone(), format!("signer {i} refused: {}", r.reason))
                 .retry_at(retry_at);
         }
         let mut all = self.problems.clone();
@@ -159,7 +155,7 @@ impl Attempts {
                 .map(|(i, r)| format!("signer {i}: {r}")),
         );
         Refusal::temporary(
-            rule::NOT_ENOUGH_SIGNERS,
+            Rule::NotEnoughSigners,
             format!(
                 "could not gather {} signature shares ({connected} signers connected{}); submit again later",
                 self.threshold,
@@ -191,7 +187,7 @@ mod tests {
     use super::*;
 
     fn policy(rule: &str, at: Option<u64>) -> Refusal {
-        Refusal::temporary(rule, "window full").retry_at(at)
+        Refusal::temporary(Rule::parse(rule), "window full").retry_at(at)
     }
 
     #[test]
@@ -228,7 +224,7 @@ mod tests {
     #[test]
     fn an_unknown_pregenerated_nonce_is_forgiven_once_per_signer() {
         let mut a = Attempts::new(2);
-        let unknown = || Refusal::temporary(rule::NONCE_UNKNOWN, "no such nonce");
+        let unknown = || Refusal::temporary(Rule::NonceUnknown, "no such nonce");
         assert!(a.may_use_pool(1));
         assert_eq!(a.refused(1, unknown(), true), AfterRefusal::FreshCommitment);
         assert!(!a.may_use_pool(1) && !a.is_left_out(1));
@@ -237,7 +233,7 @@ mod tests {
         assert_eq!(a.refused(2, unknown(), false), AfterRefusal::LeftOut);
         assert!(a.is_left_out(1) && a.is_left_out(2));
         // Any other refusal of a pre-generated commitment is not forgiven.
-        let frozen = Refusal::temporary(rule::POLICY_FROZEN, "frozen");
+        let frozen = Refusal::temporary(Rule::PolicyFrozen, "frozen");
         assert_eq!(a.refused(3, frozen, true), AfterRefusal::LeftOut);
     }
 
@@ -261,11 +257,11 @@ mod tests {
         );
         a.refused(
             2,
-            Refusal::permanent(rule::POLICY_WHITELIST_DESTINATION, "not whitelisted"),
+            Refusal::permanent(Rule::PolicyWhitelistDestination, "not whitelisted"),
             false,
         );
         let v = a.verdict(1_000, 3);
-        assert_eq!(v.rule, rule::POLICY_WHITELIST_DESTINATION);
+        assert_eq!(v.rule, Rule::PolicyWhitelistDestination);
         assert!(v.permanent);
         assert!(v.reason.starts_with("signer 2 refused"), "{}", v.reason);
     }
@@ -281,7 +277,7 @@ mod tests {
         a.refused(4, policy("policy-frozen", Some(1)), false);
         a.refused(2, policy(rule, Some(20_000)), false);
         let v = a.verdict(1_000, 5);
-        assert_eq!((v.rule.as_str(), v.permanent), (rule, false));
+        assert_eq!((v.rule.to_string().as_str(), v.permanent), (rule, false));
         // By 20 000 two of them (the threshold) have room again.
         assert_eq!(v.retry_at_ms, Some(20_000));
         // One time only: that one.
@@ -316,11 +312,11 @@ mod tests {
         a.failed(2, "signer 2 did not answer in time");
         a.refused(
             3,
-            Refusal::temporary(rule::KEY_EPOCH_MISMATCH, "switching"),
+            Refusal::temporary(Rule::KeyEpochMismatch, "switching"),
             false,
         );
         let v = a.verdict(0, 3);
-        assert_eq!(v.rule, rule::NOT_ENOUGH_SIGNERS);
+        assert_eq!(v.rule, Rule::NotEnoughSigners);
         assert!(!v.permanent && v.retry_at_ms.is_none());
         assert!(
             v.reason.contains("3 signers connected")

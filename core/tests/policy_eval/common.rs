@@ -13,7 +13,7 @@ use quorate_core::{
         ledger::{BucketRecord, Debit},
         AssetRule, Ledger, LedgerKey, PolicyDoc, Scope, Usage, VelocityLimit, WhitelistEntry,
     },
-    refusal::Refusal,
+    refusal::{Refusal, Rule, VelocityMeasure},
 };
 use rand::rngs::OsRng;
 
@@ -215,19 +215,24 @@ pub(crate) fn assert_allowed(r: Result<(), Refusal>) {
 }
 
 #[track_caller]
-pub(crate) fn assert_refused(r: Result<(), Refusal>, tag: &str, permanent: bool) {
+pub(crate) fn assert_refused(r: Result<(), Refusal>, tag: impl std::fmt::Display, permanent: bool) {
     match r {
         Ok(()) => panic!("expected a refusal by {tag}, was allowed"),
         Err(e) => {
-            assert_eq!(e.rule, tag, "{e}");
+            assert_eq!(e.rule.to_string(), tag.to_string(), "{e}");
             assert_eq!(e.permanent, permanent, "permanence of {e}");
             assert!(!e.reason.is_empty(), "a refusal says why");
         }
     }
 }
 
-pub(crate) fn vtag(scope: Scope, what: &str, window_ms: u64) -> String {
-    velocity_tag(scope, what, &window_label(window_ms))
+pub(crate) fn vtag(scope: Scope, what: &str, window_ms: u64) -> Rule {
+    let measure = match what {
+        "amount" => VelocityMeasure::Amount,
+        "count" => VelocityMeasure::Count,
+        _ => panic!("no velocity measure {what}"),
+    };
+    velocity_tag(scope, measure, &window_label(window_ms))
 }
 
 pub(crate) fn sample_records() -> Vec<BucketRecord> {

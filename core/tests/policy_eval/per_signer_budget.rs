@@ -30,7 +30,7 @@ fn the_per_signer_budget_counts_only_own_releases_against_a_share_of_the_limit()
     release(&mut l, 400, T0);
     assert_eq!(evaluate_budget(&doc, &l, &eth(DEST, 100), 2, T0), Ok(()));
     let r = evaluate_budget(&doc, &l, &eth(DEST, 101), 2, T0).unwrap_err();
-    assert_eq!(r.rule, "policy-velocity-signer-amount-24h", "{r}");
+    assert_eq!(r.rule.as_str(), "policy-velocity-signer-amount-24h", "{r}");
     assert!(!r.permanent, "a budget frees up with the window: {r}");
     // ...at a time it names, the first at which the same intent fits.
     let at = r.retry_at_ms.expect("a time");
@@ -57,7 +57,7 @@ fn the_per_signer_budget_counts_only_own_releases_against_a_share_of_the_limit()
         release(&mut l, 1, T0 + k);
     }
     let r = evaluate_budget(&doc, &l, &eth(DEST, 1), 2, T0).unwrap_err();
-    assert_eq!(r.rule, "policy-velocity-signer-count-24h", "{r}");
+    assert_eq!(r.rule.as_str(), "policy-velocity-signer-count-24h", "{r}");
     // 3-of-5: n − t + 1 = 3, so 333 each (rounded down: three budgets never exceed 1,000).
     let mut l = Ledger::new();
     release(&mut l, 333, T0);

@@ -1,7 +1,7 @@
 //! Every rule tag `evaluate` can produce: at least one allowed and one refused case, and their
 //! order.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 use quorate_core::{
     address::Chain,
@@ -11,7 +11,7 @@ use quorate_core::{
     policy::{
         approve_withdrawal, eval::velocity_tag, evaluate, AdminSignature, Ledger, PolicyDoc, Scope,
     },
-    refusal::rule,
+    refusal::{Rule, VelocityMeasure},
 };
 use rand::rngs::OsRng;
 
@@ -23,7 +23,7 @@ use super::common::*;
 
 struct Case {
     /// The rule the case exercises (allowed: the rule is in play but satisfied).
-    rule: String,
+    rule: Rule,
     name: &'static str,
     doc: PolicyDoc,
     ledger: Ledger,
@@ -31,12 +31,12 @@ struct Case {
     approvals: Vec<AdminSignature>,
     now: u64,
     /// `None`: allowed; `Some((tag, permanent))`: refused.
-    want: Option<(String, bool)>,
+    want: Option<(Rule, bool)>,
 }
 
-fn case(rule: &str, name: &'static str, doc: &PolicyDoc, intent: WithdrawalIntent) -> Case {
+fn case(rule: Rule, name: &'static str, doc: &PolicyDoc, intent: WithdrawalIntent) -> Case {
     Case {
-        rule: rule.to_string(),
+        rule,
         name,
         doc: doc.clone(),
         ledger: Ledger::new(),
@@ -118,13 +118,12 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
     let dest_amount = vtag(Scope::Destination, "amount", DAY);
     let dest_count = vtag(Scope::Destination, "count", 30 * MIN);
 
-    use rule::*;
     let cases = vec![
         // Freeze.
-        case(POLICY_FROZEN, "not frozen", &base, eth(DEST, 1)),
-        case(POLICY_FROZEN, "frozen", &frozen, eth(DEST, 1)).refused(false),
+        case(Rule::PolicyFrozen, "not frozen", &base, eth(DEST, 1)),
+        case(Rule::PolicyFrozen, "frozen", &frozen, eth(DEST, 1)).refused(false),
         case(
-            POLICY_FROZEN,
+            Rule::PolicyFrozen,
             "frozen wins over every other rule",
             &frozen,
             intent("wd-1", "ethereum", "DAI", UNLISTED, u128::MAX),
@@ -132,33 +131,33 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .refused(false),
         // Asset registry.
         case(
-            POLICY_ASSET_UNKNOWN,
+            Rule::PolicyAssetUnknown,
             "registered asset",
             &base,
             eth(DEST, 1),
         ),
         case(
-            POLICY_ASSET_UNKNOWN,
+            Rule::PolicyAssetUnknown,
             "unregistered symbol",
             &base,
             intent("wd-1", "ethereum", "DAI", DEST, 1),
         )
         .refused(true),
         case(
-            POLICY_ASSET_UNKNOWN,
+            Rule::PolicyAssetUnknown,
             "registered symbol on another chain",
             &base,
             intent("wd-1", "polygon", "ETH", DEST, 1),
         )
         .refused(true),
         case(
-            POLICY_ASSET_DISABLED,
+            Rule::PolicyAssetDisabled,
             "enabled asset",
             &usdc_on,
             intent("wd-1", "ethereum", "USDC", DEST, 1),
         ),
         case(
-            POLICY_ASSET_DISABLED,
+            Rule::PolicyAssetDisabled,
             "disabled asset",
             &base,
             intent("wd-1", "ethereum", "USDC", DEST, 1),
@@ -166,57 +165,63 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .refused(true),
         // Per-withdrawal maximum.
         case(
-            POLICY_AMOUNT_MAX,
+            Rule::PolicyAmountMax,
             "exactly the maximum",
             &base,
             max_intent.clone(),
         )
         .approvals(max_ok.clone()),
         case(
-            POLICY_AMOUNT_MAX,
+            Rule::PolicyAmountMax,
             "one unit above the maximum, even approved",
             &base,
             eth(DEST, MAX_PER + 1),
         )
         .approvals(max_ok)
         .refused(true),
-        case(POLICY_AMOUNT_MAX, "u128::MAX", &base, eth(DEST, u128::MAX)).refused(true),
+        case(
+            Rule::PolicyAmountMax,
+            "u128::MAX",
+            &base,
+            eth(DEST, u128::MAX),
+        )
+        .refused(true),
         // Whitelist.
         case(
-            POLICY_WHITELIST_DESTINATION,
+            Rule::PolicyWhitelistDestination,
             "whitelisted",
             &base,
             eth(DEST, 1),
         ),
         case(
-            POLICY_WHITELIST_DESTINATION,
+            Rule::PolicyWhitelistDestination,
             "whitelisted, written in lower case",
             &base,
             eth(&DEST.to_ascii_lowercase(), 1),
         ),
         case(
-            POLICY_WHITELIST_DESTINATION,
+            Rule::PolicyWhitelistDestination,
             "not whitelisted",
             &base,
             eth(UNLISTED, 1),
         )
         .refused(true),
         case(
-            POLICY_WHITELIST_DESTINATION,
+            Rule::PolicyWhitelistDestination,
             "whitelisted on another chain only",
             &base,
             intent("wd-1", "polygon", "POL", DEST, 1),
         )
         .refused(true),
         case(
-            POLICY_WHITELIST_NOT_YET_ACTIVE,
+            Rule::PolicyWhitelistNotYetActive,
             "active from exactly now",
             &base,
             eth(DEST_LATER, 1),
         )
         .at(LATER_FROM),
         case(
-            POLICY_WHITELIST_NOT_YET_ACTIVE,
+            Rule::PolicyWhitelistNotYetActive,
             "one millisecond early",
             &base,
             eth(DEST_LATER, 1),
@@ -224,7 +229,7 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .at(LATER_FROM - 1)
         .refused(false),
         case(
-            POLICY_WHITELIST_NOT_YET_ACTIVE,
+            Rule::PolicyWhitelistNotYetActive,
             "clock behind the ledger, which is past active-from",
             &base,
             eth(DEST_LATER, 1),
@@ -233,20 +238,20 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .at(T0),
         // Admin approvals above the threshold.
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "exactly the threshold needs none",
             &base,
             eth(DEST, THRESHOLD),
         ),
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "threshold + 1 without approvals",
             &base,
             big.clone(),
         )
         .refused(false),
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "k - 1 approvals",
             &base,
             big.clone(),
@@ -254,7 +259,7 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .approvals(vec![approve(&keys[0])])
         .refused(false),
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "the same admin twice counts once",
             &base,
             big.clone(),
@@ -262,7 +267,7 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .approvals(vec![approve(&keys[0]), approve(&keys[0])])
         .refused(false),
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "a non-admin's approval does not count",
             &base,
             big.clone(),
@@ -270,7 +275,7 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .approvals(vec![approve(&keys[0]), approve(&outsider)])
         .refused(false),
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "an approval of another withdrawal does not count",
             &base,
             big.clone(),
@@ -281,7 +286,7 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         ])
         .refused(false),
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "one admin's signature presented as another's does not count",
             &base,
             big.clone(),
@@ -289,7 +294,7 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .approvals(vec![approve(&keys[0]), relabelled])
         .refused(false),
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "garbage signature bytes do not count",
             &base,
             big.clone(),
@@ -297,14 +302,14 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .approvals(vec![approve(&keys[0]), garbage.clone()])
         .refused(false),
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "exactly k distinct admins",
             &base,
             big.clone(),
         )
         .approvals(vec![approve(&keys[2]), approve(&keys[0])]),
         case(
-            POLICY_APPROVAL_REQUIRED,
+            Rule::PolicyApprovalRequired,
             "every admin, plus junk",
             &base,
             big.clone(),
@@ -318,14 +323,14 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         ]),
         // Velocity, asset scope, amount.
         case(
-            &asset_amount,
+            asset_amount.clone(),
             "usage + amount == limit",
             &va,
             eth(DEST, 100),
         )
         .ledger(&[(DEST, 300, before), (DEST2, 100, before)]),
         case(
-            &asset_amount,
+            asset_amount.clone(),
             "one unit over the limit",
             &va,
             eth(DEST, 101),
@@ -333,28 +338,29 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .ledger(&[(DEST, 300, before), (DEST2, 100, before)])
         .refused(false),
         case(
-            &asset_amount,
+            asset_amount.clone(),
             "alone above the window's limit",
             &va,
             eth(DEST, 501),
         )
         .refused(true),
         // Velocity, asset scope, count.
-        case(&asset_count, "one of two used", &vc, eth(DEST, 1)).ledger(&[(DEST2, 1, before)]),
-        case(&asset_count, "two of two used", &vc, eth(DEST, 1))
+        case(asset_count.clone(), "one of two used", &vc, eth(DEST, 1))
+            .ledger(&[(DEST2, 1, before)]),
+        case(asset_count.clone(), "two of two used", &vc, eth(DEST, 1))
             .ledger(&[(DEST, 1, before), (DEST2, 1, before)])
             .refused(false),
-        case(&asset_count, "limit of zero", &vc0, eth(DEST, 1)).refused(true),
+        case(asset_count.clone(), "limit of zero", &vc0, eth(DEST, 1)).refused(true),
         // Velocity, destination scope, amount.
         case(
-            &dest_amount,
+            dest_amount.clone(),
             "this destination's usage + amount == limit",
             &vda,
             eth(DEST, 400),
         )
         .ledger(&[(DEST2, 400, before), (DEST, 100, before)]),
         case(
-            &dest_amount,
+            dest_amount.clone(),
             "this destination one unit over",
             &vda,
             eth(DEST2, 101),
@@ -362,19 +368,29 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
         .ledger(&[(DEST2, 400, before), (DEST, 100, before)])
         .refused(false),
         case(
-            &dest_amount,
+            dest_amount.clone(),
             "alone above the window's limit",
             &vda,
             eth(DEST, 501),
         )
         .refused(true),
         // Velocity, destination scope, count.
-        case(&dest_count, "other destination used", &vdc, eth(DEST, 1))
-            .ledger(&[(DEST2, 1, before)]),
-        case(&dest_count, "this destination used", &vdc, eth(DEST2, 1))
-            .ledger(&[(DEST2, 1, before)])
-            .refused(false),
-        case(&dest_count, "limit of zero", &vdc0, eth(DEST, 1)).refused(true),
+        case(
+            dest_count.clone(),
+            "other destination used",
+            &vdc,
+            eth(DEST, 1),
+        )
+        .ledger(&[(DEST2, 1, before)]),
+        case(
+            dest_count.clone(),
+            "this destination used",
+            &vdc,
+            eth(DEST2, 1),
+        )
+        .ledger(&[(DEST2, 1, before)])
+        .refused(false),
+        case(dest_count.clone(), "limit of zero", &vdc0, eth(DEST, 1)).refused(true),
     ];
 
     let mut failures = Vec::new();
@@ -402,20 +418,20 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
 
     // The table covers every tag evaluate can produce, each both ways.
     let tags = [
-        POLICY_FROZEN,
-        POLICY_ASSET_UNKNOWN,
-        POLICY_ASSET_DISABLED,
-        POLICY_AMOUNT_MAX,
-        POLICY_WHITELIST_DESTINATION,
-        POLICY_WHITELIST_NOT_YET_ACTIVE,
-        POLICY_APPROVAL_REQUIRED,
-        asset_amount.as_str(),
-        asset_count.as_str(),
-        dest_amount.as_str(),
-        dest_count.as_str(),
+        Rule::PolicyFrozen,
+        Rule::PolicyAssetUnknown,
+        Rule::PolicyAssetDisabled,
+        Rule::PolicyAmountMax,
+        Rule::PolicyWhitelistDestination,
+        Rule::PolicyWhitelistNotYetActive,
+        Rule::PolicyApprovalRequired,
+        asset_amount.clone(),
+        asset_count.clone(),
+        dest_amount.clone(),
+        dest_count.clone(),
     ];
-    for tag in tags {
-        let allowed = cases.iter().any(|c| c.rule == tag && c.want.is_none());
+    for tag in &tags {
+        let allowed = cases.iter().any(|c| c.rule == *tag && c.want.is_none());
         let refused = cases
             .iter()
             .any(|c| c.want.as_ref().is_some_and(|(t, _)| t == tag));
@@ -424,15 +440,15 @@ fn every_rule_tag_has_an_allowed_and_a_refused_case() {
             "{tag}: allowed case {allowed}, refused case {refused}"
         );
     }
-    let used: BTreeSet<&str> = cases.iter().map(|c| c.rule.as_str()).collect();
-    let all: BTreeSet<&str> = tags.into_iter().collect();
+    let used: HashSet<&Rule> = cases.iter().map(|c| &c.rule).collect();
+    let all: HashSet<&Rule> = tags.iter().collect();
     assert_eq!(used, all, "no case names an unknown rule");
 }
 
 #[test]
 fn velocity_tags_name_scope_measure_and_window() {
     assert_eq!(
-        velocity_tag(Scope::Destination, "amount", "1h"),
+        velocity_tag(Scope::Destination, VelocityMeasure::Amount, "1h").as_str(),
         "policy-velocity-destination-amount-1h"
     );
     for (scope, window, tag) in [
@@ -450,7 +466,7 @@ fn velocity_tags_name_scope_measure_and_window() {
             "policy-velocity-destination-count-7d",
         ),
     ] {
-        assert!(tag.starts_with(rule::POLICY_VELOCITY_PREFIX));
+        assert!(tag.starts_with(Rule::VELOCITY_PREFIX));
         let doc = velocity_policy(vec![limit(scope, window, None, Some(0))]);
         assert_refused(check(&doc, &Ledger::new(), &eth(DEST, 1), T0), tag, true);
     }
@@ -486,25 +502,25 @@ fn rules_are_checked_in_the_documented_order() {
             &intent("wd-1", "ethereum", "USDC", UNLISTED, u128::MAX),
             T0,
         ),
-        rule::POLICY_ASSET_DISABLED,
+        Rule::PolicyAssetDisabled,
         true,
     );
     // Maximum before the whitelist.
     assert_refused(
         check(&doc, &none, &eth(UNLISTED, MAX_PER + 1), T0),
-        rule::POLICY_AMOUNT_MAX,
+        Rule::PolicyAmountMax,
         true,
     );
     // Whitelist before approvals.
     assert_refused(
         check(&doc, &none, &eth(UNLISTED, MAX_PER), T0),
-        rule::POLICY_WHITELIST_DESTINATION,
+        Rule::PolicyWhitelistDestination,
         true,
     );
     // Active-from before approvals.
     assert_refused(
         check(&doc, &none, &eth(DEST_LATER, MAX_PER), T0),
-        rule::POLICY_WHITELIST_NOT_YET_ACTIVE,
+        Rule::PolicyWhitelistNotYetActive,
         false,
     );
     // A withdrawal no window can ever hold is refused before approvals are asked for.
@@ -523,7 +539,7 @@ fn rules_are_checked_in_the_documented_order() {
     full.debit(Chain::Ethereum, "ETH", DEST, Amount::new(1).unwrap(), T0);
     assert_refused(
         check(&roomy, &full, &eth(DEST, MAX_PER), T0),
-        rule::POLICY_APPROVAL_REQUIRED,
+        Rule::PolicyApprovalRequired,
         false,
     );
     // Approved, and then the window refuses, for now.

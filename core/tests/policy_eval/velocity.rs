@@ -288,13 +288,13 @@ fn counters_survive_policy_changes() {
     ]);
     assert_refused(
         check(&limited, &l, &eth(DEST, 1), T0 + HOUR),
-        &vtag(Scope::Destination, "count", 7 * DAY),
+        vtag(Scope::Destination, "count", 7 * DAY),
         false,
     );
     assert_allowed(check(&limited, &l, &eth(DEST2, 500), T0 + HOUR));
     assert_refused(
         check(&limited, &l, &eth(DEST2, 501), T0 + HOUR),
-        &vtag(Scope::Asset, "amount", DAY),
+        vtag(Scope::Asset, "amount", DAY),
         false,
     );
 }
@@ -393,7 +393,7 @@ fn a_clock_stepping_back_behaves_as_the_latest_recorded_time() {
     );
     assert_refused(
         check(&doc, &l, &eth(DEST, 1), 0),
-        &vtag(Scope::Asset, "amount", w),
+        vtag(Scope::Asset, "amount", w),
         false,
     );
     // Both debits age out together, measured from t.

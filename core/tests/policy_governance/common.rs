@@ -13,7 +13,7 @@ use quorate_core::{
         AdminSignature, AssetRule, PolicyDoc, PolicyState, Scope, SignedPolicy, VelocityLimit,
         WhitelistEntry,
     },
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
 };
 use rand::rngs::OsRng;
 
@@ -170,8 +170,8 @@ pub(crate) fn next(state: &PolicyState, f: impl FnOnce(&mut PolicyDoc)) -> Polic
     d
 }
 
-pub(crate) fn refused(r: Result<impl std::fmt::Debug, Refusal>, tag: &str) -> Refusal {
-    let e = r.expect_err(tag);
+pub(crate) fn refused(r: Result<impl std::fmt::Debug, Refusal>, tag: Rule) -> Refusal {
+    let e = r.expect_err(&tag.as_str());
     assert_eq!(e.rule, tag, "{e}");
     assert!(!e.reason.is_empty());
     e

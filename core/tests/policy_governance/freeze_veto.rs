@@ -7,7 +7,7 @@ use quorate_core::{
         },
         AdminSignature, Effect, Offered,
     },
-    refusal::rule,
+    refusal::Rule,
 };
 
 use super::common::*;
@@ -28,11 +28,11 @@ fn one_admin_freezes_at_once_and_unfreezing_needs_the_quorum() {
     // Not by a non-admin, not with no signature.
     refused(
         st.offer(signed(&freeze, &[&outsider]), T0),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     refused(
         st.offer(signed(&freeze, &[]), T0),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     // One admin: applied at once.
     assert_eq!(
@@ -52,7 +52,7 @@ fn one_admin_freezes_at_once_and_unfreezing_needs_the_quorum() {
     assert_eq!(required_signatures(st.active(), &freeze_more), 2);
     refused(
         st.offer(signed(&freeze_more, &[&a[0]]), T0),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     assert_eq!(
         st.offer(signed(&freeze_more, &[&a[0], &a[1]]), T0),
@@ -74,11 +74,11 @@ fn one_admin_freezes_at_once_and_unfreezing_needs_the_quorum() {
     );
     refused(
         st.offer(signed(&unfreeze, &[&a[0]]), T0 + 1),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     refused(
         st.offer(signed(&unfreeze, &[&a[1], &a[1]]), T0 + 1),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     assert_eq!(
         st.offer(signed(&unfreeze, &[&a[0], &a[1]]), T0 + 1),
@@ -116,14 +116,14 @@ fn a_freeze_supersedes_a_pending_loosening() {
     // Offered again, the stale version is refused by version…
     refused(
         st.offer(signed(&loosen, &[&a[0], &a[1]]), T0 + 2 * DAY),
-        rule::POLICY_UPDATE_VERSION,
+        Rule::PolicyUpdateVersion,
     );
     // …and renumbered, by the chain.
     let mut renumbered = loosen.clone();
     renumbered.version = 3;
     refused(
         st.offer(signed(&renumbered, &[&a[0], &a[1]]), T0 + 2 * DAY),
-        rule::POLICY_UPDATE_CHAIN,
+        Rule::PolicyUpdateChain,
     );
     assert_eq!(st.active(), &freeze);
 }
@@ -179,12 +179,12 @@ fn any_admin_vetoes_a_pending_version_for_good() {
             &AdminSignature::sign(&outsider, POLICY_VETO_DOMAIN, &[&h]),
             T0 + 1,
         ),
-        rule::POLICY_VETO_INVALID,
+        Rule::PolicyVetoInvalid,
     );
     assert!(e.permanent);
     refused(
         st.veto(&h, &approve(&loosen, &a[2]), T0 + 1),
-        rule::POLICY_VETO_INVALID,
+        Rule::PolicyVetoInvalid,
     );
     refused(
         st.veto(
@@ -192,13 +192,13 @@ fn any_admin_vetoes_a_pending_version_for_good() {
             &AdminSignature::sign(&a[2], POLICY_VETO_DOMAIN, &[&v1.hash()]),
             T0 + 1,
         ),
-        rule::POLICY_VETO_INVALID,
+        Rule::PolicyVetoInvalid,
     );
     let forged = AdminSignature {
         admin: a[2].public(),
         signature: AdminSignature::sign(&outsider, POLICY_VETO_DOMAIN, &[&h]).signature,
     };
-    refused(st.veto(&h, &forged, T0 + 1), rule::POLICY_VETO_INVALID);
+    refused(st.veto(&h, &forged, T0 + 1), Rule::PolicyVetoInvalid);
     assert!(
         st.pending.is_some() && st.vetoed.is_empty(),
         "invalid vetoes change nothing"
@@ -218,7 +218,7 @@ fn any_admin_vetoes_a_pending_version_for_good() {
     // Offered again, even with every signature: refused for good.
     let e = refused(
         st.offer(signed(&loosen, &[&a[0], &a[1], &a[2]]), T0 + 3 * DAY),
-        rule::POLICY_UPDATE_VETOED,
+        Rule::PolicyUpdateVetoed,
     );
     assert!(e.permanent && e.reason.contains(&loosen.hash_hex()), "{e}");
     assert_eq!(st.active(), &v1);
@@ -241,7 +241,7 @@ fn any_admin_vetoes_a_pending_version_for_good() {
     .unwrap();
     refused(
         st.offer(signed(&loosen, &[&a[0], &a[1]]), T0 + 1),
-        rule::POLICY_UPDATE_VETOED,
+        Rule::PolicyUpdateVetoed,
     );
     assert!(st.pending.is_none());
 
@@ -342,7 +342,7 @@ fn reoffering_the_current_or_pending_version_is_known() {
     // The old one is now stale.
     refused(
         st.offer(signed(&v1, &[&a[0], &a[1]]), T0 + DAY),
-        rule::POLICY_UPDATE_VERSION,
+        Rule::PolicyUpdateVersion,
     );
 }
 
@@ -377,7 +377,7 @@ fn vetoes_are_bounded_and_forgotten_once_a_newer_version_applies() {
             &AdminSignature::sign(&a[2], POLICY_VETO_DOMAIN, &[&one_more]),
             T0 + 1,
         ),
-        rule::POLICY_VETO_INVALID,
+        Rule::PolicyVetoInvalid,
     );
     // A tightening applies: the vetoes are forgotten, and the vetoed document still cannot
     // return, because it no longer follows the version in force.
@@ -389,6 +389,6 @@ fn vetoes_are_bounded_and_forgotten_once_a_newer_version_applies() {
     assert!(st.vetoed.is_empty());
     refused(
         st.offer(signed(&loosen, &[&a[0], &a[1], &a[2]]), T0 + 3),
-        rule::POLICY_UPDATE_VERSION,
+        Rule::PolicyUpdateVersion,
     );
 }

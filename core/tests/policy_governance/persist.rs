@@ -2,7 +2,7 @@
 
 use quorate_core::{
     policy::{decode_state, encode_state, governance::POLICY_VETO_DOMAIN, AdminSignature},
-    refusal::rule,
+    refusal::Rule,
 };
 
 use super::common::*;
@@ -55,7 +55,7 @@ fn stored_state_round_trips_with_pending_and_vetoed() {
     let mut again = decode_state(&bytes).unwrap();
     refused(
         again.offer(signed(&vetoed, &[&a[0], &a[1]]), T0 + 6),
-        rule::POLICY_UPDATE_VETOED,
+        Rule::PolicyUpdateVetoed,
     );
 
     // Damaged records are refused.

@@ -8,7 +8,7 @@ use quorate_core::{
         doc::zero_hash, form::parse_rfc3339, governance::POLICY_VETO_DOMAIN, AdminSignature,
         PolicyForm, PolicyState, Scope,
     },
-    refusal::rule,
+    refusal::Rule,
 };
 
 use super::common::*;
@@ -25,32 +25,17 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every `pub const NAME: &str = "value";` in refusal.rs whose value starts with `policy-` or
-/// `ledger-`; the velocity prefix becomes the documented pattern.
+/// Every tag of [`Rule::ALL`] that starts with `policy-` or `ledger-`, and the documented
+/// pattern of the velocity family.
 fn code_tags() -> BTreeSet<String> {
-    let src = read("src/refusal.rs");
-    let mut out = BTreeSet::new();
-    // Declarations may be wrapped over lines: read each up to its `;`, whitespace collapsed.
-    for decl in src.split("pub const ").skip(1) {
-        let decl = decl.split(';').next().unwrap_or_default();
-        let decl = decl.split_whitespace().collect::<Vec<_>>().join(" ");
-        let Some((name, rest)) = decl.split_once(':') else {
-            continue;
-        };
-        let Some(value) = rest.trim().strip_prefix("&str = \"") else {
-            continue;
-        };
-        let value = value.strip_suffix('"').unwrap_or_else(|| panic!("{decl}"));
-        if !(value.starts_with("policy-") || value.starts_with("ledger-")) {
-            continue;
-        }
-        if name.trim() == "POLICY_VELOCITY_PREFIX" {
-            assert_eq!(value, rule::POLICY_VELOCITY_PREFIX);
-            out.insert(VELOCITY_PATTERN.to_string());
-        } else {
-            out.insert(value.to_string());
-        }
-    }
+    let mut out: BTreeSet<String> = Rule::ALL
+        .iter()
+        .map(Rule::to_string)
+        .filter(|tag| tag.starts_with("policy-") || tag.starts_with("ledger-"))
+        .collect();
+    assert_eq!(Rule::VELOCITY_PREFIX, "policy-velocity-");
+    assert!(VELOCITY_PATTERN.starts_with(Rule::VELOCITY_PREFIX));
+    out.insert(VELOCITY_PATTERN.to_string());
     out
 }
 
@@ -203,11 +188,11 @@ fn documented_permanence_matches_governance_refusals() {
     seen.push(st.offer(signed(&v2, &[&a[0], &a[1]]), T0).unwrap_err());
     let v1 = st.active().clone();
     seen.push(PolicyState::genesis(&pinned(&a[..2]), 2, signed(&v1, &[&a[0], &a[1]])).unwrap_err());
-    let tags: BTreeSet<&str> = seen.iter().map(|r| r.rule.as_str()).collect();
+    let tags: BTreeSet<String> = seen.iter().map(|r| r.rule.to_string()).collect();
     assert_eq!(tags.len(), 7, "{tags:?}");
     for r in &seen {
         let (perm, _) = table
-            .get(&r.rule)
+            .get(&*r.rule.as_str())
             .unwrap_or_else(|| panic!("{} not documented", r.rule));
         let documented_permanent = perm.starts_with("permanent");
         assert_eq!(

@@ -9,7 +9,7 @@ use quorate_core::{
         AdminSignature, AssetRule, Effect, Offered, PolicyDoc, PolicyState, Scope, VelocityLimit,
         WhitelistEntry,
     },
-    refusal::rule,
+    refusal::Rule,
 };
 use rand::rngs::OsRng;
 
@@ -46,20 +46,20 @@ fn genesis_checks_pinned_admins_quorum_and_signatures() {
     d.admins = swapped;
     refused(
         PolicyState::genesis(&pins, 2, signed(&d, &[&admins[0], &admins[1]])),
-        rule::POLICY_UPDATE_GENESIS,
+        Rule::PolicyUpdateGenesis,
     );
     let mut d = doc.clone();
     d.admins.push(hex_pub(&outsider));
     d.admins.sort();
     refused(
         PolicyState::genesis(&pins, 2, signed(&d, &[&admins[0], &admins[1]])),
-        rule::POLICY_UPDATE_GENESIS,
+        Rule::PolicyUpdateGenesis,
     );
     let mut fewer = pins.clone();
     fewer.remove(&admins[2].public());
     refused(
         PolicyState::genesis(&fewer, 2, signed(&doc, &[&admins[0], &admins[1]])),
-        rule::POLICY_UPDATE_GENESIS,
+        Rule::PolicyUpdateGenesis,
     );
     // Wrong quorum, either way.
     refused(
@@ -68,19 +68,19 @@ fn genesis_checks_pinned_admins_quorum_and_signatures() {
             3,
             signed(&doc, &[&admins[0], &admins[1], &admins[2]]),
         ),
-        rule::POLICY_UPDATE_GENESIS,
+        Rule::PolicyUpdateGenesis,
     );
     let mut d = doc.clone();
     d.admin_quorum = 1;
     refused(
         PolicyState::genesis(&pins, 2, signed(&d, &[&admins[0], &admins[1]])),
-        rule::POLICY_UPDATE_GENESIS,
+        Rule::PolicyUpdateGenesis,
     );
 
     // Too few signatures.
     let e = refused(
         PolicyState::genesis(&pins, 2, signed(&doc, &[&admins[0]])),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     assert!(
         e.permanent && e.reason.contains("1 valid distinct") && e.reason.contains("2 are needed"),
@@ -88,18 +88,18 @@ fn genesis_checks_pinned_admins_quorum_and_signatures() {
     );
     refused(
         PolicyState::genesis(&pins, 2, signed(&doc, &[])),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     // The same admin twice counts once.
     let e = refused(
         PolicyState::genesis(&pins, 2, signed(&doc, &[&admins[0], &admins[0]])),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     assert!(e.reason.contains("carries 1 valid"), "{e}");
     // A non-admin's signature is ignored.
     let e = refused(
         PolicyState::genesis(&pins, 2, signed(&doc, &[&admins[0], &outsider])),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     assert!(e.reason.contains("carries 1 valid"), "{e}");
     // A signature under another domain, over another document, or forged, does not count.
@@ -111,7 +111,7 @@ fn genesis_checks_pinned_admins_quorum_and_signatures() {
     ));
     refused(
         PolicyState::genesis(&pins, 2, sp),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     let mut other = doc.clone();
     other.timelock_ms += 1000;
@@ -119,7 +119,7 @@ fn genesis_checks_pinned_admins_quorum_and_signatures() {
     sp.signatures.push(approve(&other, &admins[1]));
     refused(
         PolicyState::genesis(&pins, 2, sp),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     let mut sp = signed(&doc, &[&admins[0]]);
     sp.signatures.push(AdminSignature {
@@ -128,7 +128,7 @@ fn genesis_checks_pinned_admins_quorum_and_signatures() {
     });
     refused(
         PolicyState::genesis(&pins, 2, sp),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
 
     // Not version 1, or not a valid document.
@@ -137,13 +137,13 @@ fn genesis_checks_pinned_admins_quorum_and_signatures() {
     d.prev_hash = "ab".repeat(32);
     refused(
         PolicyState::genesis(&pins, 2, signed(&d, &[&admins[0], &admins[1]])),
-        rule::POLICY_UPDATE_VERSION,
+        Rule::PolicyUpdateVersion,
     );
     let mut d = doc.clone();
     d.whitelist.reverse();
     refused(
         PolicyState::genesis(&pins, 2, signed(&d, &[&admins[0], &admins[1]])),
-        rule::POLICY_UPDATE_INVALID,
+        Rule::PolicyUpdateInvalid,
     );
 }
 
@@ -162,7 +162,7 @@ fn offer_refuses_stale_skipped_and_unchained_versions() {
     other1.timelock_ms = 2 * DAY;
     let e = refused(
         st.offer(signed(&other1, &[&a[0], &a[1]]), T0),
-        rule::POLICY_UPDATE_VERSION,
+        Rule::PolicyUpdateVersion,
     );
     assert!(e.permanent && e.reason.contains("expected 2"), "{e}");
     // Skipping a version, even chained onto the version in force.
@@ -170,14 +170,14 @@ fn offer_refuses_stale_skipped_and_unchained_versions() {
     v3.version = 3;
     refused(
         st.offer(signed(&v3, &[&a[0], &a[1]]), T0),
-        rule::POLICY_UPDATE_VERSION,
+        Rule::PolicyUpdateVersion,
     );
     // Version 2 chained onto something else.
     let mut broken = next(&st, tighten);
     broken.prev_hash = other1.hash_hex();
     let e = refused(
         st.offer(signed(&broken, &[&a[0], &a[1]]), T0),
-        rule::POLICY_UPDATE_CHAIN,
+        Rule::PolicyUpdateChain,
     );
     assert!(e.reason.contains(&v1.hash_hex()), "{e}");
     // An invalid document.
@@ -185,7 +185,7 @@ fn offer_refuses_stale_skipped_and_unchained_versions() {
     bad.admin_quorum = 0;
     refused(
         st.offer(signed(&bad, &[&a[0], &a[1]]), T0),
-        rule::POLICY_UPDATE_INVALID,
+        Rule::PolicyUpdateInvalid,
     );
     assert_eq!(st.active(), &v1, "nothing refused changed the state");
 
@@ -199,11 +199,11 @@ fn offer_refuses_stale_skipped_and_unchained_versions() {
     eth_asset(&mut v2b).max_per_withdrawal = amount(80 * ETH);
     refused(
         st.offer(signed(&v2b, &[&a[0], &a[1]]), T0),
-        rule::POLICY_UPDATE_VERSION,
+        Rule::PolicyUpdateVersion,
     );
     refused(
         st.offer(signed(&other1, &[&a[0], &a[1]]), T0),
-        rule::POLICY_UPDATE_VERSION,
+        Rule::PolicyUpdateVersion,
     );
     // Version 3 must chain onto version 2, not version 1.
     let mut v3 = next(&st, |d| eth_asset(d).max_per_withdrawal = amount(70 * ETH));
@@ -211,7 +211,7 @@ fn offer_refuses_stale_skipped_and_unchained_versions() {
     v3.prev_hash = v1.hash_hex();
     refused(
         st.offer(signed(&v3, &[&a[0], &a[1]]), T0),
-        rule::POLICY_UPDATE_CHAIN,
+        Rule::PolicyUpdateChain,
     );
     assert_eq!(st.active(), &v2);
 }
@@ -225,7 +225,7 @@ fn offer_needs_a_quorum_of_distinct_admins_in_force() {
     // m − 1 signatures.
     let e = refused(
         st.offer(signed(&v2, &[&a[0]]), T0),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     assert!(
         e.reason
@@ -235,12 +235,12 @@ fn offer_needs_a_quorum_of_distinct_admins_in_force() {
     // One admin signing twice is not a quorum.
     refused(
         st.offer(signed(&v2, &[&a[1], &a[1]]), T0),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     // A non-admin does not count.
     refused(
         st.offer(signed(&v2, &[&a[1], &outsider]), T0),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     // A veto is not an approval.
     let mut sp = signed(&v2, &[&a[0]]);
@@ -249,11 +249,11 @@ fn offer_needs_a_quorum_of_distinct_admins_in_force() {
         POLICY_VETO_DOMAIN,
         &[&v2.hash()],
     ));
-    refused(st.offer(sp, T0), rule::POLICY_UPDATE_SIGNATURES);
+    refused(st.offer(sp, T0), Rule::PolicyUpdateSignatures);
     // An approval of a different document does not count.
     let mut sp = signed(&v2, &[&a[0]]);
     sp.signatures.push(approve(st.active(), &a[1]));
-    refused(st.offer(sp, T0), rule::POLICY_UPDATE_SIGNATURES);
+    refused(st.offer(sp, T0), Rule::PolicyUpdateSignatures);
     // Admins a new version adds cannot approve it; the admins in force decide.
     let v2_add = next(&st, |d| {
         d.admins.push(hex_pub(&outsider));
@@ -261,7 +261,7 @@ fn offer_needs_a_quorum_of_distinct_admins_in_force() {
     });
     refused(
         st.offer(signed(&v2_add, &[&a[0], &outsider]), T0),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     assert_eq!(st.active().version, 1);
     // A quorum, in any order, with noise around it.
@@ -473,12 +473,12 @@ fn admin_rotation_hands_governance_to_the_new_admins() {
     // The removed admin no longer counts; the new one does.
     refused(
         st.offer(signed(&v3, &[&a[0], &a[1]]), T0 + DAY),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     let freeze = next(&st, |d| d.frozen = true);
     refused(
         st.offer(signed(&freeze, &[&a[0]]), T0 + DAY),
-        rule::POLICY_UPDATE_SIGNATURES,
+        Rule::PolicyUpdateSignatures,
     );
     let h = freeze.hash();
     refused(
@@ -487,7 +487,7 @@ fn admin_rotation_hands_governance_to_the_new_admins() {
             &AdminSignature::sign(&a[0], POLICY_VETO_DOMAIN, &[&h]),
             T0 + DAY,
         ),
-        rule::POLICY_VETO_INVALID,
+        Rule::PolicyVetoInvalid,
     );
     assert_eq!(
         st.offer(signed(&v3, &[&fresh, &a[1]]), T0 + DAY),

@@ -3,12 +3,12 @@
 
 use quorate_core::{
     audit::{self, Chain, Event},
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::signer as pb;
 use tracing::warn;
 
-use super::{link_rule, lock, storage, Node};
+use super::{lock, storage, Node};
 
 impl Node {
     /// Appends a record to the audit log. A failed write is logged; the decision it records
@@ -86,7 +86,7 @@ impl Node {
             .clamp(1, quorate_wire::convert::audit::MAX_PAGE);
         if r.nonce.len() > audit::MAX_NONCE_LEN {
             return Err(Refusal::permanent(
-                link_rule::BAD_REQUEST,
+                Rule::BadRequest,
                 format!("nonce: at most {} bytes", audit::MAX_NONCE_LEN),
             ));
         }

@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use quorate_core::{
     audit::{self, Event},
     dkg::{self, DkgSetup, SignedRound1},
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
     seal::Sealed,
 };
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
 use super::{
-    link_rule, lock, read, refusal, scheme_of, storage, DkgProgress, DkgSlot, Ed, Held, Node,
-    Scheme, Secp, META_GROUP_KEY, META_KEY_SHARE, META_PUBLIC_KEY_PACKAGE,
+    lock, read, refusal, scheme_of, storage, DkgProgress, DkgSlot, Ed, Held, Node, Scheme, Secp,
+    META_GROUP_KEY, META_KEY_SHARE, META_PUBLIC_KEY_PACKAGE,
 };
 
 /// How many recent DKG session ids a signer remembers, to refuse their reuse.
@@ -22,7 +22,7 @@ const USED_DKG_SESSIONS: usize = 64;
 
 fn dkg_refusal(e: dkg::DkgError) -> pb::signer_message::Body {
     pb::signer_message::Body::Refusal(pb::Refusal {
-        rule: link_rule::DKG_ABORTED.into(),
+        rule: Rule::DkgAborted.to_string(),
         reason: e.to_string(),
         permanent: true,
         culprits: e.culprits.iter().map(|c| u32::from(*c)).collect(),
@@ -53,7 +53,7 @@ impl Node {
             B::DkgRound2(r) => r.scheme,
             B::DkgRound3(r) => r.scheme,
             B::DkgConfirm(r) => r.scheme,
-            _ => return refusal(Refusal::permanent(link_rule::BAD_REQUEST, "not a DKG step")),
+            _ => return refusal(Refusal::permanent(Rule::BadRequest, "not a DKG step")),
         };
         match scheme_of(scheme) {
             Ok(Scheme::Secp256k1) => self.dkg_step_for::<Secp>(body),
@@ -73,7 +73,7 @@ impl Node {
             B::DkgRound2(r) => self.dkg_round2::<C>(&mut slot, r),
             B::DkgRound3(r) => self.dkg_round3::<C>(&mut slot, r),
             B::DkgConfirm(r) => self.dkg_confirm::<C>(&mut slot, r),
-            _ => refusal(Refusal::permanent(link_rule::BAD_REQUEST, "not a DKG step")),
+            _ => refusal(Refusal::permanent(Rule::BadRequest, "not a DKG step")),
         }
     }
 
@@ -84,7 +84,7 @@ impl Node {
     ) -> pb::signer_message::Body {
         if r.refresh.is_none() && read(&C::group(self).key).is_some() {
             return refusal(Refusal::permanent(
-                link_rule::DKG_KEY_EXISTS,
+                Rule::DkgKeyExists,
                 format!(
                     "this signer already holds a {} key share; a new DKG would replace the wallet key",
                     C::SCHEME
@@ -95,19 +95,19 @@ impl Node {
             // A finished DKG waits for its confirmation (or a signer restart): a new session
             // must not be able to throw away a share other signers may already have kept.
             return refusal(Refusal::temporary(
-                link_rule::DKG_PENDING,
+                Rule::DkgPendingConfirmation,
                 "a finished DKG awaits confirmation; restart this signer to abandon it",
             ));
         }
         if r.manifest_hash != self.manifest.hash() {
             return refusal(Refusal::permanent(
-                link_rule::MANIFEST_MISMATCH,
+                Rule::ManifestMismatch,
                 "the coordinator's manifest differs from this signer's",
             ));
         }
         if r.session_id.len() != 16 {
             return refusal(Refusal::permanent(
-                link_rule::BAD_REQUEST,
+                Rule::BadRequest,
                 "session id must be 16 bytes",
             ));
         }
@@ -309,7 +309,7 @@ impl Node {
         }
         let group_key = out.group_key.clone();
         if let Err(e) = C::group(self).install(out.key_package, 0) {
-            return refusal(Refusal::permanent(link_rule::STORAGE, e));
+            return refusal(Refusal::permanent(Rule::SignerStorage, e));
         }
         let fingerprint = quorate_core::fingerprint::group_key_fingerprint(&group_key);
         info!(
@@ -344,7 +344,7 @@ impl Node {
             && self.store.put_meta_once(&used_key, b"1").map_err(storage)?;
         if !fresh {
             return Err(Refusal::permanent(
-                link_rule::BAD_REQUEST,
+                Rule::BadRequest,
                 "this session id was used before; DKG and repair sessions are single use",
             ));
         }
@@ -362,7 +362,7 @@ impl Node {
         key_package: &frost_core::keys::KeyPackage<C>,
         public_key_package: &frost_core::keys::PublicKeyPackage<C>,
     ) -> Result<(Vec<u8>, Vec<u8>), Refusal> {
-        let storage = |e: String| Refusal::permanent(link_rule::STORAGE, e);
+        let storage = |e: String| Refusal::permanent(Rule::SignerStorage, e);
         let plain = zeroize::Zeroizing::new(
             key_package
                 .serialize()
@@ -386,7 +386,7 @@ impl Node {
         public_key_package: &frost_core::keys::PublicKeyPackage<C>,
         group_key: &[u8],
     ) -> Result<(), Refusal> {
-        let storage = |e: String| Refusal::permanent(link_rule::STORAGE, e);
+        let storage = |e: String| Refusal::permanent(Rule::SignerStorage, e);
         let (sealed, pkp) = self.sealed_share(key_package, public_key_package)?;
         self.store
             .put_meta_durable(&C::meta(META_PUBLIC_KEY_PACKAGE), &pkp)
@@ -398,7 +398,7 @@ impl Node {
         match self.store.put_meta_once(&C::meta(META_KEY_SHARE), &sealed) {
             Ok(true) => Ok(()),
             Ok(false) => Err(Refusal::permanent(
-                link_rule::DKG_KEY_EXISTS,
+                Rule::DkgKeyExists,
                 "a key share is already stored; it is never replaced",
             )),
             Err(e) => Err(storage(e.to_string())),

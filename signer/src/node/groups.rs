@@ -14,13 +14,13 @@ use frost_core::{keys::KeyPackage, Identifier};
 use quorate_core::{
     dkg,
     message::Scheme,
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
     repair as dkg_repair,
     scheme::Suite,
     signing::NonceStore,
 };
 
-use super::{key_share_purpose, link_rule, read, write, Node};
+use super::{key_share_purpose, read, write, Node};
 
 /// FROST(secp256k1, SHA-256).
 pub type Secp = frost_secp256k1::Secp256K1Sha256;
@@ -118,7 +118,7 @@ impl<C: Suite> Group<C> {
     pub fn key(&self) -> Result<Arc<KeyPackage<C>>, Refusal> {
         read(&self.key).clone().ok_or_else(|| {
             Refusal::temporary(
-                rule::NO_KEY,
+                Rule::NoKeyShare,
                 format!(
                     "this signer has no {} key share yet; run DKG for it",
                     C::SCHEME
@@ -137,7 +137,7 @@ impl<C: Suite> Group<C> {
         };
         let key = key.ok_or_else(|| {
             Refusal::temporary(
-                rule::NO_KEY,
+                Rule::NoKeyShare,
                 format!(
                     "this signer has no {} key share yet; run DKG for it",
                     C::SCHEME
@@ -146,7 +146,7 @@ impl<C: Suite> Group<C> {
         })?;
         if mine != epoch {
             return Err(Refusal::temporary(
-                rule::KEY_EPOCH_MISMATCH,
+                Rule::KeyEpochMismatch,
                 format!(
                     "asked to sign with a {} share of key epoch {epoch}; this signer holds epoch {mine}",
                     C::SCHEME
@@ -237,8 +237,7 @@ impl Held for Ed {
 
 /// The scheme a request names.
 pub(super) fn scheme_of(value: i32) -> Result<Scheme, Refusal> {
-    quorate_wire::convert::key_scheme(value)
-        .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))
+    quorate_wire::convert::key_scheme(value).map_err(|e| Refusal::permanent(Rule::BadRequest, e))
 }
 
 #[cfg(test)]
@@ -258,12 +257,12 @@ mod tests {
         n.of(b).commit([2; 16], &share(), &mut rng, 0).unwrap();
         // The other link names the session: unknown there, and still live on its own link.
         let refused = n.of(b).take(&[1; 16], 1).unwrap_err();
-        assert_eq!(refused.rule, rule::NONCE_UNKNOWN);
+        assert_eq!(refused.rule, Rule::NonceUnknown);
         assert_eq!(n.outstanding(1), 2);
         // Each link has its own limit: one link filling it does not stop the other.
         n.of(a).commit([3; 16], &share(), &mut rng, 0).unwrap();
         let full = n.of(a).commit([4; 16], &share(), &mut rng, 0).unwrap_err();
-        assert_eq!(full.rule, rule::NONCE_LIMIT);
+        assert_eq!(full.rule, Rule::NonceLimit);
         n.of(b).commit([5; 16], &share(), &mut rng, 0).unwrap();
         // A link that reconnects forgets its own nonces, not the other's.
         n.forget(a);

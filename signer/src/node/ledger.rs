@@ -6,7 +6,7 @@ use quorate_core::{
     intent::WithdrawalIntent,
     message::{signing_message, ChainFormat, Scheme},
     policy::{self, ledger::Debit},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
@@ -144,16 +144,16 @@ impl Node {
         &self,
         n: &pb::LedgerNotice,
     ) -> Result<pb::signer_message::Body, Refusal> {
-        let invalid = |m: &str| Refusal::permanent(rule::LEDGER_NOTICE_INVALID, m.to_string());
+        let invalid = |m: &str| Refusal::permanent(Rule::LedgerNoticeInvalid, m.to_string());
         let intent = WithdrawalIntent::decode(&n.intent)
-            .map_err(|e| Refusal::permanent(rule::INTENT_MALFORMED, e.to_string()))?;
+            .map_err(|e| Refusal::permanent(Rule::IntentMalformed, e.to_string()))?;
         // The message the group signed for it under this signer's policy: a notice for a
         // withdrawal on a chain whose vault settings changed since does not verify.
         let format = {
             let guard = lock(&self.policy);
             let Some(state) = guard.state.as_ref() else {
                 return Err(Refusal::temporary(
-                    rule::POLICY_MISSING,
+                    Rule::PolicyMissing,
                     "no policy installed",
                 ));
             };

@@ -4,7 +4,7 @@
 use quorate_core::{
     audit::{self, Event},
     policy::{self, encode_state},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{
     convert::policy::{signed_from_proto, status},
@@ -25,7 +25,7 @@ impl Node {
     pub(super) fn refresh_policy(&self, guard: &mut PolicyGuard, now: u64) -> Result<(), Refusal> {
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 format!("signer {} has no policy installed yet", self.name),
             ));
         };
@@ -58,7 +58,7 @@ impl Node {
         p: &policy_pb::SignedPolicy,
     ) -> Result<pb::signer_message::Body, Refusal> {
         let signed =
-            signed_from_proto(p).map_err(|e| Refusal::permanent(rule::POLICY_UPDATE_INVALID, e))?;
+            signed_from_proto(p).map_err(|e| Refusal::permanent(Rule::PolicyUpdateInvalid, e))?;
         let version = signed.doc.version;
         let hash = signed.doc.hash_hex();
         let mut guard = lock(&self.policy);
@@ -114,7 +114,7 @@ impl Node {
         &self,
         v: &pb::PolicyVeto,
     ) -> Result<pb::signer_message::Body, Refusal> {
-        let bad = |m: String| Refusal::permanent(rule::POLICY_VETO_INVALID, m);
+        let bad = |m: String| Refusal::permanent(Rule::PolicyVetoInvalid, m);
         let hash: [u8; 32] = v
             .policy_hash
             .as_slice()
@@ -128,7 +128,7 @@ impl Node {
         let mut guard = lock(&self.policy);
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "no policy installed",
             ));
         };

@@ -12,14 +12,14 @@ use quorate_core::{
     dkg::{self, DkgError, DkgOutput, DkgSetup, Round2State, SignedEcho},
     identity::IdentityPublic,
     refresh::{package_hash, Stored},
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
     seal::Sealed,
 };
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
 use super::{
-    groups::Held, link_rule, lock, refusal, repair::META_KEY_EPOCH, storage, Node, META_KEY_SHARE,
+    groups::Held, lock, refusal, repair::META_KEY_EPOCH, storage, Node, META_KEY_SHARE,
     META_PUBLIC_KEY_PACKAGE,
 };
 
@@ -45,7 +45,7 @@ pub(super) fn pending_keys<C: Held>() -> Vec<String> {
 }
 
 fn bad(reason: impl Into<String>) -> Refusal {
-    Refusal::permanent(link_rule::BAD_REQUEST, reason)
+    Refusal::permanent(Rule::BadRequest, reason)
 }
 
 impl Node {
@@ -99,7 +99,7 @@ impl Node {
         let epoch = self.key_epoch::<C>()?;
         if terms.old_epoch != epoch {
             return Err(Refusal::temporary(
-                quorate_core::refusal::rule::KEY_EPOCH_MISMATCH,
+                Rule::KeyEpochMismatch,
                 format!(
                     "a refresh of key epoch {}; this signer's {} share is of epoch {epoch}",
                     terms.old_epoch,
@@ -119,7 +119,7 @@ impl Node {
         holders.retain(|id, _| !retired.contains(id));
         if holders.len() < usize::from(self.manifest.threshold) {
             return Err(Refusal::permanent(
-                link_rule::REFRESH_PARTICIPANTS,
+                Rule::RefreshParticipants,
                 format!(
                     "{} holders would remain after the retired signers; a refresh keeps at least the threshold, {}",
                     holders.len(),
@@ -129,7 +129,7 @@ impl Node {
         }
         if !holders.contains_key(&self.me) {
             return Err(Refusal::permanent(
-                link_rule::REFRESH_PARTICIPANTS,
+                Rule::RefreshParticipants,
                 "the policy in force retired this signer: it takes no part in a refresh",
             ));
         }
@@ -138,7 +138,7 @@ impl Node {
             let id = u16::try_from(*p).map_err(|_| bad(format!("identifier {p} out of range")))?;
             let key = holders.get(&id).ok_or_else(|| {
                 Refusal::permanent(
-                    link_rule::REFRESH_PARTICIPANTS,
+                    Rule::RefreshParticipants,
                     format!(
                         "participant {id} holds no share of this key or is retired; a refresh cannot add signers"
                     ),
@@ -148,7 +148,7 @@ impl Node {
         }
         if named.len() != terms.participants.len() || named.len() != holders.len() {
             return Err(Refusal::permanent(
-                link_rule::REFRESH_PARTICIPANTS,
+                Rule::RefreshParticipants,
                 "a refresh runs among every holder of the key the policy in force has not retired, each named once (removing a signer is a governed change: retired_signers)",
             ));
         }
@@ -199,7 +199,7 @@ impl Node {
         session_id: &[u8],
         out: &DkgOutput<C>,
     ) -> Result<pb::signer_message::Body, Refusal> {
-        let fail = |e: String| Refusal::permanent(link_rule::STORAGE, e);
+        let fail = |e: String| Refusal::permanent(Rule::SignerStorage, e);
         let epoch = self
             .key_epoch::<C>()?
             .checked_add(1)
@@ -269,7 +269,7 @@ impl Node {
                 .map_err(storage)?
                 .ok_or_else(|| {
                     Refusal::permanent(
-                        link_rule::REFRESH_PENDING,
+                        Rule::RefreshPending,
                         "no refreshed share of this session is stored here",
                     )
                 })
@@ -286,12 +286,12 @@ impl Node {
             || hash.as_slice() != r.public_key_package_hash
         {
             return Err(Refusal::permanent(
-                link_rule::REFRESH_PENDING,
+                Rule::RefreshPending,
                 "the activation names another refresh than the one stored here",
             ));
         }
         let pkp = PublicKeyPackage::<C>::deserialize(&pkp_bytes).map_err(|e| {
-            Refusal::permanent(link_rule::STORAGE, format!("public key package: {e}"))
+            Refusal::permanent(Rule::SignerStorage, format!("public key package: {e}"))
         })?;
         let acks = r
             .acks
@@ -312,14 +312,14 @@ impl Node {
             .check_all::<C>(&self.participants_of(&pkp), &acks)
             .map_err(|e| {
                 warn!(signer = %self.name, error = %e, "refresh not activated");
-                Refusal::permanent(link_rule::REFRESH_PENDING, e.to_string())
+                Refusal::permanent(Rule::RefreshPending, e.to_string())
             })?;
         let plain = self
             .kek
             .open(&C::share_purpose(&self.name), &sealed)
-            .map_err(|e| Refusal::permanent(link_rule::STORAGE, e.to_string()))?;
+            .map_err(|e| Refusal::permanent(Rule::SignerStorage, e.to_string()))?;
         let kp = KeyPackage::<C>::deserialize(&plain)
-            .map_err(|e| Refusal::permanent(link_rule::STORAGE, format!("key share: {e}")))?;
+            .map_err(|e| Refusal::permanent(Rule::SignerStorage, format!("key share: {e}")))?;
         let puts = vec![
             (C::meta(META_KEY_SHARE), sealed),
             (C::meta(META_PUBLIC_KEY_PACKAGE), pkp_bytes),
@@ -330,7 +330,7 @@ impl Node {
             .map_err(storage)?;
         group
             .install(kp, epoch)
-            .map_err(|e| Refusal::permanent(link_rule::STORAGE, e))?;
+            .map_err(|e| Refusal::permanent(Rule::SignerStorage, e))?;
         let fingerprint = quorate_core::fingerprint::group_key_fingerprint(&group.group_key());
         info!(signer = %self.name, scheme = %C::SCHEME, epoch, %fingerprint, "refreshed share in use; the old one is deleted");
         self.audit(

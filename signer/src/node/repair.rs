@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use frost_core::keys::PublicKeyPackage;
 use quorate_core::{
     audit::{self, Event},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
     repair::{self, Contribution, Offer, RepairError, RepairSetup},
 };
 use quorate_wire::signer as pb;
@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::{
     dkg::{sealed_from_pb, sealed_to_pb},
     groups::{scheme_of, Held},
-    link_rule, read, refusal, DkgSlot, Node, META_PUBLIC_KEY_PACKAGE,
+    read, refusal, DkgSlot, Node, META_PUBLIC_KEY_PACKAGE,
 };
 use quorate_core::message::Scheme;
 
@@ -25,7 +25,7 @@ pub const META_KEY_EPOCH: &str = "key_epoch";
 
 fn repair_refusal(e: RepairError) -> pb::Refusal {
     pb::Refusal {
-        rule: link_rule::REPAIR_ABORTED.into(),
+        rule: Rule::RepairAborted.to_string(),
         reason: e.to_string(),
         permanent: true,
         culprits: e.culprits.iter().map(|c| u32::from(*c)).collect(),
@@ -35,7 +35,7 @@ fn repair_refusal(e: RepairError) -> pb::Refusal {
 
 fn refused(r: Refusal) -> pb::Refusal {
     pb::Refusal {
-        rule: r.rule,
+        rule: r.rule.to_string(),
         reason: r.reason,
         permanent: r.permanent,
         culprits: vec![],
@@ -44,7 +44,7 @@ fn refused(r: Refusal) -> pb::Refusal {
 }
 
 fn bad(reason: impl Into<String>) -> Refusal {
-    Refusal::permanent(link_rule::BAD_REQUEST, reason)
+    Refusal::permanent(Rule::BadRequest, reason)
 }
 
 fn ident(v: u32) -> Result<u16, Refusal> {
@@ -106,7 +106,7 @@ impl Node {
             Some(b) => b
                 .try_into()
                 .map(u32::from_be_bytes)
-                .map_err(|_| Refusal::permanent(link_rule::STORAGE, "corrupt key epoch")),
+                .map_err(|_| Refusal::permanent(Rule::SignerStorage, "corrupt key epoch")),
         }
     }
 
@@ -118,19 +118,20 @@ impl Node {
             .map_err(super::storage)?
             .ok_or_else(|| {
                 Refusal::temporary(
-                    rule::NO_KEY,
+                    Rule::NoKeyShare,
                     format!("this signer has no {} public key package", C::SCHEME),
                 )
             })?;
-        PublicKeyPackage::<C>::deserialize(&raw)
-            .map_err(|e| Refusal::permanent(link_rule::STORAGE, format!("public key package: {e}")))
+        PublicKeyPackage::<C>::deserialize(&raw).map_err(|e| {
+            Refusal::permanent(Rule::SignerStorage, format!("public key package: {e}"))
+        })
     }
 
     /// The setup of a repair session, from the request checked against our own manifest.
     fn repair_setup(&self, s: &pb::RepairSession) -> Result<RepairSetup, Refusal> {
         if s.manifest_hash != self.manifest.hash() {
             return Err(Refusal::permanent(
-                link_rule::MANIFEST_MISMATCH,
+                Rule::ManifestMismatch,
                 "the coordinator's manifest differs from this signer's",
             ));
         }
@@ -299,7 +300,7 @@ impl Node {
         let held_epoch = self.key_epoch::<C>().map_err(refused)?;
         let share_exists = || {
             refused(Refusal::permanent(
-                link_rule::SHARE_EXISTS,
+                Rule::ShareExists,
                 format!(
                     "this signer already holds a {} key share of key epoch {held_epoch}; a share is never replaced by one of the same or an older epoch",
                     C::SCHEME
@@ -311,7 +312,7 @@ impl Node {
         }
         if C::progress(slot).is_some() {
             return Err(refused(Refusal::temporary(
-                link_rule::DKG_PENDING,
+                Rule::DkgPendingConfirmation,
                 "a DKG is in progress on this signer",
             )));
         }
@@ -330,14 +331,14 @@ impl Node {
             .key_package
             .verifying_share()
             .serialize()
-            .map_err(|e| refused(Refusal::permanent(link_rule::STORAGE, e.to_string())))?;
+            .map_err(|e| refused(Refusal::permanent(Rule::SignerStorage, e.to_string())))?;
         if held && out.epoch <= held_epoch {
             return Err(share_exists());
         }
         self.store_repaired_share::<C>(&out).map_err(refused)?;
         C::group(self)
             .install(out.key_package.clone(), out.epoch)
-            .map_err(|e| refused(Refusal::permanent(link_rule::STORAGE, e)))?;
+            .map_err(|e| refused(Refusal::permanent(Rule::SignerStorage, e)))?;
         let fingerprint = quorate_core::fingerprint::group_key_fingerprint(&out.group_key);
         info!(
             signer = %self.name,
@@ -381,7 +382,7 @@ impl Node {
         let retired = self.retired_signers();
         match ids.copied().find(|i| retired.contains(i)) {
             Some(i) => Err(Refusal::permanent(
-                rule::SIGNER_RETIRED,
+                Rule::SignerRetired,
                 format!(
                     "signer {i} is retired by the policy in force; it takes no part in a repair"
                 ),
@@ -410,14 +411,14 @@ impl Node {
         let mut slot = super::lock(&self.dkg);
         if C::progress(&mut slot).is_some() {
             return Err(Refusal::temporary(
-                link_rule::DKG_PENDING,
+                Rule::DkgPendingConfirmation,
                 "a DKG or refresh is in progress on this signer",
             ));
         }
         let group = C::group(self);
         group.key()?;
         let epoch = self.key_epoch::<C>()?;
-        let refuse = |m: String| Refusal::permanent(link_rule::REPAIR_ABORTED, m);
+        let refuse = |m: String| Refusal::permanent(Rule::RepairAborted, m);
         if result.epoch != epoch || result.group_public_key != group.group_key() {
             return Err(refuse(format!(
                 "the enrolled share is not of this signer's key at epoch {epoch}"
@@ -425,7 +426,7 @@ impl Node {
         }
         if self.pending_epoch::<C>() != 0 {
             return Err(Refusal::temporary(
-                link_rule::REFRESH_PENDING,
+                Rule::RefreshPending,
                 "a refreshed share waits for activation; enrol after it",
             ));
         }
@@ -469,7 +470,7 @@ impl Node {
                 .map_err(|e| refuse(e.to_string()))?;
             let bytes = extended
                 .serialize()
-                .map_err(|e| Refusal::permanent(link_rule::STORAGE, e.to_string()))?;
+                .map_err(|e| Refusal::permanent(Rule::SignerStorage, e.to_string()))?;
             self.store
                 .put_meta_durable(&C::meta(META_PUBLIC_KEY_PACKAGE), &bytes)
                 .map_err(super::storage)?;

@@ -7,7 +7,7 @@ use quorate_core::{
     intent::WithdrawalIntent,
     message::{ChainFormat, Scheme},
     policy::{self, Ledger},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
     signing::{self, Gate},
 };
 use quorate_wire::{convert::policy::sigs_from_proto, signer as pb};
@@ -16,8 +16,8 @@ use tracing::{info, warn};
 use std::sync::Arc;
 
 use super::{
-    groups, ledger::Counted, link_rule, lock, scheme_of, session_id, storage, Ed, Held, LinkId,
-    Node, PolicyGuard, Secp,
+    groups, ledger::Counted, lock, scheme_of, session_id, storage, Ed, Held, LinkId, Node,
+    PolicyGuard, Secp,
 };
 
 /// Most session ids in one presign batch.
@@ -39,7 +39,7 @@ impl Node {
         )?;
         let bytes = commitments
             .serialize()
-            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("commitments: {e}")))?;
+            .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("commitments: {e}")))?;
         Ok(pb::signer_message::Body::Commit(pb::CommitResponse {
             commitments: bytes,
         }))
@@ -53,7 +53,7 @@ impl Node {
         let key = C::group(self).key()?;
         if r.session_ids.is_empty() || r.session_ids.len() > MAX_PRESIGN_BATCH {
             return Err(Refusal::permanent(
-                link_rule::BAD_REQUEST,
+                Rule::BadRequest,
                 format!("a presign batch holds 1 to {MAX_PRESIGN_BATCH} session ids"),
             ));
         }
@@ -75,7 +75,7 @@ impl Node {
             .iter()
             .map(|c| c.serialize())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("commitments: {e}")))?;
+            .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("commitments: {e}")))?;
         Ok(pb::signer_message::Body::Presign(pb::PresignResponse {
             commitments,
             ttl_ms,
@@ -90,7 +90,7 @@ impl Node {
         if let Some(action) = &r.vault_action {
             if r.solana_void.is_some() || scheme_of(r.scheme)? != Scheme::Secp256k1 {
                 return Err(Refusal::permanent(
-                    link_rule::BAD_REQUEST,
+                    Rule::BadRequest,
                     "a vault action is signed by the secp256k1 group, alone",
                 ));
             }
@@ -120,7 +120,7 @@ impl Node {
         // this request, the session can never be signed in again (S4).
         let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
         let approvals = sigs_from_proto(&r.approvals)
-            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("approvals: {e}")))?;
+            .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("approvals: {e}")))?;
         let decoded = WithdrawalIntent::decode(&r.intent).ok();
         // What the checks need from the policy in force is read under the policy lock; the
         // checks themselves (the backend signature, the package's points, the message) run
@@ -145,7 +145,7 @@ impl Node {
         };
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "no policy installed",
             ));
         };
@@ -154,7 +154,7 @@ impl Node {
         self.check_binding(&ok.intent, &bound)?;
         if self.locally_frozen() {
             return Err(Refusal::temporary(
-                rule::POLICY_FROZEN,
+                Rule::PolicyFrozen,
                 format!(
                     "signer {} is stopped by its operator (local freeze)",
                     self.name
@@ -244,7 +244,7 @@ impl Node {
     ) -> Result<GateFacts<C>, Refusal> {
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
-                rule::POLICY_MISSING,
+                Rule::PolicyMissing,
                 "no policy installed",
             ));
         };
@@ -280,14 +280,14 @@ impl Node {
         let format_of = |_: &WithdrawalIntent| {
             facts.format.clone().unwrap_or_else(|| {
                 Err(Refusal::permanent(
-                    rule::INTENT_MALFORMED,
+                    Rule::IntentMalformed,
                     "the intent does not decode",
                 ))
             })
         };
         let gate = Gate {
             me: groups::frost_id::<C>(self.me)
-                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+                .map_err(|e| Refusal::permanent(Rule::BadRequest, e))?,
             signers: &C::group(self).signer_ids,
             retired: &facts.retired,
             min_signers: usize::from(self.manifest.threshold),
@@ -326,7 +326,7 @@ impl Node {
             .collect();
         let gate = Gate {
             me: groups::frost_id::<C>(self.me)
-                .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, e))?,
+                .map_err(|e| Refusal::permanent(Rule::BadRequest, e))?,
             signers: &C::group(self).signer_ids,
             retired: &retired,
             min_signers: usize::from(self.manifest.threshold),

@@ -17,12 +17,12 @@ use quorate_core::{
     audit::{self, Event},
     chains::solana,
     message::{solana_void, Scheme},
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{convert::policy::sig_from_proto, signer as pb};
 use tracing::{info, warn};
 
-use super::{groups, link_rule, lock, scheme_of, session_id, storage, LinkId, Node};
+use super::{groups, lock, scheme_of, session_id, storage, LinkId, Node};
 
 fn claim_key(account: &solana::Pubkey, nonce: &[u8; 32]) -> String {
     format!(
@@ -51,7 +51,7 @@ impl Node {
         let expires: [u8; 8] = v
             .get(..8)
             .and_then(|n| n.try_into().ok())
-            .ok_or_else(|| Refusal::permanent(link_rule::STORAGE, "a nonce claim is corrupt"))?;
+            .ok_or_else(|| Refusal::permanent(Rule::SignerStorage, "a nonce claim is corrupt"))?;
         Ok(Some((
             u64::from_be_bytes(expires),
             String::from_utf8_lossy(&v[8..]).into_owned(),
@@ -78,7 +78,7 @@ impl Node {
         }
         let Some((expires, by)) = self.nonce_claim(account, nonce)? else {
             return Err(Refusal::temporary(
-                link_rule::STORAGE,
+                Rule::SignerStorage,
                 "a nonce claim vanished",
             ));
         };
@@ -86,7 +86,7 @@ impl Node {
             return Ok(());
         }
         Err(Refusal::permanent(
-            rule::SOLANA_TERMS,
+            Rule::SolanaTerms,
             format!(
                 "nonce {} of account {} already signs withdrawal {by} (valid until {expires} ms): a nonce value pays one withdrawal; read the account's new nonce",
                 solana::address_text(nonce),
@@ -106,7 +106,7 @@ impl Node {
         let sid = session_id(&r.session_id)?;
         // The nonce leaves the store first, whatever the outcome (S4).
         let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
-        let bad = |m: &str| Refusal::permanent(link_rule::BAD_REQUEST, m.to_string());
+        let bad = |m: &str| Refusal::permanent(Rule::BadRequest, m.to_string());
         if !r.intent.is_empty()
             || !r.backend_signature.is_empty()
             || !r.approvals.is_empty()
@@ -118,7 +118,7 @@ impl Node {
         }
         if scheme_of(r.scheme)? != Scheme::Ed25519 {
             return Err(Refusal::permanent(
-                rule::SCHEME_MISMATCH,
+                Rule::SchemeMismatch,
                 "a Solana void is signed by the ed25519 group",
             ));
         }
@@ -140,12 +140,12 @@ impl Node {
             .map_err(|e| bad(&format!("approval: {e}")))?
             .ok_or_else(|| {
                 Refusal::permanent(
-                    rule::SOLANA_VOID_UNAPPROVED,
+                    Rule::SolanaVoidUnapproved,
                     "a void needs an admin's signature",
                 )
             })?;
         let wallet: [u8; 32] = self.ed25519_group_key().try_into().map_err(|_| {
-            Refusal::temporary(rule::NO_KEY, "this signer has no ed25519 key share yet")
+            Refusal::temporary(Rule::NoKeyShare, "this signer has no ed25519 key share yet")
         })?;
         // No local-freeze check: a void only stops transactions, which is what a frozen
         // cluster wants.
@@ -155,7 +155,7 @@ impl Node {
             let state = guard
                 .state
                 .as_ref()
-                .ok_or_else(|| Refusal::temporary(rule::POLICY_MISSING, "no policy installed"))?;
+                .ok_or_else(|| Refusal::temporary(Rule::PolicyMissing, "no policy installed"))?;
             solana_void(state.active(), &wallet, &account, &nonce, &approval)
         }
         .inspect_err(|refused| {
@@ -166,7 +166,7 @@ impl Node {
             Some(_) => {}
             None => {
                 return Err(Refusal::permanent(
-                    rule::SOLANA_TERMS,
+                    Rule::SolanaTerms,
                     format!(
                         "this signer saw no withdrawal signed with nonce {} of account {}: nothing to void",
                         solana::address_text(&nonce),

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use quorate_core::{
     audit::{self, Event},
-    refusal::Refusal,
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::{convert::policy::status, signer as pb};
 use tracing::info;
 
-use super::{link_rule, lock, refusal, Node};
+use super::{lock, refusal, Node};
 
 /// The operator's local emergency stop, on top of the governed policy: the config switch
 /// (needs a restart) or a freeze file that `quorate signer freeze` writes into the data
@@ -78,20 +78,21 @@ impl Node {
     /// Answers (and records) a request with no body or of a type this version does not know.
     pub async fn refuse_unknown(self: &Arc<Self>) -> pb::signer_message::Body {
         let r = Refusal::permanent(
-            link_rule::BAD_REQUEST,
+            Rule::BadRequest,
             "empty request or a request type this signer does not know",
         );
+        let rule = r.rule.as_str();
         self.metrics.inc(
             "quorate_signer_requests_total",
             "Coordinator requests by kind, outcome (ok, refused) and rule tag.",
             &[
                 ("request", "unknown"),
                 ("outcome", "refused"),
-                ("rule", &r.rule),
+                ("rule", &rule),
             ],
         );
-        let e = Event::refused("unknown", &r.rule, &r.reason).with("permanent", "true");
-        self.record_refusal("unknown", &r.rule, "", e).await;
+        let e = Event::refused("unknown", &rule, &r.reason).with("permanent", "true");
+        self.record_refusal("unknown", &rule, "", e).await;
         refusal(r)
     }
 
@@ -117,7 +118,7 @@ impl Node {
         use quorate_core::policy::receipt;
         if !(receipt::MIN_CHALLENGE..=receipt::MAX_CHALLENGE).contains(&challenge.len()) {
             return Err(Refusal::permanent(
-                link_rule::BAD_REQUEST,
+                Rule::BadRequest,
                 format!(
                     "challenge: {}..={} bytes",
                     receipt::MIN_CHALLENGE,

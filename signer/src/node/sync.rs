@@ -8,8 +8,8 @@ use prost::Message as _;
 use quorate_wire::{policy as policy_pb, signer as pb};
 use tracing::warn;
 
-use super::{groups::Held, link_rule, lock, storage, Ed, Node, Secp};
-use quorate_core::refusal::Refusal;
+use super::{groups::Held, lock, storage, Ed, Node, Secp};
+use quorate_core::refusal::{Refusal, Rule};
 
 /// Metadata key prefix of the policy versions this signer accepted, by version.
 const META_POLICY_HISTORY: &str = "policy/history/";
@@ -111,7 +111,7 @@ impl Node {
             .map_err(storage)?
             .ok_or_else(|| {
                 Refusal::permanent(
-                    link_rule::STORAGE,
+                    Rule::SignerStorage,
                     format!("a {} share without its public key package", C::SCHEME),
                 )
             })?;

@@ -6,12 +6,12 @@
 use quorate_core::{
     audit::{self, Event},
     message::vault_admin,
-    refusal::{rule, Refusal},
+    refusal::{Refusal, Rule},
 };
 use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{link_rule, lock, session_id, LinkId, Node};
+use super::{lock, session_id, LinkId, Node};
 
 impl Node {
     pub(super) fn sign_vault_action(
@@ -28,17 +28,17 @@ impl Node {
             .take(&sid, self.mono_ms())?;
         if !r.intent.is_empty() || !r.backend_signature.is_empty() || !r.approvals.is_empty() {
             return Err(Refusal::permanent(
-                link_rule::BAD_REQUEST,
+                Rule::BadRequest,
                 "a vault action request carries no intent, backend signature or approvals",
             ));
         }
         let chain = action
             .chain
             .parse()
-            .map_err(|e| Refusal::permanent(link_rule::BAD_REQUEST, format!("chain: {e}")))?;
+            .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("chain: {e}")))?;
         if self.locally_frozen() {
             return Err(Refusal::temporary(
-                rule::POLICY_FROZEN,
+                Rule::PolicyFrozen,
                 format!(
                     "signer {} is stopped by its operator (local freeze)",
                     self.name
@@ -52,7 +52,7 @@ impl Node {
             let state = guard
                 .state
                 .as_ref()
-                .ok_or_else(|| Refusal::temporary(rule::POLICY_MISSING, "no policy installed"))?;
+                .ok_or_else(|| Refusal::temporary(Rule::PolicyMissing, "no policy installed"))?;
             vault_admin(state.active(), chain, action.nonce)
         }
         .inspect_err(|refused| {
