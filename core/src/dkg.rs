@@ -48,6 +48,7 @@ mod confirm;
 mod echo;
 mod in_process;
 mod refresh;
+pub mod relay;
 
 pub use confirm::{
     check_confirmations, verify_result, verify_result_for, verify_result_of_kind, SignedResult,

@@ -2,11 +2,12 @@
 //! sealed shares, derived shares, confirmation) and installing the group's public key package.
 //! A share refresh runs the same rounds ([`Coordinator::refresh_shares`]).
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use frost_core::keys::PublicKeyPackage;
 use quorate_core::{
     audit::{self, Event},
+    dkg::relay,
     fingerprint::group_key_fingerprint,
     message::Scheme,
     refusal::{Refusal, Rule},
@@ -16,21 +17,6 @@ use rand::RngCore;
 use tracing::{info, warn};
 
 use super::{Coordinator, Ed, GroupSuite, Secp};
-
-/// Refusals of a ceremony step that an honest signer gives (an abort with its own culprits, or
-/// a state of its own: a share of another epoch, a refresh waiting, a policy that differs for
-/// now): they name nobody.
-const HONEST_REFUSALS: &[Rule] = &[
-    Rule::DkgAborted,
-    Rule::RepairAborted,
-    Rule::RefreshPending,
-    Rule::RefreshParticipants,
-    Rule::KeyEpochMismatch,
-    Rule::ShareExists,
-    Rule::SignerRetired,
-    Rule::NoKeyShare,
-    Rule::SignerStorage,
-];
 
 impl Coordinator {
     /// Starts a DKG for the `scheme` group with every signer of the manifest. All must be
@@ -155,17 +141,7 @@ impl Coordinator {
         for (i, a) in ids.iter().zip(answers) {
             match a {
                 Ok(pb::signer_message::Body::Refusal(r)) => {
-                    let mut culprits: Vec<u16> = r
-                        .culprits
-                        .iter()
-                        .filter_map(|c| u16::try_from(*c).ok())
-                        .collect();
-                    // A refusal that names nobody is the refuser's, unless it reports a state
-                    // an honest signer can be in (an aborted step names culprits of its own,
-                    // or none when the relay is to blame).
-                    if culprits.is_empty() && !HONEST_REFUSALS.contains(&Rule::parse(&r.rule)) {
-                        culprits.push(*i);
-                    }
+                    let culprits = relay::blame(*i, &Rule::parse(&r.rule), &r.culprits);
                     return Err((
                         format!("signer {i} aborted: {}: {}", r.rule, r.reason),
                         culprits,
@@ -237,7 +213,7 @@ impl Coordinator {
                 })
             })
             .await?;
-        let mut mailbox: BTreeMap<u16, Vec<pb::SealedRound2>> = BTreeMap::new();
+        let mut mailbox = relay::Mailbox::new();
         let mut echoes = Vec::with_capacity(ids.len());
         for (i, body) in r2 {
             let pb::signer_message::Body::DkgRound2(p) = body else {
@@ -248,20 +224,7 @@ impl Coordinator {
                 echoes.push(e);
             }
             for s in p.packages {
-                // The sender is who answered, whatever the package says.
-                if s.sender != u32::from(i) {
-                    return Err((
-                        format!("signer {i} sent a package in another's name"),
-                        vec![i],
-                    ));
-                }
-                let Ok(recipient) = u16::try_from(s.recipient) else {
-                    return Err((
-                        format!("signer {i} addressed an unknown recipient"),
-                        vec![i],
-                    ));
-                };
-                mailbox.entry(recipient).or_default().push(s);
+                mailbox.post(i, s.sender, s.recipient, s.clone())?;
             }
         }
         dkg_phase(apb::DkgPhase::Round3, "round 3: deriving key shares");
@@ -269,14 +232,14 @@ impl Coordinator {
             .dkg_round(&ids, |i| {
                 pb::coordinator_message::Body::DkgRound3(pb::DkgRound3Request {
                     session_id: session.clone(),
-                    packages: mailbox.get(&i).cloned().unwrap_or_default(),
+                    packages: mailbox.for_recipient(i),
                     echoes: echoes.clone(),
                     scheme,
                     refresh: refresh.is_some(),
                 })
             })
             .await?;
-        let mut agreed: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = None;
+        let mut agreement = relay::Agreement::new();
         let mut results = Vec::with_capacity(ids.len());
         for (i, body) in r3 {
             let pb::signer_message::Body::DkgRound3(p) = body else {
@@ -305,20 +268,12 @@ impl Coordinator {
                 transcript_hash: p.transcript_hash.clone(),
                 signature: p.signature.clone(),
             });
-            let this = (p.group_public_key, p.transcript_hash, p.public_key_package);
-            match &agreed {
-                None => agreed = Some(this),
-                Some(a) if *a == this => {}
-                Some(_) => {
-                    return Err((
-                        format!("signer {i} finished with a different transcript or group key"),
-                        vec![],
-                    ))
-                }
-            }
+            agreement.offer(
+                i,
+                (p.group_public_key, p.transcript_hash, p.public_key_package),
+            )?;
         }
-        let (gk, transcript, pkp_bytes) =
-            agreed.ok_or_else(|| ("no DKG results".to_string(), vec![]))?;
+        let (gk, transcript, pkp_bytes) = agreement.agreed()?;
         // Confirmation: each signer keeps its share only after checking every participant's
         // signed result itself.
         dkg_phase(

@@ -3,7 +3,6 @@
 //! checks the target's signed result against the group's public key package. It sees no
 //! scalar; every check that matters is made by the helpers and the target themselves.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prost::Message;
@@ -305,7 +304,7 @@ impl Coordinator {
             })
             .await?;
         let mut offers = Vec::with_capacity(helpers.len());
-        let mut mailbox: BTreeMap<u16, Vec<pb::SealedRound2>> = BTreeMap::new();
+        let mut mailbox = quorate_core::dkg::relay::Mailbox::new();
         for (i, body) in r1 {
             let pb::signer_message::Body::RepairOffer(r) = body else {
                 return Err((format!("signer {i} answered round 1 out of turn"), vec![i]));
@@ -315,17 +314,7 @@ impl Coordinator {
             };
             offers.push(offer);
             for d in r.deltas {
-                // The sender is who answered, whatever the package says.
-                if d.sender != u32::from(i) {
-                    return Err((
-                        format!("signer {i} sent a delta in another's name"),
-                        vec![i],
-                    ));
-                }
-                let Ok(to) = u16::try_from(d.recipient) else {
-                    return Err((format!("signer {i} addressed an unknown helper"), vec![i]));
-                };
-                mailbox.entry(to).or_default().push(d);
+                mailbox.post(i, d.sender, d.recipient, d.clone())?;
             }
         }
         let r2 = self
@@ -333,7 +322,7 @@ impl Coordinator {
                 pb::coordinator_message::Body::RepairContribute(pb::RepairContributeRequest {
                     session: Some(session.clone()),
                     offers: offers.clone(),
-                    deltas: mailbox.get(&i).cloned().unwrap_or_default(),
+                    deltas: mailbox.for_recipient(i),
                 })
             })
             .await?;
