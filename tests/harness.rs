@@ -45,9 +45,45 @@ pub async fn quorate_in(dir: Option<&Path>, args: &[&str]) -> (i32, String, Stri
     )
 }
 
+/// A running `quorate devnet`. Dropped, it is asked to stop (SIGTERM), so it stops the
+/// coordinator and signers it started; killed outright only if it does not stop in 20 s. (A
+/// SIGKILL alone would leave its processes running after the test.)
+pub struct Devnet(Child);
+
+impl std::ops::Deref for Devnet {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Devnet {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.id() else { return };
+        if matches!(self.0.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        for _ in 0..400 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Starts `quorate devnet ARGS` in `cwd` and waits until it says it is ready; returns the
-/// process (killed on drop) and everything it printed until then.
-pub async fn start_devnet(args: &[&str], cwd: &Path) -> (Child, String) {
+/// process (stopped on drop, with its nodes) and everything it printed until then.
+pub async fn start_devnet(args: &[&str], cwd: &Path) -> (Devnet, String) {
     let mut devnet = Command::new(exe())
         .arg("devnet")
         .args(args)
@@ -74,7 +110,7 @@ pub async fn start_devnet(args: &[&str], cwd: &Path) -> (Child, String) {
     .expect("devnet ready");
     // Keep reading what it prints, so it never writes into a closed pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (devnet, banner)
+    (Devnet(devnet), banner)
 }
 
 /// A cluster directory with its running processes. Everything is killed on drop.
