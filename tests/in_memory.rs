@@ -405,3 +405,107 @@ async fn expired_pregenerated_commitments_fall_back_to_fresh_ones() {
     );
     m.stop().await;
 }
+
+/// The genesis policy of `m`'s cluster with `extra` TOML appended, as version 2 built on it,
+/// signed by development admins `signers` (1-based); and the admin keys.
+fn successor(m: &Memory, extra: &str) -> quorate_core::policy::SignedPolicy {
+    use quorate_core::policy::{form::PolicyForm, SignedPolicy};
+    let genesis = quorate_wire::convert::policy_file::signed_from_json(
+        &std::fs::read_to_string(m.files.path("policy/genesis.json")).expect("genesis"),
+    )
+    .expect("genesis decodes");
+    let text = std::fs::read_to_string(m.files.path("policy/genesis.toml")).expect("form");
+    let mut form = PolicyForm::parse(&format!("{text}\n{extra}")).expect("form parses");
+    form.admins = genesis.doc.admins.clone();
+    form.admin_quorum = genesis.doc.admin_quorum;
+    form.backend_keys = genesis.doc.backend_keys.clone();
+    let doc = form
+        .to_doc(2, &genesis.doc.hash_hex())
+        .expect("a valid successor");
+    let hash = doc.hash();
+    SignedPolicy {
+        signatures: vec![admin_signature(m, 1, &hash)],
+        doc,
+    }
+}
+
+/// Development admin `n`'s approval of the policy with `hash`.
+fn admin_signature(m: &Memory, n: u8, hash: &[u8; 32]) -> quorate_core::policy::AdminSignature {
+    let text = std::fs::read_to_string(m.files.path(&format!("admin/admin-{n}.key"))).expect("key");
+    let key =
+        quorate_core::identity::IdentitySecret::from_bytes(&hex::decode(text.trim()).expect("hex"))
+            .expect("an admin key");
+    quorate_core::policy::AdminSignature::sign(
+        &key,
+        quorate_core::policy::governance::POLICY_APPROVAL_DOMAIN,
+        &[hash],
+    )
+}
+
+/// A loosening change (a new destination) approved by the quorum waits out the development
+/// policy's 10-minute time-lock on the coordinator and on every signer, to the millisecond,
+/// and then applies without anyone touching it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_destination_waits_out_the_timelock_to_the_millisecond() {
+    use quorate_coordinator::admin::AdminApi;
+    use quorate_wire::{
+        admin::{admin_service_server::AdminService, ApprovePolicyRequest, ProposePolicyRequest},
+        convert::policy::{sig_to_proto, signed_to_proto},
+    };
+    const NEW: &str = "0x1111111111111111111111111111111111111111";
+    let m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 120 * 24 * HOUR_MS).await;
+    let admin = AdminApi {
+        state: m.coordinator.clone(),
+        approvals: tokio::sync::Mutex::new(()),
+    };
+    let next = successor(
+        &m,
+        &format!(
+            "[[whitelist]]\nchain = \"ethereum\"\naddress = \"{NEW}\"\nlabel = \"new desk\"\n"
+        ),
+    );
+    let hash = next.doc.hash();
+    let proposed = admin
+        .propose_policy(tonic::Request::new(ProposePolicyRequest {
+            policy: Some(signed_to_proto(&next)),
+        }))
+        .await
+        .expect("proposed")
+        .into_inner();
+    assert_eq!(proposed.state, "collecting", "{proposed:?}");
+    let approved = admin
+        .approve_policy(tonic::Request::new(ApprovePolicyRequest {
+            hash: hex::encode(hash),
+            approval: Some(sig_to_proto(&admin_signature(&m, 2, &hash))),
+        }))
+        .await
+        .expect("approved")
+        .into_inner();
+    assert_eq!(approved.state, "timelocked", "{approved:?}");
+    let approved_at = m.coordinator_clock.now_ms();
+    assert_eq!(approved.effective_at_ms, approved_at + 600_000);
+    m.refused("t-1", NEW, "1", "policy-whitelist-destination")
+        .await;
+    m.advance(600_000 - 1);
+    m.refused("t-2", NEW, "1", "policy-whitelist-destination")
+        .await;
+    for (node, _) in &m.nodes {
+        assert_eq!(
+            node.policy_status().version,
+            1,
+            "{} applied early",
+            node.name
+        );
+    }
+    m.advance(1);
+    m.signs("t-3", NEW, "1").await;
+    for (node, _) in &m.nodes {
+        assert_eq!(
+            node.policy_status().version,
+            2,
+            "{} did not apply it",
+            node.name
+        );
+    }
+    m.stop().await;
+}

@@ -15,9 +15,16 @@ use tracing::{info, warn};
 use super::{lock, storage, sync, Node, PolicyGuard, META_POLICY_STATE};
 
 impl Node {
-    /// The policy this signer has in force.
+    /// The policy this signer has in force now: a pending version whose time-lock has run out
+    /// is applied first (once; that write is flushed), so the status never shows a version
+    /// that no longer decides anything.
     pub fn policy_status(&self) -> policy_pb::PolicyStatus {
-        status(lock(&self.policy).state.as_ref())
+        let mut guard = lock(&self.policy);
+        if guard.state.is_some() {
+            // A failed write leaves the version pending; the next request applies it.
+            let _ = self.refresh_policy(&mut guard, self.now_ms());
+        }
+        status(guard.state.as_ref())
     }
 
     /// Applies a pending version whose time-lock has run out; refuses if no policy is
