@@ -311,4 +311,24 @@ async fn a_loosening_change_applies_after_its_timelock_on_real_clocks() {
     assert_eq!((code, v["status"].as_str()), (0, Some("signed")), "{v}");
     let p = c.policy().await;
     assert_eq!(p["version"], 2, "{p}");
+    // Every signer, asked for a fresh signed receipt, has version 2 in force: the one left out
+    // of the quorum too.
+    let mut admin = quorate_wire::admin::admin_service_client::AdminServiceClient::new(
+        c.channel("admin").await,
+    );
+    let receipts = admin
+        .get_signer_receipts(quorate_wire::admin::GetSignerReceiptsRequest {
+            challenge: vec![7; 32],
+        })
+        .await
+        .expect("receipts")
+        .into_inner();
+    assert_eq!(receipts.signers.len(), 3, "{receipts:?}");
+    for s in &receipts.signers {
+        let r = s
+            .receipt
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: {}", s.name, s.error));
+        assert_eq!((r.node.as_str(), r.version), (s.name.as_str(), 2), "{r:?}");
+    }
 }

@@ -46,8 +46,9 @@ pub async fn quorate_in(dir: Option<&Path>, args: &[&str]) -> (i32, String, Stri
 }
 
 /// A running `quorate devnet`. Dropped, it is asked to stop (SIGTERM), so it stops the
-/// coordinator and signers it started; killed outright only if it does not stop in 20 s. (A
-/// SIGKILL alone would leave its processes running after the test.)
+/// coordinator and signers it started (up to 10 s each, one after another); killed outright
+/// only if it has not stopped in 60 s. (A SIGKILL alone would leave its processes running
+/// after the test.)
 pub struct Devnet(Child);
 
 impl std::ops::Deref for Devnet {
@@ -72,7 +73,7 @@ impl Drop for Devnet {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
-        for _ in 0..400 {
+        for _ in 0..1_200 {
             if matches!(self.0.try_wait(), Ok(Some(_))) {
                 return;
             }

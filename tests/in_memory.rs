@@ -164,9 +164,20 @@ impl Memory {
     /// Moves every clock forward by `ms`.
     fn advance(&self, ms: u64) {
         self.coordinator_clock.advance(ms);
+        self.advance_signers(ms);
+    }
+
+    /// Moves the signers' clocks alone forward by `ms`: with the coordinator's clock ahead of
+    /// theirs, its own early check passes and the signers decide.
+    fn advance_signers(&self, ms: u64) {
         for (_, c) in &self.nodes {
             c.advance(ms);
         }
+    }
+
+    /// How many requests all signers together refused under `rule`.
+    fn all_refusals(&self, rule: &str) -> u64 {
+        (0..self.nodes.len()).map(|i| self.refusals(i, rule)).sum()
     }
 
     /// A backend-signed ETH withdrawal created now (by the coordinator's clock), valid ten
@@ -256,9 +267,13 @@ impl Memory {
 }
 
 /// A full 24-hour velocity window refuses with the time it frees up, and moving the clocks
-/// past that time frees it: no sleeping, the real ledgers on both sides.
+/// past that time frees it: no sleeping, the real ledgers on both sides. The coordinator's
+/// early check refuses first; with its clock moved to the time it announced and the signers'
+/// one millisecond short of it, the signers' own ledgers refuse, and one millisecond later
+/// they sign.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_velocity_window_frees_when_the_clock_moves_past_it() {
+    const RULE: &str = "policy-velocity-asset-amount-24h";
     let start = PARTNER_ACTIVE_MS - 30 * 24 * HOUR_MS;
     let m = Memory::start(3, 2, start).await;
     // The development policy: at most 10 ETH per 24 hours. Amounts are in wei; the refused
@@ -266,55 +281,82 @@ async fn a_full_velocity_window_frees_when_the_clock_moves_past_it() {
     m.signs("v-1", COLD_WALLET, "6000000000000000000").await;
     m.advance(HOUR_MS);
     m.signs("v-2", COLD_WALLET, "4000000000000000000").await;
-    let status = m
-        .refused("v-3", COLD_WALLET, "1", "policy-velocity-asset-amount-24h")
-        .await;
+    let status = m.refused("v-3", COLD_WALLET, "1", RULE).await;
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-    let info = status.get_error_details().error_info().cloned().unwrap();
-    let retry_at: u64 = info.metadata["retry_at_ms"].parse().expect("retry_at_ms");
-    // The first debit was at `start`; it leaves the window 24 h later, rounded up to the
-    // ledger's one-minute buckets.
+    assert_eq!(
+        m.all_refusals(RULE),
+        0,
+        "the coordinator's early check answers first"
+    );
+    let retry_at = retry_at_ms(&status);
+    // v-1 was debited at `start`; it leaves the window 24 h later, rounded up to the ledger's
+    // one-minute buckets.
     let bucket = quorate_core::policy::ledger::BUCKET_MS;
     assert!(
         (start + 24 * HOUR_MS..=start + 24 * HOUR_MS + bucket).contains(&retry_at),
         "retry_at_ms {retry_at} is not 24 h after {start}"
     );
-    // Still full a minute before then.
-    m.advance(retry_at - bucket - m.coordinator_clock.now_ms());
-    m.refused("v-4", COLD_WALLET, "1", "policy-velocity-asset-amount-24h")
-        .await;
-    // At the time given, it fits again. The signers' pre-generated nonces have long expired
-    // on their monotonic clocks by now: the coordinator falls back to fresh commitments.
-    m.advance(retry_at - m.coordinator_clock.now_ms());
+    // The coordinator at that time, the signers a millisecond short of it: every signer asked
+    // refuses on its own ledger, and says when it frees up: the same time.
+    let now = m.coordinator_clock.now_ms();
+    m.coordinator_clock.advance(retry_at - now);
+    m.advance_signers(retry_at - 1 - now);
+    let status = m.refused("v-4", COLD_WALLET, "1", RULE).await;
+    // Each signer asked refuses once and is left out; two leave too few (a third is asked if
+    // an attempt was lost to an expired pre-generated commitment).
+    assert!(
+        (2..=3).contains(&m.all_refusals(RULE)),
+        "{}",
+        m.all_refusals(RULE)
+    );
+    assert_eq!(retry_at_ms(&status), retry_at);
+    // At the time given, it fits again, on every ledger. The signers' pre-generated nonces
+    // have long expired on their clocks by now: fresh commitments are used.
+    m.advance_signers(1);
     m.signs("v-5", COLD_WALLET, "6000000000000000000").await;
     // v-1's 6 left the window; v-2's 4 and v-5's 6 are in it.
-    m.refused("v-6", COLD_WALLET, "1", "policy-velocity-asset-amount-24h")
-        .await;
+    m.refused("v-6", COLD_WALLET, "1", RULE).await;
     m.stop().await;
 }
 
-/// A destination whitelisted from a later time is refused until then, by the coordinator and
-/// by every signer, and signs once the clocks reach it.
+/// The `retry_at_ms` of a refusal's ErrorInfo.
+fn retry_at_ms(status: &tonic::Status) -> u64 {
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("ErrorInfo");
+    info.metadata
+        .get("retry_at_ms")
+        .unwrap_or_else(|| panic!("no retry_at_ms in {status:?}"))
+        .parse()
+        .expect("retry_at_ms")
+}
+
+/// A destination whitelisted from a later time is refused until then, by the coordinator's
+/// early check and by every signer on its own clock, and signs once the clocks reach it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_whitelisted_from_later_signs_once_the_clocks_reach_it() {
+    const RULE: &str = "policy-whitelist-not-yet-active";
+    const ETH: &str = "1000000000000000000";
     let m = Memory::start(3, 2, PARTNER_ACTIVE_MS - HOUR_MS).await;
-    m.refused(
-        "w-1",
-        PARTNER,
-        "1000000000000000000",
-        "policy-whitelist-not-yet-active",
-    )
-    .await;
-    m.advance(HOUR_MS - 1);
-    m.refused(
-        "w-2",
-        PARTNER,
-        "1000000000000000000",
-        "policy-whitelist-not-yet-active",
-    )
-    .await;
-    m.advance(1);
-    m.signs("w-3", PARTNER, "1000000000000000000").await;
+    m.refused("w-1", PARTNER, ETH, RULE).await;
+    assert_eq!(
+        m.all_refusals(RULE),
+        0,
+        "the coordinator's early check answers first"
+    );
+    // The coordinator at the time, the signers a millisecond short: they refuse.
+    m.coordinator_clock.advance(HOUR_MS);
+    m.advance_signers(HOUR_MS - 1);
+    m.refused("w-2", PARTNER, ETH, RULE).await;
+    assert!(
+        (2..=3).contains(&m.all_refusals(RULE)),
+        "{}",
+        m.all_refusals(RULE)
+    );
+    m.advance_signers(1);
+    m.signs("w-3", PARTNER, ETH).await;
     m.stop().await;
 }
 
@@ -345,8 +387,6 @@ async fn a_signer_with_a_slow_clock_is_left_out_until_its_clock_is_set_right() {
         asked > 0,
         "the slow signer was never asked in 8 withdrawals (chosen at random: (1/3)^8)"
     );
-    // Set right, it is chosen again: with one signer left out of every quorum at random, the
-    // other two can not make all of 12 withdrawals alone.
     slow.set_wall(m.coordinator_clock.now_ms());
     let mut signed_by_it = false;
     for k in 0..12 {
@@ -358,7 +398,7 @@ async fn a_signer_with_a_slow_clock_is_left_out_until_its_clock_is_set_right() {
             break;
         }
     }
-    assert!(signed_by_it, "signer-1 took part in none of 12 withdrawals");
+    assert!(signed_by_it, "signer-1 took part in none of 64 withdrawals");
     let refused = m.refusals(0, "intent-not-yet-valid");
     assert_eq!(
         refused, asked,

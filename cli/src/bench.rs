@@ -137,7 +137,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
         let floor = floor_throughput(*shape, cores, args.count.clamp(200, 2000));
         let cluster = Cluster::start(&work, &exe, *shape, args.link_rtt).await?;
         dkg.push(json!({"t": shape.t, "n": shape.n, "ms": ms(cluster.dkg)}));
-        let sequential = sequential_floor(*shape, cores, &cluster, &work).await?;
+        let sequential = sequential_floor(*shape, cores, &cluster, &work, args.link_rtt).await?;
         let outcome = drive_all(&cluster, args, (floor, &sequential), &mut runs).await;
         nodes.push(cluster.footprint());
         cluster.stop().await;
@@ -564,7 +564,8 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
 /// work and the waits the protocol puts on its critical path, each measured here in the same
 /// run (medians):
 /// - 2 loopback TLS round trips (backend → coordinator, coordinator → the quorum in parallel),
-///   measured as gRPC health checks over a mutual-TLS channel to this cluster's coordinator;
+///   measured as gRPC health checks over a mutual-TLS channel to this cluster's coordinator,
+///   plus the round trip `--link-rtt` adds to the signer links;
 /// - 3 disk flushes one after the other (S6: the coordinator's record before any share is
 ///   asked for, a signer's binding and debit before its share leaves, the signed record before
 ///   the answer), measured as a small sled write and flush in the work directory;
@@ -574,6 +575,8 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
 ///   Commitments are made ahead of time, off the critical path.
 pub struct SequentialFloor {
     rtt_ms: f64,
+    /// The round trip `--link-rtt` adds to the coordinator's round trip to the quorum.
+    link_rtt_ms: f64,
     flush_ms: f64,
     coordinator_ms: f64,
     signer_ms: f64,
@@ -584,6 +587,7 @@ pub struct SequentialFloor {
 impl SequentialFloor {
     fn p50_ms(&self) -> f64 {
         2.0 * self.rtt_ms
+            + self.link_rtt_ms
             + 3.0 * self.flush_ms
             + self.coordinator_ms
             + self.signer_ms * self.signer_rounds as f64
@@ -593,6 +597,7 @@ impl SequentialFloor {
     fn parts(&self) -> Value {
         json!({
             "tls_round_trip_ms": round3(self.rtt_ms),
+            "added_link_round_trip_ms": round3(self.link_rtt_ms),
             "flush_ms": round3(self.flush_ms),
             "coordinator_crypto_ms": round3(self.coordinator_ms),
             "signer_crypto_ms": round3(self.signer_ms),
@@ -613,6 +618,7 @@ async fn sequential_floor(
     cores: usize,
     cluster: &Cluster,
     work: &Path,
+    link_rtt: Option<Duration>,
 ) -> anyhow::Result<SequentialFloor> {
     const SAMPLES: usize = 200;
     let channel = client::channel(&cluster.client, client::As::Backend, None).await?;
@@ -646,6 +652,7 @@ async fn sequential_floor(
     let crypto = tokio::task::spawn_blocking(move || crypto_path(shape, SAMPLES)).await?;
     Ok(SequentialFloor {
         rtt_ms: median(rtts),
+        link_rtt_ms: link_rtt.map_or(0.0, ms),
         flush_ms: median(flushes),
         coordinator_ms: crypto.0,
         signer_ms: crypto.1,

@@ -426,6 +426,7 @@ impl AdminService for AdminApi {
             }
             rec.status = St::Signing;
             rec.rule = None;
+            rec.retry_at_ms = None;
             rec.reason = None;
             status = "signing";
         }

@@ -223,6 +223,7 @@ impl Coordinator {
         for mut r in restarted {
             r.status = Status::Failed;
             r.rule = Some(Rule::CoordinatorRestarted.to_string());
+            r.retry_at_ms = None;
             r.reason = Some(
                 "the coordinator restarted while this withdrawal was being signed; submit it again"
                     .into(),
@@ -390,6 +391,7 @@ mod tests {
             approvals: vec![],
             message: None,
             evm_call: None,
+            retry_at_ms: None,
         }
     }
 

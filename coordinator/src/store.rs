@@ -113,6 +113,10 @@ pub struct Record {
     /// A signed Solana withdrawal's transaction, serialized, base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solana_transaction: Option<String>,
+    /// A failed withdrawal's refusal frees up at this time (Unix ms), when known: the
+    /// signers' velocity ledgers said so. Answered as the refusal's `RetryInfo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at_ms: Option<u64>,
 }
 
 /// Outcome of inserting a new record.

@@ -227,7 +227,7 @@ impl WithdrawalApi {
                 let rule = Rule::parse(r.rule.as_deref().unwrap_or("unknown"));
                 let reason = r.reason.clone().unwrap_or_default();
                 let refusal = if r.status == St::Failed {
-                    Refusal::temporary(rule, reason)
+                    Refusal::temporary(rule, reason).retry_at(r.retry_at_ms)
                 } else {
                     Refusal::permanent(rule, reason)
                 };
@@ -251,6 +251,7 @@ impl WithdrawalApi {
         if r.digest == hex::encode(digest) && r.status == St::Failed {
             r.status = St::Expired;
             r.rule = Some(refusal.rule.to_string());
+            r.retry_at_ms = None;
             r.reason = Some(refusal.reason.clone());
             r.updated_ms = self.state.now_ms();
             self.state.persist(r).await.map_err(|e| internal(&e))?;
@@ -462,6 +463,7 @@ impl WithdrawalService for WithdrawalApi {
                     message: None,
                     evm_call: None,
                     solana_transaction: None,
+                    retry_at_ms: None,
                 };
                 match store.insert_new(&record).map_err(|e| internal(&e))? {
                     Insert::New if status == St::PendingApproval => {

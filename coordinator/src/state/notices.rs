@@ -80,19 +80,21 @@ impl Coordinator {
         }
     }
 
-    /// Ledger sync: tells every connected signer that did not take part about a signed
-    /// withdrawal, so each velocity ledger sees the whole volume. Best effort: a signer that
-    /// misses the notice is behind by this withdrawal (docs/policy.md).
+    /// Ledger sync: tells every connected signer that did not take part about a withdrawal
+    /// signed at `signed_at` (Unix ms, as its record says), so each velocity ledger sees the
+    /// whole volume at the time it went out. Best effort: a signer that misses the notice is
+    /// behind by this withdrawal (docs/policy.md).
     pub(super) fn notify_others(
         &self,
         intent: &WithdrawalIntent,
         signature: &[u8],
         signers: &[u16],
+        signed_at: u64,
     ) {
         let notice = pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice {
             intent: intent.encode(),
             signature: signature.to_vec(),
-            signed_at_ms: self.now_ms(),
+            signed_at_ms: signed_at,
         });
         let timeout = self.signing.signer_timeout;
         for s in self.registry.connected() {

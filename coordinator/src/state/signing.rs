@@ -106,11 +106,13 @@ impl Coordinator {
                 format!("the coordinator's flush task failed: {e}"),
             )),
         };
-        record.updated_ms = self.now_ms();
+        // The signing time: of the record, of our own debit, and in the ledger notices.
+        let signed_at = self.now_ms();
+        record.updated_ms = signed_at;
         let mut notice = None;
         match outcome {
             Ok((signature, signers, message, call, solana_tx)) => {
-                self.policy.debit(&intent, self.now_ms());
+                self.policy.debit(&intent, signed_at);
                 // Recorded before the flush in `persist`, so the record is on disk before
                 // anyone learns the signature.
                 let by: Vec<String> = signers.iter().map(u16::to_string).collect();
@@ -136,6 +138,7 @@ impl Coordinator {
                 });
                 record.rule = None;
                 record.reason = None;
+                record.retry_at_ms = None;
                 info!(withdrawal = %id, "withdrawal signed");
             }
             Err(r) => {
@@ -157,6 +160,7 @@ impl Coordinator {
                 }
                 record.rule = Some(r.rule.to_string());
                 record.reason = Some(r.reason);
+                record.retry_at_ms = r.retry_at_ms.filter(|_| !r.permanent);
             }
         }
         let (outcome, rule) = match record.status {
@@ -175,7 +179,7 @@ impl Coordinator {
             // Ledger notices carry the signature, so they leave only once it is on disk (S6).
             Ok(_) => {
                 if let Some((signature, signers)) = notice {
-                    self.notify_others(&intent, &signature, &signers);
+                    self.notify_others(&intent, &signature, &signers, signed_at);
                 }
             }
             Err(e) => warn!(withdrawal = %id, error = %e, "could not store the outcome"),
