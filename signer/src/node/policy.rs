@@ -16,15 +16,19 @@ use super::{lock, storage, sync, Node, PolicyGuard, META_POLICY_STATE};
 
 impl Node {
     /// The policy this signer has in force now: a pending version whose time-lock has run out
-    /// is applied first (once; that write is flushed), so the status never shows a version
-    /// that no longer decides anything.
+    /// is shown in force, as the next request will apply it, so the status never shows a
+    /// version that no longer decides anything. Writes nothing (it is read from async code).
     pub fn policy_status(&self) -> policy_pb::PolicyStatus {
-        let mut guard = lock(&self.policy);
-        if guard.state.is_some() {
-            // A failed write leaves the version pending; the next request applies it.
-            let _ = self.refresh_policy(&mut guard, self.now_ms());
+        let guard = lock(&self.policy);
+        let now = self.now_ms();
+        match guard.state.as_ref() {
+            Some(s) if s.pending.as_ref().is_some_and(|p| now >= p.effective_at_ms) => {
+                let mut due = s.clone();
+                due.tick(now);
+                status(Some(&due))
+            }
+            state => status(state),
         }
-        status(guard.state.as_ref())
     }
 
     /// Applies a pending version whose time-lock has run out; refuses if no policy is

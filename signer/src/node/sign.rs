@@ -123,26 +123,55 @@ impl Node {
             .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("approvals: {e}")))?;
         let decoded = WithdrawalIntent::decode(&r.intent).ok();
         // What the checks need from the policy in force is read under the policy lock; the
-        // checks themselves (the backend signature, the package's points, the message) run
-        // outside it, so this signer judges several requests at once. The policy is then
-        // locked again for the binding, the ledger and the debit; if a policy update landed
-        // in between, the checks run again under the lock.
-        let now = self.now_ms();
+        // checks themselves (the backend signature, the package's points, the message) and
+        // the share run outside it, so this signer judges several requests at once. The
+        // policy is then locked again for the binding, the ledger, the debit and the audit
+        // record; if a policy update landed in between, the checks run again under the lock.
+        // The share leaves only after all of that is on disk.
+        let mut nonces = Some(nonces);
         let facts = {
             let mut guard = lock(&self.policy);
-            self.refresh_policy(&mut guard, now)?;
+            self.refresh_policy(&mut guard, self.now_ms())?;
             self.gate_facts::<C>(&mut guard, decoded.as_ref())?
         };
-        let checked = self.check_sign_request(&facts, r, &own, now);
+        let checked = self
+            .check_sign_request(&facts, r, &own, self.now_ms())
+            .and_then(|ok| {
+                let nonces = nonces.take().ok_or_else(spent)?;
+                let share = signing::sign_share::<C>(&ok.package, nonces, &key)?;
+                Ok((ok, share))
+            });
         let mut guard = lock(&self.policy);
+        // The time the decision is made at: read once the lock is held, so an intent that
+        // expired while this request waited is not signed.
+        let now = self.now_ms();
         self.refresh_policy(&mut guard, now)?;
-        let ok = match guard.state.as_ref() {
+        let (ok, share) = match guard.state.as_ref() {
             Some(s) if s.active().version == facts.version => checked?,
             _ => {
                 let facts = self.gate_facts::<C>(&mut guard, decoded.as_ref())?;
-                self.check_sign_request(&facts, r, &own, now)?
+                let ok = self.check_sign_request(&facts, r, &own, now)?;
+                // The package is the same bytes either way: a share already made over it
+                // stands.
+                let share = match checked {
+                    Ok((_, share)) => share,
+                    Err(_) => {
+                        let nonces = nonces.take().ok_or_else(spent)?;
+                        signing::sign_share::<C>(&ok.package, nonces, &key)?
+                    }
+                };
+                (ok, share)
             }
         };
+        if now >= ok.intent.expires_at_ms {
+            return Err(Refusal::permanent(
+                Rule::IntentExpired,
+                format!(
+                    "the intent expired at {} ms; now is {now} ms",
+                    ok.intent.expires_at_ms
+                ),
+            ));
+        }
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
                 Rule::PolicyMissing,
@@ -220,11 +249,6 @@ impl Node {
             event,
         )?;
         drop(guard);
-        // The share is computed outside the lock, once the binding, the debit and the audit
-        // record of its release are written, and leaves only once they are on disk (S6, S7).
-        // The package was checked against our commitment, so this does not fail; if it ever
-        // did, the ledger would count a withdrawal never signed, which errs on the safe side.
-        let share = signing::sign_share::<C>(&ok.package, nonces, &key)?;
         // Durable before the share leaves; the sync is shared with concurrent requests and
         // holds no lock, so other withdrawals are checked and written meanwhile.
         self.store.flush().map_err(storage)?;
@@ -338,6 +362,12 @@ impl Node {
         let package = signing::check_package(&gate, package_bytes, message, own)?;
         signing::sign_share(&package, nonces, key)
     }
+}
+
+/// The refusal for a nonce already used by this request (cannot happen: each path takes it
+/// once).
+fn spent() -> Refusal {
+    Refusal::permanent(Rule::NonceUnknown, "this session's nonce is spent")
 }
 
 /// What a signing request is checked against, read from the policy in force.
