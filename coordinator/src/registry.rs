@@ -6,10 +6,11 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use frost_secp256k1::round1::SigningCommitments;
+use quorate_core::clock::Clock;
 use quorate_wire::signer as pb;
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,7 +43,8 @@ struct Link {
     pool: VecDeque<Presigned>,
     /// A refill is in flight, or none is to be asked for before this time.
     refilling: bool,
-    refill_after: Option<Instant>,
+    /// On the coordinator's monotonic clock (ms).
+    refill_after: Option<u64>,
 }
 
 /// A commitment a signer made ahead of time, and the session that names its nonce there.
@@ -52,8 +54,9 @@ pub struct Presigned {
     pub session: [u8; 16],
     /// Its public commitments.
     pub commitments: SigningCommitments,
-    /// After this, the signer may have dropped the nonce: not used.
-    pub usable_until: Instant,
+    /// After this (the coordinator's monotonic clock, ms), the signer may have dropped the
+    /// nonce: not used.
+    pub usable_until: u64,
 }
 
 /// What the registry knows about a connected signer.
@@ -73,17 +76,13 @@ pub struct ConnectedSigner {
     pub last_seen_ms: u64,
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The set of live signer links.
-#[derive(Default)]
 pub struct Registry {
     links: Mutex<BTreeMap<u16, Link>>,
     next: AtomicU64,
+    /// The coordinator's clock: last contact on its wall clock, pool lifetimes and refill
+    /// back-off on its monotonic clock.
+    clock: Arc<dyn Clock>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -99,12 +98,13 @@ pub struct LinkHandle {
     conn: u64,
     pending: Pending,
     last_seen: Arc<AtomicU64>,
+    clock: Arc<dyn Clock>,
 }
 
 impl LinkHandle {
     /// Delivers an answer to whoever waits for `request_id`. Unknown ids are dropped.
     pub fn deliver(&self, request_id: u64, body: pb::signer_message::Body) -> bool {
-        self.last_seen.store(unix_ms(), Ordering::Relaxed);
+        self.last_seen.store(self.clock.now_ms(), Ordering::Relaxed);
         match lock(&self.pending).remove(&request_id) {
             Some(tx) => tx.send(body).is_ok(),
             None => false,
@@ -113,6 +113,20 @@ impl LinkHandle {
 }
 
 impl Registry {
+    /// No link yet; time read from `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            links: Mutex::default(),
+            next: AtomicU64::new(0),
+            clock,
+        }
+    }
+
+    /// Milliseconds on the coordinator's monotonic clock (pool lifetimes).
+    pub fn mono_ms(&self) -> u64 {
+        self.clock.mono_ms()
+    }
+
     /// Registers a new link for `identifier`, replacing any older one.
     pub fn register(
         &self,
@@ -125,7 +139,7 @@ impl Registry {
     ) -> LinkHandle {
         let conn = self.next.fetch_add(1, Ordering::Relaxed);
         let pending: Pending = Arc::default();
-        let last_seen = Arc::new(AtomicU64::new(unix_ms()));
+        let last_seen = Arc::new(AtomicU64::new(self.clock.now_ms()));
         lock(&self.links).insert(
             identifier,
             Link {
@@ -147,6 +161,7 @@ impl Registry {
             conn,
             pending,
             last_seen,
+            clock: self.clock.clone(),
         }
     }
 
@@ -223,7 +238,7 @@ impl Registry {
     pub fn take_presigned(&self, identifier: u16) -> Option<Presigned> {
         let mut links = lock(&self.links);
         let pool = &mut links.get_mut(&identifier)?.pool;
-        let now = Instant::now();
+        let now = self.clock.mono_ms();
         while let Some(p) = pool.pop_front() {
             if p.usable_until > now {
                 return Some(p);
@@ -252,7 +267,7 @@ impl Registry {
     pub fn begin_refill(&self, identifier: u16, low: usize) -> Option<u64> {
         let mut links = lock(&self.links);
         let l = links.get_mut(&identifier)?;
-        let now = Instant::now();
+        let now = self.clock.mono_ms();
         if l.refilling || l.pool.len() >= low || l.refill_after.is_some_and(|t| now < t) {
             return None;
         }
@@ -268,7 +283,9 @@ impl Registry {
             return;
         };
         l.refilling = false;
-        l.refill_after = got.is_empty().then(|| Instant::now() + backoff);
+        l.refill_after = got
+            .is_empty()
+            .then(|| self.clock.mono_ms() + backoff.as_millis() as u64);
         l.pool.extend(got);
     }
 

@@ -186,7 +186,7 @@ impl Coordinator {
             undurable: Mutex::default(),
             manifest,
             store,
-            registry: Arc::default(),
+            registry: Arc::new(Registry::new(clock.clone())),
             signing,
             events,
             public_keys: RwLock::new(public_keys),

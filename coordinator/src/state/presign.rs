@@ -30,13 +30,13 @@ impl Coordinator {
                 session_ids: sessions.iter().map(|s| s.to_vec()).collect(),
                 scheme: pb::KeyScheme::Secp256k1 as i32,
             });
-            let asked = std::time::Instant::now();
+            let asked = registry.mono_ms();
             let got = match registry.call_on(signer, Some(conn), body, timeout).await {
                 Ok(pb::signer_message::Body::Presign(p)) if p.commitments.len() == batch => {
                     // Counted from before the request, and with a margin, so the coordinator
                     // stops using a nonce before the signer forgets it.
-                    let ttl = Duration::from_millis(p.ttl_ms.min(3_600_000));
-                    let usable_until = asked + ttl - (ttl / 4).min(Duration::from_secs(5));
+                    let ttl = p.ttl_ms.min(3_600_000);
+                    let usable_until = asked + ttl - (ttl / 4).min(5_000);
                     let parsed: Result<Vec<_>, _> = sessions
                         .iter()
                         .zip(&p.commitments)
