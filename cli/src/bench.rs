@@ -489,12 +489,16 @@ async fn drive(
     out
 }
 
-/// Withdrawals per second that the cryptography alone allows on `threads` cores, for one
-/// t-of-n group: per withdrawal, the coordinator's and every quorum member's check of the
-/// backend signature, t commitments, t signature shares (each signer recomputing the message),
-/// and aggregation with its verification of the group signature. No network, no storage, no
-/// policy.
-pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
+/// A dealer's key shares for the first t signers of a `shape` group, its public keys, and a
+/// backend key: the floors' keys (no DKG needed to measure signing).
+struct Keys {
+    keys: Vec<frost::keys::KeyPackage>,
+    pubkeys: frost::keys::PublicKeyPackage,
+    backend_key: k256::ecdsa::SigningKey,
+    backend_keys: Vec<BackendKey>,
+}
+
+fn dealt_keys(shape: Shape) -> Keys {
     let mut rng = rand::rngs::OsRng;
     let (shares, pubkeys) = frost::keys::generate_with_dealer(
         shape.n,
@@ -516,6 +520,26 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
             .to_bytes(),
     )
     .expect("a valid key")];
+    Keys {
+        keys,
+        pubkeys,
+        backend_key,
+        backend_keys,
+    }
+}
+
+/// Withdrawals per second that the cryptography alone allows on `threads` cores, for one
+/// t-of-n group: per withdrawal, the coordinator's and every quorum member's check of the
+/// backend signature, t commitments, t signature shares (each signer recomputing the message),
+/// and aggregation with its verification of the group signature. No network, no storage, no
+/// policy.
+pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
+    let Keys {
+        keys,
+        pubkeys,
+        backend_key,
+        backend_keys,
+    } = dealt_keys(shape);
     let now = commands::now_ms();
     let work: Vec<(Vec<u8>, Vec<u8>)> = (0..count)
         .map(|i| {
@@ -665,26 +689,12 @@ async fn sequential_floor(
 /// for one withdrawal of a `shape` group, with commitments made ahead.
 fn crypto_path(shape: Shape, samples: usize) -> (f64, f64, f64) {
     let mut rng = rand::rngs::OsRng;
-    let (shares, pubkeys) = frost::keys::generate_with_dealer(
-        shape.n,
-        shape.t,
-        frost::keys::IdentifierList::Default,
-        rng,
-    )
-    .expect("a valid threshold");
-    let keys: Vec<frost::keys::KeyPackage> = shares
-        .into_values()
-        .take(usize::from(shape.t))
-        .map(|s| frost::keys::KeyPackage::try_from(s).expect("a dealer's share verifies"))
-        .collect();
-    let backend_key = k256::ecdsa::SigningKey::random(&mut rng);
-    let backend_keys = vec![BackendKey::from_sec1(
-        &backend_key
-            .verifying_key()
-            .to_encoded_point(true)
-            .to_bytes(),
-    )
-    .expect("a valid key")];
+    let Keys {
+        keys,
+        pubkeys,
+        backend_key,
+        backend_keys,
+    } = dealt_keys(shape);
     let now = commands::now_ms();
     let (mut coordinator, mut signer, mut aggregate) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..samples {
