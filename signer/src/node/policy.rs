@@ -3,12 +3,9 @@
 
 use quorate_core::{
     audit::{self, Event},
-    policy::{self, encode_state},
+    link::{Answer, PolicyVeto},
+    policy::{self, encode_state, PolicyStatus, SignedPolicy},
     refusal::{Refusal, Rule},
-};
-use quorate_wire::{
-    convert::policy::{signed_from_proto, status},
-    policy as policy_pb, signer as pb,
 };
 use tracing::{info, warn};
 
@@ -16,8 +13,8 @@ use super::{lock, storage, sync, Node, PolicyGuard, META_POLICY_STATE};
 
 impl Node {
     /// The policy this signer has in force.
-    pub fn policy_status(&self) -> policy_pb::PolicyStatus {
-        status(lock(&self.policy).state.as_ref())
+    pub fn policy_status(&self) -> PolicyStatus {
+        PolicyStatus::of(lock(&self.policy).state.as_ref())
     }
 
     /// Applies a pending version whose time-lock has run out; refuses if no policy is
@@ -53,12 +50,9 @@ impl Node {
         Ok(())
     }
 
-    pub(super) fn policy_update(
-        &self,
-        p: &policy_pb::SignedPolicy,
-    ) -> Result<pb::signer_message::Body, Refusal> {
-        let signed =
-            signed_from_proto(p).map_err(|e| Refusal::permanent(Rule::PolicyUpdateInvalid, e))?;
+    pub(super) fn policy_update(&self, signed: SignedPolicy) -> Result<Answer, Refusal> {
+        // Kept as the admins signed it (below), before the state takes the version.
+        let kept = sync::history_value(&signed);
         let version = signed.doc.version;
         let hash = signed.doc.hash_hex();
         let mut guard = lock(&self.policy);
@@ -85,7 +79,7 @@ impl Node {
         // this signer (`sync`). A copy of one it already holds changes nothing there.
         let mut puts = vec![(META_POLICY_STATE.to_string(), encode_state(&next))];
         if !known {
-            puts.push((sync::history_key(version), sync::history_value(p)));
+            puts.push((sync::history_key(version), kept));
         }
         self.store
             .put_meta_batch_durable(&puts, &[])
@@ -105,26 +99,11 @@ impl Node {
             true,
         );
         guard.state = Some(next);
-        Ok(pb::signer_message::Body::PolicyStatus(status(
-            guard.state.as_ref(),
-        )))
+        Ok(Answer::PolicyStatus(PolicyStatus::of(guard.state.as_ref())))
     }
 
-    pub(super) fn policy_veto(
-        &self,
-        v: &pb::PolicyVeto,
-    ) -> Result<pb::signer_message::Body, Refusal> {
-        let bad = |m: String| Refusal::permanent(Rule::PolicyVetoInvalid, m);
-        let hash: [u8; 32] = v
-            .policy_hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| bad("policy_hash must be 32 bytes".into()))?;
-        let veto = v
-            .veto
-            .as_ref()
-            .ok_or_else(|| bad("veto: missing".into()))
-            .and_then(|s| quorate_wire::convert::policy::sig_from_proto(s).map_err(bad))?;
+    pub(super) fn policy_veto(&self, v: &PolicyVeto) -> Result<Answer, Refusal> {
+        let (hash, veto) = (v.policy_hash, &v.veto);
         let mut guard = lock(&self.policy);
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
@@ -133,7 +112,7 @@ impl Node {
             ));
         };
         let mut next = state.clone();
-        next.veto(&hash, &veto, self.now_ms())?;
+        next.veto(&hash, veto, self.now_ms())?;
         // Kept under the version it is for (the pending one's, or the next), so a coordinator
         // asks only for the vetoes after its version in force.
         let version = next
@@ -158,8 +137,6 @@ impl Node {
             true,
         );
         guard.state = Some(next);
-        Ok(pb::signer_message::Body::PolicyStatus(status(
-            guard.state.as_ref(),
-        )))
+        Ok(Answer::PolicyStatus(PolicyStatus::of(guard.state.as_ref())))
     }
 }
