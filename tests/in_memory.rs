@@ -36,8 +36,9 @@ const PARTNER: &str = "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB";
 const COLD_WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 const HOUR_MS: u64 = 3_600_000;
 
-/// An in-memory link: requests go to the node's own `handle`, answers come back through the
-/// coordinator's link handle, as over a stream.
+/// An in-memory link: requests go through the signer's own edge ([`quorate_signer::link::answer`],
+/// which converts them to typed requests for the node and its answers back, as its link task
+/// does), answers come back through the coordinator's link handle, as over a stream.
 struct MemLink {
     cut: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -54,7 +55,7 @@ impl MemLink {
         // A new link, as the signer's link task does: nothing committed before counts.
         node.forget_nonces(LinkId(0));
         let handle =
-            Arc::new(coordinator.admit_signer(&entry, node.hello(), &entry.cert_sha256, tx));
+            Arc::new(coordinator.admit_signer(&entry, node.hello().into(), &entry.cert_sha256, tx));
         let (cut, mut cut_rx) = oneshot::channel();
         let coordinator = coordinator.clone();
         let task = tokio::spawn(async move {
@@ -66,10 +67,9 @@ impl MemLink {
                         _ => break,
                     },
                 };
-                let Some(body) = msg.body else { continue };
                 let (node, handle) = (node.clone(), handle.clone());
                 tokio::spawn(async move {
-                    let answer = node.handle(LinkId(0), body).await;
+                    let answer = quorate_signer::link::answer(&node, LinkId(0), msg.body).await;
                     handle.deliver(msg.request_id, answer);
                 });
             }

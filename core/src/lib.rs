@@ -17,6 +17,7 @@ pub mod dkg;
 pub mod fingerprint;
 pub mod identity;
 pub mod intent;
+pub mod link;
 pub mod message;
 pub mod policy;
 pub mod refresh;

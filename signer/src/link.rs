@@ -5,8 +5,9 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use quorate_core::link::Request;
 use quorate_wire::{
-    signer::{self as pb, signer_link_client::SignerLinkClient},
+    signer::{self as pb, coordinator_message::Body as Req, signer_link_client::SignerLinkClient},
     tls,
 };
 use tokio::sync::{mpsc, Semaphore};
@@ -31,6 +32,29 @@ pub struct LinkTarget {
     pub server_name: String,
     /// Our TLS client configuration.
     pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// Answers one request as it came over the link: the edge between the wire and the node. A
+/// body converts to its typed [`Request`] and the node's [`Answer`](quorate_core::link::Answer)
+/// converts back; a body that does not convert is refused as the node would have refused such
+/// input ([`Node::refuse_malformed`]), and an empty body or one of a type this version does not
+/// know is refused by [`Node::refuse_unknown`]. Counted and recorded as any refusal either way.
+pub async fn answer(node: &Arc<Node>, link: LinkId, body: Option<Req>) -> pb::signer_message::Body {
+    let Some(body) = body else {
+        return node.refuse_unknown().await.into();
+    };
+    // Kept to name the withdrawal if the request is refused before it could be read.
+    let intent = match &body {
+        Req::Sign(r) => Some(r.intent.clone()),
+        _ => None,
+    };
+    match Request::try_from(body) {
+        Ok(request) => node.handle(link, request).await.into(),
+        Err(malformed) => node
+            .refuse_malformed(&malformed, intent.as_deref())
+            .await
+            .into(),
+    }
 }
 
 /// Keeps the link up until `shutdown` resolves.
@@ -76,7 +100,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
     let (tx, rx) = mpsc::channel::<pb::SignerMessage>(64);
     let hello = pb::SignerMessage {
         request_id: 0,
-        body: Some(pb::signer_message::Body::Hello(node.hello())),
+        body: Some(pb::signer_message::Body::Hello(node.hello().into())),
     };
     tx.send(hello)
         .await
@@ -115,11 +139,7 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         let node = node.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let mut answer = match msg.body {
-                Some(body) => node.handle(link, body).await,
-                // An empty body, or a message type this version does not know.
-                None => node.refuse_unknown().await,
-            };
+            let mut answer = answer(&node, link, msg.body).await;
             // An answer the stream could not carry would end the link for every request on
             // it: refuse that one request instead.
             if answer.encoded_len() > quorate_wire::MAX_POLICY_MESSAGE_BYTES - 64 {

@@ -12,12 +12,12 @@ use quorate_core::{
     clock::Clock,
     identity::IdentitySecret,
     intent::WithdrawalIntent,
+    link::{Answer, Hello, Malformed, Request},
     message::Scheme,
     policy::{decode_state, Ledger, PolicyState},
     refusal::{Refusal, Rule},
-    signing::SessionId,
 };
-use quorate_wire::{manifest::Manifest, signer as pb};
+use quorate_wire::manifest::Manifest;
 
 use crate::store::SignerStore;
 
@@ -35,8 +35,10 @@ mod repair;
 mod status;
 mod sync;
 mod vault;
-use groups::{scheme_of, DkgProgress, Ed, Group, Held, Secp};
+use dkg::DkgStep;
+use groups::{DkgProgress, Ed, Group, Held, Secp};
 use metrics::LinkState;
+use repair::RepairStep;
 pub use sign::MAX_PRESIGN_BATCH;
 pub use status::{LocalFreeze, FREEZE_FILE};
 
@@ -141,45 +143,29 @@ pub fn identity_purpose(name: &str) -> String {
     format!("quorate/identity-key/v1/{name}")
 }
 
-fn refusal(r: Refusal) -> pb::signer_message::Body {
-    pb::signer_message::Body::Refusal(pb::Refusal {
-        rule: r.rule.to_string(),
-        reason: r.reason,
-        permanent: r.permanent,
-        culprits: vec![],
-        retry_at_ms: r.retry_at_ms.unwrap_or(0),
-    })
+/// A refusal and the participants it shows misbehaved: how a DKG or repair step fails.
+pub(super) struct Abort {
+    refusal: Refusal,
+    culprits: Vec<u16>,
 }
 
-/// The request's name in audit records.
-fn request_name(body: &pb::coordinator_message::Body) -> &'static str {
-    use pb::coordinator_message::Body as B;
-    match body {
-        B::DkgRound1(_) => "dkg-round1",
-        B::DkgRound2(_) => "dkg-round2",
-        B::DkgRound3(_) => "dkg-round3",
-        B::DkgConfirm(_) => "dkg-confirm",
-        B::Commit(_) => "commit",
-        B::Presign(_) => "presign",
-        B::Sign(_) => "sign",
-        B::PolicyUpdate(_) => "policy-update",
-        B::PolicyVeto(_) => "policy-veto",
-        B::LedgerNotice(_) => "ledger-notice",
-        B::AuditExport(_) => "audit-export",
-        B::StatusChallenge(_) => "status-challenge",
-        B::RepairOffer(_) => "repair-offer",
-        B::RepairContribute(_) => "repair-contribute",
-        B::RepairFinish(_) => "repair-finish",
-        B::RefreshActivate(_) => "refresh-activate",
-        B::AddHolder(_) => "add-holder",
-        B::Sync(_) => "sync",
+impl From<Refusal> for Abort {
+    /// A refusal of this signer's own, naming nobody.
+    fn from(refusal: Refusal) -> Self {
+        Self {
+            refusal,
+            culprits: vec![],
+        }
     }
 }
 
-fn session_id(bytes: &[u8]) -> Result<SessionId, Refusal> {
-    bytes
-        .try_into()
-        .map_err(|_| Refusal::permanent(Rule::BadRequest, "session id must be 16 bytes"))
+impl From<Abort> for Answer {
+    fn from(a: Abort) -> Self {
+        Answer::Refused {
+            refusal: a.refusal,
+            culprits: a.culprits,
+        }
+    }
 }
 
 impl Node {
@@ -323,17 +309,17 @@ impl Node {
 
     /// What this signer says first on a new link: who it is, the manifest it pins, the keys
     /// and key epochs it holds and its policy.
-    pub fn hello(&self) -> pb::Hello {
+    pub fn hello(&self) -> Hello {
         let (key_epoch, ed25519_key_epoch, pending_key_epoch, ed25519_pending_key_epoch) =
             self.key_epochs();
-        pb::Hello {
+        Hello {
             name: self.name.clone(),
-            identifier: u32::from(self.me),
+            identifier: self.me,
             version: env!("CARGO_PKG_VERSION").to_string(),
             manifest_hash: self.manifest_hash().to_vec(),
             group_public_key: self.group_key(),
             ed25519_group_public_key: self.ed25519_group_key(),
-            policy: Some(self.policy_status()),
+            policy: self.policy_status(),
             key_epoch,
             ed25519_key_epoch,
             pending_key_epoch,
@@ -342,96 +328,102 @@ impl Node {
     }
 
     /// Answers one coordinator request.
-    pub async fn handle(
-        self: &Arc<Self>,
-        link: LinkId,
-        body: pb::coordinator_message::Body,
-    ) -> pb::signer_message::Body {
-        use pb::coordinator_message::Body as B;
-        let what = request_name(&body);
+    pub async fn handle(self: &Arc<Self>, link: LinkId, request: Request) -> Answer {
+        let what = request.kind().as_str();
         let started = std::time::Instant::now();
         // Kept to name the withdrawal in a refusal's audit record; decoded only then.
-        let intent = match &body {
-            B::Sign(r) => Some(r.intent.clone()),
-            B::LedgerNotice(n) => Some(n.intent.clone()),
-            _ => None,
-        };
-        let answer = match body {
-            B::DkgRound1(_) | B::DkgRound2(_) | B::DkgRound3(_) | B::DkgConfirm(_) => {
-                let node = self.clone();
-                // DKG steps are CPU work and the last one flushes to disk: off the reactor.
-                // Each runs entirely under the DKG lock, so steps never interleave.
-                tokio::task::spawn_blocking(move || node.dkg_step(body))
-                    .await
-                    .unwrap_or_else(|_| {
-                        refusal(Refusal::permanent(Rule::SignerStorage, "DKG task failed"))
-                    })
-            }
-            B::RepairOffer(_) | B::RepairContribute(_) | B::RepairFinish(_) => {
-                let node = self.clone();
-                // Curve arithmetic and, at the target, a durable write: off the reactor, and
-                // under the DKG lock so repairs and DKGs never interleave.
-                tokio::task::spawn_blocking(move || node.repair_step(body))
-                    .await
-                    .unwrap_or_else(|_| {
-                        refusal(Refusal::permanent(
-                            Rule::SignerStorage,
-                            "repair task failed",
-                        ))
-                    })
-            }
+        let intent = request.intent().map(<[u8]>::to_vec);
+        let answer = match request {
+            Request::DkgRound1(r) => self.dkg(DkgStep::Round1(r)).await,
+            Request::DkgRound2(r) => self.dkg(DkgStep::Round2(r)).await,
+            Request::DkgRound3(r) => self.dkg(DkgStep::Round3(r)).await,
+            Request::DkgConfirm(r) => self.dkg(DkgStep::Confirm(r)).await,
+            Request::RepairOffer(r) => self.repair(RepairStep::Offer(r)).await,
+            Request::RepairContribute(r) => self.repair(RepairStep::Contribute(r)).await,
+            Request::RepairFinish(r) => self.repair(RepairStep::Finish(r)).await,
             // Under the DKG lock and a durable write: off the reactor.
-            B::RefreshActivate(r) => {
-                self.blocking(move |node| match scheme_of(r.scheme)? {
+            Request::RefreshActivate(r) => {
+                self.blocking(move |node| match r.scheme {
                     Scheme::Secp256k1 => node.refresh_activate::<Secp>(&r),
                     Scheme::Ed25519 => node.refresh_activate::<Ed>(&r),
                 })
                 .await
             }
-            B::AddHolder(r) => {
-                let scheme = r.session.as_ref().map_or(0, |s| s.scheme);
-                self.blocking(move |node| match scheme_of(scheme)? {
+            Request::AddHolder(r) => {
+                self.blocking(move |node| match r.session.scheme {
                     Scheme::Secp256k1 => node.add_holder::<Secp>(&r),
                     Scheme::Ed25519 => node.add_holder::<Ed>(&r),
                 })
                 .await
             }
-            B::Commit(r) => match scheme_of(r.scheme).and_then(|s| match s {
+            Request::Commit(r) => match r.scheme {
                 Scheme::Secp256k1 => self.commit::<Secp>(link, &r),
                 Scheme::Ed25519 => self.commit::<Ed>(link, &r),
-            }) {
-                Ok(b) => b,
-                Err(r) => refusal(r),
-            },
+            }
+            .unwrap_or_else(Answer::refused),
             // A batch is a few milliseconds of curve arithmetic: off the reactor.
-            B::Presign(r) => {
-                self.blocking(move |node| match scheme_of(r.scheme)? {
+            Request::Presign(r) => {
+                self.blocking(move |node| match r.scheme {
                     Scheme::Secp256k1 => node.presign::<Secp>(link, &r),
                     Scheme::Ed25519 => node.presign::<Ed>(link, &r),
                 })
                 .await
             }
-            B::Sign(r) => {
+            Request::Sign(r) => {
                 // Binding and debiting flush to disk before the share leaves (S6).
                 self.blocking(move |node| node.sign(link, &r)).await
             }
-            B::PolicyUpdate(p) => self.blocking(move |node| node.policy_update(&p)).await,
-            B::PolicyVeto(v) => self.blocking(move |node| node.policy_veto(&v)).await,
+            Request::PolicyUpdate(p) => self.blocking(move |node| node.policy_update(p)).await,
+            Request::PolicyVeto(v) => self.blocking(move |node| node.policy_veto(&v)).await,
             // Reads the store: off the reactor.
-            B::Sync(r) => self.blocking(move |node| node.sync(&r)).await,
-            B::LedgerNotice(n) => self.blocking(move |node| node.ledger_notice(&n)).await,
+            Request::Sync(r) => self.blocking(move |node| node.sync(&r)).await,
+            Request::LedgerNotice(n) => self.blocking(move |node| node.ledger_notice(&n)).await,
             // The audit lock can be held across a flush: off the reactor.
-            B::AuditExport(r) => self.blocking(move |node| node.audit_export(&r)).await,
+            Request::AuditExport(r) => self.blocking(move |node| node.audit_export(&r)).await,
             // May apply a due version or record a local-freeze change, both flushed: off the
             // reactor.
-            B::StatusChallenge(c) => {
-                self.blocking(move |node| node.status_receipt(&c.challenge))
+            Request::StatusChallenge { challenge } => {
+                self.blocking(move |node| node.status_receipt(&challenge))
                     .await
             }
         };
-        let (outcome, rule) = match &answer {
-            pb::signer_message::Body::Refusal(r) => ("refused", r.rule.as_str()),
-            _ => ("ok", ""),
+        self.account(what, started, intent.as_deref(), &answer)
+            .await;
+        answer
+    }
+
+    /// Answers (and records) a request that did not convert to its typed form at the edge:
+    /// refused as its handler refused such input ([`Malformed::refusal`]), counted and
+    /// recorded as any refusal of that request. `intent`: the intent it carried, if any.
+    pub async fn refuse_malformed(
+        self: &Arc<Self>,
+        malformed: &Malformed,
+        intent: Option<&[u8]>,
+    ) -> Answer {
+        let started = std::time::Instant::now();
+        let answer = Answer::refused(malformed.refusal());
+        self.account(malformed.request.as_str(), started, intent, &answer)
+            .await;
+        answer
+    }
+
+    /// Counts an answer to a `what` request in the metrics and, if it is a refusal, records
+    /// it in the audit log (naming the withdrawal of `intent` if it decodes).
+    async fn account(
+        self: &Arc<Self>,
+        what: &'static str,
+        started: std::time::Instant,
+        intent: Option<&[u8]>,
+        answer: &Answer,
+    ) {
+        let refused = match answer {
+            Answer::Refused { refusal, culprits } => Some((refusal, culprits)),
+            _ => None,
+        };
+        let rule = refused.map(|(r, _)| r.rule.as_str());
+        let (outcome, rule) = match &rule {
+            Some(rule) => ("refused", rule.as_ref()),
+            None => ("ok", ""),
         };
         self.metrics.inc(
             "quorate_signer_requests_total",
@@ -445,32 +437,56 @@ impl Node {
                 started.elapsed().as_secs_f64(),
             );
         }
-        if let pb::signer_message::Body::Refusal(r) = &answer {
+        if let Some((r, culprits)) = refused {
             let mut e =
-                Event::refused(what, &r.rule, &r.reason).with("permanent", r.permanent.to_string());
+                Event::refused(what, rule, &r.reason).with("permanent", r.permanent.to_string());
             let mut withdrawal = String::new();
-            if let Some(i) = intent.and_then(|b| WithdrawalIntent::decode(&b).ok()) {
+            if let Some(i) = intent.and_then(|b| WithdrawalIntent::decode(b).ok()) {
                 withdrawal = i.id.clone();
                 e = e.with("withdrawal", i.id);
             }
-            if !r.culprits.is_empty() {
-                let c: Vec<String> = r.culprits.iter().map(u32::to_string).collect();
+            if !culprits.is_empty() {
+                let c: Vec<String> = culprits.iter().map(u16::to_string).collect();
                 e = e.with("culprits", c.join(","));
             }
-            self.record_refusal(what, &r.rule, &withdrawal, e).await;
+            self.record_refusal(what, rule, &withdrawal, e).await;
         }
-        answer
+    }
+
+    /// Runs a DKG step off the reactor: CPU work, and the last step flushes to disk. Each runs
+    /// entirely under the DKG lock, so steps never interleave.
+    async fn dkg(self: &Arc<Self>, step: DkgStep) -> Answer {
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || node.dkg_step(step))
+            .await
+            .unwrap_or_else(|_| {
+                Answer::refused(Refusal::permanent(Rule::SignerStorage, "DKG task failed"))
+            })
+    }
+
+    /// Runs a repair step off the reactor (curve arithmetic and, at the target, a durable
+    /// write), under the DKG lock so repairs and DKGs never interleave.
+    async fn repair(self: &Arc<Self>, step: RepairStep) -> Answer {
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || node.repair_step(step))
+            .await
+            .unwrap_or_else(|_| {
+                Answer::refused(Refusal::permanent(
+                    Rule::SignerStorage,
+                    "repair task failed",
+                ))
+            })
     }
 
     async fn blocking(
         self: &Arc<Self>,
-        f: impl FnOnce(&Node) -> Result<pb::signer_message::Body, Refusal> + Send + 'static,
-    ) -> pb::signer_message::Body {
+        f: impl FnOnce(&Node) -> Result<Answer, Refusal> + Send + 'static,
+    ) -> Answer {
         let node = self.clone();
         tokio::task::spawn_blocking(move || f(&node))
             .await
             .unwrap_or_else(|_| Err(Refusal::permanent(Rule::SignerStorage, "task failed")))
-            .unwrap_or_else(refusal)
+            .unwrap_or_else(Answer::refused)
     }
 }
 

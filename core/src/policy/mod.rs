@@ -13,6 +13,7 @@ pub mod governance;
 pub mod ledger;
 mod persist;
 pub mod receipt;
+mod status;
 
 pub use chain::{ChainError, VerifiedChain};
 pub use doc::{
@@ -25,3 +26,4 @@ pub use governance::{diff, Change, Effect, Offered, Pending, PolicyState, Signed
 pub use ledger::{Ledger, LedgerKey, Usage};
 pub use persist::{decode_state, encode_state, StateError};
 pub use receipt::{ReceiptError, StatusReceipt};
+pub use status::PolicyStatus;

@@ -3,9 +3,9 @@
 
 use quorate_core::{
     audit::{self, Chain, Event},
+    link::{Answer, AuditExportRequest},
     refusal::{Refusal, Rule},
 };
-use quorate_wire::signer as pb;
 use tracing::warn;
 
 use super::{lock, storage, Node};
@@ -77,10 +77,7 @@ impl Node {
         ))
     }
 
-    pub(super) fn audit_export(
-        &self,
-        r: &quorate_wire::audit::AuditExportRequest,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+    pub(super) fn audit_export(&self, r: &AuditExportRequest) -> Result<Answer, Refusal> {
         let limit = usize::try_from(r.limit)
             .unwrap_or(usize::MAX)
             .clamp(1, quorate_wire::convert::audit::MAX_PAGE);
@@ -91,8 +88,6 @@ impl Node {
             ));
         }
         let (records, head) = self.audit_page(r.from_seq, limit, &r.nonce)?;
-        Ok(pb::signer_message::Body::AuditPage(
-            quorate_wire::convert::audit::page_to_proto(&records, &head),
-        ))
+        Ok(Answer::AuditPage { records, head })
     }
 }

@@ -5,29 +5,52 @@ use std::collections::BTreeMap;
 
 use quorate_core::{
     audit::{self, Event},
-    dkg::{self, DkgSetup, SignedRound1},
+    dkg::{self, DkgSetup},
+    link::{
+        Answer, DkgConfirmRequest, DkgConfirmResponse, DkgRound1Request, DkgRound1Response,
+        DkgRound2Request, DkgRound2Response, DkgRound3Request, DkgRound3Response,
+    },
     refusal::{Refusal, Rule},
-    seal::Sealed,
 };
-use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
 use super::{
-    lock, read, refusal, scheme_of, storage, DkgProgress, DkgSlot, Ed, Held, Node, Scheme, Secp,
-    META_GROUP_KEY, META_KEY_SHARE, META_PUBLIC_KEY_PACKAGE,
+    lock, read, storage, DkgProgress, DkgSlot, Ed, Held, Node, Scheme, Secp, META_GROUP_KEY,
+    META_KEY_SHARE, META_PUBLIC_KEY_PACKAGE,
 };
 
 /// How many recent DKG session ids a signer remembers, to refuse their reuse.
 const USED_DKG_SESSIONS: usize = 64;
 
-fn dkg_refusal(e: dkg::DkgError) -> pb::signer_message::Body {
-    pb::signer_message::Body::Refusal(pb::Refusal {
-        rule: Rule::DkgAborted.to_string(),
-        reason: e.to_string(),
-        permanent: true,
-        culprits: e.culprits.iter().map(|c| u32::from(*c)).collect(),
-        retry_at_ms: 0,
-    })
+/// One step of a DKG (or of a share refresh, which runs the same rounds).
+pub(crate) enum DkgStep {
+    Round1(DkgRound1Request),
+    Round2(DkgRound2Request),
+    Round3(DkgRound3Request),
+    Confirm(DkgConfirmRequest),
+}
+
+impl DkgStep {
+    /// The key group it is for.
+    fn scheme(&self) -> Scheme {
+        match self {
+            DkgStep::Round1(r) => r.scheme,
+            DkgStep::Round2(r) => r.scheme,
+            DkgStep::Round3(r) => r.scheme,
+            DkgStep::Confirm(r) => r.scheme,
+        }
+    }
+}
+
+fn refusal(r: Refusal) -> Answer {
+    Answer::refused(r)
+}
+
+fn dkg_refusal(e: dkg::DkgError) -> Answer {
+    Answer::Refused {
+        refusal: Refusal::permanent(Rule::DkgAborted, e.to_string()),
+        culprits: e.culprits,
+    }
 }
 
 impl Node {
@@ -46,42 +69,24 @@ impl Node {
         }
     }
 
-    pub(super) fn dkg_step(&self, body: pb::coordinator_message::Body) -> pb::signer_message::Body {
-        use pb::coordinator_message::Body as B;
-        let scheme = match &body {
-            B::DkgRound1(r) => r.scheme,
-            B::DkgRound2(r) => r.scheme,
-            B::DkgRound3(r) => r.scheme,
-            B::DkgConfirm(r) => r.scheme,
-            _ => return refusal(Refusal::permanent(Rule::BadRequest, "not a DKG step")),
-        };
-        match scheme_of(scheme) {
-            Ok(Scheme::Secp256k1) => self.dkg_step_for::<Secp>(body),
-            Ok(Scheme::Ed25519) => self.dkg_step_for::<Ed>(body),
-            Err(r) => refusal(r),
+    pub(super) fn dkg_step(&self, step: DkgStep) -> Answer {
+        match step.scheme() {
+            Scheme::Secp256k1 => self.dkg_step_for::<Secp>(step),
+            Scheme::Ed25519 => self.dkg_step_for::<Ed>(step),
         }
     }
 
-    fn dkg_step_for<C: Held>(
-        &self,
-        body: pb::coordinator_message::Body,
-    ) -> pb::signer_message::Body {
-        use pb::coordinator_message::Body as B;
+    fn dkg_step_for<C: Held>(&self, step: DkgStep) -> Answer {
         let mut slot = lock(&self.dkg);
-        match body {
-            B::DkgRound1(r) => self.dkg_round1::<C>(&mut slot, r),
-            B::DkgRound2(r) => self.dkg_round2::<C>(&mut slot, r),
-            B::DkgRound3(r) => self.dkg_round3::<C>(&mut slot, r),
-            B::DkgConfirm(r) => self.dkg_confirm::<C>(&mut slot, r),
-            _ => refusal(Refusal::permanent(Rule::BadRequest, "not a DKG step")),
+        match step {
+            DkgStep::Round1(r) => self.dkg_round1::<C>(&mut slot, r),
+            DkgStep::Round2(r) => self.dkg_round2::<C>(&mut slot, r),
+            DkgStep::Round3(r) => self.dkg_round3::<C>(&mut slot, r),
+            DkgStep::Confirm(r) => self.dkg_confirm::<C>(&mut slot, r),
         }
     }
 
-    fn dkg_round1<C: Held>(
-        &self,
-        slot: &mut DkgSlot,
-        r: pb::DkgRound1Request,
-    ) -> pb::signer_message::Body {
+    fn dkg_round1<C: Held>(&self, slot: &mut DkgSlot, r: DkgRound1Request) -> Answer {
         if r.refresh.is_none() && read(&C::group(self).key).is_some() {
             return refusal(Refusal::permanent(
                 Rule::DkgKeyExists,
@@ -135,7 +140,7 @@ impl Node {
             Ok((state, signed)) => {
                 *C::progress(slot) = Some(DkgProgress::Round1(r.session_id, state));
                 info!(signer = %self.name, scheme = %C::SCHEME, "DKG round 1 sent");
-                pb::signer_message::Body::DkgRound1(pb::DkgRound1Response {
+                Answer::DkgRound1(DkgRound1Response {
                     package: signed.package,
                     signature: signed.signature,
                 })
@@ -144,11 +149,7 @@ impl Node {
         }
     }
 
-    fn dkg_round2<C: Held>(
-        &self,
-        slot: &mut DkgSlot,
-        r: pb::DkgRound2Request,
-    ) -> pb::signer_message::Body {
+    fn dkg_round2<C: Held>(&self, slot: &mut DkgSlot, r: DkgRound2Request) -> Answer {
         // Compare before taking: a stray message must not destroy the session in progress.
         let state = match C::progress(slot).take() {
             Some(DkgProgress::Round1(sid, st)) if sid == r.session_id => st,
@@ -160,29 +161,15 @@ impl Node {
                 });
             }
         };
-        let mut received = Vec::with_capacity(r.packages.len());
-        for p in r.packages {
-            let Ok(identifier) = u16::try_from(p.identifier) else {
-                return dkg_refusal(dkg::DkgError {
-                    reason: format!("identifier {} out of range", p.identifier),
-                    culprits: vec![],
-                });
-            };
-            received.push(SignedRound1 {
-                identifier,
-                package: p.package,
-                signature: p.signature,
-            });
-        }
         let mut rng = rand::rngs::OsRng;
-        match dkg::round2(state, &self.identity, &mut rng, &received) {
+        match dkg::round2(state, &self.identity, &mut rng, &r.packages) {
             Ok((state, sealed)) => {
                 let echo = dkg::echo(&state, &self.identity);
                 *C::progress(slot) = Some(DkgProgress::Round2(r.session_id, state));
                 info!(signer = %self.name, "DKG round 2 sent");
-                pb::signer_message::Body::DkgRound2(pb::DkgRound2Response {
-                    packages: sealed.into_iter().map(sealed_to_pb).collect(),
-                    echo: Some(echo_to_pb(echo)),
+                Answer::DkgRound2(DkgRound2Response {
+                    packages: sealed,
+                    echo: Some(echo),
                 })
             }
             Err(e) => {
@@ -192,11 +179,7 @@ impl Node {
         }
     }
 
-    fn dkg_round3<C: Held>(
-        &self,
-        slot: &mut DkgSlot,
-        r: pb::DkgRound3Request,
-    ) -> pb::signer_message::Body {
+    fn dkg_round3<C: Held>(&self, slot: &mut DkgSlot, r: DkgRound3Request) -> Answer {
         let state = match C::progress(slot).take() {
             Some(DkgProgress::Round2(sid, st)) if sid == r.session_id => st,
             other => {
@@ -207,34 +190,10 @@ impl Node {
                 });
             }
         };
-        let mut sealed = Vec::with_capacity(r.packages.len());
-        for p in r.packages {
-            match sealed_from_pb(p) {
-                Some(s) => sealed.push(s),
-                None => {
-                    return dkg_refusal(dkg::DkgError {
-                        reason: "malformed sealed package".into(),
-                        culprits: vec![],
-                    })
-                }
-            }
-        }
-        let mut echoes = Vec::with_capacity(r.echoes.len());
-        for e in r.echoes {
-            match echo_from_pb(e) {
-                Some(e) => echoes.push(e),
-                None => {
-                    return dkg_refusal(dkg::DkgError {
-                        reason: "malformed echo".into(),
-                        culprits: vec![],
-                    })
-                }
-            }
-        }
         let finished = if r.refresh {
-            self.refresh_round3::<C>(state, &sealed, &echoes)
+            self.refresh_round3::<C>(state, &r.packages, &r.echoes)
         } else {
-            dkg::round3(state, &self.identity, &sealed, &echoes)
+            dkg::round3(state, &self.identity, &r.packages, &r.echoes)
         };
         let out = match finished {
             Ok(o) => o,
@@ -252,7 +211,7 @@ impl Node {
                 })
             }
         };
-        let answer = pb::signer_message::Body::DkgRound3(pb::DkgRound3Response {
+        let answer = Answer::DkgRound3(DkgRound3Response {
             group_public_key: out.group_key.clone(),
             public_key_package: pkp,
             transcript_hash: out.transcript.to_vec(),
@@ -263,11 +222,7 @@ impl Node {
         answer
     }
 
-    fn dkg_confirm<C: Held>(
-        &self,
-        slot: &mut DkgSlot,
-        r: pb::DkgConfirmRequest,
-    ) -> pb::signer_message::Body {
+    fn dkg_confirm<C: Held>(&self, slot: &mut DkgSlot, r: DkgConfirmRequest) -> Answer {
         let out = match C::progress(slot).take() {
             Some(DkgProgress::Finished(sid, out)) if sid == r.session_id => out,
             other => {
@@ -278,26 +233,11 @@ impl Node {
                 });
             }
         };
-        let mut results = Vec::with_capacity(r.results.len());
-        for x in r.results {
-            let Ok(identifier) = u16::try_from(x.identifier) else {
-                return dkg_refusal(dkg::DkgError {
-                    reason: format!("confirmation identifier {} out of range", x.identifier),
-                    culprits: vec![],
-                });
-            };
-            results.push(dkg::SignedResult {
-                identifier,
-                group_key: x.group_public_key,
-                transcript: x.transcript_hash,
-                signature: x.signature,
-            });
-        }
         let participants = match out.kind() {
             dkg::Kind::Refresh => self.participants_of(&out.public_key_package),
             _ => self.setup(r.session_id.clone()).participants,
         };
-        if let Err(e) = dkg::check_confirmations(&participants, &r.session_id, &out, &results) {
+        if let Err(e) = dkg::check_confirmations(&participants, &r.session_id, &out, &r.results) {
             warn!(signer = %self.name, error = %e, "DKG not confirmed; no key stored");
             return dkg_refusal(e);
         }
@@ -326,9 +266,11 @@ impl Node {
                 .with("fingerprint", fingerprint),
             true,
         );
-        pb::signer_message::Body::DkgConfirm(pb::DkgConfirmResponse {
+        Answer::DkgConfirm(DkgConfirmResponse {
             group_public_key: group_key,
-            ..Default::default()
+            epoch: 0,
+            stored_signature: vec![],
+            public_key_package_hash: vec![],
         })
     }
 
@@ -404,58 +346,4 @@ impl Node {
             Err(e) => Err(storage(e.to_string())),
         }
     }
-}
-
-fn echo_to_pb(e: dkg::SignedEcho) -> pb::DkgEcho {
-    pb::DkgEcho {
-        from: u32::from(e.from),
-        packages: e
-            .packages
-            .into_iter()
-            .map(|p| pb::SignedRound1 {
-                identifier: u32::from(p.identifier),
-                package: p.package,
-                signature: p.signature,
-            })
-            .collect(),
-        signature: e.signature,
-    }
-}
-
-fn echo_from_pb(e: pb::DkgEcho) -> Option<dkg::SignedEcho> {
-    Some(dkg::SignedEcho {
-        from: u16::try_from(e.from).ok()?,
-        packages: e
-            .packages
-            .into_iter()
-            .map(|p| {
-                Some(SignedRound1 {
-                    identifier: u16::try_from(p.identifier).ok()?,
-                    package: p.package,
-                    signature: p.signature,
-                })
-            })
-            .collect::<Option<_>>()?,
-        signature: e.signature,
-    })
-}
-
-pub(super) fn sealed_to_pb(s: Sealed) -> pb::SealedRound2 {
-    pb::SealedRound2 {
-        sender: u32::from(s.sender),
-        recipient: u32::from(s.recipient),
-        nonce: s.nonce.to_vec(),
-        ciphertext: s.ciphertext,
-        signature: s.signature,
-    }
-}
-
-pub(super) fn sealed_from_pb(p: pb::SealedRound2) -> Option<Sealed> {
-    Some(Sealed {
-        sender: u16::try_from(p.sender).ok()?,
-        recipient: u16::try_from(p.recipient).ok()?,
-        nonce: p.nonce.as_slice().try_into().ok()?,
-        ciphertext: p.ciphertext,
-        signature: p.signature,
-    })
 }

@@ -235,11 +235,6 @@ impl Held for Ed {
     }
 }
 
-/// The scheme a request names.
-pub(super) fn scheme_of(value: i32) -> Result<Scheme, Refusal> {
-    quorate_wire::convert::key_scheme(value).map_err(|e| Refusal::permanent(Rule::BadRequest, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

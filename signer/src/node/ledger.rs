@@ -4,11 +4,11 @@
 use quorate_core::{
     audit::{self, Event},
     intent::WithdrawalIntent,
+    link::{Answer, LedgerNotice},
     message::{signing_message, ChainFormat, Scheme},
     policy::{self, ledger::Debit},
     refusal::{Refusal, Rule},
 };
-use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
 use super::{lock, storage, Ed, Held, Node, PolicyGuard, Secp};
@@ -140,10 +140,7 @@ impl Node {
 
     /// A withdrawal the group signed without us: count it, once, if the group signature over
     /// its signing message verifies.
-    pub(super) fn ledger_notice(
-        &self,
-        n: &pb::LedgerNotice,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+    pub(super) fn ledger_notice(&self, n: &LedgerNotice) -> Result<Answer, Refusal> {
         let invalid = |m: &str| Refusal::permanent(Rule::LedgerNoticeInvalid, m.to_string());
         let intent = WithdrawalIntent::decode(&n.intent)
             .map_err(|e| Refusal::permanent(Rule::IntentMalformed, e.to_string()))?;
@@ -213,8 +210,6 @@ impl Node {
         if !already {
             info!(signer = %self.name, withdrawal = %intent.id, "ledger notice: withdrawal signed by others counted");
         }
-        Ok(pb::signer_message::Body::LedgerAck(pb::LedgerAck {
-            debited: !already,
-        }))
+        Ok(Answer::LedgerAck { debited: !already })
     }
 }

@@ -3,12 +3,9 @@
 
 use quorate_core::{
     audit::{self, Event},
-    policy::{self, encode_state},
+    link::{Answer, PolicyVeto},
+    policy::{self, encode_state, PolicyStatus, SignedPolicy},
     refusal::{Refusal, Rule},
-};
-use quorate_wire::{
-    convert::policy::{signed_from_proto, status},
-    policy as policy_pb, signer as pb,
 };
 use tracing::{info, warn};
 
@@ -18,16 +15,16 @@ impl Node {
     /// The policy this signer has in force now: a pending version whose time-lock has run out
     /// is shown in force, as the next request will apply it, so the status never shows a
     /// version that no longer decides anything. Writes nothing (it is read from async code).
-    pub fn policy_status(&self) -> policy_pb::PolicyStatus {
+    pub fn policy_status(&self) -> PolicyStatus {
         let guard = lock(&self.policy);
         let now = self.now_ms();
         match guard.state.as_ref() {
             Some(s) if s.pending.as_ref().is_some_and(|p| now >= p.effective_at_ms) => {
                 let mut due = s.clone();
                 due.tick(now);
-                status(Some(&due))
+                PolicyStatus::of(Some(&due))
             }
-            state => status(state),
+            state => PolicyStatus::of(state),
         }
     }
 
@@ -64,12 +61,9 @@ impl Node {
         Ok(())
     }
 
-    pub(super) fn policy_update(
-        &self,
-        p: &policy_pb::SignedPolicy,
-    ) -> Result<pb::signer_message::Body, Refusal> {
-        let signed =
-            signed_from_proto(p).map_err(|e| Refusal::permanent(Rule::PolicyUpdateInvalid, e))?;
+    pub(super) fn policy_update(&self, signed: SignedPolicy) -> Result<Answer, Refusal> {
+        // Kept as the admins signed it (below), before the state takes the version.
+        let kept = sync::history_value(&signed);
         let version = signed.doc.version;
         let hash = signed.doc.hash_hex();
         let mut guard = lock(&self.policy);
@@ -96,7 +90,7 @@ impl Node {
         // this signer (`sync`). A copy of one it already holds changes nothing there.
         let mut puts = vec![(META_POLICY_STATE.to_string(), encode_state(&next))];
         if !known {
-            puts.push((sync::history_key(version), sync::history_value(p)));
+            puts.push((sync::history_key(version), kept));
         }
         self.store
             .put_meta_batch_durable(&puts, &[])
@@ -116,26 +110,11 @@ impl Node {
             true,
         );
         guard.state = Some(next);
-        Ok(pb::signer_message::Body::PolicyStatus(status(
-            guard.state.as_ref(),
-        )))
+        Ok(Answer::PolicyStatus(PolicyStatus::of(guard.state.as_ref())))
     }
 
-    pub(super) fn policy_veto(
-        &self,
-        v: &pb::PolicyVeto,
-    ) -> Result<pb::signer_message::Body, Refusal> {
-        let bad = |m: String| Refusal::permanent(Rule::PolicyVetoInvalid, m);
-        let hash: [u8; 32] = v
-            .policy_hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| bad("policy_hash must be 32 bytes".into()))?;
-        let veto = v
-            .veto
-            .as_ref()
-            .ok_or_else(|| bad("veto: missing".into()))
-            .and_then(|s| quorate_wire::convert::policy::sig_from_proto(s).map_err(bad))?;
+    pub(super) fn policy_veto(&self, v: &PolicyVeto) -> Result<Answer, Refusal> {
+        let (hash, veto) = (v.policy_hash, &v.veto);
         let mut guard = lock(&self.policy);
         let Some(state) = guard.state.as_ref() else {
             return Err(Refusal::temporary(
@@ -144,7 +123,7 @@ impl Node {
             ));
         };
         let mut next = state.clone();
-        next.veto(&hash, &veto, self.now_ms())?;
+        next.veto(&hash, veto, self.now_ms())?;
         // Kept under the version it is for (the pending one's, or the next), so a coordinator
         // asks only for the vetoes after its version in force.
         let version = next
@@ -169,8 +148,6 @@ impl Node {
             true,
         );
         guard.state = Some(next);
-        Ok(pb::signer_message::Body::PolicyStatus(status(
-            guard.state.as_ref(),
-        )))
+        Ok(Answer::PolicyStatus(PolicyStatus::of(guard.state.as_ref())))
     }
 }

@@ -11,15 +11,15 @@ use quorate_core::{
     audit::{self, Event},
     dkg::{self, DkgError, DkgOutput, DkgSetup, Round2State, SignedEcho},
     identity::IdentityPublic,
+    link::{Answer, DkgConfirmResponse, RefreshActivate, RefreshTerms},
     refresh::{package_hash, Stored},
     refusal::{Refusal, Rule},
     seal::Sealed,
 };
-use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
 use super::{
-    groups::Held, lock, refusal, repair::META_KEY_EPOCH, storage, Node, META_KEY_SHARE,
+    groups::Held, lock, repair::META_KEY_EPOCH, storage, Node, META_KEY_SHARE,
     META_PUBLIC_KEY_PACKAGE,
 };
 
@@ -42,10 +42,6 @@ pub(super) fn pending_keys<C: Held>() -> Vec<String> {
     .iter()
     .map(|w| C::meta(&pending(w)))
     .collect()
-}
-
-fn bad(reason: impl Into<String>) -> Refusal {
-    Refusal::permanent(Rule::BadRequest, reason)
 }
 
 impl Node {
@@ -93,7 +89,7 @@ impl Node {
     pub(super) fn refresh_setup<C: Held>(
         &self,
         session_id: Vec<u8>,
-        terms: &pb::RefreshTerms,
+        terms: &RefreshTerms,
     ) -> Result<(DkgSetup, u32, PublicKeyPackage<C>), Refusal> {
         C::group(self).key()?;
         let epoch = self.key_epoch::<C>()?;
@@ -134,8 +130,7 @@ impl Node {
             ));
         }
         let mut named = BTreeMap::new();
-        for p in &terms.participants {
-            let id = u16::try_from(*p).map_err(|_| bad(format!("identifier {p} out of range")))?;
+        for &id in &terms.participants {
             let key = holders.get(&id).ok_or_else(|| {
                 Refusal::permanent(
                     Rule::RefreshParticipants,
@@ -183,22 +178,16 @@ impl Node {
 
     /// After the confirmation round of a refresh: store the new share beside the old one, in
     /// one durable batch, and acknowledge it.
-    pub(super) fn store_refreshed<C: Held>(
-        &self,
-        session_id: &[u8],
-        out: DkgOutput<C>,
-    ) -> pb::signer_message::Body {
-        match self.try_store_refreshed(session_id, &out) {
-            Ok(b) => b,
-            Err(e) => refusal(e),
-        }
+    pub(super) fn store_refreshed<C: Held>(&self, session_id: &[u8], out: DkgOutput<C>) -> Answer {
+        self.try_store_refreshed(session_id, &out)
+            .unwrap_or_else(Answer::refused)
     }
 
     fn try_store_refreshed<C: Held>(
         &self,
         session_id: &[u8],
         out: &DkgOutput<C>,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+    ) -> Result<Answer, Refusal> {
         let fail = |e: String| Refusal::permanent(Rule::SignerStorage, e);
         let epoch = self
             .key_epoch::<C>()?
@@ -236,32 +225,25 @@ impl Node {
             true,
         );
         info!(signer = %self.name, scheme = %C::SCHEME, epoch, "refreshed share stored; waiting for every participant's acknowledgement");
-        Ok(pb::signer_message::Body::DkgConfirm(
-            pb::DkgConfirmResponse {
-                group_public_key: out.group_key.clone(),
-                epoch,
-                stored_signature: stored.sign::<C>(&self.identity),
-                public_key_package_hash: hash.to_vec(),
-            },
-        ))
+        Ok(Answer::DkgConfirm(DkgConfirmResponse {
+            group_public_key: out.group_key.clone(),
+            epoch,
+            stored_signature: stored.sign::<C>(&self.identity),
+            public_key_package_hash: hash.to_vec(),
+        }))
     }
 
     /// Switches to the refreshed share once every participant acknowledged storing its own;
     /// the old share is deleted in the same durable batch. Sent again, it answers the same.
-    pub(super) fn refresh_activate<C: Held>(
-        &self,
-        r: &pb::RefreshActivate,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+    pub(super) fn refresh_activate<C: Held>(&self, r: &RefreshActivate) -> Result<Answer, Refusal> {
         let _slot = lock(&self.dkg);
         let group = C::group(self);
         let current = self.key_epoch::<C>()?;
         if current == r.epoch && self.pending_epoch::<C>() == 0 {
-            return Ok(pb::signer_message::Body::RefreshActivated(
-                pb::RefreshActivated {
-                    epoch: current,
-                    group_public_key: group.group_key(),
-                },
-            ));
+            return Ok(Answer::RefreshActivated {
+                epoch: current,
+                group_public_key: group.group_key(),
+            });
         }
         let get = |what: &str| -> Result<Vec<u8>, Refusal> {
             self.store
@@ -293,15 +275,11 @@ impl Node {
         let pkp = PublicKeyPackage::<C>::deserialize(&pkp_bytes).map_err(|e| {
             Refusal::permanent(Rule::SignerStorage, format!("public key package: {e}"))
         })?;
-        let acks = r
+        let acks: Vec<_> = r
             .acks
             .iter()
-            .map(|a| {
-                u16::try_from(a.identifier)
-                    .map(|i| (i, a.signature.clone()))
-                    .map_err(|_| bad("acknowledgement identifier out of range"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|a| (a.identifier, a.signature.clone()))
+            .collect();
         let stored = Stored {
             session_id: &session,
             transcript: &transcript,
@@ -341,11 +319,9 @@ impl Node {
                 .with("fingerprint", fingerprint),
             true,
         );
-        Ok(pb::signer_message::Body::RefreshActivated(
-            pb::RefreshActivated {
-                epoch,
-                group_public_key: group.group_key(),
-            },
-        ))
+        Ok(Answer::RefreshActivated {
+            epoch,
+            group_public_key: group.group_key(),
+        })
     }
 }

@@ -2,96 +2,55 @@
 //! helper (rounds 1 and 2) or as the target (the last step). Every step runs under the DKG
 //! lock, so repairs and DKGs never interleave; session ids are single use across both.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use frost_core::keys::PublicKeyPackage;
 use quorate_core::{
     audit::{self, Event},
+    link::{
+        AddHolder, Answer, RepairContributeRequest, RepairFinishRequest, RepairOfferRequest,
+        RepairOfferResponse, RepairResult, RepairSession,
+    },
     refusal::{Refusal, Rule},
-    repair::{self, Contribution, Offer, RepairError, RepairSetup},
+    repair::{self, RepairError, RepairSetup},
 };
-use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{
-    dkg::{sealed_from_pb, sealed_to_pb},
-    groups::{scheme_of, Held},
-    read, refusal, DkgSlot, Node, META_PUBLIC_KEY_PACKAGE,
-};
+use super::{groups::Held, read, Abort, DkgSlot, Node, META_PUBLIC_KEY_PACKAGE};
 use quorate_core::message::Scheme;
 
 /// The metadata key of a group's key epoch (u32, big-endian; absent means 0).
 pub const META_KEY_EPOCH: &str = "key_epoch";
 
-fn repair_refusal(e: RepairError) -> pb::Refusal {
-    pb::Refusal {
-        rule: Rule::RepairAborted.to_string(),
-        reason: e.to_string(),
-        permanent: true,
-        culprits: e.culprits.iter().map(|c| u32::from(*c)).collect(),
-        retry_at_ms: 0,
+/// One step of a share repair.
+pub(crate) enum RepairStep {
+    /// Round 1, to a helper.
+    Offer(RepairOfferRequest),
+    /// Round 2, to a helper.
+    Contribute(RepairContributeRequest),
+    /// The last step, to the target.
+    Finish(RepairFinishRequest),
+}
+
+impl RepairStep {
+    fn session(&self) -> &RepairSession {
+        match self {
+            RepairStep::Offer(r) => &r.session,
+            RepairStep::Contribute(r) => &r.session,
+            RepairStep::Finish(r) => &r.session,
+        }
     }
 }
 
-fn refused(r: Refusal) -> pb::Refusal {
-    pb::Refusal {
-        rule: r.rule.to_string(),
-        reason: r.reason,
-        permanent: r.permanent,
-        culprits: vec![],
-        retry_at_ms: r.retry_at_ms.unwrap_or(0),
+fn repair_refusal(e: RepairError) -> Abort {
+    Abort {
+        refusal: Refusal::permanent(Rule::RepairAborted, e.to_string()),
+        culprits: e.culprits,
     }
 }
 
 fn bad(reason: impl Into<String>) -> Refusal {
     Refusal::permanent(Rule::BadRequest, reason)
-}
-
-fn ident(v: u32) -> Result<u16, Refusal> {
-    u16::try_from(v).map_err(|_| bad(format!("identifier {v} out of range")))
-}
-
-pub(super) fn offer_to_pb(o: Offer) -> pb::RepairOffer {
-    pb::RepairOffer {
-        from: u32::from(o.from),
-        epoch: o.epoch,
-        public_key_package: o.public_key_package,
-        commitments: o
-            .commitments
-            .into_iter()
-            .map(|(helper, point)| pb::RepairCommitment {
-                helper: u32::from(helper),
-                point,
-            })
-            .collect(),
-        signature: o.signature,
-    }
-}
-
-pub(super) fn offer_from_pb(o: pb::RepairOffer) -> Result<Offer, Refusal> {
-    let mut commitments = BTreeMap::new();
-    for c in o.commitments {
-        if commitments.insert(ident(c.helper)?, c.point).is_some() {
-            return Err(bad("an offer commits twice to one helper"));
-        }
-    }
-    Ok(Offer {
-        from: ident(o.from)?,
-        epoch: o.epoch,
-        public_key_package: o.public_key_package,
-        commitments,
-        signature: o.signature,
-    })
-}
-
-fn offers_from_pb(v: Vec<pb::RepairOffer>) -> Result<Vec<Offer>, Refusal> {
-    v.into_iter().map(offer_from_pb).collect()
-}
-
-fn sealed_all(v: Vec<pb::SealedRound2>) -> Result<Vec<quorate_core::seal::Sealed>, Refusal> {
-    v.into_iter()
-        .map(|s| sealed_from_pb(s).ok_or_else(|| bad("malformed sealed package")))
-        .collect()
 }
 
 impl Node {
@@ -128,29 +87,22 @@ impl Node {
     }
 
     /// The setup of a repair session, from the request checked against our own manifest.
-    fn repair_setup(&self, s: &pb::RepairSession) -> Result<RepairSetup, Refusal> {
+    fn repair_setup(&self, s: &RepairSession) -> Result<RepairSetup, Refusal> {
         if s.manifest_hash != self.manifest.hash() {
             return Err(Refusal::permanent(
                 Rule::ManifestMismatch,
                 "the coordinator's manifest differs from this signer's",
             ));
         }
-        if s.session_id.len() != 16 {
-            return Err(bad("session id must be 16 bytes"));
-        }
-        let helpers: BTreeSet<u16> = s
-            .helpers
-            .iter()
-            .map(|h| ident(*h))
-            .collect::<Result<_, _>>()?;
+        let helpers: BTreeSet<u16> = s.helpers.iter().copied().collect();
         if helpers.len() != s.helpers.len() {
             return Err(bad("a helper is named twice"));
         }
         Ok(RepairSetup {
-            session_id: s.session_id.clone(),
+            session_id: s.session_id.to_vec(),
             manifest_hash: self.manifest.hash(),
             threshold: self.manifest.threshold,
-            target: ident(s.target)?,
+            target: s.target,
             helpers,
             participants: self
                 .manifest
@@ -162,41 +114,21 @@ impl Node {
     }
 
     /// Routes a repair step to its key group; runs under the DKG lock.
-    pub(super) fn repair_step(
-        &self,
-        body: pb::coordinator_message::Body,
-    ) -> pb::signer_message::Body {
-        use pb::coordinator_message::Body as B;
-        let session = match &body {
-            B::RepairOffer(r) => r.session.as_ref(),
-            B::RepairContribute(r) => r.session.as_ref(),
-            B::RepairFinish(r) => r.session.as_ref(),
-            _ => None,
+    pub(super) fn repair_step(&self, step: RepairStep) -> Answer {
+        let result = match step.session().scheme {
+            Scheme::Secp256k1 => self.repair_step_for::<super::Secp>(step),
+            Scheme::Ed25519 => self.repair_step_for::<super::Ed>(step),
         };
-        let Some(session) = session.cloned() else {
-            return refusal(bad("a repair step without its session"));
-        };
-        let result = match scheme_of(session.scheme) {
-            Ok(Scheme::Secp256k1) => self.repair_step_for::<super::Secp>(&session, body),
-            Ok(Scheme::Ed25519) => self.repair_step_for::<super::Ed>(&session, body),
-            Err(r) => Err(refused(r)),
-        };
-        result.unwrap_or_else(pb::signer_message::Body::Refusal)
+        result.unwrap_or_else(Answer::from)
     }
 
-    fn repair_step_for<C: Held>(
-        &self,
-        session: &pb::RepairSession,
-        body: pb::coordinator_message::Body,
-    ) -> Result<pb::signer_message::Body, pb::Refusal> {
-        use pb::coordinator_message::Body as B;
-        let setup = self.repair_setup(session).map_err(refused)?;
+    fn repair_step_for<C: Held>(&self, step: RepairStep) -> Result<Answer, Abort> {
+        let setup = self.repair_setup(step.session())?;
         let mut slot = super::lock(&self.dkg);
-        match body {
-            B::RepairOffer(_) => self.repair_offer::<C>(&mut slot, setup),
-            B::RepairContribute(r) => self.repair_contribute::<C>(&mut slot, setup, r),
-            B::RepairFinish(r) => self.repair_finish::<C>(&mut slot, setup, r),
-            _ => Err(refused(bad("not a repair step"))),
+        match step {
+            RepairStep::Offer(_) => self.repair_offer::<C>(&mut slot, setup),
+            RepairStep::Contribute(r) => self.repair_contribute::<C>(&mut slot, setup, r),
+            RepairStep::Finish(r) => self.repair_finish::<C>(&mut slot, setup, r),
         }
     }
 
@@ -204,14 +136,12 @@ impl Node {
         &self,
         slot: &mut DkgSlot,
         setup: RepairSetup,
-    ) -> Result<pb::signer_message::Body, pb::Refusal> {
-        let key = C::group(self).key().map_err(refused)?;
-        let pkp = self.public_key_package::<C>().map_err(refused)?;
-        let epoch = self.key_epoch::<C>().map_err(refused)?;
-        self.refuse_retired(setup.helpers.iter().chain([&setup.target]))
-            .map_err(refused)?;
-        self.claim_session(slot, &setup.session_id)
-            .map_err(refused)?;
+    ) -> Result<Answer, Abort> {
+        let key = C::group(self).key()?;
+        let pkp = self.public_key_package::<C>()?;
+        let epoch = self.key_epoch::<C>()?;
+        self.refuse_retired(setup.helpers.iter().chain([&setup.target]))?;
+        self.claim_session(slot, &setup.session_id)?;
         let session = setup.session_id.clone();
         let target = setup.target;
         let r1 = repair::helper_offer(
@@ -225,22 +155,18 @@ impl Node {
         .map_err(repair_refusal)?;
         *C::repair(slot) = Some((session, r1.state));
         info!(signer = %self.name, scheme = %C::SCHEME, target, "repair: offer sent");
-        Ok(pb::signer_message::Body::RepairOffer(
-            pb::RepairOfferResponse {
-                offer: Some(offer_to_pb(r1.offer)),
-                deltas: r1.sealed.into_iter().map(sealed_to_pb).collect(),
-            },
-        ))
+        Ok(Answer::RepairOffer(RepairOfferResponse {
+            offer: r1.offer,
+            deltas: r1.sealed,
+        }))
     }
 
     fn repair_contribute<C: Held>(
         &self,
         slot: &mut DkgSlot,
         setup: RepairSetup,
-        r: pb::RepairContributeRequest,
-    ) -> Result<pb::signer_message::Body, pb::Refusal> {
-        let offers = offers_from_pb(r.offers).map_err(refused)?;
-        let deltas = sealed_all(r.deltas).map_err(refused)?;
+        r: RepairContributeRequest,
+    ) -> Result<Answer, Abort> {
         // Compare before taking: a stray message must not destroy the session in progress.
         let state = match C::repair(slot).take() {
             Some((sid, st)) if sid == setup.session_id => st,
@@ -258,8 +184,8 @@ impl Node {
         let contribution = repair::helper_contribute(
             state,
             &self.identity,
-            &offers,
-            &deltas,
+            &r.offers,
+            &r.deltas,
             &mut rand::rngs::OsRng,
         )
         .map_err(|e| {
@@ -273,33 +199,29 @@ impl Node {
                 .with("scheme", C::SCHEME.as_str())
                 .with("target", setup.target.to_string())
                 .with("helpers", helpers.join(",")),
-        )
-        .map_err(refused)?;
+        )?;
         info!(signer = %self.name, scheme = %C::SCHEME, target = setup.target, "repair: contribution sealed to the target");
-        Ok(pb::signer_message::Body::RepairContribution(
-            contribution_to_pb(contribution),
-        ))
+        Ok(Answer::RepairContribution(contribution))
     }
 
     fn repair_finish<C: Held>(
         &self,
         slot: &mut DkgSlot,
         setup: RepairSetup,
-        r: pb::RepairFinishRequest,
-    ) -> Result<pb::signer_message::Body, pb::Refusal> {
+        r: RepairFinishRequest,
+    ) -> Result<Answer, Abort> {
         if setup.target != self.me {
-            return Err(refused(bad("this signer is not the repair's target")));
+            return Err(bad("this signer is not the repair's target").into());
         }
-        self.refuse_retired(setup.helpers.iter().chain([&setup.target]))
-            .map_err(refused)?;
-        let offers = offers_from_pb(r.offers).map_err(refused)?;
+        self.refuse_retired(setup.helpers.iter().chain([&setup.target]))?;
+        let offers = r.offers;
         // A share of the current epoch is never replaced; one of an older epoch (a signer
         // restored from an old backup, or one that missed a refresh) no longer signs, and the
         // repaired share of the helpers' epoch takes its place.
         let held = read(&C::group(self).key).is_some();
-        let held_epoch = self.key_epoch::<C>().map_err(refused)?;
+        let held_epoch = self.key_epoch::<C>()?;
         let share_exists = || {
-            refused(Refusal::permanent(
+            Abort::from(Refusal::permanent(
                 Rule::ShareExists,
                 format!(
                     "this signer already holds a {} key share of key epoch {held_epoch}; a share is never replaced by one of the same or an older epoch",
@@ -311,17 +233,14 @@ impl Node {
             return Err(share_exists());
         }
         if C::progress(slot).is_some() {
-            return Err(refused(Refusal::temporary(
+            return Err(Refusal::temporary(
                 Rule::DkgPendingConfirmation,
                 "a DKG is in progress on this signer",
-            )));
+            )
+            .into());
         }
-        let mut contributions = Vec::with_capacity(r.contributions.len());
-        for c in r.contributions {
-            contributions.push(contribution_from_pb(c).map_err(refused)?);
-        }
-        self.claim_session(slot, &setup.session_id)
-            .map_err(refused)?;
+        let contributions = r.contributions;
+        self.claim_session(slot, &setup.session_id)?;
         let out = repair::target_finish::<C>(&setup, &self.identity, &offers, &contributions)
             .map_err(|e| {
                 warn!(signer = %self.name, error = %e, "repair aborted; nothing kept");
@@ -331,14 +250,14 @@ impl Node {
             .key_package
             .verifying_share()
             .serialize()
-            .map_err(|e| refused(Refusal::permanent(Rule::SignerStorage, e.to_string())))?;
+            .map_err(|e| Refusal::permanent(Rule::SignerStorage, e.to_string()))?;
         if held && out.epoch <= held_epoch {
             return Err(share_exists());
         }
-        self.store_repaired_share::<C>(&out).map_err(refused)?;
+        self.store_repaired_share::<C>(&out)?;
         C::group(self)
             .install(out.key_package.clone(), out.epoch)
-            .map_err(|e| refused(Refusal::permanent(Rule::SignerStorage, e)))?;
+            .map_err(|e| Refusal::permanent(Rule::SignerStorage, e))?;
         let fingerprint = quorate_core::fingerprint::group_key_fingerprint(&out.group_key);
         info!(
             signer = %self.name,
@@ -357,7 +276,7 @@ impl Node {
                 .with("fingerprint", fingerprint),
             true,
         );
-        Ok(pb::signer_message::Body::RepairResult(pb::RepairResult {
+        Ok(Answer::RepairResult(RepairResult {
             group_public_key: out.group_key,
             verifying_share: vshare,
             epoch: out.epoch,
@@ -393,19 +312,9 @@ impl Node {
 
     /// Adds a newly enrolled signer to this holder's public key package, after checking its
     /// signed result against the verifying share interpolated from the helpers' own.
-    pub(super) fn add_holder<C: Held>(
-        &self,
-        r: &pb::AddHolder,
-    ) -> Result<pb::signer_message::Body, Refusal> {
-        let session = r
-            .session
-            .as_ref()
-            .ok_or_else(|| bad("an enrolment without its session"))?;
-        let result = r
-            .result
-            .as_ref()
-            .ok_or_else(|| bad("an enrolment without its result"))?;
-        let setup = self.repair_setup(session)?;
+    pub(super) fn add_holder<C: Held>(&self, r: &AddHolder) -> Result<Answer, Refusal> {
+        let result = &r.result;
+        let setup = self.repair_setup(&r.session)?;
         setup.check().map_err(|e| bad(e.reason))?;
         self.refuse_retired(setup.helpers.iter().chain([&setup.target]))?;
         let mut slot = super::lock(&self.dkg);
@@ -484,10 +393,10 @@ impl Node {
                 true,
             );
         }
-        Ok(pb::signer_message::Body::HolderAdded(pb::HolderAdded {
-            identifier: u32::from(setup.target),
+        Ok(Answer::HolderAdded {
+            identifier: setup.target,
             epoch,
-        }))
+        })
     }
 
     /// Stores a repaired share with its package, group key and epoch in one durable batch
@@ -505,23 +414,4 @@ impl Node {
             .put_meta_batch_durable(&puts, &super::refresh::pending_keys::<C>())
             .map_err(super::storage)
     }
-}
-
-pub(super) fn contribution_to_pb(c: Contribution) -> pb::RepairContribution {
-    pb::RepairContribution {
-        from: u32::from(c.from),
-        offers: c.offers.into_iter().map(offer_to_pb).collect(),
-        sigma: Some(sealed_to_pb(c.sigma)),
-    }
-}
-
-pub(super) fn contribution_from_pb(c: pb::RepairContribution) -> Result<Contribution, Refusal> {
-    Ok(Contribution {
-        from: ident(c.from)?,
-        offers: offers_from_pb(c.offers)?,
-        sigma: c
-            .sigma
-            .and_then(sealed_from_pb)
-            .ok_or_else(|| bad("a contribution without its sealed σ"))?,
-    })
 }

@@ -5,20 +5,17 @@ use quorate_core::{
     audit::{self, Event},
     chains::evm,
     intent::WithdrawalIntent,
+    link::{Answer, CommitRequest, PresignRequest, SignRequest},
     message::{ChainFormat, Scheme},
     policy::{self, Ledger},
     refusal::{Refusal, Rule},
     signing::{self, Gate},
 };
-use quorate_wire::{convert::policy::sigs_from_proto, signer as pb};
 use tracing::{info, warn};
 
 use std::sync::Arc;
 
-use super::{
-    groups, ledger::Counted, lock, scheme_of, session_id, storage, Ed, Held, LinkId, Node,
-    PolicyGuard, Secp,
-};
+use super::{groups, ledger::Counted, lock, storage, Ed, Held, LinkId, Node, PolicyGuard, Secp};
 
 /// Most session ids in one presign batch.
 pub const MAX_PRESIGN_BATCH: usize = 256;
@@ -27,12 +24,11 @@ impl Node {
     pub(super) fn commit<C: Held>(
         &self,
         link: LinkId,
-        r: &pb::CommitRequest,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+        r: &CommitRequest,
+    ) -> Result<Answer, Refusal> {
         let key = C::group(self).key()?;
-        let sid = session_id(&r.session_id)?;
         let commitments = lock(&C::group(self).nonces).of(link).commit(
-            sid,
+            r.session_id,
             key.signing_share(),
             &mut rand::rngs::OsRng,
             self.mono_ms(),
@@ -40,16 +36,14 @@ impl Node {
         let bytes = commitments
             .serialize()
             .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("commitments: {e}")))?;
-        Ok(pb::signer_message::Body::Commit(pb::CommitResponse {
-            commitments: bytes,
-        }))
+        Ok(Answer::Commit { commitments: bytes })
     }
 
     pub(super) fn presign<C: Held>(
         &self,
         link: LinkId,
-        r: &pb::PresignRequest,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+        r: &PresignRequest,
+    ) -> Result<Answer, Refusal> {
         let key = C::group(self).key()?;
         if r.session_ids.is_empty() || r.session_ids.len() > MAX_PRESIGN_BATCH {
             return Err(Refusal::permanent(
@@ -57,15 +51,10 @@ impl Node {
                 format!("a presign batch holds 1 to {MAX_PRESIGN_BATCH} session ids"),
             ));
         }
-        let sessions = r
-            .session_ids
-            .iter()
-            .map(|s| session_id(s))
-            .collect::<Result<Vec<_>, _>>()?;
         let mut nonces = lock(&C::group(self).nonces);
         let ttl_ms = nonces.ttl_ms();
         let commitments = nonces.of(link).commit_batch(
-            &sessions,
+            &r.session_ids,
             key.signing_share(),
             &mut rand::rngs::OsRng,
             self.mono_ms(),
@@ -76,19 +65,15 @@ impl Node {
             .map(|c| c.serialize())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("commitments: {e}")))?;
-        Ok(pb::signer_message::Body::Presign(pb::PresignResponse {
+        Ok(Answer::Presign {
             commitments,
             ttl_ms,
-        }))
+        })
     }
 
-    pub(super) fn sign(
-        &self,
-        link: LinkId,
-        r: &pb::SignRequest,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+    pub(super) fn sign(&self, link: LinkId, r: &SignRequest) -> Result<Answer, Refusal> {
         if let Some(action) = &r.vault_action {
-            if r.solana_void.is_some() || scheme_of(r.scheme)? != Scheme::Secp256k1 {
+            if r.solana_void.is_some() || r.scheme != Scheme::Secp256k1 {
                 return Err(Refusal::permanent(
                     Rule::BadRequest,
                     "a vault action is signed by the secp256k1 group, alone",
@@ -99,28 +84,22 @@ impl Node {
         if let Some(void) = &r.solana_void {
             return self.sign_solana_void(link, r, void);
         }
-        match scheme_of(r.scheme)? {
+        match r.scheme {
             Scheme::Secp256k1 => self.sign_for::<Secp>(link, r),
             Scheme::Ed25519 => self.sign_for::<Ed>(link, r),
         }
     }
 
-    fn sign_for<C: Held>(
-        &self,
-        link: LinkId,
-        r: &pb::SignRequest,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+    fn sign_for<C: Held>(&self, link: LinkId, r: &SignRequest) -> Result<Answer, Refusal> {
         let span =
-            tracing::info_span!("sign", session = %hex::encode(&r.session_id), scheme = %C::SCHEME);
+            tracing::info_span!("sign", session = %hex::encode(r.session_id), scheme = %C::SCHEME);
         let _entered = span.enter();
         let group = C::group(self);
         let key = group.key_at(r.key_epoch)?;
-        let sid = session_id(&r.session_id)?;
+        let sid = r.session_id;
         // The nonce leaves the store before anything else happens: whatever the outcome of
         // this request, the session can never be signed in again (S4).
         let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
-        let approvals = sigs_from_proto(&r.approvals)
-            .map_err(|e| Refusal::permanent(Rule::BadRequest, format!("approvals: {e}")))?;
         let decoded = WithdrawalIntent::decode(&r.intent).ok();
         // What the checks need from the policy in force is read under the policy lock; the
         // checks themselves (the backend signature, the package's points, the message) and
@@ -197,7 +176,7 @@ impl Node {
         // n − t + 1: the fewest honest signers a withdrawal needs with t − 1 compromised.
         let honest =
             (self.manifest.signers.len() as u16 + 1).saturating_sub(self.manifest.threshold);
-        policy::evaluate(state.active(), ledger, &ok.intent, &approvals, now)
+        policy::evaluate(state.active(), ledger, &ok.intent, &r.approvals, now)
             .and_then(|()| {
                 policy::eval::evaluate_budget(state.active(), ledger, &ok.intent, honest, now)
             })
@@ -253,9 +232,9 @@ impl Node {
         // holds no lock, so other withdrawals are checked and written meanwhile.
         self.store.flush().map_err(storage)?;
         info!(signer = %self.name, withdrawal = %id, "share released");
-        Ok(pb::signer_message::Body::Sign(pb::SignResponse {
+        Ok(Answer::Sign {
             share: share.serialize(),
-        }))
+        })
     }
 
     /// What the checks of a signing request need from the policy in force (under the policy
@@ -297,7 +276,7 @@ impl Node {
     fn check_sign_request<C: Held>(
         &self,
         facts: &GateFacts<C>,
-        r: &pb::SignRequest,
+        r: &SignRequest,
         own: &frost_core::round1::SigningCommitments<C>,
         now: u64,
     ) -> Result<signing::Authorized<C>, Refusal> {

@@ -16,13 +16,13 @@
 use quorate_core::{
     audit::{self, Event},
     chains::solana,
+    link::{Answer, SignRequest, SolanaVoid},
     message::{solana_void, Scheme},
     refusal::{Refusal, Rule},
 };
-use quorate_wire::{convert::policy::sig_from_proto, signer as pb};
 use tracing::{info, warn};
 
-use super::{groups, lock, scheme_of, session_id, storage, LinkId, Node};
+use super::{groups, lock, storage, LinkId, Node};
 
 fn claim_key(account: &solana::Pubkey, nonce: &[u8; 32]) -> String {
     format!(
@@ -98,12 +98,12 @@ impl Node {
     pub(super) fn sign_solana_void(
         &self,
         link: LinkId,
-        r: &pb::SignRequest,
-        void: &pb::SolanaVoid,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+        r: &SignRequest,
+        void: &SolanaVoid,
+    ) -> Result<Answer, Refusal> {
         let group = &self.ed;
         let key = group.key_at(r.key_epoch)?;
-        let sid = session_id(&r.session_id)?;
+        let sid = r.session_id;
         // The nonce leaves the store first, whatever the outcome (S4).
         let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
         let bad = |m: &str| Refusal::permanent(Rule::BadRequest, m.to_string());
@@ -116,34 +116,19 @@ impl Node {
                 "a void request carries no intent, backend signature, approvals or vault action",
             ));
         }
-        if scheme_of(r.scheme)? != Scheme::Ed25519 {
+        if r.scheme != Scheme::Ed25519 {
             return Err(Refusal::permanent(
                 Rule::SchemeMismatch,
                 "a Solana void is signed by the ed25519 group",
             ));
         }
-        let account: [u8; 32] = void
-            .nonce_account
-            .as_slice()
-            .try_into()
-            .map_err(|_| bad("nonce_account: 32 bytes"))?;
-        let nonce: [u8; 32] = void
-            .nonce_value
-            .as_slice()
-            .try_into()
-            .map_err(|_| bad("nonce_value: 32 bytes"))?;
-        let approval = void
-            .approval
-            .as_ref()
-            .map(sig_from_proto)
-            .transpose()
-            .map_err(|e| bad(&format!("approval: {e}")))?
-            .ok_or_else(|| {
-                Refusal::permanent(
-                    Rule::SolanaVoidUnapproved,
-                    "a void needs an admin's signature",
-                )
-            })?;
+        let (account, nonce) = (void.nonce_account, void.nonce_value);
+        let approval = void.approval.as_ref().ok_or_else(|| {
+            Refusal::permanent(
+                Rule::SolanaVoidUnapproved,
+                "a void needs an admin's signature",
+            )
+        })?;
         let wallet: [u8; 32] = self.ed25519_group_key().try_into().map_err(|_| {
             Refusal::temporary(Rule::NoKeyShare, "this signer has no ed25519 key share yet")
         })?;
@@ -156,7 +141,7 @@ impl Node {
                 .state
                 .as_ref()
                 .ok_or_else(|| Refusal::temporary(Rule::PolicyMissing, "no policy installed"))?;
-            solana_void(state.active(), &wallet, &account, &nonce, &approval)
+            solana_void(state.active(), &wallet, &account, &nonce, approval)
         }
         .inspect_err(|refused| {
             warn!(signer = %self.name, rule = %refused.rule, reason = %refused.reason, "refused to void a Solana nonce");
@@ -196,8 +181,8 @@ impl Node {
                 ),
         )?;
         info!(signer = %self.name, nonce_account = %solana::address_text(&account), "Solana nonce void share released");
-        Ok(pb::signer_message::Body::Sign(pb::SignResponse {
+        Ok(Answer::Sign {
             share: share.serialize(),
-        }))
+        })
     }
 }

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use quorate_core::{
     audit::{self, Event},
+    link::Answer,
+    policy::PolicyStatus,
     refusal::{Refusal, Rule},
 };
-use quorate_wire::{convert::policy::status, signer as pb};
 use tracing::info;
 
-use super::{lock, refusal, Node};
+use super::{lock, Node};
 
 /// The operator's local emergency stop, on top of the governed policy: the config switch
 /// (needs a restart) or a freeze file that `quorate signer freeze` writes into the data
@@ -76,7 +77,7 @@ impl Node {
     }
 
     /// Answers (and records) a request with no body or of a type this version does not know.
-    pub async fn refuse_unknown(self: &Arc<Self>) -> pb::signer_message::Body {
+    pub async fn refuse_unknown(self: &Arc<Self>) -> Answer {
         let r = Refusal::permanent(
             Rule::BadRequest,
             "empty request or a request type this signer does not know",
@@ -93,7 +94,7 @@ impl Node {
         );
         let e = Event::refused("unknown", &rule, &r.reason).with("permanent", "true");
         self.record_refusal("unknown", &rule, "", e).await;
-        refusal(r)
+        Answer::refused(r)
     }
 
     /// Whether the operator froze this signer; a change since last seen goes into the audit
@@ -114,7 +115,7 @@ impl Node {
     }
 
     /// This signer's signed account of its policy over the asker's challenge.
-    pub fn status_receipt(&self, challenge: &[u8]) -> Result<pb::signer_message::Body, Refusal> {
+    pub fn status_receipt(&self, challenge: &[u8]) -> Result<Answer, Refusal> {
         use quorate_core::policy::receipt;
         if !(receipt::MIN_CHALLENGE..=receipt::MAX_CHALLENGE).contains(&challenge.len()) {
             return Err(Refusal::permanent(
@@ -131,7 +132,7 @@ impl Node {
             let now = self.now_ms();
             // A time-lock that ran out applies before we state what is in force.
             let _ = self.refresh_policy(&mut guard, now);
-            status(guard.state.as_ref())
+            PolicyStatus::of(guard.state.as_ref())
         };
         let r = receipt::StatusReceipt {
             node: self.name.clone(),
@@ -147,8 +148,6 @@ impl Node {
             signature: vec![],
         }
         .sign(&self.identity);
-        Ok(pb::signer_message::Body::StatusReceipt(
-            quorate_wire::convert::policy::receipt_to_proto(&r),
-        ))
+        Ok(Answer::StatusReceipt(r))
     }
 }

@@ -4,12 +4,15 @@
 //! another carried; the signer trusts none of them, and a coordinator takes nothing on one
 //! signer's word (coordinator/src/state/sync.rs).
 
-use prost::Message as _;
-use quorate_wire::{policy as policy_pb, signer as pb};
+use quorate_core::{
+    link::{Answer, KeyPackageInfo, PolicyVeto, SyncAnswer, SyncRequest},
+    policy::{PolicyStatus, SignedPolicy},
+    refusal::{Refusal, Rule},
+};
+use quorate_wire::convert::{link::decode_veto, link::encode_veto, policy};
 use tracing::warn;
 
-use super::{groups::Held, lock, storage, Ed, Node, Secp};
-use quorate_core::refusal::{Refusal, Rule};
+use super::{groups::Held, lock, storage, Node};
 
 /// Metadata key prefix of the policy versions this signer accepted, by version.
 const META_POLICY_HISTORY: &str = "policy/history/";
@@ -29,32 +32,33 @@ pub(super) fn veto_key(version: u64, hash: &[u8; 32]) -> String {
     format!("{META_POLICY_VETO}{version:020}/{}", hex::encode(hash))
 }
 
-/// How a version is kept: as the admins signed it, in its wire form.
-pub(super) fn history_value(p: &policy_pb::SignedPolicy) -> Vec<u8> {
-    p.encode_to_vec()
+/// How a version is kept: as the admins signed it, in its wire form (the store is an edge
+/// too: the bytes are those of the protobuf message, as before the protocol was typed).
+pub(super) fn history_value(p: &SignedPolicy) -> Vec<u8> {
+    policy::encode_signed(p)
 }
 
-/// How a veto is kept.
-pub(super) fn veto_value(v: &pb::PolicyVeto) -> Vec<u8> {
-    v.encode_to_vec()
+/// How a veto is kept: its wire form.
+pub(super) fn veto_value(v: &PolicyVeto) -> Vec<u8> {
+    encode_veto(v)
 }
 
 impl Node {
     /// The version after the asker's (unless it holds that one pending), the vetoes of later
     /// versions, and the key packages held. One sync at a time: each answer may carry a whole
     /// policy document.
-    pub(super) fn sync(&self, r: &pb::SyncRequest) -> Result<pb::signer_message::Body, Refusal> {
+    pub(super) fn sync(&self, r: &SyncRequest) -> Result<Answer, Refusal> {
         // Waits its turn (off the reactor): a coordinator sending many at once holds at most
         // one document in memory here, and nothing is refused or logged for it.
         let _one = lock(&self.sync_slot);
         let after = r.policy_version.saturating_add(1);
-        let policy = quorate_wire::convert::policy::status(lock(&self.policy).state.as_ref());
+        let policy = PolicyStatus::of(lock(&self.policy).state.as_ref());
         let updates = self
             .store
             .scan_meta(META_POLICY_HISTORY, &history_key(after), 1)
             .map_err(storage)?
             .into_iter()
-            .filter_map(|(k, v)| match policy_pb::SignedPolicy::decode(v.as_slice()) {
+            .filter_map(|(k, v)| match policy::decode_signed(&v) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     warn!(signer = %self.name, key = %k, error = %e, "stored policy version unreadable");
@@ -62,11 +66,7 @@ impl Node {
                 }
             })
             // The asker holds it pending already: nothing to carry.
-            .filter(|p| {
-                r.pending_hash.is_empty()
-                    || quorate_wire::convert::policy::signed_from_proto(p)
-                        .map_or(true, |s| s.doc.hash_hex() != r.pending_hash)
-            })
+            .filter(|p| r.pending_hash.is_empty() || p.doc.hash_hex() != r.pending_hash)
             .collect();
         let vetoes = self
             .store
@@ -77,27 +77,24 @@ impl Node {
             )
             .map_err(storage)?
             .into_iter()
-            .filter_map(|(_, v)| pb::PolicyVeto::decode(v.as_slice()).ok())
+            .filter_map(|(_, v)| decode_veto(&v).ok())
             .collect();
         let mut key_packages = Vec::new();
-        if let Some(p) = self.key_package_info::<Secp>(pb::KeyScheme::Secp256k1)? {
+        if let Some(p) = self.key_package_info::<super::Secp>()? {
             key_packages.push(p);
         }
-        if let Some(p) = self.key_package_info::<Ed>(pb::KeyScheme::Ed25519)? {
+        if let Some(p) = self.key_package_info::<super::Ed>()? {
             key_packages.push(p);
         }
-        Ok(pb::signer_message::Body::Sync(pb::SyncAnswer {
-            policy: Some(policy),
+        Ok(Answer::Sync(SyncAnswer {
+            policy,
             updates,
             vetoes,
             key_packages,
         }))
     }
 
-    fn key_package_info<C: Held>(
-        &self,
-        scheme: pb::KeyScheme,
-    ) -> Result<Option<pb::KeyPackageInfo>, Refusal> {
+    fn key_package_info<C: Held>(&self) -> Result<Option<KeyPackageInfo>, Refusal> {
         // A refresh's switch replaces the package while a sync reads it: a coordinator takes a
         // package only once t signers report the same one at the same epoch.
         let group = C::group(self);
@@ -115,8 +112,8 @@ impl Node {
                     format!("a {} share without its public key package", C::SCHEME),
                 )
             })?;
-        Ok(Some(pb::KeyPackageInfo {
-            scheme: scheme as i32,
+        Ok(Some(KeyPackageInfo {
+            scheme: C::SCHEME,
             key_epoch: epoch,
             public_key_package: raw,
         }))

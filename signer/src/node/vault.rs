@@ -5,23 +5,23 @@
 
 use quorate_core::{
     audit::{self, Event},
+    link::{Answer, SignRequest, VaultActionRef},
     message::vault_admin,
     refusal::{Refusal, Rule},
 };
-use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
-use super::{lock, session_id, LinkId, Node};
+use super::{lock, LinkId, Node};
 
 impl Node {
     pub(super) fn sign_vault_action(
         &self,
         link: LinkId,
-        r: &pb::SignRequest,
-        action: &pb::VaultActionRef,
-    ) -> Result<pb::signer_message::Body, Refusal> {
+        r: &SignRequest,
+        action: &VaultActionRef,
+    ) -> Result<Answer, Refusal> {
         let key = self.secp.key_at(r.key_epoch)?;
-        let sid = session_id(&r.session_id)?;
+        let sid = r.session_id;
         // The nonce leaves the store first, whatever the outcome (S4).
         let (nonces, own) = lock(&self.secp.nonces)
             .of(link)
@@ -80,8 +80,8 @@ impl Node {
                 ),
         )?;
         info!(signer = %self.name, chain = %chain.as_str(), nonce = action.nonce, "vault action share released");
-        Ok(pb::signer_message::Body::Sign(pb::SignResponse {
+        Ok(Answer::Sign {
             share: share.serialize(),
-        }))
+        })
     }
 }

@@ -8,6 +8,8 @@ use quorate_core::{
 
 use crate::withdrawal as pb;
 
+pub mod link;
+
 /// The key group a signer-link message names (`KeyScheme`; unset is secp256k1).
 pub fn key_scheme(value: i32) -> Result<quorate_core::message::Scheme, String> {
     use crate::signer::KeyScheme;
@@ -114,7 +116,9 @@ pub fn intent_to_proto(i: &WithdrawalIntent) -> pb::Intent {
 pub mod policy {
     use quorate_core::{
         identity::IdentityPublic,
-        policy::{AdminSignature, PolicyDoc, PolicyState, SignedPolicy, StatusReceipt},
+        policy::{
+            AdminSignature, PolicyDoc, PolicyState, PolicyStatus, SignedPolicy, StatusReceipt,
+        },
     };
 
     use crate::policy as pb;
@@ -208,18 +212,43 @@ pub mod policy {
 
     /// Status of a node's policy (`None`: none installed).
     pub fn status(s: Option<&PolicyState>) -> pb::PolicyStatus {
-        let Some(s) = s else {
-            return pb::PolicyStatus::default();
-        };
-        let pending = s.pending.as_ref();
+        status_to_proto(&PolicyStatus::of(s))
+    }
+
+    /// Wire form of a policy status.
+    pub fn status_to_proto(s: &PolicyStatus) -> pb::PolicyStatus {
         pb::PolicyStatus {
-            version: s.current.doc.version,
-            hash: s.current.doc.hash_hex(),
-            frozen: s.current.doc.frozen,
-            pending_version: pending.map_or(0, |p| p.policy.doc.version),
-            pending_hash: pending.map_or(String::new(), |p| p.policy.doc.hash_hex()),
-            pending_effective_at_ms: pending.map_or(0, |p| p.effective_at_ms),
+            version: s.version,
+            hash: s.hash.clone(),
+            frozen: s.frozen,
+            pending_version: s.pending_version,
+            pending_hash: s.pending_hash.clone(),
+            pending_effective_at_ms: s.pending_effective_at_ms,
         }
+    }
+
+    /// Domain form of a policy status (what a node states; nothing to validate).
+    pub fn status_from_proto(p: &pb::PolicyStatus) -> PolicyStatus {
+        PolicyStatus {
+            version: p.version,
+            hash: p.hash.clone(),
+            frozen: p.frozen,
+            pending_version: p.pending_version,
+            pending_hash: p.pending_hash.clone(),
+            pending_effective_at_ms: p.pending_effective_at_ms,
+        }
+    }
+
+    /// How a signed policy is kept (a signer's history of accepted versions): its wire
+    /// encoding, byte for byte what the admins' tool sent, as the document is canonical.
+    pub fn encode_signed(s: &SignedPolicy) -> Vec<u8> {
+        prost::Message::encode_to_vec(&signed_to_proto(s))
+    }
+
+    /// A signed policy as [`encode_signed`] kept it.
+    pub fn decode_signed(bytes: &[u8]) -> Result<SignedPolicy, String> {
+        let p: pb::SignedPolicy = prost::Message::decode(bytes).map_err(|e| e.to_string())?;
+        signed_from_proto(&p)
     }
 }
 
