@@ -55,7 +55,7 @@ impl MemLink {
         // A new link, as the signer's link task does: nothing committed before counts.
         node.forget_nonces(LinkId(0));
         let handle =
-            Arc::new(coordinator.admit_signer(&entry, node.hello().into(), &entry.cert_sha256, tx));
+            Arc::new(coordinator.admit_signer(&entry, node.hello(), &entry.cert_sha256, tx));
         let (cut, mut cut_rx) = oneshot::channel();
         let coordinator = coordinator.clone();
         let task = tokio::spawn(async move {

@@ -259,7 +259,9 @@ impl AdminService for AdminApi {
             .map(|s| pb::SignerPolicy {
                 name: s.name.clone(),
                 connected: connected.iter().any(|c| c.identifier == s.identifier),
-                policy: reported.get(&s.identifier).cloned(),
+                policy: reported
+                    .get(&s.identifier)
+                    .map(quorate_wire::convert::policy::status_to_proto),
             })
             .collect();
         Ok(Response::new(view))
@@ -539,23 +541,26 @@ impl AdminService for AdminApi {
             )
         })?;
         let ask =
-            quorate_wire::signer::coordinator_message::Body::AuditExport(apb::AuditExportRequest {
+            quorate_core::link::Request::AuditExport(quorate_core::link::AuditExportRequest {
                 node: String::new(),
                 from_seq: r.from_seq,
                 limit: limit as u32,
                 nonce: r.nonce.clone(),
             });
-        // Relayed as the signer sent it: its head is signed over the exporter's nonce, so we
-        // could neither alter it nor replay an older one unseen.
-        use quorate_wire::signer::signer_message::Body as Answer;
+        // Relayed as the signer sent it (records and head convert back unchanged):
+        // its head is signed over the exporter's nonce, so we could neither alter it nor
+        // replay an older one unseen.
+        use quorate_core::link::Answer;
         match self
             .state
             .registry
             .call(entry.identifier, ask, self.state.signing.signer_timeout)
             .await
         {
-            Ok(Answer::AuditPage(page)) => Ok(Response::new(page)),
-            Ok(Answer::Refusal(x)) => Err(Status::unavailable(format!(
+            Ok(Answer::AuditPage { records, head }) => {
+                Ok(Response::new(page_to_proto(&records, &head)))
+            }
+            Ok(Answer::Refused { refusal: x, .. }) => Err(Status::unavailable(format!(
                 "{}: signer {} refused the export: {}",
                 x.rule, entry.name, x.reason
             ))),

@@ -5,6 +5,7 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use quorate_core::{
     audit::{self, Event},
+    link::Hello,
     refusal::{Refusal, Rule},
 };
 use quorate_wire::{
@@ -116,6 +117,9 @@ impl SignerLink for LinkService {
                 "the signer pins a different cluster manifest".into(),
             ));
         }
+        // Its identifier is the certificate's (checked above), so this converts.
+        let hello = Hello::try_from(hello)
+            .map_err(|e| refused(Code::InvalidArgument, Rule::SignerHello, e.to_string()))?;
         self.state
             .note_certificate(Some(entry.identifier), peer.not_after_unix);
         let (tx, rx) = mpsc::channel(256);
@@ -153,7 +157,7 @@ impl Coordinator {
     pub fn admit_signer(
         self: &Arc<Self>,
         entry: &SignerEntry,
-        hello: pb::Hello,
+        hello: Hello,
         cert_sha256: &[u8; 32],
         tx: mpsc::Sender<Result<pb::CoordinatorMessage, Status>>,
     ) -> LinkHandle {
@@ -181,7 +185,7 @@ impl Coordinator {
         );
         let resume = self.clone();
         let said = hello.clone();
-        let reported = hello.policy.unwrap_or_default();
+        let reported = hello.policy.clone();
         let version = reported.version;
         self.note_signer_policy(entry.identifier, reported);
         let catchup = self.clone();

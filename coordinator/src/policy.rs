@@ -19,7 +19,7 @@ use quorate_core::{
     },
     refusal::{Refusal, Rule},
 };
-use quorate_wire::{convert::policy_file, manifest::Manifest, policy as ppb};
+use quorate_wire::{convert::policy_file, manifest::Manifest};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Status, Store, StoreError};
@@ -159,7 +159,7 @@ struct Inner {
 /// What a signer must be sent to catch up.
 pub enum Catchup {
     /// A version.
-    Update(ppb::SignedPolicy),
+    Update(SignedPolicy),
     /// A veto.
     Veto([u8; 32], AdminSignature),
 }

@@ -1,4 +1,6 @@
-//! Connected signers and request/response matching over their streams.
+//! Connected signers and request/response matching over their streams. The registry is the
+//! coordinator's edge of the signer link: callers send typed [`Request`]s and get typed
+//! [`Answer`]s; only the streams carry protobuf.
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -10,7 +12,10 @@ use std::{
 };
 
 use frost_secp256k1::round1::SigningCommitments;
-use quorate_core::clock::Clock;
+use quorate_core::{
+    clock::Clock,
+    link::{Answer, Request},
+};
 use quorate_wire::signer as pb;
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,6 +28,10 @@ pub enum CallError {
     /// The signer did not answer in time.
     #[error("signer {0} did not answer in time")]
     Timeout(u16),
+    /// The signer's answer does not convert to a typed answer (a field out of range or
+    /// missing): it is the signer's, as much as a wrong answer would be.
+    #[error("signer {0} answered with a malformed message: {1}")]
+    Malformed(u16, String),
 }
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<pb::signer_message::Body>>>>;
@@ -293,10 +302,10 @@ impl Registry {
     pub async fn call(
         &self,
         identifier: u16,
-        body: pb::coordinator_message::Body,
+        request: Request,
         timeout: Duration,
-    ) -> Result<pb::signer_message::Body, CallError> {
-        self.call_on(identifier, None, body, timeout).await
+    ) -> Result<Answer, CallError> {
+        self.call_on(identifier, None, request, timeout).await
     }
 
     /// [`Self::call`], only over link `conn` if given: a replaced link is not called.
@@ -304,9 +313,9 @@ impl Registry {
         &self,
         identifier: u16,
         conn: Option<u64>,
-        body: pb::coordinator_message::Body,
+        request: Request,
         timeout: Duration,
-    ) -> Result<pb::signer_message::Body, CallError> {
+    ) -> Result<Answer, CallError> {
         let request_id = self.next.fetch_add(1, Ordering::Relaxed);
         let (answer_tx, answer_rx) = oneshot::channel();
         let (tx, pending) = {
@@ -320,7 +329,7 @@ impl Registry {
         };
         let msg = pb::CoordinatorMessage {
             request_id,
-            body: Some(body),
+            body: Some(request.into()),
         };
         let outcome = tokio::time::timeout(timeout, async {
             tx.send(Ok(msg))
@@ -332,6 +341,7 @@ impl Registry {
         })
         .await;
         lock(&pending).remove(&request_id);
-        outcome.unwrap_or(Err(CallError::Timeout(identifier)))
+        let body = outcome.unwrap_or(Err(CallError::Timeout(identifier)))?;
+        Answer::try_from(body).map_err(|e| CallError::Malformed(identifier, e.to_string()))
     }
 }

@@ -71,7 +71,7 @@ pub struct Coordinator {
     pub dkg: watch::Sender<apb::DkgStatus>,
     /// Policy: the coordinator's copy, proposals, and what signers must be sent.
     pub policy: crate::policy::PolicyDesk,
-    signer_policy: Mutex<BTreeMap<u16, quorate_wire::policy::PolicyStatus>>,
+    signer_policy: Mutex<BTreeMap<u16, quorate_core::policy::PolicyStatus>>,
     /// `notAfter` (Unix seconds) of our own certificate (key `None`) and of each signer's,
     /// as last presented on its link.
     certificates: Mutex<BTreeMap<Option<u16>, i64>>,

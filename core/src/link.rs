@@ -265,7 +265,8 @@ pub struct PresignRequest {
 }
 
 /// A signature share for a withdrawal, or instead for a vault action or a Solana nonce void.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (`Default`: the template a coordinator fills in for each signer of a quorum.)
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SignRequest {
     /// The session whose nonce signs.
     pub session_id: [u8; 16],
@@ -588,11 +589,14 @@ pub struct RepairResult {
     pub signature: Vec<u8>,
 }
 
-/// What a signer knows that the asking coordinator may not.
+/// What a signer knows that the asking coordinator may not. Each item is one signer's claim,
+/// which a coordinator takes only once t signers agree: an update, veto or key package that
+/// does not convert is dropped at the coordinator's edge, as one that does not check out is
+/// ignored, and the rest of the answer still counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncAnswer {
-    /// This signer's policy state.
-    pub policy: PolicyStatus,
+    /// This signer's policy state (always sent by a signer; optional on the wire).
+    pub policy: Option<PolicyStatus>,
     /// The version after the asked one that this signer accepted, as the admins signed it.
     pub updates: Vec<SignedPolicy>,
     /// Vetoes it accepted of versions after the asked one.

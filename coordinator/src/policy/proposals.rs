@@ -9,9 +9,7 @@ use quorate_core::{
     },
     refusal::{Refusal, Rule},
 };
-use quorate_wire::{
-    admin as apb, convert::policy::signed_to_proto, convert::policy_file, policy as ppb,
-};
+use quorate_wire::{admin as apb, convert::policy_file};
 
 use super::{bad, parse_signed, verify_one, Inner, PolicyDesk, ProposalRec};
 
@@ -22,7 +20,7 @@ impl PolicyDesk {
         &self,
         signed: SignedPolicy,
         now: u64,
-    ) -> Result<(apb::Proposal, Option<ppb::SignedPolicy>), Refusal> {
+    ) -> Result<(apb::Proposal, Option<SignedPolicy>), Refusal> {
         let mut inner = self.lock();
         Self::tick(&mut inner, now);
         let Some(s) = inner.state.as_ref() else {
@@ -98,7 +96,7 @@ impl PolicyDesk {
         hash_hex: &str,
         sig: AdminSignature,
         now: u64,
-    ) -> Result<(apb::Proposal, Option<ppb::SignedPolicy>), Refusal> {
+    ) -> Result<(apb::Proposal, Option<SignedPolicy>), Refusal> {
         let mut inner = self.lock();
         Self::tick(&mut inner, now);
         let Some(p) = inner.desk.proposals.get(hash_hex).cloned() else {
@@ -134,7 +132,7 @@ impl PolicyDesk {
         inner: &mut Inner,
         signed: SignedPolicy,
         now: u64,
-    ) -> Result<(apb::Proposal, Option<ppb::SignedPolicy>), Refusal> {
+    ) -> Result<(apb::Proposal, Option<SignedPolicy>), Refusal> {
         let key = signed.doc.hash_hex();
         let Some(state) = inner.state.as_ref() else {
             return Err(Refusal::temporary(
@@ -201,7 +199,7 @@ impl PolicyDesk {
             inner.desk.history.retain(|h| !gone.contains(h));
             inner.desk.history.push(rec.signed.clone());
             inner.state = Some(next);
-            send = Some(signed_to_proto(&signed));
+            send = Some(signed);
         }
         inner.desk.proposals.insert(key.clone(), rec);
         let active = inner.state.as_ref().map_or(0, |s| s.active().version);

@@ -38,7 +38,7 @@ impl PolicyDesk {
                     .get(&s.doc.hash_hex())
                     .is_none_or(|p| p.state != "vetoed")
             })
-            .map(|s| Catchup::Update(signed_to_proto(&s)))
+            .map(Catchup::Update)
             .collect();
         for (h, admin, sig) in &inner.desk.vetoes {
             if let (Some(h), Ok(admin), Ok(signature)) = (

@@ -7,12 +7,16 @@ use std::{sync::Arc, time::Duration};
 use frost_core::keys::PublicKeyPackage;
 use quorate_core::{
     audit::{self, Event},
-    dkg::relay,
+    dkg::{relay, SignedResult, SignedRound1},
     fingerprint::group_key_fingerprint,
+    link::{
+        Answer, DkgConfirmRequest, DkgRound1Request, DkgRound2Request, DkgRound3Request,
+        RefreshTerms, Request,
+    },
     message::Scheme,
     refusal::{Refusal, Rule},
 };
-use quorate_wire::{admin as apb, signer as pb};
+use quorate_wire::admin as apb;
 use rand::RngCore;
 use tracing::{info, warn};
 
@@ -128,8 +132,8 @@ impl Coordinator {
     pub(super) async fn dkg_round(
         &self,
         ids: &[u16],
-        make: impl Fn(u16) -> pb::coordinator_message::Body,
-    ) -> Result<Vec<(u16, pb::signer_message::Body)>, (String, Vec<u16>)> {
+        make: impl Fn(u16) -> Request,
+    ) -> Result<Vec<(u16, Answer)>, (String, Vec<u16>)> {
         // DKG rounds do heavier work than a signature; give them more time.
         let timeout = self.signing.signer_timeout.max(Duration::from_secs(30));
         let answers = futures::future::join_all(
@@ -140,8 +144,11 @@ impl Coordinator {
         let mut out = Vec::with_capacity(ids.len());
         for (i, a) in ids.iter().zip(answers) {
             match a {
-                Ok(pb::signer_message::Body::Refusal(r)) => {
-                    let culprits = relay::blame(*i, &Rule::parse(&r.rule), &r.culprits);
+                Ok(Answer::Refused {
+                    refusal: r,
+                    culprits,
+                }) => {
+                    let culprits = relay::blame(*i, &r.rule, &culprits);
                     return Err((
                         format!("signer {i} aborted: {}: {}", r.rule, r.reason),
                         culprits,
@@ -160,14 +167,10 @@ impl Coordinator {
     pub(super) async fn run_dkg<C: GroupSuite>(
         &self,
         session: Vec<u8>,
-        refresh: Option<pb::RefreshTerms>,
+        refresh: Option<RefreshTerms>,
     ) -> Result<Vec<u8>, (String, Vec<u16>)> {
         let ids: Vec<u16> = match &refresh {
-            Some(t) => t
-                .participants
-                .iter()
-                .filter_map(|p| u16::try_from(*p).ok())
-                .collect(),
+            Some(t) => t.participants.clone(),
             None => self.manifest.signers.iter().map(|s| s.identifier).collect(),
         };
         let kind = match refresh {
@@ -181,10 +184,10 @@ impl Coordinator {
             }
         };
         let manifest_hash = self.manifest.hash().to_vec();
-        let scheme = C::WIRE as i32;
+        let scheme = C::SCHEME;
         let r1 = self
             .dkg_round(&ids, |_| {
-                pb::coordinator_message::Body::DkgRound1(pb::DkgRound1Request {
+                Request::DkgRound1(DkgRound1Request {
                     session_id: session.clone(),
                     manifest_hash: manifest_hash.clone(),
                     scheme,
@@ -194,11 +197,11 @@ impl Coordinator {
             .await?;
         let mut round1 = Vec::new();
         for (i, body) in r1 {
-            let pb::signer_message::Body::DkgRound1(p) = body else {
+            let Answer::DkgRound1(p) = body else {
                 return Err((format!("signer {i} answered round 1 out of turn"), vec![i]));
             };
-            round1.push(pb::SignedRound1 {
-                identifier: u32::from(i),
+            round1.push(SignedRound1 {
+                identifier: i,
                 package: p.package,
                 signature: p.signature,
             });
@@ -206,7 +209,7 @@ impl Coordinator {
         dkg_phase(apb::DkgPhase::Round2, "round 2: sealed shares");
         let r2 = self
             .dkg_round(&ids, |_| {
-                pb::coordinator_message::Body::DkgRound2(pb::DkgRound2Request {
+                Request::DkgRound2(DkgRound2Request {
                     session_id: session.clone(),
                     packages: round1.clone(),
                     scheme,
@@ -216,7 +219,7 @@ impl Coordinator {
         let mut mailbox = relay::Mailbox::new();
         let mut echoes = Vec::with_capacity(ids.len());
         for (i, body) in r2 {
-            let pb::signer_message::Body::DkgRound2(p) = body else {
+            let Answer::DkgRound2(p) = body else {
                 return Err((format!("signer {i} answered round 2 out of turn"), vec![i]));
             };
             // Relayed as sent; each recipient checks the signatures in it.
@@ -224,13 +227,13 @@ impl Coordinator {
                 echoes.push(e);
             }
             for s in p.packages {
-                mailbox.post(i, s.sender, s.recipient, s.clone())?;
+                mailbox.post(i, s.sender, s.recipient, s)?;
             }
         }
         dkg_phase(apb::DkgPhase::Round3, "round 3: deriving key shares");
         let r3 = self
             .dkg_round(&ids, |i| {
-                pb::coordinator_message::Body::DkgRound3(pb::DkgRound3Request {
+                Request::DkgRound3(DkgRound3Request {
                     session_id: session.clone(),
                     packages: mailbox.for_recipient(i),
                     echoes: echoes.clone(),
@@ -242,7 +245,7 @@ impl Coordinator {
         let mut agreement = relay::Agreement::new();
         let mut results = Vec::with_capacity(ids.len());
         for (i, body) in r3 {
-            let pb::signer_message::Body::DkgRound3(p) = body else {
+            let Answer::DkgRound3(p) = body else {
                 return Err((format!("signer {i} answered round 3 out of turn"), vec![i]));
             };
             let entry = self
@@ -262,10 +265,10 @@ impl Coordinator {
                     vec![i],
                 ));
             }
-            results.push(pb::DkgResult {
-                identifier: u32::from(i),
-                group_public_key: p.group_public_key.clone(),
-                transcript_hash: p.transcript_hash.clone(),
+            results.push(SignedResult {
+                identifier: i,
+                group_key: p.group_public_key.clone(),
+                transcript: p.transcript_hash.clone(),
                 signature: p.signature.clone(),
             });
             agreement.offer(
@@ -282,7 +285,7 @@ impl Coordinator {
         );
         let confirmed = self
             .dkg_round(&ids, |_| {
-                pb::coordinator_message::Body::DkgConfirm(pb::DkgConfirmRequest {
+                Request::DkgConfirm(DkgConfirmRequest {
                     session_id: session.clone(),
                     results: results.clone(),
                     scheme,
@@ -296,7 +299,7 @@ impl Coordinator {
         }
         for (i, body) in confirmed {
             match body {
-                pb::signer_message::Body::DkgConfirm(c) if c.group_public_key == gk => {
+                Answer::DkgConfirm(c) if c.group_public_key == gk => {
                     self.registry.set_group_key(i, C::SCHEME, gk.clone());
                 }
                 _ => return Err((format!("signer {i} did not confirm the group key"), vec![i])),

@@ -5,7 +5,6 @@
 
 use frost_core::{keys::PublicKeyPackage, round1::SigningCommitments};
 use quorate_core::{message::Scheme, scheme::Suite};
-use quorate_wire::signer as pb;
 
 use super::{read, Coordinator};
 use crate::store::Store;
@@ -20,8 +19,6 @@ pub const META_ED25519_PUBLIC_KEY_PACKAGE: &str = "ed25519/public_key_package";
 
 /// A group the coordinator gathers signatures for.
 pub(crate) trait GroupSuite: Suite {
-    /// How requests name it.
-    const WIRE: pb::KeyScheme;
     /// Its public key package, once its DKG has finished.
     fn public_keys(c: &Coordinator) -> Option<PublicKeyPackage<Self>>;
     /// Stores the package of a finished DKG, durably (blocking: off the reactor).
@@ -37,7 +34,6 @@ pub(crate) trait GroupSuite: Suite {
 }
 
 impl GroupSuite for Secp {
-    const WIRE: pb::KeyScheme = pb::KeyScheme::Secp256k1;
     fn public_keys(c: &Coordinator) -> Option<PublicKeyPackage<Self>> {
         read(&c.public_keys).clone()
     }
@@ -61,7 +57,6 @@ impl GroupSuite for Secp {
 }
 
 impl GroupSuite for Ed {
-    const WIRE: pb::KeyScheme = pb::KeyScheme::Ed25519;
     fn public_keys(c: &Coordinator) -> Option<PublicKeyPackage<Self>> {
         read(&c.ed_public_keys).clone()
     }

@@ -2,8 +2,10 @@
 //! replaying the ones a signer missed while away, so every velocity ledger sees the whole
 //! volume.
 
-use quorate_core::intent::WithdrawalIntent;
-use quorate_wire::signer as pb;
+use quorate_core::{
+    intent::WithdrawalIntent,
+    link::{Answer, LedgerNotice, Request},
+};
 use tracing::{info, warn};
 
 use super::Coordinator;
@@ -45,18 +47,18 @@ impl Coordinator {
                 ) else {
                     return None;
                 };
-                let body = pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice {
+                let notice = Request::LedgerNotice(LedgerNotice {
                     intent,
                     signature,
                     signed_at_ms: r.updated_ms,
                 });
-                Some((r.id, body))
+                Some((r.id, notice))
             });
         let mut answers = futures::stream::iter(notices)
-            .map(|(id, body)| async move {
+            .map(|(id, notice)| async move {
                 let answer = self
                     .registry
-                    .call(signer, body, self.signing.signer_timeout)
+                    .call(signer, notice, self.signing.signer_timeout)
                     .await;
                 (id, answer)
             })
@@ -64,9 +66,9 @@ impl Coordinator {
         let mut sent = 0usize;
         while let Some((id, answer)) = answers.next().await {
             match answer {
-                Ok(pb::signer_message::Body::LedgerAck(a)) if a.debited => sent += 1,
-                Ok(pb::signer_message::Body::LedgerAck(_)) => {}
-                Ok(pb::signer_message::Body::Refusal(x)) => {
+                Ok(Answer::LedgerAck { debited: true }) => sent += 1,
+                Ok(Answer::LedgerAck { debited: false }) => {}
+                Ok(Answer::Refused { refusal: x, .. }) => {
                     warn!(signer, withdrawal = %id, rule = %x.rule, "ledger notice refused");
                 }
                 _ => {
@@ -91,7 +93,7 @@ impl Coordinator {
         signers: &[u16],
         signed_at: u64,
     ) {
-        let notice = pb::coordinator_message::Body::LedgerNotice(pb::LedgerNotice {
+        let notice = Request::LedgerNotice(LedgerNotice {
             intent: intent.encode(),
             signature: signature.to_vec(),
             signed_at_ms: signed_at,
@@ -106,8 +108,8 @@ impl Coordinator {
             let id = intent.id.clone();
             tokio::spawn(async move {
                 match registry.call(s.identifier, notice, timeout).await {
-                    Ok(pb::signer_message::Body::LedgerAck(_)) => {}
-                    Ok(pb::signer_message::Body::Refusal(r)) => {
+                    Ok(Answer::LedgerAck { .. }) => {}
+                    Ok(Answer::Refused { refusal: r, .. }) => {
                         warn!(withdrawal = %id, signer = %s.name, rule = %r.rule, reason = %r.reason, "ledger notice refused");
                     }
                     Ok(_) => {

@@ -4,7 +4,11 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use quorate_wire::signer as pb;
+use quorate_core::{
+    link::{Answer, PolicyVeto, Request},
+    policy::{AdminSignature, PolicyStatus, SignedPolicy},
+};
+use quorate_wire::convert::policy::receipt_to_proto;
 use tracing::{info, warn};
 
 use super::Coordinator;
@@ -14,7 +18,7 @@ pub const POLICY_RESEND_INTERVAL: std::time::Duration = std::time::Duration::fro
 
 impl Coordinator {
     /// The policy status each signer last reported.
-    pub fn signer_policies(&self) -> BTreeMap<u16, quorate_wire::policy::PolicyStatus> {
+    pub fn signer_policies(&self) -> BTreeMap<u16, PolicyStatus> {
         self.signer_policy
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -22,21 +26,21 @@ impl Coordinator {
     }
 
     /// Records what a signer said about its policy.
-    pub fn note_signer_policy(&self, signer: u16, status: quorate_wire::policy::PolicyStatus) {
+    pub fn note_signer_policy(&self, signer: u16, status: PolicyStatus) {
         self.signer_policy
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(signer, status);
     }
 
-    /// Sends `body` (a policy update or veto) to one signer and records its answer.
-    pub async fn send_policy(&self, signer: u16, body: pb::coordinator_message::Body) {
+    /// Sends `request` (a policy update or veto) to one signer and records its answer.
+    pub async fn send_policy(&self, signer: u16, request: Request) {
         match self
             .registry
-            .call(signer, body, self.signing.signer_timeout)
+            .call(signer, request, self.signing.signer_timeout)
             .await
         {
-            Ok(pb::signer_message::Body::PolicyStatus(st)) => {
+            Ok(Answer::PolicyStatus(st)) => {
                 info!(
                     signer,
                     version = st.version,
@@ -45,7 +49,7 @@ impl Coordinator {
                 );
                 self.note_signer_policy(signer, st);
             }
-            Ok(pb::signer_message::Body::Refusal(r)) => {
+            Ok(Answer::Refused { refusal: r, .. }) => {
                 warn!(signer, rule = %r.rule, reason = %r.reason, "signer refused the policy message");
             }
             Ok(_) => warn!(signer, "signer: unexpected answer to a policy message"),
@@ -60,9 +64,9 @@ impl Coordinator {
         let connected = self.registry.connected();
         let asks = self.manifest.signers.iter().map(|s| {
             let online = connected.iter().any(|c| c.identifier == s.identifier);
-            let body = pb::coordinator_message::Body::StatusChallenge(pb::StatusChallenge {
+            let ask = Request::StatusChallenge {
                 challenge: challenge.to_vec(),
-            });
+            };
             async move {
                 let mut out = apb::SignerReceipt {
                     name: s.name.clone(),
@@ -74,11 +78,11 @@ impl Coordinator {
                 }
                 match self
                     .registry
-                    .call(s.identifier, body, self.signing.signer_timeout)
+                    .call(s.identifier, ask, self.signing.signer_timeout)
                     .await
                 {
-                    Ok(pb::signer_message::Body::StatusReceipt(r)) => out.receipt = Some(r),
-                    Ok(pb::signer_message::Body::Refusal(r)) => {
+                    Ok(Answer::StatusReceipt(r)) => out.receipt = Some(receipt_to_proto(&r)),
+                    Ok(Answer::Refused { refusal: r, .. }) => {
                         out.error = format!("refused: {}: {}", r.rule, r.reason)
                     }
                     Ok(_) => out.error = "unexpected answer".into(),
@@ -93,27 +97,34 @@ impl Coordinator {
     }
 
     /// Sends a complete policy version to every connected signer.
-    pub async fn broadcast_policy(&self, update: quorate_wire::policy::SignedPolicy) {
-        let body = pb::coordinator_message::Body::PolicyUpdate(update);
+    pub async fn broadcast_policy(&self, update: SignedPolicy) {
         let calls = self
             .registry
             .connected()
             .into_iter()
-            .map(|s| self.send_policy(s.identifier, body.clone()));
+            .map(|s| self.send_policy(s.identifier, Request::PolicyUpdate(update.clone())));
         futures::future::join_all(calls).await;
     }
 
     /// Sends a veto to every connected signer.
-    pub async fn broadcast_veto(&self, hash_hex: &str, sig: &quorate_core::policy::AdminSignature) {
-        let body = pb::coordinator_message::Body::PolicyVeto(pb::PolicyVeto {
-            policy_hash: hex::decode(hash_hex).unwrap_or_default(),
-            veto: Some(quorate_wire::convert::policy::sig_to_proto(sig)),
-        });
+    pub async fn broadcast_veto(&self, hash_hex: &str, sig: &AdminSignature) {
+        // The admin service took the hash as 64 hex digits.
+        let Some(policy_hash) = hex::decode(hash_hex)
+            .ok()
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        else {
+            warn!(hash = %hash_hex, "a veto of a hash that is not 32 bytes is not sent");
+            return;
+        };
+        let veto = PolicyVeto {
+            policy_hash,
+            veto: sig.clone(),
+        };
         let calls = self
             .registry
             .connected()
             .into_iter()
-            .map(|s| self.send_policy(s.identifier, body.clone()));
+            .map(|s| self.send_policy(s.identifier, Request::PolicyVeto(veto.clone())));
         futures::future::join_all(calls).await;
     }
 
@@ -169,16 +180,13 @@ impl Coordinator {
         }
         let _done = Done(self, signer);
         for item in self.policy.catchup(version) {
-            let body = match item {
-                crate::policy::Catchup::Update(u) => pb::coordinator_message::Body::PolicyUpdate(u),
-                crate::policy::Catchup::Veto(h, sig) => {
-                    pb::coordinator_message::Body::PolicyVeto(pb::PolicyVeto {
-                        policy_hash: h.to_vec(),
-                        veto: Some(quorate_wire::convert::policy::sig_to_proto(&sig)),
-                    })
+            let request = match item {
+                crate::policy::Catchup::Update(u) => Request::PolicyUpdate(u),
+                crate::policy::Catchup::Veto(policy_hash, veto) => {
+                    Request::PolicyVeto(PolicyVeto { policy_hash, veto })
                 }
             };
-            self.send_policy(signer, body).await;
+            self.send_policy(signer, request).await;
         }
     }
 

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use frost_core::round1::SigningCommitments;
-use quorate_wire::signer as pb;
+use quorate_core::{
+    link::{Answer, PresignRequest, Request},
+    message::Scheme,
+};
 use tracing::warn;
 
 use super::Coordinator;
@@ -26,20 +29,23 @@ impl Coordinator {
         let timeout = self.signing.signer_timeout;
         tokio::spawn(async move {
             let sessions: Vec<[u8; 16]> = (0..batch).map(|_| rand::random()).collect();
-            let body = pb::coordinator_message::Body::Presign(pb::PresignRequest {
-                session_ids: sessions.iter().map(|s| s.to_vec()).collect(),
-                scheme: pb::KeyScheme::Secp256k1 as i32,
+            let request = Request::Presign(PresignRequest {
+                session_ids: sessions.clone(),
+                scheme: Scheme::Secp256k1,
             });
             let asked = registry.mono_ms();
-            let got = match registry.call_on(signer, Some(conn), body, timeout).await {
-                Ok(pb::signer_message::Body::Presign(p)) if p.commitments.len() == batch => {
+            let got = match registry.call_on(signer, Some(conn), request, timeout).await {
+                Ok(Answer::Presign {
+                    commitments,
+                    ttl_ms,
+                }) if commitments.len() == batch => {
                     // Counted from before the request, and with a margin, so the coordinator
                     // stops using a nonce before the signer forgets it.
-                    let ttl = p.ttl_ms.min(3_600_000);
+                    let ttl = ttl_ms.min(3_600_000);
                     let usable_until = asked + ttl - (ttl / 4).min(5_000);
                     let parsed: Result<Vec<_>, _> = sessions
                         .iter()
-                        .zip(&p.commitments)
+                        .zip(&commitments)
                         .map(|(session, c)| {
                             SigningCommitments::deserialize(c).map(|commitments| {
                                 crate::registry::Presigned {
@@ -55,7 +61,7 @@ impl Coordinator {
                         Vec::new()
                     })
                 }
-                Ok(pb::signer_message::Body::Refusal(r)) => {
+                Ok(Answer::Refused { refusal: r, .. }) => {
                     warn!(signer, rule = %r.rule, reason = %r.reason, "signer refused to pre-generate commitments");
                     Vec::new()
                 }

@@ -8,15 +8,18 @@
 use std::sync::Arc;
 
 use frost_core::keys::PublicKeyPackage;
-use prost::Message;
 use quorate_core::{
     audit::{self, Event},
     fingerprint::group_key_fingerprint,
+    link::{Answer, Hello, RefreshAck, RefreshActivate, RefreshTerms, Request},
     message::Scheme,
     refresh::{package_hash, Stored},
     refusal::{Refusal, Rule},
 };
-use quorate_wire::{admin as apb, signer as pb};
+use quorate_wire::{
+    admin as apb,
+    convert::link::{decode_refresh_activate, encode_refresh_activate},
+};
 use rand::RngCore;
 use tracing::{info, warn};
 
@@ -154,9 +157,9 @@ impl Coordinator {
         let mut session = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut session);
         let old_epoch = self.key_epoch(scheme);
-        let terms = pb::RefreshTerms {
+        let terms = RefreshTerms {
             old_epoch,
-            participants: holders.iter().map(|h| u32::from(*h)).collect(),
+            participants: holders.clone(),
         };
         let me = self.clone();
         detached(async move {
@@ -171,7 +174,7 @@ impl Coordinator {
         &self,
         scheme: Scheme,
         session: [u8; 16],
-        terms: pb::RefreshTerms,
+        terms: RefreshTerms,
         holders: Vec<u16>,
     ) -> Result<apb::RefreshSharesResponse, Refusal> {
         let old_epoch = terms.old_epoch;
@@ -215,11 +218,11 @@ impl Coordinator {
     pub(super) async fn activate_refresh<C: GroupSuite>(
         &self,
         session: &[u8],
-        terms: &pb::RefreshTerms,
+        terms: &RefreshTerms,
         group_key: Vec<u8>,
         pkp_bytes: Vec<u8>,
         transcript: Vec<u8>,
-        confirmed: Vec<(u16, pb::signer_message::Body)>,
+        confirmed: Vec<(u16, Answer)>,
     ) -> Result<Vec<u8>, Failed> {
         let epoch = terms
             .old_epoch
@@ -234,7 +237,7 @@ impl Coordinator {
         };
         let mut acks = Vec::with_capacity(confirmed.len());
         for (i, body) in confirmed {
-            let pb::signer_message::Body::DkgConfirm(c) = body else {
+            let Answer::DkgConfirm(c) = body else {
                 return Err((format!("signer {i} did not confirm the refresh"), vec![i]));
             };
             let entry = self
@@ -251,16 +254,16 @@ impl Coordinator {
                     vec![i],
                 ));
             }
-            acks.push(pb::RefreshAck {
-                identifier: u32::from(i),
+            acks.push(RefreshAck {
+                identifier: i,
                 signature: c.stored_signature,
             });
         }
         let pkp = PublicKeyPackage::<C>::deserialize(&pkp_bytes)
             .map_err(|e| (format!("public key package: {e}"), vec![]))?;
-        let activation = pb::RefreshActivate {
+        let activation = RefreshActivate {
             session_id: session.to_vec(),
-            scheme: C::WIRE as i32,
+            scheme: C::SCHEME,
             epoch,
             transcript_hash: transcript,
             public_key_package_hash: hash.to_vec(),
@@ -268,9 +271,9 @@ impl Coordinator {
         };
         // The proof, the package and its epoch in one durable batch: a restart resumes from
         // exactly this, showing the proof to whoever has not switched.
-        self.keep_public_keys::<C>(pkp, epoch, Some(activation.encode_to_vec()))
+        self.keep_public_keys::<C>(pkp, epoch, Some(encode_refresh_activate(&activation)))
             .await?;
-        let participants: Vec<String> = terms.participants.iter().map(u32::to_string).collect();
+        let participants: Vec<String> = terms.participants.iter().map(u16::to_string).collect();
         self.audit(
             Event::new(audit::kind::KEY_REFRESHED)
                 .with("session", hex::encode(session))
@@ -284,8 +287,7 @@ impl Coordinator {
             terms
                 .participants
                 .iter()
-                .filter_map(|p| u16::try_from(*p).ok())
-                .map(|i| self.show_activation(i, &activation)),
+                .map(|i| self.show_activation(*i, &activation)),
         )
         .await;
         Ok(group_key)
@@ -329,24 +331,18 @@ impl Coordinator {
 
     /// Shows a participant the proof that every participant stored its refreshed share; one
     /// that misses it gets it again when it reconnects ([`Coordinator::resume_refresh`]).
-    async fn show_activation(&self, i: u16, activation: &pb::RefreshActivate) {
+    async fn show_activation(&self, i: u16, activation: &RefreshActivate) {
         let timeout = self
             .signing
             .signer_timeout
             .max(std::time::Duration::from_secs(30));
-        let body = pb::coordinator_message::Body::RefreshActivate(activation.clone());
-        match self.registry.call(i, body, timeout).await {
-            Ok(pb::signer_message::Body::RefreshActivated(a)) if a.epoch == activation.epoch => {
-                if let Ok(s) = quorate_wire::convert::key_scheme(activation.scheme) {
-                    self.registry.set_key_epoch(i, s, a.epoch);
-                }
-                info!(
-                    signer = i,
-                    epoch = a.epoch,
-                    "signer switched to its refreshed share"
-                );
+        let request = Request::RefreshActivate(activation.clone());
+        match self.registry.call(i, request, timeout).await {
+            Ok(Answer::RefreshActivated { epoch, .. }) if epoch == activation.epoch => {
+                self.registry.set_key_epoch(i, activation.scheme, epoch);
+                info!(signer = i, epoch, "signer switched to its refreshed share");
             }
-            Ok(pb::signer_message::Body::Refusal(r)) => {
+            Ok(Answer::Refused { refusal: r, .. }) => {
                 warn!(signer = i, rule = %r.rule, reason = %r.reason, "refresh activation refused; shown again when it reconnects");
             }
             Ok(_) => {
@@ -363,7 +359,7 @@ impl Coordinator {
 
     /// A signer connected holding a share of an older key epoch and the refreshed one stored:
     /// shows it the proof so it switches.
-    pub async fn resume_refresh(&self, i: u16, hello: &pb::Hello) {
+    pub async fn resume_refresh(&self, i: u16, hello: &Hello) {
         for (scheme, current, pending) in [
             (Scheme::Secp256k1, hello.key_epoch, hello.pending_key_epoch),
             (
@@ -380,7 +376,7 @@ impl Coordinator {
                 Ok(Some(p)) => p,
                 _ => continue,
             };
-            match pb::RefreshActivate::decode(proof.as_slice()) {
+            match decode_refresh_activate(&proof) {
                 Ok(a) if a.epoch == epoch => self.show_activation(i, &a).await,
                 _ => warn!(signer = i, %scheme, "stored refresh activation does not decode"),
             }

@@ -5,14 +5,20 @@
 
 use std::sync::Arc;
 
-use prost::Message;
 use quorate_core::{
     audit::{self, Event},
     fingerprint::group_key_fingerprint,
+    link::{
+        AddHolder, Answer, RepairContributeRequest, RepairFinishRequest, RepairOfferRequest,
+        RepairResult, RepairSession, Request,
+    },
     message::Scheme,
     refusal::{Refusal, Rule},
 };
-use quorate_wire::{admin as apb, signer as pb};
+use quorate_wire::{
+    admin as apb,
+    convert::link::{decode_add_holder, encode_add_holder},
+};
 use rand::RngCore;
 use tracing::{info, warn};
 
@@ -135,15 +141,12 @@ impl Coordinator {
         let ceremony = self.begin_ceremony()?;
         let mut session = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut session);
-        let request = pb::RepairSession {
-            session_id: session.to_vec(),
+        let request = RepairSession {
+            session_id: session,
             manifest_hash: self.manifest.hash().to_vec(),
-            scheme: match scheme {
-                Scheme::Secp256k1 => Secp::WIRE,
-                Scheme::Ed25519 => Ed::WIRE,
-            } as i32,
-            target: u32::from(target),
-            helpers: chosen.iter().map(|h| u32::from(*h)).collect(),
+            scheme,
+            target,
+            helpers: chosen.clone(),
         };
         let me = self.clone();
         detached(async move {
@@ -159,7 +162,7 @@ impl Coordinator {
         &self,
         scheme: Scheme,
         session: [u8; 16],
-        request: pb::RepairSession,
+        request: RepairSession,
         chosen: Vec<u16>,
         target: u16,
         group_key: Vec<u8>,
@@ -222,10 +225,10 @@ impl Coordinator {
 
     /// An enrolment whose new signer holds its share but that not every holder finished
     /// adding (kept by [`Coordinator::add_holder`] until they all did).
-    fn stored_enrolment(&self, scheme: Scheme, target: u16) -> Option<pb::AddHolder> {
+    fn stored_enrolment(&self, scheme: Scheme, target: u16) -> Option<AddHolder> {
         let raw = self.store.get_meta(&enrolment_key(scheme, target)).ok()??;
         (!raw.is_empty())
-            .then(|| pb::AddHolder::decode(raw.as_slice()).ok())
+            .then(|| decode_add_holder(&raw).ok())
             .flatten()
     }
 
@@ -233,25 +236,12 @@ impl Coordinator {
     async fn finish_enrolment(
         &self,
         scheme: Scheme,
-        add: pb::AddHolder,
+        add: AddHolder,
     ) -> Result<apb::RepairShareResponse, Refusal> {
-        let (Some(session), Some(result)) = (add.session.clone(), add.result.clone()) else {
-            return Err(Refusal::permanent(
-                Rule::Internal,
-                "stored enrolment is incomplete",
-            ));
-        };
-        let Ok(target) = u16::try_from(session.target) else {
-            return Err(Refusal::permanent(
-                Rule::Internal,
-                "stored enrolment names an impossible target",
-            ));
-        };
-        let basis = session
-            .helpers
-            .iter()
-            .filter_map(|h| u16::try_from(*h).ok())
-            .collect();
+        // Kept whole by `add_holder` (a record that does not decode is not found).
+        let AddHolder { session, result } = add;
+        let target = session.target;
+        let basis = session.helpers.iter().copied().collect();
         let done = match scheme {
             Scheme::Secp256k1 => {
                 self.add_holder::<Secp>(&session, &result, &basis, target)
@@ -265,7 +255,7 @@ impl Coordinator {
         done.map_err(|failed| {
             self.ceremony_failed(
                 Event::new(audit::kind::REPAIR_ABORTED)
-                    .with("session", hex::encode(&session.session_id))
+                    .with("session", hex::encode(session.session_id))
                     .with("scheme", scheme.as_str())
                     .with("target", target.to_string()),
                 Rule::RepairAborted,
@@ -275,10 +265,10 @@ impl Coordinator {
         })?;
         self.registry.set_key_epoch(target, scheme, result.epoch);
         Ok(apb::RepairShareResponse {
-            session_id: session.session_id,
+            session_id: session.session_id.to_vec(),
             scheme: scheme.as_str().into(),
-            target: session.target,
-            helpers: session.helpers,
+            target: u32::from(session.target),
+            helpers: session.helpers.iter().map(|h| u32::from(*h)).collect(),
             fingerprint: group_key_fingerprint(&result.group_public_key),
             group_public_key: result.group_public_key,
             verifying_share: result.verifying_share,
@@ -290,7 +280,7 @@ impl Coordinator {
     /// The three rounds; returns the target's verifying share and the key epoch.
     async fn run_repair<C: GroupSuite>(
         &self,
-        session: &pb::RepairSession,
+        session: &RepairSession,
         helpers: &[u16],
         target: u16,
     ) -> Result<(Vec<u8>, u32, bool), Failed> {
@@ -298,29 +288,31 @@ impl Coordinator {
             C::public_keys(self).ok_or_else(|| ("no public key package".to_string(), vec![]))?;
         let r1 = self
             .dkg_round(helpers, |_| {
-                pb::coordinator_message::Body::RepairOffer(pb::RepairOfferRequest {
-                    session: Some(session.clone()),
+                Request::RepairOffer(RepairOfferRequest {
+                    session: session.clone(),
                 })
             })
             .await?;
         let mut offers = Vec::with_capacity(helpers.len());
         let mut mailbox = quorate_core::dkg::relay::Mailbox::new();
         for (i, body) in r1 {
-            let pb::signer_message::Body::RepairOffer(r) = body else {
+            let Answer::RepairOffer(r) = body else {
                 return Err((format!("signer {i} answered round 1 out of turn"), vec![i]));
             };
-            let Some(offer) = r.offer.filter(|o| o.from == u32::from(i)) else {
+            // (An answer without an offer, or with a recipient that is no FROST identifier,
+            // did not convert: the round named its sender.)
+            if r.offer.from != i {
                 return Err((format!("signer {i} sent no offer of its own"), vec![i]));
-            };
-            offers.push(offer);
+            }
+            offers.push(r.offer);
             for d in r.deltas {
-                mailbox.post(i, d.sender, d.recipient, d.clone())?;
+                mailbox.post(i, d.sender, d.recipient, d)?;
             }
         }
         let r2 = self
             .dkg_round(helpers, |i| {
-                pb::coordinator_message::Body::RepairContribute(pb::RepairContributeRequest {
-                    session: Some(session.clone()),
+                Request::RepairContribute(RepairContributeRequest {
+                    session: session.clone(),
                     offers: offers.clone(),
                     deltas: mailbox.for_recipient(i),
                 })
@@ -329,22 +321,20 @@ impl Coordinator {
         let mut contributions = Vec::with_capacity(helpers.len());
         for (i, body) in r2 {
             match body {
-                pb::signer_message::Body::RepairContribution(c) if c.from == u32::from(i) => {
-                    contributions.push(c)
-                }
+                Answer::RepairContribution(c) if c.from == i => contributions.push(c),
                 _ => return Err((format!("signer {i} answered round 2 out of turn"), vec![i])),
             }
         }
         let done = self
             .dkg_round(&[target], |_| {
-                pb::coordinator_message::Body::RepairFinish(pb::RepairFinishRequest {
-                    session: Some(session.clone()),
+                Request::RepairFinish(RepairFinishRequest {
+                    session: session.clone(),
                     offers: offers.clone(),
                     contributions: contributions.clone(),
                 })
             })
             .await?;
-        let Some((_, pb::signer_message::Body::RepairResult(r))) = done.into_iter().next() else {
+        let Some((_, Answer::RepairResult(r))) = done.into_iter().next() else {
             return Err(("the target answered out of turn".into(), vec![target]));
         };
         let entry = self
@@ -395,8 +385,8 @@ impl Coordinator {
     /// (each checks the new signer's signed result itself), then the coordinator does.
     async fn add_holder<C: GroupSuite>(
         &self,
-        session: &pb::RepairSession,
-        result: &pb::RepairResult,
+        session: &RepairSession,
+        result: &RepairResult,
         basis: &std::collections::BTreeSet<u16>,
         target: u16,
     ) -> Result<(), Failed> {
@@ -405,30 +395,24 @@ impl Coordinator {
             .ok_or_else(|| ("no public key package".to_string(), vec![]))?;
         // Kept until every holder added it, so a repeated `quorate repair` can finish it.
         let key = enrolment_key(C::SCHEME, target);
-        let record = pb::AddHolder {
-            session: Some(session.clone()),
-            result: Some(result.clone()),
-        }
-        .encode_to_vec();
+        let enrolment = AddHolder {
+            session: session.clone(),
+            result: result.clone(),
+        };
+        let record = encode_add_holder(&enrolment);
         self.store
             .put_meta(&key, &record)
             .map_err(|e| (format!("{ENROLMENT_INCOMPLETE}: {e}"), vec![]))?;
         let mut holders = super::refresh::holders_of(Some(pkp.clone()));
         holders.retain(|h| *h != target);
         let answers = self
-            .dkg_round(&holders, |_| {
-                pb::coordinator_message::Body::AddHolder(pb::AddHolder {
-                    session: Some(session.clone()),
-                    result: Some(result.clone()),
-                })
-            })
+            .dkg_round(&holders, |_| Request::AddHolder(enrolment.clone()))
             .await
             // A holder that cannot add it yet (not connected, a refresh pending) is not to
             // blame; the enrolment is finished by repeating it.
             .map_err(|(e, _)| (format!("{ENROLMENT_INCOMPLETE}: {e}"), vec![]))?;
         for (i, body) in answers {
-            if !matches!(body, pb::signer_message::Body::HolderAdded(h) if h.identifier == u32::from(target))
-            {
+            if !matches!(body, Answer::HolderAdded { identifier, .. } if identifier == target) {
                 return Err((
                     format!("{ENROLMENT_INCOMPLETE}: signer {i} did not add the new signer"),
                     vec![i],
@@ -445,7 +429,7 @@ impl Coordinator {
         }
         self.audit(
             Event::new(audit::kind::HOLDER_ADDED)
-                .with("session", hex::encode(&session.session_id))
+                .with("session", hex::encode(session.session_id))
                 .with("scheme", C::SCHEME.as_str())
                 .with("identifier", target.to_string())
                 .with("epoch", epoch.to_string()),

@@ -10,12 +10,14 @@ use std::{
 use frost_core::{round1::SigningCommitments, round2::SignatureShare, Identifier, SigningPackage};
 use quorate_core::{
     audit::{self, Event},
+    identity::IdentityPublic,
     intent::WithdrawalIntent,
+    link::{Answer, CommitRequest, Request, SignRequest},
     message::{payout, signing_message, solana_transaction, Scheme},
+    policy::AdminSignature,
     refusal::{Refusal, Rule},
     signing::attempts::{AfterRefusal, Attempts},
 };
-use quorate_wire::signer as pb;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -23,12 +25,14 @@ use tracing::{info, warn};
 use super::{metric, Coordinator, Ed, GroupSuite, Secp};
 use crate::store::{Record, Status};
 
-fn record_approvals(r: &Record) -> Vec<quorate_wire::policy::AdminSignature> {
+/// The admin approvals stored with a withdrawal (each was verified when it was given; one that
+/// no longer decodes is left out, and the signers judge the rest).
+fn record_approvals(r: &Record) -> Vec<AdminSignature> {
     r.approvals
         .iter()
         .filter_map(|(a, s)| {
-            Some(quorate_wire::policy::AdminSignature {
-                admin: hex::decode(a).ok()?,
+            Some(AdminSignature {
+                admin: IdentityPublic::from_bytes(&hex::decode(a).ok()?).ok()?,
                 signature: hex::decode(s).ok()?,
             })
         })
@@ -73,7 +77,7 @@ impl Coordinator {
             Ok(Ok(())) => match format {
                 Ok((format, backend_signature)) => match signing_message(&intent, format) {
                     Ok(message) => {
-                        let request = pb::SignRequest {
+                        let request = SignRequest {
                             intent: intent.encode(),
                             backend_signature,
                             approvals: record_approvals(&record),
@@ -193,7 +197,7 @@ impl Coordinator {
         &self,
         label: &str,
         message: &[u8],
-        request: &pb::SignRequest,
+        request: &SignRequest,
     ) -> Result<(Vec<u8>, Vec<u16>), Refusal> {
         let (pubkeys, key_epoch) = self.public_keys_at::<C>().ok_or_else(|| {
             Refusal::temporary(
@@ -257,9 +261,9 @@ impl Coordinator {
                 }
             }
             let answers = futures::future::join_all(fresh.iter().map(|i| {
-                let commit = pb::coordinator_message::Body::Commit(pb::CommitRequest {
-                    session_id: sessions[i].to_vec(),
-                    scheme: C::WIRE as i32,
+                let commit = Request::Commit(CommitRequest {
+                    session_id: sessions[i],
+                    scheme: C::SCHEME,
                 });
                 self.registry.call(*i, commit, timeout)
             }))
@@ -267,8 +271,8 @@ impl Coordinator {
             for (i, answer) in fresh.iter().zip(answers) {
                 let fid = frost_id::<C>(*i)?;
                 match answer {
-                    Ok(pb::signer_message::Body::Commit(c)) => {
-                        match SigningCommitments::<C>::deserialize(&c.commitments) {
+                    Ok(Answer::Commit { commitments: c }) => {
+                        match SigningCommitments::<C>::deserialize(&c) {
                             Ok(c) => {
                                 commitments.insert(fid, c);
                             }
@@ -292,36 +296,34 @@ impl Coordinator {
 
             // Round 2: each signer checks the intent itself and answers with its share.
             let answers = futures::future::join_all(quorum.iter().map(|i| {
-                let sign = pb::coordinator_message::Body::Sign(pb::SignRequest {
-                    session_id: sessions[i].to_vec(),
+                let sign = Request::Sign(Box::new(SignRequest {
+                    session_id: sessions[i],
                     signing_package: package_bytes.clone(),
-                    scheme: C::WIRE as i32,
+                    scheme: C::SCHEME,
                     key_epoch,
                     ..request.clone()
-                });
+                }));
                 self.registry.call(*i, sign, timeout)
             }))
             .await;
             let mut shares = BTreeMap::new();
             for (i, answer) in quorum.iter().zip(answers) {
                 match answer {
-                    Ok(pb::signer_message::Body::Sign(s)) => {
-                        match SignatureShare::<C>::deserialize(&s.share) {
-                            Ok(share) => {
-                                shares.insert(frost_id::<C>(*i)?, share);
-                            }
-                            Err(e) => {
-                                warn!(withdrawal = %label, signer = i, "culprit: malformed signature share");
-                                self.audit(
-                                    Event::new(audit::kind::CULPRIT)
-                                        .with("withdrawal", label)
-                                        .with("signer", i.to_string())
-                                        .with("what", "malformed signature share"),
-                                );
-                                attempts.failed(*i, format!("signer {i}: malformed share: {e}"));
-                            }
+                    Ok(Answer::Sign { share }) => match SignatureShare::<C>::deserialize(&share) {
+                        Ok(share) => {
+                            shares.insert(frost_id::<C>(*i)?, share);
                         }
-                    }
+                        Err(e) => {
+                            warn!(withdrawal = %label, signer = i, "culprit: malformed signature share");
+                            self.audit(
+                                Event::new(audit::kind::CULPRIT)
+                                    .with("withdrawal", label)
+                                    .with("signer", i.to_string())
+                                    .with("what", "malformed signature share"),
+                            );
+                            attempts.failed(*i, format!("signer {i}: malformed share: {e}"));
+                        }
+                    },
                     other => {
                         // A pre-generated nonce the signer no longer has (it restarted, or it
                         // expired there first) is not its fault, once: its pool is dropped and
@@ -375,21 +377,12 @@ impl Coordinator {
 /// asked with a pre-generated commitment.
 fn note_failure(
     i: u16,
-    answer: Result<pb::signer_message::Body, crate::registry::CallError>,
+    answer: Result<Answer, crate::registry::CallError>,
     presigned: bool,
     attempts: &mut Attempts,
 ) -> AfterRefusal {
     match answer {
-        Ok(pb::signer_message::Body::Refusal(r)) => attempts.refused(
-            i,
-            Refusal {
-                rule: Rule::parse(&r.rule),
-                reason: r.reason,
-                permanent: r.permanent,
-                retry_at_ms: (r.retry_at_ms > 0).then_some(r.retry_at_ms),
-            },
-            presigned,
-        ),
+        Ok(Answer::Refused { refusal, .. }) => attempts.refused(i, refusal, presigned),
         Ok(_) => {
             attempts.failed(i, format!("signer {i} answered out of turn"));
             AfterRefusal::LeftOut

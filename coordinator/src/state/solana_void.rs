@@ -5,11 +5,11 @@
 use quorate_core::{
     audit::{self, Event},
     chains::solana,
+    link::{SignRequest, SolanaVoid},
     message::solana_void,
     policy::AdminSignature,
     refusal::{Refusal, Rule},
 };
-use quorate_wire::{convert::policy::sig_to_proto, signer as pb};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
@@ -46,11 +46,11 @@ impl Coordinator {
         let message = self
             .policy
             .with_active(|doc| solana_void(doc, &wallet, &account, &nonce, &approval))??;
-        let request = pb::SignRequest {
-            solana_void: Some(pb::SolanaVoid {
-                nonce_account: account.to_vec(),
-                nonce_value: nonce.to_vec(),
-                approval: Some(sig_to_proto(&approval)),
+        let request = SignRequest {
+            solana_void: Some(SolanaVoid {
+                nonce_account: account,
+                nonce_value: nonce,
+                approval: Some(approval.clone()),
             }),
             ..Default::default()
         };

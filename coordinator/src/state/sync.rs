@@ -21,9 +21,10 @@ use frost_core::{keys::PublicKeyPackage, Ciphersuite, Identifier};
 use quorate_core::{
     audit::{self, Event},
     fingerprint::group_key_fingerprint,
+    link::{Answer, Request, SyncAnswer, SyncRequest},
     message::Scheme,
+    policy::PolicyStatus,
 };
-use quorate_wire::signer as pb;
 use tracing::{info, warn};
 
 use super::{groups::GroupSuite, Coordinator, Ed, Secp};
@@ -108,25 +109,25 @@ impl Coordinator {
     /// One round: asks every connected signer, then takes what checks out.
     pub async fn sync_once(self: &std::sync::Arc<Self>) {
         let ours = self.policy.status(self.now_ms());
-        let request = pb::SyncRequest {
+        let request = SyncRequest {
             policy_version: ours.version,
             pending_hash: ours.pending_hash.clone(),
         };
         let asks = self.registry.connected().into_iter().map(|s| {
-            let body = pb::coordinator_message::Body::Sync(request.clone());
+            let ask = Request::Sync(request.clone());
             async move {
                 match self
                     .registry
-                    .call(s.identifier, body, self.signing.signer_timeout)
+                    .call(s.identifier, ask, self.signing.signer_timeout)
                     .await
                 {
-                    Ok(pb::signer_message::Body::Sync(a)) => Some((s.identifier, a)),
+                    Ok(Answer::Sync(a)) => Some((s.identifier, a)),
                     // A signer of an older release does not know the request, or is busy.
                     Ok(_) | Err(_) => None,
                 }
             }
         });
-        let answers: Vec<(u16, pb::SyncAnswer)> = futures::future::join_all(asks)
+        let answers: Vec<(u16, SyncAnswer)> = futures::future::join_all(asks)
             .await
             .into_iter()
             .flatten()
@@ -143,7 +144,7 @@ impl Coordinator {
                 .flat_map(|(signer, a)| {
                     a.key_packages
                         .iter()
-                        .filter(move |p| quorate_wire::convert::key_scheme(p.scheme) == Ok(scheme))
+                        .filter(move |p| p.scheme == scheme)
                         .map(move |p| (*signer, p.key_epoch, p.public_key_package.clone()))
                 })
                 .collect()
@@ -154,10 +155,10 @@ impl Coordinator {
 
     /// Files the version after ours that t signers hold, and the vetoes of a version pending
     /// here; puts our pending version in force once t signers have it in force.
-    fn learn_policy(&self, answers: &[(u16, pb::SyncAnswer)]) {
+    fn learn_policy(&self, answers: &[(u16, SyncAnswer)]) {
         let t = usize::from(self.manifest.threshold);
         let now = self.now_ms();
-        let count = |f: &dyn Fn(&quorate_wire::policy::PolicyStatus) -> bool| {
+        let count = |f: &dyn Fn(&PolicyStatus) -> bool| {
             answers
                 .iter()
                 .filter(|(_, a)| a.policy.as_ref().is_some_and(f))
@@ -173,10 +174,8 @@ impl Coordinator {
         // hash covers the document only) must not hide another's.
         let mut docs: BTreeMap<String, Vec<quorate_core::policy::SignedPolicy>> = BTreeMap::new();
         for (_, a) in answers {
-            for u in &a.updates {
-                if let Ok(s) = quorate_wire::convert::policy::signed_from_proto(u) {
-                    docs.entry(s.doc.hash_hex()).or_default().push(s);
-                }
+            for s in &a.updates {
+                docs.entry(s.doc.hash_hex()).or_default().push(s.clone());
             }
         }
         for (hash, copies) in docs {
@@ -195,18 +194,11 @@ impl Coordinator {
         }
         for (_, a) in answers {
             for v in &a.vetoes {
-                let hash = hex::encode(&v.policy_hash);
+                let hash = hex::encode(v.policy_hash);
                 if self.policy.has_veto(&hash) || !self.policy.vetoable(&hash) {
                     continue;
                 }
-                let Some(sig) = v
-                    .veto
-                    .as_ref()
-                    .and_then(|s| quorate_wire::convert::policy::sig_from_proto(s).ok())
-                else {
-                    continue;
-                };
-                if self.policy.veto(&hash, sig, now).is_ok() {
+                if self.policy.veto(&hash, v.veto.clone(), now).is_ok() {
                     info!(hash = %hash, "policy veto learned from the signers");
                     self.audit(
                         Event::new(audit::kind::LEARNED)

@@ -5,10 +5,10 @@
 use quorate_core::{
     address::Chain,
     audit::{self, Event},
+    link::{SignRequest, VaultActionRef},
     message::VaultAdmin,
     refusal::Refusal,
 };
-use quorate_wire::signer as pb;
 use sha2::{Digest, Sha256};
 use tracing::info;
 
@@ -24,8 +24,8 @@ impl Coordinator {
         // The coordinator's own copy gives the early answer; the signers decide.
         let admin = self.policy.vault_admin(chain, nonce)?;
         let message = admin.message();
-        let request = pb::SignRequest {
-            vault_action: Some(pb::VaultActionRef {
+        let request = SignRequest {
+            vault_action: Some(VaultActionRef {
                 chain: chain.as_str().to_string(),
                 nonce,
             }),

@@ -53,18 +53,14 @@ pub fn honest_refusal(rule: &Rule) -> bool {
     )
 }
 
-/// Whom `refuser`'s refusal of a ceremony step under `rule` blames: the culprits it names
-/// (identifiers that are not a signer's are dropped); naming none, the refuser itself, unless
-/// the rule is one an honest signer gives ([`honest_refusal`]).
-pub fn blame(refuser: u16, rule: &Rule, named: &[u32]) -> Vec<u16> {
-    let culprits: Vec<u16> = named
-        .iter()
-        .filter_map(|c| u16::try_from(*c).ok())
-        .collect();
-    if culprits.is_empty() && !honest_refusal(rule) {
+/// Whom `refuser`'s refusal of a ceremony step under `rule` blames: the culprits it names;
+/// naming none, the refuser itself, unless the rule is one an honest signer gives
+/// ([`honest_refusal`]).
+pub fn blame(refuser: u16, rule: &Rule, named: &[u16]) -> Vec<u16> {
+    if named.is_empty() && !honest_refusal(rule) {
         return vec![refuser];
     }
-    culprits
+    named.to_vec()
 }
 
 /// Sealed packages sorted by recipient. Each is relayed as sent; its recipient checks it.
@@ -88,28 +84,23 @@ impl<T: Clone> Mailbox<T> {
     }
 
     /// Files `item`, which `answerer` sent saying it is from `sender` for `recipient`. The
-    /// sender is who answered, whatever the package says: a package in another's name, or for
-    /// an identifier no signer can have, stops the ceremony and names `answerer`.
+    /// sender is who answered, whatever the package says: a package in another's name stops
+    /// the ceremony and names `answerer`. (An identifier no signer can have does not get this
+    /// far: the answer carrying it does not convert at the link's edge.)
     pub fn post(
         &mut self,
         answerer: u16,
-        sender: u32,
-        recipient: u32,
+        sender: u16,
+        recipient: u16,
         item: T,
     ) -> Result<(), Abort> {
-        if sender != u32::from(answerer) {
+        if sender != answerer {
             return Err(Abort::by(
                 answerer,
                 format!("signer {answerer} sent a package in another's name"),
             ));
         }
-        let Ok(to) = u16::try_from(recipient) else {
-            return Err(Abort::by(
-                answerer,
-                format!("signer {answerer} addressed an unknown recipient"),
-            ));
-        };
-        self.boxes.entry(to).or_default().push(item);
+        self.boxes.entry(recipient).or_default().push(item);
         Ok(())
     }
 
@@ -178,8 +169,6 @@ mod tests {
         // Anything else without names is the refuser's own doing.
         assert_eq!(blame(2, &Rule::BadRequest, &[]), vec![2]);
         assert_eq!(blame(2, &Rule::parse("from-a-newer-peer"), &[]), vec![2]);
-        // Identifiers no signer can have are dropped, and then it is the refuser's.
-        assert_eq!(blame(2, &Rule::BadRequest, &[70_000]), vec![2]);
     }
 
     #[test]
@@ -193,8 +182,6 @@ mod tests {
         assert!(m.for_recipient(4).is_empty());
         let forged = m.post(1, 3, 2, "3→2 again").unwrap_err();
         assert_eq!(forged.culprits, vec![1]);
-        let nowhere = m.post(1, 1, u32::MAX, "→?").unwrap_err();
-        assert_eq!(nowhere.culprits, vec![1]);
         // Nothing refused was filed.
         assert_eq!(m.for_recipient(2).len(), 2);
     }

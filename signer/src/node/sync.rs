@@ -87,7 +87,7 @@ impl Node {
             key_packages.push(p);
         }
         Ok(Answer::Sync(SyncAnswer {
-            policy,
+            policy: Some(policy),
             updates,
             vetoes,
             key_packages,

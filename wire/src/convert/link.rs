@@ -247,45 +247,66 @@ impl TryFrom<Req> for Request {
                         .collect::<Result<_, _>>()?,
                 })
             }
-            Req::RefreshActivate(r) => {
-                let at = In(K::RefreshActivate);
-                Request::RefreshActivate(l::RefreshActivate {
-                    scheme: at.scheme("scheme", r.scheme)?,
-                    session_id: r.session_id,
-                    epoch: r.epoch,
-                    transcript_hash: r.transcript_hash,
-                    public_key_package_hash: r.public_key_package_hash,
-                    acks: r
-                        .acks
-                        .into_iter()
-                        .map(|a| {
-                            Ok(l::RefreshAck {
-                                identifier: u16::try_from(a.identifier).map_err(|_| {
-                                    at.bad("acks", "acknowledgement identifier out of range")
-                                })?,
-                                signature: a.signature,
-                            })
-                        })
-                        .collect::<Result<_, _>>()?,
-                })
-            }
-            Req::AddHolder(r) => {
-                let at = In(K::AddHolder);
-                let session = at.repair_session("an enrolment without its session", r.session)?;
-                let result = r
-                    .result
-                    .ok_or_else(|| at.bad("result", "an enrolment without its result"))?;
-                Request::AddHolder(l::AddHolder {
-                    session,
-                    result: repair_result_from_proto(result),
-                })
-            }
+            Req::RefreshActivate(r) => Request::RefreshActivate(refresh_activate_from_proto(r)?),
+            Req::AddHolder(r) => Request::AddHolder(add_holder_from_proto(r)?),
             Req::Sync(r) => Request::Sync(l::SyncRequest {
                 policy_version: r.policy_version,
                 pending_hash: r.pending_hash,
             }),
         })
     }
+}
+
+fn refresh_activate_from_proto(r: pb::RefreshActivate) -> Result<l::RefreshActivate, Malformed> {
+    let at = In(K::RefreshActivate);
+    Ok(l::RefreshActivate {
+        scheme: at.scheme("scheme", r.scheme)?,
+        session_id: r.session_id,
+        epoch: r.epoch,
+        transcript_hash: r.transcript_hash,
+        public_key_package_hash: r.public_key_package_hash,
+        acks: r
+            .acks
+            .into_iter()
+            .map(|a| {
+                Ok(l::RefreshAck {
+                    identifier: u16::try_from(a.identifier)
+                        .map_err(|_| at.bad("acks", "acknowledgement identifier out of range"))?,
+                    signature: a.signature,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+fn refresh_activate_to_proto(r: l::RefreshActivate) -> pb::RefreshActivate {
+    pb::RefreshActivate {
+        session_id: r.session_id,
+        scheme: scheme_i32(r.scheme),
+        epoch: r.epoch,
+        transcript_hash: r.transcript_hash,
+        public_key_package_hash: r.public_key_package_hash,
+        acks: r
+            .acks
+            .into_iter()
+            .map(|a| pb::RefreshAck {
+                identifier: u32::from(a.identifier),
+                signature: a.signature,
+            })
+            .collect(),
+    }
+}
+
+fn add_holder_from_proto(r: pb::AddHolder) -> Result<l::AddHolder, Malformed> {
+    let at = In(K::AddHolder);
+    let session = at.repair_session("an enrolment without its session", r.session)?;
+    let result = r
+        .result
+        .ok_or_else(|| at.bad("result", "an enrolment without its result"))?;
+    Ok(l::AddHolder {
+        session,
+        result: repair_result_from_proto(result),
+    })
 }
 
 fn sign_from_proto(r: pb::SignRequest) -> Result<l::SignRequest, Malformed> {
@@ -373,6 +394,33 @@ pub fn encode_veto(v: &l::PolicyVeto) -> Vec<u8> {
 pub fn decode_veto(bytes: &[u8]) -> Result<l::PolicyVeto, String> {
     let v = pb::PolicyVeto::decode(bytes).map_err(|e| e.to_string())?;
     veto_from_proto(In(K::PolicyVeto), &v).map_err(|e| e.to_string())
+}
+
+/// How a coordinator keeps a refresh activation (to show it again to a signer that missed
+/// it): its wire encoding.
+pub fn encode_refresh_activate(a: &l::RefreshActivate) -> Vec<u8> {
+    refresh_activate_to_proto(a.clone()).encode_to_vec()
+}
+
+/// A refresh activation as [`encode_refresh_activate`] kept it.
+pub fn decode_refresh_activate(bytes: &[u8]) -> Result<l::RefreshActivate, String> {
+    let p = pb::RefreshActivate::decode(bytes).map_err(|e| e.to_string())?;
+    refresh_activate_from_proto(p).map_err(|e| e.to_string())
+}
+
+/// How a coordinator keeps an enrolment not yet added by every holder: its wire encoding.
+pub fn encode_add_holder(a: &l::AddHolder) -> Vec<u8> {
+    pb::AddHolder {
+        session: Some(repair_session_to_proto(a.session.clone())),
+        result: Some(repair_result_to_proto(a.result.clone())),
+    }
+    .encode_to_vec()
+}
+
+/// An enrolment as [`encode_add_holder`] kept it.
+pub fn decode_add_holder(bytes: &[u8]) -> Result<l::AddHolder, String> {
+    let p = pb::AddHolder::decode(bytes).map_err(|e| e.to_string())?;
+    add_holder_from_proto(p).map_err(|e| e.to_string())
 }
 
 fn signed_round1_to_proto(p: SignedRound1) -> pb::SignedRound1 {
@@ -626,21 +674,7 @@ impl From<Request> for Req {
                     .map(contribution_to_proto)
                     .collect(),
             }),
-            Request::RefreshActivate(r) => Req::RefreshActivate(pb::RefreshActivate {
-                session_id: r.session_id,
-                scheme: scheme_i32(r.scheme),
-                epoch: r.epoch,
-                transcript_hash: r.transcript_hash,
-                public_key_package_hash: r.public_key_package_hash,
-                acks: r
-                    .acks
-                    .into_iter()
-                    .map(|a| pb::RefreshAck {
-                        identifier: u32::from(a.identifier),
-                        signature: a.signature,
-                    })
-                    .collect(),
-            }),
+            Request::RefreshActivate(r) => Req::RefreshActivate(refresh_activate_to_proto(r)),
             Request::AddHolder(r) => Req::AddHolder(pb::AddHolder {
                 session: Some(repair_session_to_proto(r.session)),
                 result: Some(repair_result_to_proto(r.result)),
@@ -720,7 +754,7 @@ impl From<Answer> for Ans {
                 epoch,
             }),
             Answer::Sync(s) => Ans::Sync(pb::SyncAnswer {
-                policy: Some(policy::status_to_proto(&s.policy)),
+                policy: s.policy.as_ref().map(policy::status_to_proto),
                 updates: s.updates.iter().map(policy::signed_to_proto).collect(),
                 vetoes: s.vetoes.iter().map(veto_to_proto).collect(),
                 key_packages: s
@@ -861,38 +895,32 @@ impl TryFrom<Ans> for Answer {
                     .map_err(|_| Out("holder-added").bad("identifier", "out of range"))?,
                 epoch: h.epoch,
             },
-            Ans::Sync(s) => {
-                let at = Out("sync");
-                Answer::Sync(l::SyncAnswer {
-                    policy: policy::status_from_proto(&s.policy.unwrap_or_default()),
-                    updates: s
-                        .updates
-                        .iter()
-                        .map(|p| {
-                            signed_policy(In(K::Sync), p).map_err(|e| at.bad("updates", e.reason))
+            // Each item is a claim the coordinator checks: one that does not convert is
+            // dropped, as one that does not check out is ignored (`SyncAnswer`).
+            Ans::Sync(s) => Answer::Sync(l::SyncAnswer {
+                policy: s.policy.as_ref().map(policy::status_from_proto),
+                updates: s
+                    .updates
+                    .iter()
+                    .filter_map(|p| signed_policy(In(K::Sync), p).ok())
+                    .collect(),
+                vetoes: s
+                    .vetoes
+                    .iter()
+                    .filter_map(|v| veto_from_proto(In(K::Sync), v).ok())
+                    .collect(),
+                key_packages: s
+                    .key_packages
+                    .into_iter()
+                    .filter_map(|k| {
+                        Some(l::KeyPackageInfo {
+                            scheme: super::key_scheme(k.scheme).ok()?,
+                            key_epoch: k.key_epoch,
+                            public_key_package: k.public_key_package,
                         })
-                        .collect::<Result<_, _>>()?,
-                    vetoes: s
-                        .vetoes
-                        .iter()
-                        .map(|v| {
-                            veto_from_proto(In(K::Sync), v).map_err(|e| at.bad("vetoes", e.reason))
-                        })
-                        .collect::<Result<_, _>>()?,
-                    key_packages: s
-                        .key_packages
-                        .into_iter()
-                        .map(|k| {
-                            Ok(l::KeyPackageInfo {
-                                scheme: super::key_scheme(k.scheme)
-                                    .map_err(|e| at.bad("key_packages", e))?,
-                                key_epoch: k.key_epoch,
-                                public_key_package: k.public_key_package,
-                            })
-                        })
-                        .collect::<Result<_, _>>()?,
-                })
-            }
+                    })
+                    .collect(),
+            }),
         })
     }
 }
@@ -1248,7 +1276,7 @@ mod tests {
                 epoch: 1,
             },
             Answer::Sync(SyncAnswer {
-                policy: status(),
+                policy: Some(status()),
                 updates: vec![signed_policy()],
                 vetoes: vec![PolicyVeto {
                     policy_hash: [7; 32],
@@ -1551,6 +1579,62 @@ mod tests {
         assert_eq!(
             policy::decode_signed(&policy::encode_signed(&p)).unwrap(),
             p
+        );
+        let add = AddHolder {
+            session: session(),
+            result: repair_result(),
+        };
+        assert_eq!(decode_add_holder(&encode_add_holder(&add)).unwrap(), add);
+        let Request::RefreshActivate(a) = requests().swap_remove(15) else {
+            panic!("the refresh activation sample moved");
+        };
+        assert_eq!(
+            decode_refresh_activate(&encode_refresh_activate(&a)).unwrap(),
+            a
+        );
+    }
+
+    #[test]
+    fn a_sync_answer_keeps_what_converts() {
+        let mut bad_veto = veto_to_proto(&PolicyVeto {
+            policy_hash: [7; 32],
+            veto: admin(5),
+        });
+        bad_veto.policy_hash.pop();
+        let good = signed_policy();
+        let body = Ans::Sync(pb::SyncAnswer {
+            policy: None,
+            updates: vec![
+                crate::policy::SignedPolicy::default(),
+                policy::signed_to_proto(&good),
+            ],
+            vetoes: vec![bad_veto],
+            key_packages: vec![
+                pb::KeyPackageInfo {
+                    scheme: 9,
+                    key_epoch: 1,
+                    public_key_package: vec![1],
+                },
+                pb::KeyPackageInfo {
+                    scheme: 1,
+                    key_epoch: 2,
+                    public_key_package: vec![2],
+                },
+            ],
+        });
+        let Answer::Sync(a) = Answer::try_from(body).unwrap() else {
+            panic!("not a sync answer");
+        };
+        assert_eq!(a.policy, None);
+        assert_eq!(a.updates, vec![good]);
+        assert!(a.vetoes.is_empty());
+        assert_eq!(
+            a.key_packages,
+            vec![KeyPackageInfo {
+                scheme: Scheme::Ed25519,
+                key_epoch: 2,
+                public_key_package: vec![2],
+            }]
         );
     }
 }
