@@ -327,6 +327,21 @@ mod tests {
         assert_eq!(decode(&encode(&bare).unwrap()).unwrap(), bare);
     }
 
+    /// The example of docs/storage.md: its fixed part, id and length.
+    #[test]
+    fn the_documented_example() {
+        let b = encode(&signed()).unwrap();
+        assert_eq!(b.len(), 337);
+        assert_eq!(
+            hex::encode(&b[..35]),
+            "c100000000000000290000018bcfe568640000018bcfe56b8403000777642d30303031"
+        );
+        assert_eq!(
+            hex::encode(&b[b.len() - 13..]),
+            "00020001000300000000000000"
+        );
+    }
+
     /// Sizes of typical records (run with `--nocapture` to see them).
     #[test]
     fn the_binary_form_is_smaller() {

@@ -165,6 +165,26 @@ mod tests {
         assert_eq!(usize::from(b[81]), kind::SHARE_RELEASED.len());
     }
 
+    /// The example of docs/storage.md.
+    #[test]
+    fn the_documented_example() {
+        let r = Chain::resume(None).prepare(
+            1_700_000_000_000,
+            Event::new(kind::REFUSED)
+                .with("request", "sign")
+                .with("rule", "intent-expired")
+                .with("withdrawal", "wd-0001"),
+        );
+        assert_eq!(
+            hex::encode(r.encode()),
+            "a100000000000000010000018bcfe568000000000000000000000000000000000000000000000000\
+             0000000000000000007f66838a324e322893e14bb65ad81d1e9a51cbf36ba12fe6f4aa94313a29a6\
+             be077265667573656403077265717565737400047369676e0472756c65000e696e74656e742d6578\
+             70697265640a7769746864726177616c000777642d30303031"
+        );
+        assert_eq!((r.encode().len(), r.to_json().len()), (145, 277));
+    }
+
     /// Sizes of one typical record (run with `--nocapture` to see them).
     #[test]
     fn the_binary_form_is_smaller() {

@@ -68,6 +68,16 @@ mod tests {
 
     #[test]
     fn both_forms_read_and_malformed_ones_are_refused() {
+        // The example of docs/storage.md.
+        let wd_0001 =
+            hex::decode("cd19eefc47caf64b9f51550ecede8f7ce0ccd246979f1b2580df2a99f14f4cbf")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        assert_eq!(
+            hex::encode(encode(&wd_0001, 1_700_000_000_250)),
+            "b1cd19eefc47caf64b9f51550ecede8f7ce0ccd246979f1b2580df2a99f14f4cbf0000018bcfe568fa"
+        );
         let d = [0xcd; 32];
         let b = encode(&d, 1_700_000_000_000);
         assert_eq!(b.len(), LEN_V1);
