@@ -100,8 +100,13 @@ fn decode_v1(bytes: &[u8]) -> Result<Record, String> {
     let mut fields = BTreeMap::new();
     let mut last: Option<&str> = None;
     for i in 0..n {
-        let name = r.text(1, MAX_NAME_LEN, &format!("field {i} name"))?;
-        let value = r.text(2, MAX_VALUE_LEN, &format!("field {i} value"))?;
+        // Which field is named only on failure: no label is built for a good record.
+        let name = r
+            .text(1, MAX_NAME_LEN, "name")
+            .map_err(|e| format!("field {i} {e}"))?;
+        let value = r
+            .text(2, MAX_VALUE_LEN, "value")
+            .map_err(|e| format!("field {i} {e}"))?;
         // One spelling per record: names in the map's order, each once.
         if last.is_some_and(|l| l >= name) {
             return Err(format!(
