@@ -1,6 +1,7 @@
 //! The coordinator's durable state, behind a small trait: withdrawal records (with a sequence
-//! index for ordered listing) and the group's public key package. Every record carries a
-//! schema version. A record is flushed to disk before the answer that depends on it leaves (S6).
+//! index for ordered listing) and the group's public key package. Every record opens with a
+//! format byte and every older form stays readable (docs/storage.md). A record is flushed to
+//! disk before the answer that depends on it leaves (S6).
 
 use std::{
     collections::BTreeMap,
@@ -12,7 +13,10 @@ use quorate_core::audit;
 use quorate_wire::durable::GroupCommit;
 use serde::{Deserialize, Serialize};
 
-/// Schema version written into every record.
+mod codec;
+pub use codec::FORMAT_WITHDRAWAL_V1;
+
+/// Schema version of every record (its binary form's format byte stands for it).
 pub const SCHEMA_VERSION: u32 = 1;
 
 const META_PUBLIC_KEY_PACKAGE: &str = "public_key_package";
@@ -71,7 +75,8 @@ impl Status {
     }
 }
 
-/// One withdrawal as stored.
+/// One withdrawal as the coordinator holds it; stored in the binary form of `codec` (raw
+/// bytes where this holds hex or base64), read from that or from this struct's JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Schema version.
@@ -174,13 +179,10 @@ pub trait WithdrawalStore: Send + Sync + 'static {
 }
 
 fn audit_decode(v: &[u8]) -> Result<audit::Record, StoreError> {
-    std::str::from_utf8(v)
-        .map_err(|e| e.to_string())
-        .and_then(audit::Record::from_json)
-        .map_err(|reason| StoreError::Corrupt {
-            key: "audit".into(),
-            reason,
-        })
+    audit::Record::decode(v).map_err(|reason| StoreError::Corrupt {
+        key: "audit".into(),
+        reason,
+    })
 }
 
 /// The store as the coordinator holds it.
@@ -202,16 +204,16 @@ pub struct SledStore {
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<Record, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+    codec::decode(bytes).map_err(|reason| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
+        reason,
     })
 }
 
 fn encode(r: &Record) -> Result<Vec<u8>, StoreError> {
-    // A record is strings, integers and options of them; should serialising ever fail, nothing
-    // is written rather than an empty record.
-    serde_json::to_vec(r).map_err(|e| StoreError::Corrupt {
+    // Should a record hold what its binary form cannot carry back, nothing is written rather
+    // than a record that would read back otherwise.
+    codec::encode(r).map_err(|e| StoreError::Corrupt {
         key: r.id.clone(),
         reason: format!("encoding: {e}"),
     })
@@ -363,11 +365,7 @@ impl WithdrawalStore for SledStore {
     fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError> {
         // Append only: a sequence number once written is never written again.
         self.audit
-            .compare_and_swap(
-                r.seq.to_be_bytes(),
-                None as Option<&[u8]>,
-                Some(r.to_json().as_bytes()),
-            )?
+            .compare_and_swap(r.seq.to_be_bytes(), None as Option<&[u8]>, Some(r.encode()))?
             .map_err(|_| StoreError::Corrupt {
                 key: "audit".into(),
                 reason: format!("record {} exists already", r.seq),
@@ -526,5 +524,104 @@ impl WithdrawalStore for MemoryStore {
             .take(limit)
             .map(|(_, r)| r.clone())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, seq: u64, status: Status) -> Record {
+        Record {
+            v: SCHEMA_VERSION,
+            seq,
+            id: id.into(),
+            intent: hex::encode(b"intent"),
+            backend_signature: hex::encode([1; 64]),
+            digest: hex::encode([2; 32]),
+            status,
+            signature: (status == Status::Signed).then(|| hex::encode([3; 65])),
+            signers: vec![1, 2],
+            rule: None,
+            reason: None,
+            created_ms: 5,
+            updated_ms: 6,
+            approvals: vec![],
+            message: None,
+            evm_call: None,
+            solana_transaction: None,
+        }
+    }
+
+    /// A database written before the binary forms (JSON withdrawal and audit records) reads
+    /// unchanged, and what is written next is binary.
+    #[test]
+    fn a_store_written_in_json_reads_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = record("w-old", 1, Status::Signed);
+        let mut chain = audit::Chain::resume(None);
+        let first = chain.prepare(10, audit::Event::new(audit::kind::NODE_STARTED));
+        chain.advance(&first);
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            db.open_tree("withdrawals")
+                .unwrap()
+                .insert("w-old", serde_json::to_vec(&old).unwrap())
+                .unwrap();
+            db.open_tree("withdrawals_by_seq")
+                .unwrap()
+                .insert(1u64.to_be_bytes(), "w-old")
+                .unwrap();
+            db.open_tree("audit")
+                .unwrap()
+                .insert(1u64.to_be_bytes(), first.to_json().as_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.get("w-old").unwrap(), Some(old.clone()));
+        assert_eq!(s.with_status(Status::Signed).unwrap(), vec![old.clone()]);
+        assert_eq!(s.last_audit().unwrap(), Some(first));
+
+        let new = record("w-new", 2, Status::Signing);
+        assert!(matches!(s.insert_new(&new).unwrap(), Insert::New));
+        assert!(matches!(s.insert_new(&old).unwrap(), Insert::Exists(r) if *r == old));
+        let mut updated = old.clone();
+        updated.updated_ms = 7;
+        s.update(&updated).unwrap();
+        let (all, more) = s.list(None, 10, &mut |_| true).unwrap();
+        assert_eq!((all, more), (vec![updated, new], false));
+        let next = chain.prepare(11, audit::Event::new("test"));
+        s.append_audit(&next).unwrap();
+        audit::verify_chain(&s.audit_range(1, 10).unwrap()).unwrap();
+
+        for id in ["w-old", "w-new"] {
+            assert_eq!(
+                s.withdrawals.get(id).unwrap().unwrap()[0],
+                FORMAT_WITHDRAWAL_V1
+            );
+        }
+        assert_eq!(
+            s.audit.get(2u64.to_be_bytes()).unwrap().unwrap()[0],
+            audit::FORMAT_BINARY_V1
+        );
+    }
+
+    /// A damaged record is an error naming its key, never a panic, wherever it is read.
+    #[test]
+    fn a_damaged_record_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.insert_new(&record("w-1", 1, Status::Signing)).unwrap();
+        let mut bytes = s.withdrawals.get("w-1").unwrap().unwrap().to_vec();
+        bytes.truncate(bytes.len() - 1);
+        s.withdrawals.insert("w-1", bytes).unwrap();
+        let key_of = |e: StoreError| match e {
+            StoreError::Corrupt { key, .. } => key,
+            other => panic!("expected a corrupt record, got {other:?}"),
+        };
+        assert_eq!(key_of(s.get("w-1").unwrap_err()), "w-1");
+        assert_eq!(key_of(s.list(None, 10, &mut |_| true).unwrap_err()), "w-1");
+        assert_eq!(key_of(s.with_status(Status::Signing).unwrap_err()), "w-1");
     }
 }

@@ -8,7 +8,8 @@
 //! number and hash) with its identity key, so a log relayed by the untrusted coordinator or
 //! stored by an auditor cannot be rewritten or cut short without the signature failing.
 //!
-//! The shells persist records (sled); this module builds, encodes and verifies them.
+//! The shells persist records (sled) in the binary form of [`Record::encode`]
+//! (docs/storage.md); this module builds, encodes and verifies them.
 
 use std::collections::BTreeMap;
 
@@ -18,8 +19,10 @@ use sha2::{Digest, Sha256};
 use crate::identity::{IdentityPublic, IdentitySecret};
 
 mod cross;
+mod stored;
 mod throttle;
 pub use cross::{cross_check, CrossCheck};
+pub use stored::FORMAT_BINARY_V1;
 pub use throttle::{Admit, RefusalThrottle, REFUSALS_PER_SECOND};
 
 /// Layout version of a record; part of its hash.
@@ -251,7 +254,8 @@ fn hash32(s: &str) -> Option<[u8; 32]> {
 }
 
 impl Record {
-    /// The record as one line of JSON (no newline); also the stored form.
+    /// The record as one line of JSON (no newline): the export form, and the form nodes stored
+    /// before [`Record::encode`].
     pub fn to_json(&self) -> String {
         let j = RecordJson {
             v: SCHEMA_VERSION,

@@ -11,6 +11,7 @@ pub mod atrest;
 pub mod audit;
 pub mod backend;
 pub mod backup;
+pub mod bytes;
 pub mod chains;
 pub mod clock;
 pub mod dkg;

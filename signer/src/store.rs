@@ -1,6 +1,7 @@
 //! The signer's durable state, behind a small trait: its sealed key share and the binding of
-//! every withdrawal id it has signed for to that intent's digest (S6). Records carry a schema
-//! version. Writes that guard safety are flushed before the caller proceeds.
+//! every withdrawal id it has signed for to that intent's digest (S6). Records open with a
+//! format byte and every older form stays readable (docs/storage.md). Writes that guard safety
+//! are flushed before the caller proceeds.
 
 use std::{collections::HashMap, path::Path, sync::Mutex};
 
@@ -9,10 +10,12 @@ use quorate_core::{
     policy::ledger::{BucketRecord, Debit},
 };
 use quorate_wire::durable::GroupCommit;
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
-/// Schema version written into every record.
+mod binding;
+pub use binding::FORMAT_BINDING_V1;
+
+/// Schema version of the JSON binding records written before [`FORMAT_BINDING_V1`].
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Storage failures.
@@ -44,13 +47,6 @@ pub enum Binding {
     Same,
     /// Already bound to a different digest.
     Conflict,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WithdrawalRecord {
-    v: u32,
-    digest: String,
-    bound_at_ms: u64,
 }
 
 /// What a signer persists.
@@ -121,10 +117,7 @@ pub trait SignerStore: Send + Sync + 'static {
 }
 
 fn audit_decode(v: &[u8]) -> Result<audit::Record, StoreError> {
-    std::str::from_utf8(v)
-        .map_err(|e| e.to_string())
-        .and_then(audit::Record::from_json)
-        .map_err(|e| corrupt("audit", e))
+    audit::Record::decode(v).map_err(|e| corrupt("audit", e))
 }
 
 const META_LEDGER_HIGH_WATER: &str = "ledger_high_water_ms";
@@ -137,11 +130,7 @@ fn corrupt(key: &str, reason: impl ToString) -> StoreError {
 }
 
 fn digest_of(id: &str, existing: &[u8]) -> Result<[u8; 32], StoreError> {
-    let rec: WithdrawalRecord = serde_json::from_slice(existing).map_err(|e| corrupt(id, e))?;
-    hex::decode(&rec.digest)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| corrupt(id, "digest"))
+    binding::digest(existing).map_err(|e| corrupt(id, e))
 }
 
 /// sled's page cache. Its default (1 GiB) lets a long-running node's memory grow with its
@@ -192,12 +181,7 @@ impl SledStore {
 }
 
 fn compare(id: &str, existing: &[u8], digest: &[u8; 32]) -> Result<Binding, StoreError> {
-    let rec: WithdrawalRecord =
-        serde_json::from_slice(existing).map_err(|e| StoreError::Corrupt {
-            key: id.to_string(),
-            reason: e.to_string(),
-        })?;
-    Ok(if rec.digest == hex::encode(digest) {
+    Ok(if digest_of(id, existing)? == *digest {
         Binding::Same
     } else {
         Binding::Conflict
@@ -205,13 +189,7 @@ fn compare(id: &str, existing: &[u8], digest: &[u8; 32]) -> Result<Binding, Stor
 }
 
 fn record(digest: &[u8; 32], now_ms: u64) -> Vec<u8> {
-    // Serialising a struct of a string and two integers cannot fail.
-    serde_json::to_vec(&WithdrawalRecord {
-        v: SCHEMA_VERSION,
-        digest: hex::encode(digest),
-        bound_at_ms: now_ms,
-    })
-    .unwrap_or_default()
+    binding::encode(digest, now_ms)
 }
 
 impl SignerStore for SledStore {
@@ -333,7 +311,7 @@ impl SignerStore for SledStore {
             &self.meta,
             &self.audit,
         );
-        let audit_value = audit.to_json();
+        let audit_value = audit.encode();
         let result = trees.transaction(|(w, d, l, m, a)| {
             let binding = match w.get(id)? {
                 Some(existing) => match compare(id, &existing, digest) {
@@ -361,7 +339,7 @@ impl SignerStore for SledStore {
                     format!("record {} exists already", audit.seq),
                 )));
             }
-            a.insert(&audit.seq.to_be_bytes(), audit_value.as_bytes())?;
+            a.insert(&audit.seq.to_be_bytes(), audit_value.as_slice())?;
             Ok(binding)
         });
         let binding = match result {
@@ -401,11 +379,7 @@ impl SignerStore for SledStore {
     fn append_audit(&self, r: &audit::Record) -> Result<(), StoreError> {
         // Append only: a sequence number once written is never written again.
         self.audit
-            .compare_and_swap(
-                r.seq.to_be_bytes(),
-                None as Option<&[u8]>,
-                Some(r.to_json().as_bytes()),
-            )?
+            .compare_and_swap(r.seq.to_be_bytes(), None as Option<&[u8]>, Some(r.encode()))?
             .map_err(|_| corrupt("audit", format!("record {} exists already", r.seq)))?;
         Ok(())
     }
@@ -709,6 +683,65 @@ mod tests {
             30,
             audit::Event::new(audit::kind::SHARE_RELEASED).with("withdrawal", w),
         )
+    }
+
+    /// A database written before the binary forms (JSON bindings and audit records) reads
+    /// unchanged, and what is written next is binary.
+    #[test]
+    fn a_store_written_in_json_reads_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chain = audit::Chain::resume(None);
+        let old = chain.prepare(10, audit::Event::new(audit::kind::NODE_STARTED));
+        chain.advance(&old);
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let json = format!(
+                r#"{{"v":1,"digest":"{}","bound_at_ms":5}}"#,
+                hex::encode([7u8; 32])
+            );
+            db.open_tree("withdrawals")
+                .unwrap()
+                .insert("w-old", json.as_bytes())
+                .unwrap();
+            db.open_tree("audit")
+                .unwrap()
+                .insert(1u64.to_be_bytes(), old.to_json().as_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.bound_digest("w-old").unwrap(), Some([7; 32]));
+        assert_eq!(
+            s.bind_withdrawal("w-old", &[7; 32], 9).unwrap(),
+            Binding::Same
+        );
+        assert_eq!(
+            s.bind_withdrawal("w-old", &[8; 32], 9).unwrap(),
+            Binding::Conflict
+        );
+        assert_eq!(s.last_audit().unwrap(), Some(old));
+        let next = chain.prepare(11, audit::Event::new("test").with("i", "2"));
+        s.append_audit(&next).unwrap();
+        assert_eq!(
+            s.bind_withdrawal("w-new", &[9; 32], 12).unwrap(),
+            Binding::New
+        );
+        audit::verify_chain(&s.audit_range(1, 10).unwrap()).unwrap();
+
+        let raw_audit = s.audit.get(2u64.to_be_bytes()).unwrap().unwrap();
+        assert_eq!(raw_audit[0], audit::FORMAT_BINARY_V1);
+        let raw_binding = s.withdrawals.get("w-new").unwrap().unwrap();
+        assert_eq!(raw_binding[0], FORMAT_BINDING_V1);
+        assert_eq!(raw_binding.len(), 41);
+
+        // Damage is reported against its key, not a panic.
+        s.withdrawals
+            .insert("w-bad", &[FORMAT_BINDING_V1, 1][..])
+            .unwrap();
+        match s.bound_digest("w-bad") {
+            Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "w-bad"),
+            other => panic!("expected a corrupt record, got {other:?}"),
+        }
     }
 
     #[test]
