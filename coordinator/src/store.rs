@@ -550,6 +550,7 @@ mod tests {
             message: None,
             evm_call: None,
             solana_transaction: None,
+            retry_at_ms: None,
         }
     }
 

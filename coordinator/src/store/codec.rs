@@ -155,6 +155,10 @@ pub fn encode(r: &Record) -> Result<Vec<u8>, String> {
         }
         w.bytes(4, &raw, "solana_transaction")?;
     }
+    w.flag(r.retry_at_ms.as_ref());
+    if let Some(at) = r.retry_at_ms {
+        w.0.extend_from_slice(&at.to_be_bytes());
+    }
     Ok(w.0)
 }
 
@@ -227,6 +231,10 @@ fn decode_v1(bytes: &[u8]) -> Result<Record, String> {
                 .map(|b| B64.encode(b))
         })
         .transpose()?;
+    let retry_at_ms = r
+        .flag("retry_at flag")?
+        .then(|| r.u64("retry_at_ms"))
+        .transpose()?;
     r.finish()?;
     Ok(Record {
         v: SCHEMA_VERSION,
@@ -246,6 +254,7 @@ fn decode_v1(bytes: &[u8]) -> Result<Record, String> {
         message,
         evm_call,
         solana_transaction,
+        retry_at_ms,
     })
 }
 
@@ -285,6 +294,7 @@ mod tests {
             message: None,
             evm_call: None,
             solana_transaction: None,
+            retry_at_ms: None,
         }
     }
 
@@ -304,6 +314,7 @@ mod tests {
                 hex::encode([0xab; 196]),
             )),
             solana_transaction: Some(B64.encode([0x01; 301])),
+            retry_at_ms: Some(1_700_086_400_000),
             ..signed()
         }
     }
@@ -331,7 +342,7 @@ mod tests {
     #[test]
     fn the_documented_example() {
         let b = encode(&signed()).unwrap();
-        assert_eq!(b.len(), 337);
+        assert_eq!(b.len(), 338);
         assert_eq!(
             hex::encode(&b[..35]),
             "c100000000000000290000018bcfe568640000018bcfe56b8403000777642d30303031"
@@ -464,6 +475,7 @@ mod tests {
                 message: g.one_in(4).then(|| g.hex(32)),
                 evm_call: g.one_in(4).then(|| (g.text(42), g.hex(200))),
                 solana_transaction: g.one_in(5).then(|| B64.encode(g.bytes(400))),
+                retry_at_ms: g.one_in(4).then(|| g.next()),
             };
             let b = encode(&r).unwrap();
             let back = decode(&b).unwrap();
