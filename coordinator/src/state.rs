@@ -440,7 +440,7 @@ mod tests {
         let path = dir.path().to_path_buf();
         restart_fails_in_flight_and_keeps_signed(
             Arc::new(crate::store::SledStore::open(&path).unwrap()),
-            || Arc::new(crate::store::SledStore::open(&path).unwrap()),
+            || Arc::new(crate::store::reopen(&path)),
         );
     }
 

@@ -527,6 +527,22 @@ impl WithdrawalStore for MemoryStore {
     }
 }
 
+/// Opens `dir` again after a handle in this process was dropped. sled's background flusher
+/// can hold the file lock for a moment after that (a restarted process never meets this):
+/// wait while that is the error, up to 10 s.
+#[cfg(test)]
+pub(crate) fn reopen(dir: &Path) -> SledStore {
+    for _ in 0..400 {
+        match SledStore::open(dir) {
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(25))
+            }
+            other => return other.unwrap_or_else(|e| panic!("reopening: {e}")),
+        }
+    }
+    panic!("the database lock was never released");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,7 +595,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(s.get("w-old").unwrap(), Some(old.clone()));
         assert_eq!(s.with_status(Status::Signed).unwrap(), vec![old.clone()]);
         assert_eq!(s.last_audit().unwrap(), Some(first));

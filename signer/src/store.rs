@@ -578,6 +578,26 @@ impl SignerStore for MemoryStore {
 mod tests {
     use super::*;
 
+    /// Whether `error` is sled saying another handle holds the database's file lock.
+    fn is_lock_held(error: &str) -> bool {
+        error.contains("could not acquire lock")
+    }
+
+    /// Opens `dir` again after a handle in this process was dropped. sled's background
+    /// flusher can hold the file lock for a moment after that (a restarted process never
+    /// meets this): wait while that is the error, up to 10 s.
+    fn reopen(dir: &Path) -> SledStore {
+        for _ in 0..400 {
+            match SledStore::open(dir) {
+                Err(e) if is_lock_held(&e.to_string()) => {
+                    std::thread::sleep(std::time::Duration::from_millis(25))
+                }
+                other => return other.unwrap_or_else(|e| panic!("reopening: {e}")),
+            }
+        }
+        panic!("the database lock was never released");
+    }
+
     /// A process killed while sled writes a snapshot leaves `snap.<lsn>.generating`; sled then
     /// refuses to open the database (it reads that file as the newest snapshot). Our open
     /// removes it first and everything written before is still there.
@@ -594,13 +614,21 @@ mod tests {
         // What a kill between sled's write and rename leaves: a partial snapshot newer than any.
         let partial = dir.path().join("snap.FFFFFFFFFFFFFFF0.generating");
         std::fs::write(&partial, b"partial snapshot").unwrap();
-        let raw = sled::Config::new().path(dir.path()).open();
+        // (Past the moment the dropped handle's flusher still holds the lock.)
+        let raw = loop {
+            match sled::Config::new().path(dir.path()).open() {
+                Err(e) if is_lock_held(&e.to_string()) => {
+                    std::thread::sleep(std::time::Duration::from_millis(25))
+                }
+                other => break other,
+            }
+        };
         assert!(
             raw.is_err(),
             "sled itself cannot open it: the bug this guards against"
         );
         drop(raw);
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert!(!partial.exists());
         let found = s
             .scan_meta("policy/history/", "policy/history/00000000000000000002", 8)
@@ -709,7 +737,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(s.bound_digest("w-old").unwrap(), Some([7; 32]));
         assert_eq!(
             s.bind_withdrawal("w-old", &[7; 32], 9).unwrap(),
@@ -756,7 +784,7 @@ mod tests {
             let s = SledStore::open(dir.path()).unwrap();
             exercise(&s);
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(
             s.bind_withdrawal("w1", &[2; 32], 8).unwrap(),
             Binding::Conflict
