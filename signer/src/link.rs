@@ -48,7 +48,22 @@ pub async fn answer(node: &Arc<Node>, link: LinkId, body: Option<Req>) -> pb::si
         Req::Sign(r) => Some(r.intent.clone()),
         _ => None,
     };
-    match Request::try_from(body) {
+    // A policy document (up to the link's message limit) is parsed, validated and re-encoded
+    // as it converts: off the reactor, which also serves the links to other coordinators.
+    let converted = if matches!(body, Req::PolicyUpdate(_)) {
+        tokio::task::spawn_blocking(move || Request::try_from(body))
+            .await
+            .unwrap_or_else(|_| {
+                Err(quorate_core::link::Malformed {
+                    request: quorate_core::link::RequestKind::PolicyUpdate,
+                    field: "policy",
+                    reason: "the conversion task failed".into(),
+                })
+            })
+    } else {
+        Request::try_from(body)
+    };
+    match converted {
         Ok(request) => node.handle(link, request).await.into(),
         Err(malformed) => node
             .refuse_malformed(&malformed, intent.as_deref())

@@ -97,8 +97,10 @@ impl Node {
         let group = C::group(self);
         let key = group.key_at(r.key_epoch)?;
         let sid = r.session_id;
-        // The nonce leaves the store before anything else happens: whatever the outcome of
-        // this request, the session can never be signed in again (S4).
+        // The nonce leaves the store before any check of the request: whatever the outcome of
+        // this request, the session can never be signed in again (S4). (A request that did not
+        // even convert at the link's edge never got here and took no nonce; it made no share
+        // either, so the nonce still signs at most once.)
         let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
         let decoded = WithdrawalIntent::decode(&r.intent).ok();
         // What the checks need from the policy in force is read under the policy lock; the

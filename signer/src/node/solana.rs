@@ -104,7 +104,8 @@ impl Node {
         let group = &self.ed;
         let key = group.key_at(r.key_epoch)?;
         let sid = r.session_id;
-        // The nonce leaves the store first, whatever the outcome (S4).
+        // The nonce leaves the store before any check, whatever the outcome (S4); a request
+        // that did not convert at the link's edge took none and made no share.
         let (nonces, own) = lock(&group.nonces).of(link).take(&sid, self.mono_ms())?;
         let bad = |m: &str| Refusal::permanent(Rule::BadRequest, m.to_string());
         if !r.intent.is_empty()

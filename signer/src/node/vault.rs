@@ -22,7 +22,8 @@ impl Node {
     ) -> Result<Answer, Refusal> {
         let key = self.secp.key_at(r.key_epoch)?;
         let sid = r.session_id;
-        // The nonce leaves the store first, whatever the outcome (S4).
+        // The nonce leaves the store before any check, whatever the outcome (S4); a request
+        // that did not convert at the link's edge took none and made no share.
         let (nonces, own) = lock(&self.secp.nonces)
             .of(link)
             .take(&sid, self.mono_ms())?;
