@@ -546,3 +546,79 @@ async fn a_new_destination_waits_out_the_timelock_to_the_millisecond() {
     }
     m.stop().await;
 }
+
+/// A hostile coordinator sends one signer two signing requests at once for the same withdrawal
+/// id with different intents, each with its own nonce and a valid package (S6: one id, one
+/// intent). The signer checks a request outside its policy lock and binds under it, so the two
+/// race; however they interleave, at most one share is released and the other is refused
+/// `withdrawal-id-conflict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_intents_racing_for_one_id_get_one_share_at_most() {
+    use quorate_core::message::{signing_message, ChainFormat};
+    use quorate_signer::link::answer;
+    use spb::coordinator_message::Body as Req;
+    use spb::signer_message::Body as Ans;
+
+    let m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 150 * 24 * HOUR_MS).await;
+    let (target, other) = (m.nodes[0].0.clone(), m.nodes[1].0.clone());
+    // A fresh commitment of `node` for a new session.
+    async fn commit(
+        node: &Arc<Node>,
+        session: [u8; 16],
+    ) -> frost_secp256k1::round1::SigningCommitments {
+        let req = Req::Commit(spb::CommitRequest {
+            session_id: session.to_vec(),
+            scheme: 0,
+        });
+        match answer(node, LinkId(0), Some(req)).await {
+            Ans::Commit(c) => {
+                frost_secp256k1::round1::SigningCommitments::deserialize(&c.commitments)
+                    .expect("commitments decode")
+            }
+            other => panic!("no commitment: {other:?}"),
+        }
+    }
+    for round in 0..8 {
+        let id = format!("race-{round}");
+        let mut requests = Vec::new();
+        for amount in ["100000000000000000", "200000000000000000"] {
+            let (intent, submit) = m.request(&id, COLD_WALLET, amount);
+            let session: [u8; 16] = rand::random();
+            let mine = commit(&target, session).await;
+            let theirs = commit(&other, rand::random()).await;
+            let message = signing_message(&intent, ChainFormat::IntentDigest).expect("message");
+            let package = frost_secp256k1::SigningPackage::new(
+                [
+                    (frost_secp256k1::Identifier::try_from(1).unwrap(), mine),
+                    (frost_secp256k1::Identifier::try_from(2).unwrap(), theirs),
+                ]
+                .into(),
+                &message,
+            );
+            requests.push(Req::Sign(spb::SignRequest {
+                session_id: session.to_vec(),
+                intent: intent.encode(),
+                backend_signature: submit.backend_signature,
+                signing_package: package.serialize().expect("package"),
+                ..Default::default()
+            }));
+        }
+        let b = requests.pop();
+        let a = requests.pop();
+        let (a, b) = tokio::join!(answer(&target, LinkId(0), a), answer(&target, LinkId(0), b));
+        let shares = [&a, &b]
+            .iter()
+            .filter(|x| matches!(x, Ans::Sign(_)))
+            .count();
+        assert_eq!(shares, 1, "{id}: {a:?} / {b:?}");
+        let refused = [&a, &b]
+            .iter()
+            .find_map(|x| match x {
+                Ans::Refusal(r) => Some(r.rule.clone()),
+                _ => None,
+            })
+            .expect("one refusal");
+        assert_eq!(refused, "withdrawal-id-conflict", "{id}");
+    }
+    m.stop().await;
+}
