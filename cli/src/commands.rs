@@ -1,6 +1,6 @@
 //! The client commands: submit, get, verify, status, dkg.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use quorate_core::{
@@ -93,11 +93,9 @@ impl SubmitArgs {
     }
 }
 
+/// Unix milliseconds now, by the system clock.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    quorate_wire::clock::unix_ms()
 }
 
 fn status_name(s: i32) -> &'static str {
