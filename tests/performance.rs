@@ -164,6 +164,14 @@ async fn bench_reports_every_run_from_real_clusters() {
                 "{field}: {run}"
             );
         }
+        let cpu = &run["cpu_ms_per_withdrawal"];
+        for side in ["coordinator", "signers"] {
+            assert!(
+                cpu[side].as_f64().is_some_and(|v| v >= 0.0),
+                "{side}: {run}"
+            );
+        }
+        assert_eq!(cpu["processes"].as_array().map(Vec::len), Some(4), "{run}");
         let peaks = run["peak_rss_mib"]
             .as_array()
             .expect("peak memory per process");

@@ -271,6 +271,71 @@ impl Cluster {
             devnet::stop(p).await;
         }
     }
+
+    /// CPU time each process has used so far (ms, all threads).
+    fn cpu_ms(&self) -> Vec<(String, Option<f64>)> {
+        self.procs
+            .iter()
+            .map(|p| (p.name.clone(), p.child.id().and_then(cpu_ms)))
+            .collect()
+    }
+}
+
+/// Ticks per second of the CPU times in `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time (user and system, every thread) a process has used so far, in ms (Linux).
+fn cpu_ms(pid: u32) -> Option<f64> {
+    cpu_ms_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// [`cpu_ms`] from the text of a `/proc/<pid>/stat` file.
+fn cpu_ms_of(stat: &str) -> Option<f64> {
+    // The command name is in parentheses and may hold spaces: count fields after it, where
+    // the state (field 3 of the line) comes first and utime, stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 1000.0 / USER_HZ)
+}
+
+/// CPU per signed withdrawal over a run, per process, from [`Cluster::cpu_ms`] before and after
+/// it: `{"coordinator": ms, "signers": ms summed over every signer, "processes": [...]}`.
+fn cpu_per_withdrawal(
+    before: &[(String, Option<f64>)],
+    after: &[(String, Option<f64>)],
+    signed: usize,
+) -> Value {
+    if signed == 0 {
+        return Value::Null;
+    }
+    let per: Vec<(String, Option<f64>)> = before
+        .iter()
+        .zip(after)
+        .map(|((name, b), (_, a))| {
+            let ms = match (b, a) {
+                (Some(b), Some(a)) => Some((a - b) / signed as f64),
+                _ => None,
+            };
+            (name.clone(), ms)
+        })
+        .collect();
+    let sum = |coordinator: bool| -> Option<f64> {
+        per.iter()
+            .filter(|(n, _)| (n == "coordinator") == coordinator)
+            .map(|(_, ms)| *ms)
+            .sum::<Option<f64>>()
+            .map(round3)
+    };
+    json!({
+        "coordinator": sum(true),
+        "signers": sum(false),
+        "processes": per
+            .iter()
+            .map(|(n, ms)| json!({"name": n, "ms": ms.map(round3)}))
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// VmHWM of a process, in MiB (Linux).
@@ -320,7 +385,9 @@ async fn drive_all(
         drive(&conns, warm, c).await;
         let reqs = requests(&key, &tag, args.count)?;
         let before = coordinator_flushes(&cluster.client).await;
+        let cpu_before = cluster.cpu_ms();
         let out = drive(&conns, reqs, c).await;
+        let cpu_after = cluster.cpu_ms();
         let after = coordinator_flushes(&cluster.client).await;
         failures += out.failed;
         let throughput = out.signed as f64 / out.elapsed.as_secs_f64();
@@ -342,6 +409,9 @@ async fn drive_all(
             "floor_p50_ms": round3(sequential.p50_ms()),
             "p50_over_floor": out.pct(0.50).map(|p| round3(p / sequential.p50_ms())),
             "floor_parts": sequential.parts(),
+            // Where the CPU goes: per signed withdrawal, by process (compare with the
+            // in-process floor's cores / floor_throughput_per_s).
+            "cpu_ms_per_withdrawal": cpu_per_withdrawal(&cpu_before, &cpu_after, out.signed),
             // Group commit on the coordinator: disk flushes per signed withdrawal.
             "coordinator_flushes_per_withdrawal": match (before, after) {
                 (Some(b), Some(a)) if out.signed > 0 => Some(((a - b) / out.signed as f64 * 1000.0).round() / 1000.0),
@@ -741,13 +811,23 @@ fn print_table(r: &Value) {
         println!("every signer link with {rtt} ms of added round trip");
     }
     println!(
-        "{:<8} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
-        "shape", "conc", "signed", "per s", "p50 ms", "p99 ms", "max ms", "floor/s", "ratio"
+        "{:<8} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6} {:>16}",
+        "shape",
+        "conc",
+        "signed",
+        "per s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "floor/s",
+        "ratio",
+        "cpu ms coord+sig"
     );
     let mut floors = Vec::new();
     for run in r["runs"].as_array().into_iter().flatten() {
+        let cpu = &run["cpu_ms_per_withdrawal"];
         println!(
-            "{:<8} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6}",
+            "{:<8} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>6} {:>16}",
             format!("{}-of-{}", run["t"], run["n"]),
             run["concurrency"],
             run["signed"],
@@ -757,6 +837,7 @@ fn print_table(r: &Value) {
             run["max_ms"],
             run["floor_throughput_per_s"],
             run["ratio"],
+            format!("{}+{}", cpu["coordinator"], cpu["signers"]),
         );
         let shape = format!("{}-of-{}", run["t"], run["n"]);
         if !floors.iter().any(|(s, _)| *s == shape) {
@@ -785,5 +866,45 @@ fn print_table(r: &Value) {
             })
             .collect();
         println!("{}-of-{}: {}", n["t"], n["n"], per.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        // utime stime ...
+        let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 900 0 3 0 250 37 0 0 20 0";
+        assert_eq!(cpu_ms_of(stat), Some(2_870.0));
+        assert_eq!(cpu_ms_of("4242 (short) S 1 2"), None);
+        assert_eq!(cpu_ms_of("no name here"), None);
+        // This process, read from /proc.
+        assert!(cpu_ms(std::process::id()).is_some_and(|ms| ms >= 0.0));
+    }
+
+    #[test]
+    fn cpu_per_withdrawal_splits_the_coordinator_from_the_signers() {
+        let before = vec![
+            ("coordinator".to_string(), Some(1_000.0)),
+            ("signer-1".to_string(), Some(500.0)),
+            ("signer-2".to_string(), Some(700.0)),
+        ];
+        let after = vec![
+            ("coordinator".to_string(), Some(1_100.0)),
+            ("signer-1".to_string(), Some(600.0)),
+            ("signer-2".to_string(), Some(750.0)),
+        ];
+        let v = cpu_per_withdrawal(&before, &after, 100);
+        assert_eq!(v["coordinator"].as_f64(), Some(1.0));
+        assert_eq!(v["signers"].as_f64(), Some(1.5));
+        assert_eq!(v["processes"][2]["ms"].as_f64(), Some(0.5));
+        // A process that could not be read makes its side unknown, never a smaller figure.
+        let mut gone = after.clone();
+        gone[2].1 = None;
+        assert!(cpu_per_withdrawal(&before, &gone, 100)["signers"].is_null());
+        assert!(cpu_per_withdrawal(&before, &after, 0).is_null());
     }
 }
