@@ -36,6 +36,18 @@ const PARTNER: &str = "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB";
 const COLD_WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 const HOUR_MS: u64 = 3_600_000;
 
+/// One request through the signer's own edge, on a blocking thread as its link task runs it.
+async fn answer(
+    node: &Arc<Node>,
+    link: LinkId,
+    body: Option<spb::coordinator_message::Body>,
+) -> spb::signer_message::Body {
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || quorate_signer::link::answer(&node, link, body))
+        .await
+        .expect("the signer's answer task")
+}
+
 /// An in-memory link: requests go through the signer's own edge ([`quorate_signer::link::answer`],
 /// which converts them to typed requests for the node and its answers back, as its link task
 /// does), answers come back through the coordinator's link handle, as over a stream.
@@ -69,7 +81,7 @@ impl MemLink {
                 };
                 let (node, handle) = (node.clone(), handle.clone());
                 tokio::spawn(async move {
-                    let answer = quorate_signer::link::answer(&node, LinkId(0), msg.body).await;
+                    let answer = answer(&node, LinkId(0), msg.body).await;
                     handle.deliver(msg.request_id, answer);
                 });
             }
@@ -555,7 +567,6 @@ async fn a_new_destination_waits_out_the_timelock_to_the_millisecond() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_intents_racing_for_one_id_get_one_share_at_most() {
     use quorate_core::message::{signing_message, ChainFormat};
-    use quorate_signer::link::answer;
     use spb::coordinator_message::Body as Req;
     use spb::signer_message::Body as Ans;
 

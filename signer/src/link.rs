@@ -39,36 +39,22 @@ pub struct LinkTarget {
 /// converts back; a body that does not convert is refused as the node would have refused such
 /// input ([`Node::refuse_malformed`]), and an empty body or one of a type this version does not
 /// know is refused by [`Node::refuse_unknown`]. Counted and recorded as any refusal either way.
-pub async fn answer(node: &Arc<Node>, link: LinkId, body: Option<Req>) -> pb::signer_message::Body {
+///
+/// Blocking, as [`Node::handle`] is: the link runs each request on a blocking thread, which
+/// converts it (a policy document is parsed, validated and re-encoded), answers it and sends
+/// the answer: one hop from the link's reader and none back.
+pub fn answer(node: &Arc<Node>, link: LinkId, body: Option<Req>) -> pb::signer_message::Body {
     let Some(body) = body else {
-        return node.refuse_unknown().await.into();
+        return node.refuse_unknown().into();
     };
     // Kept to name the withdrawal if the request is refused before it could be read.
     let intent = match &body {
         Req::Sign(r) => Some(r.intent.clone()),
         _ => None,
     };
-    // A policy document (up to the link's message limit) is parsed, validated and re-encoded
-    // as it converts: off the reactor, which also serves the links to other coordinators.
-    let converted = if matches!(body, Req::PolicyUpdate(_)) {
-        tokio::task::spawn_blocking(move || Request::try_from(body))
-            .await
-            .unwrap_or_else(|_| {
-                Err(quorate_core::link::Malformed {
-                    request: quorate_core::link::RequestKind::PolicyUpdate,
-                    field: "policy",
-                    reason: "the conversion task failed".into(),
-                })
-            })
-    } else {
-        Request::try_from(body)
-    };
-    match converted {
-        Ok(request) => node.handle(link, request).await.into(),
-        Err(malformed) => node
-            .refuse_malformed(&malformed, intent.as_deref())
-            .await
-            .into(),
+    match Request::try_from(body) {
+        Ok(request) => node.handle(link, request).into(),
+        Err(malformed) => node.refuse_malformed(&malformed, intent.as_deref()).into(),
     }
 }
 
@@ -153,8 +139,8 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         };
         let node = node.clone();
         let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut answer = answer(&node, link, msg.body).await;
+        tokio::task::spawn_blocking(move || {
+            let mut answer = answer(&node, link, msg.body);
             // An answer the stream could not carry would end the link for every request on
             // it: refuse that one request instead.
             if answer.encoded_len() > quorate_wire::MAX_POLICY_MESSAGE_BYTES - 64 {
@@ -166,12 +152,10 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
                     retry_at_ms: 0,
                 });
             }
-            let sent = tx
-                .send(pb::SignerMessage {
-                    request_id: msg.request_id,
-                    body: Some(answer),
-                })
-                .await;
+            let sent = tx.blocking_send(pb::SignerMessage {
+                request_id: msg.request_id,
+                body: Some(answer),
+            });
             drop((permit, held));
             if sent.is_err() {
                 warn!(signer = %node.name, request = msg.request_id, "link closed before the answer could be sent");

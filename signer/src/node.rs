@@ -327,89 +327,77 @@ impl Node {
         }
     }
 
-    /// Answers one coordinator request.
-    pub async fn handle(self: &Arc<Self>, link: LinkId, request: Request) -> Answer {
+    /// Answers one coordinator request. Blocking: it runs the request's curve arithmetic and
+    /// its durable writes (a share is flushed before it leaves, S6), so call it from a blocking
+    /// thread, as the link does, never on the async reactor.
+    pub fn handle(self: &Arc<Self>, link: LinkId, request: Request) -> Answer {
         let what = request.kind().as_str();
         let started = std::time::Instant::now();
         // Kept to name the withdrawal in a refusal's audit record; decoded only then.
         let intent = request.intent().map(<[u8]>::to_vec);
         let answer = match request {
-            Request::DkgRound1(r) => self.dkg(DkgStep::Round1(r)).await,
-            Request::DkgRound2(r) => self.dkg(DkgStep::Round2(r)).await,
-            Request::DkgRound3(r) => self.dkg(DkgStep::Round3(r)).await,
-            Request::DkgConfirm(r) => self.dkg(DkgStep::Confirm(r)).await,
-            Request::RepairOffer(r) => self.repair(RepairStep::Offer(r)).await,
-            Request::RepairContribute(r) => self.repair(RepairStep::Contribute(r)).await,
-            Request::RepairFinish(r) => self.repair(RepairStep::Finish(r)).await,
-            // Under the DKG lock and a durable write: off the reactor.
-            Request::RefreshActivate(r) => {
-                self.blocking(move |node| match r.scheme {
-                    Scheme::Secp256k1 => node.refresh_activate::<Secp>(&r),
-                    Scheme::Ed25519 => node.refresh_activate::<Ed>(&r),
-                })
-                .await
+            // Each DKG and repair step runs entirely under the DKG lock, so steps never
+            // interleave and repairs and DKGs never mix.
+            Request::DkgRound1(r) => self.dkg_step(DkgStep::Round1(r)),
+            Request::DkgRound2(r) => self.dkg_step(DkgStep::Round2(r)),
+            Request::DkgRound3(r) => self.dkg_step(DkgStep::Round3(r)),
+            Request::DkgConfirm(r) => self.dkg_step(DkgStep::Confirm(r)),
+            Request::RepairOffer(r) => self.repair_step(RepairStep::Offer(r)),
+            Request::RepairContribute(r) => self.repair_step(RepairStep::Contribute(r)),
+            Request::RepairFinish(r) => self.repair_step(RepairStep::Finish(r)),
+            Request::RefreshActivate(r) => match r.scheme {
+                Scheme::Secp256k1 => self.refresh_activate::<Secp>(&r),
+                Scheme::Ed25519 => self.refresh_activate::<Ed>(&r),
             }
-            Request::AddHolder(r) => {
-                self.blocking(move |node| match r.session.scheme {
-                    Scheme::Secp256k1 => node.add_holder::<Secp>(&r),
-                    Scheme::Ed25519 => node.add_holder::<Ed>(&r),
-                })
-                .await
+            .unwrap_or_else(Answer::refused),
+            Request::AddHolder(r) => match r.session.scheme {
+                Scheme::Secp256k1 => self.add_holder::<Secp>(&r),
+                Scheme::Ed25519 => self.add_holder::<Ed>(&r),
             }
+            .unwrap_or_else(Answer::refused),
             Request::Commit(r) => match r.scheme {
                 Scheme::Secp256k1 => self.commit::<Secp>(link, &r),
                 Scheme::Ed25519 => self.commit::<Ed>(link, &r),
             }
             .unwrap_or_else(Answer::refused),
-            // A batch is a few milliseconds of curve arithmetic: off the reactor.
-            Request::Presign(r) => {
-                self.blocking(move |node| match r.scheme {
-                    Scheme::Secp256k1 => node.presign::<Secp>(link, &r),
-                    Scheme::Ed25519 => node.presign::<Ed>(link, &r),
-                })
-                .await
+            Request::Presign(r) => match r.scheme {
+                Scheme::Secp256k1 => self.presign::<Secp>(link, &r),
+                Scheme::Ed25519 => self.presign::<Ed>(link, &r),
             }
-            Request::Sign(r) => {
-                // Binding and debiting flush to disk before the share leaves (S6).
-                self.blocking(move |node| node.sign(link, &r)).await
-            }
-            Request::PolicyUpdate(p) => self.blocking(move |node| node.policy_update(p)).await,
-            Request::PolicyVeto(v) => self.blocking(move |node| node.policy_veto(&v)).await,
-            // Reads the store: off the reactor.
-            Request::Sync(r) => self.blocking(move |node| node.sync(&r)).await,
-            Request::LedgerNotice(n) => self.blocking(move |node| node.ledger_notice(&n)).await,
-            // The audit lock can be held across a flush: off the reactor.
-            Request::AuditExport(r) => self.blocking(move |node| node.audit_export(&r)).await,
-            // May apply a due version or record a local-freeze change, both flushed: off the
-            // reactor.
-            Request::StatusChallenge { challenge } => {
-                self.blocking(move |node| node.status_receipt(&challenge))
-                    .await
-            }
+            .unwrap_or_else(Answer::refused),
+            // Binding and debiting flush to disk before the share leaves (S6).
+            Request::Sign(r) => self.sign(link, &r).unwrap_or_else(Answer::refused),
+            Request::PolicyUpdate(p) => self.policy_update(p).unwrap_or_else(Answer::refused),
+            Request::PolicyVeto(v) => self.policy_veto(&v).unwrap_or_else(Answer::refused),
+            Request::Sync(r) => self.sync(&r).unwrap_or_else(Answer::refused),
+            Request::LedgerNotice(n) => self.ledger_notice(&n).unwrap_or_else(Answer::refused),
+            Request::AuditExport(r) => self.audit_export(&r).unwrap_or_else(Answer::refused),
+            // May apply a due version or record a local-freeze change, both flushed.
+            Request::StatusChallenge { challenge } => self
+                .status_receipt(&challenge)
+                .unwrap_or_else(Answer::refused),
         };
-        self.account(what, started, intent.as_deref(), &answer)
-            .await;
+        self.account(what, started, intent.as_deref(), &answer);
         answer
     }
 
     /// Answers (and records) a request that did not convert to its typed form at the edge:
     /// refused as its handler refused such input ([`Malformed::refusal`]), counted and
     /// recorded as any refusal of that request. `intent`: the intent it carried, if any.
-    pub async fn refuse_malformed(
+    pub fn refuse_malformed(
         self: &Arc<Self>,
         malformed: &Malformed,
         intent: Option<&[u8]>,
     ) -> Answer {
         let started = std::time::Instant::now();
         let answer = Answer::refused(malformed.refusal());
-        self.account(malformed.request.as_str(), started, intent, &answer)
-            .await;
+        self.account(malformed.request.as_str(), started, intent, &answer);
         answer
     }
 
     /// Counts an answer to a `what` request in the metrics and, if it is a refusal, records
     /// it in the audit log (naming the withdrawal of `intent` if it decodes).
-    async fn account(
+    fn account(
         self: &Arc<Self>,
         what: &'static str,
         started: std::time::Instant,
@@ -449,44 +437,8 @@ impl Node {
                 let c: Vec<String> = culprits.iter().map(u16::to_string).collect();
                 e = e.with("culprits", c.join(","));
             }
-            self.record_refusal(what, rule, &withdrawal, e).await;
+            self.record_refusal(what, rule, &withdrawal, e);
         }
-    }
-
-    /// Runs a DKG step off the reactor: CPU work, and the last step flushes to disk. Each runs
-    /// entirely under the DKG lock, so steps never interleave.
-    async fn dkg(self: &Arc<Self>, step: DkgStep) -> Answer {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || node.dkg_step(step))
-            .await
-            .unwrap_or_else(|_| {
-                Answer::refused(Refusal::permanent(Rule::SignerStorage, "DKG task failed"))
-            })
-    }
-
-    /// Runs a repair step off the reactor (curve arithmetic and, at the target, a durable
-    /// write), under the DKG lock so repairs and DKGs never interleave.
-    async fn repair(self: &Arc<Self>, step: RepairStep) -> Answer {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || node.repair_step(step))
-            .await
-            .unwrap_or_else(|_| {
-                Answer::refused(Refusal::permanent(
-                    Rule::SignerStorage,
-                    "repair task failed",
-                ))
-            })
-    }
-
-    async fn blocking(
-        self: &Arc<Self>,
-        f: impl FnOnce(&Node) -> Result<Answer, Refusal> + Send + 'static,
-    ) -> Answer {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || f(&node))
-            .await
-            .unwrap_or_else(|_| Err(Refusal::permanent(Rule::SignerStorage, "task failed")))
-            .unwrap_or_else(Answer::refused)
     }
 }
 

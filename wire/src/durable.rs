@@ -9,14 +9,35 @@
 //!
 //! Callers block (it is a disk sync): call it from a blocking thread, never on the async reactor.
 //! sled's own `flush_async` is not used: it deadlocks under concurrent callers (sled #1308).
+//!
+//! **Linger.** Under load, callers arrive one at a time while a flush runs, so the next flush
+//! would start as soon as the first of them asks and carry only those that came during the
+//! previous one. Instead the caller that starts a flush waits, at most [`LINGER`], until as many
+//! callers have asked as the previous flush served. A lone caller (the previous flush served one)
+//! never waits, so sequential latency is unchanged; under load each flush carries more writes,
+//! and every flush costs a disk sync and a hop to sled's I/O thread whatever it carries.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::{
+    sync::{Condvar, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+/// The longest a flush waits for callers to join it (see the module's documentation).
+pub const LINGER: Duration = Duration::from_micros(500);
 
 /// Coalesces concurrent flush requests. One per database.
-#[derive(Default)]
 pub struct GroupCommit {
     state: Mutex<State>,
     done: Condvar,
+    /// Signalled when a caller asks while a flush is lingering.
+    arrived: Condvar,
+    linger: Duration,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        Self::with_linger(LINGER)
+    }
 }
 
 #[derive(Default)]
@@ -33,12 +54,28 @@ struct State {
     error: Option<String>,
     /// Callers served (for metrics; the flushes run are `started`).
     callers: u64,
+    /// Callers waiting for the next flush, not yet started.
+    queued: u64,
+    /// Callers the newest started flush carries: how many the next one lingers for.
+    last_group: u64,
+    /// Whether the next flush is lingering for callers (who then signal `arrived`).
+    lingering: bool,
 }
 
 impl GroupCommit {
-    /// A group commit with nothing flushed yet.
+    /// A group commit with nothing flushed yet, lingering at most [`LINGER`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A group commit whose flushes wait at most `linger` for callers to join them.
+    pub fn with_linger(linger: Duration) -> Self {
+        Self {
+            state: Mutex::default(),
+            done: Condvar::new(),
+            arrived: Condvar::new(),
+            linger,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -57,6 +94,10 @@ impl GroupCommit {
         st.callers += 1;
         // The first flush that starts from now on covers our writes.
         let needed = st.started + 1;
+        st.queued += 1;
+        if st.lingering {
+            self.arrived.notify_one();
+        }
         loop {
             // Any successful flush that started after our call covers our writes; if every
             // flush since then failed, so do we.
@@ -68,7 +109,10 @@ impl GroupCommit {
             }
             if !st.running {
                 st.running = true;
+                st = self.linger(st);
                 st.started += 1;
+                st.last_group = st.queued;
+                st.queued = 0;
                 let generation = st.started;
                 drop(st);
                 // Ends the run even if `flush` panics, so that no caller waits forever.
@@ -86,10 +130,39 @@ impl GroupCommit {
         }
     }
 
+    /// Waits, at most the linger, until as many callers are queued for the next flush as the
+    /// previous one carried.
+    fn linger<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        if st.queued >= st.last_group || self.linger.is_zero() {
+            return st;
+        }
+        let deadline = Instant::now() + self.linger;
+        st.lingering = true;
+        while st.queued < st.last_group {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = match self.arrived.wait_timeout(st, left) {
+                Ok((st, _)) => st,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        st.lingering = false;
+        st
+    }
+
     /// Flushes run and callers served so far.
     pub fn counts(&self) -> (u64, u64) {
         let st = self.lock();
         (st.started, st.callers)
+    }
+
+    /// Callers queued for the next flush, and whether it is lingering for more (for tests).
+    #[cfg(test)]
+    fn queue(&self) -> (u64, bool) {
+        let st = self.lock();
+        (st.queued, st.lingering)
     }
 }
 
@@ -171,8 +244,14 @@ mod tests {
 
     #[test]
     fn every_caller_returns_after_its_write_is_durable_and_flushes_are_shared() {
+        for linger in [LINGER, Duration::ZERO, Duration::from_millis(5)] {
+            every_caller_durable_with(linger);
+        }
+    }
+
+    fn every_caller_durable_with(linger: Duration) {
         let disk = Arc::new(Disk::default());
-        let gc = Arc::new(GroupCommit::new());
+        let gc = Arc::new(GroupCommit::with_linger(linger));
         let threads: Vec<_> = (0..16)
             .map(|_| {
                 let (disk, gc) = (disk.clone(), gc.clone());
@@ -196,8 +275,96 @@ mod tests {
         assert_eq!(callers, 320);
         assert!(
             flushes < callers,
-            "no flush was shared: {flushes} flushes for {callers} callers"
+            "no flush was shared: {flushes} flushes for {callers} callers (linger {linger:?})"
         );
+    }
+
+    /// Polls `cond` until it holds (a minute at most: only a broken implementation waits).
+    fn wait_until(what: &str, cond: impl Fn() -> bool) {
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while !cond() {
+            assert!(Instant::now() < give_up, "never happened: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Makes the flushes of `gc` carry two callers: one flush is held open while two more
+    /// callers queue behind it, and those two then share the next.
+    fn serve_a_group_of_two(gc: &Arc<GroupCommit>) {
+        let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = {
+            let (gc, release) = (gc.clone(), release.clone());
+            std::thread::spawn(move || {
+                gc.sync(|| {
+                    wait_until("the held flush is released", || {
+                        release.load(Ordering::SeqCst)
+                    });
+                    Ok::<(), String>(())
+                })
+            })
+        };
+        wait_until("the held flush runs", || gc.counts().0 == 1);
+        let two: Vec<_> = (0..2)
+            .map(|_| {
+                let gc = gc.clone();
+                std::thread::spawn(move || gc.sync(|| Ok::<(), String>(())))
+            })
+            .collect();
+        wait_until("two callers queue", || gc.queue().0 == 2);
+        release.store(true, Ordering::SeqCst);
+        for t in two.into_iter().chain([held]) {
+            t.join().unwrap().unwrap();
+        }
+        assert_eq!(
+            gc.counts(),
+            (2, 3),
+            "the two queued callers shared one flush"
+        );
+    }
+
+    #[test]
+    fn a_lone_caller_never_lingers() {
+        // A linger long enough that waiting for it could not go unnoticed.
+        let linger = Duration::from_secs(30);
+        let gc = GroupCommit::with_linger(linger);
+        let started = Instant::now();
+        for _ in 0..10 {
+            gc.sync(|| Ok::<(), String>(())).unwrap();
+        }
+        assert_eq!(gc.counts(), (10, 10));
+        assert!(
+            started.elapsed() < linger,
+            "sequential callers waited for a linger"
+        );
+    }
+
+    #[test]
+    fn a_flush_lingers_for_as_many_callers_as_the_previous_one_carried() {
+        let gc = Arc::new(GroupCommit::with_linger(Duration::from_secs(60)));
+        serve_a_group_of_two(&gc);
+        // One caller now waits for a second before its flush starts ...
+        let first = {
+            let gc = gc.clone();
+            std::thread::spawn(move || gc.sync(|| Ok::<(), String>(())))
+        };
+        wait_until("the next flush lingers", || gc.queue() == (1, true));
+        assert_eq!(gc.counts().0, 2, "no flush started while lingering");
+        // ... and the second one's write rides on the same flush.
+        gc.sync(|| Ok::<(), String>(())).unwrap();
+        first.join().unwrap().unwrap();
+        assert_eq!(gc.counts(), (3, 5));
+    }
+
+    #[test]
+    fn a_flush_nobody_joins_starts_when_the_linger_ends() {
+        let gc = Arc::new(GroupCommit::with_linger(Duration::from_millis(20)));
+        serve_a_group_of_two(&gc);
+        gc.sync(|| Ok::<(), String>(())).unwrap();
+        assert_eq!(gc.counts(), (3, 4));
+        // It carried one caller: the next one does not linger.
+        assert_eq!(gc.queue(), (0, false));
+        gc.sync(|| Ok::<(), String>(())).unwrap();
+        assert_eq!(gc.counts(), (4, 5));
     }
 
     #[test]

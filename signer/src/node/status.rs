@@ -44,7 +44,8 @@ impl Node {
     /// [`audit::REFUSALS_PER_SECOND`] of one kind (request, rule, withdrawal) in a second, the
     /// rest are counted and written as one record when the second is over, so junk cannot buy
     /// a disk sync per message (counted ones are answered before their record is written).
-    pub(super) async fn record_refusal(
+    /// Blocking (the record is flushed): called on the blocking thread answering the request.
+    pub(super) fn record_refusal(
         self: &Arc<Self>,
         what: &str,
         rule: &str,
@@ -53,31 +54,39 @@ impl Node {
     ) {
         let admit = lock(&self.refusals).admit(what, rule, withdrawal, self.now_ms());
         match admit {
-            audit::Admit::Record => {
-                // Off the reactor, as the write flushes.
-                let node = self.clone();
-                let _ = tokio::task::spawn_blocking(move || node.audit(e, true)).await;
-            }
+            audit::Admit::Record => self.audit(e, true),
             audit::Admit::Counted { first: true } => {
                 let node = self.clone();
-                tokio::spawn(async move {
-                    let wait = 1_000 - node.now_ms() % 1_000 + 10;
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                let wait = std::time::Duration::from_millis(1_000 - node.now_ms() % 1_000 + 10);
+                let write_owed = move || {
                     let owed = lock(&node.refusals).drain(node.now_ms());
-                    let _ = tokio::task::spawn_blocking(move || {
-                        for e in owed {
-                            node.audit(e, true);
-                        }
-                    })
-                    .await;
-                });
+                    for e in owed {
+                        node.audit(e, true);
+                    }
+                };
+                // The link's blocking threads run inside the runtime; without one (a caller
+                // of its own), a thread of its own waits out the second.
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(async move {
+                            tokio::time::sleep(wait).await;
+                            let _ = tokio::task::spawn_blocking(write_owed).await;
+                        });
+                    }
+                    Err(_) => {
+                        std::thread::spawn(move || {
+                            std::thread::sleep(wait);
+                            write_owed();
+                        });
+                    }
+                }
             }
             audit::Admit::Counted { first: false } => {}
         }
     }
 
     /// Answers (and records) a request with no body or of a type this version does not know.
-    pub async fn refuse_unknown(self: &Arc<Self>) -> Answer {
+    pub fn refuse_unknown(self: &Arc<Self>) -> Answer {
         let r = Refusal::permanent(
             Rule::BadRequest,
             "empty request or a request type this signer does not know",
@@ -93,7 +102,7 @@ impl Node {
             ],
         );
         let e = Event::refused("unknown", &rule, &r.reason).with("permanent", "true");
-        self.record_refusal("unknown", &rule, "", e).await;
+        self.record_refusal("unknown", &rule, "", e);
         Answer::refused(r)
     }
 
