@@ -282,7 +282,8 @@ impl AdminService for AdminApi {
             .policy
             .propose(signed, self.state.now_ms())
             .map_err(|r| self.refuse("policy-propose", &hash, &r))?;
-        self.audit_proposal(audit::kind::POLICY_PROPOSED, &view, None);
+        self.audit_proposal(audit::kind::POLICY_PROPOSED, &view, None)
+            .await;
         if let Some(update) = send {
             self.state.broadcast_policy(update).await;
         }
@@ -301,7 +302,8 @@ impl AdminService for AdminApi {
             .policy
             .approve(&r.hash, sig.clone(), self.state.now_ms())
             .map_err(|x| self.refuse("policy-approve", &r.hash, &x))?;
-        self.audit_proposal(audit::kind::POLICY_APPROVED, &view, Some(&sig.admin));
+        self.audit_proposal(audit::kind::POLICY_APPROVED, &view, Some(&sig.admin))
+            .await;
         if let Some(update) = send {
             self.state.broadcast_policy(update).await;
         }
@@ -320,7 +322,8 @@ impl AdminService for AdminApi {
             .policy
             .veto(&r.hash, sig.clone(), self.state.now_ms())
             .map_err(|x| self.refuse("policy-veto", &r.hash, &x))?;
-        self.audit_proposal(audit::kind::POLICY_VETOED, &view, Some(&sig.admin));
+        self.audit_proposal(audit::kind::POLICY_VETOED, &view, Some(&sig.admin))
+            .await;
         if tell_signers {
             self.state.broadcast_veto(&r.hash, &sig).await;
         }
@@ -584,8 +587,9 @@ impl AdminApi {
         refusal_status(r, self.state.now_ms())
     }
 
-    /// Records a governance step, and the version coming into force if it did.
-    fn audit_proposal(
+    /// Records a governance step, and the version coming into force if it did, flushed off the
+    /// reactor (a flush blocks, lingering for other writers under load).
+    async fn audit_proposal(
         &self,
         kind: &str,
         view: &pb::Proposal,
@@ -615,8 +619,11 @@ impl AdminApi {
                     .with("version", view.version.to_string()),
             );
         }
-        if let Err(e) = self.state.store.flush() {
-            tracing::warn!(error = %e, "could not flush the audit log");
+        let store = self.state.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not flush the audit log"),
+            Err(e) => tracing::warn!(error = %e, "the audit log's flush task failed"),
         }
     }
 

@@ -12,7 +12,7 @@ use quorate_wire::{
 };
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::node::{LinkId, Node};
 
@@ -139,8 +139,23 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         };
         let node = node.clone();
         let tx = tx.clone();
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let mut answer = answer(&node, link, msg.body);
+            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                answer(&node, link, msg.body)
+            }));
+            // A handler that panicked still answers, so the coordinator does not wait out
+            // its timeout (the panic itself is in the log).
+            let mut answer = answered.unwrap_or_else(|_| {
+                error!(signer = %node.name, request = msg.request_id, "a request's handler panicked");
+                pb::signer_message::Body::Refusal(pb::Refusal {
+                    rule: quorate_core::refusal::Rule::SignerStorage.to_string(),
+                    reason: "the signer's task for this request failed".into(),
+                    permanent: true,
+                    culprits: vec![],
+                    retry_at_ms: 0,
+                })
+            });
             // An answer the stream could not carry would end the link for every request on
             // it: refuse that one request instead.
             if answer.encoded_len() > quorate_wire::MAX_POLICY_MESSAGE_BYTES - 64 {
@@ -152,13 +167,28 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
                     retry_at_ms: 0,
                 });
             }
-            let sent = tx.blocking_send(pb::SignerMessage {
+            let message = pb::SignerMessage {
                 request_id: msg.request_id,
                 body: Some(answer),
-            });
-            drop((permit, held));
-            if sent.is_err() {
-                warn!(signer = %node.name, request = msg.request_id, "link closed before the answer could be sent");
+            };
+            let request = msg.request_id;
+            let closed = move |node: &Node| warn!(signer = %node.name, request, "link closed before the answer could be sent");
+            match tx.try_send(message) {
+                Ok(()) => drop((permit, held)),
+                // The coordinator is slow to read its answers: this one waits for room as a
+                // task, not on a blocking thread, still holding its place in flight.
+                Err(mpsc::error::TrySendError::Full(message)) => {
+                    runtime.spawn(async move {
+                        if tx.send(message).await.is_err() {
+                            closed(&node);
+                        }
+                        drop((permit, held));
+                    });
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    drop((permit, held));
+                    closed(&node);
+                }
             }
         });
     }

@@ -77,8 +77,11 @@ impl Coordinator {
                             .with("group_key", hex::encode(&gk))
                             .with("fingerprint", group_key_fingerprint(&gk)),
                     );
-                    if let Err(e) = me.store.flush() {
-                        warn!(error = %e, "could not flush the audit log");
+                    let store = me.store.clone();
+                    match tokio::task::spawn_blocking(move || store.flush()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => warn!(error = %e, "could not flush the audit log"),
+                        Err(e) => warn!(error = %e, "the audit log's flush task failed"),
                     }
                     apb::DkgStatus {
                         session_id: session.to_vec(),
