@@ -619,11 +619,8 @@ impl AdminApi {
                     .with("version", view.version.to_string()),
             );
         }
-        let store = self.state.store.clone();
-        match tokio::task::spawn_blocking(move || store.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not flush the audit log"),
-            Err(e) => tracing::warn!(error = %e, "the audit log's flush task failed"),
+        if let Err(e) = self.state.flush().await {
+            tracing::warn!(error = %e, "could not flush the audit log");
         }
     }
 

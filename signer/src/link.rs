@@ -5,7 +5,10 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use quorate_core::link::Request;
+use quorate_core::{
+    link::{Answer, Request},
+    refusal::{Refusal, Rule},
+};
 use quorate_wire::{
     signer::{self as pb, coordinator_message::Body as Req, signer_link_client::SignerLinkClient},
     tls,
@@ -148,24 +151,15 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
             // its timeout (the panic itself is in the log).
             let mut answer = answered.unwrap_or_else(|_| {
                 error!(signer = %node.name, request = msg.request_id, "a request's handler panicked");
-                pb::signer_message::Body::Refusal(pb::Refusal {
-                    rule: quorate_core::refusal::Rule::SignerStorage.to_string(),
-                    reason: "the signer's task for this request failed".into(),
-                    permanent: true,
-                    culprits: vec![],
-                    retry_at_ms: 0,
-                })
+                refused(Rule::SignerStorage, "the signer's task for this request failed")
             });
             // An answer the stream could not carry would end the link for every request on
             // it: refuse that one request instead.
             if answer.encoded_len() > quorate_wire::MAX_POLICY_MESSAGE_BYTES - 64 {
-                answer = pb::signer_message::Body::Refusal(pb::Refusal {
-                    rule: quorate_core::refusal::Rule::BadRequest.to_string(),
-                    reason: "the answer would exceed the link's message limit".into(),
-                    permanent: true,
-                    culprits: vec![],
-                    retry_at_ms: 0,
-                });
+                answer = refused(
+                    Rule::BadRequest,
+                    "the answer would exceed the link's message limit",
+                );
             }
             let message = pb::SignerMessage {
                 request_id: msg.request_id,
@@ -193,6 +187,11 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+/// A permanent refusal the link itself gives, converted as the node's answers are.
+fn refused(rule: Rule, reason: &str) -> pb::signer_message::Body {
+    Answer::refused(Refusal::permanent(rule, reason)).into()
 }
 
 /// Marks the link up for the metrics while it lives, down when it ends however it ends.

@@ -335,48 +335,43 @@ impl Node {
         let started = std::time::Instant::now();
         // Kept to name the withdrawal in a refusal's audit record; decoded only then.
         let intent = request.intent().map(<[u8]>::to_vec);
-        let answer = match request {
+        let answered = match request {
             // Each DKG and repair step runs entirely under the DKG lock, so steps never
             // interleave and repairs and DKGs never mix.
-            Request::DkgRound1(r) => self.dkg_step(DkgStep::Round1(r)),
-            Request::DkgRound2(r) => self.dkg_step(DkgStep::Round2(r)),
-            Request::DkgRound3(r) => self.dkg_step(DkgStep::Round3(r)),
-            Request::DkgConfirm(r) => self.dkg_step(DkgStep::Confirm(r)),
-            Request::RepairOffer(r) => self.repair_step(RepairStep::Offer(r)),
-            Request::RepairContribute(r) => self.repair_step(RepairStep::Contribute(r)),
-            Request::RepairFinish(r) => self.repair_step(RepairStep::Finish(r)),
+            Request::DkgRound1(r) => Ok(self.dkg_step(DkgStep::Round1(r))),
+            Request::DkgRound2(r) => Ok(self.dkg_step(DkgStep::Round2(r))),
+            Request::DkgRound3(r) => Ok(self.dkg_step(DkgStep::Round3(r))),
+            Request::DkgConfirm(r) => Ok(self.dkg_step(DkgStep::Confirm(r))),
+            Request::RepairOffer(r) => Ok(self.repair_step(RepairStep::Offer(r))),
+            Request::RepairContribute(r) => Ok(self.repair_step(RepairStep::Contribute(r))),
+            Request::RepairFinish(r) => Ok(self.repair_step(RepairStep::Finish(r))),
             Request::RefreshActivate(r) => match r.scheme {
                 Scheme::Secp256k1 => self.refresh_activate::<Secp>(&r),
                 Scheme::Ed25519 => self.refresh_activate::<Ed>(&r),
-            }
-            .unwrap_or_else(Answer::refused),
+            },
             Request::AddHolder(r) => match r.session.scheme {
                 Scheme::Secp256k1 => self.add_holder::<Secp>(&r),
                 Scheme::Ed25519 => self.add_holder::<Ed>(&r),
-            }
-            .unwrap_or_else(Answer::refused),
+            },
             Request::Commit(r) => match r.scheme {
                 Scheme::Secp256k1 => self.commit::<Secp>(link, &r),
                 Scheme::Ed25519 => self.commit::<Ed>(link, &r),
-            }
-            .unwrap_or_else(Answer::refused),
+            },
             Request::Presign(r) => match r.scheme {
                 Scheme::Secp256k1 => self.presign::<Secp>(link, &r),
                 Scheme::Ed25519 => self.presign::<Ed>(link, &r),
-            }
-            .unwrap_or_else(Answer::refused),
+            },
             // Binding and debiting flush to disk before the share leaves (S6).
-            Request::Sign(r) => self.sign(link, &r).unwrap_or_else(Answer::refused),
-            Request::PolicyUpdate(p) => self.policy_update(p).unwrap_or_else(Answer::refused),
-            Request::PolicyVeto(v) => self.policy_veto(&v).unwrap_or_else(Answer::refused),
-            Request::Sync(r) => self.sync(&r).unwrap_or_else(Answer::refused),
-            Request::LedgerNotice(n) => self.ledger_notice(&n).unwrap_or_else(Answer::refused),
-            Request::AuditExport(r) => self.audit_export(&r).unwrap_or_else(Answer::refused),
+            Request::Sign(r) => self.sign(link, &r),
+            Request::PolicyUpdate(p) => self.policy_update(p),
+            Request::PolicyVeto(v) => self.policy_veto(&v),
+            Request::Sync(r) => self.sync(&r),
+            Request::LedgerNotice(n) => self.ledger_notice(&n),
+            Request::AuditExport(r) => self.audit_export(&r),
             // May apply a due version or record a local-freeze change, both flushed.
-            Request::StatusChallenge { challenge } => self
-                .status_receipt(&challenge)
-                .unwrap_or_else(Answer::refused),
+            Request::StatusChallenge { challenge } => self.status_receipt(&challenge),
         };
+        let answer = answered.unwrap_or_else(Answer::refused);
         self.account(what, started, intent.as_deref(), &answer);
         answer
     }

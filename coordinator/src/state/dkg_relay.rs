@@ -77,11 +77,8 @@ impl Coordinator {
                             .with("group_key", hex::encode(&gk))
                             .with("fingerprint", group_key_fingerprint(&gk)),
                     );
-                    let store = me.store.clone();
-                    match tokio::task::spawn_blocking(move || store.flush()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => warn!(error = %e, "could not flush the audit log"),
-                        Err(e) => warn!(error = %e, "the audit log's flush task failed"),
+                    if let Err(e) = me.flush().await {
+                        warn!(error = %e, "could not flush the audit log");
                     }
                     apb::DkgStatus {
                         session_id: session.to_vec(),

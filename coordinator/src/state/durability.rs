@@ -20,6 +20,12 @@ impl Coordinator {
             return Ok(());
         }
         // The read happened before this flush starts, so the flush covers what was read.
+        self.flush().await
+    }
+
+    /// Makes every write so far durable, on a blocking thread (a flush blocks, lingering for
+    /// other writers under load: never on the reactor).
+    pub async fn flush(&self) -> Result<(), StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await
