@@ -60,6 +60,30 @@ fn dealt_keys(shape: Shape) -> Keys {
     }
 }
 
+/// One benchmark intent, encoded, with its backend signature.
+fn signed_intent(backend_key: &k256::ecdsa::SigningKey, id: &str, now: u64) -> (Vec<u8>, Vec<u8>) {
+    let intent = bench_intent(id, now).expect("a valid intent");
+    let sig = backend::sign(backend_key, &intent.digest());
+    (intent.encode(), sig)
+}
+
+/// A fresh nonce and commitment of every key in `keys`.
+type Committed = (
+    Vec<frost::round1::SigningNonces>,
+    std::collections::BTreeMap<frost::Identifier, frost::round1::SigningCommitments>,
+);
+
+fn commit_all(keys: &[frost::keys::KeyPackage], rng: &mut rand::rngs::OsRng) -> Committed {
+    let mut nonces = Vec::with_capacity(keys.len());
+    let mut commitments = std::collections::BTreeMap::new();
+    for k in keys {
+        let (n, c) = frost::round1::commit(k.signing_share(), rng);
+        nonces.push(n);
+        commitments.insert(*k.identifier(), c);
+    }
+    (nonces, commitments)
+}
+
 /// Withdrawals per second that the cryptography alone allows on `threads` cores, for one
 /// t-of-n group: per withdrawal, the coordinator's and every quorum member's check of the
 /// backend signature, t commitments, t signature shares (each signer recomputing the message),
@@ -74,11 +98,7 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
     } = dealt_keys(shape);
     let now = commands::now_ms();
     let work: Vec<(Vec<u8>, Vec<u8>)> = (0..count)
-        .map(|i| {
-            let intent = bench_intent(&format!("floor-{i}"), now).expect("a valid intent");
-            let sig = backend::sign(&backend_key, &intent.digest());
-            (intent.encode(), sig)
-        })
+        .map(|i| signed_intent(&backend_key, &format!("floor-{i}"), now))
         .collect();
     let next = AtomicUsize::new(0);
     let started = Instant::now();
@@ -89,13 +109,7 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
                 while let Some((encoded, sig)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let intent = WithdrawalIntent::decode(encoded).expect("decodes");
                     backend::verify(&backend_keys, &intent.digest(), sig).expect("verifies");
-                    let mut nonces = Vec::new();
-                    let mut commitments = std::collections::BTreeMap::new();
-                    for k in &keys {
-                        let (n, c) = frost::round1::commit(k.signing_share(), &mut rng);
-                        nonces.push(n);
-                        commitments.insert(*k.identifier(), c);
-                    }
+                    let (nonces, commitments) = commit_all(&keys, &mut rng);
                     let message =
                         signing_message(&intent, ChainFormat::IntentDigest).expect("intent digest");
                     let package = frost::SigningPackage::new(commitments, &message);
@@ -230,16 +244,8 @@ fn crypto_path(shape: Shape, samples: usize) -> (f64, f64, f64) {
     let now = commands::now_ms();
     let (mut coordinator, mut signer, mut aggregate) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..samples {
-        let intent = bench_intent(&format!("sequential-{i}"), now).expect("a valid intent");
-        let encoded = intent.encode();
-        let sig = backend::sign(&backend_key, &intent.digest());
-        let mut nonces = Vec::new();
-        let mut commitments = std::collections::BTreeMap::new();
-        for k in &keys {
-            let (n, c) = frost::round1::commit(k.signing_share(), &mut rng);
-            nonces.push(n);
-            commitments.insert(*k.identifier(), c);
-        }
+        let (encoded, sig) = signed_intent(&backend_key, &format!("sequential-{i}"), now);
+        let (nonces, commitments) = commit_all(&keys, &mut rng);
         let started = Instant::now();
         let checked = WithdrawalIntent::decode(&encoded).expect("decodes");
         backend::verify(&backend_keys, &checked.digest(), &sig).expect("verifies");
