@@ -1004,6 +1004,49 @@ async fn a_signer_refuses_malformed_link_requests() {
         }))
         .await;
     check("ledger notice, empty signature", a, "ledger-notice-invalid");
+    let notice = |intent: Vec<u8>, signature: Vec<u8>| spb::LedgerNotice {
+        intent,
+        signature,
+        signed_at_ms: 0,
+    };
+    let a = d
+        .call(Req::LedgerNotices(spb::LedgerNotices { notices: vec![] }))
+        .await;
+    check("ledger notices, none", a, "bad-request");
+    let too_many = vec![notice(i.encode(), vec![]); quorate_core::link::MAX_NOTICES + 1];
+    let a = d
+        .call(Req::LedgerNotices(spb::LedgerNotices { notices: too_many }))
+        .await;
+    check("ledger notices, 257", a, "bad-request");
+    // A batch of bad notices: each refused under its own rule, as it would be alone.
+    let a = d
+        .call(Req::LedgerNotices(spb::LedgerNotices {
+            notices: vec![
+                notice(vec![0; 100], vec![1; 65]),
+                notice(i.encode(), vec![]),
+                notice(i.encode(), vec![7; 65]),
+            ],
+        }))
+        .await;
+    let Ans::LedgerAcks(acks) = &a else {
+        panic!("ledger notices, all bad: {a:?}");
+    };
+    let expected = [
+        ("intent garbage", "intent-malformed"),
+        ("empty signature", "ledger-notice-invalid"),
+        ("signature garbage", "ledger-notice-invalid"),
+    ];
+    assert_eq!(acks.results.len(), expected.len(), "{acks:?}");
+    for (r, (what, rule)) in acks.results.iter().zip(expected) {
+        let Some(spb::ledger_notice_result::Result::Refusal(r)) = &r.result else {
+            panic!("ledger notices, {what}: accepted: {r:?}");
+        };
+        check(
+            &format!("ledger notices, batch of 3, {what}"),
+            Ans::Refusal(r.clone()),
+            rule,
+        );
+    }
     let a = d
         .call(Req::DkgRound1(spb::DkgRound1Request {
             refresh: None,

@@ -633,3 +633,75 @@ async fn two_intents_racing_for_one_id_get_one_share_at_most() {
     }
     m.stop().await;
 }
+
+/// A signer away while 300 withdrawals are signed counts each of them, once, when it comes
+/// back: the coordinator replays the notices it missed in batches of at most 256 (two
+/// requests here), and the signer verifies each batch's group signatures together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches() {
+    use quorate_core::audit::kind;
+    const MISSED: usize = 300;
+    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 60 * 24 * HOUR_MS).await;
+    let away = m.nodes[2].0.clone();
+    m.links[2].take().expect("linked").cut().await;
+    // 20 an hour, as the development policy allows, 0.01 ETH each: 3 ETH in 15 hours, all
+    // within the 24-hour window the coordinator replays.
+    for hour in 0..MISSED / 20 {
+        let m = &m;
+        let signed = futures::future::join_all((0..20).map(|i| async move {
+            let id = format!("away-{hour}-{i}");
+            m.signs(&id, COLD_WALLET, "10000000000000000").await
+        }))
+        .await;
+        assert!(signed.iter().all(|s| !s.contains(&3)), "signer 3 was away");
+        m.advance(HOUR_MS + 60_000);
+    }
+    // What the signer has counted of them, by its own audit log.
+    let counted = |debit: &'static str| {
+        let (mut from, mut count) = (1, 0);
+        loop {
+            let (records, _) = away.audit_page(from, 10_000, &[0; 16]).expect("audit page");
+            let Some(last) = records.last() else {
+                return count;
+            };
+            from = last.seq + 1;
+            count += records
+                .iter()
+                .filter(|r| {
+                    r.event.kind == kind::LEDGER_NOTICE
+                        && r.event.field("debit") == Some(debit)
+                        && r.event
+                            .field("withdrawal")
+                            .is_some_and(|w| w.starts_with("away-"))
+                })
+                .count();
+        }
+    };
+    assert_eq!(counted("new"), 0);
+    let batches = |node: &Node| {
+        node.render_metrics()
+            .lines()
+            .filter(|l| {
+                l.starts_with("quorate_signer_requests_total")
+                    && l.contains("request=\"ledger-notices\"")
+                    && l.contains("outcome=\"ok\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    m.links[2] = Some(MemLink::attach(&m.coordinator, away.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    // The second batch's request is counted in the metrics once it has been answered.
+    while counted("new") < MISSED || batches(&away) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "signer 3 counted {} of {MISSED} missed withdrawals",
+            counted("new")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(batches(&away), 2, "300 notices in batches of at most 256");
+    assert_eq!(counted("already"), 0, "each counted once");
+    assert_eq!(m.all_refusals("ledger-notice-invalid"), 0);
+    m.stop().await;
+}

@@ -685,6 +685,52 @@ async fn a_withdrawal_is_debited_once_however_often_it_is_signed_or_announced() 
             }))
             .await;
         refused(&forged, "ledger-notice-invalid");
+        // The same in batches. Two valid notices are verified as one batch; a batch with a
+        // forgery and a garbage intent in it is judged notice by notice. Nothing is counted.
+        let notice = |i: &WithdrawalIntent| quorate_wire::signer::LedgerNotice {
+            intent: i.encode(),
+            signature: w.signature.clone(),
+            signed_at_ms: 0,
+        };
+        let batch = |notices| Req::LedgerNotices(quorate_wire::signer::LedgerNotices { notices });
+        let acks = |a: Ans| match a {
+            Ans::LedgerAcks(a) => a
+                .results
+                .into_iter()
+                .map(|r| match r.result {
+                    Some(quorate_wire::signer::ledger_notice_result::Result::Ack(a)) => {
+                        Ok(a.debited)
+                    }
+                    Some(quorate_wire::signer::ledger_notice_result::Result::Refusal(r)) => {
+                        Err(r.rule)
+                    }
+                    None => panic!("a result with neither"),
+                })
+                .collect::<Vec<_>>(),
+            other => panic!("signer {n}: {other:?}"),
+        };
+        let valid = d.call(batch(vec![notice(&x), notice(&x)])).await;
+        assert_eq!(acks(valid), [Ok(false), Ok(false)], "signer {n}");
+        let mut garbage = notice(&x);
+        garbage.intent.truncate(10);
+        let mixed = d
+            .call(batch(vec![
+                notice(&x),
+                notice(&altered),
+                garbage,
+                notice(&x),
+            ]))
+            .await;
+        assert_eq!(
+            acks(mixed),
+            [
+                Ok(false),
+                Err("ledger-notice-invalid".to_string()),
+                Err("intent-malformed".to_string()),
+                Ok(false)
+            ],
+            "signer {n}"
+        );
     }
 
     // So exactly 4 ETH of headroom is left on every signer: 4 ETH signs (signer 2 twice,
@@ -745,11 +791,21 @@ async fn a_withdrawal_is_debited_once_however_often_it_is_signed_or_announced() 
             audited_refusal(&log, "wd-d-z", "policy-velocity-asset-amount-24h"),
             "signer {n}"
         );
-        assert!(
-            log.iter().any(|r| r.event.kind == kind::REFUSED
-                && r.event.field("request") == Some("ledger-notice")
-                && r.event.field("rule") == Some("ledger-notice-invalid")),
-            "signer {n} recorded the forged notice"
+        // The forged notice alone and in a batch, and the garbage one in a batch.
+        let refused_notices = |rule: &str| {
+            log.iter()
+                .filter(|r| {
+                    r.event.kind == kind::REFUSED
+                        && r.event.field("request") == Some("ledger-notice")
+                        && r.event.field("rule") == Some(rule)
+                })
+                .count()
+        };
+        assert_eq!(
+            refused_notices("ledger-notice-invalid"),
+            2,
+            "signer {n} recorded the forged notices"
         );
+        assert_eq!(refused_notices("intent-malformed"), 1, "signer {n}");
     }
 }

@@ -95,6 +95,8 @@ pub struct Coordinator {
     undurable: Mutex<HashMap<String, usize>>,
     /// The coordinator's only source of wall-clock time.
     clock: Arc<dyn Clock>,
+    /// Live ledger notices waiting for each signer.
+    notices: notices::Outbox,
 }
 
 /// Metric names (docs/protocol.md lists them).
@@ -184,6 +186,7 @@ impl Coordinator {
             metrics: quorate_wire::metrics::Metrics::new(),
             waiting: Mutex::default(),
             undurable: Mutex::default(),
+            notices: notices::Outbox::default(),
             manifest,
             store,
             registry: Arc::new(Registry::new(clock.clone())),

@@ -57,6 +57,9 @@ pub enum Request {
     PolicyVeto(PolicyVeto),
     /// A withdrawal the group signed without this signer, for its velocity ledger.
     LedgerNotice(LedgerNotice),
+    /// Several such withdrawals, 1..=[`MAX_NOTICES`], verified together; each is judged and
+    /// counted as a [`Request::LedgerNotice`] would be.
+    LedgerNotices(Vec<LedgerNotice>),
     /// One page of this signer's audit log with its signed head.
     AuditExport(AuditExportRequest),
     /// A signed account of this signer's policy over the asker's challenge.
@@ -101,6 +104,8 @@ pub enum RequestKind {
     PolicyVeto,
     /// [`Request::LedgerNotice`].
     LedgerNotice,
+    /// [`Request::LedgerNotices`].
+    LedgerNotices,
     /// [`Request::AuditExport`].
     AuditExport,
     /// [`Request::StatusChallenge`].
@@ -133,6 +138,7 @@ impl RequestKind {
             RequestKind::PolicyUpdate => "policy-update",
             RequestKind::PolicyVeto => "policy-veto",
             RequestKind::LedgerNotice => "ledger-notice",
+            RequestKind::LedgerNotices => "ledger-notices",
             RequestKind::AuditExport => "audit-export",
             RequestKind::StatusChallenge => "status-challenge",
             RequestKind::RepairOffer => "repair-offer",
@@ -165,6 +171,7 @@ impl Request {
             Request::PolicyUpdate(_) => RequestKind::PolicyUpdate,
             Request::PolicyVeto(_) => RequestKind::PolicyVeto,
             Request::LedgerNotice(_) => RequestKind::LedgerNotice,
+            Request::LedgerNotices(_) => RequestKind::LedgerNotices,
             Request::AuditExport(_) => RequestKind::AuditExport,
             Request::StatusChallenge { .. } => RequestKind::StatusChallenge,
             Request::RepairOffer(_) => RequestKind::RepairOffer,
@@ -317,6 +324,10 @@ pub struct PolicyVeto {
     pub veto: AdminSignature,
 }
 
+/// Most notices in one [`Request::LedgerNotices`]: about 256 × 1 KiB at most on the link, and
+/// well under a second of a signer's work.
+pub const MAX_NOTICES: usize = 256;
+
 /// A withdrawal the group signed without this signer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerNotice {
@@ -464,6 +475,9 @@ pub enum Answer {
         /// False if this signer had already counted the withdrawal.
         debited: bool,
     },
+    /// To [`Request::LedgerNotices`]: one result per notice, in the request's order; `Ok` as
+    /// [`Answer::LedgerAck`]'s `debited`, `Err` the refusal a single notice would have got.
+    LedgerAcks(Vec<Result<bool, Refusal>>),
     /// To [`Request::AuditExport`].
     AuditPage {
         /// Consecutive records.

@@ -12,7 +12,7 @@ use quorate_core::{
     clock::Clock,
     identity::IdentitySecret,
     intent::WithdrawalIntent,
-    link::{Answer, Hello, Malformed, Request},
+    link::{Answer, Hello, Malformed, Request, RequestKind},
     message::Scheme,
     policy::{decode_state, Ledger, PolicyState},
     refusal::{Refusal, Rule},
@@ -366,7 +366,25 @@ impl Node {
             Request::PolicyUpdate(p) => self.policy_update(p),
             Request::PolicyVeto(v) => self.policy_veto(&v),
             Request::Sync(r) => self.sync(&r),
-            Request::LedgerNotice(n) => self.ledger_notice(&n),
+            Request::LedgerNotice(n) => {
+                self.ledger_notices(std::slice::from_ref(&n))
+                    .and_then(|results| {
+                        // Infallible: one result per notice, and there is one notice.
+                        let first = results.into_iter().next().expect("one result per notice");
+                        first.map(|debited| Answer::LedgerAck { debited })
+                    })
+            }
+            Request::LedgerNotices(batch) => self.ledger_notices(&batch).map(|results| {
+                // Each notice refused is recorded as a single notice's refusal would be.
+                for (n, r) in batch.iter().zip(&results) {
+                    if let Err(r) = r {
+                        let refused = Answer::refused(r.clone());
+                        let what = RequestKind::LedgerNotice.as_str();
+                        self.account(what, started, Some(&n.intent), &refused);
+                    }
+                }
+                Answer::LedgerAcks(results)
+            }),
             Request::AuditExport(r) => self.audit_export(&r),
             // May apply a due version or record a local-freeze change, both flushed.
             Request::StatusChallenge { challenge } => self.status_receipt(&challenge),

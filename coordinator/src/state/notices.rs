@@ -1,22 +1,129 @@
 //! Ledger notices: telling the signers that did not take part about a signed withdrawal, and
 //! replaying the ones a signer missed while away, so every velocity ledger sees the whole
 //! volume.
+//!
+//! Notices travel in batches ([`Request::LedgerNotices`], up to [`MAX_NOTICES`]): a signer
+//! checks a batch's group signatures in one multi-scalar multiplication, and a signer far
+//! from the coordinator catches up in a few round trips. Live notices queue per signer; one
+//! batch is in flight to each signer at a time, and whatever queued meanwhile goes in the
+//! next, so batches grow with the load and a lone notice leaves at once.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use quorate_core::{
     intent::WithdrawalIntent,
-    link::{Answer, LedgerNotice, Request},
+    link::{Answer, LedgerNotice, Request, MAX_NOTICES},
 };
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Coordinator;
-use crate::store::Status;
+use crate::{registry::Registry, store::Status};
+
+/// Live notices queued for one signer before new ones are dropped (the signer then catches
+/// up when it reconnects, as after any missed notice): at 500 withdrawals a second, 8 s of
+/// them.
+const QUEUED_PER_SIGNER: usize = 4096;
+
+/// Replay batches outstanding at once on one link.
+const REPLAY_IN_FLIGHT: usize = 2;
+
+/// A notice and the withdrawal it is for (for the logs).
+type Queued = (String, LedgerNotice);
+
+/// The live notices waiting for each signer, each queue drained by its own task.
+#[derive(Default)]
+pub(super) struct Outbox {
+    queues: Mutex<HashMap<u16, mpsc::Sender<Queued>>>,
+}
+
+impl Outbox {
+    /// Queues `notice` for `signer`, starting the signer's delivery task on first use.
+    fn push(
+        &self,
+        registry: &Arc<Registry>,
+        timeout: Duration,
+        signer: u16,
+        notice: Queued,
+    ) -> Result<(), mpsc::error::TrySendError<Queued>> {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        // A delivery task that ended (it panicked) is started again.
+        queues.retain(|_, q| !q.is_closed());
+        let queue = queues.entry(signer).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(QUEUED_PER_SIGNER);
+            tokio::spawn(deliver(registry.clone(), signer, rx, timeout));
+            tx
+        });
+        queue.try_send(notice)
+    }
+}
+
+/// Sends `signer` its queued notices, a batch at a time, until the outbox is dropped.
+async fn deliver(
+    registry: Arc<Registry>,
+    signer: u16,
+    mut queue: mpsc::Receiver<Queued>,
+    timeout: Duration,
+) {
+    let mut batch = Vec::new();
+    while queue.recv_many(&mut batch, MAX_NOTICES).await > 0 {
+        let (ids, notices): (Vec<String>, Vec<LedgerNotice>) =
+            std::mem::take(&mut batch).into_iter().unzip();
+        let answer = registry
+            .call(signer, Request::LedgerNotices(notices), timeout)
+            .await;
+        report(signer, &ids, answer);
+    }
+}
+
+/// Logs what a signer made of a batch of notices for `ids`; returns how many it debited
+/// now, or `None` if the batch was not answered notice by notice.
+fn report(
+    signer: u16,
+    ids: &[String],
+    answer: Result<Answer, crate::registry::CallError>,
+) -> Option<usize> {
+    match answer {
+        Ok(Answer::LedgerAcks(results)) if results.len() == ids.len() => {
+            let mut debited = 0;
+            for (id, result) in ids.iter().zip(results) {
+                match result {
+                    Ok(true) => debited += 1,
+                    Ok(false) => {}
+                    Err(r) => {
+                        warn!(signer, withdrawal = %id, rule = %r.rule, reason = %r.reason, "ledger notice refused");
+                    }
+                }
+            }
+            Some(debited)
+        }
+        Ok(Answer::Refused { refusal: r, .. }) => {
+            warn!(signer, notices = ids.len(), rule = %r.rule, reason = %r.reason, "ledger notices refused");
+            None
+        }
+        Ok(_) => {
+            warn!(
+                signer,
+                notices = ids.len(),
+                "ledger notices: unexpected answer"
+            );
+            None
+        }
+        Err(e) => {
+            warn!(signer, notices = ids.len(), error = %e, "ledger notices not delivered");
+            None
+        }
+    }
+}
 
 impl Coordinator {
     /// Ledger notices a signer missed while away: every withdrawal signed without it within
     /// the policy's longest window (bucket slack included). The signer counts each id once.
     pub(super) async fn replay_notices(&self, signer: u16) {
-        /// Notices outstanding at once on one link (the signer handles up to 128).
-        const REPLAY_IN_FLIGHT: usize = 32;
         let window = self.policy.longest_window_ms();
         if window == 0 {
             return;
@@ -34,10 +141,7 @@ impl Coordinator {
             );
             return;
         };
-        // Pipelined: up to REPLAY_IN_FLIGHT notices outstanding on the link, so a signer far
-        // from the coordinator catches up in a few round trips, not one per notice.
-        use futures::StreamExt;
-        let notices = records
+        let missed = records
             .into_iter()
             .filter(|r| r.updated_ms >= since && !r.signers.contains(&signer))
             .filter_map(|r| {
@@ -47,45 +151,54 @@ impl Coordinator {
                 ) else {
                     return None;
                 };
-                let notice = Request::LedgerNotice(LedgerNotice {
+                let notice = LedgerNotice {
                     intent,
                     signature,
                     signed_at_ms: r.updated_ms,
-                });
+                };
                 Some((r.id, notice))
             });
-        let mut answers = futures::stream::iter(notices)
-            .map(|(id, notice)| async move {
-                let answer = self
-                    .registry
-                    .call(signer, notice, self.signing.signer_timeout)
-                    .await;
-                (id, answer)
-            })
-            .buffer_unordered(REPLAY_IN_FLIGHT);
-        let mut sent = 0usize;
-        while let Some((id, answer)) = answers.next().await {
-            match answer {
-                Ok(Answer::LedgerAck { debited: true }) => sent += 1,
-                Ok(Answer::LedgerAck { debited: false }) => {}
-                Ok(Answer::Refused { refusal: x, .. }) => {
-                    warn!(signer, withdrawal = %id, rule = %x.rule, "ledger notice refused");
-                }
-                _ => {
-                    warn!(signer, "ledger notices interrupted");
-                    return;
-                }
+        let mut batches: Vec<Vec<Queued>> = Vec::new();
+        for notice in missed {
+            match batches.last_mut() {
+                Some(b) if b.len() < MAX_NOTICES => b.push(notice),
+                _ => batches.push(vec![notice]),
             }
         }
-        if sent > 0 {
-            info!(signer, counted = sent, "missed ledger notices delivered");
+        // Whole batches, a few outstanding: a signer far from the coordinator catches up in
+        // a few round trips, not one per notice.
+        use futures::StreamExt;
+        let mut answers = futures::stream::iter(batches)
+            .map(|batch| async move {
+                let (ids, notices): (Vec<String>, Vec<LedgerNotice>) = batch.into_iter().unzip();
+                let answer = self
+                    .registry
+                    .call(
+                        signer,
+                        Request::LedgerNotices(notices),
+                        self.signing.signer_timeout,
+                    )
+                    .await;
+                report(signer, &ids, answer)
+            })
+            .buffer_unordered(REPLAY_IN_FLIGHT);
+        let mut counted = 0usize;
+        while let Some(debited) = answers.next().await {
+            let Some(debited) = debited else {
+                warn!(signer, "ledger notices interrupted");
+                return;
+            };
+            counted += debited;
+        }
+        if counted > 0 {
+            info!(signer, counted, "missed ledger notices delivered");
         }
     }
 
     /// Ledger sync: tells every connected signer that did not take part about a withdrawal
     /// signed at `signed_at` (Unix ms, as its record says), so each velocity ledger sees the
     /// whole volume at the time it went out. Best effort: a signer that misses the notice is
-    /// behind by this withdrawal (docs/policy.md).
+    /// behind by this withdrawal until it reconnects (docs/policy.md).
     pub(super) fn notify_others(
         &self,
         intent: &WithdrawalIntent,
@@ -93,33 +206,28 @@ impl Coordinator {
         signers: &[u16],
         signed_at: u64,
     ) {
-        let notice = Request::LedgerNotice(LedgerNotice {
+        let notice = LedgerNotice {
             intent: intent.encode(),
             signature: signature.to_vec(),
             signed_at_ms: signed_at,
-        });
-        let timeout = self.signing.signer_timeout;
+        };
         for s in self.registry.connected() {
             if signers.contains(&s.identifier) {
                 continue;
             }
-            let registry = self.registry.clone();
-            let notice = notice.clone();
-            let id = intent.id.clone();
-            tokio::spawn(async move {
-                match registry.call(s.identifier, notice, timeout).await {
-                    Ok(Answer::LedgerAck { .. }) => {}
-                    Ok(Answer::Refused { refusal: r, .. }) => {
-                        warn!(withdrawal = %id, signer = %s.name, rule = %r.rule, reason = %r.reason, "ledger notice refused");
-                    }
-                    Ok(_) => {
-                        warn!(withdrawal = %id, signer = %s.name, "ledger notice: unexpected answer")
-                    }
-                    Err(e) => {
-                        warn!(withdrawal = %id, signer = %s.name, error = %e, "ledger notice not delivered")
-                    }
-                }
-            });
+            let queued = (intent.id.clone(), notice.clone());
+            if self
+                .notices
+                .push(
+                    &self.registry,
+                    self.signing.signer_timeout,
+                    s.identifier,
+                    queued,
+                )
+                .is_err()
+            {
+                warn!(withdrawal = %intent.id, signer = %s.name, "ledger notice dropped: the signer's queue is full");
+            }
         }
     }
 }

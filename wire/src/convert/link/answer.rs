@@ -2,6 +2,7 @@
 //! and a body back into an [`Answer`], naming the field of anything [`MalformedAnswer`].
 
 use super::*;
+use crate::signer::ledger_notice_result::Result as NoticeResult;
 
 /// The wire form of a refusal naming `culprits`.
 pub fn refusal_to_proto(r: Refusal, culprits: &[u16]) -> pb::Refusal {
@@ -11,6 +12,16 @@ pub fn refusal_to_proto(r: Refusal, culprits: &[u16]) -> pb::Refusal {
         permanent: r.permanent,
         culprits: culprits.iter().map(|c| u32::from(*c)).collect(),
         retry_at_ms: r.retry_at_ms.unwrap_or(0),
+    }
+}
+
+/// A refusal from its wire form (its culprits are the caller's business).
+fn refusal_from_proto(r: pb::Refusal) -> Refusal {
+    Refusal {
+        rule: Rule::parse(&r.rule),
+        reason: r.reason,
+        permanent: r.permanent,
+        retry_at_ms: (r.retry_at_ms != 0).then_some(r.retry_at_ms),
     }
 }
 
@@ -48,6 +59,17 @@ impl From<Answer> for Ans {
             Answer::Sign { share } => Ans::Sign(pb::SignResponse { share }),
             Answer::PolicyStatus(s) => Ans::PolicyStatus(policy::status_to_proto(&s)),
             Answer::LedgerAck { debited } => Ans::LedgerAck(pb::LedgerAck { debited }),
+            Answer::LedgerAcks(results) => Ans::LedgerAcks(pb::LedgerAcks {
+                results: results
+                    .into_iter()
+                    .map(|r| pb::LedgerNoticeResult {
+                        result: Some(match r {
+                            Ok(debited) => NoticeResult::Ack(pb::LedgerAck { debited }),
+                            Err(refusal) => NoticeResult::Refusal(refusal_to_proto(refusal, &[])),
+                        }),
+                    })
+                    .collect(),
+            }),
             Answer::AuditPage { records, head } => {
                 Ans::AuditPage(audit::page_to_proto(&records, &head))
             }
@@ -155,21 +177,26 @@ impl TryFrom<Ans> for Answer {
             },
             Ans::Sign(s) => Answer::Sign { share: s.share },
             Ans::Refusal(r) => Answer::Refused {
-                refusal: Refusal {
-                    rule: Rule::parse(&r.rule),
-                    reason: r.reason,
-                    permanent: r.permanent,
-                    retry_at_ms: (r.retry_at_ms != 0).then_some(r.retry_at_ms),
-                },
                 // A culprit that is no FROST identifier names nobody.
                 culprits: r
                     .culprits
                     .iter()
                     .filter_map(|c| u16::try_from(*c).ok())
                     .collect(),
+                refusal: refusal_from_proto(r),
             },
             Ans::PolicyStatus(s) => Answer::PolicyStatus(policy::status_from_proto(&s)),
             Ans::LedgerAck(a) => Answer::LedgerAck { debited: a.debited },
+            Ans::LedgerAcks(a) => Answer::LedgerAcks(
+                a.results
+                    .into_iter()
+                    .map(|r| match r.result {
+                        Some(NoticeResult::Ack(a)) => Ok(Ok(a.debited)),
+                        Some(NoticeResult::Refusal(r)) => Ok(Err(refusal_from_proto(r))),
+                        None => Err(Out("ledger-acks").bad("results", "a result with neither")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
             Ans::AuditPage(p) => {
                 let at = Out("audit-page");
                 Answer::AuditPage {

@@ -173,11 +173,10 @@ impl TryFrom<Req> for Request {
             Req::Sign(r) => Request::Sign(Box::new(sign_from_proto(r)?)),
             Req::PolicyUpdate(p) => Request::PolicyUpdate(signed_policy(In(K::PolicyUpdate), &p)?),
             Req::PolicyVeto(v) => Request::PolicyVeto(veto_from_proto(In(K::PolicyVeto), &v)?),
-            Req::LedgerNotice(n) => Request::LedgerNotice(l::LedgerNotice {
-                intent: n.intent,
-                signature: n.signature,
-                signed_at_ms: n.signed_at_ms,
-            }),
+            Req::LedgerNotice(n) => Request::LedgerNotice(notice_from_proto(n)),
+            Req::LedgerNotices(b) => {
+                Request::LedgerNotices(b.notices.into_iter().map(notice_from_proto).collect())
+            }
             Req::AuditExport(r) => Request::AuditExport(l::AuditExportRequest {
                 node: r.node,
                 from_seq: r.from_seq,
@@ -417,10 +416,9 @@ impl From<Request> for Req {
             }
             Request::PolicyUpdate(p) => Req::PolicyUpdate(policy::signed_to_proto(&p)),
             Request::PolicyVeto(v) => Req::PolicyVeto(veto_to_proto(&v)),
-            Request::LedgerNotice(n) => Req::LedgerNotice(pb::LedgerNotice {
-                intent: n.intent,
-                signature: n.signature,
-                signed_at_ms: n.signed_at_ms,
+            Request::LedgerNotice(n) => Req::LedgerNotice(notice_to_proto(n)),
+            Request::LedgerNotices(b) => Req::LedgerNotices(pb::LedgerNotices {
+                notices: b.into_iter().map(notice_to_proto).collect(),
             }),
             Request::AuditExport(r) => Req::AuditExport(crate::audit::AuditExportRequest {
                 node: r.node,
@@ -458,5 +456,21 @@ impl From<Request> for Req {
                 pending_hash: r.pending_hash,
             }),
         }
+    }
+}
+
+fn notice_from_proto(n: pb::LedgerNotice) -> l::LedgerNotice {
+    l::LedgerNotice {
+        intent: n.intent,
+        signature: n.signature,
+        signed_at_ms: n.signed_at_ms,
+    }
+}
+
+fn notice_to_proto(n: l::LedgerNotice) -> pb::LedgerNotice {
+    pb::LedgerNotice {
+        intent: n.intent,
+        signature: n.signature,
+        signed_at_ms: n.signed_at_ms,
     }
 }

@@ -184,6 +184,18 @@ fn requests() -> Vec<Request> {
             signature: vec![2; 64],
             signed_at_ms: 1_700_000_000_000,
         }),
+        Request::LedgerNotices(vec![
+            LedgerNotice {
+                intent: vec![1; 40],
+                signature: vec![2; 64],
+                signed_at_ms: 1_700_000_000_000,
+            },
+            LedgerNotice {
+                intent: vec![3; 41],
+                signature: vec![],
+                signed_at_ms: 0,
+            },
+        ]),
         Request::AuditExport(AuditExportRequest {
             node: "signer-1".into(),
             from_seq: 5,
@@ -276,6 +288,12 @@ fn answers() -> Vec<Answer> {
         Answer::Sign { share: vec![3; 32] },
         Answer::PolicyStatus(status()),
         Answer::LedgerAck { debited: true },
+        Answer::LedgerAcks(vec![
+            Ok(true),
+            Err(Refusal::permanent(Rule::LedgerNoticeInvalid, "forged")),
+            Ok(false),
+            Err(Refusal::temporary(Rule::SignerStorage, "disk").retry_at(Some(9))),
+        ]),
         Answer::AuditPage {
             records: vec![record],
             head,
@@ -354,6 +372,7 @@ fn answer_case(a: &Answer) -> usize {
         Answer::HolderAdded { .. } => 15,
         Answer::Sync(_) => 16,
         Answer::Refused { .. } => 17,
+        Answer::LedgerAcks(_) => 18,
     }
 }
 
@@ -380,7 +399,7 @@ fn over_the_wire_answer(a: Answer) -> Answer {
 fn every_request_round_trips() {
     let all = requests();
     let kinds: std::collections::HashSet<_> = all.iter().map(Request::kind).collect();
-    assert_eq!(kinds.len(), 18, "one request of each kind");
+    assert_eq!(kinds.len(), 19, "one request of each kind");
     for r in all {
         assert_eq!(over_the_wire_request(r.clone()), r);
     }
@@ -390,7 +409,7 @@ fn every_request_round_trips() {
 fn every_answer_round_trips() {
     let all = answers();
     let cases: std::collections::HashSet<_> = all.iter().map(answer_case).collect();
-    assert_eq!(cases.len(), 18, "one answer of each kind");
+    assert_eq!(cases.len(), 19, "one answer of each kind");
     for a in all {
         assert_eq!(over_the_wire_answer(a.clone()), a);
     }
@@ -617,8 +636,11 @@ fn a_veto_is_kept_as_its_wire_encoding() {
         result: repair_result(),
     };
     assert_eq!(decode_add_holder(&encode_add_holder(&add)).unwrap(), add);
-    let Request::RefreshActivate(a) = requests().swap_remove(15) else {
-        panic!("the refresh activation sample moved");
+    let Some(Request::RefreshActivate(a)) = requests()
+        .into_iter()
+        .find(|r| r.kind() == RequestKind::RefreshActivate)
+    else {
+        panic!("no refresh activation sample");
     };
     assert_eq!(
         decode_refresh_activate(&encode_refresh_activate(&a)).unwrap(),
@@ -668,4 +690,20 @@ fn a_sync_answer_keeps_what_converts() {
             public_key_package: vec![2],
         }]
     );
+}
+
+#[test]
+fn a_notice_result_with_neither_outcome_is_refused_naming_the_field() {
+    let body = Ans::LedgerAcks(pb::LedgerAcks {
+        results: vec![
+            pb::LedgerNoticeResult {
+                result: Some(pb::ledger_notice_result::Result::Ack(pb::LedgerAck {
+                    debited: true,
+                })),
+            },
+            pb::LedgerNoticeResult { result: None },
+        ],
+    });
+    let e = Answer::try_from(body).expect_err("refused");
+    assert_eq!(e.field, "results");
 }
