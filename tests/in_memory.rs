@@ -678,6 +678,15 @@ async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches(
         }
     };
     assert_eq!(counted("new"), 0);
+    // Every signing run has ended (its notices queued for the signers then connected), so
+    // the signer hears of these withdrawals from the replay alone.
+    let signing = || {
+        let text = m.coordinator.render_metrics();
+        quorate_wire::metrics::sample(&text, "quorate_withdrawals_signing").expect("series")
+    };
+    while signing() > 0.0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let batches = |node: &Node| {
         node.render_metrics()
             .lines()
@@ -691,8 +700,14 @@ async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches(
     };
     m.links[2] = Some(MemLink::attach(&m.coordinator, away.clone()));
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    // What the coordinator's metrics say became of the notices it sent.
+    let sent = |outcome: &str| {
+        let text = m.coordinator.render_metrics();
+        let series = format!("quorate_ledger_notices_total{{outcome=\"{outcome}\"}}");
+        quorate_wire::metrics::sample(&text, &series).expect("notice outcome series")
+    };
     // The second batch's request is counted in the metrics once it has been answered.
-    while counted("new") < MISSED || batches(&away) < 2 {
+    while counted("new") < MISSED || batches(&away) < 2 || sent("counted") < MISSED as f64 {
         assert!(
             std::time::Instant::now() < deadline,
             "signer 3 counted {} of {MISSED} missed withdrawals",
@@ -702,6 +717,10 @@ async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches(
     }
     assert_eq!(batches(&away), 2, "300 notices in batches of at most 256");
     assert_eq!(counted("already"), 0, "each counted once");
+    assert_eq!(sent("counted"), MISSED as f64);
+    for outcome in ["known", "refused", "undelivered", "dropped"] {
+        assert_eq!(sent(outcome), 0.0, "{outcome}");
+    }
     assert_eq!(m.all_refusals("ledger-notice-invalid"), 0);
     m.stop().await;
 }

@@ -10,7 +10,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -35,10 +38,41 @@ const REPLAY_IN_FLIGHT: usize = 2;
 /// A notice and the withdrawal it is for (for the logs).
 type Queued = (String, LedgerNotice);
 
-/// The live notices waiting for each signer, each queue drained by its own task.
+/// The live notices waiting for each signer, each queue drained by its own task, and what
+/// became of every notice sent, live or replayed.
 #[derive(Default)]
 pub(super) struct Outbox {
     queues: Mutex<HashMap<u16, mpsc::Sender<Queued>>>,
+    tally: Arc<Tally>,
+}
+
+/// What became of the notices sent, for the metrics endpoint
+/// (`quorate_ledger_notices_total{outcome}`).
+#[derive(Default)]
+pub(super) struct Tally {
+    /// Debited by the signer now.
+    counted: AtomicU64,
+    /// The signer had counted the withdrawal before.
+    known: AtomicU64,
+    /// Refused by the signer, notice by notice.
+    refused: AtomicU64,
+    /// In a batch that got no answer notice by notice (link down, timeout, refused whole).
+    undelivered: AtomicU64,
+    /// Not queued: the signer's queue was full.
+    dropped: AtomicU64,
+}
+
+impl Tally {
+    /// (outcome, notices) for each outcome.
+    pub(super) fn outcomes(&self) -> [(&'static str, u64); 5] {
+        [
+            ("counted", self.counted.load(Relaxed)),
+            ("known", self.known.load(Relaxed)),
+            ("refused", self.refused.load(Relaxed)),
+            ("undelivered", self.undelivered.load(Relaxed)),
+            ("dropped", self.dropped.load(Relaxed)),
+        ]
+    }
 }
 
 impl Outbox {
@@ -55,16 +89,27 @@ impl Outbox {
         queues.retain(|_, q| !q.is_closed());
         let queue = queues.entry(signer).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUED_PER_SIGNER);
-            tokio::spawn(deliver(registry.clone(), signer, rx, timeout));
+            let (registry, tally) = (registry.clone(), self.tally.clone());
+            tokio::spawn(deliver(registry, tally, signer, rx, timeout));
             tx
         });
-        queue.try_send(notice)
+        let queued = queue.try_send(notice);
+        if queued.is_err() {
+            self.tally.dropped.fetch_add(1, Relaxed);
+        }
+        queued
+    }
+
+    /// What became of the notices sent so far.
+    pub(super) fn tally(&self) -> &Tally {
+        &self.tally
     }
 }
 
 /// Sends `signer` its queued notices, a batch at a time, until the outbox is dropped.
 async fn deliver(
     registry: Arc<Registry>,
+    tally: Arc<Tally>,
     signer: u16,
     mut queue: mpsc::Receiver<Queued>,
     timeout: Duration,
@@ -76,48 +121,55 @@ async fn deliver(
         let answer = registry
             .call(signer, Request::LedgerNotices(notices), timeout)
             .await;
-        report(signer, &ids, answer);
+        report(&tally, signer, &ids, answer);
     }
 }
 
-/// Logs what a signer made of a batch of notices for `ids`; returns how many it debited
-/// now, or `None` if the batch was not answered notice by notice.
+/// Logs and tallies what a signer made of a batch of notices for `ids`; returns how many it
+/// debited now, or `None` if the batch was not answered notice by notice.
 fn report(
+    tally: &Tally,
     signer: u16,
     ids: &[String],
     answer: Result<Answer, crate::registry::CallError>,
 ) -> Option<usize> {
-    match answer {
-        Ok(Answer::LedgerAcks(results)) if results.len() == ids.len() => {
-            let mut debited = 0;
-            for (id, result) in ids.iter().zip(results) {
-                match result {
-                    Ok(true) => debited += 1,
-                    Ok(false) => {}
-                    Err(r) => {
-                        warn!(signer, withdrawal = %id, rule = %r.rule, reason = %r.reason, "ledger notice refused");
-                    }
+    let results = match answer {
+        Ok(Answer::LedgerAcks(results)) if results.len() == ids.len() => results,
+        other => {
+            tally.undelivered.fetch_add(ids.len() as u64, Relaxed);
+            match other {
+                Ok(Answer::Refused { refusal: r, .. }) => {
+                    warn!(signer, notices = ids.len(), rule = %r.rule, reason = %r.reason, "ledger notices refused");
+                }
+                Ok(_) => {
+                    warn!(
+                        signer,
+                        notices = ids.len(),
+                        "ledger notices: unexpected answer"
+                    );
+                }
+                Err(e) => {
+                    warn!(signer, notices = ids.len(), error = %e, "ledger notices not delivered");
                 }
             }
-            Some(debited)
+            return None;
         }
-        Ok(Answer::Refused { refusal: r, .. }) => {
-            warn!(signer, notices = ids.len(), rule = %r.rule, reason = %r.reason, "ledger notices refused");
-            None
-        }
-        Ok(_) => {
-            warn!(
-                signer,
-                notices = ids.len(),
-                "ledger notices: unexpected answer"
-            );
-            None
-        }
-        Err(e) => {
-            warn!(signer, notices = ids.len(), error = %e, "ledger notices not delivered");
-            None
+    };
+    let mut debited = 0;
+    for (id, result) in ids.iter().zip(results) {
+        match result {
+            Ok(true) => debited += 1,
+            Ok(false) => {
+                tally.known.fetch_add(1, Relaxed);
+            }
+            Err(r) => {
+                tally.refused.fetch_add(1, Relaxed);
+                warn!(signer, withdrawal = %id, rule = %r.rule, reason = %r.reason, "ledger notice refused");
+            }
         }
     }
+    tally.counted.fetch_add(debited as u64, Relaxed);
+    Some(debited)
 }
 
 impl Coordinator {
@@ -179,7 +231,7 @@ impl Coordinator {
                         self.signing.signer_timeout,
                     )
                     .await;
-                report(signer, &ids, answer)
+                report(self.notices.tally(), signer, &ids, answer)
             })
             .buffer_unordered(REPLAY_IN_FLIGHT);
         let mut counted = 0usize;
