@@ -139,6 +139,8 @@ async fn bench_reports_every_run_from_real_clusters() {
         "2-of-3,3-of-4",
         "--work-dir",
         work.path().to_str().unwrap(),
+        "--catch-up",
+        "20",
         "--json",
     ])
     .await;
@@ -186,6 +188,21 @@ async fn bench_reports_every_run_from_real_clusters() {
     assert!(dkg
         .iter()
         .all(|d| d["ms"].as_f64().is_some_and(|v| v > 0.0)));
+    // A signer back after 20 withdrawals without it counted them (the bench waits for the
+    // coordinator's tally to show all 20 counted, or fails).
+    let catch_up = report["catch_up"].as_array().expect("catch_up");
+    assert_eq!(catch_up.len(), 1, "{report}");
+    let c = &catch_up[0];
+    assert_eq!(
+        (c["t"].as_u64(), c["n"].as_u64(), c["notices"].as_u64()),
+        (Some(2), Some(3), Some(20)),
+        "{c}"
+    );
+    let (reconnect, total) = (
+        c["reconnect_ms"].as_f64().unwrap(),
+        c["total_ms"].as_f64().unwrap(),
+    );
+    assert!(reconnect > 0.0 && total >= reconnect, "{c}");
     // Each node of the driven cluster reports its disk use.
     let nodes = report["nodes"][0]["processes"].as_array().unwrap();
     assert_eq!(nodes.len(), 4);

@@ -25,6 +25,7 @@ use crate::{
     setup::{self, ClientFile, ClusterSpec, DEV_POLICY},
 };
 
+mod catch_up;
 mod floor;
 
 use floor::{floor_throughput, sequential_floor, SequentialFloor};
@@ -54,6 +55,11 @@ pub struct BenchArgs {
     /// measure signers far from the coordinator, e.g. `50ms`.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub link_rtt: Option<Duration>,
+    /// Also measure a signer's catch-up, per cluster shape: stop one signer, sign this many
+    /// withdrawals without it, start it again, and time until it has counted every one (the
+    /// coordinator's replay of ledger notices, over the links as `--link-rtt` makes them).
+    #[arg(long)]
+    pub catch_up: Option<usize>,
 }
 
 /// A threshold and a number of signers.
@@ -132,6 +138,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
     let mut dkg = Vec::new();
     let mut nodes = Vec::new();
     let mut failures = 0usize;
+    let mut catch_ups = Vec::new();
     for shape in &args.configs {
         let floor = floor_throughput(*shape, cores, args.count.clamp(200, 2000));
         let cluster = Cluster::start(&work, &exe, *shape, args.link_rtt).await?;
@@ -141,6 +148,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
         nodes.push(cluster.footprint());
         cluster.stop().await;
         failures += outcome?;
+        if let Some(count) = args.catch_up {
+            // A cluster of its own: the replay then carries exactly these withdrawals, not
+            // the runs' notices as well.
+            let mut cluster = Cluster::start(&work, &exe, *shape, args.link_rtt).await?;
+            let measured = catch_up::measure(&mut cluster, &exe, count, args.link_rtt).await;
+            cluster.stop().await;
+            catch_ups.push(measured?);
+        }
     }
     for shape in args.dkg.iter().filter(|s| !args.configs.contains(s)) {
         let cluster = Cluster::start(&work, &exe, *shape, args.link_rtt).await?;
@@ -154,6 +169,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
         "runs": runs,
         "dkg": dkg,
         "nodes": nodes,
+        "catch_up": catch_ups,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -190,6 +206,8 @@ struct Cluster {
     procs: Vec<Proc>,
     client: ClientFile,
     dkg: Duration,
+    /// The coordinator's signer-link address.
+    addr: String,
 }
 
 impl Cluster {
@@ -214,7 +232,7 @@ impl Cluster {
         )?;
         let mut procs = Vec::new();
         let started = async {
-            devnet::launch_with(&dir, exe, &mut procs, link_rtt).await?;
+            let addr = devnet::launch_with(&dir, exe, &mut procs, link_rtt).await?;
             let client = ClientFile::load(&dir)?;
             let t0 = Instant::now();
             commands::dkg(
@@ -224,16 +242,17 @@ impl Cluster {
                 quorate_core::message::Scheme::Secp256k1,
             )
             .await?;
-            Ok::<_, anyhow::Error>((client, t0.elapsed()))
+            Ok::<_, anyhow::Error>((client, t0.elapsed(), addr))
         }
         .await;
         match started {
-            Ok((client, dkg)) => Ok(Self {
+            Ok((client, dkg, addr)) => Ok(Self {
                 shape,
                 dir,
                 procs,
                 client,
                 dkg,
+                addr,
             }),
             Err(e) => {
                 for p in procs.iter_mut().rev() {
@@ -602,6 +621,12 @@ fn print_table(r: &Value) {
     println!();
     for d in r["dkg"].as_array().into_iter().flatten() {
         println!("DKG {}-of-{}: {} ms", d["t"], d["n"], d["ms"]);
+    }
+    for c in r["catch_up"].as_array().into_iter().flatten() {
+        println!(
+            "{}-of-{}: a signer back after {} withdrawals without it counted them all {} ms after it started ({} ms to reconnect)",
+            c["t"], c["n"], c["notices"], c["total_ms"], c["reconnect_ms"]
+        );
     }
     for n in r["nodes"].as_array().into_iter().flatten() {
         let per: Vec<String> = n["processes"]

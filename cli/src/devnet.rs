@@ -189,31 +189,43 @@ pub async fn launch_with(
     ClientFile::set_coordinator(dir, &addr)?;
     let manifest = quorate_wire::manifest::Manifest::load(&dir.join("manifest.toml"))?;
     for s in &manifest.signers {
-        let dial = match link_rtt {
-            Some(rtt) => crate::delay::relay(addr.clone(), rtt).await?,
-            None => addr.clone(),
-        };
-        let child = Command::new(exe)
-            .arg("signer")
-            .arg("run")
-            .arg("--config")
-            .arg(dir.join(&s.name).join("signer.toml"))
-            .arg("--coordinator")
-            .arg(&dial)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file(dir, &s.name)?)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", s.name))?;
-        procs.push(Proc {
-            name: s.name.clone(),
-            child,
-        });
+        procs.push(spawn_signer(dir, exe, &s.name, &addr, link_rtt).await?);
     }
     let client = ClientFile::load(dir)?;
     client::wait_for_signers(&client, None, Duration::from_secs(60)).await?;
     Ok(addr)
+}
+
+/// Starts signer `name` of the cluster in `dir`, dialling the coordinator at `addr` (through a
+/// relay adding `link_rtt` of round trip, if set). Its log goes to `logs/<name>.log`.
+pub async fn spawn_signer(
+    dir: &Path,
+    exe: &Path,
+    name: &str,
+    addr: &str,
+    link_rtt: Option<Duration>,
+) -> anyhow::Result<Proc> {
+    let dial = match link_rtt {
+        Some(rtt) => crate::delay::relay(addr.to_string(), rtt).await?,
+        None => addr.to_string(),
+    };
+    let child = Command::new(exe)
+        .arg("signer")
+        .arg("run")
+        .arg("--config")
+        .arg(dir.join(name).join("signer.toml"))
+        .arg("--coordinator")
+        .arg(&dial)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file(dir, name)?)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    Ok(Proc {
+        name: name.to_string(),
+        child,
+    })
 }
 
 fn print_ready(
