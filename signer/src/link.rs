@@ -144,49 +144,72 @@ async fn session(node: &Arc<Node>, target: &LinkTarget) -> Result<(), String> {
         let tx = tx.clone();
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                answer(&node, link, msg.body)
-            }));
-            // A handler that panicked still answers, so the coordinator does not wait out
-            // its timeout (the panic itself is in the log).
-            let mut answer = answered.unwrap_or_else(|_| {
-                error!(signer = %node.name, request = msg.request_id, "a request's handler panicked");
-                refused(Rule::SignerStorage, "the signer's task for this request failed")
-            });
-            // An answer the stream could not carry would end the link for every request on
-            // it: refuse that one request instead.
-            if answer.encoded_len() > quorate_wire::MAX_POLICY_MESSAGE_BYTES - 64 {
-                answer = refused(
-                    Rule::BadRequest,
-                    "the answer would exceed the link's message limit",
-                );
-            }
-            let message = pb::SignerMessage {
-                request_id: msg.request_id,
-                body: Some(answer),
-            };
             let request = msg.request_id;
-            let closed = move |node: &Node| warn!(signer = %node.name, request, "link closed before the answer could be sent");
-            match tx.try_send(message) {
-                Ok(()) => drop((permit, held)),
-                // The coordinator is slow to read its answers: this one waits for room as a
-                // task, not on a blocking thread, still holding its place in flight.
-                Err(mpsc::error::TrySendError::Full(message)) => {
-                    runtime.spawn(async move {
-                        if tx.send(message).await.is_err() {
-                            closed(&node);
-                        }
-                        drop((permit, held));
-                    });
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    drop((permit, held));
-                    closed(&node);
-                }
-            }
+            let message = reply(&node.name, request, || answer(&node, link, msg.body));
+            send(&runtime, &tx, message, (permit, held), move || {
+                warn!(signer = %node.name, request, "link closed before the answer could be sent");
+            });
         });
     }
     Ok(())
+}
+
+/// The message answering request `request`, with the body `answered` makes. A handler that
+/// panics still answers (a `signer-storage` refusal), so the coordinator does not wait out its
+/// timeout (the panic itself is in the log); an answer the stream could not carry, which would
+/// end the link for every request on it, is refused alone (`bad-request`).
+fn reply(
+    signer: &str,
+    request: u64,
+    answered: impl FnOnce() -> pb::signer_message::Body,
+) -> pb::SignerMessage {
+    let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(answered));
+    let mut answer = answered.unwrap_or_else(|_| {
+        error!(signer, request, "a request's handler panicked");
+        refused(
+            Rule::SignerStorage,
+            "the signer's task for this request failed",
+        )
+    });
+    if answer.encoded_len() > quorate_wire::MAX_POLICY_MESSAGE_BYTES - 64 {
+        answer = refused(
+            Rule::BadRequest,
+            "the answer would exceed the link's message limit",
+        );
+    }
+    pb::SignerMessage {
+        request_id: request,
+        body: Some(answer),
+    }
+}
+
+/// Hands `message` to the link's writer from a blocking thread, releasing `held` (the
+/// request's place in flight) once it is handed over. If the coordinator is slow to read its
+/// answers and the writer's queue is full, the answer waits for room as a task on `runtime`,
+/// not on the blocking thread, still holding its place. `closed` runs if the link is gone.
+fn send<H: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    tx: &mpsc::Sender<pb::SignerMessage>,
+    message: pb::SignerMessage,
+    held: H,
+    closed: impl FnOnce() + Send + 'static,
+) {
+    match tx.try_send(message) {
+        Ok(()) => drop(held),
+        Err(mpsc::error::TrySendError::Full(message)) => {
+            let tx = tx.clone();
+            runtime.spawn(async move {
+                if tx.send(message).await.is_err() {
+                    closed();
+                }
+                drop(held);
+            });
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            drop(held);
+            closed();
+        }
+    }
 }
 
 /// A permanent refusal the link itself gives, converted as the node's answers are.
@@ -207,5 +230,113 @@ impl LinkUp {
 impl Drop for LinkUp {
     fn drop(&mut self) {
         self.0.set_link_up(self.1, &self.2, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::{mpsc, Semaphore};
+
+    use super::{pb, reply, send};
+
+    fn rule(m: &pb::SignerMessage) -> &str {
+        match &m.body {
+            Some(pb::signer_message::Body::Refusal(r)) => &r.rule,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_handler_that_panics_is_answered_with_a_refusal() {
+        let m = reply("signer-1", 42, || panic!("a broken invariant"));
+        assert_eq!(m.request_id, 42);
+        assert_eq!(rule(&m), "signer-storage");
+        let ok = reply("signer-1", 7, || {
+            pb::signer_message::Body::LedgerAck(pb::LedgerAck { debited: true })
+        });
+        assert_eq!(ok.request_id, 7);
+        assert!(matches!(
+            ok.body,
+            Some(pb::signer_message::Body::LedgerAck(pb::LedgerAck {
+                debited: true
+            }))
+        ));
+    }
+
+    #[test]
+    fn an_answer_too_large_for_the_link_is_refused_alone() {
+        let m = reply("signer-1", 3, || {
+            pb::signer_message::Body::Sign(pb::SignResponse {
+                share: vec![0; quorate_wire::MAX_POLICY_MESSAGE_BYTES],
+            })
+        });
+        assert_eq!((m.request_id, rule(&m)), (3, "bad-request"));
+    }
+
+    fn message(id: u64) -> pb::SignerMessage {
+        pb::SignerMessage {
+            request_id: id,
+            body: None,
+        }
+    }
+
+    /// A coordinator slow to read: the answer waits as a task, holding its place in flight
+    /// until it is handed over, and the blocking thread returns at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_waits_for_a_slow_reader_as_a_task_holding_its_place() {
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.send(message(1)).await.unwrap();
+        let places = Arc::new(Semaphore::new(1));
+        let held = places.clone().acquire_owned().await.unwrap();
+        let runtime = tokio::runtime::Handle::current();
+        let sender = tx.clone();
+        // On a blocking thread, as the link runs it; it returns though the queue is full.
+        tokio::task::spawn_blocking(move || {
+            send(&runtime, &sender, message(2), held, || {
+                panic!("the link is up")
+            });
+        })
+        .await
+        .unwrap();
+        assert_eq!(places.available_permits(), 0, "still in flight");
+        assert_eq!(rx.recv().await.unwrap().request_id, 1);
+        assert_eq!(rx.recv().await.unwrap().request_id, 2);
+        // Released once handed over.
+        drop(places.acquire().await.unwrap());
+        // Room in the queue: handed over and released at once.
+        let held = places.clone().acquire_owned().await.unwrap();
+        let runtime = tokio::runtime::Handle::current();
+        send(&runtime, &tx, message(3), held, || panic!("the link is up"));
+        assert_eq!(places.available_permits(), 1);
+        assert_eq!(rx.recv().await.unwrap().request_id, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_to_a_closed_link_releases_its_place_and_says_so() {
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        let places = Arc::new(Semaphore::new(1));
+        let held = places.clone().acquire_owned().await.unwrap();
+        let (told, mut heard) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Handle::current();
+        send(&runtime, &tx, message(1), held, move || {
+            told.send(()).unwrap();
+        });
+        assert_eq!(places.available_permits(), 1);
+        assert!(heard.recv().await.is_some(), "closed was not reported");
+        // Full, then closed while waiting: reported by the waiting task.
+        let (tx, rx) = mpsc::channel(1);
+        tx.send(message(1)).await.unwrap();
+        let held = places.clone().acquire_owned().await.unwrap();
+        let (told, mut heard) = mpsc::unbounded_channel();
+        send(&runtime, &tx, message(2), held, move || {
+            told.send(()).unwrap();
+        });
+        assert_eq!(places.available_permits(), 0);
+        drop(rx);
+        assert!(heard.recv().await.is_some(), "closed was not reported");
+        drop(places.acquire().await.unwrap());
     }
 }
