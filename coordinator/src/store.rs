@@ -13,7 +13,7 @@ use quorate_core::audit;
 use quorate_wire::durable::GroupCommit;
 use serde::{Deserialize, Serialize};
 
-mod codec;
+pub mod codec;
 pub use codec::FORMAT_WITHDRAWAL_V1;
 
 /// Schema version of every record (its binary form's format byte stands for it).

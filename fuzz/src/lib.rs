@@ -25,6 +25,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("policy_parse", policy_parse),
     ("proto_convert", proto_convert),
     ("audit_verify", audit_verify),
+    ("link_convert", link_convert),
+    ("stored_records", stored_records),
 ];
 
 /// The canonical intent decoder is strict: what it accepts re-encodes byte for byte, and the
@@ -134,5 +136,72 @@ pub fn audit_verify(data: &[u8]) {
     if let Ok(log) = audit::verify_export(text, None) {
         audit::verify_chain(&log.records).expect("an accepted log is a chain");
         assert_eq!(log.head.seq, log.records.len() as u64);
+    }
+}
+
+/// The signer link's edge: a coordinator's message body that converts to a typed request, and
+/// a signer's that converts to a typed answer, convert back and again to the same value.
+pub fn link_convert(data: &[u8]) {
+    use quorate_core::link::{Answer, Request};
+    use quorate_wire::signer::{self as spb, coordinator_message, signer_message};
+    if let Ok(spb::CoordinatorMessage {
+        body: Some(body), ..
+    }) = spb::CoordinatorMessage::decode(data)
+    {
+        if let Ok(request) = Request::try_from(body) {
+            let again = Request::try_from(coordinator_message::Body::from(request.clone()))
+                .expect("a converted request converts again");
+            assert_eq!(again, request, "a request changed on its way back");
+        }
+    }
+    if let Ok(spb::SignerMessage {
+        body: Some(body), ..
+    }) = spb::SignerMessage::decode(data)
+    {
+        if let Ok(answer) = Answer::try_from(body) {
+            let again = Answer::try_from(signer_message::Body::from(answer.clone()))
+                .expect("a converted answer converts again");
+            assert_eq!(again, answer, "an answer changed on its way back");
+        }
+    }
+}
+
+/// The records the nodes keep on disk (docs/storage.md): an audit record, a signer's binding
+/// of a withdrawal id, a coordinator's withdrawal record. Each decoder is strict: what it
+/// accepts in the binary form re-encodes byte for byte; what it accepts in the JSON form of
+/// earlier versions re-encodes in the binary form, which reads back the same.
+pub fn stored_records(data: &[u8]) {
+    use quorate_coordinator::store::codec;
+    use quorate_signer::store::binding;
+    if let Ok(r) = audit::Record::decode(data) {
+        if data.first() == Some(&b'{') {
+            assert_eq!(audit::Record::decode(&r.encode()), Ok(r));
+        } else {
+            assert_eq!(r.encode(), data, "an audit record has two binary forms");
+        }
+    }
+    if let Ok(digest) = binding::digest(data) {
+        if data.first() == Some(&binding::FORMAT_BINDING_V1) {
+            let at: [u8; 8] = data[33..].try_into().expect("a binding is 41 bytes");
+            assert_eq!(
+                binding::encode(&digest, u64::from_be_bytes(at)),
+                data,
+                "a binding has two binary forms"
+            );
+        }
+    }
+    if let Ok(record) = codec::decode(data) {
+        if data.first() == Some(&b'{') {
+            // A JSON record whose hex fields are not hex has no binary form; it is kept as read.
+            if let Ok(bytes) = codec::encode(&record) {
+                assert_eq!(codec::decode(&bytes), Ok(record));
+            }
+        } else {
+            assert_eq!(
+                codec::encode(&record).as_deref(),
+                Ok(data),
+                "a withdrawal record has two binary forms"
+            );
+        }
     }
 }

@@ -123,6 +123,76 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             quorate_wire::convert::audit::page_to_proto(&records, &head).encode_to_vec(),
         ],
         "audit_verify" => vec![export.into_bytes()],
+        "link_convert" => {
+            use quorate_core::link::{Answer, LedgerNotice, Request};
+            use quorate_core::refusal::{Refusal, Rule};
+            use quorate_wire::signer::{CoordinatorMessage, SignerMessage};
+            let notice = |i: &WithdrawalIntent| LedgerNotice {
+                intent: i.encode(),
+                signature: vec![2; 64],
+                signed_at_ms: 1_700_000_000_000,
+            };
+            let request = |r: Request| {
+                CoordinatorMessage {
+                    request_id: 9,
+                    body: Some(r.into()),
+                }
+                .encode_to_vec()
+            };
+            let answer = |a: Answer| {
+                SignerMessage {
+                    request_id: 9,
+                    body: Some(a.into()),
+                }
+                .encode_to_vec()
+            };
+            vec![
+                request(Request::LedgerNotices(vec![notice(&eth), notice(&btc)])),
+                request(Request::StatusChallenge {
+                    challenge: vec![5; 16],
+                }),
+                answer(Answer::LedgerAcks(vec![
+                    Ok(true),
+                    Err(Refusal::permanent(Rule::LedgerNoticeInvalid, "forged")),
+                ])),
+                answer(Answer::refused(Refusal::temporary(
+                    Rule::PolicyMissing,
+                    "no policy installed",
+                ))),
+            ]
+        }
+        "stored_records" => {
+            use quorate_coordinator::store::{codec, Record, Status};
+            let record = Record {
+                v: 1,
+                seq: 41,
+                id: eth.id.clone(),
+                intent: hex_of(&eth.encode()),
+                backend_signature: hex_of(&[0x5a; 64]),
+                digest: eth.digest_hex(),
+                status: Status::Signed,
+                signature: Some(hex_of(&[0x02; 65])),
+                signers: vec![1, 3],
+                rule: Some("policy-amount-max".into()),
+                reason: Some("too much".into()),
+                created_ms: 1_700_000_000_100,
+                updated_ms: 1_700_000_000_900,
+                approvals: vec![(hex_of(&[3; 33]), hex_of(&[4; 64]))],
+                message: Some(hex_of(&[9; 32])),
+                evm_call: Some((
+                    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
+                    hex_of(&[1, 2, 3]),
+                )),
+                solana_transaction: None,
+                retry_at_ms: Some(1_700_000_060_000),
+            };
+            vec![
+                records[0].encode(),
+                quorate_signer::store::binding::encode(&[7; 32], 1_700_000_000_250),
+                codec::encode(&record).unwrap(),
+                serde_json::to_vec(&record).unwrap(),
+            ]
+        }
         other => panic!("no seeds for {other}"),
     }
 }

@@ -12,7 +12,7 @@ use quorate_core::{
 use quorate_wire::durable::GroupCommit;
 use sled::Transactional;
 
-mod binding;
+pub mod binding;
 pub use binding::FORMAT_BINDING_V1;
 
 /// Schema version of the JSON binding records written before [`FORMAT_BINDING_V1`].
