@@ -437,6 +437,32 @@ mod tests {
         ));
     }
 
+    /// A kept enrolment that does not decode is refused as a corrupt record, never taken for
+    /// no enrolment (which would refuse the repair as `share-exists` and hide the damage).
+    #[test]
+    fn a_kept_enrolment_that_does_not_decode_is_refused_not_taken_for_none() {
+        use crate::store::WithdrawalStore;
+        let mem: Arc<crate::store::MemoryStore> = Arc::default();
+        let st = Coordinator::new(
+            manifest(),
+            mem.clone(),
+            SigningConfig::default(),
+            None,
+            Arc::new(quorate_core::clock::ManualClock::new(1_000)),
+        )
+        .unwrap();
+        let key = repair::enrolment_key(Scheme::Secp256k1, 3);
+        assert_eq!(st.stored_enrolment(Scheme::Secp256k1, 3), Ok(None));
+        mem.put_meta(&key, &[]).unwrap();
+        assert_eq!(st.stored_enrolment(Scheme::Secp256k1, 3), Ok(None));
+        mem.put_meta(&key, &[0xff, 0x01, 0x02]).unwrap();
+        let refused = st.stored_enrolment(Scheme::Secp256k1, 3).unwrap_err();
+        assert_eq!(refused.rule, Rule::Storage);
+        assert!(refused.reason.contains(&key), "{}", refused.reason);
+        // The other group's record is its own.
+        assert_eq!(st.stored_enrolment(Scheme::Ed25519, 3), Ok(None));
+    }
+
     #[test]
     fn a_restart_fails_in_flight_withdrawals_and_keeps_signed_ones_sled() {
         let dir = tempfile::tempdir().unwrap();

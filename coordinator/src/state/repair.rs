@@ -32,7 +32,7 @@ const ENROLMENT_KEPT: &str = "the new signer keeps its share; run the same `quor
 const TARGET_ANSWER: &str = "the target's answer";
 
 /// Where an enrolment not yet added by every holder is kept.
-fn enrolment_key(scheme: Scheme, target: u16) -> String {
+pub(super) fn enrolment_key(scheme: Scheme, target: u16) -> String {
     format!("enrolment/{}/{target}", scheme.as_str())
 }
 
@@ -81,7 +81,7 @@ impl Coordinator {
         };
         if holds(t) {
             // An enrolment the other holders did not all finish adding: finish it.
-            if let Some(add) = self.stored_enrolment(scheme, target) {
+            if let Some(add) = self.stored_enrolment(scheme, target)? {
                 let me = self.clone();
                 let ceremony = self.begin_ceremony()?;
                 return detached(async move {
@@ -224,12 +224,25 @@ impl Coordinator {
     }
 
     /// An enrolment whose new signer holds its share but that not every holder finished
-    /// adding (kept by [`Coordinator::add_holder`] until they all did).
-    fn stored_enrolment(&self, scheme: Scheme, target: u16) -> Option<AddHolder> {
-        let raw = self.store.get_meta(&enrolment_key(scheme, target)).ok()??;
-        (!raw.is_empty())
-            .then(|| decode_add_holder(&raw).ok())
-            .flatten()
+    /// adding (kept by [`Coordinator::add_holder`] until they all did; an empty value: none).
+    /// A store that cannot be read, or a kept enrolment that does not decode, is refused
+    /// (`storage`), never taken for no enrolment.
+    pub(super) fn stored_enrolment(
+        &self,
+        scheme: Scheme,
+        target: u16,
+    ) -> Result<Option<AddHolder>, Refusal> {
+        let key = enrolment_key(scheme, target);
+        let raw = self
+            .store
+            .get_meta(&key)
+            .map_err(|e| Refusal::temporary(Rule::Storage, e.to_string()))?;
+        match raw {
+            Some(raw) if !raw.is_empty() => decode_add_holder(&raw).map(Some).map_err(|e| {
+                Refusal::permanent(Rule::Storage, format!("corrupt record {key}: {e}"))
+            }),
+            _ => Ok(None),
+        }
     }
 
     /// Finishes a stored enrolment: every holder adds the new signer, then the coordinator.
@@ -238,7 +251,7 @@ impl Coordinator {
         scheme: Scheme,
         add: AddHolder,
     ) -> Result<apb::RepairShareResponse, Refusal> {
-        // Kept whole by `add_holder` (a record that does not decode is not found).
+        // Kept whole by `add_holder` (a record that does not decode is refused).
         let AddHolder { session, result } = add;
         let target = session.target;
         let basis = session.helpers.iter().copied().collect();
