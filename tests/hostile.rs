@@ -198,6 +198,23 @@ pub(crate) fn refused(a: &Ans, rule: &str) {
     }
 }
 
+/// A signer's answer to a batch of ledger notices: `Ok(debited)` or `Err(rule)` per notice.
+#[track_caller]
+pub(crate) fn notice_results(a: Ans) -> Vec<Result<bool, String>> {
+    use quorate_wire::signer::ledger_notice_result::Result as R;
+    let Ans::LedgerAcks(acks) = a else {
+        panic!("expected ledger acks, got {a:?}");
+    };
+    acks.results
+        .into_iter()
+        .map(|r| match r.result {
+            Some(R::Ack(a)) => Ok(a.debited),
+            Some(R::Refusal(r)) => Err(r.rule),
+            None => panic!("a result with neither outcome"),
+        })
+        .collect()
+}
+
 pub(crate) fn id(n: u16) -> Identifier {
     Identifier::try_from(n).unwrap()
 }

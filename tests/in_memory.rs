@@ -58,6 +58,12 @@ struct MemLink {
 
 impl MemLink {
     fn attach(coordinator: &Arc<Coordinator>, node: Arc<Node>) -> Self {
+        Self::attach_as(coordinator, node, false)
+    }
+
+    /// `before_batches`: the signer answers as a release before ledger-notice batches did,
+    /// refusing a batch as a request it does not know.
+    fn attach_as(coordinator: &Arc<Coordinator>, node: Arc<Node>, before_batches: bool) -> Self {
         let entry = coordinator
             .manifest
             .signer_by_name(&node.name)
@@ -81,7 +87,14 @@ impl MemLink {
                 };
                 let (node, handle) = (node.clone(), handle.clone());
                 tokio::spawn(async move {
-                    let answer = answer(&node, LinkId(0), msg.body).await;
+                    let answer = match msg.body {
+                        Some(spb::coordinator_message::Body::LedgerNotices(_))
+                            if before_batches =>
+                        {
+                            node.refuse_unknown().into()
+                        }
+                        body => answer(&node, LinkId(0), body).await,
+                    };
                     handle.deliver(msg.request_id, answer);
                 });
             }
@@ -684,7 +697,12 @@ async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches(
         let text = m.coordinator.render_metrics();
         quorate_wire::metrics::sample(&text, "quorate_withdrawals_signing").expect("series")
     };
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     while signing() > 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "signing runs never ended"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let batches = |node: &Node| {
@@ -699,11 +717,11 @@ async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches(
             .sum::<u64>()
     };
     m.links[2] = Some(MemLink::attach(&m.coordinator, away.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     // What the coordinator's metrics say became of the notices it sent.
     let sent = |outcome: &str| {
         let text = m.coordinator.render_metrics();
-        let series = format!("quorate_ledger_notices_total{{outcome=\"{outcome}\"}}");
+        let series =
+            format!("quorate_ledger_notices_total{{signer=\"signer-3\",outcome=\"{outcome}\"}}");
         quorate_wire::metrics::sample(&text, &series).expect("notice outcome series")
     };
     // The second batch's request is counted in the metrics once it has been answered.
@@ -722,5 +740,54 @@ async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches(
         assert_eq!(sent(outcome), 0.0, "{outcome}");
     }
     assert_eq!(m.all_refusals("ledger-notice-invalid"), 0);
+    m.stop().await;
+}
+
+/// A signer of a release before ledger-notice batches refuses a batch as a request it does not
+/// know; the coordinator then sends it the same notices one by one, and it counts each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_that_does_not_know_batches_gets_its_notices_one_by_one() {
+    use quorate_core::audit::kind;
+    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 90 * 24 * HOUR_MS).await;
+    let old = m.nodes[2].0.clone();
+    m.links[2].take().expect("linked").cut().await;
+    for i in 0..5 {
+        m.signs(&format!("old-{i}"), COLD_WALLET, "10000000000000000")
+            .await;
+    }
+    m.links[2] = Some(MemLink::attach_as(&m.coordinator, old.clone(), true));
+    let counted = || {
+        let (records, _) = old.audit_page(1, 1_000, &[0; 16]).expect("audit page");
+        records
+            .iter()
+            .filter(|r| {
+                r.event.kind == kind::LEDGER_NOTICE
+                    && r.event.field("debit") == Some("new")
+                    && r.event
+                        .field("withdrawal")
+                        .is_some_and(|w| w.starts_with("old-"))
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while counted() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counted {}",
+            counted()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = old.render_metrics();
+    let requests = |request: &str, outcome: &str| {
+        let series = format!(
+            "quorate_signer_requests_total{{request=\"{request}\",outcome=\"{outcome}\",rule=\"{}\"}}",
+            if outcome == "ok" { "" } else { "bad-request" }
+        );
+        quorate_wire::metrics::sample(&metrics, &series).unwrap_or(0.0)
+    };
+    assert!(requests("unknown", "refused") >= 1.0, "{metrics}");
+    assert_eq!(requests("ledger-notices", "ok"), 0.0, "{metrics}");
+    assert_eq!(requests("ledger-notice", "ok"), 5.0, "{metrics}");
     m.stop().await;
 }

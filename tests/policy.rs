@@ -693,22 +693,7 @@ async fn a_withdrawal_is_debited_once_however_often_it_is_signed_or_announced() 
             signed_at_ms: 0,
         };
         let batch = |notices| Req::LedgerNotices(quorate_wire::signer::LedgerNotices { notices });
-        let acks = |a: Ans| match a {
-            Ans::LedgerAcks(a) => a
-                .results
-                .into_iter()
-                .map(|r| match r.result {
-                    Some(quorate_wire::signer::ledger_notice_result::Result::Ack(a)) => {
-                        Ok(a.debited)
-                    }
-                    Some(quorate_wire::signer::ledger_notice_result::Result::Refusal(r)) => {
-                        Err(r.rule)
-                    }
-                    None => panic!("a result with neither"),
-                })
-                .collect::<Vec<_>>(),
-            other => panic!("signer {n}: {other:?}"),
-        };
+        let acks = crate::hostile::notice_results;
         let valid = d.call(batch(vec![notice(&x), notice(&x)])).await;
         assert_eq!(acks(valid), [Ok(false), Ok(false)], "signer {n}");
         let mut garbage = notice(&x);

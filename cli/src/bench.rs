@@ -119,8 +119,8 @@ const DESTINATION: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 
 /// Runs `quorate bench`.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<u8> {
-    if args.count == 0 || args.concurrency.contains(&0) {
-        bail!("--count and every --concurrency must be at least 1");
+    if args.count == 0 || args.concurrency.contains(&0) || args.catch_up == Some(0) {
+        bail!("--count, every --concurrency and --catch-up must be at least 1");
     }
     let exe = std::env::current_exe().context("locating the quorate binary")?;
     let (work, _temp) = match &args.work_dir {

@@ -367,21 +367,25 @@ impl Node {
             Request::PolicyVeto(v) => self.policy_veto(&v),
             Request::Sync(r) => self.sync(&r),
             Request::LedgerNotice(n) => {
-                self.ledger_notices(std::slice::from_ref(&n))
-                    .and_then(|results| {
-                        // Infallible: one result per notice, and there is one notice.
-                        let first = results.into_iter().next().expect("one result per notice");
-                        first.map(|debited| Answer::LedgerAck { debited })
-                    })
+                match self
+                    .ledger_notices(std::slice::from_ref(&n))
+                    .map(|mut r| r.pop())
+                {
+                    Ok(Some(counted)) => counted.map(|debited| Answer::LedgerAck { debited }),
+                    Ok(None) => Err(Refusal::permanent(Rule::BadRequest, "no notice")),
+                    Err(refused) => Err(refused),
+                }
             }
             Request::LedgerNotices(batch) => self.ledger_notices(&batch).map(|results| {
-                // Each notice refused is recorded as a single notice's refusal would be.
+                // Each notice is counted in the metrics, and each refused one recorded, as a
+                // single notice would be.
                 for (n, r) in batch.iter().zip(&results) {
-                    if let Err(r) = r {
-                        let refused = Answer::refused(r.clone());
-                        let what = RequestKind::LedgerNotice.as_str();
-                        self.account(what, started, Some(&n.intent), &refused);
-                    }
+                    let one = match r {
+                        Ok(debited) => Answer::LedgerAck { debited: *debited },
+                        Err(r) => Answer::refused(r.clone()),
+                    };
+                    let what = RequestKind::LedgerNotice.as_str();
+                    self.account(what, started, Some(&n.intent), &one);
                 }
                 Answer::LedgerAcks(results)
             }),

@@ -1,8 +1,9 @@
 //! `quorate bench --catch-up N`: how long a signer that was away takes to count the
 //! withdrawals signed without it. On a fresh cluster one signer is stopped, N withdrawals are
 //! signed by the others, the signer is started again, and the clock runs from its start until
-//! the coordinator's metrics show every one of the N notices counted by it (the replay of
-//! ledger notices on reconnect, over the signer links as `--link-rtt` makes them).
+//! the coordinator's metrics show every one of the N notices counted by that signer (the
+//! replay of ledger notices on reconnect, over a new relay with the same delay as the other
+//! links, as `--link-rtt` makes them).
 
 use std::{
     path::Path,
@@ -62,10 +63,12 @@ pub(super) async fn measure(
         gauge(m, "quorate_withdrawals_signing") == Some(0.0)
     })
     .await?;
-    let counted = |m: &str| gauge(m, "quorate_ledger_notices_total{outcome=\"counted\"}");
+    // The returning signer's own series: live notices to the others are still being counted.
+    let name = cluster.procs[away].name.clone();
+    let series = format!("quorate_ledger_notices_total{{signer=\"{name}\",outcome=\"counted\"}}");
+    let counted = |m: &str| gauge(m, &series);
     let before = counted(&metrics(cluster).await?).unwrap_or(0.0);
 
-    let name = cluster.procs[away].name.clone();
     let started = Instant::now();
     cluster.procs[away] =
         devnet::spawn_signer(&cluster.dir, exe, &name, &cluster.addr, link_rtt).await?;
@@ -87,6 +90,7 @@ pub(super) async fn measure(
         "notices": count,
         "link_rtt_ms": link_rtt.map(ms),
         "reconnect_ms": ms(reconnect),
+        "replay_ms": ms(total.saturating_sub(reconnect)),
         "total_ms": ms(total),
     }))
 }

@@ -49,14 +49,20 @@ impl Coordinator {
             labels: vec![],
             value: self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).len() as f64,
         });
-        for (outcome, notices) in self.notices.tally().outcomes() {
-            gauges.push(Gauge {
-                counter: true,
-                name: "quorate_ledger_notices_total",
-                help: "Ledger notices sent to signers, live or replayed, by what became of them: counted (debited now), known (counted before), refused, undelivered (their batch got no answer notice by notice), dropped (the signer's queue was full).",
-                labels: vec![("outcome", outcome.into())],
-                value: notices as f64,
-            });
+        for (signer, counts) in self.notices.tally().by_signer() {
+            let name = self
+                .manifest
+                .signer(signer)
+                .map_or_else(|| signer.to_string(), |s| s.name.clone());
+            for (outcome, notices) in super::notices::Tally::OUTCOMES.iter().zip(counts) {
+                gauges.push(Gauge {
+                    counter: true,
+                    name: "quorate_ledger_notices_total",
+                    help: "Ledger notices sent to each signer, live or replayed, by what became of them: counted (debited now), known (counted before), refused, undelivered (their batch got no answer notice by notice), dropped (the signer's queue was full).",
+                    labels: vec![("signer", name.clone()), ("outcome", (*outcome).into())],
+                    value: notices as f64,
+                });
+            }
         }
         // Per signer of the manifest: link up, key share held at the current epoch, its key
         // epochs, the age of its last message, the policy version it reported.

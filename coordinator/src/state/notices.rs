@@ -6,26 +6,33 @@
 //! checks a batch's group signatures in one multi-scalar multiplication, and a signer far
 //! from the coordinator catches up in a few round trips. Live notices queue per signer; one
 //! batch is in flight to each signer at a time, and whatever queued meanwhile goes in the
-//! next, so batches grow with the load and a lone notice leaves at once.
+//! next, so batches grow with the load and a lone notice leaves at once. A signer of an
+//! earlier release, which refuses a batch as a request it does not know, is sent the same
+//! notices one by one.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
     time::Duration,
 };
 
+use futures::StreamExt;
 use quorate_core::{
     intent::WithdrawalIntent,
     link::{Answer, LedgerNotice, Request, MAX_NOTICES},
+    refusal::Rule,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Coordinator;
-use crate::{registry::Registry, store::Status};
+use crate::{
+    registry::{CallError, Registry},
+    store::Status,
+};
 
 /// Live notices queued for one signer before new ones are dropped (the signer then catches
 /// up when it reconnects, as after any missed notice): at 500 withdrawals a second, 8 s of
@@ -34,6 +41,9 @@ const QUEUED_PER_SIGNER: usize = 4096;
 
 /// Replay batches outstanding at once on one link.
 const REPLAY_IN_FLIGHT: usize = 2;
+
+/// Single notices outstanding at once to a signer that does not know batches.
+const SINGLES_IN_FLIGHT: usize = 32;
 
 /// A notice and the withdrawal it is for (for the logs).
 type Queued = (String, LedgerNotice);
@@ -46,46 +56,53 @@ pub(super) struct Outbox {
     tally: Arc<Tally>,
 }
 
-/// What became of the notices sent, for the metrics endpoint
-/// (`quorate_ledger_notices_total{outcome}`).
+/// What became of the notices sent to each signer, for the metrics endpoint
+/// (`quorate_ledger_notices_total{signer,outcome}`), by outcome in [`Tally::OUTCOMES`] order.
 #[derive(Default)]
-pub(super) struct Tally {
+pub(super) struct Tally(Mutex<BTreeMap<u16, [u64; 5]>>);
+
+/// An outcome of [`Tally::OUTCOMES`], by its index.
+#[derive(Clone, Copy)]
+enum Outcome {
     /// Debited by the signer now.
-    counted: AtomicU64,
+    Counted = 0,
     /// The signer had counted the withdrawal before.
-    known: AtomicU64,
+    Known = 1,
     /// Refused by the signer, notice by notice.
-    refused: AtomicU64,
+    Refused = 2,
     /// In a batch that got no answer notice by notice (link down, timeout, refused whole).
-    undelivered: AtomicU64,
-    /// Not queued: the signer's queue was full.
-    dropped: AtomicU64,
+    Undelivered = 3,
+    /// Not queued: the signer's queue was full, or its delivery task had ended.
+    Dropped = 4,
 }
 
 impl Tally {
-    /// (outcome, notices) for each outcome.
-    pub(super) fn outcomes(&self) -> [(&'static str, u64); 5] {
-        [
-            ("counted", self.counted.load(Relaxed)),
-            ("known", self.known.load(Relaxed)),
-            ("refused", self.refused.load(Relaxed)),
-            ("undelivered", self.undelivered.load(Relaxed)),
-            ("dropped", self.dropped.load(Relaxed)),
-        ]
+    /// The outcomes' names, as the metric labels them.
+    pub(super) const OUTCOMES: [&'static str; 5] =
+        ["counted", "known", "refused", "undelivered", "dropped"];
+
+    fn add(&self, signer: u16, outcome: Outcome, notices: usize) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        t.entry(signer).or_default()[outcome as usize] += notices as u64;
+    }
+
+    /// Notices by outcome (in [`Tally::OUTCOMES`] order) for each signer sent any.
+    pub(super) fn by_signer(&self) -> BTreeMap<u16, [u64; 5]> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
 impl Outbox {
-    /// Queues `notice` for `signer`, starting the signer's delivery task on first use.
+    /// Queues `notice` for `signer`, starting the signer's delivery task on first use (or
+    /// again, if the last one ended).
     fn push(
         &self,
         registry: &Arc<Registry>,
         timeout: Duration,
         signer: u16,
         notice: Queued,
-    ) -> Result<(), mpsc::error::TrySendError<Queued>> {
+    ) -> bool {
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        // A delivery task that ended (it panicked) is started again.
         queues.retain(|_, q| !q.is_closed());
         let queue = queues.entry(signer).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUED_PER_SIGNER);
@@ -93,9 +110,9 @@ impl Outbox {
             tokio::spawn(deliver(registry, tally, signer, rx, timeout));
             tx
         });
-        let queued = queue.try_send(notice);
-        if queued.is_err() {
-            self.tally.dropped.fetch_add(1, Relaxed);
+        let queued = queue.try_send(notice).is_ok();
+        if !queued {
+            self.tally.add(signer, Outcome::Dropped, 1);
         }
         queued
     }
@@ -116,27 +133,60 @@ async fn deliver(
 ) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, MAX_NOTICES).await > 0 {
-        let (ids, notices): (Vec<String>, Vec<LedgerNotice>) =
-            std::mem::take(&mut batch).into_iter().unzip();
-        let answer = registry
-            .call(signer, Request::LedgerNotices(notices), timeout)
-            .await;
+        let batch = std::mem::take(&mut batch);
+        let (ids, answer) = send_batch(&registry, signer, batch, timeout).await;
         report(&tally, signer, &ids, answer);
     }
 }
 
-/// Logs and tallies what a signer made of a batch of notices for `ids`; returns how many it
+/// Sends one batch of notices to `signer`; returns their withdrawal ids and the answer. A
+/// signer that refuses the batch whole as a bad request (a release before batches: it does
+/// not know the request; a current signer refuses so only a batch of no or too many notices,
+/// which is never sent) gets the same notices one by one, and the answer is made of theirs.
+async fn send_batch(
+    registry: &Registry,
+    signer: u16,
+    batch: Vec<Queued>,
+    timeout: Duration,
+) -> (Vec<String>, Result<Answer, CallError>) {
+    let (ids, notices): (Vec<String>, Vec<LedgerNotice>) = batch.into_iter().unzip();
+    let answer = registry
+        .call(signer, Request::LedgerNotices(notices.clone()), timeout)
+        .await;
+    let unknown =
+        matches!(&answer, Ok(Answer::Refused { refusal, .. }) if refusal.rule == Rule::BadRequest);
+    if !unknown {
+        return (ids, answer);
+    }
+    let singles: Vec<Result<Answer, CallError>> = futures::stream::iter(notices)
+        .map(|n| registry.call(signer, Request::LedgerNotice(n), timeout))
+        .buffered(SINGLES_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut results = Vec::with_capacity(singles.len());
+    for single in singles {
+        results.push(match single {
+            Ok(Answer::LedgerAck { debited }) => Ok(debited),
+            Ok(Answer::Refused { refusal, .. }) => Err(refusal),
+            // Not answered notice by notice: the batch counts as undelivered.
+            other => return (ids, other),
+        });
+    }
+    (ids, Ok(Answer::LedgerAcks(results)))
+}
+
+/// Logs and tallies what `signer` made of a batch of notices for `ids`; returns how many it
 /// debited now, or `None` if the batch was not answered notice by notice.
 fn report(
     tally: &Tally,
     signer: u16,
     ids: &[String],
-    answer: Result<Answer, crate::registry::CallError>,
+    answer: Result<Answer, CallError>,
 ) -> Option<usize> {
     let results = match answer {
         Ok(Answer::LedgerAcks(results)) if results.len() == ids.len() => results,
         other => {
-            tally.undelivered.fetch_add(ids.len() as u64, Relaxed);
+            tally.add(signer, Outcome::Undelivered, ids.len());
             match other {
                 Ok(Answer::Refused { refusal: r, .. }) => {
                     warn!(signer, notices = ids.len(), rule = %r.rule, reason = %r.reason, "ledger notices refused");
@@ -158,17 +208,17 @@ fn report(
     let mut debited = 0;
     for (id, result) in ids.iter().zip(results) {
         match result {
-            Ok(true) => debited += 1,
-            Ok(false) => {
-                tally.known.fetch_add(1, Relaxed);
+            Ok(true) => {
+                debited += 1;
+                tally.add(signer, Outcome::Counted, 1);
             }
+            Ok(false) => tally.add(signer, Outcome::Known, 1),
             Err(r) => {
-                tally.refused.fetch_add(1, Relaxed);
+                tally.add(signer, Outcome::Refused, 1);
                 warn!(signer, withdrawal = %id, rule = %r.rule, reason = %r.reason, "ledger notice refused");
             }
         }
     }
-    tally.counted.fetch_add(debited as u64, Relaxed);
     Some(debited)
 }
 
@@ -218,29 +268,33 @@ impl Coordinator {
             }
         }
         // Whole batches, a few outstanding: a signer far from the coordinator catches up in
-        // a few round trips, not one per notice.
-        use futures::StreamExt;
+        // a few round trips, not one per notice. Once one is not answered, no more are sent;
+        // those already out are still answered and tallied.
+        let stopped = AtomicBool::new(false);
+        let timeout = self.signing.signer_timeout;
         let mut answers = futures::stream::iter(batches)
-            .map(|batch| async move {
-                let (ids, notices): (Vec<String>, Vec<LedgerNotice>) = batch.into_iter().unzip();
-                let answer = self
-                    .registry
-                    .call(
-                        signer,
-                        Request::LedgerNotices(notices),
-                        self.signing.signer_timeout,
-                    )
-                    .await;
-                report(self.notices.tally(), signer, &ids, answer)
+            .map(|batch| async {
+                if stopped.load(Ordering::Relaxed) {
+                    return Some(0);
+                }
+                let (ids, answer) = send_batch(&self.registry, signer, batch, timeout).await;
+                let debited = report(self.notices.tally(), signer, &ids, answer);
+                if debited.is_none() {
+                    stopped.store(true, Ordering::Relaxed);
+                }
+                debited
             })
             .buffer_unordered(REPLAY_IN_FLIGHT);
         let mut counted = 0usize;
         while let Some(debited) = answers.next().await {
-            let Some(debited) = debited else {
-                warn!(signer, "ledger notices interrupted");
-                return;
-            };
-            counted += debited;
+            counted += debited.unwrap_or(0);
+        }
+        if stopped.load(Ordering::Relaxed) {
+            warn!(
+                signer,
+                counted, "ledger notices interrupted; the rest are sent at the next reconnect"
+            );
+            return;
         }
         if counted > 0 {
             info!(signer, counted, "missed ledger notices delivered");
@@ -268,15 +322,10 @@ impl Coordinator {
                 continue;
             }
             let queued = (intent.id.clone(), notice.clone());
-            if self
+            let timeout = self.signing.signer_timeout;
+            if !self
                 .notices
-                .push(
-                    &self.registry,
-                    self.signing.signer_timeout,
-                    s.identifier,
-                    queued,
-                )
-                .is_err()
+                .push(&self.registry, timeout, s.identifier, queued)
             {
                 warn!(withdrawal = %intent.id, signer = %s.name, "ledger notice dropped: the signer's queue is full");
             }

@@ -239,7 +239,10 @@ impl Coordinator {
             .map_err(|e| Refusal::temporary(Rule::Storage, e.to_string()))?;
         match raw {
             Some(raw) if !raw.is_empty() => decode_add_holder(&raw).map(Some).map_err(|e| {
-                Refusal::permanent(Rule::Storage, format!("corrupt record {key}: {e}"))
+                Refusal::temporary(
+                    Rule::Storage,
+                    format!("corrupt record {key} in the coordinator's database: {e}; restore the database from a backup"),
+                )
             }),
             _ => Ok(None),
         }

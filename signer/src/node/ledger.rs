@@ -156,6 +156,17 @@ impl Node {
         }
         // The message the group signed for each under this signer's policy: a notice for a
         // withdrawal on a chain whose vault settings changed since does not verify.
+        // Decoded first: a notice that does not decode is refused so whatever else holds.
+        let intents: Vec<Result<WithdrawalIntent, Refusal>> = notices
+            .iter()
+            .map(|n| {
+                WithdrawalIntent::decode(&n.intent)
+                    .map_err(|e| Refusal::permanent(Rule::IntentMalformed, e.to_string()))
+            })
+            .collect();
+        if intents.iter().all(Result::is_err) {
+            return Ok(intents.into_iter().map(|i| i.map(|_| false)).collect());
+        }
         let judged: Vec<Result<Judged, Refusal>> = {
             let guard = lock(&self.policy);
             let Some(state) = guard.state.as_ref() else {
@@ -165,11 +176,10 @@ impl Node {
                 ));
             };
             let wallet: Option<[u8; 32]> = self.ed25519_group_key().try_into().ok();
-            notices
-                .iter()
-                .map(|n| {
-                    let intent = WithdrawalIntent::decode(&n.intent)
-                        .map_err(|e| Refusal::permanent(Rule::IntentMalformed, e.to_string()))?;
+            intents
+                .into_iter()
+                .map(|intent| {
+                    let intent = intent?;
                     let format = quorate_core::message::signed_chain_format(
                         state.active(),
                         &intent,

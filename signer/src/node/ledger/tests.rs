@@ -47,12 +47,12 @@ fn every_signature_is_judged_alone<C: Ciphersuite>() {
         assert_eq!(verdicts(&key, &items), vec![true; n], "{n} valid");
     }
     let (key, mut items) = signed::<C>(6);
+    let (_, other) = signed::<C>(1);
     // A signature moved to another message, one that does not parse, an empty one and a
     // valid signature by another key: each refused, the rest accepted.
     items[1].1 = items[0].1.clone();
     items[3].1[5] ^= 0xff;
     items[4].1.clear();
-    let (_, other) = signed::<C>(1);
     items[5] = other[0].clone();
     assert_eq!(
         verdicts(&key, &items),
@@ -60,6 +60,12 @@ fn every_signature_is_judged_alone<C: Ciphersuite>() {
     );
     // Alone, a forged signature is refused too.
     assert_eq!(verdicts(&key, &items[1..2]), vec![false]);
+    // A batch that verifies, with signatures that do not parse beside it: only the valid
+    // ones are accepted.
+    let (key, mut items) = signed::<C>(4);
+    items[2].1.clear();
+    items[3].1 = vec![0xff; items[3].1.len()];
+    assert_eq!(verdicts(&key, &items), vec![true, true, false, false]);
     // Two forgeries that cancel out in an unweighted sum (z + 1 and z - 1) fail, each: the
     // batch weighs every signature by its own random factor.
     let (key, mut items) = signed::<C>(3);

@@ -175,6 +175,16 @@ impl TryFrom<Req> for Request {
             Req::PolicyVeto(v) => Request::PolicyVeto(veto_from_proto(In(K::PolicyVeto), &v)?),
             Req::LedgerNotice(n) => Request::LedgerNotice(notice_from_proto(n)),
             Req::LedgerNotices(b) => {
+                if b.notices.len() > l::MAX_NOTICES {
+                    return Err(In(K::LedgerNotices).bad(
+                        "notices",
+                        format!(
+                            "a batch of {} ledger notices; 1 to {} are accepted",
+                            b.notices.len(),
+                            l::MAX_NOTICES
+                        ),
+                    ));
+                }
                 Request::LedgerNotices(b.notices.into_iter().map(notice_from_proto).collect())
             }
             Req::AuditExport(r) => Request::AuditExport(l::AuditExportRequest {

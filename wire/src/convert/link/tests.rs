@@ -693,6 +693,19 @@ fn a_sync_answer_keeps_what_converts() {
 }
 
 #[test]
+fn a_batch_of_too_many_notices_is_refused_at_the_edge() {
+    let notice = pb::LedgerNotice::default();
+    let e = refused(Req::LedgerNotices(pb::LedgerNotices {
+        notices: vec![notice; MAX_NOTICES + 1],
+    }));
+    assert_eq!(
+        (e.request, e.field),
+        (RequestKind::LedgerNotices, "notices")
+    );
+    assert_eq!(e.refusal().rule, Rule::BadRequest);
+}
+
+#[test]
 fn a_notice_result_with_neither_outcome_is_refused_naming_the_field() {
     let body = Ans::LedgerAcks(pb::LedgerAcks {
         results: vec![
