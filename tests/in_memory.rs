@@ -58,12 +58,10 @@ struct MemLink {
 
 impl MemLink {
     fn attach(coordinator: &Arc<Coordinator>, node: Arc<Node>) -> Self {
-        Self::attach_as(coordinator, node, false)
+        Self::attach_as(coordinator, node, Quirk::None)
     }
 
-    /// `before_batches`: the signer answers as a release before ledger-notice batches did,
-    /// refusing a batch as a request it does not know.
-    fn attach_as(coordinator: &Arc<Coordinator>, node: Arc<Node>, before_batches: bool) -> Self {
+    fn attach_as(coordinator: &Arc<Coordinator>, node: Arc<Node>, quirk: Quirk) -> Self {
         let entry = coordinator
             .manifest
             .signer_by_name(&node.name)
@@ -76,6 +74,7 @@ impl MemLink {
             Arc::new(coordinator.admit_signer(&entry, node.hello(), &entry.cert_sha256, tx));
         let (cut, mut cut_rx) = oneshot::channel();
         let coordinator = coordinator.clone();
+        let garbled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let task = tokio::spawn(async move {
             loop {
                 let msg = tokio::select! {
@@ -85,15 +84,21 @@ impl MemLink {
                         _ => break,
                     },
                 };
-                let (node, handle) = (node.clone(), handle.clone());
+                let (node, handle, garbled) = (node.clone(), handle.clone(), garbled.clone());
                 tokio::spawn(async move {
-                    let answer = match msg.body {
-                        Some(spb::coordinator_message::Body::LedgerNotices(_))
-                            if before_batches =>
-                        {
-                            node.refuse_unknown().into()
+                    use std::sync::atomic::Ordering::SeqCst;
+                    let answer = match (msg.body, quirk) {
+                        (
+                            Some(spb::coordinator_message::Body::LedgerNotices(_)),
+                            Quirk::BeforeBatches,
+                        ) => node.refuse_unknown().into(),
+                        (
+                            Some(spb::coordinator_message::Body::LedgerNotices(_)),
+                            Quirk::GarbleFirstBatch,
+                        ) if !garbled.swap(true, SeqCst) => {
+                            spb::signer_message::Body::LedgerAck(spb::LedgerAck { debited: true })
                         }
-                        body => answer(&node, LinkId(0), body).await,
+                        (body, _) => answer(&node, LinkId(0), body).await,
                     };
                     handle.deliver(msg.request_id, answer);
                 });
@@ -112,6 +117,17 @@ impl MemLink {
         }
         let _ = (&mut self.task).await;
     }
+}
+
+/// How an in-memory signer's link misbehaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Quirk {
+    None,
+    /// Answers as a release before ledger-notice batches did: a batch is a request it does
+    /// not know.
+    BeforeBatches,
+    /// The first batch of notices gets an answer of the wrong kind, unprocessed.
+    GarbleFirstBatch,
 }
 
 /// A coordinator and its signers in this process, each with its own clock.
@@ -755,7 +771,11 @@ async fn a_signer_that_does_not_know_batches_gets_its_notices_one_by_one() {
         m.signs(&format!("old-{i}"), COLD_WALLET, "10000000000000000")
             .await;
     }
-    m.links[2] = Some(MemLink::attach_as(&m.coordinator, old.clone(), true));
+    m.links[2] = Some(MemLink::attach_as(
+        &m.coordinator,
+        old.clone(),
+        Quirk::BeforeBatches,
+    ));
     let counted = || {
         let (records, _) = old.audit_page(1, 1_000, &[0; 16]).expect("audit page");
         records
@@ -789,5 +809,63 @@ async fn a_signer_that_does_not_know_batches_gets_its_notices_one_by_one() {
     assert!(requests("unknown", "refused") >= 1.0, "{metrics}");
     assert_eq!(requests("ledger-notices", "ok"), 0.0, "{metrics}");
     assert_eq!(requests("ledger-notice", "ok"), 5.0, "{metrics}");
+    m.stop().await;
+}
+
+/// A batch of notices a linked signer did not answer notice by notice marks it behind; the
+/// coordinator's next tick replays the window to it, and it counts what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_a_linked_signer_missed_are_replayed_at_the_next_tick() {
+    use quorate_core::audit::kind;
+    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 120 * 24 * HOUR_MS).await;
+    let node = m.nodes[2].0.clone();
+    m.links[2].take().expect("linked").cut().await;
+    for i in 0..4 {
+        m.signs(&format!("lost-{i}"), COLD_WALLET, "10000000000000000")
+            .await;
+    }
+    let undelivered = || {
+        let text = m.coordinator.render_metrics();
+        let series = "quorate_ledger_notices_total{signer=\"signer-3\",outcome=\"undelivered\"}";
+        quorate_wire::metrics::sample(&text, series).unwrap_or(0.0)
+    };
+    // Back, but the replay's one batch gets an answer of the wrong kind.
+    m.links[2] = Some(MemLink::attach_as(
+        &m.coordinator,
+        node.clone(),
+        Quirk::GarbleFirstBatch,
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while undelivered() < 4.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch was never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let counted = || {
+        let (records, _) = node.audit_page(1, 1_000, &[0; 16]).expect("audit page");
+        records
+            .iter()
+            .filter(|r| {
+                r.event.kind == kind::LEDGER_NOTICE
+                    && r.event.field("debit") == Some("new")
+                    && r.event
+                        .field("withdrawal")
+                        .is_some_and(|w| w.starts_with("lost-"))
+            })
+            .count()
+    };
+    assert_eq!(counted(), 0, "the garbled batch was not processed");
+    // The next tick replays the window to it.
+    m.coordinator.replay_behind();
+    while counted() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counted {}",
+            counted()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     m.stop().await;
 }

@@ -11,7 +11,7 @@
 //! notices one by one.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -45,6 +45,10 @@ const REPLAY_IN_FLIGHT: usize = 2;
 /// Single notices outstanding at once to a signer that does not know batches.
 const SINGLES_IN_FLIGHT: usize = 32;
 
+/// Least time between two replays for a signer that missed notices while linked (each lists
+/// the signed withdrawals of the policy's longest window).
+const BEHIND_RETRY_MS: u64 = 30_000;
+
 /// A notice and the withdrawal it is for (for the logs).
 type Queued = (String, LedgerNotice);
 
@@ -54,6 +58,43 @@ type Queued = (String, LedgerNotice);
 pub(super) struct Outbox {
     queues: Mutex<HashMap<u16, mpsc::Sender<Queued>>>,
     tally: Arc<Tally>,
+    /// Signers that missed notices while linked, and when each was last replayed to for it.
+    behind: Arc<Behind>,
+}
+
+/// Signers that missed notices while linked (a batch not answered, a notice dropped, a replay
+/// interrupted): replayed to at the next tick of [`Coordinator::replay_behind`], at most once
+/// per [`BEHIND_RETRY_MS`] each.
+#[derive(Default)]
+struct Behind(Mutex<(BTreeSet<u16>, BTreeMap<u16, u64>)>);
+
+impl Behind {
+    fn mark(&self, signer: u16) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .insert(signer);
+    }
+
+    /// The marked signers due a replay at `now_ms`, unmarked and stamped.
+    fn due(&self, now_ms: u64) -> Vec<u16> {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (marked, last) = &mut *guard;
+        let due: Vec<u16> = marked
+            .iter()
+            .copied()
+            .filter(|s| {
+                last.get(s)
+                    .is_none_or(|t| now_ms.saturating_sub(*t) >= BEHIND_RETRY_MS)
+            })
+            .collect();
+        for s in &due {
+            marked.remove(s);
+            last.insert(*s, now_ms);
+        }
+        due
+    }
 }
 
 /// What became of the notices sent to each signer, for the metrics endpoint
@@ -106,13 +147,15 @@ impl Outbox {
         queues.retain(|_, q| !q.is_closed());
         let queue = queues.entry(signer).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUED_PER_SIGNER);
-            let (registry, tally) = (registry.clone(), self.tally.clone());
-            tokio::spawn(deliver(registry, tally, signer, rx, timeout));
+            let (registry, tally, behind) =
+                (registry.clone(), self.tally.clone(), self.behind.clone());
+            tokio::spawn(deliver(registry, tally, behind, signer, rx, timeout));
             tx
         });
         let queued = queue.try_send(notice).is_ok();
         if !queued {
             self.tally.add(signer, Outcome::Dropped, 1);
+            self.behind.mark(signer);
         }
         queued
     }
@@ -127,6 +170,7 @@ impl Outbox {
 async fn deliver(
     registry: Arc<Registry>,
     tally: Arc<Tally>,
+    behind: Arc<Behind>,
     signer: u16,
     mut queue: mpsc::Receiver<Queued>,
     timeout: Duration,
@@ -135,7 +179,9 @@ async fn deliver(
     while queue.recv_many(&mut batch, MAX_NOTICES).await > 0 {
         let batch = std::mem::take(&mut batch);
         let (ids, answer) = send_batch(&registry, signer, batch, timeout).await;
-        report(&tally, signer, &ids, answer);
+        if report(&tally, signer, &ids, answer).is_none() {
+            behind.mark(signer);
+        }
     }
 }
 
@@ -223,6 +269,26 @@ fn report(
 }
 
 impl Coordinator {
+    /// Replays the notices of the window to each linked signer that missed some while linked
+    /// (at most once per [`BEHIND_RETRY_MS`] each); the signer counts each id once. Run on
+    /// every tick of [`Coordinator::learn_from_signers`].
+    pub fn replay_behind(self: &Arc<Self>) {
+        let linked: BTreeSet<u16> = self
+            .registry
+            .connected()
+            .iter()
+            .map(|s| s.identifier)
+            .collect();
+        for signer in self.notices.behind.due(self.now_ms()) {
+            if !linked.contains(&signer) {
+                // Replayed when it links again.
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move { me.replay_notices(signer).await });
+        }
+    }
+
     /// Ledger notices a signer missed while away: every withdrawal signed without it within
     /// the policy's longest window (bucket slack included). The signer counts each id once.
     pub(super) async fn replay_notices(&self, signer: u16) {
@@ -290,9 +356,10 @@ impl Coordinator {
             counted += debited.unwrap_or(0);
         }
         if stopped.load(Ordering::Relaxed) {
+            self.notices.behind.mark(signer);
             warn!(
                 signer,
-                counted, "ledger notices interrupted; the rest are sent at the next reconnect"
+                counted, "ledger notices interrupted; replayed again later"
             );
             return;
         }

@@ -103,6 +103,7 @@ impl Coordinator {
         loop {
             tick.tick().await;
             self.sync_once().await;
+            self.replay_behind();
         }
     }
 
