@@ -154,8 +154,6 @@ impl Node {
                 ),
             ));
         }
-        // The message the group signed for each under this signer's policy: a notice for a
-        // withdrawal on a chain whose vault settings changed since does not verify.
         // Decoded first: a notice that does not decode is refused so whatever else holds.
         let intents: Vec<Result<WithdrawalIntent, Refusal>> = notices
             .iter()
@@ -167,6 +165,8 @@ impl Node {
         if intents.iter().all(Result::is_err) {
             return Ok(intents.into_iter().map(|i| i.map(|_| false)).collect());
         }
+        // The message the group signed for each under this signer's policy: a notice for a
+        // withdrawal on a chain whose vault settings changed since does not verify.
         let judged: Vec<Result<Judged, Refusal>> = {
             let guard = lock(&self.policy);
             let Some(state) = guard.state.as_ref() else {
