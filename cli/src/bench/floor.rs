@@ -90,15 +90,10 @@ fn commit_all(keys: &[frost::keys::KeyPackage], rng: &mut rand::rngs::OsRng) -> 
 /// and aggregation with its verification of the group signature. No network, no storage, no
 /// policy.
 pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
-    let Keys {
-        keys,
-        pubkeys,
-        backend_key,
-        backend_keys,
-    } = dealt_keys(shape);
+    let dealt = dealt_keys(shape);
     let now = commands::now_ms();
     let work: Vec<(Vec<u8>, Vec<u8>)> = (0..count)
-        .map(|i| signed_intent(&backend_key, &format!("floor-{i}"), now))
+        .map(|i| signed_intent(&dealt.backend_key, &format!("floor-{i}"), now))
         .collect();
     let next = AtomicUsize::new(0);
     let started = Instant::now();
@@ -108,21 +103,22 @@ pub fn floor_throughput(shape: Shape, threads: usize, count: usize) -> f64 {
                 let mut rng = rand::rngs::OsRng;
                 while let Some((encoded, sig)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let intent = WithdrawalIntent::decode(encoded).expect("decodes");
-                    backend::verify(&backend_keys, &intent.digest(), sig).expect("verifies");
-                    let (nonces, commitments) = commit_all(&keys, &mut rng);
+                    backend::verify(&dealt.backend_keys, &intent.digest(), sig).expect("verifies");
+                    let (nonces, commitments) = commit_all(&dealt.keys, &mut rng);
                     let message =
                         signing_message(&intent, ChainFormat::IntentDigest).expect("intent digest");
                     let package = frost::SigningPackage::new(commitments, &message);
                     let mut sig_shares = std::collections::BTreeMap::new();
-                    for (k, n) in keys.iter().zip(&nonces) {
+                    for (k, n) in dealt.keys.iter().zip(&nonces) {
                         let mine = WithdrawalIntent::decode(encoded).expect("decodes");
-                        backend::verify(&backend_keys, &mine.digest(), sig).expect("verifies");
+                        backend::verify(&dealt.backend_keys, &mine.digest(), sig)
+                            .expect("verifies");
                         let _ = signing_message(&mine, ChainFormat::IntentDigest)
                             .expect("intent digest");
                         let share = frost::round2::sign(&package, n, k).expect("signs");
                         sig_shares.insert(*k.identifier(), share);
                     }
-                    frost::aggregate(&package, &sig_shares, &pubkeys).expect("aggregates");
+                    frost::aggregate(&package, &sig_shares, &dealt.pubkeys).expect("aggregates");
                 }
             });
         }
@@ -235,29 +231,24 @@ pub(super) async fn sequential_floor(
 /// for one withdrawal of a `shape` group, with commitments made ahead.
 fn crypto_path(shape: Shape, samples: usize) -> (f64, f64, f64) {
     let mut rng = rand::rngs::OsRng;
-    let Keys {
-        keys,
-        pubkeys,
-        backend_key,
-        backend_keys,
-    } = dealt_keys(shape);
+    let dealt = dealt_keys(shape);
     let now = commands::now_ms();
     let (mut coordinator, mut signer, mut aggregate) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..samples {
-        let (encoded, sig) = signed_intent(&backend_key, &format!("sequential-{i}"), now);
-        let (nonces, commitments) = commit_all(&keys, &mut rng);
+        let (encoded, sig) = signed_intent(&dealt.backend_key, &format!("sequential-{i}"), now);
+        let (nonces, commitments) = commit_all(&dealt.keys, &mut rng);
         let started = Instant::now();
         let checked = WithdrawalIntent::decode(&encoded).expect("decodes");
-        backend::verify(&backend_keys, &checked.digest(), &sig).expect("verifies");
+        backend::verify(&dealt.backend_keys, &checked.digest(), &sig).expect("verifies");
         let message = signing_message(&checked, ChainFormat::IntentDigest).expect("intent digest");
         let package = frost::SigningPackage::new(commitments, &message);
         let package_bytes = package.serialize().expect("serializes");
         coordinator.push(ms(started.elapsed()));
         let mut sig_shares = std::collections::BTreeMap::new();
-        for (j, (k, n)) in keys.iter().zip(&nonces).enumerate() {
+        for (j, (k, n)) in dealt.keys.iter().zip(&nonces).enumerate() {
             let started = Instant::now();
             let mine = WithdrawalIntent::decode(&encoded).expect("decodes");
-            backend::verify(&backend_keys, &mine.digest(), &sig).expect("verifies");
+            backend::verify(&dealt.backend_keys, &mine.digest(), &sig).expect("verifies");
             let message = signing_message(&mine, ChainFormat::IntentDigest).expect("intent digest");
             let package = frost::SigningPackage::deserialize(&package_bytes).expect("decodes");
             assert_eq!(package.message(), &message);
@@ -268,7 +259,7 @@ fn crypto_path(shape: Shape, samples: usize) -> (f64, f64, f64) {
             sig_shares.insert(*k.identifier(), share);
         }
         let started = Instant::now();
-        frost::aggregate(&package, &sig_shares, &pubkeys).expect("aggregates");
+        frost::aggregate(&package, &sig_shares, &dealt.pubkeys).expect("aggregates");
         aggregate.push(ms(started.elapsed()));
     }
     (median(coordinator), median(signer), median(aggregate))
