@@ -251,20 +251,20 @@ fn report(
             return None;
         }
     };
-    let mut debited = 0;
+    let (mut debited, mut known, mut refused) = (0, 0, 0);
     for (id, result) in ids.iter().zip(results) {
         match result {
-            Ok(true) => {
-                debited += 1;
-                tally.add(signer, Outcome::Counted, 1);
-            }
-            Ok(false) => tally.add(signer, Outcome::Known, 1),
+            Ok(true) => debited += 1,
+            Ok(false) => known += 1,
             Err(r) => {
-                tally.add(signer, Outcome::Refused, 1);
+                refused += 1;
                 warn!(signer, withdrawal = %id, rule = %r.rule, reason = %r.reason, "ledger notice refused");
             }
         }
     }
+    tally.add(signer, Outcome::Counted, debited);
+    tally.add(signer, Outcome::Known, known);
+    tally.add(signer, Outcome::Refused, refused);
     Some(debited)
 }
 
