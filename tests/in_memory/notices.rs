@@ -27,6 +27,23 @@ fn notices_counted(node: &Node, prefix: &str, debit: &str) -> usize {
     }
 }
 
+/// Waits until every signing run has ended, its notices queued for the signers then linked:
+/// a signer attached after that hears of those withdrawals from the replay alone, never
+/// also from a live notice racing it.
+async fn signing_runs_ended(m: &Memory, deadline: std::time::Instant) {
+    let signing = || {
+        let text = m.coordinator.render_metrics();
+        quorate_wire::metrics::sample(&text, "quorate_withdrawals_signing").expect("series")
+    };
+    while signing() > 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "signing runs never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// A signer away while 300 withdrawals are signed counts each of them, once, when it comes
 /// back: the coordinator replays the notices it missed in batches of at most 256 (two
 /// requests here), and the signer verifies each batch's group signatures together.
@@ -51,20 +68,8 @@ async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches(
     // What the signer has counted of them, by its own audit log.
     let counted = |debit| notices_counted(&away, "away-", debit);
     assert_eq!(counted("new"), 0);
-    // Every signing run has ended (its notices queued for the signers then connected), so
-    // the signer hears of these withdrawals from the replay alone.
-    let signing = || {
-        let text = m.coordinator.render_metrics();
-        quorate_wire::metrics::sample(&text, "quorate_withdrawals_signing").expect("series")
-    };
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while signing() > 0.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "signing runs never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    signing_runs_ended(&m, deadline).await;
     let batches = |node: &Node| {
         node.render_metrics()
             .lines()
@@ -114,21 +119,31 @@ async fn a_signer_that_does_not_know_batches_gets_its_notices_one_by_one() {
         m.signs(&format!("old-{i}"), COLD_WALLET, "10000000000000000")
             .await;
     }
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    signing_runs_ended(&m, deadline).await;
     m.links[2] = Some(MemLink::attach_as(
         &m.coordinator,
         old.clone(),
         Quirk::BeforeBatches,
     ));
-    let counted = || notices_counted(&old, "old-", "new");
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while counted() < 5 {
+    // The coordinator tallies a notice once the signer's answer is back, after the signer
+    // has counted the request in its metrics.
+    let acked = || {
+        let text = m.coordinator.render_metrics();
+        let series = "quorate_ledger_notices_total{signer=\"signer-3\",outcome=\"counted\"}";
+        quorate_wire::metrics::sample(&text, series).unwrap_or(0.0)
+    };
+    while acked() < 5.0 {
         assert!(
             std::time::Instant::now() < deadline,
-            "counted {}",
-            counted()
+            "acknowledged {}",
+            acked()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(acked(), 5.0);
+    assert_eq!(notices_counted(&old, "old-", "new"), 5);
+    assert_eq!(notices_counted(&old, "old-", "already"), 0);
     let metrics = old.render_metrics();
     let requests = |request: &str, outcome: &str| {
         let series = format!(
@@ -137,7 +152,11 @@ async fn a_signer_that_does_not_know_batches_gets_its_notices_one_by_one() {
         );
         quorate_wire::metrics::sample(&metrics, &series).unwrap_or(0.0)
     };
-    assert!(requests("unknown", "refused") >= 1.0, "{metrics}");
+    assert_eq!(
+        requests("unknown", "refused"),
+        1.0,
+        "one batch, refused: {metrics}"
+    );
     assert_eq!(requests("ledger-notices", "ok"), 0.0, "{metrics}");
     assert_eq!(requests("ledger-notice", "ok"), 5.0, "{metrics}");
     m.stop().await;
@@ -159,13 +178,14 @@ async fn notices_a_linked_signer_missed_are_replayed_at_the_next_tick() {
         let series = "quorate_ledger_notices_total{signer=\"signer-3\",outcome=\"undelivered\"}";
         quorate_wire::metrics::sample(&text, series).unwrap_or(0.0)
     };
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    signing_runs_ended(&m, deadline).await;
     // Back, but the replay's one batch gets an answer of the wrong kind.
     m.links[2] = Some(MemLink::attach_as(
         &m.coordinator,
         node.clone(),
         Quirk::GarbleFirstBatch,
     ));
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     while undelivered() < 4.0 {
         assert!(
             std::time::Instant::now() < deadline,
