@@ -378,14 +378,21 @@ impl Node {
             }
             Request::LedgerNotices(batch) => self.ledger_notices(&batch).map(|results| {
                 // Each notice is counted in the metrics, and each refused one recorded, as a
-                // single notice would be.
+                // single notice would be; the records are flushed once, for the batch, before
+                // it is answered.
+                let mut written = false;
                 for (n, r) in batch.iter().zip(&results) {
                     let one = match r {
                         Ok(debited) => Answer::LedgerAck { debited: *debited },
                         Err(r) => Answer::refused(r.clone()),
                     };
                     let what = RequestKind::LedgerNotice.as_str();
-                    self.account(what, started, Some(&n.intent), &one);
+                    written |= self.account(what, started, Some(&n.intent), &one, false);
+                }
+                if written {
+                    if let Err(e) = self.store.flush() {
+                        tracing::warn!(signer = %self.name, error = %e, "refused ledger notices' records not flushed");
+                    }
                 }
                 Answer::LedgerAcks(results)
             }),
@@ -394,7 +401,7 @@ impl Node {
             Request::StatusChallenge { challenge } => self.status_receipt(&challenge),
         };
         let answer = answered.unwrap_or_else(Answer::refused);
-        self.account(what, started, intent.as_deref(), &answer);
+        self.account(what, started, intent.as_deref(), &answer, true);
         answer
     }
 
@@ -408,19 +415,21 @@ impl Node {
     ) -> Answer {
         let started = std::time::Instant::now();
         let answer = Answer::refused(malformed.refusal());
-        self.account(malformed.request.as_str(), started, intent, &answer);
+        self.account(malformed.request.as_str(), started, intent, &answer, true);
         answer
     }
 
     /// Counts an answer to a `what` request in the metrics and, if it is a refusal, records
-    /// it in the audit log (naming the withdrawal of `intent` if it decodes).
+    /// it in the audit log (naming the withdrawal of `intent` if it decodes), flushed if
+    /// `durable`. True if it wrote a record (the caller flushes it if not `durable`).
     fn account(
         self: &Arc<Self>,
         what: &'static str,
         started: std::time::Instant,
         intent: Option<&[u8]>,
         answer: &Answer,
-    ) {
+        durable: bool,
+    ) -> bool {
         let refused = match answer {
             Answer::Refused { refusal, culprits } => Some((refusal, culprits)),
             _ => None,
@@ -454,8 +463,9 @@ impl Node {
                 let c: Vec<String> = culprits.iter().map(u16::to_string).collect();
                 e = e.with("culprits", c.join(","));
             }
-            self.record_refusal(what, rule, &withdrawal, e);
+            return self.record_refusal(what, rule, &withdrawal, e, durable);
         }
+        false
     }
 }
 

@@ -207,3 +207,64 @@ async fn notices_a_linked_signer_missed_are_replayed_at_the_next_tick() {
     }
     m.stop().await;
 }
+
+/// A batch of forged notices costs the signer one disk flush, not one per refusal: each
+/// refused notice is recorded in its audit log, and the batch's records are flushed together
+/// before the batch is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_forged_notices_is_recorded_with_one_flush() {
+    const FORGED: usize = 64;
+    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 150 * 24 * HOUR_MS).await;
+    let node = m.nodes[2].0.clone();
+    // Unlinked, so nothing but this batch reaches it.
+    m.links[2].take().expect("linked").cut().await;
+    let (_, req) = m.request("real", COLD_WALLET, "10000000000000000");
+    let real = m.submit(req).await.expect("signed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    signing_runs_ended(&m, deadline).await;
+    // A real group signature on intents the group never signed, each its own withdrawal.
+    let notices = (0..FORGED)
+        .map(|i| spb::LedgerNotice {
+            intent: m
+                .request(&format!("forged-{i}"), COLD_WALLET, "10000000000000000")
+                .0
+                .encode(),
+            signature: real.signature.clone(),
+            signed_at_ms: 0,
+        })
+        .collect();
+    let flushes = || {
+        quorate_wire::metrics::sample(&node.render_metrics(), "quorate_store_flushes_total")
+            .expect("flush series")
+    };
+    let refused_records = || {
+        let (records, _) = node.audit_page(1, 10_000, &[0; 16]).expect("audit page");
+        records
+            .iter()
+            .filter(|r| {
+                r.event.kind == quorate_core::audit::kind::REFUSED
+                    && r.event.field("request") == Some("ledger-notice")
+                    && r.event.field("rule") == Some("ledger-notice-invalid")
+                    && r.event
+                        .field("withdrawal")
+                        .is_some_and(|w| w.starts_with("forged-"))
+            })
+            .count()
+    };
+    let before = flushes();
+    let acks = answer(
+        &node,
+        LinkId(0),
+        Some(spb::coordinator_message::Body::LedgerNotices(
+            spb::LedgerNotices { notices },
+        )),
+    )
+    .await;
+    assert_eq!(
+        crate::hostile::notice_results(acks),
+        vec![Err("ledger-notice-invalid".to_string()); FORGED]
+    );
+    assert_eq!(refused_records(), FORGED, "each refusal recorded");
+    assert_eq!(flushes() - before, 1.0, "one flush for the batch's records");
+    m.stop().await;
+}

@@ -40,7 +40,9 @@ impl LocalFreeze {
 }
 
 impl Node {
-    /// Records a refusal, durably, before the answer leaves: a refusal is evidence. Past
+    /// Records a refusal before the answer leaves, flushed if `durable` (else the caller
+    /// flushes before it answers: a batch's records share one flush); a refusal is evidence.
+    /// True if it wrote a record now. Past
     /// [`audit::REFUSALS_PER_SECOND`] of one kind (request, rule, withdrawal) in a second, the
     /// rest are counted and written as one record when the second is over, so junk cannot buy
     /// a disk sync per message (counted ones are answered before their record is written).
@@ -51,10 +53,14 @@ impl Node {
         rule: &str,
         withdrawal: &str,
         e: Event,
-    ) {
+        durable: bool,
+    ) -> bool {
         let admit = lock(&self.refusals).admit(what, rule, withdrawal, self.now_ms());
         match admit {
-            audit::Admit::Record => self.audit(e, true),
+            audit::Admit::Record => {
+                self.audit(e, durable);
+                return true;
+            }
             audit::Admit::Counted { first: true } => {
                 let node = self.clone();
                 let wait = std::time::Duration::from_millis(1_000 - node.now_ms() % 1_000 + 10);
@@ -83,6 +89,7 @@ impl Node {
             }
             audit::Admit::Counted { first: false } => {}
         }
+        false
     }
 
     /// Answers (and records) a request with no body or of a type this version does not know.
@@ -102,7 +109,7 @@ impl Node {
             ],
         );
         let e = Event::refused("unknown", &rule, &r.reason).with("permanent", "true");
-        self.record_refusal("unknown", &rule, "", e);
+        self.record_refusal("unknown", &rule, "", e, true);
         Answer::refused(r)
     }
 
