@@ -63,6 +63,8 @@ async fn every_nodes_log_verifies_and_a_changed_byte_is_named() {
     assert_ne!(code, 0, "{v}");
     // A restart: the chain goes on from where it was.
     c.kill_signer("signer-1").await;
+    // Seen gone first, so the wait below is for the new process's link, not the dead one's.
+    c.wait_connected(2).await;
     c.start_signer("signer-1");
     c.wait_connected(3).await;
     let (code, v) = c.submit_eth("wd-a-4", "1000").await;

@@ -486,15 +486,19 @@ async fn clients_follow_a_withdrawal_over_watch_with_resumption_until_admins_app
                 to,
                 "--amount",
                 "150000000",
+                // Long enough that both approvals and the signing run land inside the stream
+                // opened just before them (a final state that landed between two streams would
+                // be read by the `Get` of the resubscription instead).
                 "--watch-stream-s",
-                "1",
+                "5",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the client");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        // Watching, and once more after its stream's deadline passed (a resumption).
+        // Watching, and once more after its stream's deadline passed (a resumption): the
+        // second report comes just after the new stream is subscribed.
         await_watching(&mut lines, 2).await;
         for admin in [1, 2] {
             let key = c.path(&format!("admin/admin-{admin}.key"));
@@ -516,17 +520,14 @@ async fn clients_follow_a_withdrawal_over_watch_with_resumption_until_admins_app
         }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .await
-            .unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-            .await
-            .unwrap()
-            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(60), async {
+            out.read_to_string(&mut stdout).await.unwrap();
+            child.wait().await
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{lang:?}: the client did not end within 60 s"))
+        .unwrap();
         let r: Value = serde_json::from_str(stdout.trim())
             .unwrap_or_else(|e| panic!("{lang:?}: {e}: {stdout}"));
         assert_eq!(status.code(), Some(0), "{lang:?}: {r}");

@@ -156,15 +156,23 @@ async fn a_hundred_thousand_entry_whitelist_leaves_every_admin_command_working()
     }
     let c = Cluster::start_with_policy(3, 2, Some(&toml)).await;
     let started = std::time::Instant::now();
-    // Every signer holds the 100,000-entry genesis: proven by its signed receipt.
-    let (code, v) = c.admin(1, &["show"]).await;
-    assert_eq!(code, 0, "{v}");
-    for s in v["signers"].as_array().unwrap() {
-        assert_eq!(
-            (s["proven"].as_bool(), s["version"].as_u64()),
-            (Some(true), Some(1)),
-            "{v}"
+    // Every signer holds the 100,000-entry genesis: proven by its signed receipt. Each gets
+    // it from the coordinator once linked, and may still be reading it when DKG is over.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (code, v) = c.admin(1, &["show"]).await;
+        assert_eq!(code, 0, "{v}");
+        let holds = |s: &serde_json::Value| {
+            (s["proven"].as_bool(), s["version"].as_u64()) == (Some(true), Some(1))
+        };
+        if v["signers"].as_array().unwrap().iter().all(holds) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every signer proved the genesis: {v}"
         );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let form = c.policy_toml().await;
     assert_eq!(form.matches("[[whitelist]]").count(), 100_000 + 7);

@@ -178,11 +178,16 @@ impl Memory {
         self.coordinator
             .start_dkg(Scheme::Secp256k1)
             .expect("DKG starts");
-        let done = progress
-            .wait_for(|s| s.phase == DkgPhase::Done as i32 || s.phase == DkgPhase::Failed as i32)
-            .await
-            .expect("DKG status")
-            .clone();
+        let done = tokio::time::timeout(
+            Duration::from_secs(300),
+            progress.wait_for(|s| {
+                s.phase == DkgPhase::Done as i32 || s.phase == DkgPhase::Failed as i32
+            }),
+        )
+        .await
+        .expect("DKG ends within 300 s")
+        .expect("DKG status")
+        .clone();
         assert_eq!(done.phase, DkgPhase::Done as i32, "DKG: {}", done.detail);
     }
 

@@ -367,14 +367,22 @@ async fn health_follows_the_quorum_and_metrics_show_each_signer() {
         w: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
         was: ServingStatus,
     ) -> ServingStatus {
-        loop {
-            let s = ServingStatus::try_from(w.message().await.unwrap().unwrap().status).unwrap();
-            if s != was {
-                return s;
+        tokio::time::timeout(std::time::Duration::from_secs(120), async {
+            loop {
+                let s =
+                    ServingStatus::try_from(w.message().await.unwrap().unwrap().status).unwrap();
+                if s != was {
+                    return s;
+                }
             }
-        }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the health status stayed {was:?} for 120 s"))
     }
-    let first = ServingStatus::try_from(watch.message().await.unwrap().unwrap().status).unwrap();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(60), watch.message())
+        .await
+        .expect("the health watch's first status");
+    let first = ServingStatus::try_from(first.unwrap().unwrap().status).unwrap();
     assert_eq!(first, ServingStatus::NotServing, "no signer connected");
     let process = h.check(ask("")).await.unwrap().into_inner().status;
     assert_eq!(process, ServingStatus::Serving as i32, "the process is up");

@@ -96,7 +96,12 @@ async fn exact_resubmission_returns_the_same_signature() {
     assert_eq!(first.digest, intent.digest().to_vec());
     // The status stream saw it go through signing to signed.
     let mut seen = Vec::new();
-    while let Some(ev) = watch.message().await.unwrap() {
+    let deadline = std::time::Duration::from_secs(60);
+    while let Some(ev) = tokio::time::timeout(deadline, watch.message())
+        .await
+        .unwrap_or_else(|_| panic!("no status after {seen:?} for 60 s"))
+        .unwrap()
+    {
         seen.push(ev.status);
         if ev.status == pb::Status::Signed as i32 {
             assert_eq!(ev.signature, first.signature);

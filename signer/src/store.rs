@@ -615,9 +615,14 @@ mod tests {
         let partial = dir.path().join("snap.FFFFFFFFFFFFFFF0.generating");
         std::fs::write(&partial, b"partial snapshot").unwrap();
         // (Past the moment the dropped handle's flusher still holds the lock.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let raw = loop {
             match sled::Config::new().path(dir.path()).open() {
                 Err(e) if is_lock_held(&e.to_string()) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the dropped store still holds its lock after 60 s"
+                    );
                     std::thread::sleep(std::time::Duration::from_millis(25))
                 }
                 other => break other,

@@ -159,8 +159,12 @@ async fn junk_refusals_are_counted_without_a_record_and_a_sync_each() {
             .await
             .unwrap();
     }
-    for _ in 0..JUNK {
-        let m = s1.inbound.message().await.unwrap().unwrap();
+    for i in 0..JUNK {
+        let m = tokio::time::timeout(Duration::from_secs(60), s1.inbound.message())
+            .await
+            .unwrap_or_else(|_| panic!("junk answer {i} of {JUNK} never came"))
+            .unwrap()
+            .unwrap();
         assert!(matches!(m.body, Some(Ans::Refusal(_))), "{:?}", m.body);
     }
     // The counted rest is written once its second is over.
