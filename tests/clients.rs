@@ -490,7 +490,7 @@ async fn clients_follow_a_withdrawal_over_watch_with_resumption_until_admins_app
                 // opened just before them (a final state that landed between two streams would
                 // be read by the `Get` of the resubscription instead).
                 "--watch-stream-s",
-                "5",
+                "10",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -155,7 +155,6 @@ async fn a_hundred_thousand_entry_whitelist_leaves_every_admin_command_working()
         ));
     }
     let c = Cluster::start_with_policy(3, 2, Some(&toml)).await;
-    let started = std::time::Instant::now();
     // Every signer holds the 100,000-entry genesis: proven by its signed receipt. Each gets
     // it from the coordinator once linked, and may still be reading it when DKG is over.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -174,6 +173,7 @@ async fn a_hundred_thousand_entry_whitelist_leaves_every_admin_command_working()
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    let started = std::time::Instant::now();
     let form = c.policy_toml().await;
     assert_eq!(form.matches("[[whitelist]]").count(), 100_000 + 7);
     let file = c.path("big.toml");

@@ -96,8 +96,8 @@ async fn exact_resubmission_returns_the_same_signature() {
     assert_eq!(first.digest, intent.digest().to_vec());
     // The status stream saw it go through signing to signed.
     let mut seen = Vec::new();
-    let deadline = std::time::Duration::from_secs(60);
-    while let Some(ev) = tokio::time::timeout(deadline, watch.message())
+    let per_status = std::time::Duration::from_secs(60);
+    while let Some(ev) = tokio::time::timeout(per_status, watch.message())
         .await
         .unwrap_or_else(|_| panic!("no status after {seen:?} for 60 s"))
         .unwrap()

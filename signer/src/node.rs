@@ -12,7 +12,7 @@ use quorate_core::{
     clock::Clock,
     identity::IdentitySecret,
     intent::WithdrawalIntent,
-    link::{Answer, Hello, Malformed, Request, RequestKind},
+    link::{Answer, Hello, Malformed, Request},
     message::Scheme,
     policy::{decode_state, Ledger, PolicyState},
     refusal::{Refusal, Rule},
@@ -376,26 +376,7 @@ impl Node {
                     Err(refused) => Err(refused),
                 }
             }
-            Request::LedgerNotices(batch) => self.ledger_notices(&batch).map(|results| {
-                // Each notice is counted in the metrics, and each refused one recorded, as a
-                // single notice would be; the records are flushed once, for the batch, before
-                // it is answered.
-                let mut written = false;
-                for (n, r) in batch.iter().zip(&results) {
-                    let one = match r {
-                        Ok(debited) => Answer::LedgerAck { debited: *debited },
-                        Err(r) => Answer::refused(r.clone()),
-                    };
-                    let what = RequestKind::LedgerNotice.as_str();
-                    written |= self.account(what, started, Some(&n.intent), &one, false);
-                }
-                if written {
-                    if let Err(e) = self.store.flush() {
-                        tracing::warn!(signer = %self.name, error = %e, "refused ledger notices' records not flushed");
-                    }
-                }
-                Answer::LedgerAcks(results)
-            }),
+            Request::LedgerNotices(batch) => self.ledger_batch(&batch, started),
             Request::AuditExport(r) => self.audit_export(&r),
             // May apply a due version or record a local-freeze change, both flushed.
             Request::StatusChallenge { challenge } => self.status_receipt(&challenge),

@@ -11,9 +11,10 @@ use tracing::warn;
 use super::{lock, storage, Node};
 
 impl Node {
-    /// Appends a record to the audit log. A failed write is logged; the decision it records
-    /// stands (records that guard safety are written with the state they describe instead).
-    pub(super) fn audit(&self, event: Event, durable: bool) {
+    /// Appends a record to the audit log, flushed if `durable`; false if it could not be
+    /// written. A failed write is logged; the decision it records stands (records that guard
+    /// safety are written with the state they describe instead).
+    pub(super) fn audit(&self, event: Event, durable: bool) -> bool {
         let mut chain = lock(&self.audit);
         let r = chain.prepare(self.now_ms(), event);
         match self.store.append_audit(&r) {
@@ -21,7 +22,7 @@ impl Node {
             Err(e) => {
                 warn!(signer = %self.name, error = %e, kind = %r.event.kind, "audit record not written");
                 self.resync_audit(&mut chain);
-                return;
+                return false;
             }
         }
         // Flushed after the lock is given back, so a disk sync never holds up the chain.
@@ -31,6 +32,7 @@ impl Node {
                 warn!(signer = %self.name, error = %e, kind = %r.event.kind, "audit record not flushed");
             }
         }
+        true
     }
 
     /// Appends a record that must be on disk before what it records happens: refuses (and

@@ -1,10 +1,12 @@
 //! The velocity ledger on a signer: binding a withdrawal id to one intent, debiting it once
 //! (own releases and ledger notices of withdrawals signed by others), and pruning old buckets.
 
+use std::{sync::Arc, time::Instant};
+
 use quorate_core::{
     audit::{self, Event},
     intent::WithdrawalIntent,
-    link::{LedgerNotice, MAX_NOTICES},
+    link::{Answer, LedgerNotice, RequestKind, MAX_NOTICES},
     message::{signing_message, ChainFormat, Scheme},
     policy::{self, ledger::Debit},
     refusal::{Refusal, Rule},
@@ -27,6 +29,32 @@ pub(super) enum Counted {
 }
 
 impl Node {
+    /// Answers a batch of ledger notices. Each notice is counted in the metrics, and each
+    /// refused one recorded, as a single notice would be; the records are flushed once, for
+    /// the batch, before it is answered.
+    pub(super) fn ledger_batch(
+        self: &Arc<Self>,
+        batch: &[LedgerNotice],
+        started: Instant,
+    ) -> Result<Answer, Refusal> {
+        let results = self.ledger_notices(batch)?;
+        let mut written = false;
+        for (n, r) in batch.iter().zip(&results) {
+            let one = match r {
+                Ok(debited) => Answer::LedgerAck { debited: *debited },
+                Err(r) => Answer::refused(r.clone()),
+            };
+            let what = RequestKind::LedgerNotice.as_str();
+            written |= self.account(what, started, Some(&n.intent), &one, false);
+        }
+        if written {
+            if let Err(e) = self.store.flush() {
+                warn!(signer = %self.name, error = %e, "refused ledger notices' records not flushed");
+            }
+        }
+        Ok(Answer::LedgerAcks(results))
+    }
+
     /// Refuses if `id` is bound to another intent.
     pub(super) fn check_binding(
         &self,

@@ -40,13 +40,14 @@ impl LocalFreeze {
 }
 
 impl Node {
-    /// Records a refusal before the answer leaves, flushed if `durable` (else the caller
-    /// flushes before it answers: a batch's records share one flush); a refusal is evidence.
-    /// True if it wrote a record now. Past
-    /// [`audit::REFUSALS_PER_SECOND`] of one kind (request, rule, withdrawal) in a second, the
-    /// rest are counted and written as one record when the second is over, so junk cannot buy
-    /// a disk sync per message (counted ones are answered before their record is written).
-    /// Blocking (the record is flushed): called on the blocking thread answering the request.
+    /// Records a refusal before the answer leaves: a refusal is evidence. The record is flushed
+    /// if `durable`; if not, the caller flushes before it answers (a batch's records share one
+    /// flush). True if a record was written now.
+    ///
+    /// Past [`audit::REFUSALS_PER_SECOND`] of one kind (request, rule, withdrawal) in a second,
+    /// the rest are counted and written as one record when the second is over, so junk cannot
+    /// buy a disk sync per message (counted ones are answered before their record is written).
+    /// Blocking (it may flush): called on the blocking thread answering the request.
     pub(super) fn record_refusal(
         self: &Arc<Self>,
         what: &str,
@@ -57,10 +58,7 @@ impl Node {
     ) -> bool {
         let admit = lock(&self.refusals).admit(what, rule, withdrawal, self.now_ms());
         match admit {
-            audit::Admit::Record => {
-                self.audit(e, durable);
-                return true;
-            }
+            audit::Admit::Record => return self.audit(e, durable),
             audit::Admit::Counted { first: true } => {
                 let node = self.clone();
                 let wait = std::time::Duration::from_millis(1_000 - node.now_ms() % 1_000 + 10);
