@@ -669,3 +669,4 @@ async fn two_intents_racing_for_one_id_get_one_share_at_most() {
 }
 
 mod notices;
+mod refusals;

@@ -13,12 +13,9 @@ pub const REFUSALS_PER_SECOND: u32 = 32;
 pub enum Admit {
     /// Record it.
     Record,
-    /// Counted only. `first` is true for the first one counted in this second: the caller
-    /// arranges for [`RefusalThrottle::drain`] to run once the second is over.
-    Counted {
-        /// The first refusal counted in this second.
-        first: bool,
-    },
+    /// Counted only: written later, in one record per kind and second, by
+    /// [`RefusalThrottle::drain`] (see [`RefusalThrottle::arm`]).
+    Counted,
 }
 
 /// Keeps a coordinator that sends junk from buying one audit record (and one disk sync) per
@@ -27,12 +24,19 @@ pub enum Admit {
 /// the second is over ([`RefusalThrottle::drain`]). A kind is the request, the rule and the
 /// withdrawal the refusal names, so refusals of real withdrawals are never buried under junk
 /// or under each other.
+///
+/// The caller runs one timer at a time: after each refusal it asks [`RefusalThrottle::arm`],
+/// which says whether to start one; the timer waits until the second is over, drains, and goes
+/// on while [`RefusalThrottle::drain`] says counts are still owed (the node's clock stood still,
+/// or runs behind the timer's). So every count is written, however the clock moves.
 #[derive(Debug, Default)]
 pub struct RefusalThrottle {
     /// (request, rule, withdrawal) → (second, recorded in it, counted in it).
     slots: BTreeMap<(String, String, String), (u64, u32, u64)>,
     /// Counts of seconds that ended before a drain ran.
     owed: Vec<Event>,
+    /// Whether the caller's timer is running (until a drain leaves nothing owed).
+    armed: bool,
 }
 
 fn counted_event(
@@ -76,13 +80,30 @@ impl RefusalThrottle {
             Admit::Record
         } else {
             slot.2 += 1;
-            Admit::Counted { first: slot.2 == 1 }
+            Admit::Counted
         }
     }
 
+    /// Whether counts are owed and no timer is running: if true, the caller starts one (and
+    /// it counts as running from now).
+    pub fn arm(&mut self) -> bool {
+        if self.armed || !self.owes() {
+            return false;
+        }
+        self.armed = true;
+        true
+    }
+
+    /// Whether any refusal is counted and not yet written.
+    fn owes(&self) -> bool {
+        !self.owed.is_empty() || self.slots.values().any(|slot| slot.2 > 0)
+    }
+
     /// The records owed for seconds that are over: one `refused` event per kind with the
-    /// number of refusals counted and not recorded one by one.
-    pub fn drain(&mut self, now_ms: u64) -> Vec<Event> {
+    /// number of refusals counted and not recorded one by one. Run by the caller's timer; the
+    /// flag is true while counts are still owed (of the second `now_ms` is in), and the timer
+    /// then runs again after that second; false ends it.
+    pub fn drain(&mut self, now_ms: u64) -> (Vec<Event>, bool) {
         let second = now_ms / 1000;
         let mut out = std::mem::take(&mut self.owed);
         self.slots.retain(|key, slot| {
@@ -94,7 +115,8 @@ impl RefusalThrottle {
             }
             false
         });
-        out
+        self.armed = self.owes();
+        (out, self.armed)
     }
 }
 
@@ -109,15 +131,18 @@ mod tests {
         for _ in 0..REFUSALS_PER_SECOND {
             assert_eq!(t.admit("commit", "bad-request", "", at), Admit::Record);
         }
+        assert!(!t.arm(), "nothing counted, no timer");
         assert_eq!(
             t.admit("commit", "bad-request", "", at + 10),
-            Admit::Counted { first: true }
+            Admit::Counted
         );
+        assert!(t.arm(), "the first count starts the timer");
         for _ in 0..99 {
             assert_eq!(
                 t.admit("commit", "bad-request", "", at + 20),
-                Admit::Counted { first: false }
+                Admit::Counted
             );
+            assert!(!t.arm(), "one timer at a time");
         }
         // Another request, or the same refusal of a real withdrawal, has its own allowance.
         assert_eq!(t.admit("sign", "bad-request", "", at), Admit::Record);
@@ -125,8 +150,8 @@ mod tests {
             t.admit("commit", "bad-request", "wd-1", at + 30),
             Admit::Record
         );
-        // Nothing owed while the second lasts.
-        assert!(t.drain(at + 999).is_empty());
+        // Nothing written while the second lasts, and the timer goes on.
+        assert_eq!(t.drain(at + 999), (vec![], true));
         // A new second before the drain: the old count is kept aside, and the new second has
         // its allowance again, no more.
         for _ in 0..REFUSALS_PER_SECOND {
@@ -137,17 +162,44 @@ mod tests {
         }
         assert_eq!(
             t.admit("commit", "bad-request", "", at + 1_500),
-            Admit::Counted { first: true }
+            Admit::Counted
         );
-        let owed = t.drain(at + 1_500);
+        assert!(!t.arm(), "the timer still runs");
+        let (owed, again) = t.drain(at + 1_500);
+        assert!(again, "the count of second 5001 is still owed");
         assert_eq!(owed.len(), 1);
         assert_eq!(owed[0].field("count"), Some("100"));
         assert_eq!(owed[0].field("rule"), Some("bad-request"));
         assert_eq!(owed[0].field("request"), Some("commit"));
         assert_eq!(owed[0].field("second"), Some("5000"));
-        let owed = t.drain(at + 3_000);
+        let (owed, again) = t.drain(at + 3_000);
+        assert!(!again, "nothing owed: the timer ends");
         assert_eq!(owed.len(), 1);
         assert_eq!(owed[0].field("count"), Some("1"));
-        assert!(t.drain(at + 4_000).is_empty(), "counted once");
+        assert_eq!(t.drain(at + 4_000), (vec![], false), "counted once");
+        assert!(!t.arm());
+    }
+
+    /// A drain that finds its second not over (the node's clock stood still, or runs behind
+    /// the timer's) keeps the timer going until the count is written; a later count then
+    /// starts a new timer.
+    #[test]
+    fn a_count_is_written_however_the_clock_moves() {
+        let mut t = RefusalThrottle::new();
+        let at = 7_000_500;
+        for _ in 0..=REFUSALS_PER_SECOND {
+            t.admit("presign", "bad-request", "", at);
+        }
+        assert!(t.arm());
+        // The timer fires, but the node's clock still reads the same second, twice.
+        assert_eq!(t.drain(at + 1), (vec![], true));
+        assert_eq!(t.drain(at + 499), (vec![], true));
+        let (owed, again) = t.drain(at + 1_000);
+        assert_eq!((owed.len(), again), (1, false));
+        assert_eq!(owed[0].field("count"), Some("1"));
+        for _ in 0..=REFUSALS_PER_SECOND {
+            t.admit("presign", "bad-request", "", at + 5_000);
+        }
+        assert!(t.arm(), "a new timer once the last one ended");
     }
 }

@@ -56,38 +56,59 @@ impl Node {
         e: Event,
         durable: bool,
     ) -> bool {
-        let admit = lock(&self.refusals).admit(what, rule, withdrawal, self.now_ms());
-        match admit {
-            audit::Admit::Record => return self.audit(e, durable),
-            audit::Admit::Counted { first: true } => {
-                let node = self.clone();
-                let wait = std::time::Duration::from_millis(1_000 - node.now_ms() % 1_000 + 10);
-                let write_owed = move || {
-                    let owed = lock(&node.refusals).drain(node.now_ms());
-                    for e in owed {
-                        node.audit(e, true);
-                    }
-                };
-                // The link's blocking threads run inside the runtime; without one (a caller
-                // of its own), a thread of its own waits out the second.
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => {
-                        rt.spawn(async move {
-                            tokio::time::sleep(wait).await;
-                            let _ = tokio::task::spawn_blocking(write_owed).await;
-                        });
-                    }
-                    Err(_) => {
-                        std::thread::spawn(move || {
-                            std::thread::sleep(wait);
-                            write_owed();
-                        });
-                    }
-                }
-            }
-            audit::Admit::Counted { first: false } => {}
+        let (admit, arm) = {
+            let mut throttle = lock(&self.refusals);
+            let admit = throttle.admit(what, rule, withdrawal, self.now_ms());
+            (admit, throttle.arm())
+        };
+        if arm {
+            self.write_counted_refusals();
         }
-        false
+        match admit {
+            audit::Admit::Record => self.audit(e, durable),
+            audit::Admit::Counted => false,
+        }
+    }
+
+    /// The throttle's timer: waits until this node's clock is past the current second, writes
+    /// the counts owed for seconds that are over, and goes on while any are still owed.
+    fn write_counted_refusals(self: &Arc<Self>) {
+        let node = self.clone();
+        let wait =
+            |node: &Node| std::time::Duration::from_millis(1_000 - node.now_ms() % 1_000 + 10);
+        // Writes what is owed; true while counts are still owed.
+        let write_owed = |node: &Node| {
+            let (owed, again) = lock(&node.refusals).drain(node.now_ms());
+            for e in owed {
+                node.audit(e, true);
+            }
+            again
+        };
+        // The link's blocking threads run inside the runtime; without one (a caller of its
+        // own), a thread of its own waits out the seconds.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(wait(&node)).await;
+                        let n = node.clone();
+                        // A write that panicked is tried again, never left owed.
+                        if let Ok(false) = tokio::task::spawn_blocking(move || write_owed(&n)).await
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(_) => {
+                std::thread::spawn(move || loop {
+                    std::thread::sleep(wait(&node));
+                    if !write_owed(&node) {
+                        break;
+                    }
+                });
+            }
+        }
     }
 
     /// Answers (and records) a request with no body or of a type this version does not know.
