@@ -7,19 +7,24 @@ fn is_lock_held(error: &str) -> bool {
     error.contains("could not acquire lock")
 }
 
-/// Opens `dir` again after a handle in this process was dropped. sled's background
-/// flusher can hold the file lock for a moment after that (a restarted process never
-/// meets this): wait while that is the error, up to 10 s.
-fn reopen(dir: &Path) -> SledStore {
+/// Runs `open` after a handle in this process was dropped. sled's background flusher can
+/// hold the file lock for a moment after that (a restarted process never meets this): wait
+/// while that is the error, up to 10 s.
+fn when_unlocked<T, E: std::fmt::Display>(open: impl Fn() -> Result<T, E>) -> Result<T, E> {
     for _ in 0..400 {
-        match SledStore::open(dir) {
+        match open() {
             Err(e) if is_lock_held(&e.to_string()) => {
                 std::thread::sleep(std::time::Duration::from_millis(25))
             }
-            other => return other.unwrap_or_else(|e| panic!("reopening: {e}")),
+            other => return other,
         }
     }
     panic!("the database lock was never released");
+}
+
+/// Opens `dir` again after a handle in this process was dropped.
+fn reopen(dir: &Path) -> SledStore {
+    when_unlocked(|| SledStore::open(dir)).unwrap_or_else(|e| panic!("reopening: {e}"))
 }
 
 /// A process killed while sled writes a snapshot leaves `snap.<lsn>.generating`; sled then
@@ -39,19 +44,7 @@ fn a_snapshot_cut_short_by_a_crash_does_not_lock_the_signer_out() {
     let partial = dir.path().join("snap.FFFFFFFFFFFFFFF0.generating");
     std::fs::write(&partial, b"partial snapshot").unwrap();
     // (Past the moment the dropped handle's flusher still holds the lock.)
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let raw = loop {
-        match sled::Config::new().path(dir.path()).open() {
-            Err(e) if is_lock_held(&e.to_string()) => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the dropped store still holds its lock after 60 s"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(25))
-            }
-            other => break other,
-        }
-    };
+    let raw = when_unlocked(|| sled::Config::new().path(dir.path()).open());
     assert!(
         raw.is_err(),
         "sled itself cannot open it: the bug this guards against"
