@@ -60,21 +60,18 @@ async fn a_flood_of_unread_requests_leaves_a_signer_flat_and_every_request_answe
     // 100 withdrawals signed by signer 1 first (each a share-released record), so that every
     // audit page the flood asks for is about ten kilobytes.
     let key = c.backend_key();
-    let now = now_ms();
     let mut s2 = signers.remove(&2).unwrap();
     for k in 0..100 {
-        let i = WithdrawalIntent::from_parts(
+        let (i, sig) = crate::harness::signed_intent(
+            &key,
             &format!("wd-flood-{k}"),
-            "polygon",
-            "POL",
-            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            (
+                "polygon",
+                "POL",
+                "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            ),
             "1",
-            now,
-            now + 600_000,
-            None,
-        )
-        .unwrap();
-        let sig = quorate_core::backend::sign(&key, &i.digest());
+        );
         let s = session();
         let c1 = s1.commit(s).await;
         let c2 = s2.commit(s).await;
