@@ -27,6 +27,14 @@ fn notices_counted(node: &Node, prefix: &str, debit: &str) -> usize {
     }
 }
 
+/// What the coordinator's metrics say became of the notices it sent signer 3: how many had
+/// `outcome`, if the series is there.
+fn notices_sent(coordinator: &Coordinator, outcome: &str) -> Option<f64> {
+    let series =
+        format!("quorate_ledger_notices_total{{signer=\"signer-3\",outcome=\"{outcome}\"}}");
+    quorate_wire::metrics::sample(&coordinator.render_metrics(), &series)
+}
+
 /// Waits until every signing run has ended, its notices queued for the signers then linked:
 /// a signer attached after that hears of those withdrawals from the replay alone, never
 /// also from a live notice racing it.
@@ -82,13 +90,8 @@ async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches(
             .sum::<u64>()
     };
     m.links[2] = Some(MemLink::attach(&m.coordinator, away.clone()));
-    // What the coordinator's metrics say became of the notices it sent.
-    let sent = |outcome: &str| {
-        let text = m.coordinator.render_metrics();
-        let series =
-            format!("quorate_ledger_notices_total{{signer=\"signer-3\",outcome=\"{outcome}\"}}");
-        quorate_wire::metrics::sample(&text, &series).expect("notice outcome series")
-    };
+    let sent =
+        |outcome: &str| notices_sent(&m.coordinator, outcome).expect("notice outcome series");
     // The second batch's request is counted in the metrics once it has been answered.
     while counted("new") < MISSED || batches(&away) < 2 || sent("counted") < MISSED as f64 {
         assert!(
@@ -128,11 +131,7 @@ async fn a_signer_that_does_not_know_batches_gets_its_notices_one_by_one() {
     ));
     // The coordinator tallies a notice once the signer's answer is back, after the signer
     // has counted the request in its metrics.
-    let acked = || {
-        let text = m.coordinator.render_metrics();
-        let series = "quorate_ledger_notices_total{signer=\"signer-3\",outcome=\"counted\"}";
-        quorate_wire::metrics::sample(&text, series).unwrap_or(0.0)
-    };
+    let acked = || notices_sent(&m.coordinator, "counted").unwrap_or(0.0);
     while acked() < 5.0 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -173,11 +172,7 @@ async fn notices_a_linked_signer_missed_are_replayed_at_the_next_tick() {
         m.signs(&format!("lost-{i}"), COLD_WALLET, "10000000000000000")
             .await;
     }
-    let undelivered = || {
-        let text = m.coordinator.render_metrics();
-        let series = "quorate_ledger_notices_total{signer=\"signer-3\",outcome=\"undelivered\"}";
-        quorate_wire::metrics::sample(&text, series).unwrap_or(0.0)
-    };
+    let undelivered = || notices_sent(&m.coordinator, "undelivered").unwrap_or(0.0);
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     signing_runs_ended(&m, deadline).await;
     // Back, but the replay's one batch gets an answer of the wrong kind.
