@@ -37,6 +37,9 @@ pub struct RefusalThrottle {
     owed: Vec<Event>,
     /// Whether the caller's timer is running (until a drain leaves nothing owed).
     armed: bool,
+    /// The second of the latest refusal: slots of other seconds are retired when it changes,
+    /// so `slots` holds one second's kinds, however many withdrawals were ever refused.
+    second: u64,
 }
 
 fn counted_event(
@@ -63,18 +66,16 @@ impl RefusalThrottle {
     /// `now_ms`.
     pub fn admit(&mut self, request: &str, rule: &str, withdrawal: &str, now_ms: u64) -> Admit {
         let second = now_ms / 1000;
+        if second != self.second {
+            self.retire(second);
+            self.second = second;
+        }
         let key = (
             request.to_string(),
             rule.to_string(),
             withdrawal.to_string(),
         );
-        let slot = self.slots.entry(key.clone()).or_insert((second, 0, 0));
-        if slot.0 != second {
-            if slot.2 > 0 {
-                self.owed.push(counted_event(&key, slot.0, slot.2));
-            }
-            *slot = (second, 0, 0);
-        }
+        let slot = self.slots.entry(key).or_insert((second, 0, 0));
         if slot.1 < REFUSALS_PER_SECOND {
             slot.1 += 1;
             Admit::Record
@@ -85,7 +86,8 @@ impl RefusalThrottle {
     }
 
     /// Whether counts are owed and no timer is running: if true, the caller starts one (and
-    /// it counts as running from now).
+    /// it counts as running from now). Asked after a refusal was counted: only a count can
+    /// make anything owed, and a timer runs until nothing is.
     pub fn arm(&mut self) -> bool {
         if self.armed || !self.owes() {
             return false;
@@ -104,19 +106,24 @@ impl RefusalThrottle {
     /// flag is true while counts are still owed (of the second `now_ms` is in), and the timer
     /// then runs again after that second; false ends it.
     pub fn drain(&mut self, now_ms: u64) -> (Vec<Event>, bool) {
-        let second = now_ms / 1000;
-        let mut out = std::mem::take(&mut self.owed);
+        self.retire(now_ms / 1000);
+        let out = std::mem::take(&mut self.owed);
+        self.armed = self.owes();
+        (out, self.armed)
+    }
+
+    /// Drops the slots of seconds other than `second`, setting their counts aside as owed.
+    fn retire(&mut self, second: u64) {
+        let owed = &mut self.owed;
         self.slots.retain(|key, slot| {
             if slot.0 == second {
                 return true;
             }
             if slot.2 > 0 {
-                out.push(counted_event(key, slot.0, slot.2));
+                owed.push(counted_event(key, slot.0, slot.2));
             }
             false
         });
-        self.armed = self.owes();
-        (out, self.armed)
     }
 }
 
@@ -178,6 +185,23 @@ mod tests {
         assert_eq!(owed[0].field("count"), Some("1"));
         assert_eq!(t.drain(at + 4_000), (vec![], false), "counted once");
         assert!(!t.arm());
+    }
+
+    /// Refusals under the rate, each naming its own withdrawal, leave only the latest
+    /// second's kinds behind: the throttle does not grow with every id ever refused.
+    #[test]
+    fn the_slots_hold_one_second() {
+        let mut t = RefusalThrottle::new();
+        for k in 0..1_000u64 {
+            let id = format!("wd-{k}");
+            let at = 9_000_000 + k * 500;
+            assert_eq!(
+                t.admit("ledger-notice", "ledger-notice-invalid", &id, at),
+                Admit::Record
+            );
+        }
+        assert_eq!(t.slots.len(), 2, "the two refusals of the last second");
+        assert!(!t.arm(), "nothing counted, nothing owed");
     }
 
     /// A drain that finds its second not over (the node's clock stood still, or runs behind

@@ -59,7 +59,8 @@ impl Node {
         let (admit, arm) = {
             let mut throttle = lock(&self.refusals);
             let admit = throttle.admit(what, rule, withdrawal, self.now_ms());
-            (admit, throttle.arm())
+            let arm = admit == audit::Admit::Counted && throttle.arm();
+            (admit, arm)
         };
         if arm {
             self.write_counted_refusals();
