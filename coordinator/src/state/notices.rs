@@ -77,6 +77,15 @@ impl Behind {
             .insert(signer);
     }
 
+    /// A replay to `signer` is starting: it covers whatever the signer missed before now.
+    fn unmark(&self, signer: u16) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .remove(&signer);
+    }
+
     /// The marked signers due a replay at `now_ms`, unmarked and stamped.
     fn due(&self, now_ms: u64) -> Vec<u16> {
         let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -273,13 +282,17 @@ impl Coordinator {
     /// (at most once per [`BEHIND_RETRY_MS`] each); the signer counts each id once. Run on
     /// every tick of [`Coordinator::learn_from_signers`].
     pub fn replay_behind(self: &Arc<Self>) {
+        let due = self.notices.behind.due(self.now_ms());
+        if due.is_empty() {
+            return;
+        }
         let linked: BTreeSet<u16> = self
             .registry
             .connected()
             .iter()
             .map(|s| s.identifier)
             .collect();
-        for signer in self.notices.behind.due(self.now_ms()) {
+        for signer in due {
             if !linked.contains(&signer) {
                 // Replayed when it links again.
                 continue;
@@ -292,6 +305,9 @@ impl Coordinator {
     /// Ledger notices a signer missed while away: every withdrawal signed without it within
     /// the policy's longest window (bucket slack included). The signer counts each id once.
     pub(super) async fn replay_notices(&self, signer: u16) {
+        // This replay covers what the signer missed so far: a mark made before it (a batch
+        // lost on the link it had) is not replayed again at the next tick.
+        self.notices.behind.unmark(signer);
         let window = self.policy.longest_window_ms();
         if window == 0 {
             return;
