@@ -366,16 +366,11 @@ impl Node {
             Request::PolicyUpdate(p) => self.policy_update(p),
             Request::PolicyVeto(v) => self.policy_veto(&v),
             Request::Sync(r) => self.sync(&r),
-            Request::LedgerNotice(n) => {
-                match self
-                    .ledger_notices(std::slice::from_ref(&n))
-                    .map(|mut r| r.pop())
-                {
-                    Ok(Some(counted)) => counted.map(|debited| Answer::LedgerAck { debited }),
-                    Ok(None) => Err(Refusal::permanent(Rule::BadRequest, "no notice")),
-                    Err(refused) => Err(refused),
-                }
-            }
+            // One result for the one notice.
+            Request::LedgerNotice(n) => self
+                .ledger_notices(std::slice::from_ref(&n))
+                .and_then(|mut results| results.swap_remove(0))
+                .map(|debited| Answer::LedgerAck { debited }),
             Request::LedgerNotices(batch) => self.ledger_batch(&batch, started),
             Request::AuditExport(r) => self.audit_export(&r),
             // May apply a due version or record a local-freeze change, both flushed.

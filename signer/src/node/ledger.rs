@@ -7,7 +7,7 @@ use quorate_core::{
     audit::{self, Event},
     intent::WithdrawalIntent,
     link::{Answer, LedgerNotice, RequestKind, MAX_NOTICES},
-    message::{signing_message, ChainFormat, Scheme},
+    message::{signing_message, ChainFormat},
     policy::{self, ledger::Debit},
     refusal::{Refusal, Rule},
 };
@@ -229,8 +229,8 @@ impl Node {
                 Ok(j)
             })
             .collect();
-        self.verify_notices::<Secp>(notices, &mut judged, Scheme::Secp256k1);
-        self.verify_notices::<Ed>(notices, &mut judged, Scheme::Ed25519);
+        self.verify_notices::<Secp>(notices, &mut judged);
+        self.verify_notices::<Ed>(notices, &mut judged);
         Ok(judged
             .into_iter()
             .zip(notices)
@@ -238,16 +238,15 @@ impl Node {
             .collect())
     }
 
-    /// Checks the group signatures of the `judged` notices of `scheme` together, turning each
-    /// that does not verify into its refusal.
+    /// Checks the group signatures of the `judged` notices of `C`'s scheme together, turning
+    /// each that does not verify into its refusal.
     fn verify_notices<C: Held>(
         &self,
         notices: &[LedgerNotice],
         judged: &mut [Result<Judged, Refusal>],
-        scheme: Scheme,
     ) {
         let ours: Vec<usize> = (0..judged.len())
-            .filter(|&i| matches!(&judged[i], Ok(j) if j.format.scheme() == scheme))
+            .filter(|&i| matches!(&judged[i], Ok(j) if j.format.scheme() == C::SCHEME))
             .collect();
         if ours.is_empty() {
             return;
