@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::{bail, Context};
+use quorate_wire::metrics::sample;
 use serde_json::{json, Value};
 
 use super::{drive, ms, requests, Cluster};
@@ -42,7 +43,7 @@ pub(super) async fn measure(
         .context("no signer to stop")?;
     devnet::stop(&mut cluster.procs[away]).await;
     wait_for(cluster, "the coordinator to see the signer gone", |m| {
-        gauge(m, "quorate_signers_connected") == Some((n - 1) as f64)
+        sample(m, "quorate_signers_connected") == Some((n - 1) as f64)
     })
     .await?;
 
@@ -60,20 +61,20 @@ pub(super) async fn measure(
     // Every signing run has ended, so the notices it queued went to the signers then linked:
     // the one coming back hears of these withdrawals from the replay alone.
     wait_for(cluster, "the signing runs to end", |m| {
-        gauge(m, "quorate_withdrawals_signing") == Some(0.0)
+        sample(m, "quorate_withdrawals_signing") == Some(0.0)
     })
     .await?;
     // The returning signer's own series: live notices to the others are still being counted.
     let name = cluster.procs[away].name.clone();
     let series = format!("quorate_ledger_notices_total{{signer=\"{name}\",outcome=\"counted\"}}");
-    let counted = |m: &str| gauge(m, &series);
+    let counted = |m: &str| sample(m, &series);
     let before = counted(&metrics(cluster).await?).unwrap_or(0.0);
 
     let started = Instant::now();
     cluster.procs[away] =
         devnet::spawn_signer(&cluster.dir, exe, &name, &cluster.addr, link_rtt).await?;
     wait_for(cluster, "the signer to reconnect", |m| {
-        gauge(m, "quorate_signers_connected") == Some(n as f64)
+        sample(m, "quorate_signers_connected") == Some(n as f64)
     })
     .await?;
     let reconnect = started.elapsed();
@@ -115,8 +116,4 @@ async fn wait_for(
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-fn gauge(text: &str, series: &str) -> Option<f64> {
-    quorate_wire::metrics::sample(text, series)
 }
