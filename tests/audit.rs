@@ -194,11 +194,7 @@ async fn audit_verify_catches_signatures_harvested_behind_the_coordinators_log()
     for name in c.names.clone() {
         c.kill_signer(&name).await;
     }
-    c.start_coordinator(None).await;
-    for name in c.names.clone() {
-        c.start_signer(&name);
-    }
-    c.wait_connected(3).await;
+    c.start_all().await;
 
     let dir = c.path("exported");
     export_all(&c, dir.to_str().unwrap()).await;

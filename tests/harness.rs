@@ -175,13 +175,19 @@ impl Cluster {
     /// Like [`Cluster::start`], with a genesis policy in TOML form.
     pub async fn start_with_policy(n: u16, t: u16, policy: Option<&str>) -> Self {
         let mut c = Self::create_with_policy(n, t, policy).await;
-        c.start_coordinator(None).await;
-        for name in c.names.clone() {
-            c.start_signer(&name);
-        }
-        c.wait_connected(n as usize).await;
+        c.start_all().await;
         c.dkg().await;
         c
+    }
+
+    /// Starts the coordinator (on a fresh port) and every signer, and waits until all are
+    /// linked.
+    pub async fn start_all(&mut self) {
+        self.start_coordinator(None).await;
+        for name in self.names.clone() {
+            self.start_signer(&name);
+        }
+        self.wait_connected(self.names.len()).await;
     }
 
     pub fn dir_str(&self) -> &str {

@@ -175,11 +175,7 @@ async fn coordinator_stops_cleanly_on_sigterm_with_signers_attached() {
 async fn a_signer_without_a_key_says_so_and_status_shows_who_can_sign() {
     use quorate_wire::metrics::sample;
     let mut c = Cluster::create(3, 2).await;
-    c.start_coordinator(None).await;
-    for name in c.names.clone() {
-        c.start_signer(&name);
-    }
-    c.wait_connected(3).await;
+    c.start_all().await;
     let status = |c: &Cluster| {
         let (dir, addr) = (c.dir_str().to_string(), c.addr.clone());
         async move {

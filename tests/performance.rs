@@ -30,11 +30,7 @@ async fn metrics_count_outcomes_by_rule_and_are_served_only_over_mutual_tls() {
         text.replace("signer_timeout = \"5s\"", "signer_timeout = \"10m\""),
     )
     .unwrap();
-    c.start_coordinator(None).await;
-    for name in c.names.clone() {
-        c.start_signer(&name);
-    }
-    c.wait_connected(3).await;
+    c.start_all().await;
     c.dkg().await;
     for i in 0..3 {
         let (code, w) = c.submit_eth(&format!("wd-metrics-{i}"), "1").await;
