@@ -266,3 +266,35 @@ async fn a_batch_of_forged_notices_is_recorded_with_one_flush() {
     assert_eq!(flushes() - before, 1.0, "one flush for the batch's records");
     m.stop().await;
 }
+
+/// One withdrawal twice in one batch, never counted before by this signer: the first notice
+/// debits it, the second is acknowledged as known, and its audit log shows one debit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_twice_in_one_batch_is_debited_once() {
+    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 250 * 24 * HOUR_MS).await;
+    let node = m.nodes[2].0.clone();
+    m.links[2].take().expect("linked").cut().await;
+    let (intent, req) = m.request("twice", COLD_WALLET, "10000000000000000");
+    let signed = m.submit(req).await.expect("signed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    signing_runs_ended(&m, deadline).await;
+    let notice = || spb::LedgerNotice {
+        intent: intent.encode(),
+        signature: signed.signature.clone(),
+        signed_at_ms: 0,
+    };
+    let acks = answer(
+        &node,
+        LinkId(0),
+        Some(spb::coordinator_message::Body::LedgerNotices(
+            spb::LedgerNotices {
+                notices: vec![notice(), notice()],
+            },
+        )),
+    )
+    .await;
+    assert_eq!(crate::hostile::notice_results(acks), [Ok(true), Ok(false)]);
+    assert_eq!(notices_counted(&node, "twice", "new"), 1);
+    assert_eq!(notices_counted(&node, "twice", "already"), 1);
+    m.stop().await;
+}
