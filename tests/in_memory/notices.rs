@@ -27,6 +27,15 @@ fn notices_counted(node: &Node, prefix: &str, debit: &str) -> usize {
     }
 }
 
+/// A 2-of-3 in-memory cluster whose clocks read `days` before the partner desk's whitelisting,
+/// with signer 3 unlinked (returned): nothing reaches it but what a test sends.
+async fn signer_3_away(days: u64) -> (Memory, Arc<Node>) {
+    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - days * 24 * HOUR_MS).await;
+    let node = m.nodes[2].0.clone();
+    m.links[2].take().expect("linked").cut().await;
+    (m, node)
+}
+
 /// What the coordinator's metrics say became of the notices it sent signer 3: how many had
 /// `outcome`, if the series is there.
 fn notices_sent(coordinator: &Coordinator, outcome: &str) -> Option<f64> {
@@ -58,9 +67,7 @@ async fn signing_runs_ended(m: &Memory, deadline: std::time::Instant) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches() {
     const MISSED: usize = 300;
-    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 60 * 24 * HOUR_MS).await;
-    let away = m.nodes[2].0.clone();
-    m.links[2].take().expect("linked").cut().await;
+    let (mut m, away) = signer_3_away(60).await;
     // 20 an hour, as the development policy allows, 0.01 ETH each: 3 ETH in 15 hours, all
     // within the 24-hour window the coordinator replays.
     for hour in 0..MISSED / 20 {
@@ -115,9 +122,7 @@ async fn a_signer_back_from_away_counts_every_missed_withdrawal_once_in_batches(
 /// know; the coordinator then sends it the same notices one by one, and it counts each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signer_that_does_not_know_batches_gets_its_notices_one_by_one() {
-    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 90 * 24 * HOUR_MS).await;
-    let old = m.nodes[2].0.clone();
-    m.links[2].take().expect("linked").cut().await;
+    let (mut m, old) = signer_3_away(90).await;
     for i in 0..5 {
         m.signs(&format!("old-{i}"), COLD_WALLET, "10000000000000000")
             .await;
@@ -165,9 +170,7 @@ async fn a_signer_that_does_not_know_batches_gets_its_notices_one_by_one() {
 /// coordinator's next tick replays the window to it, and it counts what it missed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notices_a_linked_signer_missed_are_replayed_at_the_next_tick() {
-    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 120 * 24 * HOUR_MS).await;
-    let node = m.nodes[2].0.clone();
-    m.links[2].take().expect("linked").cut().await;
+    let (mut m, node) = signer_3_away(120).await;
     for i in 0..4 {
         m.signs(&format!("lost-{i}"), COLD_WALLET, "10000000000000000")
             .await;
@@ -212,10 +215,7 @@ async fn notices_a_linked_signer_missed_are_replayed_at_the_next_tick() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_forged_notices_is_recorded_with_one_flush() {
     const FORGED: usize = 64;
-    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 150 * 24 * HOUR_MS).await;
-    let node = m.nodes[2].0.clone();
-    // Unlinked, so nothing but this batch reaches it.
-    m.links[2].take().expect("linked").cut().await;
+    let (m, node) = signer_3_away(150).await;
     let (_, req) = m.request("real", COLD_WALLET, "10000000000000000");
     let real = m.submit(req).await.expect("signed");
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
@@ -271,9 +271,7 @@ async fn a_batch_of_forged_notices_is_recorded_with_one_flush() {
 /// debits it, the second is acknowledged as known, and its audit log shows one debit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawal_twice_in_one_batch_is_debited_once() {
-    let mut m = Memory::start(3, 2, PARTNER_ACTIVE_MS - 250 * 24 * HOUR_MS).await;
-    let node = m.nodes[2].0.clone();
-    m.links[2].take().expect("linked").cut().await;
+    let (m, node) = signer_3_away(250).await;
     let (intent, req) = m.request("twice", COLD_WALLET, "10000000000000000");
     let signed = m.submit(req).await.expect("signed");
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
